@@ -1,0 +1,44 @@
+#include "CPurserBenchFloor.h"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int round_trip(const char *path) {
+    int in[2], out[2];
+    if (pipe(in) < 0) return -1;
+    if (pipe(out) < 0) return -1;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addclose(&actions, in[1]);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    char *argv[] = {(char *)path, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, path, &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(in[0]);
+    close(out[1]);
+    if (rc != 0) return -1;
+    char line[64];
+    int ok = write(in[1], "ping\n", 5) == 5 && read(out[0], line, sizeof line) > 0;
+    close(in[1]);
+    close(out[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return ok ? 0 : -1;
+}
+
+double purser_bench_floor(const char *path, int iterations) {
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int i = 0; i < iterations; i++) {
+        if (round_trip(path) < 0) return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    return (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
+}

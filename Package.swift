@@ -1,0 +1,79 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One settings list for every Swift target, as swift-log does.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+let cSettings: [CSetting] = [.define("_GNU_SOURCE")]
+
+let package = Package(
+    name: "Purser",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "purser", targets: ["purser"]),
+        .library(name: "PurserPluginKit", targets: ["PurserPluginKit"]),
+        .library(name: "PurserRuntime", targets: ["PurserRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Wire types and framing; depends on nothing, not even Foundation.
+        .target(name: "PurserProtocol", swiftSettings: swiftSettings),
+        // Syscalls Swift cannot make itself (clone-based spawn, variadic prctl).
+        .target(name: "CPurserSys", cSettings: cSettings),
+        .target(name: "PurserSandbox", dependencies: ["CPurserSys"], swiftSettings: swiftSettings),
+        .target(
+            name: "PurserRuntime",
+            dependencies: ["PurserProtocol", "PurserSandbox"],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "purser",
+            dependencies: [
+                "PurserRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .target(name: "PurserPluginKit", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
+
+        // Example plugins.
+        .executableTarget(
+            name: "echo", dependencies: ["PurserPluginKit"], path: "Plugins/echo",
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "wordcount", dependencies: ["PurserPluginKit"], path: "Plugins/wordcount",
+            swiftSettings: swiftSettings),
+
+        // Benchmarks: the fastest real worker, the floor child and the floor loop, in C.
+        .executableTarget(name: "cworker", path: "Benchmarks/cworker", cSettings: cSettings),
+        .executableTarget(name: "floorchild", path: "Benchmarks/floorchild", cSettings: cSettings),
+        .target(name: "CPurserBenchFloor", path: "Benchmarks/CPurserBenchFloor", cSettings: cSettings),
+        .executableTarget(
+            name: "purser-bench",
+            dependencies: ["PurserRuntime", "CPurserBenchFloor"],
+            path: "Benchmarks/purser-bench",
+            swiftSettings: swiftSettings),
+
+        // Tests.
+        .executableTarget(name: "hostile", path: "Tests/Fixtures/hostile", cSettings: cSettings),
+        .target(
+            name: "PurserTestSupport",
+            dependencies: ["PurserRuntime", "PurserProtocol"],
+            path: "Tests/PurserTestSupport",
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserProtocolTests",
+            dependencies: ["PurserProtocol", "PurserTestSupport", "echo"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserRuntimeTests",
+            dependencies: [
+                "PurserRuntime", "PurserSandbox", "PurserTestSupport",
+                "hostile", "cworker", "echo", "wordcount", "purser",
+            ],
+            swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,60 @@
+#ifndef CPURSERSYS_H
+#define CPURSERSYS_H
+
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <stdint.h>
+
+/// Where a failed spawn stopped, so the error can say which step failed.
+typedef enum {
+    PURSER_STAGE_NONE = 0,
+    PURSER_STAGE_CLONE,
+    PURSER_STAGE_SIGNALS,
+    PURSER_STAGE_SETSID,
+    PURSER_STAGE_PDEATHSIG,
+    PURSER_STAGE_CGROUP,
+    PURSER_STAGE_DUP,
+    PURSER_STAGE_CLOSE_FDS,
+    PURSER_STAGE_RLIMIT,
+    PURSER_STAGE_CHDIR,
+    PURSER_STAGE_EXEC,
+} purser_spawn_stage;
+
+typedef struct {
+    int resource;
+    rlim_t soft;
+    rlim_t hard;
+} purser_rlimit;
+
+typedef struct {
+    const char *path;              // absolute path of the executable
+    char *const *argv;             // NULL-terminated
+    char *const *envp;             // NULL-terminated
+    const char *cwd;               // NULL: stay where the supervisor is
+    int stdin_fd, stdout_fd, stderr_fd; // the child's ends; become 0, 1, 2
+    const int *cgroup_procs_fds;   // open cgroup.procs files the child joins before exec
+    int cgroup_procs_count;
+    const purser_rlimit *rlimits;
+    int rlimit_count;
+    int pdeathsig;                 // 0: none
+    unsigned int umask;
+} purser_spawn_args;
+
+typedef struct {
+    pid_t pid;
+    int pidfd;
+    int error;                     // errno of the failed step, 0 on success
+    purser_spawn_stage stage;      // the failed step
+} purser_spawn_result;
+
+/// Spawns without fork(): clone(CLONE_VM|CLONE_VFORK) on a dedicated, never-exiting
+/// thread, so PR_SET_PDEATHSIG (which follows the creating thread) only fires when the
+/// supervisor process dies. Returns 0, or -1 with result->error and result->stage set.
+int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
+
+int purser_pidfd_send_signal(int pidfd, int sig);
+int purser_pipe_cloexec(int fds[2]);
+int purser_set_child_subreaper(void);
+int purser_set_dumpable(int dumpable);
+
+#endif

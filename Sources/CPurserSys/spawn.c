@@ -1,0 +1,194 @@
+#include "CPurserSys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+#define CHILD_STACK_SIZE (64 * 1024)
+
+typedef struct {
+    const purser_spawn_args *args;
+    pid_t parent;
+    int error;
+    purser_spawn_stage stage;
+} child_context;
+
+// Runs in the clone child, which shares the parent's memory until exec:
+// async-signal-safe calls only, no allocation, no locks.
+static int child_fail(child_context *ctx, purser_spawn_stage stage) {
+    ctx->error = errno;
+    ctx->stage = stage;
+    _exit(127);
+}
+
+static int move_fd(int fd, int target) {
+    if (fd == target) {
+        int flags = fcntl(fd, F_GETFD);
+        return flags < 0 ? -1 : fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+static int child_main(void *raw) {
+    child_context *ctx = raw;
+    const purser_spawn_args *a = ctx->args;
+
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) (void)sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return child_fail(ctx, PURSER_STAGE_SIGNALS);
+
+    if (setsid() < 0) return child_fail(ctx, PURSER_STAGE_SETSID);
+    if (a->pdeathsig > 0) {
+        if (prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
+        // The supervisor may have died before prctl took effect.
+        if (getppid() != ctx->parent) { errno = ESRCH; return child_fail(ctx, PURSER_STAGE_PDEATHSIG); }
+    }
+    for (int i = 0; i < a->cgroup_procs_count; i++) {
+        if (write(a->cgroup_procs_fds[i], "0", 1) != 1) return child_fail(ctx, PURSER_STAGE_CGROUP);
+    }
+    // The pipes are >= 3 (the supervisor keeps 0-2 open), so these cannot clobber each other.
+    if (move_fd(a->stdin_fd, 0) < 0 || move_fd(a->stdout_fd, 1) < 0 || move_fd(a->stderr_fd, 2) < 0)
+        return child_fail(ctx, PURSER_STAGE_DUP);
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int fd = 3; fd < (max > 0 ? max : 65536); fd++) (void)close(fd);
+    }
+    for (int i = 0; i < a->rlimit_count; i++) {
+        struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
+        if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
+    }
+    if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
+    umask((mode_t)a->umask);
+    execve(a->path, a->argv, a->envp);
+    return child_fail(ctx, PURSER_STAGE_EXEC);
+}
+
+static void spawn_now(const purser_spawn_args *args, purser_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    result->pid = -1;
+    result->pidfd = -1;
+
+    void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        result->error = errno;
+        result->stage = PURSER_STAGE_CLONE;
+        return;
+    }
+    child_context ctx = {.args = args, .parent = getpid(), .error = 0, .stage = PURSER_STAGE_NONE};
+
+    // No handler of the supervisor may run in the child while it shares our memory.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ctx, &pidfd);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, CHILD_STACK_SIZE);
+
+    if (pid < 0) {
+        result->error = clone_errno;
+        result->stage = PURSER_STAGE_CLONE;
+        return;
+    }
+    if (ctx.error != 0) {
+        // The child has already exited; reap it so no zombie stays behind.
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        if (pidfd >= 0) close(pidfd);
+        result->error = ctx.error;
+        result->stage = ctx.stage;
+        return;
+    }
+    result->pid = pid;
+    result->pidfd = pidfd;
+}
+
+// The spawner thread: created once, never exits.
+static pthread_once_t spawner_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t spawner_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spawner_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t spawner_done = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t caller_lock = PTHREAD_MUTEX_INITIALIZER;
+static const purser_spawn_args *pending_args;
+static purser_spawn_result *pending_result;
+static bool pending_finished;
+static int spawner_start_error;
+
+static void *spawner_main(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&spawner_lock);
+    for (;;) {
+        while (pending_args == NULL) pthread_cond_wait(&spawner_wake, &spawner_lock);
+        const purser_spawn_args *args = pending_args;
+        purser_spawn_result *result = pending_result;
+        pthread_mutex_unlock(&spawner_lock);
+        spawn_now(args, result);
+        pthread_mutex_lock(&spawner_lock);
+        pending_args = NULL;
+        pending_finished = true;
+        pthread_cond_broadcast(&spawner_done);
+    }
+    return NULL;
+}
+
+static void start_spawner(void) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    spawner_start_error = pthread_create(&thread, &attr, spawner_main, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result) {
+    pthread_once(&spawner_once, start_spawner);
+    if (spawner_start_error != 0) {
+        memset(result, 0, sizeof *result);
+        result->pid = -1;
+        result->pidfd = -1;
+        result->error = spawner_start_error;
+        result->stage = PURSER_STAGE_CLONE;
+        return -1;
+    }
+    pthread_mutex_lock(&caller_lock); // one request in flight at a time
+    pthread_mutex_lock(&spawner_lock);
+    pending_result = result;
+    pending_finished = false;
+    pending_args = args;
+    pthread_cond_signal(&spawner_wake);
+    while (!pending_finished) pthread_cond_wait(&spawner_done, &spawner_lock);
+    pthread_mutex_unlock(&spawner_lock);
+    pthread_mutex_unlock(&caller_lock);
+    return result->error == 0 ? 0 : -1;
+}
+
+int purser_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int purser_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int purser_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+int purser_set_dumpable(int dumpable) { return prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); }

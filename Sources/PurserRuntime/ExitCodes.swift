@@ -1,0 +1,24 @@
+public import PurserSandbox
+
+/// The `purser` command's exit codes: 0 only for ok, one code per verdict otherwise.
+public enum ExitCodes {
+    public static let internalFailure: Int32 = 1
+    public static let badInput: Int32 = 2
+
+    public static func code(for verdict: Verdict) -> Int32 {
+        switch verdict {
+        case .ok: 0
+        case .error: 10
+        case .crashed: 11
+        case .timeout: 12
+        case .cpuLimit: 13
+        case .memoryLimit: 14
+        case .creditsExhausted: 15
+        case .protocolViolation: 16
+        case .startupFailed: 17
+        case .cancelled: 18
+        case .denied: 19
+        case .preempted: 20
+        }
+    }
+}

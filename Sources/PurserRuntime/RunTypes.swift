@@ -1,0 +1,130 @@
+public import PurserProtocol
+public import PurserSandbox
+
+/// The waits of a worker's life, in milliseconds (see protocol/SPEC.md, "Timeouts").
+public struct SessionTiming: Sendable, Hashable {
+    public var startupMs: Int64 = 10_000
+    public var cancelGraceMs: Int64 = 1_000
+    public var exitGraceMs: Int64 = 1_000
+    public var termGraceMs: Int64 = 1_000
+
+    public init() {}
+}
+
+/// One routine to run, with the reservation it runs under.
+public struct RunRequest: Sendable {
+    public var executable: String
+    public var arguments: [String] = []
+    public var pluginName: String
+    public var input: JSONValue
+    public var credits: Credits
+    public var wallTimeMs: Int64
+    public var memoryBytes: Int64
+    public var cpuSeconds: Int?
+    public var tools: [String] = []
+    /// Variables the worker may see, beyond the clean base set.
+    public var environment: [String: String] = [:]
+    public var timing = SessionTiming()
+    public var containment: Containment = .automatic
+    public var maxLineBytes = defaultMaxLineBytes
+
+    public init(
+        executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
+        memoryBytes: Int64
+    ) {
+        self.executable = executable
+        self.pluginName = pluginName ?? String(executable.split(separator: "/").last ?? "plugin")
+        self.input = input
+        self.credits = credits
+        self.wallTimeMs = wallTimeMs
+        self.memoryBytes = memoryBytes
+    }
+}
+
+/// Amounts of the three resources a reservation holds.
+public struct Amounts: Sendable, Hashable {
+    public var credits: Credits
+    public var timeMs: Int64
+    public var memoryBytes: Int64
+
+    public init(credits: Credits, timeMs: Int64, memoryBytes: Int64) {
+        self.credits = credits
+        self.timeMs = timeMs
+        self.memoryBytes = memoryBytes
+    }
+
+    public var json: JSONValue {
+        ["credits": credits.json, "timeMs": .number(JSONNumber(timeMs)), "memoryBytes": .number(JSONNumber(memoryBytes))]
+    }
+}
+
+public struct RunUsage: Sendable, Hashable {
+    /// What the run is charged: never more than it reserved.
+    public var credits: Credits
+    /// What the worker said it spent, which may exceed the charge.
+    public var reportedCredits: Credits
+    public var wallMs: Int64
+    public var cpuMs: Int64
+    public var memoryPeakBytes: Int64
+
+    public var json: JSONValue {
+        [
+            "credits": credits.json, "reportedCredits": reportedCredits.json,
+            "wallMs": .number(JSONNumber(wallMs)), "cpuMs": .number(JSONNumber(cpuMs)),
+            "memoryPeakBytes": .number(JSONNumber(memoryPeakBytes)),
+        ]
+    }
+}
+
+public struct RunReport: Sendable {
+    public var runID: String
+    public var verdict: Verdict
+    /// Why, in a sentence, when the verdict is not ok.
+    public var message: String?
+    public var output: JSONValue?
+    public var error: RPCError?
+    public var usage: RunUsage
+    public var reserved: Amounts
+    public var stderrTail: String
+    public var exit: ExitInfo?
+    public var plugin: InitializeResult?
+    public var containment: String
+
+    public var returned: Amounts {
+        Amounts(
+            credits: reserved.credits - usage.credits,
+            timeMs: max(0, reserved.timeMs - usage.wallMs),
+            memoryBytes: max(0, reserved.memoryBytes - usage.memoryPeakBytes))
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "runId": .string(runID),
+            "verdict": .string(verdict.rawValue),
+            "output": output ?? .null,
+            "usage": usage.json,
+            "reserved": reserved.json,
+            "returned": returned.json,
+            "stderrTail": .string(stderrTail),
+            "containment": .string(containment),
+        ]
+        if let message { object["message"] = .string(message) }
+        if let error { object["error"] = error.json }
+        if let exit {
+            object["exit"] = [
+                "code": exit.exitCode.map { .number(JSONNumber(Int64($0))) } ?? .null,
+                "signal": exit.signal.map { .number(JSONNumber(Int64($0))) } ?? .null,
+            ]
+        }
+        return .object(object)
+    }
+}
+
+/// What a worker tells while it runs.
+public enum RunEvent: Sendable {
+    case progress(ProgressParams)
+    case log(LogParams)
+    case usage(Credits)
+    /// Something the supervisor noticed about the worker (stray lines, unknown methods).
+    case notice(String)
+}

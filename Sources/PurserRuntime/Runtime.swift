@@ -1,0 +1,129 @@
+import Glibc
+public import PurserProtocol
+public import PurserSandbox
+
+public struct RuntimeError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public static let invalidRequest = Code("invalid request")
+        public static let stateDirectory = Code("state directory")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Puts the modules together: a reservation in, a sandboxed worker session, a report out.
+public struct Runtime: Sendable {
+    /// `$PURSER_HOME`, by default `./.purser`.
+    public let home: String
+
+    public init(home: String = Runtime.defaultHome()) {
+        self.home = home
+        Self.prepareProcess()
+    }
+
+    public static func defaultHome() -> String {
+        if let value = getenv("PURSER_HOME"), value.pointee != 0 { return String(cString: value) }
+        return "./.purser"
+    }
+
+    /// The variables every worker gets; anything else must be allowed explicitly.
+    public static let baseEnvironment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PURSER_PROTOCOL": "1"]
+
+    /// Runs one routine under its reservation and reports verdict, usage and returns.
+    public func exec(
+        _ request: RunRequest, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in }
+    ) async throws(RuntimeError) -> RunReport {
+        try validate(request)
+        let runID = Self.makeRunID()
+        let budget = Budget(
+            credits: request.credits, deadlineMs: unixMilliseconds() + request.wallTimeMs,
+            memoryBytes: request.memoryBytes, tools: request.tools)
+        let runLine = RPCMessage.request(
+            id: .number(2), method: Method.run, params: RunParams(runID: runID, input: request.input, budget: budget).json
+        ).line()
+        guard runLine.count - 1 <= request.maxLineBytes else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "the input makes a run message of \(runLine.count - 1) bytes; the line limit is \(request.maxLineBytes)")
+        }
+        let directory: RunDirectory
+        do {
+            try ensureDirectory(home)
+            directory = try RunDirectory(parent: home + "/work")
+        } catch {
+            throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
+        }
+        defer { directory.remove() }
+        let session = WorkerSession(
+            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
+            onEvent: onEvent)
+        return await withTaskCancellationHandler {
+            await session.run()
+        } onCancel: {
+            session.cancel()
+        }
+    }
+
+    func profile(_ request: RunRequest, directory: String) -> SandboxProfile {
+        var environment = Self.baseEnvironment
+        environment["HOME"] = directory
+        environment["TMPDIR"] = directory
+        environment.merge(request.environment) { _, allowed in allowed }
+        var limits = ResourceLimits(
+            cpuSeconds: request.cpuSeconds, dataBytes: UInt64(request.memoryBytes), memoryBytes: UInt64(request.memoryBytes))
+        limits.openFiles = 1024
+        return SandboxProfile(
+            executable: request.executable, arguments: request.arguments, environment: environment,
+            workingDirectory: directory, limits: limits, containment: request.containment)
+    }
+
+    private func validate(_ request: RunRequest) throws(RuntimeError) {
+        func invalid(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
+        guard request.wallTimeMs > 0 else { throw invalid("time must be positive") }
+        guard request.memoryBytes > 0 else { throw invalid("memory must be positive") }
+        if let cpu = request.cpuSeconds, cpu <= 0 { throw invalid("cpu must be positive") }
+        for key in request.environment.keys where key.isEmpty || key.contains("=") {
+            throw invalid("bad environment variable name '\(key)'")
+        }
+        do {
+            _ = try Spawner.resolveExecutable(request.executable)
+        } catch {
+            throw invalid(error.description)
+        }
+    }
+
+    private func ensureDirectory(_ path: String) throws(SandboxError) {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw SandboxError(code: .syscallFailed, errno: errno, message: "mkdir \(path)")
+        }
+    }
+
+    static func makeRunID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return "r-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Once per supervisor: a worker's closed pipe must be EPIPE, not death by SIGPIPE,
+    /// and fds 0-2 must be taken so that pipes never land on them.
+    private static let preparedProcess: Bool = {
+        signal(SIGPIPE, SIG_IGN)
+        for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 {
+            _ = open("/dev/null", O_RDWR)
+        }
+        return true
+    }()
+
+    static func prepareProcess() { _ = preparedProcess }
+}

@@ -1,0 +1,491 @@
+import Dispatch
+import Glibc
+import PurserProtocol
+import PurserSandbox
+
+/// Speaks protocol v1 with one worker for one run, and enforces the run's limits.
+///
+/// Every piece of state is touched only on `queue`, as a channel's state is on its event
+/// loop in SwiftNIO: the pipes, the pidfd and the timers are all Dispatch sources on it.
+final class WorkerSession: @unchecked Sendable {
+    static let maxStrayLines = 16
+    static let supervisorVersion = "0.1.0"
+
+    private enum Phase { case initializing, running, stopping, finished }
+    private enum Pending { case initialize, run, shutdown, ping }
+
+    private let request: RunRequest
+    private let runID: String
+    private let workerID: String
+    private let budget: Budget
+    private let limits: ResourceLimits
+    private let profile: SandboxProfile
+    private let onEvent: @Sendable (RunEvent) -> Void
+    private let queue: DispatchQueue
+
+    private var process: WorkerProcess?
+    private var phase = Phase.initializing
+    private var stop: StopReason?
+    private var stopMessage: String?
+    private var answer = RunAnswer.none
+    private var output: JSONValue?
+    private var runError: RPCError?
+    private var plugin: InitializeResult?
+    private var reportedCredits = Credits.zero
+    private var resultCredits: Credits?
+    private var strayLines = 0
+    private var unknownNotifications: Set<String> = []
+    private var nextID: Int64 = 1
+    private var pending: [Int64: Pending] = [:]
+    private var framer: LineFramer
+    private var stderrTail = StderrTail()
+    private var outgoing: [UInt8] = []
+    private var stdinOpen = true
+    private var stdoutSource: (any DispatchSourceRead)?
+    private var stderrSource: (any DispatchSourceRead)?
+    private var exitSource: (any DispatchSourceRead)?
+    private var writeSource: (any DispatchSourceWrite)?
+    private var timers: [any DispatchSourceTimer] = []
+    private var startedAt = ContinuousClock.now
+    private var continuation: CheckedContinuation<RunReport, Never>?
+
+    init(
+        request: RunRequest, runID: String, budget: Budget, profile: SandboxProfile,
+        onEvent: @escaping @Sendable (RunEvent) -> Void
+    ) {
+        self.request = request
+        self.runID = runID
+        self.workerID = "w-" + runID.dropFirst(2)
+        self.budget = budget
+        self.limits = profile.limits
+        self.profile = profile
+        self.onEvent = onEvent
+        self.framer = LineFramer(maxLineBytes: request.maxLineBytes)
+        self.queue = DispatchQueue(label: "purser.worker.\(runID)")
+    }
+
+    /// Runs the worker to its end; never throws: a spawn failure is a `startup_failed` report.
+    func run() async -> RunReport {
+        await withCheckedContinuation { continuation in
+            queue.async {
+                self.continuation = continuation
+                self.start()
+            }
+        }
+    }
+
+    /// Asks the run to stop, as a user would with Ctrl-C.
+    func cancel() {
+        queue.async { self.beginCancel(.cancelled, reason: "cancelled", message: "cancelled by the user") }
+    }
+
+    // MARK: - Start
+
+    private func start() {
+        startedAt = .now
+        let process: WorkerProcess
+        do {
+            process = try Spawner.spawn(profile, runName: runID)
+        } catch {
+            stop = .startupFailed
+            stopMessage = error.description
+            finish(exit: nil)
+            return
+        }
+        self.process = process
+        stdoutSource = watchReads(process.stdoutFD) { self.stdoutData($0) }
+        stderrSource = watchReads(process.stderrFD) { self.stderrTail.append($0) }
+        let exitSource = DispatchSource.makeReadSource(fileDescriptor: process.pidFD, queue: queue)
+        exitSource.setEventHandler { self.workerExited() }
+        exitSource.activate()
+        self.exitSource = exitSource
+
+        let params = InitializeParams(
+            supervisorVersion: Self.supervisorVersion, workerID: workerID, plugin: request.pluginName,
+            maxLineBytes: Int64(request.maxLineBytes))
+        send(request: .initialize, method: Method.initialize, params: params.json)
+        after(request.timing.startupMs) {
+            guard self.phase == .initializing else { return }
+            self.kill(.startupFailed, "the worker did not answer initialize within \(self.request.timing.startupMs) ms")
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Watches a pipe until end of file. The fd is closed only by the source's cancel
+    /// handler, so no read can ever hit a closed (or reused) fd number.
+    private func watchReads(
+        _ fd: Int32, _ handle: @escaping (UnsafeRawBufferPointer) -> Void
+    ) -> any DispatchSourceRead {
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler {
+            guard !Self.drain(fd, handle) else { return }
+            if fd == self.process?.stdoutFD { self.stdoutSource?.cancel() } else { self.stderrSource?.cancel() }
+        }
+        source.setCancelHandler { close(fd) }
+        source.activate()
+        return source
+    }
+
+    private static let readBuffer = 64 * 1024
+
+    /// Reads what the pipe holds now, at most 1 MiB so one worker cannot starve the rest.
+    /// Returns false at end of file.
+    @discardableResult
+    private static func drain(_ fd: Int32, _ handle: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: readBuffer, alignment: 16) { buffer in
+            for _ in 0..<16 {
+                let count = read(fd, buffer.baseAddress, buffer.count)
+                if count > 0 {
+                    handle(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                    continue
+                }
+                if count < 0 && (errno == EINTR) { continue }
+                return count < 0  // EAGAIN: open; 0 or another error: done
+            }
+            return true
+        }
+    }
+
+    private func stdoutData(_ chunk: UnsafeRawBufferPointer) {
+        guard phase != .finished, stop != .protocolViolation else { return }
+        framer.feed(chunk) { event in
+            switch event {
+            case .line(let line): self.handleLine(line)
+            case .oversized:
+                self.kill(.protocolViolation, "the worker wrote a line longer than \(self.request.maxLineBytes) bytes")
+            }
+        }
+    }
+
+    private func handleLine(_ line: ArraySlice<UInt8>) {
+        guard stop != .protocolViolation else { return }
+        let message: RPCMessage
+        do {
+            message = try RPCMessage(line: line)
+        } catch {
+            return stray(line, because: error.description)
+        }
+        switch message {
+        case .response(let id, let result): handleResponse(id, result, line)
+        case .notification(let method, let params): handleNotification(method, params)
+        case .request(let id, let method, _): handleWorkerRequest(id, method)
+        }
+    }
+
+    private func stray(_ line: ArraySlice<UInt8>, because reason: String) {
+        strayLines += 1
+        onEvent(.notice("stray line \(strayLines) (\(reason)): \(escapedPrefix(line))"))
+        if strayLines > Self.maxStrayLines {
+            kill(.protocolViolation, "the worker wrote more than \(Self.maxStrayLines) lines that are not protocol messages")
+        }
+    }
+
+    // MARK: - Messages
+
+    private func handleResponse(_ id: RPCID, _ result: Result<JSONValue, RPCError>, _ line: ArraySlice<UInt8>) {
+        guard case .number(let number) = id, let purpose = pending.removeValue(forKey: number) else {
+            return stray(line, because: "response to unknown id \(id)")
+        }
+        switch purpose {
+        case .initialize: initialized(result)
+        case .run: runAnswered(result)
+        case .shutdown, .ping: break
+        }
+    }
+
+    private func initialized(_ result: Result<JSONValue, RPCError>) {
+        guard phase == .initializing else { return }
+        let info: InitializeResult
+        do {
+            info = try InitializeResult(json: result.get())
+        } catch let error as RPCError {
+            return kill(.startupFailed, "the worker refused initialize: \(error)")
+        } catch {
+            return kill(.startupFailed, "bad initialize result: \(error)")
+        }
+        guard info.protocolVersion == protocolVersion else {
+            return kill(
+                .startupFailed,
+                "the worker speaks protocol version \(info.protocolVersion); this supervisor speaks \(protocolVersion)")
+        }
+        plugin = info
+        phase = .running
+        send(request: .run, method: Method.run, params: RunParams(runID: runID, input: request.input, budget: budget).json)
+        let remaining = budget.deadlineMs - unixMilliseconds()
+        after(max(0, remaining)) {
+            self.beginCancel(.timeout, reason: "deadline", message: "the run passed its deadline")
+        }
+    }
+
+    private func runAnswered(_ result: Result<JSONValue, RPCError>) {
+        guard answer == .none else { return }
+        switch result {
+        case .success(let value):
+            do {
+                let parsed = try RunResult(json: value)
+                answer = .result
+                output = parsed.output
+                resultCredits = parsed.credits
+                if let total = parsed.credits, total > budget.credits, stop == nil {
+                    stop = .creditsExhausted
+                    stopMessage = "the worker reported \(total) credits against a budget of \(budget.credits)"
+                }
+            } catch {
+                answer = .error
+                runError = RPCError(code: ErrorCode.invalidParams, message: "bad run result: \(error)")
+            }
+        case .failure(let error):
+            answer = .error
+            runError = error
+        }
+        beginStop()
+    }
+
+    private func handleNotification(_ method: String, _ params: JSONValue?) {
+        do {
+            switch method {
+            case Method.usage:
+                let credits = try UsageParams(json: params).credits
+                reportedCredits = reportedCredits + credits
+                onEvent(.usage(credits))
+                if reportedCredits > budget.credits {
+                    beginCancel(
+                        .creditsExhausted, reason: "credits_exhausted",
+                        message: "the worker reported \(reportedCredits) credits against a budget of \(budget.credits)")
+                }
+            case Method.progress: onEvent(.progress(try ProgressParams(json: params)))
+            case Method.log: onEvent(.log(try LogParams(json: params)))
+            default:
+                if unknownNotifications.insert(method).inserted {
+                    onEvent(.notice("ignored unknown notification \(method)"))
+                }
+            }
+        } catch {
+            onEvent(.notice("ignored malformed \(method) notification: \(error)"))
+        }
+    }
+
+    private func handleWorkerRequest(_ id: RPCID, _ method: String) {
+        let result: Result<JSONValue, RPCError>
+        switch method {
+        case Method.ping: result = .success([:])
+        case Method.gatewayCall, Method.routineCall:
+            result = .failure(RPCError(code: ErrorCode.notAvailable, message: "\(method) is not available in this supervisor"))
+        default:
+            result = .failure(RPCError(code: ErrorCode.methodNotFound, message: "method not found: \(method)"))
+        }
+        write(RPCMessage.response(id: id, result: result).line())
+    }
+
+    // MARK: - Writing
+
+    private func send(request purpose: Pending, method: String, params: JSONValue?) {
+        let id = nextID
+        nextID += 1
+        pending[id] = purpose
+        write(RPCMessage.request(id: .number(id), method: method, params: params).line())
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        guard stdinOpen else { return }
+        outgoing.append(contentsOf: bytes)
+        flush()
+    }
+
+    private func flush() {
+        guard let process, stdinOpen else { return }
+        while !outgoing.isEmpty {
+            let written = outgoing.withUnsafeBytes { Glibc.write(process.stdinFD, $0.baseAddress, $0.count) }
+            if written > 0 {
+                outgoing.removeFirst(written)
+                continue
+            }
+            if written < 0 && errno == EINTR { continue }
+            if written < 0 && errno == EAGAIN {
+                return waitUntilWritable(process.stdinFD)
+            }
+            // EPIPE: the worker closed its stdin; its exit will tell the rest.
+            outgoing = []
+            break
+        }
+        writeSource?.cancel()
+        writeSource = nil
+        if phase == .stopping && outgoing.isEmpty { closeStdin() }
+    }
+
+    private func waitUntilWritable(_ fd: Int32) {
+        guard writeSource == nil else { return }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler { self.flush() }
+        source.activate()
+        writeSource = source
+    }
+
+    private func closeStdin() {
+        guard stdinOpen, let process else { return }
+        stdinOpen = false
+        writeSource?.cancel()
+        writeSource = nil
+        close(process.stdinFD)
+    }
+
+    // MARK: - Stopping
+
+    /// Deadline, credits or user: tell the worker, give it `cancelGrace` to answer.
+    private func beginCancel(_ reason: StopReason, reason wireReason: String, message: String) {
+        guard phase != .finished, stop == nil else { return }
+        stop = reason
+        stopMessage = message
+        guard phase == .running, answer == .none else { return beginStop() }
+        write(RPCMessage.notification(method: Method.cancel, params: CancelParams(runID: runID, reason: wireReason).json).line())
+        after(request.timing.cancelGraceMs) { self.beginStop() }
+    }
+
+    /// shutdown → close stdin → exitGrace → SIGTERM → termGrace → SIGKILL to the whole run.
+    private func beginStop() {
+        guard phase == .running || phase == .initializing else { return }
+        phase = .stopping
+        send(request: .shutdown, method: Method.shutdown, params: nil)
+        if outgoing.isEmpty { closeStdin() }
+        after(request.timing.exitGraceMs) {
+            self.process?.signalProcessGroup(SIGTERM)
+            self.after(self.request.timing.termGraceMs) { self.process?.killAll() }
+        }
+    }
+
+    /// Ends the worker at once: the stream is unusable or the worker never started.
+    private func kill(_ reason: StopReason, _ message: String) {
+        guard phase != .finished else { return }
+        if stop == nil || reason == .protocolViolation {
+            stop = reason
+            stopMessage = message
+        }
+        phase = .stopping
+        closeStdin()
+        process?.killAll()
+    }
+
+    private func after(_ milliseconds: Int64, _ body: @escaping () -> Void) {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .milliseconds(Int(clamping: milliseconds)))
+        timer.setEventHandler {
+            guard self.phase != .finished else { return }
+            body()
+        }
+        timer.activate()
+        timers.append(timer)
+    }
+
+    // MARK: - End
+
+    private func workerExited() {
+        guard phase != .finished, let process else { return }
+        let exit = process.reap()
+        // The worker may have written its answer just before exiting: read what is there.
+        if let stdoutSource, !stdoutSource.isCancelled { Self.drain(process.stdoutFD) { stdoutData($0) } }
+        if let stderrSource, !stderrSource.isCancelled { Self.drain(process.stderrFD) { stderrTail.append($0) } }
+        exitSource?.cancel()
+        process.cleanUp()
+        finish(exit: exit)
+    }
+
+    private func finish(exit: ExitInfo?) {
+        phase = .finished
+        for timer in timers { timer.cancel() }
+        timers = []
+        closeStdin()
+        writeSource?.cancel()
+        stdoutSource?.cancel()
+        stderrSource?.cancel()
+        exitSource?.cancel()
+        continuation?.resume(returning: report(exit: exit))
+        continuation = nil
+    }
+
+    private func report(exit: ExitInfo?) -> RunReport {
+        let wall = ContinuousClock.now - startedAt
+        let wallMs = wall.components.seconds * 1000 + wall.components.attoseconds / 1_000_000_000_000_000
+        let exitInfo = exit ?? ExitInfo(exitCode: nil, signal: nil, cpuMs: 0, peakMemoryBytes: 0)
+        let verdict = VerdictClassifier.classify(
+            stop: stop, answer: answer, initialized: plugin != nil, exit: exitInfo, limits: limits)
+        let reported = max(reportedCredits, resultCredits ?? .zero)
+        return RunReport(
+            runID: runID,
+            verdict: verdict,
+            message: verdict == .ok ? nil : stopMessage ?? describe(verdict, exit),
+            output: verdict == .ok ? output : nil,
+            error: verdict == .error ? runError : nil,
+            usage: RunUsage(
+                credits: min(reported, budget.credits), reportedCredits: reported, wallMs: wallMs,
+                cpuMs: exitInfo.cpuMs, memoryPeakBytes: exitInfo.peakMemoryBytes),
+            reserved: Amounts(credits: budget.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
+            stderrTail: stderrTail.text,
+            exit: exit,
+            plugin: plugin,
+            containment: process?.containment ?? "none")
+    }
+
+    private func describe(_ verdict: Verdict, _ exit: ExitInfo?) -> String {
+        let how = exit.map { exit in
+            if let signal = exit.signal { return "was killed by signal \(signal)" }
+            return "exited with status \(exit.exitCode ?? -1)"
+        } ?? "ended"
+        switch verdict {
+        case .error: return "the worker answered the run with an error"
+        case .cpuLimit: return "the worker used its CPU limit of \(limits.cpuSeconds ?? 0) s and \(how)"
+        case .memoryLimit: return "the worker ran out of its \(limits.dataBytes ?? 0) bytes of memory and \(how)"
+        case .startupFailed: return "the worker \(how) before answering initialize"
+        default: return "the worker \(how) without answering the run"
+        }
+    }
+}
+
+func unixMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+/// Printable, bounded view of a line for logs.
+func escapedPrefix(_ line: ArraySlice<UInt8>, limit: Int = 200) -> String {
+    var text = ""
+    for byte in line.prefix(limit) {
+        switch byte {
+        case 0x20..<0x7F where byte != 0x5C: text.unicodeScalars.append(Unicode.Scalar(byte))
+        default: text += "\\x" + String(byte, radix: 16).leftPadded(to: 2)
+        }
+    }
+    return line.count > limit ? text + "…" : text
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// The last 64 KiB of a worker's stderr, with lines cut at 64 KiB.
+struct StderrTail {
+    static let limit = 64 * 1024
+    private var bytes: [UInt8] = []
+    private var lineLength = 0
+
+    mutating func append(_ chunk: UnsafeRawBufferPointer) {
+        for byte in chunk {
+            if byte == 0x0A {
+                lineLength = 0
+                bytes.append(byte)
+            } else if lineLength < Self.limit {
+                lineLength += 1
+                bytes.append(byte)
+                if lineLength == Self.limit { bytes.append(contentsOf: Array("…[cut]".utf8)) }
+            }
+        }
+        if bytes.count > 2 * Self.limit { bytes.removeFirst(bytes.count - Self.limit) }
+    }
+
+    var text: String {
+        String(decoding: bytes.suffix(Self.limit), as: UTF8.self)
+    }
+}

@@ -1,0 +1,49 @@
+/// Everything the sandbox needs to start one worker. It knows processes, not budgets:
+/// the runtime turns a reservation into these limits.
+public struct SandboxProfile: Sendable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String: String]
+    /// The run's private working directory; created by `RunDirectory`.
+    public var workingDirectory: String?
+    public var limits: ResourceLimits
+    /// How the run's processes are held together and killed.
+    public var containment: Containment
+
+    public init(
+        executable: String, arguments: [String] = [], environment: [String: String] = [:],
+        workingDirectory: String? = nil, limits: ResourceLimits = .init(), containment: Containment = .automatic
+    ) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.limits = limits
+        self.containment = containment
+    }
+}
+
+public struct ResourceLimits: Sendable, Hashable {
+    /// RLIMIT_CPU, whole seconds of user+system time.
+    public var cpuSeconds: Int?
+    /// RLIMIT_DATA. Not RLIMIT_AS, which breaks runtimes that reserve address space.
+    public var dataBytes: UInt64?
+    /// The memory cgroup's limit, where the host has one; peak memory is measured there.
+    public var memoryBytes: UInt64?
+    public var openFiles: UInt64 = 1024
+    public var fileSizeBytes: UInt64? = 1 << 30
+    public var coreBytes: UInt64 = 0
+
+    public init(cpuSeconds: Int? = nil, dataBytes: UInt64? = nil, memoryBytes: UInt64? = nil) {
+        self.cpuSeconds = cpuSeconds
+        self.dataBytes = dataBytes
+        self.memoryBytes = memoryBytes
+    }
+}
+
+public enum Containment: Sendable, Hashable {
+    /// A cgroup v2 group per run where the host allows it, else a process group.
+    case automatic
+    /// Process group plus a child-subreaper sweep: works anywhere, weaker against setsid.
+    case processGroup
+}

@@ -1,0 +1,167 @@
+import CPurserSys
+import Glibc
+
+/// Starts workers without fork(): see `purser_spawn` in CPurserSys.
+public enum Spawner {
+    public static func spawn(_ profile: SandboxProfile, runName: String) throws(SandboxError) -> WorkerProcess {
+        let path = try resolveExecutable(profile.executable)
+        let stdin = try makePipe()
+        let stdout: (read: Int32, write: Int32)
+        let stderr: (read: Int32, write: Int32)
+        do {
+            stdout = try makePipe()
+        } catch {
+            closeAll([stdin.read, stdin.write])
+            throw error
+        }
+        do {
+            stderr = try makePipe()
+        } catch {
+            closeAll([stdin.read, stdin.write, stdout.read, stdout.write])
+            throw error
+        }
+        let supervisorEnds = [stdin.write, stdout.read, stderr.read]
+        let childEnds = [stdin.read, stdout.write, stderr.write]
+        let group: any RunGroup
+        do {
+            group = try makeRunGroup(profile.containment, name: runName)
+        } catch {
+            closeAll(supervisorEnds + childEnds)
+            throw error
+        }
+        var result = purser_spawn_result()
+        let memory = MemoryCgroup.make(name: runName, limitBytes: profile.limits.memoryBytes)
+        let procsFDs = [group.procsFD, memory?.procsFD ?? -1].filter { $0 >= 0 }
+        let status = withSpawnArguments(profile, path: path, fds: childEnds, procsFDs: procsFDs) {
+            purser_spawn($0, &result)
+        }
+        closeAll(childEnds)
+        guard status == 0 else {
+            closeAll(supervisorEnds)
+            group.remove()
+            memory?.remove()
+            throw spawnError(result, path: path)
+        }
+        for fd in supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        return WorkerProcess(
+            pid: result.pid, pidFD: result.pidfd, stdin: stdin.write, stdout: stdout.read,
+            stderr: stderr.read, group: group, memory: memory)
+    }
+
+    /// Finds the executable as a shell would: a path with a slash as is, else on PATH.
+    public static func resolveExecutable(_ name: String) throws(SandboxError) -> String {
+        if name.contains("/") {
+            guard access(name, X_OK) == 0 else {
+                throw SandboxError(code: .executableNotFound, errno: errno, message: "cannot execute \(name)")
+            }
+            return name
+        }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 {
+            return "\(dir)/\(name)"
+        }
+        throw SandboxError(code: .executableNotFound, message: "no executable named \(name) on PATH")
+    }
+
+    private static func makePipe() throws(SandboxError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        try syscall("pipe2") { purser_pipe_cloexec(&fds) }
+        return (fds[0], fds[1])
+    }
+
+    private static func closeAll(_ fds: [Int32]) {
+        for fd in fds where fd >= 0 { close(fd) }
+    }
+
+    private static func spawnError(_ result: purser_spawn_result, path: String) -> SandboxError {
+        let step: String
+        switch result.stage {
+        case PURSER_STAGE_CLONE: step = "clone"
+        case PURSER_STAGE_SIGNALS: step = "resetting signals"
+        case PURSER_STAGE_SETSID: step = "setsid"
+        case PURSER_STAGE_PDEATHSIG: step = "setting the parent-death signal"
+        case PURSER_STAGE_CGROUP: step = "joining the run's cgroup"
+        case PURSER_STAGE_DUP: step = "setting up stdio"
+        case PURSER_STAGE_CLOSE_FDS: step = "closing inherited fds"
+        case PURSER_STAGE_RLIMIT: step = "setting rlimits"
+        case PURSER_STAGE_CHDIR: step = "entering the working directory"
+        default: step = "exec"
+        }
+        return SandboxError(code: .spawnFailed, errno: result.error, message: "cannot start \(path) (\(step))")
+    }
+
+    private static func withSpawnArguments<R>(
+        _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32],
+        _ body: (UnsafePointer<purser_spawn_args>) -> R
+    ) -> R {
+        let argv = CStringArray([path] + profile.arguments)
+        let envp = CStringArray(profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+        let limits = rlimits(profile.limits)
+        return withExtendedLifetime((argv, envp)) {
+            path.withCString { cPath in
+            withOptionalCString(profile.workingDirectory) { cwd in
+                procsFDs.withUnsafeBufferPointer { procsBuffer in
+                limits.withUnsafeBufferPointer { limitBuffer in
+                    var args = purser_spawn_args()
+                    args.path = cPath
+                    args.argv = UnsafePointer(argv.pointer)
+                    args.envp = UnsafePointer(envp.pointer)
+                    args.cwd = cwd
+                    args.stdin_fd = fds[0]
+                    args.stdout_fd = fds[1]
+                    args.stderr_fd = fds[2]
+                    args.cgroup_procs_fds = procsBuffer.baseAddress
+                    args.cgroup_procs_count = Int32(procsBuffer.count)
+                    args.rlimits = limitBuffer.baseAddress
+                    args.rlimit_count = Int32(limitBuffer.count)
+                    args.pdeathsig = SIGKILL
+                    args.umask = 0o077
+                    return withUnsafePointer(to: &args) { body($0) }
+                }
+                }
+            }
+            }
+        }
+    }
+
+    private static func rlimits(_ limits: ResourceLimits) -> [purser_rlimit] {
+        func limit(_ resource: __rlimit_resource, _ soft: UInt64, _ hard: UInt64? = nil) -> purser_rlimit {
+            purser_rlimit(resource: Int32(resource.rawValue), soft: rlim_t(soft), hard: rlim_t(hard ?? soft))
+        }
+        var result = [limit(RLIMIT_NOFILE, limits.openFiles), limit(RLIMIT_CORE, limits.coreBytes)]
+        if let cpu = limits.cpuSeconds {
+            // The soft limit sends SIGXCPU; the hard one, a second later, SIGKILL.
+            result.append(limit(RLIMIT_CPU, UInt64(max(cpu, 1)), UInt64(max(cpu, 1) + 1)))
+        }
+        if let data = limits.dataBytes {
+            // Under a memory cgroup, RLIMIT_DATA is only a backstop against runaway mappings.
+            let backstop = limits.memoryBytes != nil && MemoryCgroup.base != nil
+            result.append(limit(RLIMIT_DATA, backstop ? data.multipliedReportingOverflow(by: 4).partialValue : data))
+        }
+        if let size = limits.fileSizeBytes { result.append(limit(RLIMIT_FSIZE, size)) }
+        return result
+    }
+}
+
+private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}
+
+/// A NULL-terminated array of C strings that lives as long as this value.
+private final class CStringArray {
+    let pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let count: Int
+
+    init(_ strings: [String]) {
+        count = strings.count
+        pointer = .allocate(capacity: count + 1)
+        for (index, string) in strings.enumerated() { pointer[index] = strdup(string) }
+        pointer[count] = nil
+    }
+
+    deinit {
+        for index in 0..<count { free(pointer[index]) }
+        pointer.deallocate()
+    }
+}

@@ -1,0 +1,65 @@
+import Glibc
+
+/// Exactly one per run.
+public enum Verdict: String, Sendable, CaseIterable, Codable {
+    case ok
+    case error
+    case crashed
+    case timeout
+    case cpuLimit = "cpu_limit"
+    case memoryLimit = "memory_limit"
+    case creditsExhausted = "credits_exhausted"
+    case protocolViolation = "protocol_violation"
+    case startupFailed = "startup_failed"
+    case cancelled
+    case denied
+    case preempted
+}
+
+/// Why the supervisor ended a run itself, if it did.
+public enum StopReason: Sendable, Hashable {
+    case timeout, creditsExhausted, protocolViolation, startupFailed, cancelled
+
+    var verdict: Verdict {
+        switch self {
+        case .timeout: .timeout
+        case .creditsExhausted: .creditsExhausted
+        case .protocolViolation: .protocolViolation
+        case .startupFailed: .startupFailed
+        case .cancelled: .cancelled
+        }
+    }
+}
+
+/// What the worker said about its run before it ended.
+public enum RunAnswer: Sendable, Hashable {
+    case none, result, error
+}
+
+public enum VerdictClassifier {
+    /// A worker that died holding at least this share of its data limit ran out of memory:
+    /// under RLIMIT_DATA an allocation fails, and the runtime then aborts or faults.
+    static let memoryShare = 0.75
+
+    public static func classify(
+        stop: StopReason?, answer: RunAnswer, initialized: Bool, exit: ExitInfo, limits: ResourceLimits
+    ) -> Verdict {
+        if let stop { return stop.verdict }
+        switch answer {
+        case .result: return .ok
+        case .error: return .error
+        case .none: break
+        }
+        if !initialized { return .startupFailed }
+        if let cpu = limits.cpuSeconds,
+            exit.signal == SIGXCPU || (exit.signal == SIGKILL && exit.cpuMs >= Int64(cpu) * 1000)
+        {
+            return .cpuLimit
+        }
+        if exit.outOfMemory { return .memoryLimit }
+        if let data = limits.memoryBytes ?? limits.dataBytes, Double(exit.peakMemoryBytes) >= Double(data) * memoryShare {
+            return .memoryLimit
+        }
+        return .crashed
+    }
+}

@@ -1,0 +1,102 @@
+import CPurserSys
+import Glibc
+
+/// How a worker process ended, as wait4 reports it.
+public struct ExitInfo: Sendable, Hashable {
+    public var exitCode: Int32?
+    public var signal: Int32?
+    /// User plus system time, including the children it waited for.
+    public var cpuMs: Int64
+    /// Peak resident set of the worker or its largest waited-for descendant.
+    public var peakMemoryBytes: Int64
+    /// The kernel's OOM killer acted in the run's memory cgroup.
+    public var outOfMemory: Bool
+
+    public init(exitCode: Int32?, signal: Int32?, cpuMs: Int64, peakMemoryBytes: Int64, outOfMemory: Bool = false) {
+        self.outOfMemory = outOfMemory
+        self.exitCode = exitCode
+        self.signal = signal
+        self.cpuMs = cpuMs
+        self.peakMemoryBytes = peakMemoryBytes
+    }
+}
+
+/// A spawned worker: its pid, a pidfd that becomes readable when it exits, and the
+/// supervisor's ends of its three pipes (non-blocking, close-on-exec). Whoever reads the
+/// pipes closes them; `cleanUp()` ends the rest of the run and closes the pidfd.
+public final class WorkerProcess: Sendable {
+    public let pid: Int32
+    public let pidFD: Int32
+    public let stdinFD: Int32
+    public let stdoutFD: Int32
+    public let stderrFD: Int32
+    let group: any RunGroup
+
+    public var containment: String { group.description + (memory.map { ", " + $0.description } ?? "") }
+
+    let memory: MemoryCgroup?
+
+    init(
+        pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, group: any RunGroup,
+        memory: MemoryCgroup?
+    ) {
+        self.memory = memory
+        self.pid = pid
+        self.pidFD = pidFD
+        self.stdinFD = stdin
+        self.stdoutFD = stdout
+        self.stderrFD = stderr
+        self.group = group
+        OrphanSweeper.register(pid)
+    }
+
+    /// Signals the worker itself; safe against pid reuse.
+    public func signal(_ signal: Int32) {
+        _ = purser_pidfd_send_signal(pidFD, signal)
+    }
+
+    /// Signals the worker's process group (it is a session leader).
+    public func signalProcessGroup(_ signal: Int32) {
+        kill(-pid, signal)
+    }
+
+    /// SIGKILL to every process of the run.
+    public func killAll() {
+        group.killAll(leader: pid)
+    }
+
+    /// Reaps the worker. Call once, after the pidfd became readable (or to block until exit).
+    public func reap() -> ExitInfo {
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        OrphanSweeper.unregister(pid)
+        if let memory {
+            // ru_maxrss is no measure here: a CLONE_VM child inherits the supervisor's
+            // high-water mark at exec. The run's memory cgroup counts only the run.
+            usage.ru_maxrss = Int(memory.peakBytes() / 1024)
+        }
+        let cpuMs = usage.ru_utime.tv_sec * 1000 + usage.ru_utime.tv_usec / 1000
+            + usage.ru_stime.tv_sec * 1000 + usage.ru_stime.tv_usec / 1000
+        let exited = status & 0x7f == 0
+        return ExitInfo(
+            exitCode: exited ? (status >> 8) & 0xff : nil,
+            signal: exited ? nil : status & 0x7f,
+            cpuMs: Int64(cpuMs),
+            peakMemoryBytes: Int64(usage.ru_maxrss) * 1024,
+            outOfMemory: (memory?.oomKills() ?? 0) > 0)
+    }
+
+    /// After the worker was reaped: kills whatever of the run is left, waits until none
+    /// is, and releases the group. No process of a run outlives it.
+    public func cleanUp() {
+        group.killAll(leader: pid)
+        for _ in 0..<400 where !group.isEmpty(leader: pid) {
+            usleep(2_500)
+        }
+        if ProcessGroupRunGroup.becameSubreaper { OrphanSweeper.sweep() }
+        group.remove()
+        memory?.remove()
+        close(pidFD)
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import PurserProtocol
+import PurserRuntime
+
+struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one routine under a reservation and report its verdict, usage and returns.",
+        discussion: """
+            Exit codes: 0 ok, 10 error, 11 crashed, 12 timeout, 13 cpu_limit, 14 memory_limit,
+            15 credits_exhausted, 16 protocol_violation, 17 startup_failed, 18 cancelled,
+            2 bad command-line input, 1 supervisor failure.
+            """)
+
+    @Argument(help: "The plugin executable.")
+    var plugin: String
+
+    @Option(help: "The run's input, as JSON.")
+    var input: String?
+
+    @Option(name: .customLong("input-file"), help: "Read the run's input, as JSON, from this file.")
+    var inputFile: String?
+
+    @Option(help: "Credits to reserve (decimal).")
+    var credits: CreditsArgument = CreditsArgument(Credits(whole: 100))
+
+    @Option(help: "Wall time to reserve, e.g. 500ms, 30s, 2m.")
+    var time: DurationArgument = DurationArgument(milliseconds: 30_000)
+
+    @Option(help: "Memory to reserve, e.g. 64MiB, 2GiB.")
+    var memory: SizeArgument = SizeArgument(bytes: 512 << 20)
+
+    @Option(help: "CPU time limit, e.g. 10s (whole seconds, rounded up).")
+    var cpu: DurationArgument?
+
+    @Option(name: .customLong("env"), help: "Allow a variable: K=V sets it, K passes the supervisor's value.")
+    var environment: [String] = []
+
+    @Flag(help: "Print one JSON object: verdict, output, usage, reserved, returned, stderrTail.")
+    var json = false
+
+    @Argument(parsing: .postTerminator, help: "Arguments for the plugin, after --.")
+    var arguments: [String] = []
+
+    func validate() throws {
+        if input != nil && inputFile != nil {
+            throw ValidationError("give --input or --input-file, not both")
+        }
+    }
+
+    func run() async throws {
+        var request = RunRequest(
+            executable: plugin, input: try readInput(), credits: credits.value, wallTimeMs: time.milliseconds,
+            memoryBytes: memory.bytes)
+        request.arguments = arguments
+        request.environment = try allowedEnvironment()
+        request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
+        let json = self.json
+        let runtime = Runtime()
+        let task = Task {
+            try await runtime.exec(request) { event in Self.show(event, json: json) }
+        }
+        let interrupt = Self.cancelOnInterrupt(task)
+        let report: RunReport
+        do {
+            report = try await task.value
+        } catch let error as RuntimeError {
+            throw CommandLineError(message: error.message)
+        }
+        interrupt.cancel()
+        if json {
+            print(report.json.serialized())
+        } else {
+            printHuman(report)
+        }
+        let code = ExitCodes.code(for: report.verdict)
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    private func readInput() throws -> JSONValue {
+        if let input {
+            do {
+                return try JSONParser.parse(input)
+            } catch {
+                throw CommandLineError(message: "--input: \(error)")
+            }
+        }
+        guard let inputFile else { return .null }
+        guard let data = FileManager.default.contents(atPath: inputFile) else {
+            throw CommandLineError(message: "--input-file: cannot read \(inputFile)")
+        }
+        do {
+            return try JSONParser.parse([UInt8](data))
+        } catch {
+            throw CommandLineError(message: "--input-file \(inputFile): \(error)")
+        }
+    }
+
+    private func allowedEnvironment() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in environment {
+            if let equals = entry.firstIndex(of: "=") {
+                result[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+            } else if let value = ProcessInfo.processInfo.environment[entry] {
+                result[entry] = value
+            } else {
+                throw CommandLineError(message: "--env \(entry): not set in purser's environment")
+            }
+        }
+        return result
+    }
+
+    private static func cancelOnInterrupt(_ task: Task<RunReport, any Error>) -> any DispatchSourceSignal {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { task.cancel() }
+        source.activate()
+        return source
+    }
+
+    private static func show(_ event: RunEvent, json: Bool) {
+        switch event {
+        case .log(let log): printError("[worker \(log.level)] \(log.message)")
+        case .progress(let progress):
+            guard !json else { return }
+            let percent = progress.fraction.map { " \(Int($0 * 100))%" } ?? ""
+            printError("[progress]\(percent) \(progress.message ?? "")")
+        case .notice(let notice): printError("[purser] \(notice)")
+        case .usage: break
+        }
+    }
+
+    private func printHuman(_ report: RunReport) {
+        if let output = report.output { print("output: \(output.serialized())") }
+        print("verdict: \(report.verdict.rawValue)" + (report.message.map { " (\($0))" } ?? ""))
+        if let error = report.error { print("error: \(error.message) (code \(error.code))") }
+        let usage = report.usage
+        print(
+            "usage: credits \(usage.credits), wall \(Units.formatDuration(usage.wallMs)), "
+                + "cpu \(Units.formatDuration(usage.cpuMs)), peak memory \(Units.formatSize(usage.memoryPeakBytes))")
+        let rows = [
+            ["", "reserved", "used", "returned"],
+            ["credits", "\(report.reserved.credits)", "\(usage.credits)", "\(report.returned.credits)"],
+            [
+                "time", Units.formatDuration(report.reserved.timeMs), Units.formatDuration(usage.wallMs),
+                Units.formatDuration(report.returned.timeMs),
+            ],
+            [
+                "memory", Units.formatSize(report.reserved.memoryBytes), Units.formatSize(usage.memoryPeakBytes),
+                Units.formatSize(report.returned.memoryBytes),
+            ],
+        ]
+        for row in rows {
+            print(row.enumerated().map { $0.element.padding(toLength: $0.offset == 0 ? 9 : 12, withPad: " ", startingAt: 0) }
+                .joined())
+        }
+        if report.verdict != .ok && !report.stderrTail.isEmpty {
+            print("stderr (last lines):")
+            for line in report.stderrTail.split(separator: "\n").suffix(10) { print("  " + line) }
+        }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+struct CreditsArgument: ExpressibleByArgument {
+    let value: Credits
+    init(_ value: Credits) { self.value = value }
+    init?(argument: String) {
+        guard let credits = Credits(parsing: argument) else { return nil }
+        value = credits
+    }
+    var defaultValueDescription: String { "\(value)" }
+}
+
+struct DurationArgument: ExpressibleByArgument {
+    let milliseconds: Int64
+    init(milliseconds: Int64) { self.milliseconds = milliseconds }
+    init?(argument: String) {
+        guard let value = Units.parseDuration(argument), value > 0 else { return nil }
+        milliseconds = value
+    }
+    var defaultValueDescription: String { Units.formatDuration(milliseconds) }
+}
+
+struct SizeArgument: ExpressibleByArgument {
+    let bytes: Int64
+    init(bytes: Int64) { self.bytes = bytes }
+    init?(argument: String) {
+        guard let value = Units.parseSize(argument), value > 0 else { return nil }
+        bytes = value
+    }
+    var defaultValueDescription: String { Units.formatSize(bytes) }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import PurserRuntime
+
+struct Purser: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purser",
+        abstract: "Runs plugin workers under budgets: reserve, execute, return.",
+        version: "0.1.0",
+        subcommands: [Exec.self])
+}
+
+@main
+enum Main {
+    static func main() async {
+        do {
+            var command = try Purser.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CommandLineError {
+            fail(error.message)
+        } catch {
+            // Argument parser errors: bad flags and values are exit code 2, not 64.
+            if Purser.exitCode(for: error) == .validationFailure {
+                fail(Purser.fullMessage(for: error))
+            }
+            Purser.exit(withError: error)
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        printError("purser: " + message)
+        Purser.exit(withError: ExitCode(ExitCodes.badInput))
+    }
+}
+
+/// Bad input from the command line: named, and exit code 2.
+struct CommandLineError: Error {
+    let message: String
+}

@@ -1,0 +1,826 @@
+/*
+ * hostile: a Purser worker (protocol v1) that misbehaves on purpose, for the supervisor's
+ * tests. The behaviour is chosen with the environment variable HOSTILE_MODE (default
+ * "echo"); see the mode table at the bottom. Unless a mode says otherwise the worker
+ * answers `initialize` correctly (plugin "hostile") and misbehaves when it gets `run`.
+ *
+ * Common behaviour, all modes:
+ *   initialize -> correct result (protocolVersion 1; -32001 if asked for another version)
+ *   ping       -> {}
+ *   shutdown   -> {} then exit 0           (ignoreterm: answers, then never exits)
+ *   cancel     -> if a run is still unanswered (and the runId matches), answer it -32800
+ *   EOF        -> exit 0                   (ignoreterm: never exits)
+ * Modes that "pause" stop reading stdin for good, so they keep pausing whatever comes.
+ *
+ * Other environment: HOSTILE_PIDFILE (grandchild modes), HOSTILE_SLEEP_MS (sleep mode).
+ * Output goes to fd 1 with write(2), one write per line where possible.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_LINE_DEFAULT ((size_t)8 << 20)
+
+static size_t max_line = MAX_LINE_DEFAULT;
+static int answer_version = 1;   /* protocolVersion put in the initialize result */
+static int never_exit = 0;       /* ignoreterm: shutdown and EOF do not end the process */
+
+static void die(const char *msg) {
+    (void)!write(2, msg, strlen(msg));
+    _exit(1);
+}
+
+static void pause_forever(void) {
+    for (;;) pause();
+}
+
+/* ======================= output ======================= */
+
+static void write_all(const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(1, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            die("hostile: write to stdout failed\n");
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static char *out;
+static size_t out_len, out_cap;
+
+static void out_put(const char *s, size_t n) {
+    if (out_len + n > out_cap) {
+        size_t cap = out_cap ? out_cap : 4096;
+        while (cap < out_len + n) cap *= 2;
+        char *p = realloc(out, cap);
+        if (!p) die("hostile: out of memory\n");
+        out = p;
+        out_cap = cap;
+    }
+    memcpy(out + out_len, s, n);
+    out_len += n;
+}
+
+static void out_str(const char *s) { out_put(s, strlen(s)); }
+
+/* fmt holds one %lld and at most a few other characters. */
+static void out_fmt(const char *fmt, long long v) {
+    char buf[48];
+    int n = snprintf(buf, sizeof buf, fmt, v);
+    out_put(buf, (size_t)n);
+}
+
+/* A JSON string: '"' and '\\' escaped, control bytes as \u00XX, bytes >= 0x80 as they are. */
+static void out_json_string(const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    out_put("\"", 1);
+    size_t run = 0; /* bytes that need no escaping, flushed in one go */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        out_put(s + i - run, run);
+        run = 0;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            out_put(esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            out_put(esc, 6);
+        }
+    }
+    out_put(s + n - run, run);
+    out_put("\"", 1);
+}
+
+static void out_json_cstring_or_null(const char *s) {
+    if (s) out_json_string(s, strlen(s));
+    else out_str("null");
+}
+
+/* Ends the line built in `out` and writes it. */
+static void out_send(void) {
+    out_put("\n", 1);
+    write_all(out, out_len);
+    out_len = 0;
+}
+
+static void send_result(const char *id, const char *result) {
+    out_len = 0;
+    out_str("{\"jsonrpc\":\"2.0\",\"id\":");
+    out_str(id);
+    out_str(",\"result\":");
+    out_str(result);
+    out_str("}");
+    out_send();
+}
+
+static void send_error(const char *id, int code, const char *message) {
+    out_len = 0;
+    out_str("{\"jsonrpc\":\"2.0\",\"id\":");
+    out_str(id);
+    out_str(",\"error\":{\"code\":");
+    out_fmt("%lld", code);
+    out_str(",\"message\":");
+    out_json_string(message, strlen(message));
+    out_str("}}");
+    out_send();
+}
+
+static void send_notification(const char *method, const char *params) {
+    out_len = 0;
+    out_str("{\"jsonrpc\":\"2.0\",\"method\":\"");
+    out_str(method);
+    out_str("\",\"params\":");
+    out_str(params);
+    out_str("}");
+    out_send();
+}
+
+/* ======================= minimal JSON scanning ======================= */
+
+static const char *skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* p at '"'; returns the position after the closing quote, or NULL. */
+static const char *skip_string(const char *p, const char *e) {
+    for (p++; p < e; p++) {
+        if (*p == '\\') {
+            if (++p >= e) return NULL;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Returns the position just after the JSON value at p, or NULL. Not a validator. */
+static const char *skip_value(const char *p, const char *e) {
+    if (p >= e) return NULL;
+    if (*p == '"') return skip_string(p, e);
+    if (*p == '{' || *p == '[') {
+        size_t depth = 0;
+        while (p < e) {
+            char c = *p;
+            if (c == '"') {
+                p = skip_string(p, e);
+                if (!p) return NULL;
+                continue;
+            }
+            if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) return p + 1;
+            }
+            p++;
+        }
+        return NULL;
+    }
+    const char *s = p;
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+           *p != '\r' && *p != '\n')
+        p++;
+    return p > s ? p : NULL;
+}
+
+/* Finds member `key` (raw key text) of the object at obj; sets [*vs, *ve). 1 if found. */
+static int obj_get(const char *obj, const char *e, const char *key, const char **vs,
+                   const char **ve) {
+    size_t klen = strlen(key);
+    const char *p = skip_ws(obj, e);
+    if (p >= e || *p != '{') return 0;
+    p = skip_ws(p + 1, e);
+    while (p < e && *p == '"') {
+        const char *ks = p + 1, *kend = skip_string(p, e);
+        if (!kend) return 0;
+        p = skip_ws(kend, e);
+        if (p >= e || *p != ':') return 0;
+        const char *v = skip_ws(p + 1, e);
+        p = skip_value(v, e);
+        if (!p) return 0;
+        if ((size_t)(kend - 1 - ks) == klen && memcmp(ks, key, klen) == 0) {
+            *vs = v;
+            *ve = p;
+            return 1;
+        }
+        p = skip_ws(p, e);
+        if (p >= e || *p != ',') return 0;
+        p = skip_ws(p + 1, e);
+    }
+    return 0;
+}
+
+static char *dup_span(const char *s, const char *e) {
+    char *d = malloc((size_t)(e - s) + 1);
+    if (!d) die("hostile: out of memory\n");
+    memcpy(d, s, (size_t)(e - s));
+    d[e - s] = '\0';
+    return d;
+}
+
+/* ======================= stdin lines ======================= */
+
+static char *in_buf;
+static size_t in_cap, in_start, in_end, in_scan;
+static int in_discarding; /* inside a line longer than max_line: drop it */
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Next line from stdin ("\r\n" tolerated), without its newline; valid until the next call.
+ * timeout_ms < 0 blocks. Returns 1 for a line, 0 on timeout, -1 at EOF. */
+static int next_line(long long timeout_ms, char **line, size_t *len) {
+    long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+    if (!in_buf) {
+        in_cap = 64 << 10;
+        in_buf = malloc(in_cap);
+        if (!in_buf) die("hostile: out of memory\n");
+    }
+    for (;;) {
+        char *nl = memchr(in_buf + in_scan, '\n', in_end - in_scan);
+        if (nl) {
+            size_t n = (size_t)(nl - (in_buf + in_start));
+            char *l = in_buf + in_start;
+            in_start = in_scan = (size_t)(nl - in_buf) + 1;
+            if (in_discarding) {
+                in_discarding = 0;
+                continue;
+            }
+            if (n > 0 && l[n - 1] == '\r') n--;
+            *line = l;
+            *len = n;
+            return 1;
+        }
+        in_scan = in_end;
+        if (in_end - in_start > max_line) {
+            if (!in_discarding) (void)!write(2, "hostile: dropping an over-long line\n", 36);
+            in_discarding = 1;
+            in_start = in_end = in_scan = 0;
+        } else if (in_start > 0) {
+            memmove(in_buf, in_buf + in_start, in_end - in_start);
+            in_end -= in_start;
+            in_scan = in_end;
+            in_start = 0;
+        }
+        if (in_end == in_cap) {
+            char *nb = realloc(in_buf, in_cap * 2);
+            if (!nb) die("hostile: out of memory\n");
+            in_buf = nb;
+            in_cap *= 2;
+        }
+        if (timeout_ms >= 0) {
+            long long left = deadline - now_ms();
+            struct pollfd pfd = {.fd = 0, .events = POLLIN};
+            int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+            if (r < 0 && errno == EINTR) continue;
+            if (r == 0) return 0;
+        }
+        ssize_t n = read(0, in_buf + in_end, in_cap - in_end);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (n == 0) {
+            if (in_end > in_start && !in_discarding) { /* final unterminated line */
+                *line = in_buf + in_start;
+                *len = in_end - in_start;
+                in_start = in_end = in_scan = 0;
+                return 1;
+            }
+            return -1;
+        }
+        in_end += (size_t)n;
+    }
+}
+
+/* ======================= requests and the pending run ======================= */
+
+typedef struct {
+    const char *line, *end;     /* the whole message */
+    const char *method;         /* NUL-terminated copy or NULL */
+    char *id;                   /* raw JSON id token (NUL-terminated copy) or NULL */
+    const char *params, *params_end; /* raw params value or NULL */
+} Message;
+
+/* The run being worked on: its request id and raw params.runId, NULL when none. */
+static char *run_id;
+static char *run_run_id;
+
+static void answer_run_result(const char *result) {
+    if (!run_id) return;
+    send_result(run_id, result);
+    free(run_id);
+    free(run_run_id);
+    run_id = run_run_id = NULL;
+}
+
+static void answer_run_output(const char *output_json) {
+    out_len = 0;
+    char *result = malloc(strlen(output_json) + 16);
+    if (!result) die("hostile: out of memory\n");
+    sprintf(result, "{\"output\":%s}", output_json);
+    answer_run_result(result);
+    free(result);
+}
+
+/* Builds a result from whatever is in `out` (the output JSON) and answers the run. */
+static void answer_run_output_from_out(void) {
+    char *json = dup_span(out, out + out_len);
+    answer_run_output(json);
+    free(json);
+}
+
+static void answer_run_error(int code, const char *message) {
+    if (!run_id) return;
+    send_error(run_id, code, message);
+    free(run_id);
+    free(run_run_id);
+    run_id = run_run_id = NULL;
+}
+
+/* ======================= the modes ======================= */
+
+typedef void (*RunFn)(const Message *m);
+
+static void run_echo(const Message *m) {
+    const char *vs, *ve;
+    if (!m->params || !obj_get(m->params, m->params_end, "input", &vs, &ve)) {
+        answer_run_error(-32602, "run needs params.input");
+        return;
+    }
+    char *input = dup_span(vs, ve);
+    answer_run_output(input);
+    free(input);
+}
+
+static void run_spin(const Message *m) { /* loop, cpu: burn CPU, no syscalls */
+    (void)m;
+    volatile unsigned long x = 0;
+    for (;;) x++;
+}
+
+static void run_membomb(const Message *m) {
+    (void)m;
+    static void *volatile head; /* chunks are chained so nothing can be optimised away */
+    for (;;) {
+        char *p = malloc(1 << 20); /* never checked: NULL -> SIGSEGV on the memset */
+        memset(p, 0xA5, 1 << 20);
+        *(void **)p = head;
+        head = p;
+    }
+}
+
+static void run_pause(const Message *m) { /* ignoreterm */
+    (void)m;
+    pause_forever();
+}
+
+static void write_pidfile(const char *path, pid_t pid) {
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return;
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)pid);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%ld\n", (long)pid);
+        int ok = write(fd, buf, (size_t)len) == len;
+        ok = close(fd) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    }
+    free(tmp);
+}
+
+/* fork -> child: setsid, fork -> grandchild: write pidfile, keep fd 1, sleep 3600 s.
+ * Returns once the grandchild has written its pidfile (a pipe byte says so), so whoever
+ * sees the run's answer can read the pidfile. */
+static void spawn_grandchild(void) {
+    int sync[2];
+    if (pipe(sync) != 0) die("hostile: pipe failed\n");
+    pid_t child = fork();
+    if (child < 0) die("hostile: fork failed\n");
+    if (child == 0) {
+        close(sync[0]);
+        setsid();
+        pid_t g = fork();
+        if (g < 0) _exit(1);
+        if (g == 0) {
+            const char *pidfile = getenv("HOSTILE_PIDFILE");
+            if (pidfile && *pidfile) write_pidfile(pidfile, getpid());
+            (void)!write(sync[1], "x", 1);
+            close(sync[1]);
+            unsigned left = 3600;
+            while ((left = sleep(left)) > 0) {
+            }
+            _exit(0);
+        }
+        _exit(0);
+    }
+    close(sync[1]);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+    }
+    char c;
+    while (read(sync[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    close(sync[0]);
+}
+
+static void run_grandchild(const Message *m) {
+    (void)m;
+    spawn_grandchild();
+    answer_run_output("\"spawned\"");
+}
+
+static void run_grandchild_hang(const Message *m) {
+    (void)m;
+    spawn_grandchild();
+    pause_forever();
+}
+
+static void run_flood(const Message *m) {
+    (void)m;
+    static const char line[] = "garbage line that is not json\n";
+    enum { L = sizeof line - 1, COPIES = (64 << 10) / L };
+    static char buf[L * COPIES];
+    for (int i = 0; i < COPIES; i++) memcpy(buf + i * L, line, L);
+    for (;;) write_all(buf, sizeof buf);
+}
+
+static void run_bigline(const Message *m) {
+    (void)m;
+    static char chunk[64 << 10];
+    memset(chunk, 'a', sizeof chunk);
+    size_t left = 100000000;
+    while (left > 0) {
+        size_t n = left < sizeof chunk ? left : sizeof chunk;
+        write_all(chunk, n);
+        left -= n;
+    }
+    write_all("\n", 1);
+    pause_forever();
+}
+
+static void run_garbage(const Message *m) {
+    (void)m;
+    static const char *const lines[] = {
+        "this is not json\n", "{\"unterminated\":\n", "[1,2,3]\n", "\"just a string\"\n",
+        "{\"jsonrpc\":\"1.0\",\"nonsense\":true}\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        write_all(lines[i], strlen(lines[i]));
+    answer_run_output("\"after-garbage\"");
+}
+
+static void run_deepjson(const Message *m) {
+    (void)m;
+    enum { DEPTH = 100000 };
+    char *buf = malloc(2 * DEPTH + 1);
+    if (!buf) die("hostile: out of memory\n");
+    memset(buf, '[', DEPTH);
+    memset(buf + DEPTH, ']', DEPTH);
+    buf[2 * DEPTH] = '\n';
+    write_all(buf, 2 * DEPTH + 1);
+    free(buf);
+    answer_run_output("\"after-deep\"");
+}
+
+static void run_badutf8(const Message *m) {
+    (void)m;
+    static const char line[] = "{\"jsonrpc\":\"2.0\",\"method\":\"log\",\"params\":{\"level\":"
+                               "\"info\",\"message\":\"bad \xff\xfe\xc0\x80 bytes\"}}\n";
+    write_all(line, sizeof line - 1);
+    answer_run_output("\"after-utf8\"");
+}
+
+static void run_crash(const Message *m) {
+    (void)m;
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(SIGSEGV, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGSEGV);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    kill(getpid(), SIGSEGV);
+    abort();
+}
+
+static void run_exit(const Message *m) {
+    (void)m;
+    exit(1);
+}
+
+/* Spends 10 credits in usage notifications, then leaves the run unanswered: the main loop
+ * keeps reading and answers it -32800 when the supervisor's cancel arrives. */
+static void run_overspend(const Message *m) {
+    (void)m;
+    for (int i = 0; i < 10; i++) send_notification("usage", "{\"credits\":1}");
+}
+
+static void run_usage(const Message *m) {
+    (void)m;
+    for (int i = 0; i < 4; i++) send_notification("usage", "{\"credits\":0.25}");
+    answer_run_result("{\"output\":\"spent\",\"usage\":{\"credits\":1}}");
+}
+
+static void run_env(const Message *m) {
+    (void)m;
+    out_len = 0;
+    out_str("[");
+    for (char **e = environ; *e; e++) {
+        if (e != environ) out_str(",");
+        out_json_string(*e, strlen(*e));
+    }
+    out_str("]");
+    answer_run_output_from_out();
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void run_fds(const Message *m) {
+    (void)m;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        answer_run_error(-32603, "cannot open /proc/self/fd");
+        return;
+    }
+    int self = dirfd(d), n = 0, cap = 64;
+    int *fds = malloc(sizeof(int) * (size_t)cap);
+    if (!fds) die("hostile: out of memory\n");
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (ent->d_name[0] < '0' || ent->d_name[0] > '9') continue;
+        int fd = atoi(ent->d_name);
+        if (fd == self) continue;
+        if (n == cap) {
+            cap *= 2;
+            int *nf = realloc(fds, sizeof(int) * (size_t)cap);
+            if (!nf) die("hostile: out of memory\n");
+            fds = nf;
+        }
+        fds[n++] = fd;
+    }
+    closedir(d);
+    qsort(fds, (size_t)n, sizeof(int), cmp_int);
+    out_len = 0;
+    out_str("[");
+    for (int i = 0; i < n; i++) out_fmt(i ? ",%lld" : "%lld", fds[i]);
+    out_str("]");
+    free(fds);
+    answer_run_output_from_out();
+}
+
+static void out_rlimit(const char *name, int resource, int first) {
+    struct rlimit rl;
+    long long v = -1;
+    if (getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) v = (long long)rl.rlim_cur;
+    if (!first) out_str(",");
+    out_json_string(name, strlen(name));
+    out_fmt(":%lld", v);
+}
+
+static void run_rlimits(const Message *m) {
+    (void)m;
+    out_len = 0;
+    out_str("{");
+    out_rlimit("cpu", RLIMIT_CPU, 1);
+    out_rlimit("data", RLIMIT_DATA, 0);
+    out_rlimit("nofile", RLIMIT_NOFILE, 0);
+    out_rlimit("fsize", RLIMIT_FSIZE, 0);
+    out_rlimit("core", RLIMIT_CORE, 0);
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+static void run_cwd(const Message *m) {
+    (void)m;
+    int fd = open("marker", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, "hostile\n", 8);
+        close(fd);
+    } else {
+        perror("hostile: cannot create ./marker");
+    }
+    char cwd[8192];
+    const char *c = getcwd(cwd, sizeof cwd);
+    out_len = 0;
+    out_str("{\"cwd\":");
+    out_json_cstring_or_null(c);
+    out_str(",\"tmpdir\":");
+    out_json_cstring_or_null(getenv("TMPDIR"));
+    out_str(",\"home\":");
+    out_json_cstring_or_null(getenv("HOME"));
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+static void handle_message(char *line, size_t len);
+
+/* Sleeps HOSTILE_SLEEP_MS (default 200) while still serving stdin: a cancel ends the run
+ * with -32800, shutdown exits, EOF exits. */
+static void run_sleep(const Message *m) {
+    (void)m;
+    const char *s = getenv("HOSTILE_SLEEP_MS");
+    long long ms = s && *s ? atoll(s) : 200;
+    long long until = now_ms() + ms;
+    while (run_id) {
+        long long left = until - now_ms();
+        if (left <= 0) {
+            answer_run_output("\"slept\"");
+            return;
+        }
+        char *line;
+        size_t len;
+        int r = next_line(left, &line, &len);
+        if (r < 0) exit(0);
+        if (r > 0) handle_message(line, len);
+    }
+}
+
+/* ======================= mode table ======================= */
+
+static void setup_noinit(void) { exit(3); }
+
+static void setup_ignoreterm(void) {
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    never_exit = 1;
+}
+
+static void setup_badversion(void) { answer_version = 99; }
+
+typedef struct {
+    const char *name;
+    void (*setup)(void); /* at start, before reading anything; may be NULL */
+    RunFn run;
+} Mode;
+
+static const Mode modes[] = {
+    {"echo", NULL, run_echo},
+    {"loop", NULL, run_spin},
+    {"cpu", NULL, run_spin},
+    {"membomb", NULL, run_membomb},
+    {"ignoreterm", setup_ignoreterm, run_pause},
+    {"grandchild", NULL, run_grandchild},
+    {"grandchild_hang", NULL, run_grandchild_hang},
+    {"flood", NULL, run_flood},
+    {"bigline", NULL, run_bigline},
+    {"garbage", NULL, run_garbage},
+    {"deepjson", NULL, run_deepjson},
+    {"badutf8", NULL, run_badutf8},
+    {"noinit", setup_noinit, run_echo},
+    {"crashrun", NULL, run_crash},
+    {"exitrun", NULL, run_exit},
+    {"overspend", NULL, run_overspend},
+    {"usage", NULL, run_usage},
+    {"env", NULL, run_env},
+    {"fds", NULL, run_fds},
+    {"rlimits", NULL, run_rlimits},
+    {"cwd", NULL, run_cwd},
+    {"sleep", NULL, run_sleep},
+    {"badversion", setup_badversion, run_echo},
+};
+
+static const Mode *mode;
+
+/* ======================= dispatch ======================= */
+
+static void finish(void) { /* shutdown or EOF */
+    if (never_exit) pause_forever();
+    exit(0);
+}
+
+static void handle_initialize(const Message *m) {
+    const char *vs, *ve;
+    if (answer_version == 1 && m->params &&
+        obj_get(m->params, m->params_end, "protocolVersion", &vs, &ve) &&
+        !(ve - vs == 1 && *vs == '1')) {
+        out_len = 0;
+        out_str("{\"jsonrpc\":\"2.0\",\"id\":");
+        out_str(m->id);
+        out_str(",\"error\":{\"code\":-32001,\"message\":\"unsupported protocol version\","
+                "\"data\":{\"supported\":[1]}}}");
+        out_send();
+        return;
+    }
+    const char *ls, *le;
+    if (m->params && obj_get(m->params, m->params_end, "limits", &ls, &le) &&
+        obj_get(ls, le, "maxLineBytes", &vs, &ve)) {
+        long long v = strtoll(vs, NULL, 10); /* stops at the ',' or '}' after the number */
+        if (v >= 1024) max_line = (size_t)v;
+    }
+    char result[200];
+    snprintf(result, sizeof result,
+             "{\"capabilities\":{\"cancel\":true},\"plugin\":{\"name\":\"hostile\","
+             "\"version\":\"1.0.0\"},\"protocolVersion\":%d}",
+             answer_version);
+    send_result(m->id, result);
+}
+
+static void handle_cancel(const Message *m) {
+    if (!run_id) return; /* nothing in progress: ignore */
+    const char *vs, *ve;
+    if (run_run_id && m->params && obj_get(m->params, m->params_end, "runId", &vs, &ve) &&
+        ((size_t)(ve - vs) != strlen(run_run_id) || memcmp(vs, run_run_id, (size_t)(ve - vs))))
+        return; /* some other run */
+    answer_run_error(-32800, "cancelled");
+}
+
+static void handle_run(const Message *m) {
+    if (run_id) {
+        send_error(m->id, -32600, "a run is already in progress");
+        return;
+    }
+    run_id = strdup(m->id);
+    const char *vs, *ve;
+    if (m->params && obj_get(m->params, m->params_end, "runId", &vs, &ve))
+        run_run_id = dup_span(vs, ve);
+    mode->run(m);
+}
+
+static void handle_message(char *line, size_t len) {
+    const char *e = line + len, *p = skip_ws(line, e);
+    if (p == e) return;
+    if (*p != '{') {
+        (void)!write(2, "hostile: ignoring a line that is not a JSON object\n", 51);
+        return;
+    }
+    Message m = {.line = p, .end = e};
+    const char *vs, *ve;
+    char *method = NULL;
+    if (obj_get(p, e, "method", &vs, &ve) && *vs == '"' && ve - vs >= 2)
+        method = dup_span(vs + 1, ve - 1);
+    if (obj_get(p, e, "id", &vs, &ve)) m.id = dup_span(vs, ve);
+    if (obj_get(p, e, "params", &vs, &ve)) {
+        m.params = vs;
+        m.params_end = ve;
+    }
+    m.method = method;
+
+    if (!method) {
+        (void)!write(2, "hostile: ignoring a line without a method\n", 42);
+    } else if (!m.id) {
+        if (strcmp(method, "cancel") == 0) handle_cancel(&m); /* other notifications: ignored */
+    } else if (strcmp(method, "initialize") == 0) {
+        handle_initialize(&m);
+    } else if (strcmp(method, "run") == 0) {
+        handle_run(&m); /* may not return */
+    } else if (strcmp(method, "ping") == 0) {
+        send_result(m.id, "{}");
+    } else if (strcmp(method, "shutdown") == 0) {
+        send_result(m.id, "{}");
+        finish();
+    } else {
+        send_error(m.id, -32601, "method not found");
+    }
+    free(method);
+    free(m.id);
+}
+
+int main(void) {
+    const char *name = getenv("HOSTILE_MODE");
+    if (!name || !*name) name = "echo";
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(modes[i].name, name) == 0) mode = &modes[i];
+    if (!mode) {
+        fprintf(stderr, "hostile: unknown HOSTILE_MODE \"%s\"\n", name);
+        return 2;
+    }
+    if (mode->setup) mode->setup();
+
+    for (;;) {
+        char *line;
+        size_t len;
+        if (next_line(-1, &line, &len) < 0) finish();
+        handle_message(line, len);
+    }
+}
