@@ -63,6 +63,8 @@ static int child_main(void *raw) {
         // The supervisor may have died before prctl took effect.
         if (getppid() != ctx->parent) { errno = ESRCH; return child_fail(ctx, PURSER_STAGE_PDEATHSIG); }
     }
+    if (a->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
     for (int i = 0; i < a->cgroup_procs_count; i++) {
         if (write(a->cgroup_procs_fds[i], "0", 1) != 1) return child_fail(ctx, PURSER_STAGE_CGROUP);
     }
@@ -189,6 +191,5 @@ int purser_pidfd_send_signal(int pidfd, int sig) {
 
 int purser_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
-int purser_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 
 int purser_set_dumpable(int dumpable) { return prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); }

@@ -43,7 +43,7 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Trusted initializer for text that has already been validated.
-    init(_validatedText text: String) {
+    fileprivate init(_validatedText text: String) {
         self.text = text
     }
 
@@ -111,7 +111,7 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// RFC 8259 number grammar and exact decimal arithmetic on the digits.
-enum _JSONNumberGrammar {
+private enum _JSONNumberGrammar {
     @inline(__always)
     static func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
 
@@ -330,7 +330,7 @@ extension JSONValue: ExpressibleByNilLiteral {
 
 public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
-        enum Storage: UInt8, Sendable, Hashable {
+        fileprivate enum Storage: UInt8, Sendable, Hashable {
             case invalidUTF8
             case unexpectedEnd
             case unexpectedCharacter
@@ -342,9 +342,9 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
             case duplicateKey
         }
 
-        let storage: Storage
+        fileprivate let storage: Storage
 
-        init(_ storage: Storage) { self.storage = storage }
+        fileprivate init(_ storage: Storage) { self.storage = storage }
 
         /// Malformed UTF-8 (overlong, encoded surrogate, > U+10FFFF, truncated).
         public static let invalidUTF8 = Code(.invalidUTF8)
@@ -384,7 +384,7 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
     /// Byte offset into the input where the problem was detected.
     public let offset: Int
     /// The offending byte, where one is meaningful (for the description).
-    let byte: UInt8?
+    private let byte: UInt8?
 
     public init(code: Code, offset: Int) {
         self.code = code
@@ -392,7 +392,7 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
         self.byte = nil
     }
 
-    init(_ storage: Code.Storage, _ offset: Int, byte: UInt8? = nil) {
+    fileprivate init(_ storage: Code.Storage, _ offset: Int, byte: UInt8? = nil) {
         self.code = Code(storage)
         self.offset = offset
         self.byte = byte
@@ -442,6 +442,18 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
 
 // MARK: - JSONParser
 
+/// Strict RFC 8259 parser: exactly one value with optional surrounding
+/// whitespace (space, tab, LF, CR). Throws `JSONParseError` with the byte
+/// offset of the problem.
+///
+/// `maxDepth` bounds array/object nesting (each level counts 1; scalars at
+/// the top level are depth 0). Parsing itself is iterative, but destroying,
+/// comparing, hashing and serializing a `JSONValue` recurse once per level,
+/// so keep the limit modest (the default is 128).
+///
+/// Object keys must be unique. Keys are Swift `String`s, which compare by
+/// Unicode canonical equivalence, so two spellings of the same text (e.g.
+/// precomposed "é" and "e" + U+0301) also count as a duplicate.
 public enum JSONParser {
     public static let defaultMaxDepth = 128
 
@@ -504,7 +516,7 @@ public enum JSONParser {
 
 /// Iterative parser over a byte buffer. Every read `p[j]` is guarded by
 /// `j < end` (UnsafePointer reads are unchecked in optimized builds).
-struct _JSONParserCore {
+private struct _JSONParserCore {
     let p: UnsafePointer<UInt8>
     let end: Int
     let maxDepth: Int
@@ -518,20 +530,12 @@ struct _JSONParserCore {
         self.maxDepth = maxDepth
     }
 
-    /// One open array or object. Its elements (or members) so far live on the
-    /// shared `values` (or `members`) stack from index `start` on, so each
-    /// container is built once, at its exact size, when it closes.
-    struct Frame {
-        let isObject: Bool
-        let start: Int
-        var key: String = ""
-        var keyOffset: Int = 0
-    }
-
+    /// A pending object member. The key is appended as soon as it is parsed
+    /// (with a `.null` placeholder value that the member's value replaces).
     struct Member {
-        let key: String
-        let keyOffset: Int
-        let value: JSONValue
+        var key: String
+        var keyOffset: Int
+        var value: JSONValue
     }
 
     @inline(__always)
@@ -543,7 +547,15 @@ struct _JSONParserCore {
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
-        var stack: [Frame] = []
+        // Open containers: the innermost is described by `inObject`/`start`,
+        // its ancestors are saved on `parents` as `start << 1 | isObject`.
+        // Elements of all open arrays share the `values` stack and members of
+        // all open objects share the `members` stack, from `start` on, so each
+        // container is built once, at its exact size, when it closes.
+        var depth = 0
+        var inObject = false
+        var start = 0
+        var parents: [Int] = []
         var values: [JSONValue] = []
         var members: [Member] = []
         skipWhitespace()
@@ -555,7 +567,7 @@ struct _JSONParserCore {
             case 0x22:  // "
                 value = .string(try parseString())
             case 0x7B:  // {
-                guard stack.count < maxDepth else { throw JSONParseError(.tooDeep, i) }
+                guard depth < maxDepth else { throw JSONParseError(.tooDeep, i) }
                 i += 1
                 skipWhitespace()
                 if i < end && p[i] == 0x7D {
@@ -564,18 +576,27 @@ struct _JSONParserCore {
                 } else {
                     let keyOffset = i
                     let key = try parseKey()
-                    stack.append(Frame(isObject: true, start: members.count, key: key, keyOffset: keyOffset))
+                    if depth > 0 { parents.append(start << 1 | (inObject ? 1 : 0)) }
+                    if members.capacity == 0 { members.reserveCapacity(16) }
+                    inObject = true
+                    start = members.count
+                    depth += 1
+                    members.append(Member(key: key, keyOffset: keyOffset, value: .null))
                     continue outer
                 }
             case 0x5B:  // [
-                guard stack.count < maxDepth else { throw JSONParseError(.tooDeep, i) }
+                guard depth < maxDepth else { throw JSONParseError(.tooDeep, i) }
                 i += 1
                 skipWhitespace()
                 if i < end && p[i] == 0x5D {
                     i += 1
                     value = .array([])
                 } else {
-                    stack.append(Frame(isObject: false, start: values.count))
+                    if depth > 0 { parents.append(start << 1 | (inObject ? 1 : 0)) }
+                    if values.capacity == 0 { values.reserveCapacity(16) }
+                    inObject = false
+                    start = values.count
+                    depth += 1
                     continue outer
                 }
             case 0x74:  // t
@@ -598,55 +619,85 @@ struct _JSONParserCore {
             // A value is complete: attach it to the enclosing container, closing
             // as many containers as the input closes.
             while true {
-                let top = stack.count - 1
                 skipWhitespace()
-                guard top >= 0 else {
+                guard depth > 0 else {
                     guard i == end else { throw JSONParseError(.trailingData, i) }
                     return value
                 }
                 guard i < end else { throw JSONParseError(.unexpectedEnd, i) }
                 let c = p[i]
-                if stack[top].isObject {
-                    members.append(Member(key: stack[top].key, keyOffset: stack[top].keyOffset, value: value))
+                if inObject {
+                    members[members.count - 1].value = consume value
                     if c == 0x2C {  // ,
                         i += 1
                         skipWhitespace()
                         let keyOffset = i
-                        let nextKey = try parseKey()
-                        stack[top].key = nextKey
-                        stack[top].keyOffset = keyOffset
+                        let key = try parseKey()
+                        members.append(Member(key: key, keyOffset: keyOffset, value: .null))
                         continue outer
                     } else if c == 0x7D {  // }
                         i += 1
-                        let start = stack.removeLast().start
-                        var object = [String: JSONValue](minimumCapacity: members.count - start)
-                        for m in members[start...] {
-                            if object.updateValue(m.value, forKey: m.key) != nil {
-                                throw JSONParseError(.duplicateKey, m.keyOffset)
-                            }
-                        }
-                        members.removeSubrange(start...)
-                        value = .object(object)
+                        value = .object(try Self.takeObject(&members, from: start))
                     } else {
                         throw unexpected(at: i)
                     }
                 } else {
-                    values.append(value)
+                    values.append(consume value)
                     if c == 0x2C {  // ,
                         i += 1
                         skipWhitespace()
                         continue outer
                     } else if c == 0x5D {  // ]
                         i += 1
-                        let start = stack.removeLast().start
-                        value = .array(Array(values[start...]))
-                        values.removeSubrange(start...)
+                        value = .array(Self.takeArray(&values, from: start))
                     } else {
                         throw unexpected(at: i)
                     }
                 }
+                depth -= 1
+                if depth > 0 {
+                    let saved = parents.removeLast()
+                    inObject = saved & 1 != 0
+                    start = saved >> 1
+                }
             }
         }
+    }
+
+    /// Moves `members[start...]` into a dictionary (no retain/release per
+    /// element: each slot is swapped with a trivial placeholder), checking
+    /// for duplicate keys in input order.
+    @inline(__always)
+    static func takeObject(_ members: inout [Member], from start: Int) throws(JSONParseError) -> [String: JSONValue] {
+        let count = members.count - start
+        var object = [String: JSONValue](minimumCapacity: count)
+        let duplicate: Int? = members.withUnsafeMutableBufferPointer { buf -> Int? in
+            for k in start..<buf.count {
+                var m = Member(key: "", keyOffset: 0, value: .null)
+                swap(&m, &buf[k])
+                if object.updateValue(m.value, forKey: m.key) != nil { return m.keyOffset }
+            }
+            return nil
+        }
+        while members.count > start { members.removeLast() }  // trivial placeholders
+        if let duplicate { throw JSONParseError(.duplicateKey, duplicate) }
+        return object
+    }
+
+    /// Moves `values[start...]` into a new array of exactly that size.
+    @inline(__always)
+    static func takeArray(_ values: inout [JSONValue], from start: Int) -> [JSONValue] {
+        var array: [JSONValue] = []
+        array.reserveCapacity(values.count - start)
+        values.withUnsafeMutableBufferPointer { buf in
+            for k in start..<buf.count {
+                var v = JSONValue.null
+                swap(&v, &buf[k])
+                array.append(v)
+            }
+        }
+        while values.count > start { values.removeLast() }  // trivial placeholders
+        return array
     }
 
     /// `"key"` then optional whitespace, `:` and optional whitespace.
@@ -727,11 +778,8 @@ struct _JSONParserCore {
         var escaped = false
         while true {
             // Fast scan over plain ASCII.
-            while i < end {
-                let b = p[i]
-                if b == 0x22 || b == 0x5C || b < 0x20 || b >= 0x80 { break }
-                i += 1
-            }
+            let stop = _jsonParserStringStop.utf8Start
+            while i < end && stop[Int(p[i])] == 0x30 { i += 1 }
             guard i < end else { throw JSONParseError(.unexpectedEnd, i) }
             let b = p[i]
             if b == 0x22 {
@@ -842,55 +890,187 @@ struct _JSONParserCore {
 
 extension JSONValue {
     /// Compact JSON: no whitespace, object keys sorted by their UTF-8 bytes
-    /// (i.e. by code point), strings escaped per RFC 8259 (`"`, `\`, control
-    /// characters, and U+2028/U+2029; "/" and other non-ASCII are emitted
-    /// raw). Never contains a newline byte.
+    /// (i.e. by Unicode code point), strings escaped per RFC 8259 (`"`, `\`,
+    /// control characters, and U+2028/U+2029; "/" and all other non-ASCII
+    /// characters are emitted raw). Never contains a newline byte.
     public func serialized() -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        serialize(into: &out)
-        return String(decoding: out, as: UTF8.self)
+        var writer = _JSONWriter(capacity: 256)
+        writer.write(self)
+        return writer.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Appends the compact serialization (see `serialized()`) to `bytes`.
     public func serialize(into bytes: inout [UInt8]) {
-        switch self {
+        var writer = _JSONWriter(capacity: 256)
+        writer.write(self)
+        writer.withBytes { bytes.append(contentsOf: $0) }
+    }
+}
+
+/// A growable byte buffer with unchecked appends after an explicit capacity
+/// check (`ensure`), avoiding Array's per-append uniqueness/capacity checks.
+private struct _JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count: Int = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        self.base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+    }
+
+    deinit {
+        base.deallocate()
+    }
+
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        body(UnsafeBufferPointer(start: base, count: count))
+    }
+
+    @inline(__always)
+    mutating func ensure(_ extra: Int) {
+        if capacity - count < extra { grow(extra) }
+    }
+
+    @inline(never)
+    mutating func grow(_ extra: Int) {
+        let newCapacity = max(capacity * 2, count + extra)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.initialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func byte(_ b: UInt8) {
+        ensure(1)
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func bytes(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        guard n > 0 else { return }
+        ensure(n)
+        (base + count).initialize(from: p, count: n)
+        count += n
+    }
+
+    @inline(__always)
+    mutating func literal(_ s: StaticString) {
+        bytes(s.utf8Start, s.utf8CodeUnitCount)
+    }
+
+    mutating func write(_ value: JSONValue) {
+        switch value {
         case .null:
-            bytes.append(contentsOf: "null".utf8)
+            literal("null")
         case .bool(let b):
-            bytes.append(contentsOf: b ? "true".utf8 : "false".utf8)
+            literal(b ? "true" : "false")
         case .number(let n):
-            bytes.append(contentsOf: n.text.utf8)
+            var text = n.text
+            text.withUTF8 { buf in
+                if let p = buf.baseAddress { bytes(p, buf.count) }
+            }
         case .string(let s):
-            _jsonAppendString(s, into: &bytes)
+            string(s)
         case .array(let elements):
-            bytes.append(0x5B)
+            byte(0x5B)
             var first = true
             for element in elements {
-                if !first { bytes.append(0x2C) }
+                if !first { byte(0x2C) }
                 first = false
-                element.serialize(into: &bytes)
+                write(element)
             }
-            bytes.append(0x5D)
+            byte(0x5D)
         case .object(let members):
-            bytes.append(0x7B)
+            byte(0x7B)
             if members.count == 1, let only = members.first {
-                _jsonAppendString(only.key, into: &bytes)
-                bytes.append(0x3A)
-                only.value.serialize(into: &bytes)
+                string(only.key)
+                byte(0x3A)
+                write(only.value)
             } else if !members.isEmpty {
-                let order = members.indices.sorted { _jsonUTF8Less(members[$0].key, members[$1].key) }
-                var first = true
-                for index in order {
-                    if !first { bytes.append(0x2C) }
-                    first = false
-                    let member = members[index]
-                    _jsonAppendString(member.key, into: &bytes)
-                    bytes.append(0x3A)
-                    member.value.serialize(into: &bytes)
+                // Sort the members in stack memory (heap only if large).
+                withUnsafeTemporaryAllocation(of: (key: String, value: JSONValue).self, capacity: members.count) { buffer in
+                    var filled = 0
+                    for member in members where filled < buffer.count {
+                        buffer.initializeElement(at: filled, to: member)
+                        filled += 1
+                    }
+                    var sorted = UnsafeMutableBufferPointer(rebasing: buffer[..<filled])
+                    sorted.sort { _jsonUTF8Less($0.key, $1.key) }
+                    for k in 0..<filled {
+                        let member = sorted.moveElement(from: k)
+                        if k > 0 { byte(0x2C) }
+                        string(member.key)
+                        byte(0x3A)
+                        write(member.value)
+                    }
                 }
             }
-            bytes.append(0x7D)
+            byte(0x7D)
+        }
+    }
+
+    mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { buf in
+            guard let p = buf.baseAddress else {
+                literal("\"\"")
+                return
+            }
+            let n = buf.count
+            ensure(n + 2)
+            base[count] = 0x22
+            count += 1
+            let stop = _jsonSerializerStringStop.utf8Start
+            var runStart = 0
+            var j = 0
+            while j < n {
+                let b = p[j]
+                if stop[Int(b)] == 0x30 {
+                    j += 1
+                    continue
+                }
+                if b == 0xE2 {
+                    // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
+                    if j + 2 < n && p[j + 1] == 0x80 && (p[j + 2] == 0xA8 || p[j + 2] == 0xA9) {
+                        bytes(p + runStart, j - runStart)
+                        literal("\\u202")
+                        byte(p[j + 2] == 0xA8 ? 0x38 : 0x39)
+                        j += 3
+                        runStart = j
+                    } else {
+                        j += 1
+                    }
+                    continue
+                }
+                bytes(p + runStart, j - runStart)
+                switch b {
+                case 0x22: literal("\\\"")
+                case 0x5C: literal("\\\\")
+                case 0x0A: literal("\\n")
+                case 0x0D: literal("\\r")
+                case 0x09: literal("\\t")
+                case 0x08: literal("\\b")
+                case 0x0C: literal("\\f")
+                default:
+                    let hex = _jsonHexDigits.utf8Start
+                    ensure(6)
+                    base[count] = 0x5C
+                    base[count + 1] = 0x75  // u
+                    base[count + 2] = 0x30
+                    base[count + 3] = 0x30
+                    base[count + 4] = hex[Int(b >> 4)]
+                    base[count + 5] = hex[Int(b & 0xF)]
+                    count += 6
+                }
+                j += 1
+                runStart = j
+            }
+            bytes(p + runStart, n - runStart)
+            byte(0x22)
         }
     }
 }
@@ -898,10 +1078,8 @@ extension JSONValue {
 /// Orders strings by their UTF-8 bytes, i.e. by Unicode code point.
 @inline(__always)
 private func _jsonUTF8Less(_ lhs: String, _ rhs: String) -> Bool {
-    var a = lhs
-    var b = rhs
-    return a.withUTF8 { pa in
-        b.withUTF8 { pb in
+    let fast = lhs.utf8.withContiguousStorageIfAvailable { pa in
+        rhs.utf8.withContiguousStorageIfAvailable { pb in
             let n = min(pa.count, pb.count)
             var k = 0
             while k < n {
@@ -913,59 +1091,28 @@ private func _jsonUTF8Less(_ lhs: String, _ rhs: String) -> Bool {
             return pa.count < pb.count
         }
     }
+    if let fast, let result = fast { return result }
+    return lhs.utf8.lexicographicallyPrecedes(rhs.utf8)
 }
 
 private let _jsonHexDigits: StaticString = "0123456789abcdef"
 
-private func _jsonAppendString(_ string: String, into out: inout [UInt8]) {
-    out.append(0x22)
-    var s = string
-    s.withUTF8 { buf in
-        guard let p = buf.baseAddress else { return }
-        let n = buf.count
-        var runStart = 0
-        var j = 0
-        while j < n {
-            let b = p[j]
-            if b >= 0x20 && b != 0x22 && b != 0x5C && b != 0xE2 {
-                j += 1
-                continue
-            }
-            if b == 0xE2 {
-                // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
-                if j + 2 < n && p[j + 1] == 0x80 && (p[j + 2] == 0xA8 || p[j + 2] == 0xA9) {
-                    out.append(contentsOf: UnsafeBufferPointer(start: p + runStart, count: j - runStart))
-                    out.append(contentsOf: "\\u202".utf8)
-                    out.append(p[j + 2] == 0xA8 ? 0x38 : 0x39)
-                    j += 3
-                    runStart = j
-                } else {
-                    j += 1
-                }
-                continue
-            }
-            out.append(contentsOf: UnsafeBufferPointer(start: p + runStart, count: j - runStart))
-            out.append(0x5C)
-            switch b {
-            case 0x22: out.append(0x22)
-            case 0x5C: out.append(0x5C)
-            case 0x0A: out.append(0x6E)  // n
-            case 0x0D: out.append(0x72)  // r
-            case 0x09: out.append(0x74)  // t
-            case 0x08: out.append(0x62)  // b
-            case 0x0C: out.append(0x66)  // f
-            default:
-                let hex = _jsonHexDigits.utf8Start
-                out.append(0x75)  // u
-                out.append(0x30)
-                out.append(0x30)
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 0xF)])
-            }
-            j += 1
-            runStart = j
-        }
-        out.append(contentsOf: UnsafeBufferPointer(start: p + runStart, count: n - runStart))
-    }
-    out.append(0x22)
-}
+/// Byte classes as exactly 256 ASCII digits, indexed by byte value ("1" =
+/// stop): string bytes the parser must look at (`"`, `\`, control
+/// characters, non-ASCII).
+private let _jsonParserStringStop: StaticString = """
+1111111111111111111111111111111100100000000000000000000000000000\
+0000000000000000000000000000100000000000000000000000000000000000\
+1111111111111111111111111111111111111111111111111111111111111111\
+1111111111111111111111111111111111111111111111111111111111111111
+"""
+
+/// Byte classes as exactly 256 ASCII digits, indexed by byte value ("1" =
+/// stop): string bytes the serializer must look at (`"`, `\`, control
+/// characters, and 0xE2, which may start U+2028/U+2029).
+private let _jsonSerializerStringStop: StaticString = """
+1111111111111111111111111111111100100000000000000000000000000000\
+0000000000000000000000000000100000000000000000000000000000000000\
+0000000000000000000000000000000000000000000000000000000000000000\
+0000000000000000000000000000000000100000000000000000000000000000
+"""

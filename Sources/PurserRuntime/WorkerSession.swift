@@ -44,7 +44,11 @@ final class WorkerSession: @unchecked Sendable {
     private var stdoutSource: (any DispatchSourceRead)?
     private var stderrSource: (any DispatchSourceRead)?
     private var exitSource: (any DispatchSourceRead)?
+    /// Created on the first EAGAIN, suspended while nothing waits; cancelled (and the fd
+    /// closed in its cancel handler) only when stdin closes, so no fd is closed while a
+    /// source may still be registered for it and its number reused by another worker.
     private var writeSource: (any DispatchSourceWrite)?
+    private var writeSuspended = false
     private var timers: [any DispatchSourceTimer] = []
     private var startedAt = ContinuousClock.now
     private var continuation: CheckedContinuation<RunReport, Never>?
@@ -97,6 +101,7 @@ final class WorkerSession: @unchecked Sendable {
         stderrSource = watchReads(process.stderrFD) { self.stderrTail.append($0) }
         let exitSource = DispatchSource.makeReadSource(fileDescriptor: process.pidFD, queue: queue)
         exitSource.setEventHandler { self.workerExited() }
+        exitSource.setCancelHandler { close(process.pidFD) }
         exitSource.activate()
         self.exitSource = exitSource
 
@@ -309,13 +314,21 @@ final class WorkerSession: @unchecked Sendable {
             outgoing = []
             break
         }
-        writeSource?.cancel()
-        writeSource = nil
+        if let writeSource, !writeSuspended {
+            writeSource.suspend()
+            writeSuspended = true
+        }
         if phase == .stopping && outgoing.isEmpty { closeStdin() }
     }
 
     private func waitUntilWritable(_ fd: Int32) {
-        guard writeSource == nil else { return }
+        if let writeSource {
+            if writeSuspended {
+                writeSuspended = false
+                writeSource.resume()
+            }
+            return
+        }
         let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
         source.setEventHandler { self.flush() }
         source.activate()
@@ -325,9 +338,17 @@ final class WorkerSession: @unchecked Sendable {
     private func closeStdin() {
         guard stdinOpen, let process else { return }
         stdinOpen = false
-        writeSource?.cancel()
-        writeSource = nil
-        close(process.stdinFD)
+        guard let writeSource else {
+            close(process.stdinFD)
+            return
+        }
+        let fd = process.stdinFD
+        writeSource.setCancelHandler { close(fd) }
+        if writeSuspended {
+            writeSuspended = false
+            writeSource.resume()
+        }
+        writeSource.cancel()
     }
 
     // MARK: - Stopping
@@ -346,11 +367,12 @@ final class WorkerSession: @unchecked Sendable {
     private func beginStop() {
         guard phase == .running || phase == .initializing else { return }
         phase = .stopping
+        process?.snapshotTree()
         send(request: .shutdown, method: Method.shutdown, params: nil)
         if outgoing.isEmpty { closeStdin() }
         after(request.timing.exitGraceMs) {
             self.process?.signalProcessGroup(SIGTERM)
-            self.after(self.request.timing.termGraceMs) { self.process?.killAll() }
+            self.after(self.request.timing.termGraceMs) { self.killAndWatch() }
         }
     }
 
@@ -363,7 +385,17 @@ final class WorkerSession: @unchecked Sendable {
         }
         phase = .stopping
         closeStdin()
+        killAndWatch()
+    }
+
+    /// SIGKILL to the run. The pidfd says when the worker is gone; polling as well costs
+    /// nothing here and means a lost wakeup can never hang the supervisor.
+    private func killAndWatch() {
         process?.killAll()
+        after(200) {
+            guard let process = self.process else { return }
+            if process.hasExited() { self.workerExited() } else { self.killAndWatch() }
+        }
     }
 
     private func after(_ milliseconds: Int64, _ body: @escaping () -> Void) {
@@ -395,7 +427,6 @@ final class WorkerSession: @unchecked Sendable {
         for timer in timers { timer.cancel() }
         timers = []
         closeStdin()
-        writeSource?.cancel()
         stdoutSource?.cancel()
         stderrSource?.cancel()
         exitSource?.cancel()

@@ -96,63 +96,88 @@ final class CgroupV2Group: RunGroup {
     }
 }
 
-/// The fallback: the worker leads its own process group, and the supervisor, as child
-/// subreaper, inherits and kills whatever escapes that group by setsid.
+/// The fallback where no cgroup can be made. The worker leads its own process group and
+/// is a child subreaper, so that whatever its descendants do (setsid, double fork) they
+/// stay in its tree while it lives. `snapshot` records that tree when the run starts to
+/// end; `killAll` kills the group and every recorded process. A descendant that leaves
+/// after the last snapshot, by outliving a worker that exits on its own, can escape:
+/// this is why cgroups come first.
 final class ProcessGroupRunGroup: RunGroup {
     var procsFD: Int32 { -1 }
     var description: String { "process-group" }
+    private let known = Mutex<[pid_t: UInt64]>([:])
 
-    static let becameSubreaper: Bool = purser_set_child_subreaper() == 0
+    func snapshot(leader: pid_t) {
+        let found = ProcessTable.descendants(of: leader)
+        known.withLock { $0.merge(found) { old, _ in old } }
+    }
 
     func killAll(leader: pid_t) {
-        if leader > 0 { kill(-leader, SIGKILL) }
-        OrphanSweeper.sweep()
+        if leader > 0 {
+            snapshot(leader: leader)
+            kill(-leader, SIGKILL)
+        }
+        for (pid, started) in known.withLock({ $0 }) where ProcessTable.startTime(of: pid) == started {
+            kill(pid, SIGKILL)
+        }
     }
 
     func isEmpty(leader: pid_t) -> Bool {
-        leader <= 0 || (kill(-leader, 0) != 0 && errno == ESRCH)
+        let groupGone = leader <= 0 || (kill(-leader, 0) != 0 && errno == ESRCH)
+        return groupGone && known.withLock({ $0 }).allSatisfy { ProcessTable.startTime(of: $0.key) != $0.value }
     }
 
     func remove() {}
 }
 
-/// Live worker leaders, so that the sweep can tell a worker from an orphan it left.
-enum OrphanSweeper {
-    static let workers = Mutex<Set<pid_t>>([])
-
-    static func register(_ pid: pid_t) { workers.withLock { _ = $0.insert(pid) } }
-    static func unregister(_ pid: pid_t) { workers.withLock { _ = $0.remove(pid) } }
-
-    /// Kills and reaps every child of the supervisor that is not a live worker: with the
-    /// subreaper bit set, those are processes that outlived the worker that made them.
-    static func sweep() {
-        let me = getpid()
-        for _ in 0..<50 {
-            let known = workers.withLock { $0 }
-            let orphans = childrenOf(me).filter { !known.contains($0) }
-            if orphans.isEmpty { return }
-            for pid in orphans {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                var status: Int32 = 0
-                _ = waitpid(pid, &status, 0)
-            }
-        }
+/// Reads /proc; works without CONFIG_PROC_CHILDREN.
+enum ProcessTable {
+    struct Entry {
+        let pid: pid_t
+        let parent: pid_t
+        let state: Character
+        let startTime: UInt64
     }
 
-    private static func childrenOf(_ parent: pid_t) -> [pid_t] {
+    static func entry(_ pid: pid_t) -> Entry? {
+        guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let parent = pid_t(fields[1]), let start = UInt64(fields[19]),
+            let state = fields[0].first
+        else { return nil }
+        return Entry(pid: pid, parent: parent, state: state, startTime: start)
+    }
+
+    /// The start time identifies a process across pid reuse; nil once it is gone or a zombie.
+    static func startTime(of pid: pid_t) -> UInt64? {
+        guard let entry = entry(pid), entry.state != "Z", entry.state != "X" else { return nil }
+        return entry.startTime
+    }
+
+    static func descendants(of root: pid_t) -> [pid_t: UInt64] {
+        var children: [pid_t: [Entry]] = [:]
+        for entry in all() { children[entry.parent, default: []].append(entry) }
+        var result: [pid_t: UInt64] = [:]
+        var queue = [root]
+        while let next = queue.popLast() {
+            for child in children[next] ?? [] where result[child.pid] == nil {
+                result[child.pid] = child.startTime
+                queue.append(child.pid)
+            }
+        }
+        return result
+    }
+
+    static func all() -> [Entry] {
         guard let dir = opendir("/proc") else { return [] }
         defer { closedir(dir) }
-        var result: [pid_t] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        var result: [Entry] = []
+        while let item = readdir(dir) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            guard let pid = pid_t(name), let stat = readSmallFile("/proc/\(pid)/stat") else { continue }
-            // The command name may hold spaces and parentheses: parse after the last ')'.
-            guard let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, pid_t(fields[1]) == parent { result.append(pid) }
+            if let pid = pid_t(name), let entry = entry(pid) { result.append(entry) }
         }
         return result
     }
@@ -162,7 +187,6 @@ func makeRunGroup(_ containment: Containment, name: String) throws(SandboxError)
     if containment == .automatic, let base = CgroupV2Group.base {
         return try CgroupV2Group(base: base, name: name)
     }
-    _ = ProcessGroupRunGroup.becameSubreaper
     return ProcessGroupRunGroup()
 }
 

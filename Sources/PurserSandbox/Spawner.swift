@@ -32,7 +32,8 @@ public enum Spawner {
         var result = purser_spawn_result()
         let memory = MemoryCgroup.make(name: runName, limitBytes: profile.limits.memoryBytes)
         let procsFDs = [group.procsFD, memory?.procsFD ?? -1].filter { $0 >= 0 }
-        let status = withSpawnArguments(profile, path: path, fds: childEnds, procsFDs: procsFDs) {
+        let subreaper = group is ProcessGroupRunGroup
+        let status = withSpawnArguments(profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper) {
             purser_spawn($0, &result)
         }
         closeAll(childEnds)
@@ -91,7 +92,7 @@ public enum Spawner {
     }
 
     private static func withSpawnArguments<R>(
-        _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32],
+        _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32], subreaper: Bool,
         _ body: (UnsafePointer<purser_spawn_args>) -> R
     ) -> R {
         let argv = CStringArray([path] + profile.arguments)
@@ -115,6 +116,7 @@ public enum Spawner {
                     args.rlimits = limitBuffer.baseAddress
                     args.rlimit_count = Int32(limitBuffer.count)
                     args.pdeathsig = SIGKILL
+                    args.child_subreaper = subreaper ? 1 : 0
                     args.umask = 0o077
                     return withUnsafePointer(to: &args) { body($0) }
                 }

@@ -23,7 +23,8 @@ public struct ExitInfo: Sendable, Hashable {
 
 /// A spawned worker: its pid, a pidfd that becomes readable when it exits, and the
 /// supervisor's ends of its three pipes (non-blocking, close-on-exec). Whoever reads the
-/// pipes closes them; `cleanUp()` ends the rest of the run and closes the pidfd.
+/// pipes and watches the pidfd closes them (a Dispatch source's fd may only be closed in
+/// its cancel handler); `cleanUp()` ends the rest of the run.
 public final class WorkerProcess: Sendable {
     public let pid: Int32
     public let pidFD: Int32
@@ -47,7 +48,6 @@ public final class WorkerProcess: Sendable {
         self.stdoutFD = stdout
         self.stderrFD = stderr
         self.group = group
-        OrphanSweeper.register(pid)
     }
 
     /// Signals the worker itself; safe against pid reuse.
@@ -60,9 +60,21 @@ public final class WorkerProcess: Sendable {
         kill(-pid, signal)
     }
 
+    /// Records the run's process tree, where the containment needs that (process groups).
+    public func snapshotTree() {
+        (group as? ProcessGroupRunGroup)?.snapshot(leader: pid)
+    }
+
     /// SIGKILL to every process of the run.
     public func killAll() {
         group.killAll(leader: pid)
+    }
+
+    /// True once the worker has exited (without reaping it).
+    public func hasExited() -> Bool {
+        var info = siginfo_t()
+        let result = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+        return result == 0 && info._sifields._sigchld.si_pid == pid
     }
 
     /// Reaps the worker. Call once, after the pidfd became readable (or to block until exit).
@@ -70,7 +82,6 @@ public final class WorkerProcess: Sendable {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        OrphanSweeper.unregister(pid)
         if let memory {
             // ru_maxrss is no measure here: a CLONE_VM child inherits the supervisor's
             // high-water mark at exec. The run's memory cgroup counts only the run.
@@ -94,9 +105,7 @@ public final class WorkerProcess: Sendable {
         for _ in 0..<400 where !group.isEmpty(leader: pid) {
             usleep(2_500)
         }
-        if ProcessGroupRunGroup.becameSubreaper { OrphanSweeper.sweep() }
         group.remove()
         memory?.remove()
-        close(pidFD)
     }
 }

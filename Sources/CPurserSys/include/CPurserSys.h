@@ -37,6 +37,7 @@ typedef struct {
     const purser_rlimit *rlimits;
     int rlimit_count;
     int pdeathsig;                 // 0: none
+    int child_subreaper;           // make the worker a subreaper (kept across exec)
     unsigned int umask;
 } purser_spawn_args;
 
@@ -54,7 +55,6 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
 
 int purser_pidfd_send_signal(int pidfd, int sig);
 int purser_pipe_cloexec(int fds[2]);
-int purser_set_child_subreaper(void);
 int purser_set_dumpable(int dumpable);
 
 #endif

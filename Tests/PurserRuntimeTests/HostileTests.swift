@@ -1,0 +1,237 @@
+import Foundation
+import PurserProtocol
+import PurserRuntime
+import PurserSandbox
+import PurserTestSupport
+import Testing
+
+/// Runs a request with a fresh home and checks what every run must leave behind: nothing.
+func run(_ request: RunRequest, home: String = Fixtures.temporaryHome()) async throws -> RunReport {
+    let report = try await Runtime(home: home).exec(request)
+    for group in report.containment.split(separator: ", ") {
+        guard let colon = group.firstIndex(of: ":") else { continue }
+        let path = String(group[group.index(after: colon)...])
+        #expect(!FileManager.default.fileExists(atPath: path), "the run's group \(path) is still there")
+    }
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: home + "/work")
+    #expect(leftovers.isEmpty, "run directories left: \(leftovers)")
+    return report
+}
+
+@Suite("Well-behaved plugins", .timeLimit(.minutes(1)))
+struct PluginTests {
+    @Test func echoReturnsItsInput() async throws {
+        var request = RunRequest(
+            executable: Fixtures.product("echo"), input: ["a": [1, "b", nil]], credits: Credits(whole: 5),
+            wallTimeMs: 10_000, memoryBytes: 256 << 20)
+        request.timing = Fixtures.quickTiming
+        let report = try await run(request)
+        #expect(report.verdict == .ok)
+        #expect(report.output == ["a": [1, "b", nil]])
+        #expect(report.usage.credits == .zero)
+        #expect(report.returned.credits == Credits(whole: 5))
+        #expect(report.plugin?.pluginName == "echo")
+        #expect(report.usage.memoryPeakBytes > 0)
+        // The peak is the worker's, not the supervisor's high-water mark.
+        #expect(report.usage.memoryPeakBytes < 200 << 20)
+    }
+
+    @Test func wordcountChargesWhatItReports() async throws {
+        var request = RunRequest(
+            executable: Fixtures.product("wordcount"), input: ["text": "one two three\nfour"],
+            credits: Credits(whole: 1), wallTimeMs: 10_000, memoryBytes: 256 << 20)
+        request.timing = Fixtures.quickTiming
+        let report = try await run(request)
+        #expect(report.verdict == .ok)
+        #expect(report.output?["words"] == 4)
+        #expect(report.usage.credits == Credits(micros: 4_000))
+        #expect(report.returned.credits == Credits(micros: 996_000))
+    }
+
+    @Test func pythonPluginSpeaksTheSameProtocol() async throws {
+        var request = RunRequest(
+            executable: Fixtures.file("Plugins/shout/shout.py"), input: ["text": "quiet please"],
+            credits: Credits(whole: 1), wallTimeMs: 10_000, memoryBytes: 256 << 20)
+        request.timing = Fixtures.quickTiming
+        let report = try await run(request)
+        #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
+        #expect(report.output == ["text": "QUIET PLEASE"])
+        #expect(report.usage.credits == Credits(micros: 10_000))
+    }
+
+    @Test func usageIsTheLargerOfNotificationsAndTotal() async throws {
+        let report = try await run(Fixtures.hostile("usage"))
+        #expect(report.verdict == .ok)
+        #expect(report.usage.credits == Credits(whole: 1))
+    }
+
+    @Test func aWorkerErrorIsVerdictError() async throws {
+        var request = RunRequest(
+            executable: Fixtures.product("wordcount"), input: 42, credits: Credits(whole: 1), wallTimeMs: 10_000,
+            memoryBytes: 256 << 20)
+        request.timing = Fixtures.quickTiming
+        let report = try await run(request)
+        #expect(report.verdict == .error)
+        #expect(report.error?.code == ErrorCode.invalidParams)
+        #expect(report.output == nil)
+    }
+}
+
+@Suite("Hostile plugins get the right verdict and leave nothing behind", .timeLimit(.minutes(1)))
+struct HostileTests {
+    @Test func infiniteLoopTimesOut() async throws {
+        let report = try await run(Fixtures.hostile("loop", timeMs: 500))
+        #expect(report.verdict == .timeout)
+        #expect(report.returned.credits == Credits(whole: 10))
+    }
+
+    @Test func cpuBurnerHitsTheCPULimit() async throws {
+        var request = Fixtures.hostile("cpu", timeMs: 30_000)
+        request.cpuSeconds = 1
+        let report = try await run(request)
+        #expect(report.verdict == .cpuLimit)
+        #expect(report.usage.cpuMs >= 500, "the CPU limit is 1 s; rusage ticks may round it down a little")
+    }
+
+    @Test func memoryBombHitsTheMemoryLimit() async throws {
+        let report = try await run(Fixtures.hostile("membomb", memory: 64 << 20))
+        #expect(report.verdict == .memoryLimit)
+        #expect(report.usage.memoryPeakBytes <= 64 << 20)
+    }
+
+    @Test func sigtermIgnorerIsKilled() async throws {
+        let report = try await run(Fixtures.hostile("ignoreterm", timeMs: 300))
+        #expect(report.verdict == .timeout)
+        #expect(report.exit?.signal == SIGKILL)
+    }
+
+    @Test(arguments: [Containment.automatic, .processGroup])
+    func setsidGrandchildDoesNotHoldUpTheRun(containment: Containment) async throws {
+        let home = Fixtures.temporaryHome()
+        let pidfile = home + "/grandchild.pid"
+        var request = Fixtures.hostile("grandchild_hang", timeMs: 500, environment: ["HOSTILE_PIDFILE": pidfile])
+        request.containment = containment
+        let report = try await run(request, home: home)
+        #expect(report.verdict == .timeout)
+        let pid = try #require(Int32(String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(!Fixtures.isAlive(pid), "grandchild \(pid) outlived its run")
+    }
+
+    @Test(arguments: [Containment.automatic, .processGroup])
+    func grandchildOfASuccessfulRunIsKilledToo(containment: Containment) async throws {
+        let home = Fixtures.temporaryHome()
+        let pidfile = home + "/grandchild.pid"
+        var request = Fixtures.hostile("grandchild", environment: ["HOSTILE_PIDFILE": pidfile])
+        request.containment = containment
+        let report = try await run(request, home: home)
+        #expect(report.verdict == .ok)
+        let pid = try #require(Int32(String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(!Fixtures.isAlive(pid), "grandchild \(pid) outlived its run")
+    }
+
+    @Test(arguments: ["flood", "bigline"])
+    func floodsAreProtocolViolations(mode: String) async throws {
+        let report = try await run(Fixtures.hostile(mode))
+        #expect(report.verdict == .protocolViolation)
+        #expect(report.exit?.signal == SIGKILL)
+    }
+
+    @Test(arguments: [("garbage", "after-garbage"), ("deepjson", "after-deep"), ("badutf8", "after-utf8")])
+    func afewStrayLinesAreTolerated(mode: String, output: String) async throws {
+        let report = try await run(Fixtures.hostile(mode))
+        #expect(report.verdict == .ok)
+        #expect(report.output == .string(output))
+    }
+
+    @Test func exitBeforeInitializeIsStartupFailed() async throws {
+        let report = try await run(Fixtures.hostile("noinit"))
+        #expect(report.verdict == .startupFailed)
+        #expect(report.exit?.exitCode == 3)
+    }
+
+    @Test func wrongProtocolVersionIsStartupFailed() async throws {
+        let report = try await run(Fixtures.hostile("badversion"))
+        #expect(report.verdict == .startupFailed)
+        #expect(report.message?.contains("99") == true)
+    }
+
+    @Test(arguments: ["exitrun", "crashrun"])
+    func exitMidRunIsCrashed(mode: String) async throws {
+        let report = try await run(Fixtures.hostile(mode))
+        #expect(report.verdict == .crashed)
+        #expect(report.returned.credits == Credits(whole: 10))
+    }
+
+    @Test func overReportingCreditsIsStopped() async throws {
+        let report = try await run(Fixtures.hostile("overspend", credits: 5))
+        #expect(report.verdict == .creditsExhausted)
+        #expect(report.usage.credits == Credits(whole: 5), "never charged past the reservation")
+        #expect(report.usage.reportedCredits > Credits(whole: 5))
+        #expect(report.returned.credits == .zero)
+    }
+
+    @Test func userCancelIsCancelled() async throws {
+        let request = Fixtures.hostile("sleep", environment: ["HOSTILE_SLEEP_MS": "60000"])
+        let home = Fixtures.temporaryHome()
+        let task = Task { try await run(request, home: home) }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        let report = try await task.value
+        #expect(report.verdict == .cancelled)
+    }
+
+    @Test func theSupervisorIsStillFine() async throws {
+        _ = try await run(Fixtures.hostile("flood"))
+        let report = try await run(Fixtures.hostile("echo", input: "still here"))
+        #expect(report.verdict == .ok)
+        #expect(report.output == "still here")
+    }
+}
+
+@Suite("The worker's world: environment, fds, limits, directory", .timeLimit(.minutes(1)))
+struct IsolationTests {
+    @Test func secretsInTheSupervisorsEnvironmentDoNotReachTheWorker() async throws {
+        setenv("PURSER_TEST_SECRET", "hunter2-do-not-leak", 1)
+        defer { unsetenv("PURSER_TEST_SECRET") }
+        let report = try await run(Fixtures.hostile("env", environment: ["ALLOWED": "yes"]))
+        #expect(report.verdict == .ok)
+        let entries = report.output?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(entries.contains("ALLOWED=yes"))
+        #expect(entries.contains { $0.hasPrefix("PATH=") })
+        #expect(!entries.contains { $0.contains("hunter2") })
+        #expect(!entries.contains { $0.hasPrefix("PURSER_TEST_SECRET") })
+    }
+
+    @Test func onlyStdioIsOpen() async throws {
+        let report = try await run(Fixtures.hostile("fds"))
+        #expect(report.output == [0, 1, 2])
+    }
+
+    @Test func rlimitsAreSet() async throws {
+        var request = Fixtures.hostile("rlimits", memory: 128 << 20)
+        request.cpuSeconds = 7
+        let report = try await run(request)
+        let limits = try #require(report.output)
+        #expect(limits["cpu"] == 7)
+        #expect(limits["core"] == 0)
+        #expect(limits["nofile"] == 1024)
+        #expect(limits["fsize"] == .number(JSONNumber(Int64(1) << 30)))
+        #expect((limits["data"]?.numberValue?.int64 ?? 0) >= 128 << 20)
+    }
+
+    @Test func theWorkingDirectoryIsPrivateAndRemoved() async throws {
+        let home = Fixtures.temporaryHome()
+        let report = try await run(Fixtures.hostile("cwd"), home: home)
+        let cwd = try #require(report.output?["cwd"]?.stringValue)
+        #expect(cwd.hasPrefix(home + "/work/run-"))
+        #expect(report.output?["home"]?.stringValue == cwd)
+        #expect(report.output?["tmpdir"]?.stringValue == cwd)
+        #expect(!FileManager.default.fileExists(atPath: cwd))
+    }
+
+    @Test func anInputTooLargeForOneLineIsRefusedBeforeSpawning() async throws {
+        var request = Fixtures.hostile("echo", input: .string(String(repeating: "x", count: 2000)))
+        request.maxLineBytes = 1000
+        await #expect(throws: RuntimeError.self) { try await Runtime(home: Fixtures.temporaryHome()).exec(request) }
+    }
+}

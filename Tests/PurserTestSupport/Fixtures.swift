@@ -1,0 +1,66 @@
+import Foundation
+public import PurserProtocol
+public import PurserRuntime
+
+/// Paths to what the package built and to the repository's own files.
+public enum Fixtures {
+    /// The folder holding the test bundle, and so every product of the same build.
+    public static let buildDirectory: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("echo").path) && url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }()
+
+    public static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }()
+
+    public static func product(_ name: String) -> String { buildDirectory + "/" + name }
+    public static func file(_ relative: String) -> String { repositoryRoot + "/" + relative }
+
+    /// A fresh `$PURSER_HOME` for one test.
+    public static func temporaryHome() -> String {
+        let path = NSTemporaryDirectory() + "purser-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Short waits, so a test of the stop sequence takes a second, not several.
+    public static var quickTiming: SessionTiming {
+        var timing = SessionTiming()
+        timing.startupMs = 5_000
+        timing.cancelGraceMs = 300
+        timing.exitGraceMs = 300
+        timing.termGraceMs = 300
+        return timing
+    }
+
+    /// A run of the hostile test plugin in one of its modes.
+    public static func hostile(
+        _ mode: String, input: JSONValue = "x", credits: Int64 = 10, timeMs: Int64 = 10_000,
+        memory: Int64 = 256 << 20, environment: [String: String] = [:]
+    ) -> RunRequest {
+        var request = RunRequest(
+            executable: product("hostile"), input: input, credits: Credits(whole: credits), wallTimeMs: timeMs,
+            memoryBytes: memory)
+        request.environment = environment.merging(["HOSTILE_MODE": mode]) { $1 }
+        request.timing = quickTiming
+        return request
+    }
+
+    /// True while a process with this pid exists (zombies count as gone).
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].split(separator: " ").first
+        return state != "Z" && state != "X"
+    }
+}

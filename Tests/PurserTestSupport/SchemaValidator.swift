@@ -1,0 +1,96 @@
+import Foundation
+public import PurserProtocol
+
+/// The subset of JSON Schema 2020-12 that protocol/schemas uses, and nothing more:
+/// an unknown keyword is an error, so a schema cannot silently check less than it says.
+public struct SchemaValidator {
+    let root: JSONValue
+
+    public init(path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        root = try JSONParser.parse([UInt8](data))
+    }
+
+    /// Returns the problems found, empty when `value` is valid.
+    public func validate(_ value: JSONValue) -> [String] {
+        var problems: [String] = []
+        check(value, against: root, at: "$", into: &problems)
+        return problems
+    }
+
+    private static let annotations: Set<String> = ["$schema", "$id", "title", "description", "examples", "$defs"]
+
+    private func check(_ value: JSONValue, against schema: JSONValue, at path: String, into problems: inout [String]) {
+        if case .bool(let allowed) = schema {
+            if !allowed { problems.append("\(path): not allowed") }
+            return
+        }
+        guard case .object(let keywords) = schema else { return problems.append("\(path): schema is not an object") }
+        for (keyword, argument) in keywords where !Self.annotations.contains(keyword) {
+            apply(keyword, argument, keywords, value, path, &problems)
+        }
+    }
+
+    private func apply(
+        _ keyword: String, _ argument: JSONValue, _ keywords: [String: JSONValue], _ value: JSONValue, _ path: String,
+        _ problems: inout [String]
+    ) {
+        switch keyword {
+        case "type":
+            let types = argument.arrayValue?.compactMap(\.stringValue) ?? [argument.stringValue ?? ""]
+            if !types.contains(where: { Self.matches(value, type: $0) }) { problems.append("\(path): expected \(types)") }
+        case "properties":
+            guard case .object(let object) = value, case .object(let properties) = argument else { return }
+            for (key, schema) in properties { if let item = object[key] { check(item, against: schema, at: "\(path).\(key)", into: &problems) } }
+        case "required":
+            guard case .object(let object) = value else { return }
+            for key in argument.arrayValue?.compactMap(\.stringValue) ?? [] where object[key] == nil {
+                problems.append("\(path).\(key): required")
+            }
+        case "additionalProperties":
+            guard case .object(let object) = value, argument == .bool(false) else { return }
+            let known = keywords["properties"]?.objectValue ?? [:]
+            for key in object.keys where known[key] == nil { problems.append("\(path).\(key): not allowed") }
+        case "items":
+            for (index, item) in (value.arrayValue ?? []).enumerated() { check(item, against: argument, at: "\(path)[\(index)]", into: &problems) }
+        case "enum":
+            if !(argument.arrayValue ?? []).contains(value) { problems.append("\(path): not one of \(argument.serialized())") }
+        case "const":
+            if value != argument { problems.append("\(path): must be \(argument.serialized())") }
+        case "minimum":
+            if let number = value.numberValue, let bound = argument.numberValue, number.double < bound.double { problems.append("\(path): below \(bound)") }
+        case "maximum":
+            if let number = value.numberValue, let bound = argument.numberValue, number.double > bound.double { problems.append("\(path): above \(bound)") }
+        case "minLength":
+            if let string = value.stringValue, let bound = argument.numberValue?.int64, string.unicodeScalars.count < bound { problems.append("\(path): too short") }
+        case "oneOf", "anyOf":
+            let passing = (argument.arrayValue ?? []).filter { schema in
+                var inner: [String] = []
+                check(value, against: schema, at: path, into: &inner)
+                return inner.isEmpty
+            }.count
+            if keyword == "oneOf" ? passing != 1 : passing == 0 { problems.append("\(path): \(keyword) matched \(passing)") }
+        case "not":
+            var inner: [String] = []
+            check(value, against: argument, at: path, into: &inner)
+            if inner.isEmpty { problems.append("\(path): matches a forbidden schema") }
+        case "$ref":
+            guard let ref = argument.stringValue, ref.hasPrefix("#/$defs/"),
+                let target = root["$defs"]?[String(ref.dropFirst("#/$defs/".count))]
+            else { return problems.append("\(path): unresolvable $ref \(argument.serialized())") }
+            check(value, against: target, at: path, into: &problems)
+        default:
+            problems.append("\(path): validator does not know keyword \(keyword)")
+        }
+    }
+
+    private static func matches(_ value: JSONValue, type: String) -> Bool {
+        switch (type, value) {
+        case ("null", .null), ("boolean", .bool), ("number", .number), ("string", .string), ("array", .array),
+            ("object", .object):
+            return true
+        case ("integer", .number(let number)): return number.int64 != nil
+        default: return false
+        }
+    }
+}
