@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "CPurserBenchFloor", path: "Benchmarks/CPurserBenchFloor", cSettings: cSettings),
         .executableTarget(
             name: "purser-bench",
-            dependencies: ["PurserRuntime", "CPurserBenchFloor"],
+            dependencies: ["PurserRuntime", "PurserSandbox", "CPurserBenchFloor"],
             path: "Benchmarks/purser-bench",
             swiftSettings: swiftSettings),
 

@@ -35,10 +35,13 @@ public enum Units {
         return Int64(result)
     }
 
+    /// Exact: "7ms", "30s", "9.993s".
     public static func formatDuration(_ milliseconds: Int64) -> String {
         if milliseconds < 1000 { return "\(milliseconds)ms" }
-        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
-        return decimal(Double(milliseconds) / 1000) + "s"
+        var fraction = String(milliseconds % 1000)
+        fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(milliseconds / 1000)" + (fraction.isEmpty ? "" : "." + fraction) + "s"
     }
 
     public static func formatSize(_ bytes: Int64) -> String {

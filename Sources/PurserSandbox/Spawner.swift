@@ -50,12 +50,15 @@ public enum Spawner {
     }
 
     /// Finds the executable as a shell would: a path with a slash as is, else on PATH.
+    /// The result is absolute, since the worker starts in its own directory.
     public static func resolveExecutable(_ name: String) throws(SandboxError) -> String {
         if name.contains("/") {
             guard access(name, X_OK) == 0 else {
                 throw SandboxError(code: .executableNotFound, errno: errno, message: "cannot execute \(name)")
             }
-            return name
+            guard !name.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return name }
+            defer { free(cwd) }
+            return String(cString: cwd) + "/" + name
         }
         let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 {

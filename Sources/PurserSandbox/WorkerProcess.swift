@@ -101,9 +101,12 @@ public final class WorkerProcess: Sendable {
     /// After the worker was reaped: kills whatever of the run is left, waits until none
     /// is, and releases the group. No process of a run outlives it.
     public func cleanUp() {
-        group.killAll(leader: pid)
-        for _ in 0..<400 where !group.isEmpty(leader: pid) {
-            usleep(2_500)
+        // Usually the worker was the run's only process and the group is empty already.
+        if !group.isEmpty(leader: pid) {
+            group.killAll(leader: pid)
+            for _ in 0..<1000 where !group.isEmpty(leader: pid) {
+                usleep(1_000)
+            }
         }
         group.remove()
         memory?.remove()

@@ -1,5 +1,6 @@
 import Foundation
 import PurserProtocol
+import PurserRuntime
 import PurserTestSupport
 import Testing
 
@@ -7,10 +8,15 @@ import Testing
 struct ExecCommandTests {
     let home = Fixtures.temporaryHome()
 
-    func purser(_ arguments: [String]) throws -> CommandResult {
+    func purser(_ arguments: [String], directory: String? = nil) throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        return try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        return try runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: directory)
+    }
+
+    @Test func aRelativePluginPathIsResolvedBeforeTheWorkerChangesDirectory() throws {
+        let result = try purser(["exec", "./echo", "--input", "1"], directory: Fixtures.buildDirectory)
+        #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
     }
 
     @Test func jsonReportHasEveryKey() throws {
@@ -66,5 +72,30 @@ struct ExecCommandTests {
             "--json",
         ])
         #expect(result.status == code, "\(mode): \(result.stdout) \(result.stderr)")
+    }
+}
+
+@Suite("Units")
+struct UnitTests {
+    @Test func durations() {
+        #expect(Units.parseDuration("500ms") == 500)
+        #expect(Units.parseDuration("2m") == 120_000)
+        #expect(Units.parseDuration("1h") == 3_600_000)
+        #expect(Units.parseDuration("1.5s") == 1_500)
+        #expect(Units.parseDuration("30") == 30_000)
+        #expect(Units.parseDuration("5parsecs") == nil)
+        #expect(Units.parseDuration("-1s") == nil)
+        #expect(Units.formatDuration(9_993) == "9.993s")
+        #expect(Units.formatDuration(30_000) == "30s")
+    }
+
+    @Test func sizes() {
+        #expect(Units.parseSize("64MiB") == 64 << 20)
+        #expect(Units.parseSize("2GiB") == 2 << 30)
+        #expect(Units.parseSize("1GB") == 1_000_000_000)
+        #expect(Units.parseSize("512K") == 512 << 10)
+        #expect(Units.parseSize("100") == 100)
+        #expect(Units.parseSize("lots") == nil)
+        #expect(Units.formatSize(64 << 20) == "64MiB")
     }
 }

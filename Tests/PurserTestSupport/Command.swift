@@ -7,10 +7,11 @@ public struct CommandResult: Sendable {
     public let stderr: String
 }
 
-public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
-    -> CommandResult
-{
+public func runCommand(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
+) throws -> CommandResult {
     let process = Process()
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let environment { process.environment = environment }
