@@ -49,7 +49,7 @@ func growResident() -> UnsafeMutableRawPointer {
 }
 
 func show(_ label: String, _ rate: Double, against floor: Double? = nil, goal: Double? = nil) {
-    var line = label.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%9.0f /s", rate)
+    var line = label.padding(toLength: 50, withPad: " ", startingAt: 0) + String(format: "%9.0f /s", rate)
     if let floor {
         line += String(format: "   %.2fx", rate / floor)
         if let goal { line += String(format: " (goal ≥ %.2fx)", goal) }

@@ -63,7 +63,7 @@ public struct Runtime: Sendable {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
-        defer { directory.remove() }
+        defer { directory.removeLater() }
         let session = WorkerSession(
             request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
             onEvent: onEvent)
@@ -106,6 +106,11 @@ public struct Runtime: Sendable {
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw SandboxError(code: .syscallFailed, errno: errno, message: "mkdir \(path)")
         }
+    }
+
+    /// Waits until finished runs' directories and groups are removed; call before exiting.
+    public static func finishCleanup() {
+        Janitor.finish()
     }
 
     static func makeRunID() -> String {

@@ -173,7 +173,7 @@ final class WorkerSession: @unchecked Sendable {
         }
         switch message {
         case .response(let id, let result): handleResponse(id, result, line)
-        case .notification(let method, let params): handleNotification(method, params)
+        case .notification(let method, let params): handleNotification(method, params, line)
         case .request(let id, let method, _): handleWorkerRequest(id, method)
         }
     }
@@ -247,7 +247,7 @@ final class WorkerSession: @unchecked Sendable {
         beginStop()
     }
 
-    private func handleNotification(_ method: String, _ params: JSONValue?) {
+    private func handleNotification(_ method: String, _ params: JSONValue?, _ line: ArraySlice<UInt8>) {
         do {
             switch method {
             case Method.usage:
@@ -267,7 +267,7 @@ final class WorkerSession: @unchecked Sendable {
                 }
             }
         } catch {
-            onEvent(.notice("ignored malformed \(method) notification: \(error)"))
+            stray(line, because: "malformed \(method) notification: \(error)")
         }
     }
 

@@ -15,6 +15,11 @@ public struct RunDirectory: Sendable {
         path = String(cString: template)
     }
 
+    /// Removes the directory off the caller's path (see `Janitor`).
+    public func removeLater() {
+        Janitor.later { self.remove() }
+    }
+
     public func remove() {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd >= 0 { Self.removeContents(of: fd, depth: 0) }

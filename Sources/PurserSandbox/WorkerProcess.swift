@@ -108,7 +108,11 @@ public final class WorkerProcess: Sendable {
                 usleep(1_000)
             }
         }
-        group.remove()
-        memory?.remove()
+        let group = self.group
+        let memory = self.memory
+        Janitor.later {
+            group.remove()
+            memory?.remove()
+        }
     }
 }

@@ -69,6 +69,7 @@ struct Exec: AsyncParsableCommand {
             throw CommandLineError(message: error.message)
         }
         interrupt.cancel()
+        Runtime.finishCleanup()
         if json {
             print(report.json.serialized())
         } else {

@@ -8,6 +8,7 @@ import Testing
 /// Runs a request with a fresh home and checks what every run must leave behind: nothing.
 func run(_ request: RunRequest, home: String = Fixtures.temporaryHome()) async throws -> RunReport {
     let report = try await Runtime(home: home).exec(request)
+    Janitor.finish()
     for group in report.containment.split(separator: ", ") {
         guard let colon = group.firstIndex(of: ":") else { continue }
         let path = String(group[group.index(after: colon)...])

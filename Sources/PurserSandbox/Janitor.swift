@@ -1,0 +1,16 @@
+import Dispatch
+
+/// Removes what a finished run leaves that holds no process any more (its empty cgroups,
+/// its working directory) off the run's critical path.
+public enum Janitor {
+    private static let queue = DispatchQueue(label: "purser.janitor")
+
+    static func later(_ work: @escaping @Sendable () -> Void) {
+        queue.async(execute: work)
+    }
+
+    /// Returns once everything handed over so far is removed (tests, shutdown).
+    public static func finish() {
+        queue.sync {}
+    }
+}
