@@ -48,7 +48,10 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // Benchmarks: the fastest real worker, the floor child and the floor loop, in C.
-        .executableTarget(name: "cworker", path: "Benchmarks/cworker", cSettings: cSettings),
+        .target(name: "CWorkerScan", path: "Benchmarks/CWorkerScan", cSettings: cSettings),
+        .executableTarget(
+            name: "cworker", dependencies: ["CWorkerScan"], path: "Benchmarks/cworker",
+            cSettings: cSettings),
         .executableTarget(name: "floorchild", path: "Benchmarks/floorchild", cSettings: cSettings),
         .target(name: "CPurserBenchFloor", path: "Benchmarks/CPurserBenchFloor", cSettings: cSettings),
         .executableTarget(
@@ -58,7 +61,9 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // Tests.
-        .executableTarget(name: "hostile", path: "Tests/Fixtures/hostile", cSettings: cSettings),
+        .executableTarget(
+            name: "hostile", dependencies: ["CWorkerScan"], path: "Tests/Fixtures/hostile",
+            cSettings: cSettings),
         .target(
             name: "PurserTestSupport",
             dependencies: ["PurserRuntime", "PurserProtocol"],

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "CWorkerScan.h"
+
 #define DEFAULT_MAX_LINE ((size_t)8 << 20)
 #define INITIAL_CAP ((size_t)64 << 10)
 
@@ -33,8 +35,7 @@ static size_t max_line = DEFAULT_MAX_LINE;
 
 /* ---------- output ---------- */
 
-static char *out;
-static size_t out_len, out_cap;
+static ws_buf out;
 
 static void die(const char *msg) {
     (void)!write(2, msg, strlen(msg));
@@ -42,16 +43,7 @@ static void die(const char *msg) {
 }
 
 static void out_put(const char *s, size_t n) {
-    if (out_len + n > out_cap) {
-        size_t cap = out_cap ? out_cap : 4096;
-        while (cap < out_len + n) cap *= 2;
-        char *p = realloc(out, cap);
-        if (!p) die("cworker: out of memory\n");
-        out = p;
-        out_cap = cap;
-    }
-    memcpy(out + out_len, s, n);
-    out_len += n;
+    if (ws_buf_put(&out, s, n) != 0) die("cworker: out of memory\n");
 }
 
 static void out_str(const char *s) { out_put(s, strlen(s)); }
@@ -60,19 +52,19 @@ static void out_str(const char *s) { out_put(s, strlen(s)); }
 static void out_flush(void) {
     out_put("\n", 1);
     size_t off = 0;
-    while (off < out_len) {
-        ssize_t n = write(1, out + off, out_len - off);
+    while (off < out.len) {
+        ssize_t n = write(1, out.data + off, out.len - off);
         if (n < 0) {
             if (errno == EINTR) continue;
             die("cworker: write to stdout failed\n");
         }
         off += (size_t)n;
     }
-    out_len = 0;
+    out.len = 0;
 }
 
 static void begin_response(const char *id, size_t id_len) {
-    out_len = 0;
+    out.len = 0;
     out_str("{\"jsonrpc\":\"2.0\",\"id\":");
     out_put(id, id_len);
 }
@@ -95,97 +87,7 @@ static void send_error(const char *id, size_t id_len, int code, const char *mess
     out_flush();
 }
 
-/* ---------- minimal JSON scanning ---------- */
-
-static const char *skip_ws(const char *p, const char *e) {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-/* p at '"'; returns the position after the closing quote, or NULL. */
-static const char *skip_string(const char *p, const char *e) {
-    for (p++; p < e; p++) {
-        if (*p == '\\') {
-            if (++p >= e) return NULL;
-        } else if (*p == '"') {
-            return p + 1;
-        }
-    }
-    return NULL;
-}
-
-/* Returns the position just after the JSON value starting at p, or NULL. Not a validator:
- * it only has to find where a well-formed value ends. */
-static const char *skip_value(const char *p, const char *e) {
-    if (p >= e) return NULL;
-    if (*p == '"') return skip_string(p, e);
-    if (*p == '{' || *p == '[') {
-        size_t depth = 0;
-        while (p < e) {
-            char c = *p;
-            if (c == '"') {
-                p = skip_string(p, e);
-                if (!p) return NULL;
-                continue;
-            }
-            if (c == '{' || c == '[') {
-                depth++;
-            } else if (c == '}' || c == ']') {
-                if (--depth == 0) return p + 1;
-            }
-            p++;
-        }
-        return NULL;
-    }
-    const char *s = p; /* number, true, false, null */
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
-           *p != '\r' && *p != '\n')
-        p++;
-    return p > s ? p : NULL;
-}
-
-/* Member iterator over a JSON object. Start with *pp at '{' and *first = 1; each call sets
- * the raw key text [*ks, *ks + *klen) and the value [*vs, *ve) and returns 1, or returns 0
- * at the end of the object (or on malformed input). */
-static int obj_next(const char **pp, const char *e, int *first, const char **ks, size_t *klen,
-                    const char **vs, const char **ve) {
-    const char *p = skip_ws(*pp, e);
-    if (p >= e) return 0;
-    if (*first) {
-        if (*p != '{') return 0;
-        *first = 0;
-        p = skip_ws(p + 1, e);
-    } else {
-        if (*p != ',') return 0;
-        p = skip_ws(p + 1, e);
-    }
-    if (p >= e || *p != '"') return 0;
-    const char *kend = skip_string(p, e);
-    if (!kend) return 0;
-    *ks = p + 1;
-    *klen = (size_t)(kend - 1 - *ks);
-    p = skip_ws(kend, e);
-    if (p >= e || *p != ':') return 0;
-    p = skip_ws(p + 1, e);
-    *vs = p;
-    p = skip_value(p, e);
-    if (!p) return 0;
-    *ve = p;
-    *pp = p;
-    return 1;
-}
-
-/* Finds the member named key (compared byte for byte with the raw key text) of the object
- * at obj and sets [*vs, *ve) to its value. Returns 1 if found. */
-static int obj_get(const char *obj, const char *e, const char *key, const char **vs,
-                   const char **ve) {
-    size_t klen = strlen(key), kl;
-    const char *ks;
-    int first = 1;
-    while (obj_next(&obj, e, &first, &ks, &kl, vs, ve))
-        if (kl == klen && memcmp(ks, key, klen) == 0) return 1;
-    return 0;
-}
+/* ---------- tokens (the JSON scanning is in CWorkerScan) ---------- */
 
 static int str_is(const char *s, size_t n, const char *lit) {
     return n == strlen(lit) && memcmp(s, lit, n) == 0;
@@ -206,7 +108,7 @@ static long long parse_int(const char *s, const char *e) {
 
 static void handle_initialize(const char *id, size_t id_len, const char *ps, const char *pe) {
     const char *vs, *ve;
-    if (ps && obj_get(ps, pe, "protocolVersion", &vs, &ve) && parse_int(vs, ve) != 1) {
+    if (ps && ws_obj_get(ps, pe, "protocolVersion", &vs, &ve) && parse_int(vs, ve) != 1) {
         begin_response(id, id_len);
         out_str(",\"error\":{\"code\":-32001,\"message\":\"unsupported protocol version\","
                 "\"data\":{\"supported\":[1]}}}");
@@ -214,7 +116,8 @@ static void handle_initialize(const char *id, size_t id_len, const char *ps, con
         return;
     }
     const char *ls, *le;
-    if (ps && obj_get(ps, pe, "limits", &ls, &le) && obj_get(ls, le, "maxLineBytes", &vs, &ve)) {
+    if (ps && ws_obj_get(ps, pe, "limits", &ls, &le) &&
+        ws_obj_get(ls, le, "maxLineBytes", &vs, &ve)) {
         long long v = parse_int(vs, ve);
         if (v >= 1024) max_line = (size_t)v;
     }
@@ -226,7 +129,7 @@ static void handle_initialize(const char *id, size_t id_len, const char *ps, con
 
 static void handle_run(const char *id, size_t id_len, const char *ps, const char *pe) {
     const char *vs, *ve;
-    if (!ps || !obj_get(ps, pe, "input", &vs, &ve)) {
+    if (!ps || !ws_obj_get(ps, pe, "input", &vs, &ve)) {
         send_error(id, id_len, -32602, "run needs params.input");
         return;
     }
@@ -234,7 +137,7 @@ static void handle_run(const char *id, size_t id_len, const char *ps, const char
     out_str(",\"result\":{\"output\":");
     out_put(vs, (size_t)(ve - vs));
     out_str("}}");
-    if (out_len > max_line) {
+    if (out.len > max_line) {
         send_error(id, id_len, -32603, "output exceeds maxLineBytes");
         return;
     }
@@ -243,7 +146,7 @@ static void handle_run(const char *id, size_t id_len, const char *ps, const char
 
 static void handle_line(const char *line, size_t len) {
     const char *e = line + len;
-    const char *p = skip_ws(line, e);
+    const char *p = ws_skip_ws(line, e);
     if (p == e) return; /* empty line */
     if (*p != '{') {
         (void)!write(2, "cworker: ignoring a line that is not a JSON object\n", 51);
@@ -255,7 +158,7 @@ static void handle_line(const char *line, size_t len) {
     const char *ks, *vs, *ve;
     size_t kl;
     int first = 1;
-    while (obj_next(&p, e, &first, &ks, &kl, &vs, &ve)) {
+    while (ws_obj_next(&p, e, &first, &ks, &kl, &vs, &ve)) {
         if (str_is(ks, kl, "method")) {
             if (*vs == '"' && ve - vs >= 2) {
                 m = vs + 1;

@@ -236,3 +236,57 @@ struct IsolationTests {
         await #expect(throws: RuntimeError.self) { try await Runtime(home: Fixtures.temporaryHome()).exec(request) }
     }
 }
+
+@Suite("Startup and supervisor death", .timeLimit(.minutes(1)))
+struct LifecycleTests {
+    @Test func aWorkerThatNeverAnswersInitializeIsStartupFailed() async throws {
+        var request = RunRequest(
+            executable: "/bin/sleep", input: nil, credits: Credits(whole: 1), wallTimeMs: 10_000, memoryBytes: 64 << 20)
+        request.arguments = ["30"]
+        request.timing = Fixtures.quickTiming
+        request.timing.startupMs = 300
+        let report = try await run(request)
+        #expect(report.verdict == .startupFailed)
+        #expect(report.message?.contains("did not answer initialize within 300 ms") == true, "\(report.message ?? "")")
+        #expect(report.exit?.signal == SIGKILL)
+    }
+
+    @Test func workersDieWithTheirSupervisor() throws {
+        let home = Fixtures.temporaryHome()
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
+        supervisor.arguments = [
+            // ignoreterm: survives EOF on stdin and SIGTERM, so only the parent-death signal ends it.
+            "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=ignoreterm", "--time", "60s",
+        ]
+        supervisor.environment = ["PURSER_HOME": home, "PATH": "/usr/bin:/bin"]
+        supervisor.standardOutput = FileHandle.nullDevice
+        supervisor.standardError = FileHandle.nullDevice
+        try supervisor.run()
+        var worker: Int32?
+        for _ in 0..<500 where worker == nil {
+            worker = childrenOf(supervisor.processIdentifier).first
+            if worker == nil { usleep(10_000) }
+        }
+        let pid = try #require(worker, "the supervisor never started its worker")
+        kill(supervisor.processIdentifier, SIGKILL)
+        supervisor.waitUntilExit()
+        var alive = true
+        for _ in 0..<500 where alive {
+            alive = Fixtures.isAlive(pid)
+            if alive { usleep(10_000) }
+        }
+        #expect(!alive, "worker \(pid) outlived its supervisor")
+    }
+
+    private func childrenOf(_ parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == parent
+        }
+    }
+}

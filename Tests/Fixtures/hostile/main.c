@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "CWorkerScan.h"
+
 extern char **environ;
 
 #define MAX_LINE_DEFAULT ((size_t)8 << 20)
@@ -63,20 +65,10 @@ static void write_all(const char *p, size_t n) {
     }
 }
 
-static char *out;
-static size_t out_len, out_cap;
+static ws_buf out;
 
 static void out_put(const char *s, size_t n) {
-    if (out_len + n > out_cap) {
-        size_t cap = out_cap ? out_cap : 4096;
-        while (cap < out_len + n) cap *= 2;
-        char *p = realloc(out, cap);
-        if (!p) die("hostile: out of memory\n");
-        out = p;
-        out_cap = cap;
-    }
-    memcpy(out + out_len, s, n);
-    out_len += n;
+    if (ws_buf_put(&out, s, n) != 0) die("hostile: out of memory\n");
 }
 
 static void out_str(const char *s) { out_put(s, strlen(s)); }
@@ -121,12 +113,12 @@ static void out_json_cstring_or_null(const char *s) {
 /* Ends the line built in `out` and writes it. */
 static void out_send(void) {
     out_put("\n", 1);
-    write_all(out, out_len);
-    out_len = 0;
+    write_all(out.data, out.len);
+    out.len = 0;
 }
 
 static void send_result(const char *id, const char *result) {
-    out_len = 0;
+    out.len = 0;
     out_str("{\"jsonrpc\":\"2.0\",\"id\":");
     out_str(id);
     out_str(",\"result\":");
@@ -136,7 +128,7 @@ static void send_result(const char *id, const char *result) {
 }
 
 static void send_error(const char *id, int code, const char *message) {
-    out_len = 0;
+    out.len = 0;
     out_str("{\"jsonrpc\":\"2.0\",\"id\":");
     out_str(id);
     out_str(",\"error\":{\"code\":");
@@ -148,7 +140,7 @@ static void send_error(const char *id, int code, const char *message) {
 }
 
 static void send_notification(const char *method, const char *params) {
-    out_len = 0;
+    out.len = 0;
     out_str("{\"jsonrpc\":\"2.0\",\"method\":\"");
     out_str(method);
     out_str("\",\"params\":");
@@ -157,80 +149,7 @@ static void send_notification(const char *method, const char *params) {
     out_send();
 }
 
-/* ======================= minimal JSON scanning ======================= */
-
-static const char *skip_ws(const char *p, const char *e) {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-/* p at '"'; returns the position after the closing quote, or NULL. */
-static const char *skip_string(const char *p, const char *e) {
-    for (p++; p < e; p++) {
-        if (*p == '\\') {
-            if (++p >= e) return NULL;
-        } else if (*p == '"') {
-            return p + 1;
-        }
-    }
-    return NULL;
-}
-
-/* Returns the position just after the JSON value at p, or NULL. Not a validator. */
-static const char *skip_value(const char *p, const char *e) {
-    if (p >= e) return NULL;
-    if (*p == '"') return skip_string(p, e);
-    if (*p == '{' || *p == '[') {
-        size_t depth = 0;
-        while (p < e) {
-            char c = *p;
-            if (c == '"') {
-                p = skip_string(p, e);
-                if (!p) return NULL;
-                continue;
-            }
-            if (c == '{' || c == '[') {
-                depth++;
-            } else if (c == '}' || c == ']') {
-                if (--depth == 0) return p + 1;
-            }
-            p++;
-        }
-        return NULL;
-    }
-    const char *s = p;
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
-           *p != '\r' && *p != '\n')
-        p++;
-    return p > s ? p : NULL;
-}
-
-/* Finds member `key` (raw key text) of the object at obj; sets [*vs, *ve). 1 if found. */
-static int obj_get(const char *obj, const char *e, const char *key, const char **vs,
-                   const char **ve) {
-    size_t klen = strlen(key);
-    const char *p = skip_ws(obj, e);
-    if (p >= e || *p != '{') return 0;
-    p = skip_ws(p + 1, e);
-    while (p < e && *p == '"') {
-        const char *ks = p + 1, *kend = skip_string(p, e);
-        if (!kend) return 0;
-        p = skip_ws(kend, e);
-        if (p >= e || *p != ':') return 0;
-        const char *v = skip_ws(p + 1, e);
-        p = skip_value(v, e);
-        if (!p) return 0;
-        if ((size_t)(kend - 1 - ks) == klen && memcmp(ks, key, klen) == 0) {
-            *vs = v;
-            *ve = p;
-            return 1;
-        }
-        p = skip_ws(p, e);
-        if (p >= e || *p != ',') return 0;
-        p = skip_ws(p + 1, e);
-    }
-    return 0;
-}
+/* ======================= spans (the JSON scanning is in CWorkerScan) ======================= */
 
 static char *dup_span(const char *s, const char *e) {
     char *d = malloc((size_t)(e - s) + 1);
@@ -340,7 +259,7 @@ static void answer_run_result(const char *result) {
 }
 
 static void answer_run_output(const char *output_json) {
-    out_len = 0;
+    out.len = 0;
     char *result = malloc(strlen(output_json) + 16);
     if (!result) die("hostile: out of memory\n");
     sprintf(result, "{\"output\":%s}", output_json);
@@ -350,7 +269,7 @@ static void answer_run_output(const char *output_json) {
 
 /* Builds a result from whatever is in `out` (the output JSON) and answers the run. */
 static void answer_run_output_from_out(void) {
-    char *json = dup_span(out, out + out_len);
+    char *json = dup_span(out.data, out.data + out.len);
     answer_run_output(json);
     free(json);
 }
@@ -369,7 +288,7 @@ typedef void (*RunFn)(const Message *m);
 
 static void run_echo(const Message *m) {
     const char *vs, *ve;
-    if (!m->params || !obj_get(m->params, m->params_end, "input", &vs, &ve)) {
+    if (!m->params || !ws_obj_get(m->params, m->params_end, "input", &vs, &ve)) {
         answer_run_error(-32602, "run needs params.input");
         return;
     }
@@ -550,7 +469,7 @@ static void run_usage(const Message *m) {
 
 static void run_env(const Message *m) {
     (void)m;
-    out_len = 0;
+    out.len = 0;
     out_str("[");
     for (char **e = environ; *e; e++) {
         if (e != environ) out_str(",");
@@ -590,7 +509,7 @@ static void run_fds(const Message *m) {
     }
     closedir(d);
     qsort(fds, (size_t)n, sizeof(int), cmp_int);
-    out_len = 0;
+    out.len = 0;
     out_str("[");
     for (int i = 0; i < n; i++) out_fmt(i ? ",%lld" : "%lld", fds[i]);
     out_str("]");
@@ -609,7 +528,7 @@ static void out_rlimit(const char *name, int resource, int first) {
 
 static void run_rlimits(const Message *m) {
     (void)m;
-    out_len = 0;
+    out.len = 0;
     out_str("{");
     out_rlimit("cpu", RLIMIT_CPU, 1);
     out_rlimit("data", RLIMIT_DATA, 0);
@@ -631,7 +550,7 @@ static void run_cwd(const Message *m) {
     }
     char cwd[8192];
     const char *c = getcwd(cwd, sizeof cwd);
-    out_len = 0;
+    out.len = 0;
     out_str("{\"cwd\":");
     out_json_cstring_or_null(c);
     out_str(",\"tmpdir\":");
@@ -722,9 +641,9 @@ static void finish(void) { /* shutdown or EOF */
 static void handle_initialize(const Message *m) {
     const char *vs, *ve;
     if (answer_version == 1 && m->params &&
-        obj_get(m->params, m->params_end, "protocolVersion", &vs, &ve) &&
+        ws_obj_get(m->params, m->params_end, "protocolVersion", &vs, &ve) &&
         !(ve - vs == 1 && *vs == '1')) {
-        out_len = 0;
+        out.len = 0;
         out_str("{\"jsonrpc\":\"2.0\",\"id\":");
         out_str(m->id);
         out_str(",\"error\":{\"code\":-32001,\"message\":\"unsupported protocol version\","
@@ -733,8 +652,8 @@ static void handle_initialize(const Message *m) {
         return;
     }
     const char *ls, *le;
-    if (m->params && obj_get(m->params, m->params_end, "limits", &ls, &le) &&
-        obj_get(ls, le, "maxLineBytes", &vs, &ve)) {
+    if (m->params && ws_obj_get(m->params, m->params_end, "limits", &ls, &le) &&
+        ws_obj_get(ls, le, "maxLineBytes", &vs, &ve)) {
         long long v = strtoll(vs, NULL, 10); /* stops at the ',' or '}' after the number */
         if (v >= 1024) max_line = (size_t)v;
     }
@@ -749,7 +668,7 @@ static void handle_initialize(const Message *m) {
 static void handle_cancel(const Message *m) {
     if (!run_id) return; /* nothing in progress: ignore */
     const char *vs, *ve;
-    if (run_run_id && m->params && obj_get(m->params, m->params_end, "runId", &vs, &ve) &&
+    if (run_run_id && m->params && ws_obj_get(m->params, m->params_end, "runId", &vs, &ve) &&
         ((size_t)(ve - vs) != strlen(run_run_id) || memcmp(vs, run_run_id, (size_t)(ve - vs))))
         return; /* some other run */
     answer_run_error(-32800, "cancelled");
@@ -762,13 +681,13 @@ static void handle_run(const Message *m) {
     }
     run_id = strdup(m->id);
     const char *vs, *ve;
-    if (m->params && obj_get(m->params, m->params_end, "runId", &vs, &ve))
+    if (m->params && ws_obj_get(m->params, m->params_end, "runId", &vs, &ve))
         run_run_id = dup_span(vs, ve);
     mode->run(m);
 }
 
 static void handle_message(char *line, size_t len) {
-    const char *e = line + len, *p = skip_ws(line, e);
+    const char *e = line + len, *p = ws_skip_ws(line, e);
     if (p == e) return;
     if (*p != '{') {
         (void)!write(2, "hostile: ignoring a line that is not a JSON object\n", 51);
@@ -777,10 +696,10 @@ static void handle_message(char *line, size_t len) {
     Message m = {.line = p, .end = e};
     const char *vs, *ve;
     char *method = NULL;
-    if (obj_get(p, e, "method", &vs, &ve) && *vs == '"' && ve - vs >= 2)
+    if (ws_obj_get(p, e, "method", &vs, &ve) && *vs == '"' && ve - vs >= 2)
         method = dup_span(vs + 1, ve - 1);
-    if (obj_get(p, e, "id", &vs, &ve)) m.id = dup_span(vs, ve);
-    if (obj_get(p, e, "params", &vs, &ve)) {
+    if (ws_obj_get(p, e, "id", &vs, &ve)) m.id = dup_span(vs, ve);
+    if (ws_obj_get(p, e, "params", &vs, &ve)) {
         m.params = vs;
         m.params_end = ve;
     }
