@@ -78,6 +78,8 @@ public struct RunUsage: Sendable, Hashable {
 
 public struct RunReport: Sendable {
     public var runID: String
+    /// The worker's pid, once it was spawned.
+    public var pid: Int32?
     public var verdict: Verdict
     /// Why, in a sentence, when the verdict is not ok.
     public var message: String?
@@ -100,6 +102,7 @@ public struct RunReport: Sendable {
     public var json: JSONValue {
         var object: [String: JSONValue] = [
             "runId": .string(runID),
+            "pid": pid.map { .number(JSONNumber(Int64($0))) } ?? .null,
             "verdict": .string(verdict.rawValue),
             "output": output ?? .null,
             "usage": usage.json,

@@ -89,7 +89,7 @@ final class WorkerSession: @unchecked Sendable {
         startedAt = .now
         let process: WorkerProcess
         do {
-            process = try Spawner.spawn(profile, runName: runID)
+            process = try Spawner.spawn(profile)
         } catch {
             stop = .startupFailed
             stopMessage = error.description
@@ -443,6 +443,7 @@ final class WorkerSession: @unchecked Sendable {
         let reported = max(reportedCredits, resultCredits ?? .zero)
         return RunReport(
             runID: runID,
+            pid: process?.pid,
             verdict: verdict,
             message: verdict == .ok ? nil : stopMessage ?? describe(verdict, exit),
             output: verdict == .ok ? output : nil,

@@ -3,7 +3,7 @@ import Glibc
 
 /// Starts workers without fork(): see `purser_spawn` in CPurserSys.
 public enum Spawner {
-    public static func spawn(_ profile: SandboxProfile, runName: String) throws(SandboxError) -> WorkerProcess {
+    public static func spawn(_ profile: SandboxProfile) throws(SandboxError) -> WorkerProcess {
         let path = try resolveExecutable(profile.executable)
         let stdin = try makePipe()
         let stdout: (read: Int32, write: Int32)
@@ -24,13 +24,13 @@ public enum Spawner {
         let childEnds = [stdin.read, stdout.write, stderr.write]
         let group: any RunGroup
         do {
-            group = try makeRunGroup(profile.containment, name: runName)
+            group = try makeRunGroup(profile.containment)
         } catch {
             closeAll(supervisorEnds + childEnds)
             throw error
         }
         var result = purser_spawn_result()
-        let memory = MemoryCgroup.make(name: runName, limitBytes: profile.limits.memoryBytes)
+        let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes)
         let procsFDs = [group.procsFD, memory?.procsFD ?? -1].filter { $0 >= 0 }
         let subreaper = group is ProcessGroupRunGroup
         let status = withSpawnArguments(profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper) {
@@ -39,8 +39,8 @@ public enum Spawner {
         closeAll(childEnds)
         guard status == 0 else {
             closeAll(supervisorEnds)
-            group.remove()
-            memory?.remove()
+            group.release()
+            memory?.release()
             throw spawnError(result, path: path)
         }
         for fd in supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }

@@ -95,7 +95,7 @@ public final class WorkerProcess: Sendable {
             signal: exited ? nil : status & 0x7f,
             cpuMs: Int64(cpuMs),
             peakMemoryBytes: Int64(usage.ru_maxrss) * 1024,
-            outOfMemory: (memory?.oomKills() ?? 0) > 0)
+            outOfMemory: memory?.outOfMemory ?? false)
     }
 
     /// After the worker was reaped: kills whatever of the run is left, waits until none
@@ -111,8 +111,8 @@ public final class WorkerProcess: Sendable {
         let group = self.group
         let memory = self.memory
         Janitor.later {
-            group.remove()
-            memory?.remove()
+            group.release()
+            memory?.release()
         }
     }
 }

@@ -9,11 +9,7 @@ import Testing
 func run(_ request: RunRequest, home: String = Fixtures.temporaryHome()) async throws -> RunReport {
     let report = try await Runtime(home: home).exec(request)
     Janitor.finish()
-    for group in report.containment.split(separator: ", ") {
-        guard let colon = group.firstIndex(of: ":") else { continue }
-        let path = String(group[group.index(after: colon)...])
-        #expect(!FileManager.default.fileExists(atPath: path), "the run's group \(path) is still there")
-    }
+    if let pid = report.pid { #expect(!Fixtures.isAlive(pid), "worker \(pid) outlived its run") }
     let leftovers = try FileManager.default.contentsOfDirectory(atPath: home + "/work")
     #expect(leftovers.isEmpty, "run directories left: \(leftovers)")
     return report

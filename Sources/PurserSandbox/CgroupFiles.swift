@@ -1,0 +1,121 @@
+import Glibc
+import Synchronization
+
+/// Where this supervisor may make cgroups of one hierarchy, found from /proc/self.
+enum CgroupHierarchy {
+    /// The mount point of the cgroup2 hierarchy, or of the v1 hierarchy with `controller`.
+    static func mountPoint(controller: String?) -> String? {
+        guard let mountinfo = readSmallFile("/proc/self/mountinfo", limit: 1 << 20) else { return nil }
+        for line in mountinfo.split(separator: "\n") {
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2 else { continue }
+            let source = halves[1].split(separator: " ")
+            let matches: Bool
+            if let controller {
+                matches = source.first == "cgroup" && source.last?.split(separator: ",").contains(Substring(controller)) == true
+            } else {
+                matches = source.first == "cgroup2"
+            }
+            let fields = halves[0].split(separator: " ")
+            if matches && fields.count > 4 { return String(fields[4]) }
+        }
+        return nil
+    }
+
+    /// This process's own group in that hierarchy ("0::" for cgroup2).
+    static func ownPath(controller: String?) -> String? {
+        guard let cgroups = readSmallFile("/proc/self/cgroup") else { return nil }
+        for line in cgroups.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let found = controller.map { parts[1].split(separator: ",").contains(Substring($0)) } ?? (parts[0] == "0")
+            if found { return String(parts[2]) }
+        }
+        return nil
+    }
+
+    /// `<mount><own group>/purser`, created if need be, with groups that dead supervisors
+    /// left there removed; nil where it cannot be made.
+    static func base(controller: String?) -> String? {
+        guard let mount = mountPoint(controller: controller), let own = ownPath(controller: controller) else { return nil }
+        let base = mount + (own == "/" ? "" : own) + "/purser"
+        if mkdir(base, 0o755) != 0 && errno != EEXIST { return nil }
+        removeAbandonedGroups(in: base)
+        return base
+    }
+
+    private static func removeAbandonedGroups(in base: String) {
+        guard let dir = opendir(base) else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            // Groups are named s<supervisor pid>-<n>; only an empty group can be removed.
+            guard name.hasPrefix("s"), let owner = pid_t(name.dropFirst().prefix(while: { $0 != "-" })) else { continue }
+            if kill(owner, 0) != 0 && errno == ESRCH { rmdir(base + "/" + name) }
+        }
+    }
+
+    private static let counter = Atomic<Int>(0)
+
+    static func uniqueName() -> String {
+        "s\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)"
+    }
+}
+
+/// Empty groups kept for the next run: making and removing a cgroup (a memory cgroup most
+/// of all) costs the kernel more than the rest of a short run's setup.
+final class GroupPool<Group: AnyObject & Sendable>: Sendable {
+    private let idle = Mutex<[Group]>([])
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func take() -> Group? { idle.withLock { $0.popLast() } }
+
+    /// False when the pool is full: the caller then removes the group.
+    func give(_ group: Group) -> Bool {
+        idle.withLock { idle in
+            guard idle.count < capacity else { return false }
+            idle.append(group)
+            return true
+        }
+    }
+}
+
+func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count < limit {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+@discardableResult
+func writeFile(_ path: String, _ text: String) -> Bool {
+    let fd = open(path, O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
+}
+
+/// rmdir fails with EBUSY until the last member is reaped by its parent.
+func removeDirectory(_ path: String, whileBusy: () -> Void = {}) {
+    for attempt in 0..<200 {
+        if rmdir(path) == 0 || errno == ENOENT { return }
+        if attempt % 20 == 0 { whileBusy() }
+        usleep(5_000)
+    }
+}
+
+extension String {
+    func trimmingNewline() -> String { hasSuffix("\n") ? String(dropLast()) : self }
+}

@@ -1,0 +1,63 @@
+import Glibc
+
+/// A cgroup v2 group per run; `cgroup.kill` ends the whole tree in one write.
+final class CgroupV2Group: RunGroup {
+    let path: String
+    let procsFD: Int32
+    var description: String { "cgroup2:\(path)" }
+
+    private init(path: String, procsFD: Int32) {
+        self.path = path
+        self.procsFD = procsFD
+    }
+
+    /// Where this supervisor may create run groups, or nil when cgroup v2 is not usable here.
+    static let base: String? = {
+        guard let base = CgroupHierarchy.base(controller: nil) else { return nil }
+        // Probe: can we make a group here, and does it have cgroup.kill (Linux 5.14)?
+        let probe = base + "/" + CgroupHierarchy.uniqueName()
+        guard mkdir(probe, 0o755) == 0 else { return nil }
+        let usable = access(probe + "/cgroup.kill", W_OK) == 0
+        rmdir(probe)
+        return usable ? base : nil
+    }()
+
+    private static let pool = GroupPool<CgroupV2Group>(capacity: 64)
+
+    /// An empty group from the pool or a new one; nil where cgroup v2 is not usable.
+    static func take() throws(SandboxError) -> CgroupV2Group? {
+        guard let base else { return nil }
+        if let group = pool.take() { return group }
+        let path = base + "/" + CgroupHierarchy.uniqueName()
+        do {
+            try syscall("mkdir \(path)") { mkdir(path, 0o755) }
+            let fd = try syscall("open \(path)/cgroup.procs") { open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC) }
+            return CgroupV2Group(path: path, procsFD: fd)
+        } catch {
+            _ = rmdir(path)
+            throw SandboxError(code: .cgroupFailed, errno: error.errno, message: error.message)
+        }
+    }
+
+    func killAll(leader: pid_t) {
+        if !writeFile(path + "/cgroup.kill", "1") {
+            // Without cgroup.kill: kill each member, repeatedly, since one may fork meanwhile.
+            for _ in 0..<100 {
+                let pids = readSmallFile(path + "/cgroup.procs")?.split(separator: "\n").compactMap { pid_t($0) } ?? []
+                if pids.isEmpty { break }
+                for pid in pids { kill(pid, SIGKILL) }
+            }
+        }
+    }
+
+    func isEmpty(leader: pid_t) -> Bool {
+        guard let events = readSmallFile(path + "/cgroup.events") else { return true }
+        return events.contains("populated 0")
+    }
+
+    func release() {
+        if isEmpty(leader: 0) && Self.pool.give(self) { return }
+        close(procsFD)
+        removeDirectory(path) { killAll(leader: 0) }
+    }
+}
