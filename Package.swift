@@ -64,6 +64,9 @@ let package = Package(
         .executableTarget(
             name: "hostile", dependencies: ["CWorkerScan"], path: "Tests/Fixtures/hostile",
             cSettings: cSettings),
+        .executableTarget(
+            name: "noisy", dependencies: ["PurserPluginKit"], path: "Tests/Fixtures/noisy",
+            swiftSettings: swiftSettings),
         .target(
             name: "PurserTestSupport",
             dependencies: ["PurserRuntime", "PurserProtocol"],
@@ -77,7 +80,7 @@ let package = Package(
             name: "PurserRuntimeTests",
             dependencies: [
                 "PurserRuntime", "PurserSandbox", "PurserTestSupport",
-                "hostile", "cworker", "echo", "wordcount", "purser",
+                "hostile", "cworker", "echo", "wordcount", "noisy", "purser",
             ],
             swiftSettings: swiftSettings),
     ]

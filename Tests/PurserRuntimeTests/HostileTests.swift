@@ -56,6 +56,18 @@ struct PluginTests {
         #expect(report.usage.credits == Credits(micros: 10_000))
     }
 
+    @Test func printFromASwiftPluginGoesToStderrNotTheProtocol() async throws {
+        var request = RunRequest(
+            executable: Fixtures.product("noisy"), input: ["k": "v"], credits: Credits(whole: 1), wallTimeMs: 10_000,
+            memoryBytes: 256 << 20)
+        request.timing = Fixtures.quickTiming
+        let report = try await run(request)
+        #expect(report.verdict == .ok)
+        #expect(report.output == ["k": "v"])
+        #expect(report.stderrTail.contains("noisy: starting up"))
+        #expect(report.stderrTail.contains(#"noisy: got {"k":"v"}"#))
+    }
+
     @Test func usageIsTheLargerOfNotificationsAndTotal() async throws {
         let report = try await run(Fixtures.hostile("usage"))
         #expect(report.verdict == .ok)
