@@ -26,9 +26,12 @@ let package = Package(
         // Syscalls Swift cannot make itself (clone-based spawn, variadic prctl).
         .target(name: "CPurserSys", cSettings: cSettings),
         .target(name: "PurserSandbox", dependencies: ["CPurserSys"], swiftSettings: swiftSettings),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ"], swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
-            dependencies: ["PurserProtocol", "PurserSandbox"],
+            dependencies: ["PurserProtocol", "PurserSandbox", "PurserLedger"],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
@@ -75,6 +78,10 @@ let package = Package(
         .testTarget(
             name: "PurserProtocolTests",
             dependencies: ["PurserProtocol", "PurserTestSupport", "echo"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserLedgerTests",
+            dependencies: ["PurserLedger", "PurserTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserRuntimeTests",

@@ -1,0 +1,203 @@
+/// An error from the ledger; `code` says whether the caller asked for too much, named
+/// something unknown, was fenced off, or the store itself failed.
+public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// The parent does not have enough available: nothing was taken.
+        public static let insufficient = Code("insufficient")
+        public static let unknownNode = Code("unknown node")
+        public static let unknownTeam = Code("unknown team")
+        public static let invalid = Code("invalid")
+        public static let toolNotPermitted = Code("tool not permitted")
+        public static let closed = Code("closed")
+        /// The caller's lease was reclaimed: it may no longer settle what it held.
+        public static let fenced = Code("fenced")
+        public static let constraint = Code("constraint")
+        public static let storeFailed = Code("store failed")
+        public var description: String { name }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+public typealias NodeID = Int64
+
+public enum NodeKind: String, Sendable, CaseIterable {
+    case team, swarm, routine, step
+
+    /// Routines and steps run a worker, so they count against the team's worker limit.
+    var runsWorker: Bool { self == .routine || self == .step }
+}
+
+/// The three resources a hold has. Credits are micro-credits: integers, never floating point.
+public struct Resources: Sendable, Hashable {
+    public var credits: Int64
+    public var timeMs: Int64
+    public var memoryBytes: Int64
+
+    public init(credits: Int64 = 0, timeMs: Int64 = 0, memoryBytes: Int64 = 0) {
+        self.credits = credits
+        self.timeMs = timeMs
+        self.memoryBytes = memoryBytes
+    }
+
+    public static let zero = Resources()
+
+    var isNonNegative: Bool { credits >= 0 && timeMs >= 0 && memoryBytes >= 0 }
+}
+
+/// Who holds a node: a supervisor instance and the epoch of its lease.
+public struct Holder: Sendable, Hashable {
+    public var id: String
+    public var epoch: Int64
+
+    public init(id: String, epoch: Int64) {
+        self.id = id
+        self.epoch = epoch
+    }
+}
+
+/// A node's balances. For credits and time: cap = available + reserved + consumed while
+/// open, and cap = consumed + returned once closed. Memory is held, not spent: its whole
+/// hold goes back to the parent when the node closes, and `peak` records what was used.
+public struct Node: Sendable, Hashable {
+    public var id: NodeID
+    public var parent: NodeID?
+    public var team: String
+    public var kind: NodeKind
+    public var name: String
+    public var isOpen: Bool
+    public var tools: [String]
+    public var cap: Resources
+    public var available: Resources
+    public var reserved: Resources
+    /// Credits and time; memoryBytes holds the peak.
+    public var consumed: Resources
+    public var returned: Resources
+    public var workersCap: Int64?
+    public var workersInUse: Int64
+    public var holder: Holder?
+    public var plugin: String?
+    public var estimate: Int64?
+    public var strategy: String?
+    public var outcome: String?
+}
+
+/// One line of the append-only audit trail.
+public struct AuditEvent: Sendable, Hashable {
+    public var id: Int64
+    public var node: NodeID
+    public var team: String
+    public var kind: String
+    public var amounts: Resources
+    public var detail: String
+    public var atMs: Int64
+}
+
+/// What a node's work used, declared when it is settled: totals for the node, children
+/// included. The ledger charges the larger of this and what it has recorded.
+public struct Usage: Sendable, Hashable {
+    public var credits: Int64
+    public var timeMs: Int64
+    public var memoryPeakBytes: Int64
+
+    public init(credits: Int64, timeMs: Int64, memoryPeakBytes: Int64) {
+        self.credits = credits
+        self.timeMs = timeMs
+        self.memoryPeakBytes = memoryPeakBytes
+    }
+}
+
+public struct Settlement: Sendable, Hashable {
+    public var node: NodeID
+    /// Credits and time charged; memory: the peak.
+    public var used: Resources
+    public var returned: Resources
+    public var outcome: String
+}
+
+public struct ReserveRequest: Sendable, Hashable {
+    public var parent: NodeID
+    public var kind: NodeKind
+    public var name: String
+    public var amounts: Resources
+    public var tools: [String]
+    public var holder: Holder?
+    public var plugin: String?
+    /// The estimate the amount came from, for analytics (credits).
+    public var estimate: Int64?
+    public var strategy: String?
+
+    public init(
+        parent: NodeID, kind: NodeKind, name: String, amounts: Resources, tools: [String] = [], holder: Holder? = nil,
+        plugin: String? = nil, estimate: Int64? = nil, strategy: String? = nil
+    ) {
+        self.parent = parent
+        self.kind = kind
+        self.name = name
+        self.amounts = amounts
+        self.tools = tools
+        self.holder = holder
+        self.plugin = plugin
+        self.estimate = estimate
+        self.strategy = strategy
+    }
+}
+
+public struct TeamSpec: Sendable, Hashable {
+    public var name: String
+    public var caps: Resources
+    public var workers: Int64?
+    public var tools: [String]
+
+    public init(name: String, caps: Resources, workers: Int64? = nil, tools: [String] = []) {
+        self.name = name
+        self.caps = caps
+        self.workers = workers
+        self.tools = tools
+    }
+}
+
+/// A place where the ledger's invariant does not hold.
+public struct Violation: Sendable, Hashable, CustomStringConvertible {
+    public var node: NodeID
+    public var message: String
+    public var description: String { "node \(node): \(message)" }
+}
+
+/// Where budgets live. One conformance suite runs against every driver.
+public protocol LedgerStore: Sendable {
+    func createTeam(_ spec: TeamSpec) throws(LedgerError) -> Node
+    func team(named name: String) throws(LedgerError) -> Node
+    func node(_ id: NodeID) throws(LedgerError) -> Node
+    /// The team's nodes, parents before children.
+    func tree(team: String) throws(LedgerError) -> [Node]
+
+    /// Takes `amounts` from the parent's available balance, all resources or none.
+    func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node
+    /// Records spending at a node; refused, not logged, when it exceeds what is available.
+    func spend(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError)
+    /// Closes a node (its open descendants first), charges what was used and returns the
+    /// rest to the parent, in one transaction. Settling twice returns the first settlement.
+    func settle(_ node: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement
+
+    /// Starts a lease for a supervisor instance: a new epoch, valid for `ttlMs`.
+    func acquireLease(holder id: String, ttlMs: Int64) throws(LedgerError) -> Holder
+    func heartbeat(_ holder: Holder, ttlMs: Int64) throws(LedgerError)
+    /// Closes every hold of every expired lease, keeping what was spent charged.
+    func reclaimExpired() throws(LedgerError) -> [Settlement]
+
+    func audit(node: NodeID?, team: String?) throws(LedgerError) -> [AuditEvent]
+    func verify() throws(LedgerError) -> [Violation]
+    /// Closed nodes, for analytics and the adaptive strategy.
+    func history(plugin: String?, team: String?, limit: Int) throws(LedgerError) -> [Node]
+}

@@ -1,0 +1,68 @@
+/// What the ledger needs of a SQL database. Both drivers take the same SQL, with `$1`,
+/// `$2`, … placeholders; the dialect covers the rest.
+public protocol SQLDriver: Sendable {
+    var dialect: SQLDialect { get }
+    /// Runs `body` in one transaction that takes the write lock up front; rolls back if it throws.
+    func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T
+}
+
+public protocol SQLSession {
+    func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]]
+}
+
+extension SQLSession {
+    @discardableResult
+    func run(_ sql: String, _ arguments: SQLValue...) throws(LedgerError) -> [[SQLValue]] {
+        try query(sql, arguments)
+    }
+}
+
+public struct SQLDialect: Sendable {
+    /// The type of an auto-numbered primary key.
+    var serialKey: String
+    /// What a row lock for a sweep adds to SELECT ("FOR UPDATE SKIP LOCKED", or nothing).
+    var lockSkippingLocked: String
+}
+
+public enum SQLValue: Sendable, Hashable {
+    case null
+    case integer(Int64)
+    case text(String)
+
+    var int: Int64 {
+        switch self {
+        case .integer(let value): value
+        case .text(let value): Int64(value) ?? 0
+        case .null: 0
+        }
+    }
+
+    var optionalInt: Int64? {
+        if case .null = self { return nil }
+        return int
+    }
+
+    var string: String? {
+        switch self {
+        case .text(let value): value
+        case .integer(let value): String(value)
+        case .null: nil
+        }
+    }
+}
+
+extension Int64 {
+    var sql: SQLValue { .integer(self) }
+}
+
+extension String {
+    var sql: SQLValue { .text(self) }
+}
+
+extension Optional where Wrapped == Int64 {
+    var sql: SQLValue { map { .integer($0) } ?? .null }
+}
+
+extension Optional where Wrapped == String {
+    var sql: SQLValue { map { .text($0) } ?? .null }
+}

@@ -1,0 +1,383 @@
+import Glibc
+
+/// The ledger's operations, written once over any `SQLDriver`.
+public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
+    let driver: Driver
+
+    public init(driver: Driver) throws(LedgerError) {
+        self.driver = driver
+        try driver.transaction { (session) throws(LedgerError) in
+            for statement in Schema.statements(driver.dialect) { try session.run(statement) }
+        }
+    }
+
+    // MARK: - Teams and nodes
+
+    public func createTeam(_ spec: TeamSpec) throws(LedgerError) -> Node {
+        guard !spec.name.isEmpty, !spec.name.contains(",") else { throw LedgerError(.invalid, "a team needs a name") }
+        guard spec.caps.isNonNegative else { throw LedgerError(.invalid, "team \(spec.name): amounts must not be negative") }
+        if let workers = spec.workers, workers < 0 { throw LedgerError(.invalid, "team \(spec.name): workers must not be negative") }
+        let tools = try Self.toolList(spec.tools)
+        return try driver.transaction { (session) throws(LedgerError) in
+            if try !session.run("SELECT id FROM nodes WHERE kind = 'team' AND name = $1", spec.name.sql).isEmpty {
+                throw LedgerError(.invalid, "team \(spec.name) exists already")
+            }
+            let caps = spec.caps
+            let rows = try session.run(
+                """
+                INSERT INTO nodes (parent_id, team, kind, name, state, tools,
+                    cap_credits, cap_time, cap_memory, avail_credits, avail_time, avail_memory,
+                    resv_credits, resv_time, resv_memory, used_credits, used_time, peak_memory,
+                    ret_credits, ret_time, ret_memory, workers_cap, workers_in_use, created_ms)
+                VALUES (NULL, $1, 'team', $1, 'open', $2, $3, $4, $5, $3, $4, $5, 0, 0, 0, 0, 0, 0, 0, 0, 0, $6, 0, $7)
+                RETURNING id
+                """, spec.name.sql, tools.sql, caps.credits.sql, caps.timeMs.sql, caps.memoryBytes.sql,
+                spec.workers.sql, now().sql)
+            let id = rows.first?.first?.int ?? 0
+            try event(session, node: id, team: spec.name, kind: "team_created", caps, "")
+            return try Self.load(session, id)
+        }
+    }
+
+    public func team(named name: String) throws(LedgerError) -> Node {
+        try driver.transaction { (session) throws(LedgerError) in
+            let rows = try session.run(
+                "SELECT \(Schema.nodeColumns) FROM nodes WHERE kind = 'team' AND name = $1", name.sql)
+            guard let row = rows.first else { throw LedgerError(.unknownTeam, "no team named \(name)") }
+            return Schema.node(row)
+        }
+    }
+
+    public func node(_ id: NodeID) throws(LedgerError) -> Node {
+        try driver.transaction { (session) throws(LedgerError) in try Self.load(session, id) }
+    }
+
+    public func tree(team: String) throws(LedgerError) -> [Node] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE team = $1 ORDER BY id", team.sql)
+                .map(Schema.node)
+        }
+    }
+
+    // MARK: - Reserve, spend, settle
+
+    public func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node {
+        guard request.kind != .team else { throw LedgerError(.invalid, "a team is created, not reserved") }
+        guard request.amounts.isNonNegative else {
+            throw LedgerError(.invalid, "\(request.name): amounts must not be negative")
+        }
+        let tools = try Self.toolList(request.tools)
+        return try driver.transaction { (session) throws(LedgerError) in
+            let parent = try Self.load(session, request.parent)
+            guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
+            try Self.fence(session, parent, request.holder, checkNode: false)
+            let missing = Set(request.tools).subtracting(parent.tools)
+            guard missing.isEmpty else {
+                throw LedgerError(
+                    .toolNotPermitted,
+                    "\(request.name): \(missing.sorted().joined(separator: ", ")) not among \(parent.kind.rawValue) \(parent.name)'s tools")
+            }
+            let amounts = request.amounts
+            // One conditional UPDATE takes every resource or none: no read-then-write race.
+            let taken = try session.run(
+                """
+                UPDATE nodes SET
+                    avail_credits = avail_credits - $2, resv_credits = resv_credits + $2,
+                    avail_time = avail_time - $3, resv_time = resv_time + $3,
+                    avail_memory = avail_memory - $4, resv_memory = resv_memory + $4
+                WHERE id = $1 AND state = 'open'
+                    AND avail_credits >= $2 AND avail_time >= $3 AND avail_memory >= $4
+                RETURNING id
+                """, parent.id.sql, amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql)
+            guard !taken.isEmpty else { throw Self.shortfall(request, parent) }
+            if request.kind.runsWorker {
+                let seated = try session.run(
+                    """
+                    UPDATE nodes SET workers_in_use = workers_in_use + 1
+                    WHERE kind = 'team' AND name = $1 AND (workers_cap IS NULL OR workers_in_use < workers_cap)
+                    RETURNING id
+                    """, parent.team.sql)
+                guard !seated.isEmpty else {
+                    throw LedgerError(.insufficient, "\(request.name): team \(parent.team) has no free worker slot")
+                }
+            }
+            let rows = try session.run(
+                """
+                INSERT INTO nodes (parent_id, team, kind, name, state, tools,
+                    cap_credits, cap_time, cap_memory, avail_credits, avail_time, avail_memory,
+                    resv_credits, resv_time, resv_memory, used_credits, used_time, peak_memory,
+                    ret_credits, ret_time, ret_memory, workers_cap, workers_in_use,
+                    holder, epoch, plugin, estimate, strategy, created_ms)
+                VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $6, $7, $8, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,
+                    $9, $10, $11, $12, $13, $14)
+                RETURNING id
+                """, parent.id.sql, parent.team.sql, request.kind.rawValue.sql, request.name.sql, tools.sql,
+                amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql, request.holder?.id.sql ?? .null,
+                request.holder?.epoch.sql ?? .null, request.plugin.sql, request.estimate.sql, request.strategy.sql,
+                now().sql)
+            let id = rows.first?.first?.int ?? 0
+            try event(session, node: id, team: parent.team, kind: "reserve", amounts, "from node \(parent.id)")
+            return try Self.load(session, id)
+        }
+    }
+
+    public func spend(_ id: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) {
+        guard credits >= 0 else { throw LedgerError(.invalid, "node \(id): a spend must not be negative") }
+        let refusal = try driver.transaction { (session) throws(LedgerError) -> LedgerError? in
+            let node = try Self.load(session, id)
+            guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
+            try Self.fence(session, node, holder, checkNode: true)
+            let spent = try session.run(
+                """
+                UPDATE nodes SET avail_credits = avail_credits - $2, used_credits = used_credits + $2
+                WHERE id = $1 AND state = 'open' AND avail_credits >= $2 RETURNING id
+                """, id.sql, credits.sql)
+            if !spent.isEmpty {
+                try event(session, node: id, team: node.team, kind: "spend", Resources(credits: credits), "")
+                return nil
+            }
+            // Refused, and the refusal is on the record.
+            try event(session, node: id, team: node.team, kind: "spend_refused", Resources(credits: credits),
+                "available \(node.available.credits)")
+            return LedgerError(
+                .insufficient, "node \(id): spending \(credits) µcredits refused, \(node.available.credits) available")
+        }
+        if let refusal { throw refusal }
+    }
+
+    public func settle(_ id: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement {
+        try driver.transaction { (session) throws(LedgerError) in
+            try settle(session, id, usage: usage, outcome: outcome, holder: holder)
+        }
+    }
+
+    private func settle(
+        _ session: any SQLSession, _ id: NodeID, usage: Usage, outcome: String, holder: Holder?
+    ) throws(LedgerError) -> Settlement {
+        let node = try Self.load(session, id)
+        guard node.isOpen else {
+            // Settling twice has no effect, but a hold taken away by a reclaim stays taken.
+            if holder != nil && node.outcome == "reclaimed" {
+                throw LedgerError(.fenced, "node \(id) was reclaimed from its holder; its settlement is final")
+            }
+            return Self.settlement(node)
+        }
+        try Self.fence(session, node, holder, checkNode: true)
+        guard usage.credits >= 0, usage.timeMs >= 0, usage.memoryPeakBytes >= 0 else {
+            throw LedgerError(.invalid, "node \(id): usage must not be negative")
+        }
+        for child in try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql) {
+            _ = try settle(session, child[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
+                outcome: "abandoned", holder: nil)
+        }
+        let after = try Self.load(session, id)
+        // Charge the larger of what was recorded and what is declared, never past the cap.
+        let used = Resources(
+            credits: min(after.cap.credits, max(after.consumed.credits, usage.credits)),
+            timeMs: min(after.cap.timeMs, max(after.consumed.timeMs, usage.timeMs)),
+            memoryBytes: max(after.consumed.memoryBytes, usage.memoryPeakBytes))
+        let returned = Resources(
+            credits: after.cap.credits - used.credits, timeMs: after.cap.timeMs - used.timeMs,
+            memoryBytes: max(0, after.cap.memoryBytes - used.memoryBytes))
+        if usage.credits > after.cap.credits {
+            try event(session, node: id, team: node.team, kind: "overspend_refused",
+                Resources(credits: usage.credits - after.cap.credits), "declared \(usage.credits) µcredits, cap \(after.cap.credits)")
+        }
+        try session.run(
+            """
+            UPDATE nodes SET state = 'closed', outcome = $2, closed_ms = $3,
+                avail_credits = 0, avail_time = 0, avail_memory = 0,
+                used_credits = $4, used_time = $5, peak_memory = $6,
+                ret_credits = $7, ret_time = $8, ret_memory = $9
+            WHERE id = $1 AND state = 'open'
+            """, id.sql, outcome.sql, now().sql, used.credits.sql, used.timeMs.sql, used.memoryBytes.sql,
+            returned.credits.sql, returned.timeMs.sql, returned.memoryBytes.sql)
+        if let parent = node.parent {
+            // The used part stays consumed in the parent, once; the rest, and all of the
+            // memory, which is held rather than spent, becomes available again.
+            try session.run(
+                """
+                UPDATE nodes SET
+                    resv_credits = resv_credits - $2, used_credits = used_credits + $3, avail_credits = avail_credits + $4,
+                    resv_time = resv_time - $5, used_time = used_time + $6, avail_time = avail_time + $7,
+                    resv_memory = resv_memory - $8, avail_memory = avail_memory + $8
+                WHERE id = $1
+                """, parent.sql, after.cap.credits.sql, used.credits.sql, returned.credits.sql, after.cap.timeMs.sql,
+                used.timeMs.sql, returned.timeMs.sql, after.cap.memoryBytes.sql)
+        }
+        if node.kind.runsWorker {
+            try session.run(
+                "UPDATE nodes SET workers_in_use = workers_in_use - 1 WHERE kind = 'team' AND name = $1", node.team.sql)
+        }
+        try event(session, node: id, team: node.team, kind: "settle", used, "outcome \(outcome)")
+        try event(session, node: id, team: node.team, kind: "return", returned, "to node \(node.parent.map(String.init) ?? "-")")
+        return Settlement(node: id, used: used, returned: returned, outcome: outcome)
+    }
+
+    // MARK: - Leases
+
+    public func acquireLease(holder id: String, ttlMs: Int64) throws(LedgerError) -> Holder {
+        let holder = try driver.transaction { (session) throws(LedgerError) -> Holder in
+            let rows = try session.run(
+                """
+                INSERT INTO leases (holder, epoch, expires_ms, state) VALUES ($1, 1, $2, 'live')
+                ON CONFLICT (holder) DO UPDATE SET epoch = leases.epoch + 1, expires_ms = $2, state = 'live'
+                RETURNING epoch
+                """, id.sql, (now() + ttlMs).sql)
+            return Holder(id: id, epoch: rows.first?.first?.int ?? 1)
+        }
+        // What this holder held under an earlier epoch belongs to a process that is gone.
+        _ = try reclaim(holder: id, before: holder.epoch)
+        return holder
+    }
+
+    public func heartbeat(_ holder: Holder, ttlMs: Int64) throws(LedgerError) {
+        try driver.transaction { (session) throws(LedgerError) in
+            let rows = try session.run(
+                """
+                UPDATE leases SET expires_ms = $3 WHERE holder = $1 AND epoch = $2 AND state = 'live'
+                RETURNING epoch
+                """, holder.id.sql, holder.epoch.sql, (now() + ttlMs).sql)
+            guard !rows.isEmpty else {
+                throw LedgerError(.fenced, "lease \(holder.id) epoch \(holder.epoch) is no longer live")
+            }
+        }
+    }
+
+    public func reclaimExpired() throws(LedgerError) -> [Settlement] {
+        let expired = try driver.transaction { (session) throws(LedgerError) -> [(String, Int64)] in
+            let rows = try session.run(
+                """
+                SELECT holder, epoch FROM leases WHERE state = 'live' AND expires_ms < $1
+                \(driver.dialect.lockSkippingLocked)
+                """, now().sql)
+            for row in rows {
+                try session.run("UPDATE leases SET state = 'reclaimed' WHERE holder = $1", (row[0].string ?? "").sql)
+            }
+            return rows.map { ($0[0].string ?? "", $0[1].int) }
+        }
+        var settlements: [Settlement] = []
+        for (holder, epoch) in expired { settlements += try reclaim(holder: holder, before: epoch + 1) }
+        return settlements
+    }
+
+    /// Closes every open node of `holder` with an epoch below `epoch`, children first.
+    private func reclaim(holder: String, before epoch: Int64) throws(LedgerError) -> [Settlement] {
+        try driver.transaction { (session) throws(LedgerError) in
+            let rows = try session.run(
+                """
+                SELECT id FROM nodes WHERE holder = $1 AND epoch < $2 AND state = 'open' ORDER BY id DESC
+                \(driver.dialect.lockSkippingLocked)
+                """, holder.sql, epoch.sql)
+            var settlements: [Settlement] = []
+            for row in rows where try Self.load(session, row[0].int).isOpen {
+                settlements.append(try settle(session, row[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
+                    outcome: "reclaimed", holder: nil))
+            }
+            return settlements
+        }
+    }
+
+    // MARK: - Reading
+
+    public func audit(node: NodeID?, team: String?) throws(LedgerError) -> [AuditEvent] {
+        try driver.transaction { (session) throws(LedgerError) in
+            let rows = try session.run(
+                """
+                SELECT id, node_id, team, kind, credits, time_ms, memory, detail, at_ms FROM events
+                WHERE ($1 = -1 OR node_id = $1) AND ($2 = '' OR team = $2) ORDER BY id
+                """, (node ?? -1).sql, (team ?? "").sql)
+            return rows.map { row in
+                AuditEvent(
+                    id: row[0].int, node: row[1].int, team: row[2].string ?? "", kind: row[3].string ?? "",
+                    amounts: Resources(credits: row[4].int, timeMs: row[5].int, memoryBytes: row[6].int),
+                    detail: row[7].string ?? "", atMs: row[8].int)
+            }
+        }
+    }
+
+    public func verify() throws(LedgerError) -> [Violation] {
+        let nodes = try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT \(Schema.nodeColumns) FROM nodes ORDER BY id").map(Schema.node)
+        }
+        return LedgerInvariant.check(nodes)
+    }
+
+    public func history(plugin: String?, team: String?, limit: Int) throws(LedgerError) -> [Node] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                SELECT \(Schema.nodeColumns) FROM nodes
+                WHERE state = 'closed' AND kind <> 'team' AND ($1 = '' OR plugin = $1) AND ($2 = '' OR team = $2)
+                ORDER BY id DESC LIMIT $3
+                """, (plugin ?? "").sql, (team ?? "").sql, Int64(limit).sql
+            ).map(Schema.node)
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func load(_ session: any SQLSession, _ id: NodeID) throws(LedgerError) -> Node {
+        guard let row = try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE id = $1", id.sql).first else {
+            throw LedgerError(.unknownNode, "no node \(id)")
+        }
+        return Schema.node(row)
+    }
+
+    /// A holder may act only on its own nodes, and only while its lease is live.
+    static func fence(_ session: any SQLSession, _ node: Node, _ holder: Holder?, checkNode: Bool) throws(LedgerError) {
+        guard let holder else { return }
+        if checkNode, let owner = node.holder, owner != holder {
+            throw LedgerError(.fenced, "node \(node.id) is held by \(owner.id) epoch \(owner.epoch), not \(holder.id) epoch \(holder.epoch)")
+        }
+        let live = try session.run(
+            "SELECT epoch FROM leases WHERE holder = $1 AND epoch = $2 AND state = 'live'", holder.id.sql, holder.epoch.sql)
+        guard !live.isEmpty else {
+            throw LedgerError(.fenced, "lease \(holder.id) epoch \(holder.epoch) is no longer live")
+        }
+    }
+
+    static func shortfall(_ request: ReserveRequest, _ parent: Node) -> LedgerError {
+        var short: [String] = []
+        let want = request.amounts
+        let have = parent.available
+        if want.credits > have.credits { short.append("credits: asked \(want.credits) µcredits, \(have.credits) available") }
+        if want.timeMs > have.timeMs { short.append("time: asked \(want.timeMs) ms, \(have.timeMs) available") }
+        if want.memoryBytes > have.memoryBytes {
+            short.append("memory: asked \(want.memoryBytes) bytes, \(have.memoryBytes) available")
+        }
+        return LedgerError(
+            .insufficient,
+            "\(request.name): \(parent.kind.rawValue) \(parent.name) cannot grant it (\(short.joined(separator: "; "))); nothing was reserved")
+    }
+
+    static func settlement(_ node: Node) -> Settlement {
+        Settlement(
+            node: node.id, used: node.consumed,
+            returned: node.returned, outcome: node.outcome ?? "")
+    }
+
+    static func toolList(_ tools: [String]) throws(LedgerError) -> String {
+        for tool in tools where tool.isEmpty || tool.contains(",") {
+            throw LedgerError(.invalid, "bad tool name '\(tool)'")
+        }
+        return Set(tools).sorted().joined(separator: ",")
+    }
+
+    private func event(
+        _ session: any SQLSession, node: NodeID, team: String, kind: String, _ amounts: Resources, _ detail: String
+    ) throws(LedgerError) {
+        try session.run(
+            """
+            INSERT INTO events (node_id, team, kind, credits, time_ms, memory, detail, at_ms)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """, node.sql, team.sql, kind.sql, amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql,
+            detail.sql, now().sql)
+    }
+}
+
+func now() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,88 @@
+import CSQLite
+
+/// A thin, typed layer over the SQLite C API: one connection, prepared statements kept
+/// for reuse, and errors that carry SQLite's own message.
+final class SQLiteConnection {
+    private let db: OpaquePointer
+    private var statements: [String: OpaquePointer] = [:]
+
+    init(path: String) throws(LedgerError) {
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(handle)
+            throw LedgerError(.storeFailed, "cannot open \(path): \(message)")
+        }
+        db = handle
+        sqlite3_busy_timeout(db, 30_000)
+    }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close(db)
+    }
+
+    func execute(_ sql: String) throws(LedgerError) {
+        var error: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(db, sql, nil, nil, &error) == SQLITE_OK else {
+            let message = error.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(error)
+            throw LedgerError(.storeFailed, "sqlite: \(message)")
+        }
+    }
+
+    /// Runs `sql` with `arguments` and returns every row.
+    @discardableResult
+    func query(_ sql: String, _ arguments: [SQLValue] = []) throws(LedgerError) -> [[SQLValue]] {
+        let statement = try prepared(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        for (index, argument) in arguments.enumerated() {
+            // Placeholders are $1, $2, … as PostgreSQL writes them; SQLite numbers named
+            // parameters by first appearance, so look each one up by name.
+            let position = sqlite3_bind_parameter_index(statement, "$\(index + 1)")
+            if position == 0 { continue }
+            switch argument {
+            case .null: sqlite3_bind_null(statement, position)
+            case .integer(let value): sqlite3_bind_int64(statement, position, value)
+            case .text(let value): purser_sqlite3_bind_text(statement, position, value)
+            }
+        }
+        var rows: [[SQLValue]] = []
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return rows }
+            guard status == SQLITE_ROW else { throw failure(status) }
+            rows.append((0..<sqlite3_column_count(statement)).map { column in
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_NULL: .null
+                case SQLITE_INTEGER: .integer(sqlite3_column_int64(statement, column))
+                default: .text(String(cString: sqlite3_column_text(statement, column)))
+                }
+            })
+        }
+    }
+
+    var changes: Int { Int(sqlite3_changes(db)) }
+
+    private func prepared(_ sql: String) throws(LedgerError) -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK, let statement else { throw failure(status) }
+        statements[sql] = statement
+        return statement
+    }
+
+    private func failure(_ status: Int32) -> LedgerError {
+        let message = String(cString: sqlite3_errmsg(db))
+        if status == SQLITE_CONSTRAINT || status & 0xff == SQLITE_CONSTRAINT {
+            return LedgerError(.constraint, "the store refused the change: \(message)")
+        }
+        return LedgerError(.storeFailed, "sqlite: \(message) (code \(status))")
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import PurserLedger
+import PurserTestSupport
+import Testing
+
+/// Every store driver, behind the one protocol. Each test gets a fresh, empty store.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite
+
+    var testDescription: String { rawValue }
+
+    func make() throws -> any LedgerStore {
+        switch self {
+        case .sqlite: try SQLiteLedger(path: Fixtures.temporaryHome() + "/purser.db")
+        }
+    }
+}
+
+let credit: Int64 = 1_000_000
+let mb: Int64 = 1 << 20
+
+func expectVerified(_ store: any LedgerStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let violations = try store.verify()
+    #expect(violations.isEmpty, "\(violations)", sourceLocation: sourceLocation)
+}
+
+@Suite("Ledger conformance", .timeLimit(.minutes(2)))
+struct LedgerConformanceTests {
+    @Test("the design's walkthrough, to the credit", arguments: StoreKind.allCases)
+    func walkthrough(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(
+            name: "acme", caps: Resources(credits: 100_000 * credit, timeMs: 86_400_000, memoryBytes: 8192 * mb),
+            tools: ["web_search", "data_analysis"]))
+        let swarm = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .swarm, name: "research",
+            amounts: Resources(credits: 15_000 * credit, timeMs: 7_200_000, memoryBytes: 2048 * mb),
+            tools: ["web_search", "data_analysis"]))
+        #expect(try store.node(team.id).available.credits == 85_000 * credit)
+        let routine = try store.reserve(ReserveRequest(
+            parent: swarm.id, kind: .routine, name: "gather",
+            amounts: Resources(credits: 5_000 * credit, timeMs: 1_800_000, memoryBytes: 1024 * mb), tools: ["web_search"]))
+        #expect(try store.node(swarm.id).available.credits == 10_000 * credit)
+        let routineDone = try store.settle(
+            routine.id, usage: Usage(credits: 4_200 * credit, timeMs: 1_500_000, memoryPeakBytes: 900 * mb), outcome: "ok",
+            holder: nil)
+        #expect(routineDone.returned.credits == 800 * credit)
+        #expect(routineDone.returned.timeMs == 300_000)
+        #expect(try store.node(swarm.id).available.credits == 10_800 * credit)
+        try expectVerified(store)
+        let swarmDone = try store.settle(
+            swarm.id, usage: Usage(credits: 12_500 * credit, timeMs: 5_400_000, memoryPeakBytes: 1600 * mb), outcome: "ok",
+            holder: nil)
+        #expect(swarmDone.used.credits == 12_500 * credit)
+        #expect(swarmDone.returned.credits == 2_500 * credit)
+        #expect(swarmDone.returned.timeMs == 1_800_000)
+        #expect(swarmDone.returned.memoryBytes == 448 * mb)
+        let after = try store.node(team.id)
+        #expect(after.available.credits == 87_500 * credit)
+        #expect(after.consumed.credits == 12_500 * credit, "the routine's 4,200 counted once, inside the swarm's 12,500")
+        #expect(after.available.memoryBytes == 8192 * mb, "memory is held, not spent: all of it comes back")
+        try expectVerified(store)
+    }
+
+    @Test("a child's spend is counted once in every ancestor", arguments: StoreKind.allCases)
+    func noDoubleCounting(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit, timeMs: 1000, memoryBytes: 100)))
+        let swarm = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 50 * credit)))
+        let routine = try store.reserve(ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: Resources(credits: 20 * credit)))
+        try store.spend(routine.id, credits: 7 * credit, holder: nil)
+        _ = try store.settle(routine.id, usage: Usage(credits: 7 * credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        _ = try store.settle(swarm.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        let after = try store.node(team.id)
+        #expect(after.consumed.credits == 7 * credit)
+        #expect(after.available.credits == 93 * credit)
+        try expectVerified(store)
+    }
+
+    @Test("overspending is refused, not just logged", arguments: StoreKind.allCases)
+    func overspendRefused(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let routine = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit)))
+        try store.spend(routine.id, credits: 4 * credit, holder: nil)
+        #expect(throws: LedgerError.self) { try store.spend(routine.id, credits: 2 * credit, holder: nil) }
+        #expect(try store.node(routine.id).consumed.credits == 4 * credit)
+        #expect(try store.audit(node: routine.id, team: nil).contains { $0.kind == "spend_refused" })
+        // A settle that declares more than the hold is charged the hold, never more.
+        let done = try store.settle(routine.id, usage: Usage(credits: 9 * credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        #expect(done.used.credits == 5 * credit)
+        #expect(try store.node(team.id).available.credits == 5 * credit)
+        try expectVerified(store)
+    }
+
+    @Test("a return charges what was actually used", arguments: StoreKind.allCases)
+    func returnChargesActualUse(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let routine = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit)))
+        try store.spend(routine.id, credits: 3 * credit, holder: nil)
+        // The worker crashed and declared nothing: what was recorded stays charged.
+        let done = try store.settle(routine.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "crashed", holder: nil)
+        #expect(done.used.credits == 3 * credit)
+        #expect(done.returned.credits == 2 * credit)
+        #expect(try store.node(team.id).available.credits == 7 * credit)
+    }
+
+    @Test("a reservation takes every resource or none", arguments: StoreKind.allCases)
+    func allOrNothing(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit, timeMs: 1000, memoryBytes: 100 * mb)))
+        let before = try store.audit(node: nil, team: "t").count
+        #expect(throws: LedgerError.self) {
+            try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r",
+                amounts: Resources(credits: 5 * credit, timeMs: 500, memoryBytes: 200 * mb)))
+        }
+        let after = try store.node(team.id)
+        #expect(after.available == team.available, "credits and time were not taken when memory fell short")
+        #expect(try store.audit(node: nil, team: "t").count == before, "nothing was written")
+        #expect(try store.tree(team: "t").count == 1)
+        try expectVerified(store)
+    }
+
+    @Test("no balance can go negative", arguments: StoreKind.allCases)
+    func neverNegative(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        _ = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "a", amounts: Resources(credits: 10 * credit)))
+        do {
+            _ = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "b", amounts: Resources(credits: 1)))
+            Issue.record("reserved past zero")
+        } catch {
+            #expect(error.code == .insufficient)
+            #expect(error.message.contains("nothing was reserved"))
+        }
+        #expect(try store.node(team.id).available.credits == 0)
+    }
+
+    @Test("bad input gets a clear error and writes nothing", arguments: StoreKind.allCases)
+    func badInput(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit), tools: ["http"]))
+        let events = try store.audit(node: nil, team: nil).count
+        let cases: [(LedgerError.Code, () throws -> Void)] = [
+            (.invalid, { _ = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "neg", amounts: Resources(credits: -1))) }),
+            (.unknownTeam, { _ = try store.team(named: "nobody") }),
+            (.unknownNode, { _ = try store.reserve(ReserveRequest(parent: 9999, kind: .routine, name: "orphan", amounts: .zero)) }),
+            (.insufficient, { _ = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "big", amounts: Resources(credits: 11 * credit))) }),
+            (.toolNotPermitted, { _ = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "tool", amounts: .zero, tools: ["shell"])) }),
+            (.invalid, { _ = try store.createTeam(TeamSpec(name: "t", caps: .zero)) }),
+            (.invalid, { try store.spend(team.id, credits: -5, holder: nil) }),
+        ]
+        for (code, operation) in cases {
+            do {
+                try operation()
+                Issue.record("expected \(code)")
+            } catch let error as LedgerError {
+                #expect(error.code == code, "\(error)")
+                #expect(!error.message.isEmpty)
+            }
+        }
+        #expect(try store.audit(node: nil, team: nil).count == events)
+        #expect(try store.tree(team: "t").count == 1)
+        try expectVerified(store)
+    }
+
+    @Test("settling twice has no effect", arguments: StoreKind.allCases)
+    func idempotentSettle(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let routine = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit)))
+        let first = try store.settle(routine.id, usage: Usage(credits: 2 * credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        let second = try store.settle(routine.id, usage: Usage(credits: 4 * credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        #expect(first == second)
+        #expect(try store.node(team.id).available.credits == 8 * credit)
+        try expectVerified(store)
+    }
+
+    @Test("closing a parent settles its open children first", arguments: StoreKind.allCases)
+    func cascade(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit), workers: 2))
+        let swarm = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 6 * credit)))
+        let routine = try store.reserve(ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: Resources(credits: 4 * credit)))
+        try store.spend(routine.id, credits: 1 * credit, holder: nil)
+        _ = try store.settle(swarm.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "failed", holder: nil)
+        #expect(try store.node(routine.id).outcome == "abandoned")
+        let after = try store.node(team.id)
+        #expect(after.available.credits == 9 * credit)
+        #expect(after.workersInUse == 0)
+        try expectVerified(store)
+    }
+
+    @Test("a team caps its concurrent workers", arguments: StoreKind.allCases)
+    func workerLimit(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit), workers: 1))
+        let first = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "a", amounts: Resources(credits: 1)))
+        #expect(throws: LedgerError.self) {
+            try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "b", amounts: Resources(credits: 1)))
+        }
+        #expect(try store.node(team.id).available.credits == 10 * credit - 1, "the refused one took nothing")
+        _ = try store.settle(first.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        _ = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "c", amounts: Resources(credits: 1)))
+        try expectVerified(store)
+    }
+
+    @Test("leases: an expired holder's holds are reclaimed, and it cannot settle them late", arguments: StoreKind.allCases)
+    func leases(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let holder = try store.acquireLease(holder: "supervisor-a", ttlMs: -1)  // already expired
+        let routine = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit), holder: holder))
+        try store.spend(routine.id, credits: 2 * credit, holder: holder)
+        let reclaimed = try store.reclaimExpired()
+        #expect(reclaimed.map(\.node) == [routine.id])
+        #expect(reclaimed.first?.used.credits == 2 * credit, "what was spent stays charged")
+        #expect(try store.node(team.id).available.credits == 8 * credit)
+        do {
+            _ = try store.settle(routine.id, usage: Usage(credits: 1, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: holder)
+            Issue.record("a reclaimed hold was settled late")
+        } catch {
+            #expect(error.code == .fenced)
+        }
+        #expect(throws: LedgerError.self) { try store.heartbeat(holder, ttlMs: 1000) }
+        try expectVerified(store)
+    }
+
+    @Test("a restarted holder's earlier epoch is reclaimed", arguments: StoreKind.allCases)
+    func epochs(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let first = try store.acquireLease(holder: "host-1", ttlMs: 60_000)
+        let routine = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit), holder: first))
+        let second = try store.acquireLease(holder: "host-1", ttlMs: 60_000)
+        #expect(second.epoch == first.epoch + 1)
+        #expect(try store.node(routine.id).outcome == "reclaimed")
+        #expect(throws: LedgerError.self) { try store.spend(routine.id, credits: 1, holder: first) }
+        try expectVerified(store)
+    }
+}
