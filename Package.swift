@@ -70,6 +70,9 @@ let package = Package(
         .executableTarget(
             name: "noisy", dependencies: ["PurserPluginKit"], path: "Tests/Fixtures/noisy",
             swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ledger-stress", dependencies: ["PurserLedger"], path: "Tests/Fixtures/ledger-stress",
+            swiftSettings: swiftSettings),
         .target(
             name: "PurserTestSupport",
             dependencies: ["PurserRuntime", "PurserProtocol"],
@@ -81,7 +84,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserLedgerTests",
-            dependencies: ["PurserLedger", "PurserTestSupport"],
+            dependencies: ["PurserLedger", "PurserTestSupport", "ledger-stress"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserRuntimeTests",

@@ -1,6 +1,6 @@
 import Glibc
-public import PurserProtocol
-public import PurserSandbox
+import PurserProtocol
+import PurserSandbox
 
 public struct RuntimeError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable {
