@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "purser",
             dependencies: [
-                "PurserRuntime",
+                "PurserRuntime", "PurserLedger", "PurserProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -27,6 +27,8 @@ public struct RunRequest: Sendable {
     public var timing = SessionTiming()
     public var containment: Containment = .automatic
     public var maxLineBytes = defaultMaxLineBytes
+    /// The team the reservation is drawn from; nil: the implicit local team.
+    public var team: String?
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -91,6 +93,8 @@ public struct RunReport: Sendable {
     public var exit: ExitInfo?
     public var plugin: InitializeResult?
     public var containment: String
+    /// The ledger node the run's reservation was held in.
+    public var ledgerNode: Int64?
 
     public var returned: Amounts {
         Amounts(
@@ -112,6 +116,7 @@ public struct RunReport: Sendable {
             "containment": .string(containment),
         ]
         if let message { object["message"] = .string(message) }
+        if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
         if let error { object["error"] = error.json }
         if let exit {
             object["exit"] = [
@@ -130,4 +135,15 @@ public enum RunEvent: Sendable {
     case usage(Credits)
     /// Something the supervisor noticed about the worker (stray lines, unknown methods).
     case notice(String)
+}
+
+extension RunReport {
+    /// A run its team could not grant: nothing was spawned, nothing reserved.
+    static func denied(runID: String, request: RunRequest, message: String) -> RunReport {
+        RunReport(
+            runID: runID, pid: nil, verdict: .denied, message: message, output: nil, error: nil,
+            usage: RunUsage(credits: .zero, reportedCredits: .zero, wallMs: 0, cpuMs: 0, memoryPeakBytes: 0),
+            reserved: Amounts(credits: .zero, timeMs: 0, memoryBytes: 0), stderrTail: "", exit: nil, plugin: nil,
+            containment: "none", ledgerNode: nil)
+    }
 }

@@ -8,6 +8,7 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible {
         private init(_ name: String) { self.name = name }
         public static let invalidRequest = Code("invalid request")
         public static let stateDirectory = Code("state directory")
+        public static let ledger = Code("ledger")
     }
 
     public let code: Code
@@ -26,9 +27,24 @@ public struct Runtime: Sendable {
     /// `$PURSER_HOME`, by default `./.purser`.
     public let home: String
 
-    public init(home: String = Runtime.defaultHome()) {
+    /// Where budgets are kept; nil runs without a ledger (benchmarks of the bare runtime).
+    public let ledger: RuntimeLedger?
+
+    public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil) {
         self.home = home
+        self.ledger = ledger
         Self.prepareProcess()
+    }
+
+    /// A runtime with the ledger at `location` (default: `$PURSER_LEDGER`, else `$PURSER_HOME/purser.db`).
+    public static func withLedger(home: String = Runtime.defaultHome(), location: String? = nil) throws(RuntimeError) -> Runtime {
+        do {
+            try makeDirectory(home)
+        } catch {
+            throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
+        }
+        let ledger = try RuntimeLedger(location: location ?? RuntimeLedger.defaultLocation(home: home))
+        return Runtime(home: home, ledger: ledger)
     }
 
     public static func defaultHome() -> String {
@@ -56,9 +72,13 @@ public struct Runtime: Sendable {
                 code: .invalidRequest,
                 message: "the input makes a run message of \(runLine.count - 1) bytes; the line limit is \(request.maxLineBytes)")
         }
+        let held = try ledger?.reserve(request)
+        if let denial = held?.denial {
+            return RunReport.denied(runID: runID, request: request, message: denial)
+        }
         let directory: RunDirectory
         do {
-            try ensureDirectory(home)
+            try Self.makeDirectory(home)
             directory = try RunDirectory(parent: home + "/work")
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
@@ -67,11 +87,16 @@ public struct Runtime: Sendable {
         let session = WorkerSession(
             request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
             onEvent: onEvent)
-        return await withTaskCancellationHandler {
+        var report = await withTaskCancellationHandler {
             await session.run()
         } onCancel: {
             session.cancel()
         }
+        if let ledger, let node = held?.node {
+            try ledger.settle(node, holder: held?.holder, report: report)
+            report.ledgerNode = node.id
+        }
+        return report
     }
 
     func profile(_ request: RunRequest, directory: String) -> SandboxProfile {
@@ -102,7 +127,7 @@ public struct Runtime: Sendable {
         }
     }
 
-    private func ensureDirectory(_ path: String) throws(SandboxError) {
+    static func makeDirectory(_ path: String) throws(SandboxError) {
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw SandboxError(code: .syscallFailed, errno: errno, message: "mkdir \(path)")
         }

@@ -38,6 +38,8 @@ public enum Units {
     /// Exact: "7ms", "30s", "9.993s".
     public static func formatDuration(_ milliseconds: Int64) -> String {
         if milliseconds < 1000 { return "\(milliseconds)ms" }
+        if milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
+        if milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
         var fraction = String(milliseconds % 1000)
         fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
         while fraction.hasSuffix("0") { fraction.removeLast() }

@@ -455,7 +455,8 @@ final class WorkerSession: @unchecked Sendable {
             stderrTail: stderrTail.text,
             exit: exit,
             plugin: plugin,
-            containment: process?.containment ?? "none")
+            containment: process?.containment ?? "none",
+            ledgerNode: nil)
     }
 
     private func describe(_ verdict: Verdict, _ exit: ExitInfo?) -> String {

@@ -10,7 +10,8 @@ struct Exec: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 ok, 10 error, 11 crashed, 12 timeout, 13 cpu_limit, 14 memory_limit,
             15 credits_exhausted, 16 protocol_violation, 17 startup_failed, 18 cancelled,
-            2 bad command-line input, 1 supervisor failure.
+            19 denied (the team could not grant the reservation), 2 bad command-line input,
+            1 supervisor failure.
             """)
 
     @Argument(help: "The plugin executable.")
@@ -37,6 +38,11 @@ struct Exec: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: "Allow a variable: K=V sets it, K passes the supervisor's value.")
     var environment: [String] = []
 
+    @Option(help: "Draw the reservation from this team (default: the implicit team \"local\").")
+    var team: String?
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+
     @Flag(help: "Print one JSON object: verdict, output, usage, reserved, returned, stderrTail.")
     var json = false
 
@@ -56,8 +62,9 @@ struct Exec: AsyncParsableCommand {
         request.arguments = arguments
         request.environment = try allowedEnvironment()
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
+        request.team = team
         let json = self.json
-        let runtime = Runtime()
+        let runtime = try ledgerOptions.runtime()
         let task = Task {
             try await runtime.exec(request) { event in Self.show(event, json: json) }
         }
@@ -134,6 +141,10 @@ struct Exec: AsyncParsableCommand {
 
     private func printHuman(_ report: RunReport) {
         if let output = report.output { print("output: \(output.serialized())") }
+        if report.verdict == .denied {
+            print("verdict: denied (\(report.message ?? ""))")
+            return
+        }
         print("verdict: \(report.verdict.rawValue)" + (report.message.map { " (\($0))" } ?? ""))
         if let error = report.error { print("error: \(error.message) (code \(error.code))") }
         let usage = report.usage

@@ -87,6 +87,8 @@ struct UnitTests {
         #expect(Units.parseDuration("-1s") == nil)
         #expect(Units.formatDuration(9_993) == "9.993s")
         #expect(Units.formatDuration(30_000) == "30s")
+        #expect(Units.formatDuration(120_000) == "2m")
+        #expect(Units.formatDuration(86_400_000) == "24h")
     }
 
     @Test func sizes() {
@@ -97,5 +99,86 @@ struct UnitTests {
         #expect(Units.parseSize("100") == 100)
         #expect(Units.parseSize("lots") == nil)
         #expect(Units.formatSize(64 << 20) == "64MiB")
+    }
+}
+
+@Suite("purser team and purser ledger", .timeLimit(.minutes(1)))
+struct LedgerCommandTests {
+    let home = Fixtures.temporaryHome()
+
+    func purser(_ arguments: [String]) throws -> CommandResult {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        environment.removeValue(forKey: "PURSER_LEDGER")
+        return try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+    }
+
+    func teamJSON(_ name: String) throws -> [JSONValue] {
+        let result = try purser(["team", "show", name, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue ?? []
+    }
+
+    @Test func execDrawsFromTheTeamAndReturnsToIt() throws {
+        #expect(try purser(["team", "create", "acme", "--credits", "100", "--workers", "4"]).status == 0)
+        let run = try purser(["exec", Fixtures.product("wordcount"), "--team", "acme", "--credits", "5", "--input", #""one two three""#, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONParser.parse(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(report["ledgerNode"] != nil)
+        let nodes = try teamJSON("acme")
+        let team = try #require(nodes.first)
+        #expect(team["available"]?["credits"] == .number(JSONNumber(text: "99.997")!))
+        #expect(team["consumed"]?["credits"] == .number(JSONNumber(text: "0.003")!))
+        #expect(nodes.count == 2)
+        #expect(nodes[1]["returned"]?["credits"] == .number(JSONNumber(text: "4.997")!))
+        #expect(try purser(["ledger", "verify"]).status == 0)
+    }
+
+    @Test func aReservationTheTeamCannotGrantIsDeniedAndTakesNothing() throws {
+        #expect(try purser(["team", "create", "small", "--credits", "1"]).status == 0)
+        let run = try purser(["exec", Fixtures.product("echo"), "--team", "small", "--credits", "2", "--input", "1"])
+        #expect(run.status == 19, "\(run.stdout) \(run.stderr)")
+        #expect(run.stdout.contains("denied"))
+        let nodes = try teamJSON("small")
+        #expect(nodes.count == 1)
+        #expect(nodes.first?["available"]?["credits"] == 1)
+    }
+
+    @Test func aKilledRunStillReturnsWhatItDidNotUse() throws {
+        #expect(try purser(["team", "create", "t", "--credits", "10"]).status == 0)
+        let run = try purser(["exec", Fixtures.product("hostile"), "--team", "t", "--credits", "4", "--time", "300ms",
+            "--env", "HOSTILE_MODE=loop"])
+        #expect(run.status == 12)
+        let team = try #require(try teamJSON("t").first)
+        #expect(team["available"]?["credits"] == 10)
+        #expect(team["reserved"]?["credits"] == 0)
+    }
+
+    @Test(arguments: [
+        ["team", "create", "x", "--credits", "-1"],
+        ["team", "create", "x", "--credits", "ten"],
+        ["team", "create", "x", "--credits", "1", "--memory", "lots"],
+        ["team", "show", "nobody"],
+        ["exec", "/bin/true", "--team", "nobody"],
+        ["ledger", "audit", "--node", "abc"],
+    ])
+    func badInputIsExitCode2(arguments: [String]) throws {
+        let result = try purser(arguments)
+        #expect(result.status == 2, "\(arguments): \(result.stdout) \(result.stderr)")
+        #expect(!result.stderr.isEmpty)
+    }
+
+    @Test func statsAndAuditDescribeTheRuns() throws {
+        #expect(try purser(["team", "create", "s", "--credits", "10"]).status == 0)
+        for _ in 0..<2 { _ = try purser(["exec", Fixtures.product("wordcount"), "--team", "s", "--credits", "1", "--input", #""a b""#]) }
+        let stats = try purser(["ledger", "stats", "--team", "s", "--json"])
+        #expect(stats.status == 0)
+        let all = try JSONParser.parse(String(stats.stdout.split(separator: "\n").first ?? ""))
+        #expect(all["nodes"] == 2)
+        #expect(all["utilizationEfficiency"]?.numberValue.map { abs($0.double - 0.002) < 1e-9 } == true)
+        let audit = try purser(["ledger", "audit", "--team", "s"])
+        #expect(audit.stdout.contains("reserve"))
+        #expect(audit.stdout.contains("settle"))
+        #expect(audit.stdout.contains("return"))
     }
 }

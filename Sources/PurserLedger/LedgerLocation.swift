@@ -1,0 +1,34 @@
+/// Opens the store a location names: a PostgreSQL URL or connection string, else a SQLite file.
+public enum LedgerLocation {
+    public static func isPostgres(_ location: String) -> Bool {
+        location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") || location.contains("dbname=")
+    }
+
+    public static func open(_ location: String) throws(LedgerError) -> any LedgerStore {
+        if isPostgres(location) {
+            throw LedgerError(.storeFailed, "PostgreSQL is not available in this build")
+        }
+        return try SQLiteLedger(path: location)
+    }
+}
+
+/// The team `purser exec` draws from when no --team is given, made on first use.
+public enum LocalTeam {
+    public static let name = "local"
+    public static let spec = TeamSpec(
+        name: name,
+        caps: Resources(credits: 1_000_000 * 1_000_000, timeMs: 10 * 365 * 86_400_000, memoryBytes: 1 << 40))
+
+    public static func open(in store: any LedgerStore) throws(LedgerError) -> Node {
+        do {
+            return try store.team(named: name)
+        } catch where error.code == .unknownTeam {
+            do {
+                return try store.createTeam(spec)
+            } catch {
+                // Another process made it first.
+                return try store.team(named: name)
+            }
+        }
+    }
+}

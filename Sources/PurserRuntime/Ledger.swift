@@ -1,0 +1,75 @@
+import Glibc
+public import PurserLedger
+import PurserProtocol
+import PurserSandbox
+import Synchronization
+
+/// The runtime's side of the ledger: one store, one lease for this supervisor, and the
+/// reserve → run → settle bracket around every run.
+public final class RuntimeLedger: Sendable {
+    public let store: any LedgerStore
+    private let lease = Mutex<Holder?>(nil)
+    /// Long enough for any one `purser exec`; a supervisor that runs longer heartbeats.
+    static let leaseMs: Int64 = 10 * 60_000
+
+    public init(location: String) throws(RuntimeError) {
+        do {
+            store = try LedgerLocation.open(location)
+            // Holds of supervisors that died (their leases ran out) go back to their parents.
+            _ = try store.reclaimExpired()
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger \(location): \(error)")
+        }
+    }
+
+    /// `$PURSER_LEDGER` if set, else the SQLite file in `$PURSER_HOME`.
+    public static func defaultLocation(home: String) -> String {
+        if let value = getenv("PURSER_LEDGER"), value.pointee != 0 { return String(cString: value) }
+        return home + "/purser.db"
+    }
+
+    func holder(lastingAtLeast milliseconds: Int64) throws(LedgerError) -> Holder {
+        if let holder = lease.withLock({ $0 }) {
+            try store.heartbeat(holder, ttlMs: milliseconds + Self.leaseMs)
+            return holder
+        }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count)
+        let id = "purser-\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let holder = try store.acquireLease(holder: id, ttlMs: milliseconds + Self.leaseMs)
+        lease.withLock { $0 = holder }
+        return holder
+    }
+
+    /// Reserves the run's amounts from its team; nil and a message when the team cannot grant them.
+    func reserve(_ request: RunRequest) throws(RuntimeError) -> (node: Node?, holder: Holder?, denial: String?) {
+        do throws(LedgerError) {
+            let team = if let name = request.team { try store.team(named: name) } else { try LocalTeam.open(in: store) }
+            let holder = try holder(lastingAtLeast: request.wallTimeMs)
+            let node = try store.reserve(ReserveRequest(
+                parent: team.id, kind: .routine, name: request.pluginName,
+                amounts: Resources(credits: request.credits.micros, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
+                tools: request.tools, holder: holder, plugin: request.pluginName, estimate: request.credits.micros,
+                strategy: ReservationStrategy.exact.rawValue))
+            return (node, holder, nil)
+        } catch where error.code == .insufficient || error.code == .toolNotPermitted {
+            return (nil, nil, error.message)
+        } catch where error.code == .unknownTeam {
+            throw RuntimeError(code: .invalidRequest, message: "--team: \(error.message)")
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
+        }
+    }
+
+    func settle(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) {
+        do {
+            _ = try store.settle(
+                node.id,
+                usage: Usage(credits: report.usage.credits.micros, timeMs: report.usage.wallMs,
+                    memoryPeakBytes: report.usage.memoryPeakBytes),
+                outcome: report.verdict.rawValue, holder: holder)
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: settling node \(node.id): \(error)")
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+
+/// Where the ledger is: --ledger, else $PURSER_LEDGER, else $PURSER_HOME/purser.db.
+struct LedgerOptions: ParsableArguments {
+    @Option(name: .customLong("ledger"), help: "A postgres:// URL or a SQLite file (default: $PURSER_LEDGER, else $PURSER_HOME/purser.db).")
+    var location: String?
+
+    func runtime() throws -> Runtime {
+        do {
+            return try Runtime.withLedger(location: location)
+        } catch {
+            throw CommandLineError(message: error.message)
+        }
+    }
+
+    func store() throws -> any LedgerStore {
+        guard let ledger = try runtime().ledger else { throw CommandLineError(message: "no ledger") }
+        return ledger.store
+    }
+}
+
+/// Runs a ledger call; its errors are bad input (exit 2) with the ledger's own message.
+func ledgerCall<T>(_ body: () throws(LedgerError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        throw CommandLineError(message: error.message)
+    }
+}
+
+struct Team: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create and inspect teams: the roots of budget trees.", subcommands: [Create.self, Show.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a team with its caps.")
+        @Argument var name: String
+        @Option(help: "Credits (decimal).") var credits: CreditsArgument
+        @Option(help: "Concurrent workers at most.") var workers: Int64?
+        @Option(help: "Memory in use at most, e.g. 8GiB.") var memory: SizeArgument = SizeArgument(bytes: 1 << 40)
+        @Option(help: "Total time, e.g. 24h.") var time: DurationArgument = DurationArgument(milliseconds: 10 * 365 * 86_400_000)
+        @Option(help: "Tool permissions, comma-separated.") var tools: String = ""
+        @OptionGroup var ledgerOptions: LedgerOptions
+
+        func validate() throws {
+            if let workers, workers < 0 { throw ValidationError("--workers must not be negative") }
+        }
+
+        func run() throws {
+            let store = try ledgerOptions.store()
+            let spec = TeamSpec(
+                name: name, caps: Resources(credits: credits.value.micros, timeMs: time.milliseconds, memoryBytes: memory.bytes),
+                workers: workers, tools: tools.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+            let team = try ledgerCall { () throws(LedgerError) in try store.createTeam(spec) }
+            print("team \(team.name) created: \(Credits(micros: team.cap.credits)) credits, "
+                + "\(Units.formatDuration(team.cap.timeMs)), \(Units.formatSize(team.cap.memoryBytes))"
+                + (workers.map { ", \($0) workers" } ?? "") + (team.tools.isEmpty ? "" : ", tools \(team.tools.joined(separator: ","))"))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The team's live tree: available, reserved, consumed, returned per node.")
+        @Argument var name: String
+        @Flag var json = false
+        @OptionGroup var ledgerOptions: LedgerOptions
+
+        func run() throws {
+            let store = try ledgerOptions.store()
+            let nodes = try ledgerCall { () throws(LedgerError) in
+                _ = try store.team(named: name)
+                return try store.tree(team: name)
+            }
+            if json {
+                print(JSONValue.array(nodes.map(\.json)).serialized())
+                return
+            }
+            var depth: [Int64: Int] = [:]
+            print("node".padding(toLength: 34, withPad: " ", startingAt: 0)
+                + ["state", "available", "reserved", "consumed", "returned"].map { $0.leftPadded(12) }.joined())
+            for node in nodes {
+                let level = node.parent.flatMap { depth[$0] }.map { $0 + 1 } ?? 0
+                depth[node.id] = level
+                let label = String(repeating: "  ", count: level) + "\(node.kind.rawValue) \(node.name) #\(node.id)"
+                let values = [node.available, node.reserved, node.consumed, node.returned].map {
+                    "\(Credits(micros: $0.credits))".leftPadded(12)
+                }
+                print(label.padding(toLength: 34, withPad: " ", startingAt: 0)
+                    + (node.isOpen ? "open" : node.outcome ?? "closed").leftPadded(12) + values.joined())
+            }
+            print("(credits; --json has time and memory too)")
+        }
+    }
+}
+
+struct Ledger: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Audit, verify and analyse the budget ledger.", subcommands: [Audit.self, Verify.self, Stats.self])
+
+    struct Audit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The append-only trail of every movement.")
+        @Option var node: Int64?
+        @Option var team: String?
+        @Flag var json = false
+        @OptionGroup var ledgerOptions: LedgerOptions
+
+        func run() throws {
+            let store = try ledgerOptions.store()
+            let events = try ledgerCall { () throws(LedgerError) in try store.audit(node: node, team: team) }
+            for event in events {
+                if json {
+                    print(event.json.serialized())
+                } else {
+                    print("\(event.id)\t\(event.team)\tnode \(event.node)\t\(event.kind)\t\(Credits(micros: event.amounts.credits)) credits\t\(event.amounts.timeMs) ms\t\(event.amounts.memoryBytes) B\t\(event.detail)")
+                }
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that at every node cap = available + reserved + consumed, and closed nodes hold nothing.")
+        @OptionGroup var ledgerOptions: LedgerOptions
+
+        func run() throws {
+            let store = try ledgerOptions.store()
+            let violations = try ledgerCall { () throws(LedgerError) in try store.verify() }
+            if violations.isEmpty {
+                print("ledger verified: every node balances")
+                return
+            }
+            for violation in violations { print(violation) }
+            throw ExitCode(1)
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "reservationAccuracy, utilizationEfficiency and returnRate per plugin and team.",
+            discussion: """
+                Over settled nodes in the window (credits): utilizationEfficiency = used ÷ reserved,
+                returnRate = returned ÷ reserved, reservationAccuracy = mean of
+                min(estimate, used) ÷ max(estimate, used).
+                """)
+        @Option var team: String?
+        @Option var plugin: String?
+        @Option(help: "How many of the latest settled nodes to look at.") var window: Int = 1000
+        @Flag var json = false
+        @OptionGroup var ledgerOptions: LedgerOptions
+
+        func run() throws {
+            let store = try ledgerOptions.store()
+            let nodes = try ledgerCall { () throws(LedgerError) in try store.history(plugin: plugin, team: team, limit: window) }
+            var groups: [(String, [Node])] = [("all", nodes)]
+            for key in Set(nodes.compactMap(\.plugin)).sorted() { groups.append(("plugin \(key)", nodes.filter { $0.plugin == key })) }
+            for key in Set(nodes.map(\.team)).sorted() { groups.append(("team \(key)", nodes.filter { $0.team == key })) }
+            for (label, members) in groups {
+                let analytics = Analytics(members)
+                if json {
+                    print(JSONValue.object([
+                        "scope": .string(label), "nodes": .number(JSONNumber(analytics.nodes)),
+                        "reservationAccuracy": .number(JSONNumber(analytics.reservationAccuracy) ?? JSONNumber(0)),
+                        "utilizationEfficiency": .number(JSONNumber(analytics.utilizationEfficiency) ?? JSONNumber(0)),
+                        "returnRate": .number(JSONNumber(analytics.returnRate) ?? JSONNumber(0)),
+                    ]).serialized())
+                } else {
+                    print(label.padding(toLength: 28, withPad: " ", startingAt: 0)
+                        + String(format: "nodes %5d  accuracy %.3f  utilization %.3f  return rate %.3f", analytics.nodes,
+                            analytics.reservationAccuracy, analytics.utilizationEfficiency, analytics.returnRate))
+                }
+            }
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? " " + self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+extension Resources {
+    var json: JSONValue {
+        ["credits": Credits(micros: credits).json, "timeMs": .number(JSONNumber(timeMs)), "memoryBytes": .number(JSONNumber(memoryBytes))]
+    }
+}
+
+extension Node {
+    var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .number(JSONNumber(id)), "team": .string(team), "kind": .string(kind.rawValue), "name": .string(name),
+            "state": .string(isOpen ? "open" : "closed"), "tools": .array(tools.map { .string($0) }),
+            "cap": cap.json, "available": available.json, "reserved": reserved.json, "consumed": consumed.json,
+            "returned": returned.json, "workersInUse": .number(JSONNumber(workersInUse)),
+        ]
+        if let parent { object["parent"] = .number(JSONNumber(parent)) }
+        if let outcome { object["outcome"] = .string(outcome) }
+        if let workersCap { object["workersCap"] = .number(JSONNumber(workersCap)) }
+        return .object(object)
+    }
+}
+
+extension AuditEvent {
+    var json: JSONValue {
+        [
+            "id": .number(JSONNumber(id)), "node": .number(JSONNumber(node)), "team": .string(team), "kind": .string(kind),
+            "amounts": amounts.json, "detail": .string(detail), "atMs": .number(JSONNumber(atMs)),
+        ]
+    }
+}
