@@ -56,10 +56,12 @@ let package = Package(
             name: "cworker", dependencies: ["CWorkerScan"], path: "Benchmarks/cworker",
             cSettings: cSettings),
         .executableTarget(name: "floorchild", path: "Benchmarks/floorchild", cSettings: cSettings),
-        .target(name: "CPurserBenchFloor", path: "Benchmarks/CPurserBenchFloor", cSettings: cSettings),
+        .target(
+            name: "CPurserBenchFloor", dependencies: ["CSQLite"], path: "Benchmarks/CPurserBenchFloor",
+            cSettings: cSettings),
         .executableTarget(
             name: "purser-bench",
-            dependencies: ["PurserRuntime", "PurserSandbox", "CPurserBenchFloor"],
+            dependencies: ["PurserRuntime", "PurserSandbox", "PurserLedger", "CPurserBenchFloor"],
             path: "Benchmarks/purser-bench",
             swiftSettings: swiftSettings),
 

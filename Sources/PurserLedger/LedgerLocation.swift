@@ -5,9 +5,7 @@ public enum LedgerLocation {
     }
 
     public static func open(_ location: String) throws(LedgerError) -> any LedgerStore {
-        if isPostgres(location) {
-            throw LedgerError(.storeFailed, "PostgreSQL is not available in this build")
-        }
+        if isPostgres(location) { return try PostgresLedger(url: location) }
         return try SQLiteLedger(path: location)
     }
 }

@@ -22,6 +22,9 @@ public struct SQLDialect: Sendable {
     var serialKey: String
     /// What a row lock for a sweep adds to SELECT ("FOR UPDATE SKIP LOCKED", or nothing).
     var lockSkippingLocked: String
+    /// What locks a row read for update ("FOR UPDATE", or nothing where a transaction
+    /// already holds the whole database, as SQLite's BEGIN IMMEDIATE does).
+    var lockRow: String
 }
 
 public enum SQLValue: Sendable, Hashable {

@@ -124,7 +124,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     public func spend(_ id: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) {
         guard credits >= 0 else { throw LedgerError(.invalid, "node \(id): a spend must not be negative") }
         let refusal = try driver.transaction { (session) throws(LedgerError) -> LedgerError? in
-            let node = try Self.load(session, id)
+            let node = try Self.load(session, id, lock: driver.dialect.lockRow)
             guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
             try Self.fence(session, node, holder, checkNode: true)
             let spent = try session.run(
@@ -154,7 +154,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     private func settle(
         _ session: any SQLSession, _ id: NodeID, usage: Usage, outcome: String, holder: Holder?
     ) throws(LedgerError) -> Settlement {
-        let node = try Self.load(session, id)
+        let node = try Self.load(session, id, lock: driver.dialect.lockRow)
         guard node.isOpen else {
             // Settling twice has no effect, but a hold taken away by a reclaim stays taken.
             if holder != nil && node.outcome == "reclaimed" {
@@ -285,7 +285,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             let rows = try session.run(
                 """
                 SELECT id, node_id, team, kind, credits, time_ms, memory, detail, at_ms FROM events
-                WHERE ($1 = -1 OR node_id = $1) AND ($2 = '' OR team = $2) ORDER BY id
+                WHERE (CAST($1 AS BIGINT) = -1 OR node_id = $1) AND ($2 = '' OR team = $2) ORDER BY id
                 """, (node ?? -1).sql, (team ?? "").sql)
             return rows.map { row in
                 AuditEvent(
@@ -317,8 +317,8 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
 
     // MARK: - Helpers
 
-    static func load(_ session: any SQLSession, _ id: NodeID) throws(LedgerError) -> Node {
-        guard let row = try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE id = $1", id.sql).first else {
+    static func load(_ session: any SQLSession, _ id: NodeID, lock: String = "") throws(LedgerError) -> Node {
+        guard let row = try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE id = $1 \(lock)", id.sql).first else {
             throw LedgerError(.unknownNode, "no node \(id)")
         }
         return Schema.node(row)

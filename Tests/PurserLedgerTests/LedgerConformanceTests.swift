@@ -6,12 +6,14 @@ import Testing
 /// Every store driver, behind the one protocol. Each test gets a fresh, empty store.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite
+    case postgres
 
     var testDescription: String { rawValue }
 
     func make() throws -> any LedgerStore {
         switch self {
         case .sqlite: try SQLiteLedger(path: Fixtures.temporaryHome() + "/purser.db")
+        case .postgres: try PostgresLedger(url: PostgresServer.shared.makeDatabase())
         }
     }
 }

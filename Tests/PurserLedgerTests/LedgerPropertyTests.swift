@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import PurserLedger
 import PurserTestSupport
 import Testing
@@ -69,12 +70,11 @@ struct LedgerPropertyTests {
     /// Several OS processes reserve from one team at once, for many rounds.
     @Test(arguments: StoreKind.allCases)
     func processesShareOneTeamWithoutOverspending(kind: StoreKind) throws {
-        let location: String
-        switch kind {
-        case .sqlite: location = Fixtures.temporaryHome() + "/purser.db"
-        default: return
+        let location = switch kind {
+        case .sqlite: Fixtures.temporaryHome() + "/purser.db"
+        case .postgres: try PostgresServer.shared.makeDatabase()
         }
-        let store = try SQLiteLedger(path: location)
+        let store = try LedgerLocation.open(location)
         let cap: Int64 = 200 * credit
         _ = try store.createTeam(TeamSpec(name: "shared", caps: Resources(credits: cap)))
         let processes = (0..<4).map { index in
@@ -166,5 +166,43 @@ struct Xorshift {
         state ^= state >> 7
         state ^= state << 17
         return state
+    }
+}
+
+@Suite("Ledger with concurrent callers in one process", .timeLimit(.minutes(2)))
+struct LedgerThreadTests {
+    /// Group commit batches concurrent transactions: a failure in one must not touch the others.
+    @Test(arguments: StoreKind.allCases)
+    func concurrentCallersShareCommitsSafely(kind: StoreKind) throws {
+        let store = try kind.make()
+        let cap: Int64 = 300 * credit
+        let team = try store.createTeam(TeamSpec(name: "c", caps: Resources(credits: cap)))
+        let charged = Mutex<Int64>(0)
+        let denied = Mutex<Int>(0)
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { worker in
+            var rng = Xorshift(seed: UInt64(worker + 1))
+            for round in 0..<40 {
+                do {
+                    let amount = Int64(rng.next() % UInt64(40 * credit)) + 1
+                    let node = try store.reserve(ReserveRequest(
+                        parent: team.id, kind: .routine, name: "w\(worker)-\(round)", amounts: Resources(credits: amount)))
+                    let settlement = try store.settle(
+                        node.id, usage: Usage(credits: Int64(rng.next() % UInt64(amount * 2)), timeMs: 0, memoryPeakBytes: 0),
+                        outcome: "ok", holder: nil)
+                    charged.withLock { $0 += settlement.used.credits }
+                } catch let error as LedgerError where error.code == .insufficient {
+                    denied.withLock { $0 += 1 }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let after = try store.node(team.id)
+        #expect(after.consumed.credits == charged.withLock { $0 })
+        #expect(after.available.credits == cap - charged.withLock { $0 })
+        #expect(denied.withLock { $0 } > 0, "the workload should run the team dry at times")
+        #expect(try store.verify().isEmpty)
     }
 }

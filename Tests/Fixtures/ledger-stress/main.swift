@@ -11,7 +11,7 @@ guard arguments.count == 5, let rounds = Int(arguments[3]), let seed = UInt64(ar
 }
 let store: any LedgerStore
 do {
-    store = try SQLiteLedger(path: arguments[1])
+    store = try LedgerLocation.open(arguments[1])
 } catch {
     FileHandle.standardError.write(Data("ledger-stress: \(error)\n".utf8))
     exit(1)

@@ -1,0 +1,324 @@
+import CLibPQ
+import Glibc
+import Synchronization
+
+/// The shared store: one PostgreSQL database, reached through libpq. Transactions run at
+/// READ COMMITTED: a reserve is one conditional UPDATE, and the read-then-write steps
+/// (load a node, then settle it) lock the node's row first (`SQLDialect.lockRow`), so a
+/// reclaim and a late settle of one node queue on that lock. When PostgreSQL aborts a
+/// transaction anyway (40001, or 40P01 on a deadlock) the driver runs its body again, up
+/// to 5 more times.
+public final class PostgresDriver: SQLDriver {
+    public let dialect = SQLDialect(
+        serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE")
+    private let connection: Mutex<PostgresBox>
+
+    /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL.
+    public init(url: String) throws(LedgerError) {
+        connection = Mutex(PostgresBox(try PostgresConnection(url: url)))
+    }
+
+    public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try connection.withLock { (box) throws(LedgerError) -> T in
+            let connection = box.connection
+            var retries = 0
+            var mayReset = true
+            while true {
+                do throws(LedgerError) {
+                    try connection.begin(mayReset: &mayReset)
+                    let result = try body(PostgresSession(connection: connection))
+                    try connection.commit()
+                    return result
+                } catch {
+                    try connection.recover(from: error, retries: &retries, mayReset: mayReset)
+                }
+            }
+        }
+    }
+}
+
+/// The connection moves into the Mutex and is only ever touched under it.
+struct PostgresBox: @unchecked Sendable {
+    let connection: PostgresConnection
+    init(_ connection: PostgresConnection) { self.connection = connection }
+}
+
+struct PostgresSession: SQLSession {
+    let connection: PostgresConnection
+
+    func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
+        try connection.query(sql, arguments)
+    }
+}
+
+public typealias PostgresLedger = SQLLedger<PostgresDriver>
+
+extension SQLLedger where Driver == PostgresDriver {
+    public convenience init(url: String) throws(LedgerError) {
+        try self.init(driver: PostgresDriver(url: url))
+    }
+}
+
+/// A thin, typed layer over libpq: one connection, text parameters and text results,
+/// errors that carry PostgreSQL's message and SQLSTATE.
+final class PostgresConnection {
+    /// How often a transaction aborted by a serialization failure or deadlock is run again.
+    static let serializationRetries = 5
+
+    private let handle: OpaquePointer
+    /// The connection string with any password masked, for messages.
+    let displayURL: String
+    /// Whether the current attempt met a serialization failure or a deadlock (the body
+    /// sees only a LedgerError).
+    private var sawRetryable = false
+    private var isFirstTransaction = true
+
+    init(url: String) throws(LedgerError) {
+        displayURL = PostgresConnection.redacted(url)
+        guard let handle = PQconnectdb(url) else {
+            throw LedgerError(.storeFailed, "cannot connect to PostgreSQL at \(displayURL): out of memory")
+        }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = PostgresConnection.trimmed(PQerrorMessage(handle))
+            PQfinish(handle)
+            throw LedgerError(.storeFailed, "cannot connect to PostgreSQL at \(displayURL): \(message)")
+        }
+        self.handle = handle
+        // CREATE … IF NOT EXISTS reports "already exists, skipping" as a NOTICE; libpq would
+        // print it on stderr. Errors still arrive in results.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
+    deinit { PQfinish(handle) }
+
+    // MARK: - Transactions
+
+    /// Where the current attempt stands, for `recover`.
+    private var committing = false
+
+    /// Starts an attempt: reconnects (at most once per `transaction` call, as `mayReset`
+    /// says) if the connection is down, then BEGINs.
+    func begin(mayReset: inout Bool) throws(LedgerError) {
+        if PQstatus(handle) != CONNECTION_OK {
+            guard mayReset else { throw lost("the connection is down") }
+            mayReset = false
+            PQreset(handle)
+            guard PQstatus(handle) == CONNECTION_OK else { throw lost("reconnecting failed") }
+        }
+        sawRetryable = false
+        committing = false
+        try execute("BEGIN")
+        if isFirstTransaction {
+            // The first transaction is the ledger creating its tables. Concurrent CREATE
+            // TABLE IF NOT EXISTS can collide in PostgreSQL's catalog (a unique violation
+            // on pg_type), so processes starting together on an empty database take turns.
+            // The lock ends with the transaction.
+            try execute("SELECT pg_advisory_xact_lock(7079581240305813504)")
+        }
+    }
+
+    /// After an attempt failed with `error`: rolls back, then returns if the body is to run
+    /// again (after a serialization failure or deadlock, up to `serializationRetries`
+    /// times; after losing the connection before COMMIT, if it may still be reset), and
+    /// throws otherwise.
+    func recover(from error: LedgerError, retries: inout Int, mayReset: Bool) throws(LedgerError) {
+        if PQstatus(handle) != CONNECTION_OK {
+            // Before COMMIT nothing was written: reconnect once and run the body again.
+            // During COMMIT the transaction may or may not have committed: say so.
+            if committing {
+                throw lost("the connection dropped during COMMIT; whether it committed is unknown (\(error.message))")
+            }
+            guard mayReset else { throw error }
+            return
+        }
+        if PQtransactionStatus(handle) != PQTRANS_IDLE { try? execute("ROLLBACK") }
+        guard sawRetryable, retries < Self.serializationRetries else { throw error }
+        retries += 1
+        // Back off, exponentially and with jitter, so the transactions that collided do not
+        // collide again: 1–3 ms, then 2–6, 4–12, 8–24, 16–48.
+        let base = UInt32(1_000) << (retries - 1)
+        usleep(base + UInt32.random(in: 0..<(2 * base)))
+    }
+
+    func commit() throws(LedgerError) {
+        committing = true
+        let result = PQexec(handle, "COMMIT")
+        defer { PQclear(result) }
+        try check(result, "COMMIT")
+        // COMMIT of a transaction that had already failed succeeds, as a ROLLBACK.
+        if let tag = PQcmdStatus(result), String(cString: tag) == "ROLLBACK" {
+            throw LedgerError(.storeFailed, "postgres: the transaction was rolled back, not committed")
+        }
+        isFirstTransaction = false
+    }
+
+    private func lost(_ detail: String) -> LedgerError {
+        let message = PostgresConnection.trimmed(PQerrorMessage(handle))
+        return LedgerError(
+            .storeFailed, "lost the connection to PostgreSQL at \(displayURL): \(detail)\(message.isEmpty ? "" : ": " + message)")
+    }
+
+    // MARK: - Statements
+
+    func execute(_ sql: String) throws(LedgerError) {
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result, sql)
+    }
+
+    /// Runs `sql` with `arguments` as text parameters `$1`, `$2`, … and returns every row.
+    func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
+        for case .text(let value) in arguments where value.utf8.contains(0) {
+            throw LedgerError(.invalid, "PostgreSQL text cannot hold a NUL character")
+        }
+        // libpq copies the parameters before PQexecParams returns; they live until then.
+        let owned: [UnsafeMutablePointer<CChar>?] = arguments.map { argument in
+            switch argument {
+            case .null: nil
+            case .integer(let value): strdup(String(value))
+            case .text(let value): strdup(value)
+            }
+        }
+        defer { for pointer in owned { free(pointer) } }
+        let values: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
+        let result = PQexecParams(handle, sql, Int32(values.count), nil, values, nil, nil, 0)
+        defer { PQclear(result) }
+        try check(result, sql)
+        guard let result else { return [] }
+        let columns = PQnfields(result)
+        let integral = (0..<columns).map { column -> Bool in
+            switch PQftype(result, column) {
+            case 20, 21, 23: true  // int8, int2, int4
+            default: false
+            }
+        }
+        return (0..<PQntuples(result)).map { row in
+            (0..<columns).map { column -> SQLValue in
+                if PQgetisnull(result, row, column) != 0 { return .null }
+                let text = String(cString: PQgetvalue(result, row, column))
+                if integral[Int(column)], let value = Int64(text) { return .integer(value) }
+                return .text(text)
+            }
+        }
+    }
+
+    /// Throws unless `result` is a success; notes whether the failure is one to retry.
+    private func check(_ result: OpaquePointer?, _ sql: String) throws(LedgerError) {
+        guard let result else {
+            throw LedgerError(.storeFailed, "postgres: \(PostgresConnection.trimmed(PQerrorMessage(handle)))")
+        }
+        let status = PQresultStatus(result)
+        if status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK { return }
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+        var message = PostgresConnection.trimmed(PQresultErrorMessage(result))
+        if message.isEmpty { message = PostgresConnection.trimmed(PQerrorMessage(handle)) }
+        if message.isEmpty { message = String(cString: PQresStatus(status)) }
+        if state == "40001" || state == "40P01" { sawRetryable = true }
+        if state.hasPrefix("23") {
+            throw LedgerError(.constraint, "the store refused the change: \(message) (SQLSTATE \(state))")
+        }
+        let statement = sql.split(whereSeparator: \.isNewline).first.map(String.init) ?? sql
+        throw LedgerError(
+            .storeFailed, "postgres: \(message)\(state.isEmpty ? "" : " (SQLSTATE \(state))"), in: \(statement)")
+    }
+
+    static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "" }
+        var text = String(cString: message)
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return text
+    }
+
+    // MARK: - Redaction
+
+    /// `url` with its password, if any, replaced by `***`: in a URL's user information
+    /// and `password=` query parameter, or a connection string's `password=` keyword.
+    static func redacted(_ url: String) -> String {
+        let characters = Array(url)
+        for scheme in ["postgresql://", "postgres://"] where url.hasPrefix(scheme) {
+            return redactedURI(characters, from: scheme.count)
+        }
+        return redactedKeywords(characters)
+    }
+
+    private static func redactedURI(_ characters: [Character], from start: Int) -> String {
+        var output = characters
+        let queryStart = characters[start...].firstIndex(of: "?") ?? characters.endIndex
+        // user:password@host…: mask from the first ':' to the last '@' before the query.
+        if let at = characters[start..<queryStart].lastIndex(of: "@"),
+            let colon = characters[start..<at].firstIndex(of: ":")
+        {
+            output.replaceSubrange((colon + 1)..<at, with: Array("***"))
+        }
+        let shift = output.count - characters.count
+        // …?password=…&…
+        var index = queryStart + shift + 1
+        while index < output.count {
+            let end = output[index...].firstIndex(of: "&") ?? output.endIndex
+            if let equals = output[index..<end].firstIndex(of: "="),
+                String(output[index..<equals]).lowercased() == "password"
+            {
+                output.replaceSubrange((equals + 1)..<end, with: Array("***"))
+                index = equals + 1 + 3 + 1
+            } else {
+                index = end + 1
+            }
+        }
+        return String(output)
+    }
+
+    /// Masks `password = value` in a `keyword = value …` string, where a value is either
+    /// bare or in single quotes with backslash escapes, as libpq reads it.
+    private static func redactedKeywords(_ characters: [Character]) -> String {
+        var output: [Character] = []
+        var index = 0
+        func skipSpace() {
+            while index < characters.count, characters[index].isWhitespace {
+                output.append(characters[index])
+                index += 1
+            }
+        }
+        while index < characters.count {
+            skipSpace()
+            let keywordStart = index
+            while index < characters.count, characters[index] != "=", !characters[index].isWhitespace {
+                output.append(characters[index])
+                index += 1
+            }
+            let keyword = String(characters[keywordStart..<index])
+            skipSpace()
+            guard index < characters.count, characters[index] == "=" else { continue }
+            output.append("=")
+            index += 1
+            skipSpace()
+            var value: [Character] = []
+            if index < characters.count, characters[index] == "'" {
+                value.append("'")
+                index += 1
+                while index < characters.count, characters[index] != "'" {
+                    if characters[index] == "\\", index + 1 < characters.count {
+                        value.append(characters[index])
+                        index += 1
+                    }
+                    value.append(characters[index])
+                    index += 1
+                }
+                if index < characters.count {
+                    value.append("'")
+                    index += 1
+                }
+            } else {
+                while index < characters.count, !characters[index].isWhitespace {
+                    if characters[index] == "\\", index + 1 < characters.count {
+                        value.append(characters[index])
+                        index += 1
+                    }
+                    value.append(characters[index])
+                    index += 1
+                }
+            }
+            output += keyword.lowercased() == "password" ? Array("***") : value
+        }
+        return String(output)
+    }
+}
