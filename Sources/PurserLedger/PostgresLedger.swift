@@ -26,7 +26,7 @@ public final class PostgresDriver: SQLDriver {
             while true {
                 do throws(LedgerError) {
                     try connection.begin(mayReset: &mayReset)
-                    let result = try body(PostgresSession(connection: connection))
+                    let result = try body(connection)
                     try connection.commit()
                     return result
                 } catch {
@@ -43,13 +43,7 @@ struct PostgresBox: @unchecked Sendable {
     init(_ connection: PostgresConnection) { self.connection = connection }
 }
 
-struct PostgresSession: SQLSession {
-    let connection: PostgresConnection
-
-    func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
-        try connection.query(sql, arguments)
-    }
-}
+extension PostgresConnection: SQLSession {}
 
 public typealias PostgresLedger = SQLLedger<PostgresDriver>
 

@@ -18,17 +18,11 @@ public final class SQLiteDriver: SQLDriver {
     }
 
     public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
-        try group.run { (connection) throws(LedgerError) in try body(SQLiteSession(connection: connection)) }
+        try group.run { (connection) throws(LedgerError) in try body(connection) }
     }
 }
 
-struct SQLiteSession: SQLSession {
-    let connection: SQLiteConnection
-
-    func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
-        try connection.query(sql, arguments)
-    }
-}
+extension SQLiteConnection: SQLSession {}
 
 public typealias SQLiteLedger = SQLLedger<SQLiteDriver>
 
