@@ -110,14 +110,15 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                     holder, epoch, plugin, estimate, strategy, created_ms)
                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $6, $7, $8, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,
                     $9, $10, $11, $12, $13, $14)
-                RETURNING id
+                RETURNING \(Schema.nodeColumns)
                 """, parent.id.sql, parent.team.sql, request.kind.rawValue.sql, request.name.sql, tools.sql,
                 amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql, request.holder?.id.sql ?? .null,
                 request.holder?.epoch.sql ?? .null, request.plugin.sql, request.estimate.sql, request.strategy.sql,
                 now().sql)
-            let id = rows.first?.first?.int ?? 0
-            try event(session, node: id, team: parent.team, kind: "reserve", amounts, "from node \(parent.id)")
-            return try Self.load(session, id)
+            guard let row = rows.first else { throw LedgerError(.storeFailed, "\(request.name): the insert returned no row") }
+            let node = Schema.node(row)
+            try event(session, node: node.id, team: parent.team, kind: "reserve", amounts, "from node \(parent.id)")
+            return node
         }
     }
 
@@ -166,11 +167,12 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         guard usage.credits >= 0, usage.timeMs >= 0, usage.memoryPeakBytes >= 0 else {
             throw LedgerError(.invalid, "node \(id): usage must not be negative")
         }
-        for child in try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql) {
+        let children = try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql)
+        for child in children {
             _ = try settle(session, child[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
                 outcome: "abandoned", holder: nil)
         }
-        let after = try Self.load(session, id)
+        let after = children.isEmpty ? node : try Self.load(session, id)
         // Charge the larger of what was recorded and what is declared, never past the cap.
         let used = Resources(
             credits: min(after.cap.credits, max(after.consumed.credits, usage.credits)),
@@ -209,8 +211,13 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             try session.run(
                 "UPDATE nodes SET workers_in_use = workers_in_use - 1 WHERE kind = 'team' AND name = $1", node.team.sql)
         }
-        try event(session, node: id, team: node.team, kind: "settle", used, "outcome \(outcome)")
-        try event(session, node: id, team: node.team, kind: "return", returned, "to node \(node.parent.map(String.init) ?? "-")")
+        try session.run(
+            """
+            INSERT INTO events (node_id, team, kind, credits, time_ms, memory, detail, at_ms)
+            VALUES ($1, $2, 'settle', $3, $4, $5, $6, $9), ($1, $2, 'return', $7, $8, $10, $11, $9)
+            """, id.sql, node.team.sql, used.credits.sql, used.timeMs.sql, used.memoryBytes.sql, "outcome \(outcome)".sql,
+            returned.credits.sql, returned.timeMs.sql, now().sql, returned.memoryBytes.sql,
+            "to node \(node.parent.map(String.init) ?? "-")".sql)
         return Settlement(node: id, used: used, returned: returned, outcome: outcome)
     }
 

@@ -4,7 +4,7 @@ import CSQLite
 /// for reuse, and errors that carry SQLite's own message.
 final class SQLiteConnection {
     private let db: OpaquePointer
-    private var statements: [String: OpaquePointer] = [:]
+    private var statements: [String: (statement: OpaquePointer, positions: [Int32])] = [:]
 
     init(path: String) throws(LedgerError) {
         var handle: OpaquePointer?
@@ -20,7 +20,7 @@ final class SQLiteConnection {
     }
 
     deinit {
-        for statement in statements.values { sqlite3_finalize(statement) }
+        for prepared in statements.values { sqlite3_finalize(prepared.statement) }
         sqlite3_close(db)
     }
 
@@ -36,16 +36,13 @@ final class SQLiteConnection {
     /// Runs `sql` with `arguments` and returns every row.
     @discardableResult
     func query(_ sql: String, _ arguments: [SQLValue] = []) throws(LedgerError) -> [[SQLValue]] {
-        let statement = try prepared(sql)
+        let (statement, positions) = try prepared(sql)
         defer {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
         }
-        for (index, argument) in arguments.enumerated() {
-            // Placeholders are $1, $2, … as PostgreSQL writes them; SQLite numbers named
-            // parameters by first appearance, so look each one up by name.
-            let position = sqlite3_bind_parameter_index(statement, "$\(index + 1)")
-            if position == 0 { continue }
+        for (index, argument) in arguments.enumerated() where index < positions.count && positions[index] > 0 {
+            let position = positions[index]
             switch argument {
             case .null: sqlite3_bind_null(statement, position)
             case .integer(let value): sqlite3_bind_int64(statement, position, value)
@@ -69,13 +66,17 @@ final class SQLiteConnection {
 
     var changes: Int { Int(sqlite3_changes(db)) }
 
-    private func prepared(_ sql: String) throws(LedgerError) -> OpaquePointer {
-        if let statement = statements[sql] { return statement }
+    /// The statement, and where each of `$1`, `$2`, … binds: SQLite numbers named
+    /// parameters by first appearance, not by their number.
+    private func prepared(_ sql: String) throws(LedgerError) -> (statement: OpaquePointer, positions: [Int32]) {
+        if let prepared = statements[sql] { return prepared }
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard status == SQLITE_OK, let statement else { throw failure(status) }
-        statements[sql] = statement
-        return statement
+        let count = sqlite3_bind_parameter_count(statement)
+        let positions = (0..<count + 8).map { sqlite3_bind_parameter_index(statement, "$\($0 + 1)") }
+        statements[sql] = (statement, positions)
+        return (statement, positions)
     }
 
     private func failure(_ status: Int32) -> LedgerError {
