@@ -61,7 +61,7 @@ let package = Package(
             cSettings: cSettings),
         .executableTarget(
             name: "purser-bench",
-            dependencies: ["PurserRuntime", "PurserSandbox", "PurserLedger", "CPurserBenchFloor"],
+            dependencies: ["PurserRuntime", "PurserSandbox", "PurserLedger", "PurserTestSupport", "CPurserBenchFloor"],
             path: "Benchmarks/purser-bench",
             swiftSettings: swiftSettings),
 

@@ -4,6 +4,7 @@ import PurserProtocol
 import PurserLedger
 import PurserRuntime
 import PurserSandbox
+import PurserTestSupport
 import Synchronization
 
 // Cold routine rate: spawn → initialize → run → result → reaped, through the library,
@@ -125,7 +126,79 @@ func ledgerBenchmark() throws {
     }
 }
 
+/// The same on PostgreSQL over a Unix socket, next to pgbench running the floor's SQL
+/// against the same server, with as many clients.
+func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
+    let server = PostgresServer.shared
+    guard let bin = server.binDirectory else { throw PostgresServerError("no PostgreSQL") }
+    let floorDatabase = try server.makeDatabase()
+    let setup = try PostgresLedger(url: floorDatabase).driver
+    try setup.transaction { (session) throws(LedgerError) in
+        _ = try session.query("CREATE TABLE balance (id BIGINT PRIMARY KEY, available BIGINT NOT NULL)", [])
+        _ = try session.query("CREATE TABLE moves (id BIGSERIAL PRIMARY KEY, amount BIGINT, at BIGINT)", [])
+        _ = try session.query("INSERT INTO balance VALUES (1, 1000000000000)", [])
+    }
+    let script = NSTemporaryDirectory() + "purser-pgbench-\(getpid()).sql"
+    try """
+        BEGIN;
+        UPDATE balance SET available = available - 1 WHERE id = 1 AND available >= 1;
+        INSERT INTO moves (amount, at) VALUES (1, 1);
+        END;
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: script) }
+    let pgbench = Process()
+    pgbench.executableURL = URL(fileURLWithPath: bin + "/pgbench")
+    pgbench.arguments = ["-n", "-f", script, "-c", "\(clients)", "-j", "2", "-T", "\(seconds)", floorDatabase]
+    let output = Pipe()
+    pgbench.standardOutput = output
+    pgbench.standardError = FileHandle.nullDevice
+    try pgbench.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    pgbench.waitUntilExit()
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+        let floor = Double(line.dropFirst("tps = ".count).prefix(while: { $0 != " " }))
+    else { throw PostgresServerError("pgbench printed no tps: \(text)") }
+    print("purser-bench ledger on PostgreSQL: \(clients) clients, \(seconds) s each (test server: fsync off)")
+    show("floor: pgbench, UPDATE+INSERT per transaction", floor)
+
+    let url = try server.makeDatabase()
+    let store = try PostgresLedger(url: url)
+    let team = try store.createTeam(TeamSpec(
+        name: "bench", caps: Resources(credits: Int64.max / 4, timeMs: Int64.max / 4, memoryBytes: Int64.max / 4)))
+    let pairs = Mutex(0)
+    let failures = Mutex(0)
+    let group = DispatchGroup()
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    for client in 0..<clients {
+        group.enter()
+        Thread {
+            defer { group.leave() }
+            guard let store = try? PostgresLedger(url: url) else { return failures.withLock { $0 += 1 } }
+            var round = 0
+            while ContinuousClock.now < deadline {
+                do {
+                    let node = try store.reserve(ReserveRequest(
+                        parent: team.id, kind: .swarm, name: "c\(client)-\(round)", amounts: Resources(credits: 10, timeMs: 10)))
+                    _ = try store.settle(node.id, usage: Usage(credits: 7, timeMs: 1, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+                    pairs.withLock { $0 += 1 }
+                } catch {
+                    failures.withLock { $0 += 1 }
+                }
+                round += 1
+            }
+        }.start()
+    }
+    group.wait()
+    let verified = try store.verify().isEmpty
+    precondition(verified, "the ledger does not verify")
+    show("ledger reserve+settle pairs, \(clients) connections", Double(pairs.withLock { $0 }) / Double(seconds),
+        against: floor, goal: 0.8)
+    if failures.withLock({ $0 }) > 0 { print("  (\(failures.withLock { $0 }) operations failed and were not counted)") }
+}
+
 switch CommandLine.arguments.dropFirst().first {
-case "ledger": try ledgerBenchmark()
+case "ledger":
+    try ledgerBenchmark()
+    try postgresBenchmark()
 case "spawn", nil, .some(_): try await spawnBenchmark()
 }

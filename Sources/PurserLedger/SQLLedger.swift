@@ -2,7 +2,7 @@ import Glibc
 
 /// The ledger's operations, written once over any `SQLDriver`.
 public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
-    let driver: Driver
+    public let driver: Driver
 
     public init(driver: Driver) throws(LedgerError) {
         self.driver = driver

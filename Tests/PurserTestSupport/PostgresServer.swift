@@ -29,6 +29,9 @@ public final class PostgresServer: Sendable {
         if case .success = cluster { atexit { PostgresServer.shared.stop() } }
     }
 
+    /// Where the server's programs are (pgbench, psql, …).
+    public var binDirectory: String? { try? cluster.get().binDirectory }
+
     /// How long initdb and pg_ctl start took, in seconds.
     public var startSeconds: Double? { try? cluster.get().startSeconds }
 
@@ -283,5 +286,5 @@ public final class PostgresServer: Sendable {
 
 public struct PostgresServerError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
