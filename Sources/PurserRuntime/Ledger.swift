@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 public import PurserLedger
 import PurserProtocol
@@ -9,6 +10,7 @@ import Synchronization
 public final class RuntimeLedger: Sendable {
     public let store: any LedgerStore
     private let lease = Mutex<Holder?>(nil)
+    private let heartbeat = Mutex<UncheckedTimer?>(nil)
     /// Long enough for any one `purser exec`; a supervisor that runs longer heartbeats.
     static let leaseMs: Int64 = 10 * 60_000
 
@@ -38,7 +40,24 @@ public final class RuntimeLedger: Sendable {
         let id = "purser-\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let holder = try store.acquireLease(holder: id, ttlMs: milliseconds + Self.leaseMs)
         lease.withLock { $0 = holder }
+        startHeartbeat(holder)
         return holder
+    }
+
+    /// Renews the lease every minute while this supervisor lives; when it dies, the lease
+    /// runs out and the next supervisor to start reclaims its holds.
+    private func startHeartbeat(_ holder: Holder) {
+        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        timer.schedule(deadline: .now() + .seconds(60), repeating: .seconds(60))
+        let store = self.store
+        timer.setEventHandler { try? store.heartbeat(holder, ttlMs: Self.leaseMs) }
+        timer.activate()
+        let box = UncheckedTimer(timer: timer)
+        heartbeat.withLock { $0 = box }
+    }
+
+    deinit {
+        heartbeat.withLock { $0?.timer.cancel() }
     }
 
     /// Reserves the run's amounts from its team; nil and a message when the team cannot grant them.
@@ -72,4 +91,9 @@ public final class RuntimeLedger: Sendable {
             throw RuntimeError(code: .ledger, message: "ledger: settling node \(node.id): \(error)")
         }
     }
+}
+
+/// A Dispatch timer is thread-safe; it is just not marked Sendable.
+struct UncheckedTimer: @unchecked Sendable {
+    let timer: any DispatchSourceTimer
 }

@@ -244,3 +244,55 @@ struct LedgerConformanceTests {
         try expectVerified(store)
     }
 }
+
+@Suite("verify finds what is wrong", .timeLimit(.minutes(1)))
+struct LedgerVerifyTests {
+    /// Corrupts the store behind the ledger's back, in a way each row's CHECK constraint
+    /// still allows: verify must name the node.
+    @Test(arguments: StoreKind.allCases)
+    func verifyReportsAParentWhoseReservedDoesNotMatchItsChildren(kind: StoreKind) throws {
+        let (store, driver) = try kind.makeWithDriver()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        _ = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 4 * credit)))
+        try expectVerified(store)
+        try driver { (session) throws(LedgerError) in
+            _ = try session.query(
+                "UPDATE nodes SET resv_credits = resv_credits + 1, avail_credits = avail_credits - 1 WHERE id = $1",
+                [.integer(team.id)])
+        }
+        let violations = try store.verify()
+        #expect(violations.map(\.node) == [team.id])
+        #expect(violations.first?.message.contains("reserved") == true)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func theStoreRefusesANegativeBalanceEvenFromRawSQL(kind: StoreKind) throws {
+        let (store, driver) = try kind.makeWithDriver()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        do {
+            try driver { (session) throws(LedgerError) in
+                _ = try session.query(
+                    "UPDATE nodes SET avail_credits = avail_credits - $2, used_credits = used_credits + $2 WHERE id = $1",
+                    [.integer(team.id), .integer(11 * credit)])
+            }
+            Issue.record("the store took a negative balance")
+        } catch {
+            #expect(error.code == .constraint, "\(error)")
+        }
+        #expect(try store.node(team.id).available.credits == 10 * credit)
+    }
+}
+
+extension StoreKind {
+    /// The store, and a way to run raw SQL on it in one transaction.
+    func makeWithDriver() throws -> (any LedgerStore, ((any SQLSession) throws(LedgerError) -> Void) throws(LedgerError) -> Void) {
+        switch self {
+        case .sqlite:
+            let store = try SQLiteLedger(path: Fixtures.temporaryHome() + "/purser.db")
+            return (store, { (body) throws(LedgerError) in try store.driver.transaction(body) })
+        case .postgres:
+            let store = try PostgresLedger(url: PostgresServer.shared.makeDatabase())
+            return (store, { (body) throws(LedgerError) in try store.driver.transaction(body) })
+        }
+    }
+}
