@@ -13,8 +13,9 @@ public final class SQLiteDriver: SQLDriver {
         try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
         group = GroupCommit(
             connection: connection,
-            begin: { (connection) throws(LedgerError) in try connection.execute("BEGIN IMMEDIATE") },
-            execute: { (connection, sql) throws(LedgerError) in try connection.execute(sql) })
+            // Prepared once and reused: these run around every operation of every batch.
+            begin: { (connection) throws(LedgerError) in try connection.query("BEGIN IMMEDIATE") },
+            execute: { (connection, sql) throws(LedgerError) in try connection.query(sql) })
     }
 
     public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
