@@ -11,8 +11,13 @@ public final class RuntimeLedger: Sendable {
     public let store: any LedgerStore
     private let lease = Mutex<Holder?>(nil)
     private let heartbeat = Mutex<UncheckedTimer?>(nil)
-    /// Long enough for any one `purser exec`; a supervisor that runs longer heartbeats.
-    static let leaseMs: Int64 = 10 * 60_000
+    /// How long a lease lasts without a heartbeat (renewed every third of it):
+    /// `$PURSER_LEASE_MS`, by default 10 minutes. A supervisor that dies leaves its holds
+    /// for at most this long before the next one to start reclaims them.
+    static let leaseMs: Int64 = {
+        if let value = getenv("PURSER_LEASE_MS"), let ms = Int64(String(cString: value)), ms > 0 { return ms }
+        return 10 * 60_000
+    }()
 
     public init(location: String) throws(RuntimeError) {
         do {
@@ -30,25 +35,26 @@ public final class RuntimeLedger: Sendable {
         return home + "/purser.db"
     }
 
-    func holder(lastingAtLeast milliseconds: Int64) throws(LedgerError) -> Holder {
+    func holder() throws(LedgerError) -> Holder {
         if let holder = lease.withLock({ $0 }) {
-            try store.heartbeat(holder, ttlMs: milliseconds + Self.leaseMs)
+            try store.heartbeat(holder, ttlMs: Self.leaseMs)
             return holder
         }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count)
         let id = "purser-\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let holder = try store.acquireLease(holder: id, ttlMs: milliseconds + Self.leaseMs)
+        let holder = try store.acquireLease(holder: id, ttlMs: Self.leaseMs)
         lease.withLock { $0 = holder }
         startHeartbeat(holder)
         return holder
     }
 
-    /// Renews the lease every minute while this supervisor lives; when it dies, the lease
-    /// runs out and the next supervisor to start reclaims its holds.
+    /// Renews the lease while this supervisor lives; when it dies, the lease runs out and
+    /// the next supervisor to start reclaims its holds.
     private func startHeartbeat(_ holder: Holder) {
         let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
-        timer.schedule(deadline: .now() + .seconds(60), repeating: .seconds(60))
+        let interval = DispatchTimeInterval.milliseconds(Int(max(Self.leaseMs / 3, 1)))
+        timer.schedule(deadline: .now() + interval, repeating: interval)
         let store = self.store
         timer.setEventHandler { try? store.heartbeat(holder, ttlMs: Self.leaseMs) }
         timer.activate()
@@ -64,7 +70,7 @@ public final class RuntimeLedger: Sendable {
     func reserve(_ request: RunRequest) throws(RuntimeError) -> (node: Node?, holder: Holder?, denial: String?) {
         do throws(LedgerError) {
             let team = if let name = request.team { try store.team(named: name) } else { try LocalTeam.open(in: store) }
-            let holder = try holder(lastingAtLeast: request.wallTimeMs)
+            let holder = try holder()
             let node = try store.reserve(ReserveRequest(
                 parent: team.id, kind: .routine, name: request.pluginName,
                 amounts: Resources(credits: request.credits.micros, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),

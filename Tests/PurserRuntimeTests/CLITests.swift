@@ -182,3 +182,44 @@ struct LedgerCommandTests {
         #expect(audit.stdout.contains("return"))
     }
 }
+
+@Suite("A supervisor killed mid-run", .timeLimit(.minutes(1)))
+struct SupervisorDeathLedgerTests {
+    @Test func theNextStartReclaimsItsHold() throws {
+        let home = Fixtures.temporaryHome()
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        environment["PURSER_LEASE_MS"] = "600"
+        environment.removeValue(forKey: "PURSER_LEDGER")
+        let purser = Fixtures.product("purser")
+        #expect(try runCommand(purser, ["team", "create", "t", "--credits", "10"], environment: environment).status == 0)
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: purser)
+        supervisor.arguments = ["exec", Fixtures.product("hostile"), "--team", "t", "--credits", "4", "--time", "60s",
+            "--env", "HOSTILE_MODE=ignoreterm"]
+        supervisor.environment = environment
+        supervisor.standardOutput = FileHandle.nullDevice
+        supervisor.standardError = FileHandle.nullDevice
+        try supervisor.run()
+        func team() throws -> JSONValue? {
+            let shown = try runCommand(purser, ["team", "show", "t", "--json"], environment: environment)
+            return try JSONParser.parse(shown.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue?.first
+        }
+        var held = false
+        for _ in 0..<200 where !held {
+            held = try team()?["reserved"]?["credits"] == 4
+            if !held { usleep(20_000) }
+        }
+        #expect(held, "the run never reserved")
+        kill(supervisor.processIdentifier, SIGKILL)
+        supervisor.waitUntilExit()
+        // Any later start of purser reclaims holds whose lease ran out.
+        var available: JSONValue?
+        for _ in 0..<100 where available != 10 {
+            usleep(100_000)
+            available = try team()?["available"]?["credits"]
+        }
+        #expect(available == 10, "the dead supervisor's hold was not returned")
+        #expect(try runCommand(purser, ["ledger", "verify"], environment: environment).status == 0)
+    }
+}
