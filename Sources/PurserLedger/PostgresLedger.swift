@@ -10,7 +10,8 @@ import Synchronization
 /// to 5 more times.
 public final class PostgresDriver: SQLDriver {
     public let dialect = SQLDialect(
-        serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE")
+        serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
+        lockShared: "FOR SHARE")
     private let connection: Mutex<PostgresBox>
 
     /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL.

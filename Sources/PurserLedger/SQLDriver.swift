@@ -25,6 +25,8 @@ public struct SQLDialect: Sendable {
     /// What locks a row read for update ("FOR UPDATE", or nothing where a transaction
     /// already holds the whole database, as SQLite's BEGIN IMMEDIATE does).
     var lockRow: String
+    /// What takes a shared row lock ("FOR SHARE", or nothing).
+    var lockShared: String
 }
 
 public enum SQLValue: Sendable, Hashable {

@@ -70,7 +70,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         return try driver.transaction { (session) throws(LedgerError) in
             let parent = try Self.load(session, request.parent)
             guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
-            try Self.fence(session, parent, request.holder, checkNode: false)
+            try Self.fence(session, parent, request.holder, checkNode: false, dialect: driver.dialect)
             let missing = Set(request.tools).subtracting(parent.tools)
             guard missing.isEmpty else {
                 throw LedgerError(
@@ -127,7 +127,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         let refusal = try driver.transaction { (session) throws(LedgerError) -> LedgerError? in
             let node = try Self.load(session, id, lock: driver.dialect.lockRow)
             guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
-            try Self.fence(session, node, holder, checkNode: true)
+            try Self.fence(session, node, holder, checkNode: true, dialect: driver.dialect)
             let spent = try session.run(
                 """
                 UPDATE nodes SET avail_credits = avail_credits - $2, used_credits = used_credits + $2
@@ -163,7 +163,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             }
             return Self.settlement(node)
         }
-        try Self.fence(session, node, holder, checkNode: true)
+        try Self.fence(session, node, holder, checkNode: true, dialect: driver.dialect)
         guard usage.credits >= 0, usage.timeMs >= 0, usage.memoryPeakBytes >= 0 else {
             throw LedgerError(.invalid, "node \(id): usage must not be negative")
         }
@@ -234,7 +234,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             return Holder(id: id, epoch: rows.first?.first?.int ?? 1)
         }
         // What this holder held under an earlier epoch belongs to a process that is gone.
-        _ = try reclaim(holder: id, before: holder.epoch)
+        _ = try reclaimOrphans()
         return holder
     }
 
@@ -252,30 +252,32 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     }
 
     public func reclaimExpired() throws(LedgerError) -> [Settlement] {
-        let expired = try driver.transaction { (session) throws(LedgerError) -> [(String, Int64)] in
+        try driver.transaction { (session) throws(LedgerError) in
+            // A lease someone holds a share lock on (a reserve or spend in flight) is skipped
+            // now and expires again on the next sweep.
             let rows = try session.run(
                 """
-                SELECT holder, epoch FROM leases WHERE state = 'live' AND expires_ms < $1
+                SELECT holder FROM leases WHERE state = 'live' AND expires_ms < $1
                 \(driver.dialect.lockSkippingLocked)
                 """, now().sql)
             for row in rows {
                 try session.run("UPDATE leases SET state = 'reclaimed' WHERE holder = $1", (row[0].string ?? "").sql)
             }
-            return rows.map { ($0[0].string ?? "", $0[1].int) }
         }
-        var settlements: [Settlement] = []
-        for (holder, epoch) in expired { settlements += try reclaim(holder: holder, before: epoch + 1) }
-        return settlements
+        return try reclaimOrphans()
     }
 
-    /// Closes every open node of `holder` with an epoch below `epoch`, children first.
-    private func reclaim(holder: String, before epoch: Int64) throws(LedgerError) -> [Settlement] {
+    /// Closes, children first, every open node whose lease was reclaimed or whose epoch is
+    /// older than its holder's lease. It looks at all of them, not just those of this
+    /// sweep, so a node missed before (a crash between the two steps) is closed now.
+    private func reclaimOrphans() throws(LedgerError) -> [Settlement] {
         try driver.transaction { (session) throws(LedgerError) in
             let rows = try session.run(
                 """
-                SELECT id FROM nodes WHERE holder = $1 AND epoch < $2 AND state = 'open' ORDER BY id DESC
-                \(driver.dialect.lockSkippingLocked)
-                """, holder.sql, epoch.sql)
+                SELECT nodes.id FROM nodes JOIN leases ON leases.holder = nodes.holder
+                WHERE nodes.state = 'open' AND (leases.state = 'reclaimed' OR nodes.epoch < leases.epoch)
+                ORDER BY nodes.id DESC
+                """)
             var settlements: [Settlement] = []
             for row in rows where try Self.load(session, row[0].int).isOpen {
                 settlements.append(try settle(session, row[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
@@ -332,13 +334,17 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     }
 
     /// A holder may act only on its own nodes, and only while its lease is live.
-    static func fence(_ session: any SQLSession, _ node: Node, _ holder: Holder?, checkNode: Bool) throws(LedgerError) {
+    static func fence(
+        _ session: any SQLSession, _ node: Node, _ holder: Holder?, checkNode: Bool, dialect: SQLDialect
+    ) throws(LedgerError) {
         guard let holder else { return }
         if checkNode, let owner = node.holder, owner != holder {
             throw LedgerError(.fenced, "node \(node.id) is held by \(owner.id) epoch \(owner.epoch), not \(holder.id) epoch \(holder.epoch)")
         }
+        // A share lock on the lease (PostgreSQL) keeps a sweep from reclaiming it under us.
         let live = try session.run(
-            "SELECT epoch FROM leases WHERE holder = $1 AND epoch = $2 AND state = 'live'", holder.id.sql, holder.epoch.sql)
+            "SELECT epoch FROM leases WHERE holder = $1 AND epoch = $2 AND state = 'live' \(dialect.lockShared)",
+            holder.id.sql, holder.epoch.sql)
         guard !live.isEmpty else {
             throw LedgerError(.fenced, "lease \(holder.id) epoch \(holder.epoch) is no longer live")
         }

@@ -5,7 +5,7 @@
 /// failing on a lock upgrade; within a process, concurrent transactions share commits
 /// (`GroupCommit`).
 public final class SQLiteDriver: SQLDriver {
-    public let dialect = SQLDialect(serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "")
+    public let dialect = SQLDialect(serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "", lockShared: "")
     private let group: GroupCommit<SQLiteConnection>
 
     public init(path: String) throws(LedgerError) {

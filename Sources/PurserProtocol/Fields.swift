@@ -101,7 +101,11 @@ public struct Credits: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     public static func < (lhs: Credits, rhs: Credits) -> Bool { lhs.micros < rhs.micros }
-    public static func + (lhs: Credits, rhs: Credits) -> Credits { Credits(micros: lhs.micros &+ rhs.micros) }
+    /// Saturates: a hostile sum cannot wrap around to a small charge.
+    public static func + (lhs: Credits, rhs: Credits) -> Credits {
+        let (sum, overflow) = lhs.micros.addingReportingOverflow(rhs.micros)
+        return Credits(micros: overflow ? Int64.max : sum)
+    }
     public static func - (lhs: Credits, rhs: Credits) -> Credits { Credits(micros: lhs.micros - rhs.micros) }
 
     /// Decimal text with no trailing zeros: "12", "0.25".

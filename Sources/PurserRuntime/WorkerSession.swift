@@ -9,6 +9,9 @@ import PurserSandbox
 /// loop in SwiftNIO: the pipes, the pidfd and the timers are all Dispatch sources on it.
 final class WorkerSession: @unchecked Sendable {
     static let maxStrayLines = 16
+    static let maxUnknownNotifications = 64
+    /// Answers waiting for a worker that does not read its stdin; past this it is a violation.
+    var maxPendingOutput: Int { request.maxLineBytes + (1 << 20) }
     static let supervisorVersion = "0.1.0"
 
     private enum Phase { case initializing, running, stopping, finished }
@@ -34,12 +37,15 @@ final class WorkerSession: @unchecked Sendable {
     private var reportedCredits = Credits.zero
     private var resultCredits: Credits?
     private var strayLines = 0
+    private var watchingExit = false
     private var unknownNotifications: Set<String> = []
     private var nextID: Int64 = 1
     private var pending: [Int64: Pending] = [:]
     private var framer: LineFramer
     private var stderrTail = StderrTail()
     private var outgoing: [UInt8] = []
+    /// How much of `outgoing` is written; compacted when all of it is.
+    private var outgoingSent = 0
     private var stdinOpen = true
     private var stdoutSource: (any DispatchSourceRead)?
     private var stderrSource: (any DispatchSourceRead)?
@@ -87,6 +93,7 @@ final class WorkerSession: @unchecked Sendable {
 
     private func start() {
         startedAt = .now
+        guard stop == nil else { return finish(exit: nil) }
         let process: WorkerProcess
         do {
             process = try Spawner.spawn(profile)
@@ -262,8 +269,11 @@ final class WorkerSession: @unchecked Sendable {
             case Method.progress: onEvent(.progress(try ProgressParams(json: params)))
             case Method.log: onEvent(.log(try LogParams(json: params)))
             default:
+                guard unknownNotifications.count < Self.maxUnknownNotifications else {
+                    return stray(line, because: "more than \(Self.maxUnknownNotifications) unknown notification names")
+                }
                 if unknownNotifications.insert(method).inserted {
-                    onEvent(.notice("ignored unknown notification \(method)"))
+                    onEvent(.notice("ignored unknown notification \(escapedPrefix(Array(method.utf8)[...]))"))
                 }
             }
         } catch {
@@ -294,16 +304,21 @@ final class WorkerSession: @unchecked Sendable {
 
     private func write(_ bytes: [UInt8]) {
         guard stdinOpen else { return }
+        if outgoing.count - outgoingSent + bytes.count > maxPendingOutput {
+            return kill(.protocolViolation, "the worker does not read its stdin (\(outgoing.count - outgoingSent) bytes waiting)")
+        }
         outgoing.append(contentsOf: bytes)
         flush()
     }
 
     private func flush() {
         guard let process, stdinOpen else { return }
-        while !outgoing.isEmpty {
-            let written = outgoing.withUnsafeBytes { Glibc.write(process.stdinFD, $0.baseAddress, $0.count) }
+        while outgoingSent < outgoing.count {
+            let written = outgoing.withUnsafeBytes {
+                Glibc.write(process.stdinFD, $0.baseAddress! + outgoingSent, $0.count - outgoingSent)
+            }
             if written > 0 {
-                outgoing.removeFirst(written)
+                outgoingSent += written
                 continue
             }
             if written < 0 && errno == EINTR { continue }
@@ -311,14 +326,15 @@ final class WorkerSession: @unchecked Sendable {
                 return waitUntilWritable(process.stdinFD)
             }
             // EPIPE: the worker closed its stdin; its exit will tell the rest.
-            outgoing = []
             break
         }
+        outgoing.removeAll(keepingCapacity: outgoing.count <= 65536)
+        outgoingSent = 0
         if let writeSource, !writeSuspended {
             writeSource.suspend()
             writeSuspended = true
         }
-        if phase == .stopping && outgoing.isEmpty { closeStdin() }
+        if phase == .stopping { closeStdin() }
     }
 
     private func waitUntilWritable(_ fd: Int32) {
@@ -355,7 +371,8 @@ final class WorkerSession: @unchecked Sendable {
 
     /// Deadline, credits or user: tell the worker, give it `cancelGrace` to answer.
     private func beginCancel(_ reason: StopReason, reason wireReason: String, message: String) {
-        guard phase != .finished, stop == nil else { return }
+        // Once the run has answered, a deadline or a cancel arriving late changes nothing.
+        guard phase != .finished, stop == nil, answer == .none else { return }
         stop = reason
         stopMessage = message
         guard phase == .running, answer == .none else { return beginStop() }
@@ -369,7 +386,7 @@ final class WorkerSession: @unchecked Sendable {
         phase = .stopping
         process?.snapshotTree()
         send(request: .shutdown, method: Method.shutdown, params: nil)
-        if outgoing.isEmpty { closeStdin() }
+        if outgoingSent == outgoing.count { closeStdin() }
         after(request.timing.exitGraceMs) {
             self.process?.signalProcessGroup(SIGTERM)
             self.after(self.request.timing.termGraceMs) { self.killAndWatch() }
@@ -392,10 +409,16 @@ final class WorkerSession: @unchecked Sendable {
     /// nothing here and means a lost wakeup can never hang the supervisor.
     private func killAndWatch() {
         process?.killAll()
-        after(200) {
-            guard let process = self.process else { return }
-            if process.hasExited() { self.workerExited() } else { self.killAndWatch() }
+        guard !watchingExit else { return }
+        watchingExit = true
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .milliseconds(200), repeating: .milliseconds(200))
+        timer.setEventHandler {
+            guard self.phase != .finished, let process = self.process else { return }
+            if process.hasExited() { self.workerExited() } else { process.killAll() }
         }
+        timer.activate()
+        timers.append(timer)
     }
 
     private func after(_ milliseconds: Int64, _ body: @escaping () -> Void) {
@@ -413,10 +436,11 @@ final class WorkerSession: @unchecked Sendable {
 
     private func workerExited() {
         guard phase != .finished, let process else { return }
-        let exit = process.reap()
-        // The worker may have written its answer just before exiting: read what is there.
+        // The worker may have written its answer just before exiting: read what is there,
+        // before reaping, so its pid cannot be reused while we may still signal it.
         if let stdoutSource, !stdoutSource.isCancelled { Self.drain(process.stdoutFD) { stdoutData($0) } }
         if let stderrSource, !stderrSource.isCancelled { Self.drain(process.stderrFD) { stderrTail.append($0) } }
+        let exit = process.reap()
         exitSource?.cancel()
         process.cleanUp()
         finish(exit: exit)

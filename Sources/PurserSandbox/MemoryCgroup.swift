@@ -30,12 +30,15 @@ final class MemoryCgroup: Sendable {
         if reused == nil && mkdir(path, 0o755) != 0 { return nil }
         // Lift the swap limit first: it may never be below the memory limit.
         writeFile(path + "/memory.memsw.limit_in_bytes", "-1")
-        writeFile(path + "/memory.limit_in_bytes", limitBytes.map { "\($0)" } ?? "-1")
+        let limited = writeFile(path + "/memory.limit_in_bytes", limitBytes.map { "\($0)" } ?? "-1")
         if let limitBytes { writeFile(path + "/memory.memsw.limit_in_bytes", "\(limitBytes)") }
         writeFile(path + "/memory.max_usage_in_bytes", "0")
         let fd = reused?.procsFD ?? open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            rmdir(path)
+        // A group whose limit did not take would enforce nothing: better none, and the
+        // caller falls back to RLIMIT_DATA at the full limit.
+        guard fd >= 0, limited else {
+            if fd >= 0 { close(fd) }
+            removeDirectory(path)
             return nil
         }
         return MemoryCgroup(path: path, procsFD: fd, oomKillsBefore: oomKills(at: path))

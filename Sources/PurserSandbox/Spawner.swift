@@ -33,7 +33,9 @@ public enum Spawner {
         let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes)
         let procsFDs = [group.procsFD, memory?.procsFD ?? -1].filter { $0 >= 0 }
         let subreaper = group is ProcessGroupRunGroup
-        let status = withSpawnArguments(profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper) {
+        let status = withSpawnArguments(
+            profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper, memoryGroup: memory != nil
+        ) {
             purser_spawn($0, &result)
         }
         closeAll(childEnds)
@@ -95,12 +97,12 @@ public enum Spawner {
     }
 
     private static func withSpawnArguments<R>(
-        _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32], subreaper: Bool,
+        _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32], subreaper: Bool, memoryGroup: Bool,
         _ body: (UnsafePointer<purser_spawn_args>) -> R
     ) -> R {
         let argv = CStringArray([path] + profile.arguments)
         let envp = CStringArray(profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
-        let limits = rlimits(profile.limits)
+        let limits = rlimits(profile.limits, memoryGroup: memoryGroup)
         return withExtendedLifetime((argv, envp)) {
             path.withCString { cPath in
             withOptionalCString(profile.workingDirectory) { cwd in
@@ -129,7 +131,7 @@ public enum Spawner {
         }
     }
 
-    private static func rlimits(_ limits: ResourceLimits) -> [purser_rlimit] {
+    private static func rlimits(_ limits: ResourceLimits, memoryGroup: Bool) -> [purser_rlimit] {
         func limit(_ resource: __rlimit_resource, _ soft: UInt64, _ hard: UInt64? = nil) -> purser_rlimit {
             purser_rlimit(resource: Int32(resource.rawValue), soft: rlim_t(soft), hard: rlim_t(hard ?? soft))
         }
@@ -139,9 +141,10 @@ public enum Spawner {
             result.append(limit(RLIMIT_CPU, UInt64(max(cpu, 1)), UInt64(max(cpu, 1) + 1)))
         }
         if let data = limits.dataBytes {
-            // Under a memory cgroup, RLIMIT_DATA is only a backstop against runaway mappings.
-            let backstop = limits.memoryBytes != nil && MemoryCgroup.base != nil
-            result.append(limit(RLIMIT_DATA, backstop ? data.multipliedReportingOverflow(by: 4).partialValue : data))
+            // Under this run's memory cgroup, RLIMIT_DATA is only a backstop against runaway mappings.
+            let backstop = limits.memoryBytes != nil && memoryGroup
+            let (scaled, overflow) = data.multipliedReportingOverflow(by: 4)
+            result.append(limit(RLIMIT_DATA, backstop ? (overflow ? UInt64.max : scaled) : data))
         }
         if let size = limits.fileSizeBytes { result.append(limit(RLIMIT_FSIZE, size)) }
         return result

@@ -138,7 +138,7 @@ struct HostileTests {
         #expect(!Fixtures.isAlive(pid), "grandchild \(pid) outlived its run")
     }
 
-    @Test(arguments: ["flood", "bigline"])
+    @Test(arguments: ["flood", "bigline", "pingflood"])
     func floodsAreProtocolViolations(mode: String) async throws {
         let report = try await run(Fixtures.hostile(mode))
         #expect(report.verdict == .protocolViolation)

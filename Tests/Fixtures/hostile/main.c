@@ -390,6 +390,16 @@ static void run_flood(const Message *m) {
     for (;;) write_all(buf, sizeof buf);
 }
 
+/* pingflood: ping requests forever, never reading stdin, so the answers pile up. */
+static void run_pingflood(const Message *m) {
+    (void)m;
+    static const char line[] = "{\"jsonrpc\":\"2.0\",\"id\":\"ping-with-a-long-id-to-make-answers-large\",\"method\":\"ping\"}\n";
+    enum { L = sizeof line - 1, COPIES = (64 << 10) / L };
+    static char buf[L * COPIES];
+    for (int i = 0; i < COPIES; i++) memcpy(buf + i * L, line, L);
+    for (;;) write_all(buf, sizeof buf);
+}
+
 static void run_bigline(const Message *m) {
     (void)m;
     static char chunk[64 << 10];
@@ -612,6 +622,7 @@ static const Mode modes[] = {
     {"grandchild", NULL, run_grandchild},
     {"grandchild_hang", NULL, run_grandchild_hang},
     {"flood", NULL, run_flood},
+    {"pingflood", NULL, run_pingflood},
     {"bigline", NULL, run_bigline},
     {"garbage", NULL, run_garbage},
     {"deepjson", NULL, run_deepjson},
