@@ -381,23 +381,26 @@ static void run_grandchild_hang(const Message *m) {
     pause_forever();
 }
 
+/* Writes `line` forever, 64 KiB at a time, never reading stdin. */
+static void write_forever(const char *line) {
+    static char buf[64 << 10];
+    size_t length = strlen(line), used = 0;
+    while (used + length <= sizeof buf) {
+        memcpy(buf + used, line, length);
+        used += length;
+    }
+    for (;;) write_all(buf, used);
+}
+
 static void run_flood(const Message *m) {
     (void)m;
-    static const char line[] = "garbage line that is not json\n";
-    enum { L = sizeof line - 1, COPIES = (64 << 10) / L };
-    static char buf[L * COPIES];
-    for (int i = 0; i < COPIES; i++) memcpy(buf + i * L, line, L);
-    for (;;) write_all(buf, sizeof buf);
+    write_forever("garbage line that is not json\n");
 }
 
 /* pingflood: ping requests forever, never reading stdin, so the answers pile up. */
 static void run_pingflood(const Message *m) {
     (void)m;
-    static const char line[] = "{\"jsonrpc\":\"2.0\",\"id\":\"ping-with-a-long-id-to-make-answers-large\",\"method\":\"ping\"}\n";
-    enum { L = sizeof line - 1, COPIES = (64 << 10) / L };
-    static char buf[L * COPIES];
-    for (int i = 0; i < COPIES; i++) memcpy(buf + i * L, line, L);
-    for (;;) write_all(buf, sizeof buf);
+    write_forever("{\"jsonrpc\":\"2.0\",\"id\":\"ping-with-a-long-id-to-make-answers-large\",\"method\":\"ping\"}\n");
 }
 
 static void run_bigline(const Message *m) {
