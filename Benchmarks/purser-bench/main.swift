@@ -200,5 +200,7 @@ switch CommandLine.arguments.dropFirst().first {
 case "ledger":
     try ledgerBenchmark()
     try postgresBenchmark()
+case "ledger-sqlite": try ledgerBenchmark()
+case "ledger-postgres": try postgresBenchmark()
 case "spawn", nil, .some(_): try await spawnBenchmark()
 }
