@@ -11,7 +11,7 @@ import Synchronization
 public final class PostgresDriver: SQLDriver {
     public let dialect = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
-        lockShared: "FOR SHARE")
+        lockShared: "FOR SHARE", serverFunctions: true)
     private let connection: Mutex<PostgresBox>
 
     /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL.
@@ -19,22 +19,41 @@ public final class PostgresDriver: SQLDriver {
         connection = Mutex(PostgresBox(try PostgresConnection(url: url)))
     }
 
+    /// One statement in autocommit: no BEGIN or COMMIT round trips.
+    public func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
+        try attempt { (connection, mayReset) throws(LedgerError) in
+            try connection.reconnectIfNeeded(mayReset: &mayReset)
+            return try connection.query(sql, arguments)
+        }
+    }
+
     public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
-        try connection.withLock { (box) throws(LedgerError) -> T in
+        try attempt { (connection, mayReset) throws(LedgerError) in
+            try connection.begin(mayReset: &mayReset)
+            let result = try body(connection)
+            try connection.commit()
+            return result
+        }
+    }
+
+    /// Runs `work` on the connection, again after a deadlock, a serialization failure or a
+    /// lost connection, as `PostgresConnection.recover` decides.
+    private func attempt<T>(
+        _ work: (PostgresConnection, inout Bool) throws(LedgerError) -> T
+    ) throws(LedgerError) -> T {
+        // The result leaves the lock with the connection still owned by the driver.
+        try connection.withLock { (box) throws(LedgerError) -> UnsafeTransfer<T> in
             let connection = box.connection
             var retries = 0
             var mayReset = true
             while true {
                 do throws(LedgerError) {
-                    try connection.begin(mayReset: &mayReset)
-                    let result = try body(connection)
-                    try connection.commit()
-                    return result
+                    return UnsafeTransfer(try work(connection, &mayReset))
                 } catch {
                     try connection.recover(from: error, retries: &retries, mayReset: mayReset)
                 }
             }
-        }
+        }.value
     }
 }
 
@@ -91,9 +110,8 @@ final class PostgresConnection {
     /// Where the current attempt stands, for `recover`.
     private var committing = false
 
-    /// Starts an attempt: reconnects (at most once per `transaction` call, as `mayReset`
-    /// says) if the connection is down, then BEGINs.
-    func begin(mayReset: inout Bool) throws(LedgerError) {
+    /// Reconnects (at most once per call, as `mayReset` says) if the connection is down.
+    func reconnectIfNeeded(mayReset: inout Bool) throws(LedgerError) {
         if PQstatus(handle) != CONNECTION_OK {
             guard mayReset else { throw lost("the connection is down") }
             mayReset = false
@@ -102,6 +120,11 @@ final class PostgresConnection {
         }
         sawRetryable = false
         committing = false
+    }
+
+    /// Starts an attempt: reconnects if need be, then BEGINs.
+    func begin(mayReset: inout Bool) throws(LedgerError) {
+        try reconnectIfNeeded(mayReset: &mayReset)
         try execute("BEGIN")
         if isFirstTransaction {
             // The first transaction is the ledger creating its tables. Concurrent CREATE
@@ -209,6 +232,10 @@ final class PostgresConnection {
         if message.isEmpty { message = PostgresConnection.trimmed(PQerrorMessage(handle)) }
         if message.isEmpty { message = String(cString: PQresStatus(status)) }
         if state == "40001" || state == "40P01" { sawRetryable = true }
+        if let code = LedgerError.Code(sqlState: state) {
+            let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) } ?? message
+            throw LedgerError(code, primary)
+        }
         if state.hasPrefix("23") {
             throw LedgerError(.constraint, "the store refused the change: \(message) (SQLSTATE \(state))")
         }

@@ -4,6 +4,14 @@ public protocol SQLDriver: Sendable {
     var dialect: SQLDialect { get }
     /// Runs `body` in one transaction that takes the write lock up front; rolls back if it throws.
     func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T
+    /// Runs one statement as a transaction of its own (one round trip where that matters).
+    func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]]
+}
+
+extension SQLDriver {
+    public func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
+        try transaction { (session) throws(LedgerError) in try session.query(sql, arguments) }
+    }
 }
 
 public protocol SQLSession {
@@ -27,6 +35,8 @@ public struct SQLDialect: Sendable {
     var lockRow: String
     /// What takes a shared row lock ("FOR SHARE", or nothing).
     var lockShared: String
+    /// Reserve and settle run as functions in the database (`ServerFunctions`).
+    var serverFunctions = false
 }
 
 public enum SQLValue: Sendable, Hashable {

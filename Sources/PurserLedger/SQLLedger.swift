@@ -67,6 +67,15 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             throw LedgerError(.invalid, "\(request.name): amounts must not be negative")
         }
         let tools = try Self.toolList(request.tools)
+        if driver.dialect.serverFunctions {
+            let rows = try driver.single(ServerFunctions.reserveCall, [
+                request.parent.sql, request.kind.rawValue.sql, request.name.sql, tools.sql, request.amounts.credits.sql,
+                request.amounts.timeMs.sql, request.amounts.memoryBytes.sql, request.holder?.id.sql ?? .null,
+                request.holder?.epoch.sql ?? .null, request.plugin.sql, request.estimate.sql, request.strategy.sql, now().sql,
+            ])
+            guard let row = rows.first else { throw LedgerError(.storeFailed, "\(request.name): reserve returned no row") }
+            return Schema.node(row)
+        }
         return try driver.transaction { (session) throws(LedgerError) in
             let parent = try Self.load(session, request.parent)
             guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
@@ -147,7 +156,18 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     }
 
     public func settle(_ id: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement {
-        try driver.transaction { (session) throws(LedgerError) in
+        if driver.dialect.serverFunctions {
+            let rows = try driver.single(ServerFunctions.settleCall, [
+                id.sql, usage.credits.sql, usage.timeMs.sql, usage.memoryPeakBytes.sql, outcome.sql, holder?.id.sql ?? .null,
+                holder?.epoch.sql ?? .null, now().sql,
+            ])
+            guard let row = rows.first else { throw LedgerError(.storeFailed, "node \(id): settle returned no row") }
+            return Settlement(
+                node: id, used: Resources(credits: row[0].int, timeMs: row[1].int, memoryBytes: row[2].int),
+                returned: Resources(credits: row[3].int, timeMs: row[4].int, memoryBytes: row[5].int),
+                outcome: row[6].string ?? "")
+        }
+        return try driver.transaction { (session) throws(LedgerError) in
             try settle(session, id, usage: usage, outcome: outcome, holder: holder)
         }
     }

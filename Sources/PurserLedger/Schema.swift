@@ -4,6 +4,10 @@
 /// still holds anything.
 enum Schema {
     static func statements(_ dialect: SQLDialect) -> [String] {
+        tables(dialect) + (dialect.serverFunctions ? ServerFunctions.statements : [])
+    }
+
+    private static func tables(_ dialect: SQLDialect) -> [String] {
         [
             """
             CREATE TABLE IF NOT EXISTS nodes (
