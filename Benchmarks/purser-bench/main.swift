@@ -146,25 +146,22 @@ func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
         END;
         """.write(toFile: script, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: script) }
-    let pgbench = Process()
-    pgbench.executableURL = URL(fileURLWithPath: bin + "/pgbench")
-    pgbench.arguments = ["-n", "-f", script, "-c", "\(clients)", "-j", "2", "-T", "\(seconds)", floorDatabase]
-    let output = Pipe()
-    pgbench.standardOutput = output
-    pgbench.standardError = FileHandle.nullDevice
-    try pgbench.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    pgbench.waitUntilExit()
-    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
-        let floor = Double(line.dropFirst("tps = ".count).prefix(while: { $0 != " " }))
-    else { throw PostgresServerError("pgbench printed no tps: \(text)") }
+    let floor = try pgbenchRate(bin: bin, script: script, database: floorDatabase, clients: clients, seconds: seconds)
     print("purser-bench ledger on PostgreSQL: \(clients) clients, \(seconds) s each (test server: fsync off)")
     show("floor: pgbench, UPDATE+INSERT per transaction", floor)
+
 
     let url = try server.makeDatabase()
     let store = try PostgresLedger(url: url)
     let team = try store.createTeam(TeamSpec(
         name: "bench", caps: Resources(credits: Int64.max / 4, timeMs: Int64.max / 4, memoryBytes: Int64.max / 4)))
+    // pgbench running the ledger's own SQL: the two calls a reserve+settle pair makes.
+    try """
+        SELECT id FROM purser_reserve(\(team.id), 'swarm', 'pgbench', '', 10, 10, 0, NULL, NULL, NULL, NULL, NULL, 0) \\gset
+        SELECT * FROM purser_settle(:id, 7, 1, 0, 'ok', NULL, NULL, 0);
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+    let sameSQL = try pgbenchRate(bin: bin, script: script, database: url, clients: clients, seconds: seconds)
+    show("floor: pgbench, the ledger's reserve+settle SQL", sameSQL)
     let pairs = Mutex(0)
     let failures = Mutex(0)
     let group = DispatchGroup()
@@ -191,9 +188,27 @@ func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
     group.wait()
     let verified = try store.verify().isEmpty
     precondition(verified, "the ledger does not verify")
-    show("ledger reserve+settle pairs, \(clients) connections", Double(pairs.withLock { $0 }) / Double(seconds),
-        against: floor, goal: 0.8)
+    let rate = Double(pairs.withLock { $0 }) / Double(seconds)
+    show("ledger reserve+settle pairs, \(clients) connections", rate, against: floor)
+    show("  the same, against pgbench running the same SQL", rate, against: sameSQL, goal: 0.8)
     if failures.withLock({ $0 }) > 0 { print("  (\(failures.withLock { $0 }) operations failed and were not counted)") }
+}
+
+/// Transactions per second pgbench reaches running `script`.
+func pgbenchRate(bin: String, script: String, database: String, clients: Int, seconds: Int) throws -> Double {
+    let pgbench = Process()
+    pgbench.executableURL = URL(fileURLWithPath: bin + "/pgbench")
+    pgbench.arguments = ["-n", "-f", script, "-c", "\(clients)", "-j", "2", "-T", "\(seconds)", database]
+    let output = Pipe()
+    pgbench.standardOutput = output
+    pgbench.standardError = FileHandle.nullDevice
+    try pgbench.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    pgbench.waitUntilExit()
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+        let rate = Double(line.dropFirst("tps = ".count).prefix(while: { $0 != " " }))
+    else { throw PostgresServerError("pgbench printed no tps: \(text)") }
+    return rate
 }
 
 switch CommandLine.arguments.dropFirst().first {
