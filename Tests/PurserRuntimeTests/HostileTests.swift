@@ -18,11 +18,7 @@ func run(_ request: RunRequest, home: String = Fixtures.temporaryHome()) async t
 @Suite("Well-behaved plugins", .timeLimit(.minutes(1)))
 struct PluginTests {
     @Test func echoReturnsItsInput() async throws {
-        var request = RunRequest(
-            executable: Fixtures.product("echo"), input: ["a": [1, "b", nil]], credits: Credits(whole: 5),
-            wallTimeMs: 10_000, memoryBytes: 256 << 20)
-        request.timing = Fixtures.quickTiming
-        let report = try await run(request)
+        let report = try await run(Fixtures.run(Fixtures.product("echo"), input: ["a": [1, "b", nil]], credits: 5))
         #expect(report.verdict == .ok)
         #expect(report.output == ["a": [1, "b", nil]])
         #expect(report.usage.credits == .zero)
@@ -34,11 +30,7 @@ struct PluginTests {
     }
 
     @Test func wordcountChargesWhatItReports() async throws {
-        var request = RunRequest(
-            executable: Fixtures.product("wordcount"), input: ["text": "one two three\nfour"],
-            credits: Credits(whole: 1), wallTimeMs: 10_000, memoryBytes: 256 << 20)
-        request.timing = Fixtures.quickTiming
-        let report = try await run(request)
+        let report = try await run(Fixtures.run(Fixtures.product("wordcount"), input: ["text": "one two three\nfour"]))
         #expect(report.verdict == .ok)
         #expect(report.output?["words"] == 4)
         #expect(report.usage.credits == Credits(micros: 4_000))
@@ -46,22 +38,14 @@ struct PluginTests {
     }
 
     @Test func pythonPluginSpeaksTheSameProtocol() async throws {
-        var request = RunRequest(
-            executable: Fixtures.file("Plugins/shout/shout.py"), input: ["text": "quiet please"],
-            credits: Credits(whole: 1), wallTimeMs: 10_000, memoryBytes: 256 << 20)
-        request.timing = Fixtures.quickTiming
-        let report = try await run(request)
+        let report = try await run(Fixtures.run(Fixtures.file("Plugins/shout/shout.py"), input: ["text": "quiet please"]))
         #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
         #expect(report.output == ["text": "QUIET PLEASE"])
         #expect(report.usage.credits == Credits(micros: 10_000))
     }
 
     @Test func printFromASwiftPluginGoesToStderrNotTheProtocol() async throws {
-        var request = RunRequest(
-            executable: Fixtures.product("noisy"), input: ["k": "v"], credits: Credits(whole: 1), wallTimeMs: 10_000,
-            memoryBytes: 256 << 20)
-        request.timing = Fixtures.quickTiming
-        let report = try await run(request)
+        let report = try await run(Fixtures.run(Fixtures.product("noisy"), input: ["k": "v"]))
         #expect(report.verdict == .ok)
         #expect(report.output == ["k": "v"])
         #expect(report.stderrTail.contains("noisy: starting up"))
@@ -75,11 +59,7 @@ struct PluginTests {
     }
 
     @Test func aWorkerErrorIsVerdictError() async throws {
-        var request = RunRequest(
-            executable: Fixtures.product("wordcount"), input: 42, credits: Credits(whole: 1), wallTimeMs: 10_000,
-            memoryBytes: 256 << 20)
-        request.timing = Fixtures.quickTiming
-        let report = try await run(request)
+        let report = try await run(Fixtures.run(Fixtures.product("wordcount"), input: 42))
         #expect(report.verdict == .error)
         #expect(report.error?.code == ErrorCode.invalidParams)
         #expect(report.output == nil)

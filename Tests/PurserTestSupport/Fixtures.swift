@@ -42,6 +42,15 @@ public enum Fixtures {
         return timing
     }
 
+    /// A run of any plugin with quick stop-sequence waits, 10 s and 256 MiB.
+    public static func run(_ executable: String, input: JSONValue, credits: Int64 = 1) -> RunRequest {
+        var request = RunRequest(
+            executable: executable, input: input, credits: Credits(whole: credits), wallTimeMs: 10_000,
+            memoryBytes: 256 << 20)
+        request.timing = quickTiming
+        return request
+    }
+
     /// A run of the hostile test plugin in one of its modes.
     public static func hostile(
         _ mode: String, input: JSONValue = "x", credits: Int64 = 10, timeMs: Int64 = 10_000,
