@@ -185,11 +185,4 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result) {
     return result->error == 0 ? 0 : -1;
 }
 
-int purser_pidfd_send_signal(int pidfd, int sig) {
-    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
 int purser_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
-
-
-int purser_set_dumpable(int dumpable) { return prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); }

@@ -64,8 +64,6 @@ final class SQLiteConnection {
         }
     }
 
-    var changes: Int { Int(sqlite3_changes(db)) }
-
     /// The statement, and where each of `$1`, `$2`, … binds: SQLite numbers named
     /// parameters by first appearance, not by their number.
     private func prepared(_ sql: String) throws(LedgerError) -> (statement: OpaquePointer, positions: [Int32]) {

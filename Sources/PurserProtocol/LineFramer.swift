@@ -15,9 +15,6 @@ public struct LineFramer: Sendable {
         self.maxLineBytes = maxLineBytes
     }
 
-    /// Bytes held back for a line that has not ended yet.
-    public var pendingCount: Int { pending.count }
-
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, _ emit: (Event) -> Void) {
         guard !failed else { return }
         var start = 0

@@ -2,7 +2,6 @@ public import PurserSandbox
 
 /// The `purser` command's exit codes: 0 only for ok, one code per verdict otherwise.
 public enum ExitCodes {
-    public static let internalFailure: Int32 = 1
     public static let badInput: Int32 = 2
 
     public static func code(for verdict: Verdict) -> Int32 {

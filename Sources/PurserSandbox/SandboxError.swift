@@ -4,7 +4,7 @@ import Glibc
 public struct SandboxError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Storage: Hashable, Sendable {
-            case executableNotFound, spawnFailed, syscallFailed, cgroupFailed, invalidProfile
+            case executableNotFound, spawnFailed, syscallFailed, cgroupFailed
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -13,7 +13,6 @@ public struct SandboxError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let spawnFailed = Code(.spawnFailed)
         public static let syscallFailed = Code(.syscallFailed)
         public static let cgroupFailed = Code(.cgroupFailed)
-        public static let invalidProfile = Code(.invalidProfile)
 
         public var description: String { "\(storage)" }
     }

@@ -50,11 +50,6 @@ public final class WorkerProcess: Sendable {
         self.group = group
     }
 
-    /// Signals the worker itself; safe against pid reuse.
-    public func signal(_ signal: Int32) {
-        _ = purser_pidfd_send_signal(pidFD, signal)
-    }
-
     /// Signals the worker's process group (it is a session leader).
     public func signalProcessGroup(_ signal: Int32) {
         kill(-pid, signal)

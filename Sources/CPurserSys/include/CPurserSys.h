@@ -53,8 +53,6 @@ typedef struct {
 /// supervisor process dies. Returns 0, or -1 with result->error and result->stage set.
 int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
 
-int purser_pidfd_send_signal(int pidfd, int sig);
 int purser_pipe_cloexec(int fds[2]);
-int purser_set_dumpable(int dumpable);
 
 #endif
