@@ -4,11 +4,16 @@ import Synchronization
 /// Group commit: concurrent transactions share one COMMIT, and so one fsync.
 ///
 /// A caller queues its transaction and waits. Whoever finds no batch running becomes the
-/// leader: it takes everything queued, runs each in its own SAVEPOINT (so one failure
-/// rolls back only itself), commits once, and wakes the rest; then it takes the next
-/// batch, if any. Nobody is answered before the COMMIT that holds their work returns, so
-/// a grant is durable when its caller sees it.
-final class GroupCommit<Connection>: Sendable {
+/// leader: it takes everything queued, runs it, commits once, and wakes the rest; then it
+/// takes the next batch, if any. Nobody is answered before the COMMIT that holds their
+/// work returns, so a grant is durable when its caller sees it.
+///
+/// Batched work (`SQLDriver.batch`) changes rows only in the connection's `NodeRows`, and
+/// only once it can no longer fail, so it needs no savepoint; the rows are written once,
+/// before COMMIT. Any other transaction runs in a savepoint of its own, after the rows so
+/// far are written. If the batch as a whole fails, each transaction in it runs again
+/// alone, so one failure is only its own.
+final class GroupCommit<Connection: SQLSession>: Sendable {
     private struct State {
         var queue: [Pending] = []
         var leading = false
@@ -28,12 +33,12 @@ final class GroupCommit<Connection>: Sendable {
         self.execute = execute
     }
 
-    func run<T>(_ body: (Connection) throws(LedgerError) -> T) throws(LedgerError) -> T {
+    func run<T>(batched: Bool, _ body: (Connection) throws(LedgerError) -> T) throws(LedgerError) -> T {
         try withoutActuallyEscaping(body) { (body) throws(LedgerError) -> T in
             // The body runs on the leader's thread while this caller waits for it.
             let slot = ResultSlot<T>()
             let body = UnsafeTransfer(body)
-            let pending = Pending { (connection: Any) in
+            let pending = Pending(batched: batched) { (connection: Any) in
                 do throws(LedgerError) {
                     slot.result = .success(try body.value(connection as! Connection))
                     return nil
@@ -75,25 +80,54 @@ final class GroupCommit<Connection>: Sendable {
     }
 
     private func commit(_ batch: [Pending]) {
-        let connection = self.connection.value
-        do throws(LedgerError) {
-            try begin(connection)
-            for pending in batch {
-                try execute(connection, "SAVEPOINT op")
-                if pending.run?(connection) != nil {
-                    try execute(connection, "ROLLBACK TO SAVEPOINT op")
+        if let error = attempt(batch) {
+            if batch.count == 1 {
+                batch[0].fail(error)
+            } else {
+                for pending in batch {
+                    if let error = attempt([pending]) { pending.fail(error) }
                 }
-                try execute(connection, "RELEASE SAVEPOINT op")
             }
-            try execute(connection, "COMMIT")
-        } catch {
-            try? execute(connection, "ROLLBACK")
-            for pending in batch { pending.fail(error) }
         }
         for pending in batch {
             // The body is the caller's non-escaping closure: let go of it before the caller returns.
             pending.run = nil
             pending.done.signal()
+        }
+    }
+
+    /// Runs the batch in one transaction; returns what made the whole of it fail.
+    private func attempt(_ batch: [Pending]) -> LedgerError? {
+        let connection = self.connection.value
+        let rows = connection.rows
+        do throws(LedgerError) {
+            rows.reset()
+            try begin(connection)
+            for pending in batch {
+                if pending.batched {
+                    // A refusal is the caller's answer; a failing store fails the batch.
+                    if let error = pending.run?(connection), error.code == .storeFailed || error.code == .constraint {
+                        throw error
+                    }
+                    continue
+                }
+                try rows.flush(connection)
+                try execute(connection, "SAVEPOINT op")
+                if pending.run?(connection) != nil {
+                    rows.reset()
+                    try execute(connection, "ROLLBACK TO SAVEPOINT op")
+                } else {
+                    try rows.flush(connection)
+                }
+                try execute(connection, "RELEASE SAVEPOINT op")
+            }
+            try rows.flush(connection)
+            try execute(connection, "COMMIT")
+            return nil
+        } catch {
+            rows.reset()
+            try? execute(connection, "ROLLBACK")
+            return error
         }
     }
 }
@@ -105,12 +139,14 @@ private final class ResultSlot<T>: @unchecked Sendable {
 
 /// One queued transaction: it runs on the leader's thread while its caller waits.
 private final class Pending: @unchecked Sendable {
-    /// Returns the error if the transaction's body failed. Cleared once run.
+    let batched: Bool
+    /// Returns the error if the transaction's body failed. Cleared once answered.
     var run: ((Any) -> LedgerError?)?
     let fail: (LedgerError) -> Void
     let done = DispatchSemaphore(value: 0)
 
-    init(run: @escaping (Any) -> LedgerError?, fail: @escaping (LedgerError) -> Void) {
+    init(batched: Bool, run: @escaping (Any) -> LedgerError?, fail: @escaping (LedgerError) -> Void) {
+        self.batched = batched
         self.run = run
         self.fail = fail
     }

@@ -53,6 +53,19 @@ public struct Resources: Sendable, Hashable {
     public static let zero = Resources()
 
     var isNonNegative: Bool { credits >= 0 && timeMs >= 0 && memoryBytes >= 0 }
+
+    /// Every part at most the other's.
+    func fits(in other: Resources) -> Bool {
+        credits <= other.credits && timeMs <= other.timeMs && memoryBytes <= other.memoryBytes
+    }
+
+    static func + (lhs: Resources, rhs: Resources) -> Resources {
+        Resources(credits: lhs.credits + rhs.credits, timeMs: lhs.timeMs + rhs.timeMs, memoryBytes: lhs.memoryBytes + rhs.memoryBytes)
+    }
+
+    static func - (lhs: Resources, rhs: Resources) -> Resources {
+        Resources(credits: lhs.credits - rhs.credits, timeMs: lhs.timeMs - rhs.timeMs, memoryBytes: lhs.memoryBytes - rhs.memoryBytes)
+    }
 }
 
 /// Who holds a node: a supervisor instance and the epoch of its lease.

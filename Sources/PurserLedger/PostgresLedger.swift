@@ -9,9 +9,7 @@ import Synchronization
 /// transaction anyway (40001, or 40P01 on a deadlock) the driver runs its body again, up
 /// to 5 more times.
 public final class PostgresDriver: SQLDriver {
-    public let dialect = SQLDialect(
-        serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
-        lockShared: "FOR SHARE", serverFunctions: true)
+    public let dialect = SQLDialect.postgres
     private let connection: Mutex<PostgresBox>
 
     /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL.
@@ -31,6 +29,7 @@ public final class PostgresDriver: SQLDriver {
         try attempt { (connection, mayReset) throws(LedgerError) in
             try connection.begin(mayReset: &mayReset)
             let result = try body(connection)
+            try connection.rows.flush(connection)
             try connection.commit()
             return result
         }
@@ -86,6 +85,7 @@ final class PostgresConnection {
     /// sees only a LedgerError).
     private var sawRetryable = false
     private var isFirstTransaction = true
+    let rows = NodeRows(dialect: .postgres)
 
     init(url: String) throws(LedgerError) {
         displayURL = PostgresConnection.redacted(url)
@@ -125,6 +125,7 @@ final class PostgresConnection {
     /// Starts an attempt: reconnects if need be, then BEGINs.
     func begin(mayReset: inout Bool) throws(LedgerError) {
         try reconnectIfNeeded(mayReset: &mayReset)
+        rows.reset()
         try execute("BEGIN")
         if isFirstTransaction {
             // The first transaction is the ledger creating its tables. Concurrent CREATE

@@ -6,16 +6,26 @@ public protocol SQLDriver: Sendable {
     func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T
     /// Runs one statement as a transaction of its own (one round trip where that matters).
     func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]]
+    /// Like `transaction`, for a body that changes nodes and events only through
+    /// `session.rows` and throws only before it changes anything there: such bodies may
+    /// share one transaction (SQLite's group commit) without savepoints.
+    func batch<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T
 }
 
 extension SQLDriver {
     public func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
         try transaction { (session) throws(LedgerError) in try session.query(sql, arguments) }
     }
+
+    public func batch<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try transaction(body)
+    }
 }
 
 public protocol SQLSession {
     func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]]
+    /// The node rows of the current transaction; the driver flushes them before COMMIT.
+    var rows: NodeRows { get }
 }
 
 extension SQLSession {
@@ -37,6 +47,15 @@ public struct SQLDialect: Sendable {
     var lockShared: String
     /// Reserve and settle run as functions in the database (`ServerFunctions`).
     var serverFunctions = false
+    /// Where new node ids come from: this sequence, or else one past the largest id
+    /// (safe where a transaction holds the whole database's write lock).
+    var nodeSequence: String? = nil
+
+    static let sqlite = SQLDialect(
+        serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "", lockShared: "")
+    static let postgres = SQLDialect(
+        serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
+        lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq")
 }
 
 public enum SQLValue: Sendable, Hashable {

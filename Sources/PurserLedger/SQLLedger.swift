@@ -34,7 +34,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                 """, spec.name.sql, tools.sql, caps.credits.sql, caps.timeMs.sql, caps.memoryBytes.sql,
                 spec.workers.sql, now().sql)
             let id = rows.first?.first?.int ?? 0
-            try event(session, node: id, team: spec.name, kind: "team_created", caps, "")
+            session.rows.event(id, team: spec.name, kind: "team_created", caps, "")
             return try Self.load(session, id)
         }
     }
@@ -76,81 +76,64 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             guard let row = rows.first else { throw LedgerError(.storeFailed, "\(request.name): reserve returned no row") }
             return Schema.node(row)
         }
-        return try driver.transaction { (session) throws(LedgerError) in
-            let parent = try Self.load(session, request.parent)
-            guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
-            try Self.fence(session, parent, request.holder, checkNode: false, dialect: driver.dialect)
-            let missing = Set(request.tools).subtracting(parent.tools)
-            guard missing.isEmpty else {
-                throw LedgerError(
-                    .toolNotPermitted,
-                    "\(request.name): \(missing.sorted().joined(separator: ", ")) not among \(parent.kind.rawValue) \(parent.name)'s tools")
-            }
-            let amounts = request.amounts
-            // One conditional UPDATE takes every resource or none: no read-then-write race.
-            let taken = try session.run(
-                """
-                UPDATE nodes SET
-                    avail_credits = avail_credits - $2, resv_credits = resv_credits + $2,
-                    avail_time = avail_time - $3, resv_time = resv_time + $3,
-                    avail_memory = avail_memory - $4, resv_memory = resv_memory + $4
-                WHERE id = $1 AND state = 'open'
-                    AND avail_credits >= $2 AND avail_time >= $3 AND avail_memory >= $4
-                RETURNING id
-                """, parent.id.sql, amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql)
-            guard !taken.isEmpty else { throw Self.shortfall(request, parent) }
-            if request.kind.runsWorker {
-                let seated = try session.run(
-                    """
-                    UPDATE nodes SET workers_in_use = workers_in_use + 1
-                    WHERE kind = 'team' AND name = $1 AND (workers_cap IS NULL OR workers_in_use < workers_cap)
-                    RETURNING id
-                    """, parent.team.sql)
-                guard !seated.isEmpty else {
-                    throw LedgerError(.insufficient, "\(request.name): team \(parent.team) has no free worker slot")
-                }
-            }
-            let rows = try session.run(
-                """
-                INSERT INTO nodes (parent_id, team, kind, name, state, tools,
-                    cap_credits, cap_time, cap_memory, avail_credits, avail_time, avail_memory,
-                    resv_credits, resv_time, resv_memory, used_credits, used_time, peak_memory,
-                    ret_credits, ret_time, ret_memory, workers_cap, workers_in_use,
-                    holder, epoch, plugin, estimate, strategy, created_ms)
-                VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $6, $7, $8, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,
-                    $9, $10, $11, $12, $13, $14)
-                RETURNING \(Schema.nodeColumns)
-                """, parent.id.sql, parent.team.sql, request.kind.rawValue.sql, request.name.sql, tools.sql,
-                amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql, request.holder?.id.sql ?? .null,
-                request.holder?.epoch.sql ?? .null, request.plugin.sql, request.estimate.sql, request.strategy.sql,
-                now().sql)
-            guard let row = rows.first else { throw LedgerError(.storeFailed, "\(request.name): the insert returned no row") }
-            let node = Schema.node(row)
-            try event(session, node: node.id, team: parent.team, kind: "reserve", amounts, "from node \(parent.id)")
-            return node
+        return try driver.batch { (session) throws(LedgerError) in try reserve(session, request, tools: tools) }
+    }
+
+    /// Checks everything first, then takes the amounts from the parent, seats a worker at
+    /// the team if the node runs one, and creates the node: all of it or nothing.
+    private func reserve(_ session: any SQLSession, _ request: ReserveRequest, tools: String) throws(LedgerError) -> Node {
+        let rows = session.rows
+        let parent = try rows.node(request.parent, session, locking: true)
+        guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
+        try fence(session, parent, request.holder, checkNode: false)
+        let missing = Set(request.tools).subtracting(parent.tools)
+        guard missing.isEmpty else {
+            throw LedgerError(
+                .toolNotPermitted,
+                "\(request.name): \(missing.sorted().joined(separator: ", ")) not among \(parent.kind.rawValue) \(parent.name)'s tools")
         }
+        let amounts = request.amounts
+        guard amounts.fits(in: parent.available) else { throw Self.shortfall(request, parent) }
+        let team = request.kind.runsWorker ? try rows.team(named: parent.team, session, locking: true) : nil
+        if let team, let cap = team.workersCap, team.workersInUse >= cap {
+            throw LedgerError(.insufficient, "\(request.name): team \(parent.team) has no free worker slot")
+        }
+        let id = try rows.newID(session)
+        rows.update(parent.id) { parent in
+            parent.available = parent.available - amounts
+            parent.reserved = parent.reserved + amounts
+        }
+        if let team { rows.update(team.id) { $0.workersInUse += 1 } }
+        let node = Node(
+            id: id, parent: parent.id, team: parent.team, kind: request.kind, name: request.name, isOpen: true,
+            tools: tools.isEmpty ? [] : tools.split(separator: ",").map(String.init), cap: amounts, available: amounts,
+            reserved: .zero, consumed: .zero, returned: .zero, workersCap: nil, workersInUse: 0, holder: request.holder,
+            plugin: request.plugin, estimate: request.estimate, strategy: request.strategy, outcome: nil)
+        rows.create(node)
+        rows.event(id, team: parent.team, kind: "reserve", amounts, "from node \(parent.id)")
+        return node
     }
 
     public func spend(_ id: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) {
         guard credits >= 0 else { throw LedgerError(.invalid, "node \(id): a spend must not be negative") }
-        let refusal = try driver.transaction { (session) throws(LedgerError) -> LedgerError? in
-            let node = try Self.load(session, id, lock: driver.dialect.lockRow)
+        let refusal = try driver.batch { (session) throws(LedgerError) -> LedgerError? in
+            let rows = session.rows
+            let node = try rows.node(id, session, locking: true)
             guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
-            try Self.fence(session, node, holder, checkNode: true, dialect: driver.dialect)
-            let spent = try session.run(
-                """
-                UPDATE nodes SET avail_credits = avail_credits - $2, used_credits = used_credits + $2
-                WHERE id = $1 AND state = 'open' AND avail_credits >= $2 RETURNING id
-                """, id.sql, credits.sql)
-            if !spent.isEmpty {
-                try event(session, node: id, team: node.team, kind: "spend", Resources(credits: credits), "")
-                return nil
+            try fence(session, node, holder, checkNode: true)
+            guard credits <= node.available.credits else {
+                // Refused, and the refusal is on the record.
+                rows.event(id, team: node.team, kind: "spend_refused", Resources(credits: credits),
+                    "available \(node.available.credits)")
+                return LedgerError(
+                    .insufficient, "node \(id): spending \(credits) µcredits refused, \(node.available.credits) available")
             }
-            // Refused, and the refusal is on the record.
-            try event(session, node: id, team: node.team, kind: "spend_refused", Resources(credits: credits),
-                "available \(node.available.credits)")
-            return LedgerError(
-                .insufficient, "node \(id): spending \(credits) µcredits refused, \(node.available.credits) available")
+            rows.update(id) { node in
+                node.available.credits -= credits
+                node.consumed.credits += credits
+            }
+            rows.event(id, team: node.team, kind: "spend", Resources(credits: credits), "")
+            return nil
         }
         if let refusal { throw refusal }
     }
@@ -167,15 +150,18 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                 returned: Resources(credits: row[3].int, timeMs: row[4].int, memoryBytes: row[5].int),
                 outcome: row[6].string ?? "")
         }
-        return try driver.transaction { (session) throws(LedgerError) in
+        return try driver.batch { (session) throws(LedgerError) in
             try settle(session, id, usage: usage, outcome: outcome, holder: holder)
         }
     }
 
+    /// Closes the node, its open descendants first; charges what was used, once, in the
+    /// parent, and gives back the rest. Checks come before any change.
     private func settle(
         _ session: any SQLSession, _ id: NodeID, usage: Usage, outcome: String, holder: Holder?
     ) throws(LedgerError) -> Settlement {
-        let node = try Self.load(session, id, lock: driver.dialect.lockRow)
+        let rows = session.rows
+        let node = try rows.node(id, session, locking: true)
         guard node.isOpen else {
             // Settling twice has no effect, but a hold taken away by a reclaim stays taken.
             if holder != nil && node.outcome == "reclaimed" {
@@ -183,16 +169,16 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             }
             return Self.settlement(node)
         }
-        try Self.fence(session, node, holder, checkNode: true, dialect: driver.dialect)
+        try fence(session, node, holder, checkNode: true)
         guard usage.credits >= 0, usage.timeMs >= 0, usage.memoryPeakBytes >= 0 else {
             throw LedgerError(.invalid, "node \(id): usage must not be negative")
         }
-        let children = try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql)
-        for child in children {
-            _ = try settle(session, child[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
-                outcome: "abandoned", holder: nil)
+        if let parent = node.parent { _ = try rows.node(parent, session, locking: true) }
+        let team = node.kind.runsWorker ? try rows.team(named: node.team, session, locking: true) : nil
+        for child in try rows.openChildren(of: id, session) {
+            _ = try settle(session, child, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "abandoned", holder: nil)
         }
-        let after = children.isEmpty ? node : try Self.load(session, id)
+        let after = try rows.node(id, session)
         // Charge the larger of what was recorded and what is declared, never past the cap.
         let used = Resources(
             credits: min(after.cap.credits, max(after.consumed.credits, usage.credits)),
@@ -202,42 +188,31 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             credits: after.cap.credits - used.credits, timeMs: after.cap.timeMs - used.timeMs,
             memoryBytes: max(0, after.cap.memoryBytes - used.memoryBytes))
         if usage.credits > after.cap.credits {
-            try event(session, node: id, team: node.team, kind: "overspend_refused",
-                Resources(credits: usage.credits - after.cap.credits), "declared \(usage.credits) µcredits, cap \(after.cap.credits)")
+            rows.event(id, team: node.team, kind: "overspend_refused", Resources(credits: usage.credits - after.cap.credits),
+                "declared \(usage.credits) µcredits, cap \(after.cap.credits)")
         }
-        try session.run(
-            """
-            UPDATE nodes SET state = 'closed', outcome = $2, closed_ms = $3,
-                avail_credits = 0, avail_time = 0, avail_memory = 0,
-                used_credits = $4, used_time = $5, peak_memory = $6,
-                ret_credits = $7, ret_time = $8, ret_memory = $9
-            WHERE id = $1 AND state = 'open'
-            """, id.sql, outcome.sql, now().sql, used.credits.sql, used.timeMs.sql, used.memoryBytes.sql,
-            returned.credits.sql, returned.timeMs.sql, returned.memoryBytes.sql)
+        rows.update(id) { node in
+            node.isOpen = false
+            node.outcome = outcome
+            node.available = .zero
+            node.consumed = used
+            node.returned = returned
+        }
         if let parent = node.parent {
             // The used part stays consumed in the parent, once; the rest, and all of the
             // memory, which is held rather than spent, becomes available again.
-            try session.run(
-                """
-                UPDATE nodes SET
-                    resv_credits = resv_credits - $2, used_credits = used_credits + $3, avail_credits = avail_credits + $4,
-                    resv_time = resv_time - $5, used_time = used_time + $6, avail_time = avail_time + $7,
-                    resv_memory = resv_memory - $8, avail_memory = avail_memory + $8
-                WHERE id = $1
-                """, parent.sql, after.cap.credits.sql, used.credits.sql, returned.credits.sql, after.cap.timeMs.sql,
-                used.timeMs.sql, returned.timeMs.sql, after.cap.memoryBytes.sql)
+            rows.update(parent) { parent in
+                parent.reserved = parent.reserved - after.cap
+                parent.consumed.credits += used.credits
+                parent.consumed.timeMs += used.timeMs
+                parent.available.credits += returned.credits
+                parent.available.timeMs += returned.timeMs
+                parent.available.memoryBytes += after.cap.memoryBytes
+            }
         }
-        if node.kind.runsWorker {
-            try session.run(
-                "UPDATE nodes SET workers_in_use = workers_in_use - 1 WHERE kind = 'team' AND name = $1", node.team.sql)
-        }
-        try session.run(
-            """
-            INSERT INTO events (node_id, team, kind, credits, time_ms, memory, detail, at_ms)
-            VALUES ($1, $2, 'settle', $3, $4, $5, $6, $9), ($1, $2, 'return', $7, $8, $10, $11, $9)
-            """, id.sql, node.team.sql, used.credits.sql, used.timeMs.sql, used.memoryBytes.sql, "outcome \(outcome)".sql,
-            returned.credits.sql, returned.timeMs.sql, now().sql, returned.memoryBytes.sql,
-            "to node \(node.parent.map(String.init) ?? "-")".sql)
+        if let team { rows.update(team.id) { $0.workersInUse -= 1 } }
+        rows.event(id, team: node.team, kind: "settle", used, "outcome \(outcome)")
+        rows.event(id, team: node.team, kind: "return", returned, "to node \(node.parent.map(String.init) ?? "-")")
         return Settlement(node: id, used: used, returned: returned, outcome: outcome)
     }
 
@@ -299,7 +274,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                 ORDER BY nodes.id DESC
                 """)
             var settlements: [Settlement] = []
-            for row in rows where try Self.load(session, row[0].int).isOpen {
+            for row in rows where try session.rows.node(row[0].int, session).isOpen {
                 settlements.append(try settle(session, row[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
                     outcome: "reclaimed", holder: nil))
             }
@@ -346,26 +321,20 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
 
     // MARK: - Helpers
 
-    static func load(_ session: any SQLSession, _ id: NodeID, lock: String = "") throws(LedgerError) -> Node {
-        guard let row = try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE id = $1 \(lock)", id.sql).first else {
+    static func load(_ session: any SQLSession, _ id: NodeID) throws(LedgerError) -> Node {
+        guard let row = try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE id = $1", id.sql).first else {
             throw LedgerError(.unknownNode, "no node \(id)")
         }
         return Schema.node(row)
     }
 
     /// A holder may act only on its own nodes, and only while its lease is live.
-    static func fence(
-        _ session: any SQLSession, _ node: Node, _ holder: Holder?, checkNode: Bool, dialect: SQLDialect
-    ) throws(LedgerError) {
+    private func fence(_ session: any SQLSession, _ node: Node, _ holder: Holder?, checkNode: Bool) throws(LedgerError) {
         guard let holder else { return }
         if checkNode, let owner = node.holder, owner != holder {
             throw LedgerError(.fenced, "node \(node.id) is held by \(owner.id) epoch \(owner.epoch), not \(holder.id) epoch \(holder.epoch)")
         }
-        // A share lock on the lease (PostgreSQL) keeps a sweep from reclaiming it under us.
-        let live = try session.run(
-            "SELECT epoch FROM leases WHERE holder = $1 AND epoch = $2 AND state = 'live' \(dialect.lockShared)",
-            holder.id.sql, holder.epoch.sql)
-        guard !live.isEmpty else {
+        guard try session.rows.isLive(holder, session) else {
             throw LedgerError(.fenced, "lease \(holder.id) epoch \(holder.epoch) is no longer live")
         }
     }
@@ -395,17 +364,6 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             throw LedgerError(.invalid, "bad tool name '\(tool)'")
         }
         return Set(tools).sorted().joined(separator: ",")
-    }
-
-    private func event(
-        _ session: any SQLSession, node: NodeID, team: String, kind: String, _ amounts: Resources, _ detail: String
-    ) throws(LedgerError) {
-        try session.run(
-            """
-            INSERT INTO events (node_id, team, kind, credits, time_ms, memory, detail, at_ms)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            """, node.sql, team.sql, kind.sql, amounts.credits.sql, amounts.timeMs.sql, amounts.memoryBytes.sql,
-            detail.sql, now().sql)
     }
 }
 

@@ -5,6 +5,7 @@ import CSQLite
 final class SQLiteConnection {
     private let db: OpaquePointer
     private var statements: [String: (statement: OpaquePointer, positions: [Int32])] = [:]
+    let rows = NodeRows(dialect: .sqlite)
 
     init(path: String) throws(LedgerError) {
         var handle: OpaquePointer?
@@ -71,8 +72,17 @@ final class SQLiteConnection {
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard status == SQLITE_OK, let statement else { throw failure(status) }
+        // Read each parameter's name once: asking for "$n" by name scans them all, which for
+        // a multi-row INSERT of a thousand parameters costs milliseconds.
         let count = sqlite3_bind_parameter_count(statement)
-        let positions = (0..<count + 8).map { sqlite3_bind_parameter_index(statement, "$\($0 + 1)") }
+        var positions = [Int32](repeating: 0, count: Int(count) + 8)
+        for position in 1...max(count, 1) where count > 0 {
+            guard let name = sqlite3_bind_parameter_name(statement, position),
+                let number = Int(String(cString: name).dropFirst()), number >= 1
+            else { continue }
+            if number > positions.count { positions += [Int32](repeating: 0, count: number - positions.count) }
+            positions[number - 1] = position
+        }
         statements[sql] = (statement, positions)
         return (statement, positions)
     }

@@ -5,7 +5,7 @@
 /// failing on a lock upgrade; within a process, concurrent transactions share commits
 /// (`GroupCommit`).
 public final class SQLiteDriver: SQLDriver {
-    public let dialect = SQLDialect(serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "", lockShared: "")
+    public let dialect = SQLDialect.sqlite
     private let group: GroupCommit<SQLiteConnection>
 
     public init(path: String) throws(LedgerError) {
@@ -19,7 +19,11 @@ public final class SQLiteDriver: SQLDriver {
     }
 
     public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
-        try group.run { (connection) throws(LedgerError) in try body(connection) }
+        try group.run(batched: false) { (connection) throws(LedgerError) in try body(connection) }
+    }
+
+    public func batch<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try group.run(batched: true) { (connection) throws(LedgerError) in try body(connection) }
     }
 }
 
