@@ -101,7 +101,6 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
         let connection = self.connection.value
         let rows = connection.rows
         do throws(LedgerError) {
-            rows.reset()
             try begin(connection)
             for pending in batch {
                 if pending.batched {
@@ -111,13 +110,16 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
                     }
                     continue
                 }
+                // Its own SQL may change rows behind the cache: write them first, forget them after.
                 try rows.flush(connection)
+                rows.reset()
                 try execute(connection, "SAVEPOINT op")
                 if pending.run?(connection) != nil {
                     rows.reset()
                     try execute(connection, "ROLLBACK TO SAVEPOINT op")
                 } else {
                     try rows.flush(connection)
+                    rows.reset()
                 }
                 try execute(connection, "RELEASE SAVEPOINT op")
             }

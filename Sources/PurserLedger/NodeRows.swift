@@ -5,6 +5,12 @@
 /// touch is read once and written once, and a reserve costs no statement of its own until
 /// the flush. The rules (`SQLLedger`) check everything before they change a row here, so an
 /// operation that is refused leaves the set as it found it.
+///
+/// Where the store says whether anyone else wrote since (SQLite's `PRAGMA data_version`),
+/// the rows outlive their transaction: open nodes stay cached from one batch to the next,
+/// and so do the children of nodes created while the cache was valid, which means a settle
+/// of a node this process reserved reads nothing. Any other writer, rollback, or work that
+/// writes by SQL of its own (`SQLDriver.transaction`) drops the whole cache.
 public final class NodeRows {
     private struct Stamps {
         var created: Int64?
@@ -30,7 +36,12 @@ public final class NodeRows {
     private var stamps: [NodeID: Stamps] = [:]
     private var events: [Event] = []
     private var teams: [String: NodeID] = [:]
-    private var createdChildren: [NodeID: [NodeID]] = [:]
+    /// Open children created here, by parent.
+    private var createdChildren: [NodeID: Set<NodeID>] = [:]
+    /// Nodes created while the cache was valid: every child they have was created here.
+    private var childrenKnown: Set<NodeID> = []
+    /// The store's change counter when the cache was last known to be valid.
+    private var storeVersion: Int64?
     private var liveHolders: Set<Holder> = []
     private var lastID: NodeID?
     private var insertSQL: [InsertShape: String] = [:]
@@ -66,9 +77,17 @@ public final class NodeRows {
 
     /// The node's open children: the store's, as changed here, and those created here.
     func openChildren(of id: NodeID, _ session: any SQLSession) throws(LedgerError) -> [NodeID] {
-        let stored = try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql).map { $0[0].int }
         let fresh = createdChildren[id] ?? []
-        return Array(Set(stored + fresh)).filter { cache[$0]?.isOpen ?? true }.sorted()
+        if childrenKnown.contains(id) { return fresh.sorted() }
+        let stored = try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql).map { $0[0].int }
+        return fresh.union(stored).filter { cache[$0]?.isOpen ?? true }.sorted()
+    }
+
+    /// At the start of a transaction: keeps the cache only if the store's change counter
+    /// says nobody else wrote since the last one.
+    func begin(storeVersion version: Int64?) {
+        if version == nil || version != storeVersion { reset() }
+        storeVersion = version
     }
 
     /// Whether the holder's lease is live (on PostgreSQL, share-locked until the end of
@@ -102,14 +121,18 @@ public final class NodeRows {
         change(&node)
         cache[id] = node
         touch(id)
-        if !node.isOpen && stamps[id]?.closed == nil { stamps[id, default: Stamps()].closed = now() }
+        if !node.isOpen && stamps[id]?.closed == nil {
+            stamps[id, default: Stamps()].closed = now()
+            if let parent = node.parent { createdChildren[parent]?.remove(id) }
+        }
     }
 
     func create(_ node: Node) {
         cache[node.id] = node
         locked.insert(node.id)
         stamps[node.id] = Stamps(created: now())
-        if let parent = node.parent { createdChildren[parent, default: []].append(node.id) }
+        if let parent = node.parent { createdChildren[parent, default: []].insert(node.id) }
+        if storeVersion != nil { childrenKnown.insert(node.id) }
         touch(node.id)
     }
 
@@ -123,9 +146,10 @@ public final class NodeRows {
 
     // MARK: - Writing back
 
-    /// Writes every created and changed row and every event, then forgets them all.
+    /// Writes every created and changed row and every event. Closed nodes leave the cache;
+    /// open ones stay for a next transaction, if `begin` finds the cache still valid.
     func flush(_ session: any SQLSession) throws(LedgerError) {
-        defer { reset() }
+        defer { endTransaction() }
         var inserts: [[SQLValue]] = []
         for id in changed {
             guard let node = cache[id] else { continue }
@@ -142,14 +166,15 @@ public final class NodeRows {
         }, session)
     }
 
-    /// Multi-row INSERTs of at most 32 rows each: one statement, and one prepared shape
-    /// per row count, instead of one statement per row.
+    /// Multi-row INSERTs: one statement for up to 32 rows instead of one per row.
     private func insert(
         into table: String, _ columns: String, _ rows: [[SQLValue]], _ session: any SQLSession
     ) throws(LedgerError) {
         var start = 0
         while start < rows.count {
-            let chunk = rows[start..<min(start + 32, rows.count)]
+            // Chunks of 32, 16, 8, 4, 2 or 1 rows: a few statement shapes, each prepared once.
+            let size = 1 << min(5, Int.bitWidth - 1 - (rows.count - start).leadingZeroBitCount)
+            let chunk = rows[start..<start + size]
             let key = InsertShape(table: table, rows: chunk.count)
             let sql = insertSQL[key] ?? {
                 let width = chunk[start].count
@@ -170,8 +195,21 @@ public final class NodeRows {
         var rows: Int
     }
 
-    /// Forgets everything: after a flush, a rollback, or before work whose SQL may change
-    /// rows behind this set's back.
+    private func endTransaction() {
+        for id in changed where cache[id]?.isOpen == false {
+            cache[id] = nil
+            childrenKnown.remove(id)
+            createdChildren[id] = nil
+        }
+        locked.removeAll(keepingCapacity: true)
+        changed.removeAll(keepingCapacity: true)
+        changedSet.removeAll(keepingCapacity: true)
+        stamps.removeAll(keepingCapacity: true)
+        events.removeAll(keepingCapacity: true)
+    }
+
+    /// Forgets everything: after a rollback, or around work whose SQL may change rows
+    /// behind this set's back.
     func reset() {
         cache.removeAll(keepingCapacity: true)
         locked.removeAll(keepingCapacity: true)
@@ -181,8 +219,10 @@ public final class NodeRows {
         events.removeAll(keepingCapacity: true)
         teams.removeAll(keepingCapacity: true)
         createdChildren.removeAll(keepingCapacity: true)
+        childrenKnown.removeAll(keepingCapacity: true)
         liveHolders.removeAll(keepingCapacity: true)
         lastID = nil
+        storeVersion = nil
     }
 
     private static let nodeInsertColumns = """

@@ -14,7 +14,11 @@ public final class SQLiteDriver: SQLDriver {
         group = GroupCommit(
             connection: connection,
             // Prepared once and reused: these run around every operation of every batch.
-            begin: { (connection) throws(LedgerError) in try connection.query("BEGIN IMMEDIATE") },
+            begin: { (connection) throws(LedgerError) in
+                try connection.query("BEGIN IMMEDIATE")
+                // Changes when another connection commits: the cached rows are stale then.
+                connection.rows.begin(storeVersion: try connection.query("PRAGMA data_version").first?.first?.int)
+            },
             execute: { (connection, sql) throws(LedgerError) in try connection.query(sql) })
     }
 

@@ -249,6 +249,30 @@ struct LedgerConformanceTests {
 struct LedgerVerifyTests {
     /// Corrupts the store behind the ledger's back, in a way each row's CHECK constraint
     /// still allows: verify must name the node.
+    /// Each store keeps rows it wrote in memory between transactions; what another
+    /// supervisor wrote meanwhile must win over that copy.
+    @Test("two supervisors on one store see each other's changes", arguments: StoreKind.allCases)
+    func twoSupervisors(kind: StoreKind) throws {
+        let (a, b) = try kind.makeTwo()
+        let team = try a.createTeam(TeamSpec(name: "shared", caps: Resources(credits: 100 * credit, timeMs: 1000, memoryBytes: 100)))
+        let swarm = try a.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 40 * credit)))
+        let routine = try b.reserve(ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: Resources(credits: 10 * credit)))
+        try b.spend(routine.id, credits: 3 * credit, holder: nil)
+        _ = try b.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "t", amounts: Resources(credits: 50 * credit)))
+        // a must find b's routine under its swarm, and b's spend in it, and b's swarm in the team.
+        let done = try a.settle(swarm.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        #expect(done.used.credits == 3 * credit)
+        #expect(try a.node(routine.id).outcome == "abandoned")
+        _ = try a.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "u", amounts: Resources(credits: 47 * credit)))
+        #expect(throws: LedgerError.self) {
+            try a.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "v", amounts: Resources(credits: 1 * credit)))
+        }
+        let after = try b.node(team.id)
+        #expect(after.available.credits == 0)
+        #expect(after.consumed.credits == 3 * credit)
+        try expectVerified(a)
+    }
+
     @Test(arguments: StoreKind.allCases)
     func verifyReportsAParentWhoseReservedDoesNotMatchItsChildren(kind: StoreKind) throws {
         let (store, driver) = try kind.makeWithDriver()
@@ -284,6 +308,18 @@ struct LedgerVerifyTests {
 }
 
 extension StoreKind {
+    /// Two stores on one database, as two supervisors sharing a team would have.
+    func makeTwo() throws -> (any LedgerStore, any LedgerStore) {
+        switch self {
+        case .sqlite:
+            let path = Fixtures.temporaryHome() + "/purser.db"
+            return (try SQLiteLedger(path: path), try SQLiteLedger(path: path))
+        case .postgres:
+            let url = try PostgresServer.shared.makeDatabase()
+            return (try PostgresLedger(url: url), try PostgresLedger(url: url))
+        }
+    }
+
     /// The store, and a way to run raw SQL on it in one transaction.
     func makeWithDriver() throws -> (any LedgerStore, ((any SQLSession) throws(LedgerError) -> Void) throws(LedgerError) -> Void) {
         switch self {
