@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -29,14 +30,25 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ"], swiftSettings: swiftSettings),
+        // Config files (YAML or JSON) read with the line of every field, for errors that name it.
+        .target(
+            name: "PurserConfig", dependencies: ["PurserProtocol", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
+        // libcurl's multi interface on a thread of its own, behind typed C functions.
+        .target(
+            name: "CPurserCurl", cSettings: cSettings,
+            linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("pthread")]),
+        .target(
+            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "CPurserCurl"],
+            swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
-            dependencies: ["PurserProtocol", "PurserSandbox", "PurserLedger"],
+            dependencies: ["PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig"],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [
-                "PurserRuntime", "PurserLedger", "PurserProtocol",
+                "PurserRuntime", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -48,6 +60,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "wordcount", dependencies: ["PurserPluginKit"], path: "Plugins/wordcount",
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "fetch", dependencies: ["PurserPluginKit"], path: "Plugins/fetch",
             swiftSettings: swiftSettings),
 
         // Benchmarks: the fastest real worker, the floor child and the floor loop, in C.
@@ -89,9 +104,13 @@ let package = Package(
             dependencies: ["PurserLedger", "PurserTestSupport", "ledger-stress"],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "PurserGatewayTests",
+            dependencies: ["PurserGateway", "PurserConfig", "PurserRuntime", "PurserTestSupport", "hostile", "fetch", "purser"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "PurserRuntimeTests",
             dependencies: [
-                "PurserRuntime", "PurserSandbox", "PurserTestSupport",
+                "PurserRuntime", "PurserSandbox", "PurserTestSupport", "PurserConfig",
                 "hostile", "cworker", "echo", "wordcount", "noisy", "purser",
             ],
             swiftSettings: swiftSettings),

@@ -15,7 +15,8 @@ public enum LocalTeam {
     public static let name = "local"
     public static let spec = TeamSpec(
         name: name,
-        caps: Resources(credits: 1_000_000 * 1_000_000, timeMs: 10 * 365 * 86_400_000, memoryBytes: 1 << 40))
+        caps: Resources(credits: 1_000_000 * 1_000_000, timeMs: 10 * 365 * 86_400_000, memoryBytes: 1 << 40),
+        tools: ["*"])
 
     public static func open(in store: any LedgerStore) throws(LedgerError) -> Node {
         do {

@@ -199,6 +199,8 @@ public protocol LedgerStore: Sendable {
     func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node
     /// Records spending at a node; refused, not logged, when it exceeds what is available.
     func spend(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError)
+    /// A spend recorded under its own event kind and detail (a gateway call, say).
+    func charge(_ node: NodeID, credits: Int64, holder: Holder?, event: String, detail: String) throws(LedgerError)
     /// Closes a node (its open descendants first), charges what was used and returns the
     /// rest to the parent, in one transaction. Settling twice returns the first settlement.
     func settle(_ node: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement
@@ -213,4 +215,13 @@ public protocol LedgerStore: Sendable {
     func verify() throws(LedgerError) -> [Violation]
     /// Closed nodes, for analytics and the adaptive strategy.
     func history(plugin: String?, team: String?, limit: Int) throws(LedgerError) -> [Node]
+
+    // The gateway's shared state (see PurserGateway's GatewayStore).
+    func consumeQuota(key: String, requests: Int64, credits: Int64, maxRequests: Int64?, maxCredits: Int64?) throws(LedgerError) -> Bool
+    func adjustQuota(key: String, requests: Int64, credits: Int64) throws(LedgerError)
+    func quotaUsage(keys: [String]) throws(LedgerError) -> [String: (requests: Int64, credits: Int64)]
+    func cachedValue(key: String, nowMs: Int64) throws(LedgerError) -> String?
+    func storeCachedValue(key: String, value: String, expiresMs: Int64) throws(LedgerError)
+    func saveState(name: String, value: String, nowMs: Int64) throws(LedgerError)
+    func states() throws(LedgerError) -> [String: String]
 }

@@ -86,7 +86,8 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         let parent = try rows.node(request.parent, session, locking: true)
         guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
         try fence(session, parent, request.holder, checkNode: false)
-        let missing = Set(request.tools).subtracting(parent.tools)
+        // "*" among a parent's tools permits any tool (the implicit local team has it).
+        let missing = parent.tools.contains("*") ? [] : Set(request.tools).subtracting(parent.tools)
         guard missing.isEmpty else {
             throw LedgerError(
                 .toolNotPermitted,
@@ -115,6 +116,10 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     }
 
     public func spend(_ id: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) {
+        try charge(id, credits: credits, holder: holder, event: "spend", detail: "")
+    }
+
+    public func charge(_ id: NodeID, credits: Int64, holder: Holder?, event: String, detail: String) throws(LedgerError) {
         guard credits >= 0 else { throw LedgerError(.invalid, "node \(id): a spend must not be negative") }
         let refusal = try driver.batch { (session) throws(LedgerError) -> LedgerError? in
             let rows = session.rows
@@ -123,8 +128,8 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             try fence(session, node, holder, checkNode: true)
             guard credits <= node.available.credits else {
                 // Refused, and the refusal is on the record.
-                rows.event(id, team: node.team, kind: "spend_refused", Resources(credits: credits),
-                    "available \(node.available.credits)")
+                rows.event(id, team: node.team, kind: event + "_refused", Resources(credits: credits),
+                    "available \(node.available.credits)" + (detail.isEmpty ? "" : "; " + detail))
                 return LedgerError(
                     .insufficient, "node \(id): spending \(credits) µcredits refused, \(node.available.credits) available")
             }
@@ -132,7 +137,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                 node.available.credits -= credits
                 node.consumed.credits += credits
             }
-            rows.event(id, team: node.team, kind: "spend", Resources(credits: credits), "")
+            rows.event(id, team: node.team, kind: event, Resources(credits: credits), detail)
             return nil
         }
         if let refusal { throw refusal }
@@ -316,6 +321,85 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                 ORDER BY id DESC LIMIT $3
                 """, (plugin ?? "").sql, (team ?? "").sql, Int64(limit).sql
             ).map(Schema.node)
+        }
+    }
+
+    // MARK: - The gateway's shared state
+
+    public func consumeQuota(
+        key: String, requests: Int64, credits: Int64, maxRequests: Int64?, maxCredits: Int64?
+    ) throws(LedgerError) -> Bool {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("INSERT INTO gateway_quota (key, requests, credits) VALUES ($1, 0, 0) ON CONFLICT (key) DO NOTHING", key.sql)
+            // One conditional UPDATE: two supervisors cannot both take the last slot.
+            return try !session.run(
+                """
+                UPDATE gateway_quota SET requests = requests + $2, credits = credits + $3
+                WHERE key = $1 AND (CAST($4 AS BIGINT) < 0 OR requests + $2 <= $4)
+                    AND (CAST($5 AS BIGINT) < 0 OR credits + $3 <= $5)
+                RETURNING key
+                """, key.sql, requests.sql, credits.sql, (maxRequests ?? -1).sql, (maxCredits ?? -1).sql
+            ).isEmpty
+        }
+    }
+
+    public func adjustQuota(key: String, requests: Int64, credits: Int64) throws(LedgerError) {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                INSERT INTO gateway_quota (key, requests, credits) VALUES ($1, $2, $3)
+                ON CONFLICT (key) DO UPDATE SET requests = gateway_quota.requests + $2, credits = gateway_quota.credits + $3
+                """, key.sql, requests.sql, credits.sql)
+        }
+    }
+
+    public func quotaUsage(keys: [String]) throws(LedgerError) -> [String: (requests: Int64, credits: Int64)] {
+        try driver.transaction { (session) throws(LedgerError) in
+            var usage: [String: (requests: Int64, credits: Int64)] = [:]
+            for key in keys {
+                if let row = try session.run("SELECT requests, credits FROM gateway_quota WHERE key = $1", key.sql).first {
+                    usage[key] = (row[0].int, row[1].int)
+                }
+            }
+            return usage
+        }
+    }
+
+    public func cachedValue(key: String, nowMs: Int64) throws(LedgerError) -> String? {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT value FROM gateway_cache WHERE key = $1 AND expires_ms > $2", key.sql, nowMs.sql)
+                .first?.first?.string
+        }
+    }
+
+    public func storeCachedValue(key: String, value: String, expiresMs: Int64) throws(LedgerError) {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("DELETE FROM gateway_cache WHERE expires_ms <= $1", now().sql)
+            try session.run(
+                """
+                INSERT INTO gateway_cache (key, value, expires_ms) VALUES ($1, $2, $3)
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms
+                """, key.sql, value.sql, expiresMs.sql)
+        }
+    }
+
+    public func saveState(name: String, value: String, nowMs: Int64) throws(LedgerError) {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                INSERT INTO gateway_state (name, value, saved_ms) VALUES ($1, $2, $3)
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value, saved_ms = excluded.saved_ms
+                """, name.sql, value.sql, nowMs.sql)
+        }
+    }
+
+    public func states() throws(LedgerError) -> [String: String] {
+        try driver.transaction { (session) throws(LedgerError) in
+            var states: [String: String] = [:]
+            for row in try session.run("SELECT name, value FROM gateway_state ORDER BY name") {
+                states[row[0].string ?? ""] = row[1].string ?? ""
+            }
+            return states
         }
     }
 

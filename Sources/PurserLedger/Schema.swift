@@ -68,6 +68,12 @@ enum Schema {
             )
             """,
             "CREATE INDEX IF NOT EXISTS events_node ON events(node_id)",
+            // The gateway's shared state: quota counters by window, cached responses, and
+            // each integration's last status (GatewayStore).
+            "CREATE TABLE IF NOT EXISTS gateway_quota (key TEXT PRIMARY KEY, requests BIGINT NOT NULL, credits BIGINT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS gateway_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS gateway_cache_expiry ON gateway_cache(expires_ms)",
+            "CREATE TABLE IF NOT EXISTS gateway_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, saved_ms BIGINT NOT NULL)",
             """
             CREATE TABLE IF NOT EXISTS leases (
                 holder TEXT PRIMARY KEY,

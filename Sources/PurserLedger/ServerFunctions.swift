@@ -40,7 +40,7 @@ enum ServerFunctions {
                     RAISE EXCEPTION 'lease % epoch % is no longer live', p_holder, p_epoch USING ERRCODE = 'PU005';
                 END IF;
             END IF;
-            IF p_tools <> '' THEN
+            IF p_tools <> '' AND NOT ('*' = ANY (string_to_array(parent.tools, ','))) THEN
                 SELECT string_agg(t, ', ' ORDER BY t) INTO missing FROM unnest(string_to_array(p_tools, ',')) AS t
                 WHERE NOT (t = ANY (string_to_array(parent.tools, ',')));
                 IF missing IS NOT NULL THEN

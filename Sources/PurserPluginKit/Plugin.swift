@@ -24,12 +24,21 @@ public final class RunContext: Sendable {
     public let runID: String
     public let budget: Budget
     private let output: ProtocolOutput
+    private let calls: OutgoingCalls
     private let cancelled = Atomic<Bool>(false)
 
-    init(runID: String, budget: Budget, output: ProtocolOutput) {
+    init(runID: String, budget: Budget, output: ProtocolOutput, calls: OutgoingCalls) {
         self.runID = runID
         self.budget = budget
         self.output = output
+        self.calls = calls
+    }
+
+    /// Calls an integration through the supervisor's gateway: the only way out to the
+    /// network. A refusal throws `RPCError` with `data.reason` (see `GatewayReason`).
+    public func gateway(_ call: GatewayCallParams) async throws -> GatewayCallResult {
+        let answer = try await calls.request(Method.gatewayCall, call.json).get()
+        return try GatewayCallResult(json: answer)
     }
 
     /// True once the supervisor sent `cancel` for this run.
@@ -61,6 +70,7 @@ public enum Plugin {
     ) -> Never {
         let output = ProtocolOutput.takeStdout()
         let server = Server(
+            calls: OutgoingCalls(output: output),
             info: InitializeResult(
                 pluginName: name, pluginVersion: version,
                 capabilities: ["cancel": true, "progress": true].merging(capabilities) { $1 }),
@@ -122,9 +132,11 @@ private final class Server: Sendable {
     let info: InitializeResult
     let output: ProtocolOutput
     let handler: Plugin.Handler
+    let calls: OutgoingCalls
     private let runs = Mutex<[String: (task: Task<Void, Never>, context: RunContext)]>([:])
 
-    init(info: InitializeResult, output: ProtocolOutput, handler: @escaping Plugin.Handler) {
+    init(calls: OutgoingCalls, info: InitializeResult, output: ProtocolOutput, handler: @escaping Plugin.Handler) {
+        self.calls = calls
         self.info = info
         self.output = output
         self.handler = handler
@@ -141,7 +153,8 @@ private final class Server: Sendable {
         switch message {
         case .request(let id, let method, let params): request(id, method, params)
         case .notification(Method.cancel, let params): cancel(params)
-        case .notification, .response: break
+        case .response(let id, let result): calls.answered(id, result)
+        case .notification: break
         }
     }
 
@@ -173,7 +186,7 @@ private final class Server: Sendable {
         } catch {
             return reply(id, .failure(RPCError(code: ErrorCode.invalidParams, message: error.description)))
         }
-        let context = RunContext(runID: run.runID, budget: run.budget, output: output)
+        let context = RunContext(runID: run.runID, budget: run.budget, output: output, calls: calls)
         let task = Task.detached { [self] in
             let result: Result<JSONValue, RPCError>
             do {
@@ -209,4 +222,36 @@ private final class Server: Sendable {
 func writeStderr(_ message: String) {
     let line = Array((message + "\n").utf8)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Requests from the worker to the supervisor, waiting for their answers by id.
+final class OutgoingCalls: Sendable {
+    private struct State {
+        var nextID: Int64 = 1
+        var waiting: [Int64: CheckedContinuation<Result<JSONValue, RPCError>, Never>] = [:]
+    }
+
+    private let output: ProtocolOutput
+    private let state = Mutex(State())
+
+    init(output: ProtocolOutput) { self.output = output }
+
+    func request(_ method: String, _ params: JSONValue) async -> Result<JSONValue, RPCError> {
+        await withCheckedContinuation { continuation in
+            let id = state.withLock { state -> Int64 in
+                let id = state.nextID
+                state.nextID += 1
+                state.waiting[id] = continuation
+                return id
+            }
+            output.send(.request(id: .number(id), method: method, params: params))
+        }
+    }
+
+    func answered(_ id: RPCID, _ result: Result<JSONValue, RPCError>) {
+        guard case .number(let number) = id, let continuation = state.withLock({ $0.waiting.removeValue(forKey: number) }) else {
+            return
+        }
+        continuation.resume(returning: result)
+    }
 }

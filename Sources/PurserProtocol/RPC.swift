@@ -49,6 +49,8 @@ public enum ErrorCode {
     public static let unsupportedProtocolVersion = -32001
     public static let notAvailable = -32002
     public static let creditsExhausted = -32003
+    /// A `gateway/call` was refused or failed; `data.reason` says why (`GatewayReason`).
+    public static let gatewayFailed = -32010
 }
 
 /// One line of the protocol.

@@ -1,3 +1,4 @@
+public import PurserGateway
 public import PurserProtocol
 public import PurserSandbox
 
@@ -65,13 +66,15 @@ public struct RunUsage: Sendable, Hashable {
     public var credits: Credits
     /// What the worker said it spent, which may exceed the charge.
     public var reportedCredits: Credits
+    /// What its gateway calls were charged (included in `credits`).
+    public var gatewayCredits = Credits.zero
     public var wallMs: Int64
     public var cpuMs: Int64
     public var memoryPeakBytes: Int64
 
     public var json: JSONValue {
         [
-            "credits": credits.json, "reportedCredits": reportedCredits.json,
+            "credits": credits.json, "reportedCredits": reportedCredits.json, "gatewayCredits": gatewayCredits.json,
             "wallMs": .number(JSONNumber(wallMs)), "cpuMs": .number(JSONNumber(cpuMs)),
             "memoryPeakBytes": .number(JSONNumber(memoryPeakBytes)),
         ]
@@ -135,6 +138,8 @@ public enum RunEvent: Sendable {
     case usage(Credits)
     /// Something the supervisor noticed about the worker (stray lines, unknown methods).
     case notice(String)
+    /// A `gateway/call` ended (answered or refused); its charge is in `record.credits`.
+    case gatewayCall(GatewayCallRecord)
 }
 
 extension RunReport {

@@ -1,4 +1,6 @@
 import Glibc
+public import PurserGateway
+import PurserLedger
 import PurserProtocol
 import PurserSandbox
 
@@ -30,10 +32,19 @@ public struct Runtime: Sendable {
     /// Where budgets are kept; nil runs without a ledger (benchmarks of the bare runtime).
     public let ledger: RuntimeLedger?
 
-    public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil) {
+    /// Brokers workers' `gateway/call`s; nil answers them "not available".
+    public var gateway: Gateway?
+
+    public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil, gateway: Gateway? = nil) {
         self.home = home
         self.ledger = ledger
+        self.gateway = gateway
         Self.prepareProcess()
+    }
+
+    /// A gateway for `config`, sharing quotas and cache through this runtime's ledger store.
+    public func makeGateway(config: GatewayConfig) throws(GatewayFailure) -> Gateway {
+        try Gateway(config: config, store: ledger.map { LedgerGatewayStore(store: $0.store) })
     }
 
     /// A runtime with the ledger at `location` (default: `$PURSER_LEDGER`, else `$PURSER_HOME/purser.db`).
@@ -84,19 +95,41 @@ public struct Runtime: Sendable {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
         defer { directory.removeLater() }
+        let account = RunAccount(budget: request.credits, recorder: recorder(held?.node, holder: held?.holder, onEvent))
         let session = WorkerSession(
             request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
-            onEvent: onEvent)
+            gateway: gateway.map { ($0, account) }, onEvent: onEvent)
         var report = await withTaskCancellationHandler {
             await session.run()
         } onCancel: {
             session.cancel()
         }
+        // Calls still in flight end within their timeouts; their charges belong to this run.
+        await account.drain()
+        report.usage.gatewayCredits = account.charged
+        report.usage.credits = min(report.usage.reportedCredits + account.charged, request.credits)
         if let ledger, let node = held?.node {
             try ledger.settle(node, holder: held?.holder, report: report)
             report.ledgerNode = node.id
         }
         return report
+    }
+
+    /// Each gateway call's charge and audit event go to the run's ledger node, after the
+    /// worker has its answer; the run is settled only once all are written.
+    private func recorder(
+        _ node: Node?, holder: Holder?, _ onEvent: @escaping @Sendable (RunEvent) -> Void
+    ) -> @Sendable (GatewayCallRecord, Credits) -> Void {
+        let store = ledger?.store
+        return { record, charged in
+            onEvent(.gatewayCall(record))
+            guard let store, let node else { return }
+            do {
+                try store.charge(node.id, credits: charged.micros, holder: holder, event: "gateway_call", detail: record.detail)
+            } catch {
+                onEvent(.notice("could not record gateway call \(record.detail): \(error)"))
+            }
+        }
     }
 
     func profile(_ request: RunRequest, directory: String) -> SandboxProfile {

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import PurserGateway
 import PurserProtocol
 import PurserSandbox
 
@@ -13,6 +14,8 @@ final class WorkerSession: @unchecked Sendable {
     /// Answers waiting for a worker that does not read its stdin; past this it is a violation.
     var maxPendingOutput: Int { request.maxLineBytes + (1 << 20) }
     static let supervisorVersion = "0.1.0"
+    /// Gateway calls one worker may have in flight; past this they are refused.
+    static let maxCallsInFlight = 256
 
     private enum Phase { case initializing, running, stopping, finished }
     private enum Pending { case initialize, run, shutdown, ping }
@@ -25,6 +28,9 @@ final class WorkerSession: @unchecked Sendable {
     private let profile: SandboxProfile
     private let onEvent: @Sendable (RunEvent) -> Void
     private let queue: DispatchQueue
+    private let gateway: Gateway?
+    private let account: RunAccount?
+    private var callsInFlight = 0
 
     private var process: WorkerProcess?
     private var phase = Phase.initializing
@@ -61,8 +67,10 @@ final class WorkerSession: @unchecked Sendable {
 
     init(
         request: RunRequest, runID: String, budget: Budget, profile: SandboxProfile,
-        onEvent: @escaping @Sendable (RunEvent) -> Void
+        gateway: (Gateway, RunAccount)? = nil, onEvent: @escaping @Sendable (RunEvent) -> Void
     ) {
+        self.gateway = gateway?.0
+        self.account = gateway?.1
         self.request = request
         self.runID = runID
         self.workerID = "w-" + runID.dropFirst(2)
@@ -181,7 +189,7 @@ final class WorkerSession: @unchecked Sendable {
         switch message {
         case .response(let id, let result): handleResponse(id, result, line)
         case .notification(let method, let params): handleNotification(method, params, line)
-        case .request(let id, let method, _): handleWorkerRequest(id, method)
+        case .request(let id, let method, let params): handleWorkerRequest(id, method, params)
         }
     }
 
@@ -260,11 +268,14 @@ final class WorkerSession: @unchecked Sendable {
             case Method.usage:
                 let credits = try UsageParams(json: params).credits
                 reportedCredits = reportedCredits + credits
+                account?.setReported(reportedCredits)
                 onEvent(.usage(credits))
-                if reportedCredits > budget.credits {
+                let gatewayCredits = account?.charged ?? .zero
+                if reportedCredits + gatewayCredits > budget.credits {
+                    let calls = gatewayCredits > .zero ? " and \(gatewayCredits) for gateway calls" : ""
                     beginCancel(
                         .creditsExhausted, reason: "credits_exhausted",
-                        message: "the worker reported \(reportedCredits) credits against a budget of \(budget.credits)")
+                        message: "the worker reported \(reportedCredits) credits\(calls) against a budget of \(budget.credits)")
                 }
             case Method.progress: onEvent(.progress(try ProgressParams(json: params)))
             case Method.log: onEvent(.log(try LogParams(json: params)))
@@ -281,16 +292,45 @@ final class WorkerSession: @unchecked Sendable {
         }
     }
 
-    private func handleWorkerRequest(_ id: RPCID, _ method: String) {
+    private func handleWorkerRequest(_ id: RPCID, _ method: String, _ params: JSONValue?) {
         let result: Result<JSONValue, RPCError>
         switch method {
         case Method.ping: result = .success([:])
+        case Method.gatewayCall where gateway != nil:
+            return callGateway(id, params)
         case Method.gatewayCall, Method.routineCall:
             result = .failure(RPCError(code: ErrorCode.notAvailable, message: "\(method) is not available in this supervisor"))
         default:
             result = .failure(RPCError(code: ErrorCode.methodNotFound, message: "method not found: \(method)"))
         }
         write(RPCMessage.response(id: id, result: result).line())
+    }
+
+    /// Hands the call to the gateway; its answer comes back on this queue, whenever it
+    /// comes, while the session goes on reading and writing other messages.
+    private func callGateway(_ id: RPCID, _ params: JSONValue?) {
+        let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = { self.write(RPCMessage.response(id: id, result: $0).line()) }
+        let call: GatewayCallParams
+        do {
+            call = try GatewayCallParams(json: params)
+        } catch {
+            return answer(.failure(RPCError(code: ErrorCode.invalidParams, message: "bad gateway/call: \(error)")))
+        }
+        guard let gateway, let account, phase == .running else {
+            return answer(.failure(GatewayFailure(.invalidRequest, "gateway calls are taken only while the run runs").rpcError))
+        }
+        guard callsInFlight < Self.maxCallsInFlight else {
+            return answer(.failure(GatewayFailure(
+                .rateLimited, "more than \(Self.maxCallsInFlight) gateway calls in flight", retryAfterMs: 10).rpcError))
+        }
+        callsInFlight += 1
+        let caller = GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: account)
+        gateway.call(call, caller: caller) { result in
+            self.queue.async {
+                self.callsInFlight -= 1
+                answer(result.map(\.json).mapError(\.rpcError))
+            }
+        }
     }
 
     // MARK: - Writing
@@ -465,6 +505,7 @@ final class WorkerSession: @unchecked Sendable {
         let verdict = VerdictClassifier.classify(
             stop: stop, answer: answer, initialized: plugin != nil, exit: exitInfo, limits: limits)
         let reported = max(reportedCredits, resultCredits ?? .zero)
+        let gatewayCredits = account?.charged ?? .zero
         return RunReport(
             runID: runID,
             pid: process?.pid,
@@ -473,8 +514,9 @@ final class WorkerSession: @unchecked Sendable {
             output: verdict == .ok ? output : nil,
             error: verdict == .error ? runError : nil,
             usage: RunUsage(
-                credits: min(reported, budget.credits), reportedCredits: reported, wallMs: wallMs,
-                cpuMs: exitInfo.cpuMs, memoryPeakBytes: exitInfo.peakMemoryBytes),
+                credits: min(reported + gatewayCredits, budget.credits), reportedCredits: reported,
+                gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: exitInfo.cpuMs,
+                memoryPeakBytes: exitInfo.peakMemoryBytes),
             reserved: Amounts(credits: budget.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
             stderrTail: stderrTail.text,
             exit: exit,

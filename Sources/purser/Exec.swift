@@ -2,6 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import PurserProtocol
+import PurserConfig
+import PurserGateway
 import PurserRuntime
 
 struct Exec: AsyncParsableCommand {
@@ -41,6 +43,12 @@ struct Exec: AsyncParsableCommand {
     @Option(help: "Draw the reservation from this team (default: the implicit team \"local\").")
     var team: String?
 
+    @Option(help: "Tools the run may use, comma-separated (a gateway integration's name is a tool).")
+    var tools: String?
+
+    @Option(help: "A gateway config (YAML or JSON): the integrations the worker may call.")
+    var gateway: String?
+
     @OptionGroup var ledgerOptions: LedgerOptions
 
     @Flag(help: "Print one JSON object: verdict, output, usage, reserved, returned, stderrTail.")
@@ -63,8 +71,11 @@ struct Exec: AsyncParsableCommand {
         request.environment = try allowedEnvironment()
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
         request.team = team
+        request.tools = tools.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
         let json = self.json
-        let runtime = try ledgerOptions.runtime()
+        var configured = try ledgerOptions.runtime()
+        if let gateway { configured.gateway = try loadGateway(gateway, runtime: configured) }
+        let runtime = configured
         let task = Task {
             try await runtime.exec(request) { event in Self.show(event, json: json) }
         }
@@ -76,6 +87,7 @@ struct Exec: AsyncParsableCommand {
             throw CommandLineError(message: error.message)
         }
         interrupt.cancel()
+        runtime.gateway?.saveStates()
         Runtime.finishCleanup()
         if json {
             print(report.json.serialized())
@@ -135,6 +147,7 @@ struct Exec: AsyncParsableCommand {
             let percent = progress.fraction.map { " \(Int($0 * 100))%" } ?? ""
             printError("[progress]\(percent) \(progress.message ?? "")")
         case .notice(let notice): printError("[purser] \(notice)")
+        case .gatewayCall(let record): if !json { printError("[gateway] \(record.detail)") }
         case .usage: break
         }
     }
@@ -171,6 +184,21 @@ struct Exec: AsyncParsableCommand {
             print("stderr (last lines):")
             for line in report.stderrTail.split(separator: "\n").suffix(10) { print("  " + line) }
         }
+    }
+}
+
+/// A gateway for `path`; a bad config is bad input that names its field.
+func loadGateway(_ path: String, runtime: Runtime) throws -> Gateway {
+    let config: GatewayConfig
+    do {
+        config = try GatewayConfig.load(path: path, environment: ProcessInfo.processInfo.environment)
+    } catch {
+        throw CommandLineError(message: "--gateway: \(error)")
+    }
+    do {
+        return try runtime.makeGateway(config: config)
+    } catch {
+        throw CommandLineError(message: "--gateway: \(error)")
     }
 }
 

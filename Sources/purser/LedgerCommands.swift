@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PurserLedger
 import PurserProtocol
+import PurserConfig
 import PurserRuntime
 
 /// Where the ledger is: --ledger, else $PURSER_LEDGER, else $PURSER_HOME/purser.db.

@@ -1,4 +1,5 @@
 import Foundation
+import PurserConfig
 import PurserProtocol
 import PurserRuntime
 import PurserTestSupport

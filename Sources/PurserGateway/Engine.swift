@@ -1,0 +1,119 @@
+import CPurserCurl
+import Dispatch
+import Glibc
+
+/// One request for libcurl, checked and complete: URL, credentials and all.
+struct UpstreamRequest: Sendable {
+    var url: String
+    var method: String
+    var headers: [String]
+    var body: [UInt8]
+    var connectTimeoutMs: Int64
+    var totalTimeoutMs: Int64
+    var maxResponseBytes: Int64
+}
+
+struct UpstreamResponse: Sendable {
+    var curlCode: Int32
+    var status: Int64
+    var requestSent: Bool
+    var tooLarge: Bool
+    var timedOut: Bool
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+    var seconds: Double
+    var error: String
+
+    func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+}
+
+/// libcurl's multi interface, on a thread of its own (`CPurserCurl`): many calls in
+/// flight at once over reused connections, none blocking another worker's messages.
+final class HTTPEngine: @unchecked Sendable {
+    private let engine: OpaquePointer
+
+    init(maxHostConnections: Int = 64) throws(GatewayFailure) {
+        guard let engine = purser_http_engine_create(maxHostConnections) else {
+            throw GatewayFailure(.upstreamUnavailable, "cannot start the HTTP engine")
+        }
+        self.engine = engine
+    }
+
+    deinit {
+        // The last reference may go on the engine's own thread (a completion holding the
+        // gateway), and a thread cannot join itself.
+        let engine = UncheckedPointer(engine)
+        DispatchQueue.global().async { purser_http_engine_destroy(engine.pointer) }
+    }
+
+    /// `completion` runs once, on the engine's thread: it must hand heavy work elsewhere.
+    func submit(_ request: UpstreamRequest, completion: @escaping @Sendable (UpstreamResponse) -> Void) {
+        let box = Unmanaged.passRetained(CompletionBox(completion)).toOpaque()
+        let status = withCStrings(request.headers) { headers in
+            request.body.withUnsafeBufferPointer { body in
+                var raw = purser_http_request(
+                    url: nil, method: nil, headers: headers.baseAddress, header_count: headers.count,
+                    body: body.baseAddress, body_length: body.count, connect_timeout_ms: Int(request.connectTimeoutMs),
+                    total_timeout_ms: Int(max(1, request.totalTimeoutMs)), max_response_bytes: Int(request.maxResponseBytes))
+                return request.url.withCString { url in
+                    request.method.withCString { method in
+                        raw.url = url
+                        raw.method = method
+                        return purser_http_submit(engine, &raw, { context, response in
+                            let box = Unmanaged<CompletionBox>.fromOpaque(context!).takeRetainedValue()
+                            box.completion(UpstreamResponse(response!.pointee))
+                        }, box)
+                    }
+                }
+            }
+        }
+        if status != 0 {
+            Unmanaged<CompletionBox>.fromOpaque(box).release()
+            completion(UpstreamResponse(failure: "the HTTP engine refused the request"))
+        }
+    }
+
+    private func withCStrings<T>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> T) -> T {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer($0) }
+        return pointers.withUnsafeBufferPointer(body)
+    }
+}
+
+private final class CompletionBox {
+    let completion: @Sendable (UpstreamResponse) -> Void
+    init(_ completion: @escaping @Sendable (UpstreamResponse) -> Void) { self.completion = completion }
+}
+
+extension UpstreamResponse {
+    init(_ raw: purser_http_response) {
+        curlCode = raw.curl_code
+        status = Int64(raw.status)
+        requestSent = raw.request_sent != 0
+        tooLarge = raw.too_large != 0
+        timedOut = raw.timed_out != 0
+        let block = raw.headers.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: raw.headers_length), as: UTF8.self) } ?? ""
+        headers = HTTPHeaders.parse(block)
+        body = raw.body.map { Array(UnsafeBufferPointer(start: $0, count: raw.body_length)) } ?? []
+        seconds = raw.total_seconds
+        error = raw.error.map { String(cString: $0) } ?? ""
+    }
+
+    init(failure: String) {
+        curlCode = -1
+        status = 0
+        requestSent = false
+        tooLarge = false
+        timedOut = false
+        headers = []
+        body = []
+        seconds = 0
+        error = failure
+    }
+}
+
+private struct UncheckedPointer: @unchecked Sendable {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+}

@@ -1,0 +1,321 @@
+import Dispatch
+public import PurserProtocol
+import Synchronization
+
+/// Why a call was refused or failed, for the worker's error answer.
+public struct GatewayFailure: Error, Sendable, CustomStringConvertible {
+    public var reason: GatewayReason
+    public var message: String
+    public var retryAfterMs: Int64?
+    /// What the call was charged anyway (a request that reached the upstream).
+    public var charged = Credits.zero
+
+    public init(_ reason: GatewayReason, _ message: String, retryAfterMs: Int64? = nil) {
+        self.reason = reason
+        self.message = message
+        self.retryAfterMs = retryAfterMs
+    }
+
+    public var description: String { message }
+
+    public var rpcError: RPCError {
+        var data: [String: JSONValue] = ["reason": .string(reason.rawValue), "credits": charged.json]
+        if let retryAfterMs { data["retryAfterMs"] = .number(JSONNumber(retryAfterMs)) }
+        return RPCError(code: ErrorCode.gatewayFailed, message: message, data: .object(data))
+    }
+}
+
+/// The reservation a call is paid from. The runtime implements it over the worker's hold.
+public protocol GatewayAccount: Sendable {
+    /// Sets `credits` aside for a call; false when the reservation cannot cover them.
+    func hold(_ credits: Credits) -> Bool
+    /// Releases the hold and charges `charged` (at most what was held), with the call's
+    /// audit record. Called once for every call; `held` is nil for a call refused before
+    /// anything was held.
+    func settle(held: Credits?, charged: Credits, record: GatewayCallRecord)
+}
+
+/// Who is calling: the run's tools, its deadline, and what pays.
+public struct GatewayCaller: Sendable {
+    public var runID: String
+    public var tools: Set<String>
+    /// Wall-clock milliseconds; no call runs past it.
+    public var deadlineMs: Int64?
+    public var account: any GatewayAccount
+
+    public init(runID: String, tools: Set<String>, deadlineMs: Int64?, account: any GatewayAccount) {
+        self.runID = runID
+        self.tools = tools
+        self.deadlineMs = deadlineMs
+        self.account = account
+    }
+}
+
+/// What the audit trail keeps of a call.
+public struct GatewayCallRecord: Sendable, Hashable {
+    public var integration: String
+    public var method: String
+    public var path: String
+    public var status: Int64?
+    public var reason: GatewayReason?
+    public var latencyMicros: Int64
+    public var credits: Credits
+    public var cached: Bool
+    public var attempts: Int
+
+    public var detail: String {
+        var parts = ["integration=\(integration)", "\(method) \(path)"]
+        if let status { parts.append("status=\(status)") }
+        if let reason { parts.append("reason=\(reason.rawValue)") }
+        parts.append("latency=\(latencyMicros / 1000).\(String(latencyMicros % 1000 / 100))ms")
+        parts.append("credits=\(credits)")
+        parts.append("cached=\(cached)")
+        if attempts > 1 { parts.append("attempts=\(attempts)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// Brokers workers' calls to external APIs: permission, rate limit, quota,
+/// pre-authorisation, the call through libcurl, settlement, and the answer, in that order.
+public final class Gateway: Sendable {
+    public let config: GatewayConfig
+    private let states: [String: IntegrationState]
+    private let store: any GatewayStore
+    private let engine: HTTPEngine
+    /// Where calls are prepared and finished, off the workers' queues and the engine's thread.
+    private let work = DispatchQueue(label: "purser.gateway", attributes: .concurrent)
+
+    public init(config: GatewayConfig, store: (any GatewayStore)? = nil) throws(GatewayFailure) {
+        self.config = config
+        self.store = store ?? MemoryGatewayStore()
+        engine = try HTTPEngine()
+        var states: [String: IntegrationState] = [:]
+        for integration in config.integrations { states[integration.name] = IntegrationState(integration) }
+        self.states = states
+    }
+
+    /// Runs one call; `reply` gets the answer exactly once, on some other thread.
+    public func call(
+        _ params: GatewayCallParams, caller: GatewayCaller,
+        reply: @escaping @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
+    ) {
+        let call = Call(params: params, caller: caller, started: monotonicNanoseconds(), reply: reply)
+        work.async { self.start(call) }
+    }
+
+    /// Each integration's limiter, breaker, quotas and cache, as `purser gateway status` shows them.
+    public func status() -> [IntegrationStatus] {
+        config.integrations.compactMap { states[$0.name]?.status(store: store) }
+    }
+
+    /// Writes every integration's state to the store, for `purser gateway status`.
+    public func saveStates() {
+        for state in states.values { state.save(to: store, force: true) }
+    }
+
+    // MARK: - The pipeline
+
+    private func start(_ call: Call) {
+        guard let state = states[call.params.integration] else {
+            return refuse(call, nil, GatewayFailure(.invalidRequest, "no integration named '\(call.params.integration)'"))
+        }
+        let integration = state.integration
+        guard call.caller.tools.contains(integration.name) else {
+            return refuse(call, state, GatewayFailure(
+                .permissionDenied, "this run does not hold the tool '\(integration.name)'"))
+        }
+        let request: UpstreamRequest
+        do {
+            request = try RequestPolicy.prepare(call.params, for: integration, deadlineMs: call.caller.deadlineMs)
+        } catch {
+            return refuse(call, state, error)
+        }
+        if let cached = lookUpCache(call, state) { return answerFromCache(call, state, cached) }
+        let admission: Admission
+        do {
+            admission = try state.admit(store: store)
+        } catch {
+            return refuse(call, state, error)
+        }
+        let maximum = integration.cost.max
+        guard call.caller.account.hold(maximum) else {
+            admission.cancel(state, store: store)
+            return refuse(call, state, GatewayFailure(
+                .budgetExhausted, "the run's reservation cannot cover this call's \(maximum) credits"))
+        }
+        perform(call, state, admission, request, attempt: 1, sent: 0, redirects: 0)
+    }
+
+    private func perform(
+        _ call: Call, _ state: IntegrationState, _ admission: Admission, _ request: UpstreamRequest, attempt: Int,
+        sent: Int, redirects: Int
+    ) {
+        var timed = request
+        timed.totalTimeoutMs = RequestPolicy.remainingMs(call, state.integration)
+        let request = timed
+        guard request.totalTimeoutMs > 0 else {
+            return finish(call, state, admission, .failure(GatewayFailure(.timeout, "the call ran out of time")),
+                attempts: attempt - 1, sent: sent)
+        }
+        engine.submit(request) { response in
+            self.work.async {
+                self.handle(call, state, admission, request, response, attempt: attempt, sent: sent, redirects: redirects)
+            }
+        }
+    }
+
+    private func handle(
+        _ call: Call, _ state: IntegrationState, _ admission: Admission, _ request: UpstreamRequest,
+        _ response: UpstreamResponse, attempt: Int, sent: Int, redirects: Int
+    ) {
+        let integration = state.integration
+        let sentNow = sent + (response.requestSent ? 1 : 0)
+        if (300...399).contains(response.status), let location = response.header("location") {
+            guard redirects < RequestPolicy.maxRedirects else {
+                return finish(call, state, admission, .failure(GatewayFailure(.upstreamUnavailable, "too many redirects")),
+                    attempts: attempt, sent: sentNow, last: response)
+            }
+            do {
+                let next = try RequestPolicy.redirect(request, status: response.status, location: location, for: integration)
+                return perform(call, state, admission, next, attempt: attempt, sent: sentNow, redirects: redirects + 1)
+            } catch {
+                return finish(call, state, admission, .failure(error), attempts: attempt, sent: sentNow, last: response)
+            }
+        }
+        if response.status == 429, let after = response.header("retry-after").flatMap(RequestPolicy.retryAfterMs) {
+            // Every caller of this integration backs off, not only this one.
+            state.pushBack(ms: after)
+        }
+        if let delay = retryDelay(call, state, request, response, attempt: attempt) {
+            work.asyncAfter(deadline: .now() + .milliseconds(Int(delay))) {
+                self.perform(call, state, admission, request, attempt: attempt + 1, sent: sentNow, redirects: redirects)
+            }
+            return
+        }
+        finish(call, state, admission, Self.outcome(response, integration), attempts: attempt, sent: sentNow, last: response)
+    }
+
+    /// How long to wait before trying again, or nil not to: idempotent methods only, on
+    /// 429, 502, 503, 504 and connection failures, within the retry limit and the time left.
+    private func retryDelay(
+        _ call: Call, _ state: IntegrationState, _ request: UpstreamRequest, _ response: UpstreamResponse, attempt: Int
+    ) -> Int64? {
+        let policy = state.integration.retries
+        let retryable = [429, 502, 503, 504].contains(response.status) || RequestPolicy.isConnectionFailure(response)
+        guard retryable, attempt <= policy.max, RequestPolicy.idempotent.contains(request.method) else { return nil }
+        var delay = min(policy.maxBackoffMs, policy.backoffMs << min(attempt - 1, 20))
+        delay = delay / 2 + Int64.random(in: 0...max(delay / 2, 1))
+        if let after = response.header("retry-after").flatMap(RequestPolicy.retryAfterMs) { delay = max(delay, after) }
+        guard delay < RequestPolicy.remainingMs(call, state.integration) else { return nil }
+        return delay
+    }
+
+    private static func outcome(_ response: UpstreamResponse, _ integration: Integration) -> Result<UpstreamResponse, GatewayFailure> {
+        if response.tooLarge {
+            return .failure(GatewayFailure(
+                .responseTooLarge, "the response is larger than the integration's \(integration.maxResponseBytes) bytes"))
+        }
+        if response.timedOut { return .failure(GatewayFailure(.timeout, "the upstream did not answer in time")) }
+        guard response.curlCode == 0, response.status > 0 else {
+            return .failure(GatewayFailure(.upstreamUnavailable, "the upstream failed: \(response.error)"))
+        }
+        return .success(response)
+    }
+
+    // MARK: - Ending a call
+
+    private func finish(
+        _ call: Call, _ state: IntegrationState, _ admission: Admission, _ outcome: Result<UpstreamResponse, GatewayFailure>,
+        attempts: Int, sent: Int, last: UpstreamResponse? = nil
+    ) {
+        let integration = state.integration
+        let answered = (try? outcome.get()).map { $0 }
+        let charge = integration.cost.charge(final: answered, sentAttempts: sent)
+        let healthy: Bool = switch outcome {
+        case .success(let response): response.status < 500
+        case .failure(let failure): failure.reason == .responseTooLarge || failure.reason == .invalidRequest
+        }
+        admission.finish(state, store: store, charged: charge, healthy: healthy, wentUpstream: sent > 0)
+        let record = record(call, state, status: answered?.status, reason: outcome.failure?.reason, charged: charge,
+            cached: false, attempts: attempts)
+        call.caller.account.settle(held: integration.cost.max, charged: charge, record: record)
+        state.count(record)
+        state.save(to: store, force: false)
+        switch outcome {
+        case .success(let response):
+            let result = state.answer(response, charged: charge)
+            if let cache = integration.cache, call.params.method.uppercased() == "GET", (200...299).contains(response.status) {
+                state.remember(cacheKey(call), result, ttlMs: cache.ttlMs, store: store)
+            }
+            call.reply(.success(result))
+        case .failure(var failure):
+            failure.charged = charge
+            failure.message = state.scrubber.scrub(failure.message)
+            call.reply(.failure(failure))
+        }
+    }
+
+    private func refuse(_ call: Call, _ state: IntegrationState?, _ failure: GatewayFailure) {
+        let record = GatewayCallRecord(
+            integration: call.params.integration, method: call.params.method, path: String(call.params.path.prefix(200)),
+            status: nil, reason: failure.reason, latencyMicros: (monotonicNanoseconds() - call.started) / 1000,
+            credits: .zero, cached: false, attempts: 0)
+        call.caller.account.settle(held: nil, charged: .zero, record: record)
+        state?.count(record)
+        call.reply(.failure(failure))
+    }
+
+    private func record(
+        _ call: Call, _ state: IntegrationState, status: Int64?, reason: GatewayReason?, charged: Credits, cached: Bool,
+        attempts: Int
+    ) -> GatewayCallRecord {
+        GatewayCallRecord(
+            integration: state.integration.name, method: call.params.method.uppercased(),
+            path: state.scrubber.scrub(String(call.params.path.prefix(200))), status: status, reason: reason,
+            latencyMicros: (monotonicNanoseconds() - call.started) / 1000, credits: charged, cached: cached,
+            attempts: attempts)
+    }
+
+    // MARK: - Cache
+
+    private func cacheKey(_ call: Call) -> String {
+        let query = call.params.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
+        return "\(call.params.integration) GET \(call.params.path)?\(query)"
+    }
+
+    private func lookUpCache(_ call: Call, _ state: IntegrationState) -> GatewayCallResult? {
+        guard state.integration.cache != nil, call.params.method.uppercased() == "GET" else { return nil }
+        return state.recall(cacheKey(call), store: store)
+    }
+
+    /// A cached answer costs no upstream call and no rate-limit or quota slot; it is
+    /// charged the integration's `cost.cacheHit`.
+    private func answerFromCache(_ call: Call, _ state: IntegrationState, _ cached: GatewayCallResult) {
+        let charge = state.integration.cost.cacheHit
+        guard call.caller.account.hold(charge) else {
+            return refuse(call, state, GatewayFailure(.budgetExhausted, "the run's reservation cannot cover \(charge) credits"))
+        }
+        var result = cached
+        result.credits = charge
+        result.cached = true
+        let record = record(call, state, status: result.status, reason: nil, charged: charge, cached: true, attempts: 0)
+        call.caller.account.settle(held: charge, charged: charge, record: record)
+        state.count(record)
+        call.reply(.success(result))
+    }
+}
+
+/// One call on its way through the pipeline.
+struct Call: Sendable {
+    var params: GatewayCallParams
+    var caller: GatewayCaller
+    var started: Int64
+    var reply: @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let failure) = self { return failure }
+        return nil
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import PurserConfig
+import PurserGateway
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+import PurserTestSupport
+import Testing
+
+/// The gateway as workers meet it: the `fetch` plugin calling through `purser exec`
+/// and the runtime, with the ledger keeping score.
+@Suite("Gateway through runs", .serialized, .timeLimit(.minutes(3)))
+struct GatewayRunTests {
+    let server: HTTPTestServer
+    let home: String
+
+    init() throws {
+        server = try HTTPTestServer()
+        home = Fixtures.temporaryHome()
+    }
+
+    /// A config file for `purser exec --gateway`, with the secret taken from the environment.
+    func configFile(_ extra: String = "") throws -> String {
+        let path = home + "/gateway.yaml"
+        try """
+            integrations:
+              api:
+                baseURL: \(server.baseURL)/
+                auth: { header: Authorization, value: "Bearer ${env:API_TOKEN}" }
+            \(extra)
+              keyed:
+                baseURL: \(server.baseURL)/
+                auth: { query: api_key, value: "${env:API_TOKEN}" }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func purser(_ arguments: [String]) throws -> CommandResult {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        environment["API_TOKEN"] = secretToken
+        return try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+    }
+
+    func fetch(_ input: String, credits: String = "100", tools: String = "api,keyed", config: String) throws -> CommandResult {
+        try purser([
+            "exec", Fixtures.product("fetch"), "--gateway", config, "--tools", tools, "--credits", credits, "--json",
+            "--input", input,
+        ])
+    }
+
+    @Test func aWorkerWithTenCreditsGetsThreeCallsAtThreeEach() throws {
+        let config = try configFile("    cost: { perRequest: 3 }")
+        let run = try fetch(#"{"integration":"api","path":"/ok","repeat":4}"#, credits: "10", config: config)
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONParser.parse(run.stdout)
+        let calls = report["output"]?["calls"]?.arrayValue ?? []
+        #expect(calls.map { $0["reason"]?.stringValue } == [nil, nil, nil, "budget_exhausted"])
+        #expect(report["usage"]?["credits"] == 9)
+        #expect(report["returned"]?["credits"] == 1)
+        let node = try #require(report["ledgerNode"]?.numberValue?.int64)
+        let store = try SQLiteLedger(path: home + "/purser.db")
+        let audit = try store.audit(node: node, team: nil)
+        #expect(audit.filter { $0.kind == "gateway_call" }.count == 4, "every call is audited, the refused one too")
+        #expect(audit.filter { $0.kind == "gateway_call" }.map(\.amounts.credits).reduce(0, +) == 9_000_000)
+        #expect(try store.node(node).consumed.credits == 9_000_000)
+        #expect(try store.verify().isEmpty)
+    }
+
+    /// A worker that echoes everything the gateway gives it, against routes that echo the
+    /// request back, sees no secret; neither do the report, stderr, the audit trail or the
+    /// status the gateway saves.
+    @Test func theCredentialNeverReachesTheWorkerOrTheRecords() throws {
+        let config = try configFile()
+        var seen: [String] = []
+        for input in [
+            #"{"integration":"api","path":"/echo","headers":{"X-Probe":"1"}}"#,
+            #"{"integration":"keyed","path":"/echo"}"#,
+            #"{"integration":"keyed","path":"/redirect","query":{"to":"/echo"}}"#,
+            #"{"integration":"api","path":"/status/500"}"#,
+            #"{"integration":"api","path":"/echo","headers":{"Authorization":"mine"}}"#,
+        ] {
+            let run = try fetch(input, config: config)
+            #expect(run.status == 0, "\(run.stderr)")
+            seen += [run.stdout, run.stderr]
+        }
+        let logged = server.requests()
+        #expect(logged.contains { $0.header("Authorization") == "Bearer \(secretToken)" }, "the upstream got the credential")
+        #expect(logged.contains { $0.path.contains("api_key=\(secretToken)") })
+        #expect(seen.joined().contains("[redacted]"))
+        seen.append(try purser(["ledger", "audit", "--json"]).stdout)
+        seen.append(try purser(["gateway", "status", "--json"]).stdout)
+        for text in seen { #expect(!text.contains(secretToken)) }
+        let database = try Data(contentsOf: URL(fileURLWithPath: home + "/purser.db"))
+        #expect(database.range(of: Data(secretToken.utf8)) == nil, "the store holds the secret")
+    }
+
+    @Test func sixteenWorkersAtOnceLoseNoCall() async throws {
+        let config = try gatewayConfig("""
+            integrations:
+              api:
+                baseURL: \(server.baseURL)/
+                cost: { perRequest: 0.5 }
+            """)
+        var runtime = try Runtime.withLedger(home: home)
+        runtime.gateway = try runtime.makeGateway(config: config)
+        let frozen = runtime
+        let reports = try await withThrowingTaskGroup(of: RunReport.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    var request = Fixtures.run(Fixtures.product("fetch"), input: ["integration": "api", "path": "/hello", "repeat": 20], credits: 100)
+                    request.tools = ["api"]
+                    return try await frozen.exec(request)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(reports.allSatisfy { $0.verdict == .ok })
+        let statuses = reports.flatMap { $0.output?["calls"]?.arrayValue ?? [] }.map { $0["status"]?.numberValue?.int64 }
+        #expect(statuses.count == 320 && statuses.allSatisfy { $0 == 200 })
+        #expect(server.requests().count == 320)
+        let store = try #require(runtime.ledger?.store)
+        let events = try store.audit(node: nil, team: nil).filter { $0.kind == "gateway_call" }
+        #expect(events.count == 320)
+        #expect(events.map(\.amounts.credits).reduce(0, +) == 160_000_000)
+        #expect(reports.map(\.usage.credits.micros).reduce(0, +) == 160_000_000)
+        #expect(try store.verify().isEmpty)
+    }
+
+    @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
+        let bad = home + "/bad.yaml"
+        try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let checked = try purser(["gateway", "check", bad])
+        #expect(checked.status == 2)
+        #expect(checked.stderr.contains("bad.yaml:4: integrations.api.rateLimit.burst:"), "\(checked.stderr)")
+        let good = try configFile("    rateLimit: { rate: 5/s, burst: 2 }\n    quotas: [{ per: day, requests: 100 }]")
+        #expect(try purser(["gateway", "check", good]).status == 0)
+        let run = try fetch(#"{"integration":"api","path":"/ok","repeat":3}"#, config: good)
+        #expect(run.status == 0)
+        let status = try JSONParser.parse(try purser(["gateway", "status", "--json"]).stdout)
+        let api = try #require(status.arrayValue?.first { $0["name"] == "api" })
+        #expect(api["calls"] == 3)
+        #expect(api["refused"]?["rate_limited"] == 1, "a burst of 2 at 5/s admits 2 of 3 at once")
+        #expect(api["quotas"]?[0]?["usedRequests"] == 2)
+        #expect(api["breaker"] == "closed")
+    }
+}
+
+extension JSONValue {
+    fileprivate subscript(index: Int) -> JSONValue? {
+        guard let items = arrayValue, items.indices.contains(index) else { return nil }
+        return items[index]
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import PurserConfig
+import PurserGateway
+import PurserProtocol
+import PurserTestSupport
+import Synchronization
+
+/// A reservation for direct gateway calls: what a run's account does, observable.
+final class TestAccount: GatewayAccount {
+    private struct State {
+        var held = Credits.zero
+        var charged = Credits.zero
+        var records: [GatewayCallRecord] = []
+    }
+
+    let budget: Credits
+    private let state = Mutex(State())
+
+    init(credits: Int64 = 1_000) { budget = Credits(whole: credits) }
+
+    func hold(_ credits: Credits) -> Bool {
+        state.withLock { state in
+            guard state.held + state.charged + credits <= budget else { return false }
+            state.held = state.held + credits
+            return true
+        }
+    }
+
+    func settle(held: Credits?, charged: Credits, record: GatewayCallRecord) {
+        state.withLock { state in
+            if let held {
+                precondition(charged <= held, "charged \(charged) past the hold \(held)")
+                state.held = state.held - held
+            }
+            state.charged = state.charged + charged
+            state.records.append(record)
+        }
+    }
+
+    var charged: Credits { state.withLock { $0.charged } }
+    var held: Credits { state.withLock { $0.held } }
+    var records: [GatewayCallRecord] { state.withLock { $0.records } }
+}
+
+let secretToken = "s3cr3t-T0KEN-do-not-leak-8c41"
+
+/// A gateway config from YAML text, with `SECRET` set to `secretToken`.
+func gatewayConfig(_ yaml: String) throws -> GatewayConfig {
+    try GatewayConfig.parse(ConfigValue.parse(yaml, file: "test.yaml"), environment: ["SECRET": secretToken])
+}
+
+/// One integration, `api`, on the test server, with extra fields.
+func apiConfig(_ server: HTTPTestServer, _ extra: String = "", base: String? = nil) throws -> GatewayConfig {
+    try gatewayConfig("""
+        integrations:
+          api:
+            baseURL: \(base ?? server.baseURL + "/")
+            auth: { header: Authorization, value: "Bearer ${env:SECRET}" }
+        \(extra.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        """)
+}
+
+extension Gateway {
+    func call(
+        _ path: String, method: String = "GET", query: [String: String] = [:], headers: [String: String] = [:],
+        integration: String = "api", tools: Set<String> = ["api"], account: TestAccount, deadlineMs: Int64? = nil
+    ) async -> Result<GatewayCallResult, GatewayFailure> {
+        let params = GatewayCallParams(integration: integration, method: method, path: path, query: query, headers: headers)
+        let caller = GatewayCaller(runID: "r-test", tools: tools, deadlineMs: deadlineMs, account: account)
+        return await withCheckedContinuation { continuation in
+            call(params, caller: caller) { continuation.resume(returning: $0) }
+        }
+    }
+}
+
+extension Result where Success == GatewayCallResult, Failure == GatewayFailure {
+    var reason: GatewayReason? {
+        if case .failure(let failure) = self { return failure.reason }
+        return nil
+    }
+
+    var status: Int64? { try? get().status }
+
+    var bodyText: String { (try? get()).map { String(decoding: $0.body, as: UTF8.self) } ?? "" }
+}
+
+func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
+    let elapsed = ContinuousClock.now - start
+    return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+}
