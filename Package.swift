@@ -70,13 +70,20 @@ let package = Package(
         .executableTarget(
             name: "cworker", dependencies: ["CWorkerScan"], path: "Benchmarks/cworker",
             cSettings: cSettings),
+        .executableTarget(
+            name: "gatewayworker", dependencies: ["CWorkerScan"], path: "Benchmarks/gatewayworker",
+            cSettings: cSettings),
         .executableTarget(name: "floorchild", path: "Benchmarks/floorchild", cSettings: cSettings),
+        .executableTarget(name: "benchhttpd", path: "Benchmarks/benchhttpd", cSettings: cSettings),
         .target(
             name: "CPurserBenchFloor", dependencies: ["CSQLite"], path: "Benchmarks/CPurserBenchFloor",
-            cSettings: cSettings),
+            cSettings: cSettings, linkerSettings: [.linkedLibrary("curl")]),
         .executableTarget(
             name: "purser-bench",
-            dependencies: ["PurserRuntime", "PurserSandbox", "PurserLedger", "PurserTestSupport", "CPurserBenchFloor"],
+            dependencies: [
+                "PurserRuntime", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserTestSupport",
+                "CPurserBenchFloor",
+            ],
             path: "Benchmarks/purser-bench",
             swiftSettings: swiftSettings),
 

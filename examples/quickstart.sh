@@ -19,3 +19,17 @@ echo "== a team budget: reserve from it, run, return what was not used"
 echo
 echo "== the same protocol from a Python plugin"
 "$bin/purser" exec Plugins/shout/shout.py --input '{"text":"budgets are for keeping"}' --credits 1 --time 5s
+echo
+echo "== the gateway: a worker reaches an HTTP API only through the supervisor, which adds"
+echo "   the credential, enforces limits and charges the call (local example server)"
+work=$(mktemp -d)
+python3 Tests/Fixtures/httpd/httpd.py --port 0 --log "$work/requests.log" --ready-file "$work/port" &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+sed "s/8931/$(cat "$work/port")/" examples/gateway.yaml > "$work/gateway.yaml"
+export EXAMPLE_TOKEN=example-secret-do-not-leak
+"$bin/purser" gateway check "$work/gateway.yaml"
+"$bin/purser" exec "$bin/fetch" --gateway "$work/gateway.yaml" --tools example --credits 1 \
+  --input '{"integration":"example","path":"/usage","query":{"tokens":"1200"},"repeat":2}'
+"$bin/purser" gateway status

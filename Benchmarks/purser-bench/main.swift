@@ -229,5 +229,6 @@ case "ledger":
     try postgresBenchmark()
 case "ledger-sqlite": try ledgerBenchmark()
 case "ledger-postgres": try postgresBenchmark()
+case "gateway": try await gatewayBenchmark()
 case "spawn", nil, .some(_): try await spawnBenchmark()
 }

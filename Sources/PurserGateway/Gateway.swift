@@ -84,6 +84,9 @@ public final class Gateway: Sendable {
     private let engine: HTTPEngine
     /// Where calls are prepared and finished, off the workers' queues and the engine's thread.
     private let work = DispatchQueue(label: "purser.gateway", attributes: .concurrent)
+    /// Answers up to this size are finished on the engine's thread: scrubbing them costs
+    /// less than handing them to another thread.
+    static let inlineBodyBytes = 64 << 10
 
     public init(config: GatewayConfig, store: (any GatewayStore)? = nil) throws(GatewayFailure) {
         self.config = config
@@ -100,7 +103,13 @@ public final class Gateway: Sendable {
         reply: @escaping @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
     ) {
         let call = Call(params: params, caller: caller, started: monotonicNanoseconds(), reply: reply)
-        work.async { self.start(call) }
+        // Work that touches the store (quotas, the cache's persistent tier) leaves the
+        // caller's thread; the rest is a few locks, cheaper than a thread hop.
+        if states[params.integration]?.touchesStore == false {
+            start(call)
+        } else {
+            work.async { self.start(call) }
+        }
     }
 
     /// Each integration's limiter, breaker, quotas and cache, as `purser gateway status` shows them.
@@ -158,6 +167,9 @@ public final class Gateway: Sendable {
                 attempts: attempt - 1, sent: sent)
         }
         engine.submit(request) { response in
+            guard state.touchesStore || response.body.count > Self.inlineBodyBytes else {
+                return self.handle(call, state, admission, request, response, attempt: attempt, sent: sent, redirects: redirects)
+            }
             self.work.async {
                 self.handle(call, state, admission, request, response, attempt: attempt, sent: sent, redirects: redirects)
             }

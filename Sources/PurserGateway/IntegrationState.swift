@@ -1,3 +1,4 @@
+import Dispatch
 public import PurserProtocol
 import Synchronization
 
@@ -24,11 +25,15 @@ final class IntegrationState: Sendable {
 
     let integration: Integration
     let scrubber: Scrubber
+    /// Whether a call reads or writes the store on its way (quotas, the cache).
+    let touchesStore: Bool
     private let state: Mutex<Mutable>
+    private static let saving = DispatchQueue(label: "purser.gateway.save", qos: .utility)
 
     init(_ integration: Integration) {
         self.integration = integration
         scrubber = Scrubber(integration.credentials)
+        touchesStore = !integration.quotas.isEmpty || integration.cache != nil
         state = Mutex(Mutable(
             limiter: integration.rateLimit.map(GCRA.init), breaker: CircuitBreaker(integration.breaker),
             cache: LRUCache(capacity: integration.cache?.maxEntries ?? 1)))
@@ -138,7 +143,10 @@ final class IntegrationState: Sendable {
             return true
         }
         guard due else { return }
-        try? store.saveState(integration: integration.name, json: status(store: store).json.serialized(), nowMs: nowMs)
+        let save: @Sendable () -> Void = {
+            try? store.saveState(integration: self.integration.name, json: self.status(store: store).json.serialized(), nowMs: nowMs)
+        }
+        if force { save() } else { Self.saving.async(execute: save) }
     }
 
     // MARK: - Answers and the cache

@@ -20,7 +20,9 @@ public enum LocalTeam {
 
     public static func open(in store: any LedgerStore) throws(LedgerError) -> Node {
         do {
-            return try store.team(named: name)
+            let team = try store.team(named: name)
+            // Made before the local team permitted every tool.
+            return team.tools.contains("*") ? team : try store.addTools(team: name, tools: ["*"])
         } catch where error.code == .unknownTeam {
             do {
                 return try store.createTeam(spec)

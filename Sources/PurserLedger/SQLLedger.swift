@@ -48,6 +48,21 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         }
     }
 
+    public func addTools(team name: String, tools: [String]) throws(LedgerError) -> Node {
+        _ = try Self.toolList(tools)
+        return try driver.transaction { (session) throws(LedgerError) in
+            guard let row = try session.run(
+                "SELECT \(Schema.nodeColumns) FROM nodes WHERE kind = 'team' AND name = $1 \(driver.dialect.lockRow)", name.sql
+            ).first else { throw LedgerError(.unknownTeam, "no team named \(name)") }
+            let team = Schema.node(row)
+            let added = Set(tools).subtracting(team.tools)
+            guard !added.isEmpty else { return team }
+            try session.run("UPDATE nodes SET tools = $2 WHERE id = $1", team.id.sql, try Self.toolList(team.tools + added).sql)
+            session.rows.event(team.id, team: name, kind: "tools_added", .zero, added.sorted().joined(separator: ","))
+            return try Self.load(session, team.id)
+        }
+    }
+
     public func node(_ id: NodeID) throws(LedgerError) -> Node {
         try driver.transaction { (session) throws(LedgerError) in try Self.load(session, id) }
     }
@@ -120,27 +135,38 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
     }
 
     public func charge(_ id: NodeID, credits: Int64, holder: Holder?, event: String, detail: String) throws(LedgerError) {
-        guard credits >= 0 else { throw LedgerError(.invalid, "node \(id): a spend must not be negative") }
-        let refusal = try driver.batch { (session) throws(LedgerError) -> LedgerError? in
+        if let refusal = try charges(id, [(credits, detail)], holder: holder, event: event).first { throw refusal }
+    }
+
+    /// Several spends at one node in one transaction. Each is refused on its own (and the
+    /// refusal audited) when it exceeds what is left; the refusals come back.
+    public func charges(
+        _ id: NodeID, _ items: [(credits: Int64, detail: String)], holder: Holder?, event: String
+    ) throws(LedgerError) -> [LedgerError] {
+        guard items.allSatisfy({ $0.credits >= 0 }) else { throw LedgerError(.invalid, "node \(id): a spend must not be negative") }
+        return try driver.batch { (session) throws(LedgerError) -> [LedgerError] in
             let rows = session.rows
             let node = try rows.node(id, session, locking: true)
             guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
             try fence(session, node, holder, checkNode: true)
-            guard credits <= node.available.credits else {
-                // Refused, and the refusal is on the record.
-                rows.event(id, team: node.team, kind: event + "_refused", Resources(credits: credits),
-                    "available \(node.available.credits)" + (detail.isEmpty ? "" : "; " + detail))
-                return LedgerError(
-                    .insufficient, "node \(id): spending \(credits) µcredits refused, \(node.available.credits) available")
+            // Nothing below throws: every item is applied or refused.
+            var refusals: [LedgerError] = []
+            for (credits, detail) in items {
+                let available = (try? rows.node(id, session))?.available.credits ?? 0
+                guard credits <= available else {
+                    rows.event(id, team: node.team, kind: event + "_refused", Resources(credits: credits),
+                        "available \(available)" + (detail.isEmpty ? "" : "; " + detail))
+                    refusals.append(LedgerError(.insufficient, "node \(id): spending \(credits) µcredits refused, \(available) available"))
+                    continue
+                }
+                rows.update(id) { node in
+                    node.available.credits -= credits
+                    node.consumed.credits += credits
+                }
+                rows.event(id, team: node.team, kind: event, Resources(credits: credits), detail)
             }
-            rows.update(id) { node in
-                node.available.credits -= credits
-                node.consumed.credits += credits
-            }
-            rows.event(id, team: node.team, kind: event, Resources(credits: credits), detail)
-            return nil
+            return refusals
         }
-        if let refusal { throw refusal }
     }
 
     public func settle(_ id: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement {

@@ -7,27 +7,40 @@ import Synchronization
 /// What a run has spent and set aside, for the gateway's pre-authorisation and the run's
 /// report: its own reported credits, what gateway calls were charged, and what calls in
 /// flight hold. Their sum never exceeds the run's budget.
+///
+/// Each call's charge and audit record are written to the ledger behind the call, in
+/// batches: at most `writeBehindMs` after the call ends, and all of them before the run
+/// is settled. A supervisor that dies loses at most that last moment's records (their
+/// credits return with the hold when it is reclaimed); the worker was never able to spend
+/// past its hold either way.
 final class RunAccount: GatewayAccount {
+    static let writeBehindMs = 50
+
     private struct State {
         var reported = Credits.zero
         var charged = Credits.zero
         var held = Credits.zero
+        var unwritten: [(record: GatewayCallRecord, charged: Credits)] = []
+        var flushScheduled = false
     }
 
     let budget: Credits
     private let state = Mutex(State())
-    /// Calls holding credits, and audit records not yet written.
-    private let pending = DispatchGroup()
-    private let recorder: (@Sendable (GatewayCallRecord, Credits) -> Void)?
-
-    /// `recorder` writes each call's charge and audit event (to the ledger); it runs on a
-    /// serial queue, after the worker has its answer.
-    init(budget: Credits, recorder: (@Sendable (GatewayCallRecord, Credits) -> Void)?) {
-        self.budget = budget
-        self.recorder = recorder
-    }
-
+    /// Calls holding credits.
+    private let holding = DispatchGroup()
+    private let onRecord: @Sendable (GatewayCallRecord) -> Void
+    private let writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
     private let records = DispatchQueue(label: "purser.run.records")
+
+    /// `onRecord` sees each call as it ends; `writer` gets them in batches, on a serial queue.
+    init(
+        budget: Credits, onRecord: @escaping @Sendable (GatewayCallRecord) -> Void,
+        writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
+    ) {
+        self.budget = budget
+        self.onRecord = onRecord
+        self.writer = writer
+    }
 
     func hold(_ credits: Credits) -> Bool {
         let granted = state.withLock { state -> Bool in
@@ -35,23 +48,36 @@ final class RunAccount: GatewayAccount {
             state.held = state.held + credits
             return true
         }
-        if granted { pending.enter() }
+        if granted { holding.enter() }
         return granted
     }
 
     func settle(held: Credits?, charged: Credits, record: GatewayCallRecord) {
-        state.withLock { state in
+        let schedule = state.withLock { state -> Bool in
             if let held { state.held = state.held - held }
             state.charged = state.charged + charged
+            guard writer != nil else { return false }
+            state.unwritten.append((record, charged))
+            defer { state.flushScheduled = true }
+            return !state.flushScheduled
         }
-        if let recorder {
-            pending.enter()
-            records.async {
-                recorder(record, charged)
-                self.pending.leave()
+        onRecord(record)
+        if schedule {
+            records.asyncAfter(deadline: .now() + .milliseconds(Self.writeBehindMs)) { self.flush() }
+        }
+        if held != nil { holding.leave() }
+    }
+
+    /// Writes what is waiting; on `records`.
+    private func flush() {
+        let batch = state.withLock { state in
+            defer {
+                state.unwritten = []
+                state.flushScheduled = false
             }
+            return state.unwritten
         }
-        if held != nil { pending.leave() }
+        if !batch.isEmpty { writer?(batch) }
     }
 
     /// The worker's own running total, from its usage notifications.
@@ -61,10 +87,13 @@ final class RunAccount: GatewayAccount {
 
     var charged: Credits { state.withLock { $0.charged } }
 
-    /// Waits until no call holds credits and every record is written.
+    /// Waits until no call holds credits, then until every record is written.
     func drain() async {
         await withCheckedContinuation { continuation in
-            pending.notify(queue: .global()) { continuation.resume() }
+            holding.notify(queue: records) {
+                self.flush()
+                continuation.resume()
+            }
         }
     }
 }

@@ -95,7 +95,8 @@ public struct Runtime: Sendable {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
         defer { directory.removeLater() }
-        let account = RunAccount(budget: request.credits, recorder: recorder(held?.node, holder: held?.holder, onEvent))
+        let account = RunAccount(
+            budget: request.credits, onRecord: { onEvent(.gatewayCall($0)) }, writer: writer(held?.node, holder: held?.holder, onEvent))
         let session = WorkerSession(
             request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
             gateway: gateway.map { ($0, account) }, onEvent: onEvent)
@@ -115,19 +116,19 @@ public struct Runtime: Sendable {
         return report
     }
 
-    /// Each gateway call's charge and audit event go to the run's ledger node, after the
-    /// worker has its answer; the run is settled only once all are written.
-    private func recorder(
+    /// Gateway calls' charges and audit events go to the run's ledger node in batches,
+    /// behind the calls; the run is settled only once all are written.
+    private func writer(
         _ node: Node?, holder: Holder?, _ onEvent: @escaping @Sendable (RunEvent) -> Void
-    ) -> @Sendable (GatewayCallRecord, Credits) -> Void {
-        let store = ledger?.store
-        return { record, charged in
-            onEvent(.gatewayCall(record))
-            guard let store, let node else { return }
+    ) -> (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)? {
+        guard let store = ledger?.store, let node else { return nil }
+        return { batch in
             do {
-                try store.charge(node.id, credits: charged.micros, holder: holder, event: "gateway_call", detail: record.detail)
+                let refused = try store.charges(
+                    node.id, batch.map { ($0.charged.micros, $0.record.detail) }, holder: holder, event: "gateway_call")
+                for refusal in refused { onEvent(.notice("gateway call not recorded: \(refusal)")) }
             } catch {
-                onEvent(.notice("could not record gateway call \(record.detail): \(error)"))
+                onEvent(.notice("could not record \(batch.count) gateway calls: \(error)"))
             }
         }
     }

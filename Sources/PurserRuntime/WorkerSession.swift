@@ -3,6 +3,7 @@ import Glibc
 import PurserGateway
 import PurserProtocol
 import PurserSandbox
+import Synchronization
 
 /// Speaks protocol v1 with one worker for one run, and enforces the run's limits.
 ///
@@ -30,7 +31,8 @@ final class WorkerSession: @unchecked Sendable {
     private let queue: DispatchQueue
     private let gateway: Gateway?
     private let account: RunAccount?
-    private var callsInFlight = 0
+    /// Ids of the worker's own requests not yet answered (its gateway calls).
+    private var callsInFlight: Set<RPCID> = []
 
     private var process: WorkerProcess?
     private var phase = Phase.initializing
@@ -49,10 +51,9 @@ final class WorkerSession: @unchecked Sendable {
     private var pending: [Int64: Pending] = [:]
     private var framer: LineFramer
     private var stderrTail = StderrTail()
-    private var outgoing: [UInt8] = []
-    /// How much of `outgoing` is written; compacted when all of it is.
-    private var outgoingSent = 0
-    private var stdinOpen = true
+    /// The worker's stdin: shared, so that gateway answers are written from the HTTP
+    /// engine's thread at once rather than after a hop through `queue`.
+    private let stdin = Mutex(Outgoing())
     private var stdoutSource: (any DispatchSourceRead)?
     private var stderrSource: (any DispatchSourceRead)?
     private var exitSource: (any DispatchSourceRead)?
@@ -112,6 +113,7 @@ final class WorkerSession: @unchecked Sendable {
             return
         }
         self.process = process
+        stdin.withLock { $0.fd = process.stdinFD }
         stdoutSource = watchReads(process.stdoutFD) { self.stdoutData($0) }
         stderrSource = watchReads(process.stderrFD) { self.stderrTail.append($0) }
         let exitSource = DispatchSource.makeReadSource(fileDescriptor: process.pidFD, queue: queue)
@@ -293,6 +295,11 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private func handleWorkerRequest(_ id: RPCID, _ method: String, _ params: JSONValue?) {
+        if callsInFlight.contains(id) {
+            write(RPCMessage.response(id: id, result: .failure(RPCError(
+                code: ErrorCode.invalidRequest, message: "duplicate request id"))).line())
+            return stray(Array("request id \(id)".utf8)[...], because: "reused the id of a request still in flight")
+        }
         let result: Result<JSONValue, RPCError>
         switch method {
         case Method.ping: result = .success([:])
@@ -309,7 +316,9 @@ final class WorkerSession: @unchecked Sendable {
     /// Hands the call to the gateway; its answer comes back on this queue, whenever it
     /// comes, while the session goes on reading and writing other messages.
     private func callGateway(_ id: RPCID, _ params: JSONValue?) {
-        let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = { self.write(RPCMessage.response(id: id, result: $0).line()) }
+        let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = {
+            self.writeFromAnyThread(RPCMessage.response(id: id, result: $0).line())
+        }
         let call: GatewayCallParams
         do {
             call = try GatewayCallParams(json: params)
@@ -319,17 +328,15 @@ final class WorkerSession: @unchecked Sendable {
         guard let gateway, let account, phase == .running else {
             return answer(.failure(GatewayFailure(.invalidRequest, "gateway calls are taken only while the run runs").rpcError))
         }
-        guard callsInFlight < Self.maxCallsInFlight else {
+        guard callsInFlight.count < Self.maxCallsInFlight else {
             return answer(.failure(GatewayFailure(
                 .rateLimited, "more than \(Self.maxCallsInFlight) gateway calls in flight", retryAfterMs: 10).rpcError))
         }
-        callsInFlight += 1
+        callsInFlight.insert(id)
         let caller = GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: account)
         gateway.call(call, caller: caller) { result in
-            self.queue.async {
-                self.callsInFlight -= 1
-                answer(result.map(\.json).mapError(\.rpcError))
-            }
+            answer(result.map(\.json).mapError(\.rpcError))
+            self.queue.async { self.callsInFlight.remove(id) }
         }
     }
 
@@ -342,34 +349,28 @@ final class WorkerSession: @unchecked Sendable {
         write(RPCMessage.request(id: .number(id), method: method, params: params).line())
     }
 
+    /// Writes or queues a line; on `queue`.
     private func write(_ bytes: [UInt8]) {
-        guard stdinOpen else { return }
-        if outgoing.count - outgoingSent + bytes.count > maxPendingOutput {
-            return kill(.protocolViolation, "the worker does not read its stdin (\(outgoing.count - outgoingSent) bytes waiting)")
+        switch stdin.withLock({ $0.append(bytes, limit: maxPendingOutput) }) {
+        case .overflow: kill(.protocolViolation, "the worker does not read its stdin (\(stdin.withLock { $0.pending }) bytes waiting)")
+        case .blocked: waitUntilWritable()
+        case .written, .closed: break
         }
-        outgoing.append(contentsOf: bytes)
-        flush()
     }
 
-    private func flush() {
-        guard let process, stdinOpen else { return }
-        while outgoingSent < outgoing.count {
-            let written = outgoing.withUnsafeBytes {
-                Glibc.write(process.stdinFD, $0.baseAddress! + outgoingSent, $0.count - outgoingSent)
-            }
-            if written > 0 {
-                outgoingSent += written
-                continue
-            }
-            if written < 0 && errno == EINTR { continue }
-            if written < 0 && errno == EAGAIN {
-                return waitUntilWritable(process.stdinFD)
-            }
-            // EPIPE: the worker closed its stdin; its exit will tell the rest.
-            break
+    /// The same from any thread.
+    private func writeFromAnyThread(_ bytes: [UInt8]) {
+        switch stdin.withLock({ $0.append(bytes, limit: maxPendingOutput) }) {
+        case .overflow:
+            queue.async { self.kill(.protocolViolation, "the worker does not read its stdin (answers to its gateway calls pile up)") }
+        case .blocked: queue.async { self.waitUntilWritable() }
+        case .written, .closed: break
         }
-        outgoing.removeAll(keepingCapacity: outgoing.count <= 65536)
-        outgoingSent = 0
+    }
+
+    /// The pipe can take more; on `queue`.
+    private func flush() {
+        guard stdin.withLock({ $0.drain() }) == .written else { return }
         if let writeSource, !writeSuspended {
             writeSource.suspend()
             writeSuspended = true
@@ -377,7 +378,8 @@ final class WorkerSession: @unchecked Sendable {
         if phase == .stopping { closeStdin() }
     }
 
-    private func waitUntilWritable(_ fd: Int32) {
+    private func waitUntilWritable() {
+        guard let fd = process?.stdinFD else { return }
         if let writeSource {
             if writeSuspended {
                 writeSuspended = false
@@ -392,8 +394,7 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private func closeStdin() {
-        guard stdinOpen, let process else { return }
-        stdinOpen = false
+        guard let process, stdin.withLock({ $0.close() }) else { return }
         guard let writeSource else {
             close(process.stdinFD)
             return
@@ -426,7 +427,7 @@ final class WorkerSession: @unchecked Sendable {
         phase = .stopping
         process?.snapshotTree()
         send(request: .shutdown, method: Method.shutdown, params: nil)
-        if outgoingSent == outgoing.count { closeStdin() }
+        if stdin.withLock({ $0.pending == 0 }) { closeStdin() }
         after(request.timing.exitGraceMs) {
             self.process?.signalProcessGroup(SIGTERM)
             self.after(self.request.timing.termGraceMs) { self.killAndWatch() }
@@ -586,5 +587,50 @@ struct StderrTail {
 
     var text: String {
         String(decoding: bytes.suffix(Self.limit), as: UTF8.self)
+    }
+}
+
+/// Bytes waiting for a worker's stdin, and whether it is still open.
+private struct Outgoing {
+    enum Outcome { case written, blocked, overflow, closed }
+
+    var fd: Int32 = -1
+    var open = true
+    private var bytes: [UInt8] = []
+    /// How much of `bytes` is written; compacted when all of it is.
+    private var sent = 0
+
+    var pending: Int { bytes.count - sent }
+
+    mutating func append(_ line: [UInt8], limit: Int) -> Outcome {
+        guard open, fd >= 0 else { return .closed }
+        guard pending + line.count <= limit else { return .overflow }
+        bytes += line
+        return drain()
+    }
+
+    /// Writes what the pipe takes now.
+    mutating func drain() -> Outcome {
+        guard open, fd >= 0 else { return .closed }
+        while sent < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + sent, $0.count - sent) }
+            if written > 0 {
+                sent += written
+                continue
+            }
+            if written < 0 && errno == EINTR { continue }
+            if written < 0 && errno == EAGAIN { return .blocked }
+            // EPIPE: the worker closed its stdin; its exit will tell the rest.
+            break
+        }
+        bytes.removeAll(keepingCapacity: bytes.count <= 65536)
+        sent = 0
+        return .written
+    }
+
+    /// Returns whether it was open: whoever closes it closes the fd.
+    mutating func close() -> Bool {
+        defer { open = false }
+        return open
     }
 }

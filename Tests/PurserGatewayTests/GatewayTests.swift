@@ -161,6 +161,25 @@ struct GatewayCallTests {
         #expect(account.records.last?.status == 200)
     }
 
+    @Test func basicAuthFromASecretsFileIsScrubbedInEveryForm() async throws {
+        let directory = Fixtures.temporaryHome()
+        try "upstream_password: \(secretToken)\n".write(toFile: directory + "/secrets.yaml", atomically: true, encoding: .utf8)
+        try """
+            secretsFile: secrets.yaml
+            integrations:
+              api:
+                baseURL: \(server.baseURL)/
+                auth: { basic: { user: robot, password: "${secret:upstream_password}" } }
+            """.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
+        let gateway = try Gateway(config: GatewayConfig.load(path: directory + "/gateway.yaml", environment: [:]))
+        let result = await gateway.call("/echo", account: TestAccount())
+        let sent = try #require(server.requests().last?.header("Authorization"))
+        let encoded = Base64Text.encode(Array("robot:\(secretToken)".utf8))
+        #expect(sent == "Basic " + encoded)
+        #expect(!result.bodyText.contains(encoded))
+        #expect(result.bodyText.contains("Basic [redacted]"))
+    }
+
     @Test func aRunWithoutTheToolIsRefusedBeforeAnythingIsSent() async throws {
         let gateway = try Gateway(config: apiConfig(server))
         let account = TestAccount()

@@ -249,6 +249,20 @@ struct LedgerConformanceTests {
 struct LedgerVerifyTests {
     /// Corrupts the store behind the ledger's back, in a way each row's CHECK constraint
     /// still allows: verify must name the node.
+    @Test("a team's tools grow, and '*' permits any tool below it", arguments: StoreKind.allCases)
+    func teamTools(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit), tools: ["a"]))
+        #expect(throws: LedgerError.self) {
+            try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r", amounts: .zero, tools: ["b"]))
+        }
+        #expect(try store.addTools(team: "t", tools: ["*"]).tools.sorted() == ["*", "a"])
+        let routine = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r", amounts: .zero, tools: ["b"]))
+        #expect(routine.tools == ["b"])
+        #expect(try store.audit(node: team.id, team: nil).map(\.kind).contains("tools_added"))
+        try expectVerified(store)
+    }
+
     /// Each store keeps rows it wrote in memory between transactions; what another
     /// supervisor wrote meanwhile must win over that copy.
     @Test("two supervisors on one store see each other's changes", arguments: StoreKind.allCases)

@@ -6,6 +6,21 @@ import Testing
 @Suite("Wire messages against protocol/schemas", .timeLimit(.minutes(1)))
 struct SchemaTests {
     static let budget = Budget(credits: Credits(micros: 2_500_000), deadlineMs: 4_102_444_800_000, memoryBytes: 1 << 28, tools: ["http"])
+    /// A gateway call with a query, headers and a text body, and one whose body is not UTF-8.
+    static let gatewayText = GatewayCallParams(
+        integration: "weather", method: "POST", path: "/v1/forecast?units=metric", query: ["city": "Zürich", "days": "3"],
+        headers: ["Accept": "application/json", "X-Trace": "t-1"], body: Array(#"{"q":"é"}"#.utf8))
+    static let gatewayBinary = GatewayCallParams(
+        integration: "storage", method: "PUT", path: "/blobs/logo.png", headers: ["Content-Type": "image/png"],
+        body: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0xFF, 0x00])
+    static let gatewayResultText = GatewayCallResult(
+        status: 404, headers: ["content-type": "application/json", "vary": "Accept, Accept-Encoding"],
+        body: Array(#"{"error":"no such city"}"#.utf8), credits: Credits(micros: 1_500), cached: false)
+    static let gatewayResultBinary = GatewayCallResult(
+        status: 200, headers: ["content-type": "image/png"], body: [0xFF, 0xD8, 0xFF, 0x00, 0x80], credits: .zero, cached: true)
+    static let gatewayError = RPCError(
+        code: ErrorCode.gatewayFailed, message: "weather allows 10/s, burst 5",
+        data: ["reason": .string(GatewayReason.rateLimited.rawValue), "credits": Credits.zero.json, "retryAfterMs": 120])
 
     /// Every message type the code sends or accepts, with the schema that describes it.
     static let cases: [(schema: String, message: RPCMessage)] = [
@@ -25,6 +40,13 @@ struct SchemaTests {
         ("progress.notification", .notification(method: Method.progress, params: ProgressParams(runID: "r-1", fraction: 0.5, message: "half").json)),
         ("log.notification", .notification(method: Method.log, params: LogParams(level: "warning", message: "hm").json)),
         ("error.response", .response(id: .number(2), result: .failure(RPCError(code: ErrorCode.cancelled, message: "cancelled")))),
+        ("gateway-call.request", .request(id: .string("g-1"), method: Method.gatewayCall, params: gatewayText.json)),
+        ("gateway-call.request", .request(id: .number(7), method: Method.gatewayCall, params: gatewayBinary.json)),
+        ("gateway-call.request", .request(id: .string("g-2"), method: Method.gatewayCall, params: GatewayCallParams(
+            integration: "weather", path: "/v1/today").json)),
+        ("gateway-call.result", .response(id: .string("g-1"), result: .success(gatewayResultText.json))),
+        ("gateway-call.result", .response(id: .number(7), result: .success(gatewayResultBinary.json))),
+        ("error.response", .response(id: .string("g-2"), result: .failure(gatewayError))),
     ]
 
     @Test("encoded messages validate, and decode back to themselves", arguments: cases.indices)
@@ -42,6 +64,43 @@ struct SchemaTests {
         }
     }
 
+    @Test("gateway/call params and results decode back to what was encoded, bytes and all")
+    func gatewayRoundTrip() throws {
+        for params in [Self.gatewayText, Self.gatewayBinary, GatewayCallParams(integration: "w", path: "/")] {
+            let line = RPCMessage.request(id: .string("g"), method: Method.gatewayCall, params: params.json).line()
+            guard case .request(_, _, let decoded) = try RPCMessage(line: line.dropLast()) else {
+                Issue.record("not a request")
+                continue
+            }
+            #expect(try GatewayCallParams(json: decoded) == params)
+        }
+        #expect(Self.gatewayBinary.json["bodyEncoding"] == "base64")
+        #expect(Self.gatewayText.json["bodyEncoding"] == nil)
+        for result in [Self.gatewayResultText, Self.gatewayResultBinary] {
+            let line = RPCMessage.response(id: .number(1), result: .success(result.json)).line()
+            guard case .response(_, .success(let decoded)) = try RPCMessage(line: line.dropLast()) else {
+                Issue.record("not a result")
+                continue
+            }
+            #expect(try GatewayCallResult(json: decoded) == result)
+        }
+        #expect(Self.gatewayResultText.json["bodyEncoding"] == "utf8")
+        #expect(Self.gatewayResultBinary.json["bodyEncoding"] == "base64")
+        // Defaults: GET, no query, no headers, an empty body.
+        let minimal = try GatewayCallParams(json: ["integration": "w", "path": "/x"])
+        #expect(minimal == GatewayCallParams(integration: "w", method: "GET", path: "/x"))
+        #expect(try GatewayCallParams(json: ["integration": "w", "path": "/", "body": "AAE=", "bodyEncoding": "base64"]).body == [0, 1])
+        // The error answer: code -32010, data.reason one of the documented reasons.
+        let line = RPCMessage.response(id: .string("g-2"), result: .failure(Self.gatewayError)).line()
+        guard case .response(_, .failure(let error)) = try RPCMessage(line: line.dropLast()) else {
+            Issue.record("not an error")
+            return
+        }
+        #expect(error.code == -32010)
+        #expect(error.data?["reason"]?.stringValue.flatMap(GatewayReason.init(rawValue:)) == .rateLimited)
+        #expect(error.data?["retryAfterMs"]?.numberValue?.int64 == 120)
+    }
+
     @Test("the schemas reject what the decoder rejects")
     func rejections() throws {
         let run = try SchemaValidator(path: Fixtures.file("protocol/schemas/run.request.json"))
@@ -54,6 +113,26 @@ struct SchemaTests {
         let tooFar: JSONValue = ["jsonrpc": "2.0", "method": "progress", "params": ["runId": "r", "fraction": 1.5]]
         #expect(!progress.validate(tooFar).isEmpty)
         #expect(throws: ProtocolError.self) { try ProgressParams(json: tooFar["params"]) }
+        let gateway = try SchemaValidator(path: Fixtures.file("protocol/schemas/gateway-call.request.json"))
+        let badParams: [JSONValue] = [
+            ["path": "/x"],
+            ["integration": "w"],
+            ["integration": "w", "path": "/x", "query": ["days": 3]],
+            ["integration": "w", "path": "/x", "headers": ["Accept": nil]],
+            ["integration": "w", "path": "/x", "headers": "Accept: */*"],
+            ["integration": "w", "path": "/x", "body": "x", "bodyEncoding": "hex"],
+            ["integration": "w", "path": 7],
+        ]
+        for params in badParams {
+            let call: JSONValue = ["jsonrpc": "2.0", "id": 1, "method": "gateway/call", "params": params]
+            #expect(!gateway.validate(call).isEmpty, "schema accepted \(params.serialized())")
+            #expect(throws: ProtocolError.self) { try GatewayCallParams(json: params) }
+        }
+        let result = try SchemaValidator(path: Fixtures.file("protocol/schemas/gateway-call.result.json"))
+        var answer = Self.gatewayResultText.json.objectValue!
+        answer["headers"] = ["x-count": 2]
+        #expect(!result.validate(["jsonrpc": "2.0", "id": 1, "result": .object(answer)]).isEmpty)
+        #expect(throws: ProtocolError.self) { try GatewayCallResult(json: .object(answer)) }
     }
 
     @Test("each decoding error names the field")
@@ -70,6 +149,114 @@ struct SchemaTests {
                 Issue.record("accepted \(params.serialized())")
             } catch {
                 #expect(error.message.hasPrefix(field), "\(error.message) should name \(field)")
+            }
+        }
+        let gatewayCases: [(JSONValue, String)] = [
+            (["path": "/x"], "params.integration"),
+            (["integration": "w", "path": "/x", "query": ["days": 3]], "params.query.days"),
+            (["integration": "w", "path": "/x", "body": "%%", "bodyEncoding": "base64"], "params.body"),
+            (["integration": "w", "path": "/x", "bodyEncoding": "hex"], "params.bodyEncoding"),
+        ]
+        for (params, field) in gatewayCases {
+            do {
+                _ = try GatewayCallParams(json: params)
+                Issue.record("accepted \(params.serialized())")
+            } catch {
+                #expect(error.message.hasPrefix(field), "\(error.message) should name \(field)")
+            }
+        }
+    }
+}
+
+@Suite("protocol/SPEC.md and the schemas' own examples", .timeLimit(.minutes(1)))
+struct SpecExampleTests {
+    /// Every line of every `json` block after a `<!-- schema: FILE -->` marker, with its schema
+    /// ("auto": by method, a response by the method of the request with its id).
+    static func examples() throws -> [(schema: String, line: String)] {
+        let text = try String(contentsOfFile: Fixtures.file("protocol/SPEC.md"), encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var examples: [(String, String)] = []
+        var index = 0
+        while index < lines.count {
+            let line = lines[index]
+            index += 1
+            guard line.hasPrefix("<!-- schema: "), line.hasSuffix(" -->") else { continue }
+            let schema = String(line.dropFirst("<!-- schema: ".count).dropLast(" -->".count))
+            guard index < lines.count, lines[index] == "```json" else { continue }
+            index += 1
+            var methods: [String: String] = [:]
+            while index < lines.count, lines[index] != "```" {
+                let example = lines[index]
+                index += 1
+                guard schema == "auto" else {
+                    examples.append((String(schema.dropLast(".json".count)), example))
+                    continue
+                }
+                let message = try JSONParser.parse(example)
+                let method = message["method"]?.stringValue?.replacingOccurrences(of: "/", with: "-")
+                let id = message["id"]?.serialized()
+                switch (method, id) {
+                case (let method?, let id?):
+                    methods[id] = method
+                    examples.append((method + ".request", example))
+                case (let method?, nil): examples.append((method + ".notification", example))
+                case (nil, let id?):
+                    let name = message["error"] != nil ? "error.response" : (methods[id] ?? "?") + ".result"
+                    examples.append((name, example))
+                case (nil, nil): examples.append(("?", example))
+                }
+            }
+        }
+        return examples
+    }
+
+    @Test("every example line in the spec validates against its schema and decodes")
+    func specExamples() throws {
+        let examples = try Self.examples()
+        #expect(examples.count >= 30)
+        let schemas = Set(examples.map(\.schema))
+        #expect(schemas.isSuperset(of: ["gateway-call.request", "gateway-call.result", "error.response", "routine-call.request"]))
+        var validators: [String: SchemaValidator] = [:]
+        for name in schemas.union(["envelope"]) {
+            validators[name] = try SchemaValidator(path: Fixtures.file("protocol/schemas/\(name).json"))
+        }
+        for (schema, line) in examples {
+            let message = try JSONParser.parse(line)
+            for name in [schema, "envelope"] {
+                let problems = validators[name]?.validate(message) ?? ["no schema \(name)"]
+                #expect(problems.isEmpty, "\(line) against \(name): \(problems)")
+            }
+            #expect(throws: Never.self) { try RPCMessage(line: Array(line.utf8)) }
+        }
+    }
+
+    @Test("the gateway's reasons and error code are the ones the spec documents")
+    func gatewayReasonsDocumented() throws {
+        let text = try String(contentsOfFile: Fixtures.file("protocol/SPEC.md"), encoding: .utf8)
+        for reason in GatewayReason.allCases { #expect(text.contains("| `\(reason.rawValue)` |"), "\(reason.rawValue)") }
+        #expect(text.contains("| \(ErrorCode.gatewayFailed) | gateway call failed |"))
+        for (schema, line) in try Self.examples() where schema == "error.response" {
+            let error = try #require(try JSONParser.parse(line)["error"])
+            guard error["code"]?.numberValue?.int64 == Int64(ErrorCode.gatewayFailed) else { continue }
+            let reason = try #require(error["data"]?["reason"]?.stringValue)
+            #expect(GatewayReason(rawValue: reason) != nil, "\(line)")
+            #expect(error["data"]?["credits"]?.numberValue != nil, "\(line)")
+        }
+    }
+
+    @Test("each schema's own examples validate against it")
+    func schemaExamples() throws {
+        let folder = Fixtures.file("protocol/schemas")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
+        #expect(names.contains("gateway-call.result.json"))
+        for name in names {
+            let validator = try SchemaValidator(path: "\(folder)/\(name)")
+            let data = try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name)"))
+            let examples = try JSONParser.parse([UInt8](data))["examples"]?.arrayValue ?? []
+            #expect(!examples.isEmpty, "\(name) has no examples")
+            for example in examples {
+                let problems = validator.validate(example)
+                #expect(problems.isEmpty, "\(name): \(example.serialized()): \(problems)")
             }
         }
     }

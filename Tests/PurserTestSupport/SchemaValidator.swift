@@ -48,9 +48,10 @@ public struct SchemaValidator {
                 problems.append("\(path).\(key): required")
             }
         case "additionalProperties":
-            guard case .object(let object) = value, argument == .bool(false) else { return }
+            // A boolean or a schema, applied to every member `properties` does not name.
+            guard case .object(let object) = value else { return }
             let known = keywords["properties"]?.objectValue ?? [:]
-            for key in object.keys where known[key] == nil { problems.append("\(path).\(key): not allowed") }
+            for (key, item) in object where known[key] == nil { check(item, against: argument, at: "\(path).\(key)", into: &problems) }
         case "items":
             for (index, item) in (value.arrayValue ?? []).enumerated() { check(item, against: argument, at: "\(path)[\(index)]", into: &problems) }
         case "enum":

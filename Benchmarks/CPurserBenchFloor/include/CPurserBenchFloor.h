@@ -10,4 +10,16 @@ double purser_bench_floor(const char *path, int iterations);
 /// UPDATE plus one INSERT, WAL with synchronous=FULL. Returns the elapsed seconds.
 double purser_bench_sqlite_floor(const char *path, int transactions);
 
+/// The gateway benchmark's floor, one connection: GET `url` `requests` times in sequence on one
+/// libcurl easy handle (so the connection is kept alive), discarding the bodies. Returns the
+/// elapsed seconds and sets `*median_us` to the median request latency in microseconds, or
+/// returns -1 if any request fails or answers other than 200.
+double purser_bench_curl_floor(const char *url, int requests, double *median_us);
+
+/// The same under load: `requests` GETs in total through libcurl's multi interface, with
+/// `handles` easy handles kept busy (each re-added as soon as its transfer finishes). Returns
+/// the elapsed seconds and sets `*median_us` as above, or returns -1 on any failure.
+double purser_bench_curl_floor_parallel(const char *url, int handles, int requests,
+                                        double *median_us);
+
 #endif

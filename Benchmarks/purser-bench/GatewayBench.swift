@@ -1,0 +1,101 @@
+import CPurserBenchFloor
+import Foundation
+import PurserConfig
+import PurserGateway
+import PurserProtocol
+import PurserRuntime
+import PurserTestSupport
+
+/// Brokered calls next to direct ones, against the same local server: one worker next to
+/// a libcurl loop with a reused handle; sixteen workers next to the server's ceiling
+/// measured with wrk; and the latency the broker adds, median against median. Twice: with
+/// the tests' server (httpd.py, about 100 µs a request), and with benchhttpd (a C epoll
+/// server, about 30 µs), where the supervisor's own cost stands out.
+func gatewayBenchmark() async throws {
+    if let index = CommandLine.arguments.firstIndex(of: "--upstream"), index + 1 < CommandLine.arguments.count {
+        let given = CommandLine.arguments[index + 1]
+        return try await gatewayRound(base: given, label: given)
+    }
+    let server = try HTTPTestServer()
+    try await gatewayRound(base: server.baseURL, label: "httpd.py (the tests' server)")
+    let fast = Process()
+    fast.executableURL = URL(fileURLWithPath: directory + "/benchhttpd")
+    let output = Pipe()
+    fast.standardOutput = output
+    try fast.run()
+    defer { fast.terminate() }
+    let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+    guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw PostgresServerError("benchhttpd printed no port") }
+    print("")
+    try await gatewayRound(base: "http://127.0.0.1:\(port)", label: "benchhttpd (C, epoll)")
+}
+
+func gatewayRound(base: String, label: String) async throws {
+    let url = base + "/hello"
+    let home = NSTemporaryDirectory() + "purser-gateway-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: home) }
+    var runtime = try Runtime.withLedger(home: home)
+    let config = try GatewayConfig.parse(
+        ConfigValue.parse("integrations:\n  bench:\n    baseURL: \(base)/\n    cost: { perRequest: 0.001 }\n", file: "bench"),
+        environment: [:])
+    runtime.gateway = try runtime.makeGateway(config: config)
+    let frozen = runtime
+
+    // Warm both paths: connections, the engine thread, the ledger file.
+    var directMedian = 0.0
+    _ = purser_bench_curl_floor(url, 200, &directMedian)
+    _ = try await brokered(frozen, calls: 200)
+
+    print("purser-bench gateway: \(iterations) calls, GET /hello from \(label), ledger on SQLite")
+    let directSeconds = purser_bench_curl_floor(url, Int32(iterations), &directMedian)
+    precondition(directSeconds > 0, "the direct libcurl loop failed")
+    let direct = Double(iterations) / directSeconds
+    show("floor: direct libcurl, one reused handle", direct)
+    let one = try await brokered(frozen, calls: iterations)
+    show("brokered, 1 worker, one call at a time", one.rate, against: direct, goal: 0.5)
+    print(String(format: "median latency: direct %.0f µs, brokered %.0f µs: %.0f µs added (goal ≤ 150 µs)",
+        directMedian, one.medianUs, one.medianUs - directMedian))
+
+    let ceiling = try serverCeiling(url)
+    show("floor: server ceiling, \(ceiling.tool), 16 connections", ceiling.rate)
+    let perWorker = max(iterations / 16, 50)
+    let start = ContinuousClock.now
+    let calls = try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<16 { group.addTask { try await brokered(frozen, calls: perWorker).calls } }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    show("brokered, 16 workers at once", Double(calls) / seconds, against: ceiling.rate, goal: 0.6)
+}
+
+/// One gatewayworker run making `calls` calls one after another; its own clock.
+func brokered(_ runtime: Runtime, calls: Int) async throws -> (rate: Double, medianUs: Double, calls: Int) {
+    var request = RunRequest(
+        executable: directory + "/gatewayworker", input: ["n": .number(JSONNumber(calls)), "integration": "bench", "path": "/hello"],
+        credits: Credits(whole: 100), wallTimeMs: 600_000, memoryBytes: 256 << 20)
+    request.tools = ["bench"]
+    let report = try await runtime.exec(request)
+    guard report.verdict == .ok, let output = report.output,
+        let seconds = output["seconds"]?.numberValue?.double, let median = output["medianUs"]?.numberValue?.double,
+        output["errors"] == 0
+    else { throw PostgresServerError("gatewayworker: \(report.verdict) \(report.message ?? "") \(report.output?.serialized() ?? "")") }
+    return (Double(calls) / seconds, median, calls)
+}
+
+/// The server's own ceiling: wrk with 16 connections for 5 s if it is installed, else
+/// libcurl's multi interface with 16 handles.
+func serverCeiling(_ url: String) throws -> (rate: Double, tool: String) {
+    if let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+        let result = try runCommand(wrk, ["-t2", "-c16", "-d5s", url])
+        if let line = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
+            let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces))
+        {
+            return (rate, "wrk")
+        }
+    }
+    var median = 0.0
+    let seconds = purser_bench_curl_floor_parallel(url, 16, Int32(iterations), &median)
+    precondition(seconds > 0, "the parallel libcurl loop failed")
+    return (Double(iterations) / seconds, "libcurl multi")
+}
