@@ -95,6 +95,9 @@ let package = Package(
             name: "noisy", dependencies: ["PurserPluginKit"], path: "Tests/Fixtures/noisy",
             swiftSettings: swiftSettings),
         .executableTarget(
+            name: "scripted", dependencies: ["PurserPluginKit"], path: "Tests/Fixtures/scripted",
+            swiftSettings: swiftSettings),
+        .executableTarget(
             name: "ledger-stress", dependencies: ["PurserLedger"], path: "Tests/Fixtures/ledger-stress",
             swiftSettings: swiftSettings),
         .target(
@@ -118,7 +121,7 @@ let package = Package(
             name: "PurserRuntimeTests",
             dependencies: [
                 "PurserRuntime", "PurserSandbox", "PurserTestSupport", "PurserConfig",
-                "hostile", "cworker", "echo", "wordcount", "noisy", "purser",
+                "hostile", "cworker", "echo", "wordcount", "noisy", "purser", "scripted", "fetch",
             ],
             swiftSettings: swiftSettings),
     ]

@@ -33,3 +33,8 @@ export EXAMPLE_TOKEN=example-secret-do-not-leak
 "$bin/purser" exec "$bin/fetch" --gateway "$work/gateway.yaml" --tools example --credits 1 \
   --input '{"integration":"example","path":"/usage","query":{"tokens":"1200"},"repeat":2}'
 "$bin/purser" gateway status
+echo
+echo "== a swarm from a job file: fan-out, fan-in, a gateway call; reserved, used, returned per tier"
+sed "s#\\.\\./\\.build#$PWD/.build#" examples/swarm.yaml > "$work/swarm.yaml"
+"$bin/purser" run "$work/swarm.yaml" --events "$work/events.ndjson"
+echo "($(wc -l < "$work/events.ndjson") events in the NDJSON stream)"

@@ -59,11 +59,11 @@ public struct Resources: Sendable, Hashable {
         credits <= other.credits && timeMs <= other.timeMs && memoryBytes <= other.memoryBytes
     }
 
-    static func + (lhs: Resources, rhs: Resources) -> Resources {
+    public static func + (lhs: Resources, rhs: Resources) -> Resources {
         Resources(credits: lhs.credits + rhs.credits, timeMs: lhs.timeMs + rhs.timeMs, memoryBytes: lhs.memoryBytes + rhs.memoryBytes)
     }
 
-    static func - (lhs: Resources, rhs: Resources) -> Resources {
+    public static func - (lhs: Resources, rhs: Resources) -> Resources {
         Resources(credits: lhs.credits - rhs.credits, timeMs: lhs.timeMs - rhs.timeMs, memoryBytes: lhs.memoryBytes - rhs.memoryBytes)
     }
 }

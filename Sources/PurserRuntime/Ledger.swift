@@ -35,7 +35,8 @@ public final class RuntimeLedger: Sendable {
         return home + "/purser.db"
     }
 
-    func holder() throws(LedgerError) -> Holder {
+    /// This supervisor's lease (taken on first use, then heartbeated).
+    public func holder() throws(LedgerError) -> Holder {
         if let holder = lease.withLock({ $0 }) {
             try store.heartbeat(holder, ttlMs: Self.leaseMs)
             return holder

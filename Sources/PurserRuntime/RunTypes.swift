@@ -1,4 +1,5 @@
 public import PurserGateway
+public import PurserLedger
 public import PurserProtocol
 public import PurserSandbox
 
@@ -30,6 +31,9 @@ public struct RunRequest: Sendable {
     public var maxLineBytes = defaultMaxLineBytes
     /// The team the reservation is drawn from; nil: the implicit local team.
     public var team: String?
+    /// A hold already reserved for this run (a swarm's scheduler takes it first); the run
+    /// settles it instead of reserving one.
+    public var hold: LedgerHold?
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -150,5 +154,16 @@ extension RunReport {
             usage: RunUsage(credits: .zero, reportedCredits: .zero, wallMs: 0, cpuMs: 0, memoryPeakBytes: 0),
             reserved: Amounts(credits: .zero, timeMs: 0, memoryBytes: 0), stderrTail: "", exit: nil, plugin: nil,
             containment: "none", ledgerNode: nil)
+    }
+}
+
+/// A ledger node reserved for a run, and the supervisor lease it is held under.
+public struct LedgerHold: Sendable {
+    public var node: Node
+    public var holder: Holder?
+
+    public init(node: Node, holder: Holder?) {
+        self.node = node
+        self.holder = holder
     }
 }

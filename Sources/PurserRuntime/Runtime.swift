@@ -83,7 +83,12 @@ public struct Runtime: Sendable {
                 code: .invalidRequest,
                 message: "the input makes a run message of \(runLine.count - 1) bytes; the line limit is \(request.maxLineBytes)")
         }
-        let held = try ledger?.reserve(request)
+        var held: (node: Node?, holder: Holder?, denial: String?)?
+        if let hold = request.hold {
+            held = (hold.node, hold.holder, nil)
+        } else if let ledger {
+            held = try ledger.reserve(request)
+        }
         if let denial = held?.denial {
             return RunReport.denied(runID: runID, request: request, message: denial)
         }

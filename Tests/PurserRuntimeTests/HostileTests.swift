@@ -120,7 +120,9 @@ struct HostileTests {
 
     @Test(arguments: ["flood", "bigline", "pingflood"])
     func floodsAreProtocolViolations(mode: String) async throws {
-        let report = try await run(Fixtures.hostile(mode))
+        // A flood takes as long as the supervisor needs to parse 9 MiB of it: on a busy
+        // machine that can be longer than the usual 10 s deadline.
+        let report = try await run(Fixtures.hostile(mode, timeMs: 120_000))
         #expect(report.verdict == .protocolViolation)
         #expect(report.exit?.signal == SIGKILL)
     }

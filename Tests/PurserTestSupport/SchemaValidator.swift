@@ -18,7 +18,7 @@ public struct SchemaValidator {
         return problems
     }
 
-    private static let annotations: Set<String> = ["$schema", "$id", "title", "description", "examples", "$defs"]
+    private static let annotations: Set<String> = ["$schema", "$id", "title", "description", "examples", "default", "$defs"]
 
     private func check(_ value: JSONValue, against schema: JSONValue, at path: String, into problems: inout [String]) {
         if case .bool(let allowed) = schema {
@@ -62,6 +62,21 @@ public struct SchemaValidator {
             if let number = value.numberValue, let bound = argument.numberValue, number.double < bound.double { problems.append("\(path): below \(bound)") }
         case "maximum":
             if let number = value.numberValue, let bound = argument.numberValue, number.double > bound.double { problems.append("\(path): above \(bound)") }
+        case "exclusiveMinimum":
+            if let number = value.numberValue, let bound = argument.numberValue, number.double <= bound.double { problems.append("\(path): not above \(bound)") }
+        case "minProperties":
+            if case .object(let object) = value, let bound = argument.numberValue?.int64, object.count < bound { problems.append("\(path): too few members") }
+        case "propertyNames":
+            guard case .object(let object) = value else { return }
+            for key in object.keys { check(.string(key), against: argument, at: "\(path) name \(JSONValue.string(key).serialized())", into: &problems) }
+        case "pattern":
+            // ECMA-262 in the spec; the patterns used keep to what ICU reads the same way. Not anchored.
+            guard let string = value.stringValue else { return }
+            guard let source = argument.stringValue, let regex = try? NSRegularExpression(pattern: source) else {
+                return problems.append("\(path): bad pattern \(argument.serialized())")
+            }
+            let range = NSRange(location: 0, length: (string as NSString).length)
+            if regex.firstMatch(in: string, range: range) == nil { problems.append("\(path): does not match \(source)") }
         case "minLength":
             if let string = value.stringValue, let bound = argument.numberValue?.int64, string.unicodeScalars.count < bound { problems.append("\(path): too short") }
         case "oneOf", "anyOf":

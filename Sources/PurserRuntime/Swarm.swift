@@ -1,0 +1,478 @@
+import Dispatch
+import Glibc
+public import PurserGateway
+public import PurserLedger
+public import PurserProtocol
+import PurserSandbox
+
+/// One line of a swarm's event stream (`purser run --events FILE`, NDJSON).
+public struct SwarmEvent: Sendable {
+    public var atMs: Int64
+    /// reserve, grant, deny, queue, start, usage, gateway_call, progress, log, retry,
+    /// verdict, skip, return.
+    public var kind: String
+    public var routine: String?
+    public var fields: [String: JSONValue]
+
+    public var json: JSONValue {
+        var object = fields
+        object["at"] = .number(JSONNumber(atMs))
+        object["event"] = .string(kind)
+        if let routine { object["routine"] = .string(routine) }
+        return .object(object)
+    }
+}
+
+/// How one routine of a swarm ended.
+public struct RoutineOutcome: Sendable {
+    public var name: String
+    /// A run verdict, or `skipped` when a dependency did not succeed.
+    public var verdict: String
+    public var attempts: Int
+    public var message: String?
+    public var output: JSONValue?
+    public var ledgerNode: NodeID?
+    public var report: RunReport?
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "name": .string(name), "verdict": .string(verdict), "attempts": .number(JSONNumber(Int64(attempts))),
+        ]
+        if let message { object["message"] = .string(message) }
+        if let output { object["output"] = output }
+        if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
+        if let report { object["usage"] = report.usage.json }
+        return .object(object)
+    }
+}
+
+/// Reserved, used and returned at one tier of the tree.
+public struct TierSummary: Sendable {
+    public var tier: String
+    public var nodes: Int
+    public var reserved: Resources
+    public var used: Resources
+    public var returned: Resources
+
+    init(tier: String, nodes: [Node]) {
+        self.tier = tier
+        self.nodes = nodes.count
+        reserved = nodes.reduce(.zero) { $0 + $1.cap }
+        used = nodes.reduce(.zero) { $0 + Resources(credits: $1.consumed.credits, timeMs: $1.consumed.timeMs, memoryBytes: $1.consumed.memoryBytes) }
+        returned = nodes.reduce(.zero) { $0 + $1.returned }
+    }
+
+    public var json: JSONValue {
+        func amounts(_ value: Resources) -> JSONValue {
+            [
+                "credits": Credits(micros: value.credits).json, "timeMs": .number(JSONNumber(value.timeMs)),
+                "memoryBytes": .number(JSONNumber(value.memoryBytes)),
+            ]
+        }
+        return [
+            "tier": .string(tier), "nodes": .number(JSONNumber(Int64(nodes))), "reserved": amounts(reserved),
+            "used": amounts(used), "returned": amounts(returned),
+        ]
+    }
+}
+
+public struct SwarmReport: Sendable {
+    public var swarm: String
+    public var team: String
+    public var swarmNode: NodeID?
+    /// Why the swarm itself could not start (its team could not grant its reservation).
+    public var denied: String?
+    public var routines: [RoutineOutcome]
+    public var tiers: [TierSummary]
+    public var analytics: Analytics?
+    public var wallMs: Int64
+
+    public var verdictCounts: [String: Int] {
+        routines.reduce(into: [:]) { $0[$1.verdict, default: 0] += 1 }
+    }
+
+    public var allOK: Bool { denied == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue } }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "swarm": .string(swarm), "team": .string(team), "ok": .bool(allOK),
+            "routines": .array(routines.map(\.json)), "tiers": .array(tiers.map(\.json)),
+            "verdicts": .object(verdictCounts.mapValues { .number(JSONNumber(Int64($0))) }),
+            "wallMs": .number(JSONNumber(wallMs)),
+        ]
+        if let swarmNode { object["swarmNode"] = .number(JSONNumber(swarmNode)) }
+        if let denied { object["denied"] = .string(denied) }
+        if let analytics {
+            object["analytics"] = [
+                "reservationAccuracy": .number(JSONNumber(analytics.reservationAccuracy) ?? JSONNumber(0)),
+                "utilizationEfficiency": .number(JSONNumber(analytics.utilizationEfficiency) ?? JSONNumber(0)),
+                "returnRate": .number(JSONNumber(analytics.returnRate) ?? JSONNumber(0)),
+            ]
+        }
+        return .object(object)
+    }
+}
+
+/// Runs a job file's swarm: reserves the swarm from its team, then each routine from the
+/// swarm as its dependencies finish and the budget allows, `concurrency` at a time;
+/// returns what was not used at every tier.
+///
+/// When a routine's reservation does not fit, `onConflict` decides. `fail`: it is denied
+/// at once. `queue`: it waits, first come first served, until running routines return
+/// enough or `queueTimeout` passes. `priority`: the same, in order of priority plus one
+/// point for every `agingMs` waited, so low-priority work cannot starve. A waiting routine
+/// holds nothing, and every reservation is taken whole from its parent or not at all, so
+/// no wait can be part of a cycle: the swarm cannot deadlock. A routine that could not
+/// fit even with nothing else running is denied.
+public final class SwarmRunner: Sendable {
+    private let runtime: Runtime
+    private let job: JobFile
+    private let onEvent: @Sendable (SwarmEvent) -> Void
+    private let plugins: [String: String]
+
+    /// Checks what can be checked before anything is reserved: every plugin exists.
+    public init(runtime: Runtime, job: JobFile, onEvent: @escaping @Sendable (SwarmEvent) -> Void = { _ in }) throws(RuntimeError) {
+        guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "a swarm needs a ledger") }
+        plugins = try Self.resolve(job)
+        self.runtime = runtime
+        self.job = job
+        self.onEvent = onEvent
+    }
+
+    private static func resolve(_ job: JobFile) throws(RuntimeError) -> [String: String] {
+        var plugins: [String: String] = [:]
+        for routine in job.routines { plugins[routine.name] = try resolve(routine, in: job) }
+        return plugins
+    }
+
+    /// A path in a job file is relative to the file.
+    static func resolve(_ routine: JobFile.Routine, in job: JobFile) throws(RuntimeError) -> String {
+        guard routine.plugin.contains("/") else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: '\(routine.plugin)' is not a path to an executable")
+        }
+        var path = routine.plugin
+        if !path.hasPrefix("/"), let slash = job.file.lastIndex(of: "/") { path = String(job.file[...slash]) + path }
+        guard access(path, X_OK) == 0 else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: no executable at \(path)")
+        }
+        return path
+    }
+
+    public func run() async throws(RuntimeError) -> SwarmReport {
+        let started = ContinuousClock.now
+        let ledger = runtime.ledger!
+        let store = ledger.store
+        let team: Node
+        let holder: Holder
+        team = try openTeam(store)
+        do {
+            holder = try ledger.holder()
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
+        }
+        let swarm: Node
+        do {
+            swarm = try store.reserve(ReserveRequest(
+                parent: team.id, kind: .swarm, name: job.swarm.name,
+                amounts: Resources(credits: job.swarm.credits.micros, timeMs: job.swarm.timeMs, memoryBytes: job.swarm.memoryBytes),
+                tools: job.swarm.tools, holder: holder))
+        } catch where error.code == .insufficient || error.code == .toolNotPermitted {
+            emit("deny", nil, ["message": .string(error.message)])
+            return SwarmReport(
+                swarm: job.swarm.name, team: job.team.name, swarmNode: nil, denied: error.message, routines: [], tiers: [],
+                analytics: nil, wallMs: milliseconds(since: started))
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
+        }
+        emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
+        let schedule = Schedule(job: job, swarm: swarm, holder: holder)
+        await runRoutines(schedule, store: store)
+        let outcome = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue } ? "ok" : "failed"
+        do {
+            _ = try store.settle(swarm.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: outcome, holder: holder)
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
+        }
+        emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(swarm.id))])
+        return report(schedule, store: store, swarm: swarm, team: team, started: started)
+    }
+
+    /// The job's team; made from `team.budget` when it does not exist yet.
+    private func openTeam(_ store: any LedgerStore) throws(RuntimeError) -> Node {
+        if let team = try? store.team(named: job.team.name) { return team }
+        guard let budget = job.team.budget else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(job.file): team.name: there is no team named \(job.team.name), and team.budget is not given")
+        }
+        do throws(LedgerError) {
+            return try store.createTeam(TeamSpec(
+                name: job.team.name,
+                caps: Resources(credits: budget.credits.micros, timeMs: budget.timeMs, memoryBytes: budget.memoryBytes),
+                workers: budget.workers, tools: budget.tools))
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
+        }
+    }
+
+    // MARK: - Scheduling
+
+    private enum Finished: Sendable {
+        case run(name: String, node: Node, report: RunReport?, error: String?)
+        case tick
+    }
+
+    private func runRoutines(_ schedule: Schedule, store: any LedgerStore) async {
+        let runtime = self.runtime
+        await withTaskGroup(of: Finished.self) { group in
+            // Budget is looked at only when a run's end has been taken in (or at the start):
+            // a hold returned by a run whose end is not yet seen must not let a waiting
+            // routine overtake that run's dependents.
+            var mayStart = true
+            while true {
+                for (name, node, request) in mayStart ? startWhatFits(schedule, store: store) : [] {
+                    group.addTask {
+                        do {
+                            return .run(name: name, node: node, report: try await runtime.exec(request) { _ in }, error: nil)
+                        } catch {
+                            return .run(name: name, node: node, report: nil, error: "\(error)")
+                        }
+                    }
+                }
+                if schedule.running == 0 {
+                    guard schedule.hasReady else { break }
+                    // Nothing runs, so nothing will return budget: what still waits never fits.
+                    schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running", self)
+                    continue
+                }
+                if schedule.hasReady && !schedule.ticking {
+                    schedule.ticking = true
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(250))
+                        return .tick
+                    }
+                }
+                guard let finished = await group.next() else { break }
+                switch finished {
+                case .tick:
+                    schedule.ticking = false
+                    schedule.expireWaits(job.swarm.queueTimeoutMs, self)
+                    mayStart = false
+                case .run(let name, let node, let report, let error):
+                    schedule.running -= 1
+                    finish(schedule, name, node, report, error, store: store)
+                    mayStart = true
+                }
+            }
+        }
+    }
+
+    /// Reserves for every ready routine that may start now; returns the runs to start.
+    private func startWhatFits(_ schedule: Schedule, store: any LedgerStore) -> [(String, Node, RunRequest)] {
+        schedule.expireWaits(job.swarm.queueTimeoutMs, self)
+        var starting: [(String, Node, RunRequest)] = []
+        for name in schedule.readyInOrder(policy: job.swarm.onConflict) {
+            guard schedule.running < job.swarm.concurrency else { return starting }
+            let routine = job.routines.first { $0.name == name }!
+            let input: JSONValue
+            do {
+                input = try Template.fill(routine.input, outputs: schedule.outputs)
+            } catch {
+                schedule.conclude(name, RoutineOutcome(
+                    name: name, verdict: Verdict.error.rawValue, attempts: schedule.attempt(name), message: error.description), self)
+                continue
+            }
+            switch reserve(routine, schedule, store: store) {
+            case .success(let node):
+                schedule.markRunning(name)
+                emit("grant", name, ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
+                starting.append((name, node, runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))))
+                emit("start", name, [:])
+            case .failure(let error) where error.code == .insufficient && job.swarm.onConflict != .fail:
+                if schedule.markQueued(name) { emit("queue", name, ["message": .string(error.message)]) }
+                return starting  // first come (or highest priority) first: nobody overtakes a waiting routine
+            case .failure(let error):
+                schedule.conclude(name, RoutineOutcome(
+                    name: name, verdict: Verdict.denied.rawValue, attempts: schedule.attempt(name), message: error.message), self)
+            }
+        }
+        return starting
+    }
+
+    private func reserve(_ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore) -> Result<Node, LedgerError> {
+        let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
+        let history = strategy == .adaptive ? (try? store.history(plugin: routine.plugin, team: job.team.name, limit: 50)) ?? [] : []
+        let credits = strategy.amount(for: routine.estimate.credits.micros, history: history)
+        emit("reserve", routine.name, ["credits": Credits(micros: credits).json, "strategy": .string(strategy.rawValue)])
+        do {
+            return .success(try store.reserve(ReserveRequest(
+                parent: schedule.swarm.id, kind: .routine, name: routine.name,
+                amounts: Resources(credits: credits, timeMs: routine.estimate.timeMs, memoryBytes: routine.estimate.memoryBytes),
+                tools: routine.tools, holder: schedule.holder, plugin: routine.plugin, estimate: routine.estimate.credits.micros,
+                strategy: strategy.rawValue)))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func runRequest(_ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold) -> RunRequest {
+        var request = RunRequest(
+            executable: plugins[routine.name]!, pluginName: routine.name, input: input,
+            credits: Credits(micros: hold.node.cap.credits), wallTimeMs: hold.node.cap.timeMs, memoryBytes: hold.node.cap.memoryBytes)
+        request.tools = routine.tools
+        request.hold = hold
+        return request
+    }
+
+    private func finish(
+        _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: String?, store: any LedgerStore
+    ) {
+        if report == nil {
+            // The run never started (a bad input, a missing file): its hold goes back whole.
+            _ = try? store.settle(node.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "error", holder: schedule.holder)
+        }
+        let verdict = report?.verdict.rawValue ?? Verdict.error.rawValue
+        emit("verdict", name, [
+            "verdict": .string(verdict), "node": .number(JSONNumber(node.id)),
+            "used": (report?.usage.credits ?? .zero).json, "returned": (report?.returned.credits ?? Credits(micros: node.cap.credits)).json,
+        ])
+        let routine = job.routines.first { $0.name == name }!
+        if verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
+            emit("retry", name, ["attempt": .number(JSONNumber(Int64(schedule.attempt(name) + 1)))])
+            schedule.retry(name)
+            return
+        }
+        schedule.conclude(name, RoutineOutcome(
+            name: name, verdict: verdict, attempts: schedule.attempt(name), message: report?.message ?? error,
+            output: report?.output, ledgerNode: node.id, report: report), self)
+    }
+
+    // MARK: - Reporting
+
+    fileprivate func emit(_ kind: String, _ routine: String?, _ fields: [String: JSONValue]) {
+        onEvent(SwarmEvent(atMs: unixMilliseconds(), kind: kind, routine: routine, fields: fields))
+    }
+
+    private func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
+        let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0) }
+        let tree = (try? store.tree(team: job.team.name)) ?? []
+        let swarmNodes = tree.filter { $0.id == swarm.id }
+        let routineNodes = tree.filter { $0.parent == swarm.id }
+        return SwarmReport(
+            swarm: job.swarm.name, team: job.team.name, swarmNode: swarm.id, denied: nil, routines: routines,
+            tiers: [TierSummary(tier: "swarm", nodes: swarmNodes), TierSummary(tier: "routine", nodes: routineNodes)],
+            analytics: routineNodes.isEmpty ? nil : Analytics(routineNodes), wallMs: milliseconds(since: started))
+    }
+}
+
+/// Where each routine stands; touched only by the scheduling loop.
+private final class Schedule: @unchecked Sendable {
+    enum State {
+        case waiting
+        case ready(since: Int64, queuedAt: Int64?)
+        case running
+        case done
+    }
+
+    let job: JobFile
+    let swarm: Node
+    let holder: Holder
+    var states: [String: State] = [:]
+    var attempts: [String: Int] = [:]
+    var outputs: [String: JSONValue] = [:]
+    var outcomes: [String: RoutineOutcome] = [:]
+    var running = 0
+    /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.
+    var ticking = false
+
+    init(job: JobFile, swarm: Node, holder: Holder) {
+        self.job = job
+        self.swarm = swarm
+        self.holder = holder
+        let now = unixMilliseconds()
+        for routine in job.routines { states[routine.name] = routine.after.isEmpty ? .ready(since: now, queuedAt: nil) : .waiting }
+    }
+
+    var hasReady: Bool { states.values.contains { if case .ready = $0 { true } else { false } } }
+
+    func attempt(_ name: String) -> Int { attempts[name, default: 0] }
+
+    /// Ready routines in the order the policy serves them.
+    func readyInOrder(policy: JobFile.ConflictPolicy) -> [String] {
+        let now = unixMilliseconds()
+        let ready = job.routines.enumerated().compactMap { index, routine -> (String, Int64, Int64, Int)? in
+            guard case .ready(let since, _) = states[routine.name] else { return nil }
+            let aged = routine.priority + (now - since) / job.swarm.agingMs
+            return (routine.name, since, aged, index)
+        }
+        let sorted = ready.sorted { a, b in
+            if policy == .priority, a.2 != b.2 { return a.2 > b.2 }
+            return a.1 != b.1 ? a.1 < b.1 : a.3 < b.3
+        }
+        return sorted.map(\.0)
+    }
+
+    func markRunning(_ name: String) {
+        states[name] = .running
+        attempts[name, default: 0] += 1
+        running += 1
+    }
+
+    /// Returns true the first time a routine starts waiting for budget.
+    func markQueued(_ name: String) -> Bool {
+        guard case .ready(let since, nil) = states[name] else { return false }
+        states[name] = .ready(since: since, queuedAt: unixMilliseconds())
+        return true
+    }
+
+    func retry(_ name: String) {
+        states[name] = .ready(since: unixMilliseconds(), queuedAt: nil)
+    }
+
+    func expireWaits(_ timeoutMs: Int64, _ runner: SwarmRunner) {
+        let now = unixMilliseconds()
+        for (name, state) in states {
+            guard case .ready(_, let queuedAt?) = state, now - queuedAt > timeoutMs else { continue }
+            conclude(name, RoutineOutcome(
+                name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name),
+                message: "waited \(timeoutMs) ms for budget (queueTimeout)"), runner)
+        }
+    }
+
+    func denyAllReady(_ message: String, _ runner: SwarmRunner) {
+        for (name, state) in states {
+            guard case .ready = state else { continue }
+            conclude(name, RoutineOutcome(name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name), message: message), runner)
+        }
+    }
+
+    /// Records the routine's end; its dependents become ready, or are skipped if it failed.
+    func conclude(_ name: String, _ outcome: RoutineOutcome, _ runner: SwarmRunner) {
+        states[name] = .done
+        outcomes[name] = outcome
+        if outcome.verdict == Verdict.ok.rawValue {
+            outputs[name] = outcome.output ?? .null
+        } else if outcome.verdict != Verdict.ok.rawValue {
+            runner.emit(outcome.verdict == Verdict.denied.rawValue ? "deny" : "fail", name, ["message": .string(outcome.message ?? "")])
+        }
+        for routine in job.routines where routine.after.contains(name) {
+            guard case .waiting = states[routine.name] else { continue }
+            if outcome.verdict != Verdict.ok.rawValue {
+                runner.emit("skip", routine.name, ["because": .string(name)])
+                conclude(routine.name, RoutineOutcome(
+                    name: routine.name, verdict: "skipped", attempts: 0, message: "\(name) did not succeed"), runner)
+            } else if routine.after.allSatisfy({ outcomes[$0]?.verdict == Verdict.ok.rawValue }) {
+                states[routine.name] = .ready(since: unixMilliseconds(), queuedAt: nil)
+            }
+        }
+    }
+}
+
+private func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
+    let elapsed = ContinuousClock.now - start
+    return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+}

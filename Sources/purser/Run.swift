@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import PurserConfig
+import PurserGateway
+import PurserProtocol
+import PurserRuntime
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a swarm of routines from a job file (YAML or JSON) under a team budget.",
+        discussion: """
+            Exit codes: 0 every routine ok, 21 a routine did not end ok (the report says which),
+            19 the team could not grant the swarm's reservation, 2 a bad job file (the message
+            names the line and the field; nothing is reserved), 1 supervisor failure.
+            """)
+
+    @Argument(help: "The job file.")
+    var job: String
+
+    @Option(help: "Write every event (reserve, grant, deny, queue, start, usage, gateway_call, verdict, return) as NDJSON to this file.")
+    var events: String?
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    @Flag(help: "Print one JSON report at the end instead of progress lines and tables.")
+    var json = false
+
+    func run() async throws {
+        let parsed: JobFile
+        do {
+            parsed = try JobFile.load(path: job)
+        } catch {
+            throw CommandLineError(message: error.description)
+        }
+        var runtime = try ledgerOptions.runtime()
+        if let gateway = parsed.swarm.gateway {
+            runtime.gateway = try loadGateway(resolve(gateway), runtime: runtime)
+        }
+        let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
+        let json = self.json
+        let report: SwarmReport
+        do {
+            let runner = try SwarmRunner(runtime: runtime, job: parsed) { event in
+                sink?.write(event)
+                if !json { Self.show(event) }
+            }
+            report = try await runner.run()
+        } catch let error as RuntimeError where error.code == .invalidRequest {
+            throw CommandLineError(message: error.message)
+        } catch let error as RuntimeError {
+            printError("purser: \(error.message)")
+            throw ExitCode(1)
+        }
+        runtime.gateway?.saveStates()
+        sink?.close()
+        Runtime.finishCleanup()
+        if json { print(report.json.serialized()) } else { SwarmTables.print(report) }
+        if report.denied != nil { throw ExitCode(ExitCodes.swarmDenied) }
+        if !report.allOK { throw ExitCode(ExitCodes.swarmFailed) }
+    }
+
+    private func resolve(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let slash = job.lastIndex(of: "/") else { return path }
+        return String(job[...slash]) + path
+    }
+
+    /// One plain line per event that a person watching wants to see.
+    private static func show(_ event: SwarmEvent) {
+        let name = event.routine ?? "swarm"
+        let text: String? = switch event.kind {
+        case "grant": "\(name): granted \(event.fields["credits"]?.serialized() ?? "") credits"
+        case "queue": "\(name): waiting for budget"
+        case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
+        case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"
+        case "retry": "\(name): retrying (attempt \(event.fields["attempt"]?.serialized() ?? ""))"
+        case "verdict":
+            "\(name): \(event.fields["verdict"]?.stringValue ?? "") — used \(event.fields["used"]?.serialized() ?? "0"), returned \(event.fields["returned"]?.serialized() ?? "0")"
+        default: nil
+        }
+        if let text { printError("[run] " + text) }
+    }
+}
+
+/// The NDJSON event stream of `--events`.
+final class EventSink: @unchecked Sendable {
+    private let handle: FileHandle
+    private let lock = NSLock()
+
+    init(path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw CommandLineError(message: "--events: cannot write \(path)")
+        }
+        self.handle = handle
+    }
+
+    func write(_ event: SwarmEvent) {
+        lock.lock()
+        defer { lock.unlock() }
+        handle.write(Data((event.json.serialized() + "\n").utf8))
+    }
+
+    func close() { try? handle.close() }
+}
+
+enum SwarmTables {
+    static func print(_ report: SwarmReport) {
+        if let denied = report.denied {
+            Swift.print("swarm \(report.swarm): denied (\(denied))")
+            return
+        }
+        Swift.print("swarm \(report.swarm) on team \(report.team): \(report.allOK ? "ok" : "not all ok") in \(Units.formatDuration(report.wallMs))")
+        Swift.print("")
+        Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
+        for routine in report.routines {
+            let used = routine.report.map { "\($0.usage.credits)" } ?? "-"
+            Swift.print(row([routine.name, routine.verdict, "\(routine.attempts)", used, routine.message ?? ""]))
+        }
+        Swift.print("")
+        Swift.print(row(["tier", "nodes", "reserved", "used", "returned", "time used", "peak memory"]))
+        for tier in report.tiers {
+            Swift.print(row([
+                tier.tier, "\(tier.nodes)", "\(Credits(micros: tier.reserved.credits))", "\(Credits(micros: tier.used.credits))",
+                "\(Credits(micros: tier.returned.credits))", Units.formatDuration(tier.used.timeMs), Units.formatSize(tier.used.memoryBytes),
+            ]))
+        }
+        Swift.print("")
+        Swift.print("verdicts: " + report.verdictCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        if let analytics = report.analytics {
+            Swift.print(String(
+                format: "reservationAccuracy %.2f, utilizationEfficiency %.2f, returnRate %.2f",
+                analytics.reservationAccuracy, analytics.utilizationEfficiency, analytics.returnRate))
+        }
+    }
+
+    private static func row(_ cells: [String]) -> String {
+        cells.enumerated().map { $0.element.padding(toLength: $0.offset == 0 ? 14 : 12, withPad: " ", startingAt: 0) }.joined(separator: " ")
+    }
+}

@@ -1,0 +1,23 @@
+import Glibc
+import PurserPluginKit
+
+// A routine that does what its input says, for swarm tests:
+//   {"spend": 4200, "sleepMs": 50, "fail": "message", "output": <any>, "crash": true,
+//    "failOnce": "/path"}   (fails if the file is missing, creating it: a retry then passes)
+// It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
+// with "spent"), an error with `fail`, or dies with `crash`.
+Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
+    if let spend = input["spend"]?.numberValue, let credits = try? Credits(spend, field: "spend") {
+        context.reportUsage(credits)
+    }
+    if let sleep = input["sleepMs"]?.numberValue?.int64, sleep > 0 {
+        try await Task.sleep(for: .milliseconds(sleep))
+    }
+    if input["crash"]?.boolValue == true { abort() }
+    if let path = input["failOnce"]?.stringValue, access(path, F_OK) != 0 {
+        close(open(path, O_CREAT | O_WRONLY, 0o600))
+        throw PluginError(message: "failing once")
+    }
+    if let message = input["fail"]?.stringValue { throw PluginError(message: message) }
+    return input["output"] ?? ["spent": input["spend"] ?? 0, "input": input]
+}

@@ -1,0 +1,240 @@
+import Foundation
+import PurserConfig
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+import PurserTestSupport
+import Synchronization
+import Testing
+
+/// Swarms from job files, run by `SwarmRunner` against a fresh SQLite ledger.
+@Suite("Swarms", .timeLimit(.minutes(3)))
+struct SwarmTests {
+    let home = Fixtures.temporaryHome()
+    let credit: Int64 = 1_000_000
+    var scripted: String { Fixtures.product("scripted") }
+
+    func job(_ yaml: String) throws -> JobFile {
+        let path = home + "/job.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return try JobFile.load(path: path)
+    }
+
+    /// Runs the job; returns the report and the events in order.
+    func run(_ yaml: String) async throws -> (SwarmReport, [SwarmEvent], RuntimeLedger) {
+        let runtime = try Runtime.withLedger(home: home)
+        let events = Mutex<[SwarmEvent]>([])
+        let runner = try SwarmRunner(runtime: runtime, job: job(yaml)) { event in events.withLock { $0.append(event) } }
+        let report = try await runner.run()
+        return (report, events.withLock { $0 }, runtime.ledger!)
+    }
+
+    func order(_ events: [SwarmEvent], _ kind: String) -> [String] {
+        events.filter { $0.kind == kind }.compactMap(\.routine)
+    }
+
+    @Test("the design's walkthrough as a real job, to the credit")
+    func walkthrough() async throws {
+        let (report, _, ledger) = try await run("""
+            team: { name: acme, budget: { credits: 100000, memory: 8GiB } }
+            swarm:
+              name: research
+              reservation: { credits: 15000, time: 2h, memory: 2GiB }
+              strategy: exact
+              concurrency: 1
+            routines:
+              - { name: gather, plugin: \(scripted), input: { spend: 4200 }, estimate: { credits: 5000, memory: 512MiB } }
+              - { name: analyze, plugin: \(scripted), input: { spend: 4300 }, estimate: { credits: 5000, memory: 512MiB }, after: [gather] }
+              - { name: write, plugin: \(scripted), input: { spend: 4000 }, estimate: { credits: 5000, memory: 512MiB }, after: [analyze] }
+            """)
+        #expect(report.allOK)
+        let store = ledger.store
+        let team = try store.team(named: "acme")
+        #expect(team.available.credits == 87_500 * credit)
+        #expect(team.consumed.credits == 12_500 * credit, "each routine's spend counted once, inside the swarm's")
+        let swarm = try store.node(try #require(report.swarmNode))
+        #expect(swarm.consumed.credits == 12_500 * credit)
+        #expect(swarm.returned.credits == 2_500 * credit)
+        let routines = try store.tree(team: "acme").filter { $0.parent == swarm.id }
+        #expect(routines.map(\.returned.credits) == [800 * credit, 700 * credit, 1_000 * credit])
+        #expect(report.tiers.first { $0.tier == "routine" }?.used.credits == 12_500 * credit)
+        #expect(try store.verify().isEmpty)
+    }
+
+    @Test func outputsFlowDownTheGraphInOrder() async throws {
+        let (report, events, _) = try await run("""
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 50 }, concurrency: 4 }
+            routines:
+              - { name: a, plugin: \(scripted), input: { output: { n: 3, word: alpha } } }
+              - { name: b, plugin: \(scripted), input: { output: { items: [1, 2] } } }
+              - name: c
+                plugin: \(scripted)
+                after: [a, b]
+                input: { output: { n: "${a.output.n}", items: "${b.output.items}", text: "${a.output.word}-${b.output.items.1}" } }
+            """)
+        #expect(report.allOK)
+        let c = try #require(report.routines.first { $0.name == "c" }?.output)
+        #expect(c == ["n": 3, "items": [1, 2], "text": "alpha-2"])
+        let verdicts = order(events, "verdict")
+        #expect(order(events, "start").last == "c")
+        #expect(Array(verdicts.prefix(2)).sorted() == ["a", "b"])
+    }
+
+    @Test func failingRoutinesSkipTheirDependentsAndRetriesReserveAnew() async throws {
+        let marker = home + "/failed-once"
+        let (report, events, ledger) = try await run("""
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 50 } }
+            routines:
+              - { name: flaky, plugin: \(scripted), input: { failOnce: "\(marker)" }, retries: 1 }
+              - { name: broken, plugin: \(scripted), input: { fail: "no" } }
+              - { name: later, plugin: \(scripted), after: [broken] }
+            """)
+        let verdicts = Dictionary(uniqueKeysWithValues: report.routines.map { ($0.name, $0.verdict) })
+        #expect(verdicts == ["flaky": "ok", "broken": "error", "later": "skipped"])
+        #expect(report.routines.first { $0.name == "flaky" }?.attempts == 2)
+        #expect(order(events, "grant").filter { $0 == "flaky" }.count == 2, "each attempt reserves anew")
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    // MARK: - Conflicts
+
+    /// Three routines that each need more than half of the swarm's budget.
+    func contended(_ policy: String, extra: String = "") -> String {
+        """
+        team: { name: t, budget: { credits: 100 } }
+        swarm: { name: s, reservation: { credits: 10 }, concurrency: 3, onConflict: \(policy), strategy: exact\(extra) }
+        routines:
+          - { name: a, plugin: \(scripted), input: { sleepMs: 100 }, estimate: { credits: 6 } }
+          - { name: b, plugin: \(scripted), input: { sleepMs: 10 }, estimate: { credits: 6 } }
+          - { name: c, plugin: \(scripted), input: { sleepMs: 10 }, estimate: { credits: 6 } }
+        """
+    }
+
+    @Test func failDeniesWhatDoesNotFitAtOnce() async throws {
+        let (report, events, ledger) = try await run(contended("fail"))
+        #expect(report.routines.map(\.verdict) == ["ok", "denied", "denied"])
+        #expect(order(events, "grant") == ["a"])
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    @Test("queue: first come first served, and a swarm of routines each over half its budget finishes")
+    func queueServesInOrder() async throws {
+        let (report, events, ledger) = try await run(contended("queue"))
+        #expect(report.allOK)
+        #expect(order(events, "grant") == ["a", "b", "c"])
+        let kinds = events.map { "\($0.kind):\($0.routine ?? "")" }
+        #expect(kinds.firstIndex(of: "grant:b")! > kinds.firstIndex(of: "verdict:a")!, "\(kinds)")
+        // c waits behind b: it is not even tried until b has its grant.
+        #expect((kinds.firstIndex(of: "reserve:c") ?? 0) > kinds.firstIndex(of: "grant:b")!)
+        #expect(try ledger.store.team(named: "t").available.credits == 100 * credit, "nothing spent, everything back")
+    }
+
+    @Test func aQueuedRoutinePastItsTimeoutIsDenied() async throws {
+        let (report, _, _) = try await run("""
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 10 }, concurrency: 2, onConflict: queue, queueTimeout: 50ms, strategy: exact }
+            routines:
+              - { name: a, plugin: \(scripted), input: { sleepMs: 1500 }, estimate: { credits: 6 } }
+              - { name: b, plugin: \(scripted), estimate: { credits: 6 } }
+            """)
+        #expect(report.routines.map(\.verdict) == ["ok", "denied"])
+        #expect(report.routines[1].message?.contains("queueTimeout") == true)
+    }
+
+    /// A stream of high-priority routines, each ready as the last ends, and one low-priority
+    /// routine ready from the start. With aging it runs second; without, last.
+    @Test(arguments: [("10ms", 1), ("1h", 6)])
+    func agingKeepsLowPriorityWorkFromStarving(aging: String, expected: Int) async throws {
+        var yaml = """
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 10 }, concurrency: 2, onConflict: priority, aging: \(aging), strategy: exact }
+            routines:
+              - { name: low, plugin: \(scripted), priority: 0, estimate: { credits: 6 } }
+              - { name: high0, plugin: \(scripted), priority: 5, input: { sleepMs: 100 }, estimate: { credits: 6 } }
+
+            """
+        for index in 1..<6 {
+            yaml += "  - { name: high\(index), plugin: \(scripted), priority: 5, input: { sleepMs: 100 }, estimate: { credits: 6 }, after: [high\(index - 1)] }\n"
+        }
+        let (report, events, _) = try await run(yaml)
+        #expect(report.allOK)
+        #expect(order(events, "grant").firstIndex(of: "low") == expected, "\(order(events, "grant"))")
+    }
+
+    @Test func aSwarmLargerThanItsTeamIsDeniedAndNothingRuns() async throws {
+        let (report, events, ledger) = try await run("""
+            team: { name: t, budget: { credits: 10 } }
+            swarm: { name: s, reservation: { credits: 50 } }
+            routines:
+              - { name: a, plugin: \(scripted) }
+            """)
+        #expect(report.denied != nil)
+        #expect(!events.contains { $0.kind == "start" })
+        #expect(try ledger.store.team(named: "t").available.credits == 10 * credit)
+    }
+
+    @Test func aThousandSmallRoutinesAtConcurrency32() async throws {
+        var yaml = """
+            team: { name: big, budget: { credits: 10000 } }
+            swarm: { name: s, reservation: { credits: 5000 }, concurrency: 32 }
+            routines:
+
+            """
+        for index in 0..<1000 {
+            yaml += "  - { name: r\(index), plugin: \(Fixtures.product("cworker")), input: \(index), estimate: { credits: 1, memory: 64MiB } }\n"
+        }
+        let (report, _, ledger) = try await run(yaml)
+        #expect(report.routines.count == 1000)
+        #expect(report.allOK)
+        #expect(try ledger.store.verify().isEmpty)
+        #expect(try ledger.store.team(named: "big").available.credits == 10_000 * credit)
+    }
+}
+
+/// Bad job files: each named by file, line and field; exit 2; nothing reserved.
+@Suite("Job files")
+struct JobFileTests {
+    @Test(arguments: [
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: /bin/true, colour: red }\n",
+         "job.yaml:4: routines[0].colour: unknown field"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: five } }\nroutines:\n  - { name: a, plugin: /bin/true }\n",
+         "job.yaml:2: swarm.reservation.credits: expected an amount of credits"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: /bin/true, estimate: { time: soon } }\n",
+         "job.yaml:4: routines[0].estimate.time: expected a duration"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: /bin/true, after: [b] }\n  - { name: b, plugin: /bin/true, after: [a] }\n",
+         "the dependencies form a cycle"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: /bin/true }\n  - { name: b, plugin: /bin/true, input: \"${a.output.x}\" }\n",
+         "job.yaml:5: routines[1].input: ${a.output.x}: 'b' does not run after 'a'"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: /bin/true, input: \"${ghost.output}\", after: [] }\n",
+         "there is no routine named 'ghost'"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 }, onConflict: shout }\nroutines:\n  - { name: a, plugin: /bin/true }\n",
+         "job.yaml:2: swarm.onConflict: 'shout' is not one of"),
+        ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { plugin: /bin/true }\n",
+         "job.yaml:4: routines[0].name: missing"),
+    ])
+    func badJobFilesNameTheirLineAndField(yaml: String, expected: String) throws {
+        let home = Fixtures.temporaryHome()
+        try yaml.write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        let result = try runCommand(Fixtures.product("purser"), ["run", home + "/job.yaml"], environment: environment)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(expected), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: home + "/purser.db"), "nothing was reserved, not even a store")
+    }
+
+    @Test func aMissingPluginIsRefusedBeforeAnythingIsReserved() throws {
+        let home = Fixtures.temporaryHome()
+        try "team: { name: t, budget: { credits: 5 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: ./nope }\n"
+            .write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        let result = try runCommand(Fixtures.product("purser"), ["run", home + "/job.yaml"], environment: environment)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("job.yaml:4: routines.a.plugin: no executable at"), "\(result.stderr)")
+        let store = try SQLiteLedger(path: home + "/purser.db")
+        #expect(throws: LedgerError.self) { try store.team(named: "t") }
+    }
+}
