@@ -74,6 +74,7 @@ let package = Package(
             name: "gatewayworker", dependencies: ["CWorkerScan"], path: "Benchmarks/gatewayworker",
             cSettings: cSettings),
         .executableTarget(name: "floorchild", path: "Benchmarks/floorchild", cSettings: cSettings),
+        .executableTarget(name: "argchild", path: "Benchmarks/argchild", cSettings: cSettings),
         .executableTarget(name: "benchhttpd", path: "Benchmarks/benchhttpd", cSettings: cSettings),
         .target(
             name: "CPurserBenchFloor", dependencies: ["CSQLite"], path: "Benchmarks/CPurserBenchFloor",

@@ -230,5 +230,6 @@ case "ledger":
 case "ledger-sqlite": try ledgerBenchmark()
 case "ledger-postgres": try postgresBenchmark()
 case "gateway": try await gatewayBenchmark()
+case "swarm": try await swarmBenchmark()
 case "spawn", nil, .some(_): try await spawnBenchmark()
 }

@@ -43,6 +43,15 @@ static int move_fd(int fd, int target) {
     return dup2(fd, target) < 0 ? -1 : 0;
 }
 
+// Closes fds lo..hi (inclusive), by close_range, else one by one up to the fd limit.
+static void close_fds(unsigned int lo, unsigned int hi) {
+    if (lo > hi) return;
+    if (syscall(SYS_close_range, lo, hi, 0U) == 0) return;
+    long max = sysconf(_SC_OPEN_MAX);
+    long end = max > 0 ? max : 65536;
+    for (long fd = lo; fd < end && fd <= (long)hi; fd++) (void)close((int)fd);
+}
+
 static int child_main(void *raw) {
     child_context *ctx = raw;
     const purser_spawn_args *a = ctx->args;
@@ -68,12 +77,27 @@ static int child_main(void *raw) {
     for (int i = 0; i < a->cgroup_procs_count; i++) {
         if (write(a->cgroup_procs_fds[i], "0", 1) != 1) return child_fail(ctx, PURSER_STAGE_CGROUP);
     }
+    // The file to execute by fd must not be clobbered by the stdio moves below.
+    int exec_fd = a->exec_fd;
+    if (exec_fd >= 0 && exec_fd <= 2) {
+        exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, 3);
+        if (exec_fd < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+    }
     // The pipes are >= 3 (the supervisor keeps 0-2 open), so these cannot clobber each other.
     if (move_fd(a->stdin_fd, 0) < 0 || move_fd(a->stdout_fd, 1) < 0 || move_fd(a->stderr_fd, 2) < 0)
         return child_fail(ctx, PURSER_STAGE_DUP);
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) {
-        long max = sysconf(_SC_OPEN_MAX);
-        for (int fd = 3; fd < (max > 0 ? max : 65536); fd++) (void)close(fd);
+    if (exec_fd >= 0) {
+        // Everything from 3 up except exec_fd.
+        close_fds(3U, (unsigned int)exec_fd - 1U);
+        close_fds((unsigned int)exec_fd + 1U, ~0U);
+        // A script's interpreter opens /dev/fd/N, so N must stay open across exec; a binary's
+        // fd must not reach the worker.
+        int flags = fcntl(exec_fd, F_GETFD);
+        if (flags < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+        int wanted = a->exec_fd_keep ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
+        if (wanted != flags && fcntl(exec_fd, F_SETFD, wanted) < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+    } else {
+        close_fds(3U, ~0U);
     }
     for (int i = 0; i < a->rlimit_count; i++) {
         struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
@@ -81,7 +105,11 @@ static int child_main(void *raw) {
     }
     if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
     umask((mode_t)a->umask);
-    execve(a->path, a->argv, a->envp);
+    if (exec_fd >= 0) {
+        syscall(SYS_execveat, exec_fd, "", a->argv, a->envp, AT_EMPTY_PATH);
+    } else {
+        execve(a->path, a->argv, a->envp);
+    }
     return child_fail(ctx, PURSER_STAGE_EXEC);
 }
 

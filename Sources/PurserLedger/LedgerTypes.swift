@@ -220,6 +220,19 @@ public protocol LedgerStore: Sendable {
     /// Closed nodes, for analytics and the adaptive strategy.
     func history(plugin: String?, team: String?, limit: Int) throws(LedgerError) -> [Node]
 
+    /// Registers or re-pins a plugin (by name).
+    func savePlugin(_ plugin: PluginRecord) throws(LedgerError)
+    func plugin(named name: String) throws(LedgerError) -> PluginRecord?
+    func plugins() throws(LedgerError) -> [PluginRecord]
+    /// Returns whether there was one.
+    func removePlugin(named name: String) throws(LedgerError) -> Bool
+
+    /// Keeps a swarm run's final report (JSON) for `purser runs`.
+    func saveRun(_ run: RunRecord) throws(LedgerError)
+    /// The latest runs, newest first; reports are left out.
+    func runs(limit: Int) throws(LedgerError) -> [RunRecord]
+    func run(id: String) throws(LedgerError) -> RunRecord?
+
     // The gateway's shared state (see PurserGateway's GatewayStore).
     func consumeQuota(key: String, requests: Int64, credits: Int64, maxRequests: Int64?, maxCredits: Int64?) throws(LedgerError) -> Bool
     func adjustQuota(key: String, requests: Int64, credits: Int64) throws(LedgerError)
@@ -228,4 +241,43 @@ public protocol LedgerStore: Sendable {
     func storeCachedValue(key: String, value: String, expiresMs: Int64) throws(LedgerError)
     func saveState(name: String, value: String, nowMs: Int64) throws(LedgerError)
     func states() throws(LedgerError) -> [String: String]
+}
+
+/// One past swarm run.
+public struct RunRecord: Sendable, Hashable {
+    public var id: String
+    public var swarm: String
+    public var team: String
+    public var ok: Bool
+    public var startedMs: Int64
+    /// The final report as JSON text; empty in listings.
+    public var report: String
+
+    public init(id: String, swarm: String, team: String, ok: Bool, startedMs: Int64, report: String) {
+        self.id = id
+        self.swarm = swarm
+        self.team = team
+        self.ok = ok
+        self.startedMs = startedMs
+        self.report = report
+    }
+}
+
+/// A registered plugin: where it is, the SHA-256 it was pinned at, and what it said and
+/// declared (handshake and manifest, as JSON text).
+public struct PluginRecord: Sendable, Hashable {
+    public var name: String
+    public var path: String
+    /// Lower-case hex.
+    public var sha256: String
+    public var info: String
+    public var addedMs: Int64
+
+    public init(name: String, path: String, sha256: String, info: String, addedMs: Int64) {
+        self.name = name
+        self.path = path
+        self.sha256 = sha256
+        self.info = info
+        self.addedMs = addedMs
+    }
 }

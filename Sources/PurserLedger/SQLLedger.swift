@@ -350,6 +350,72 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         }
     }
 
+    // MARK: - Plugins
+
+    public func savePlugin(_ plugin: PluginRecord) throws(LedgerError) {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                INSERT INTO plugins (name, path, sha256, info, added_ms) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (name) DO UPDATE SET path = excluded.path, sha256 = excluded.sha256, info = excluded.info,
+                    added_ms = excluded.added_ms
+                """, plugin.name.sql, plugin.path.sql, plugin.sha256.sql, plugin.info.sql, plugin.addedMs.sql)
+        }
+    }
+
+    public func plugin(named name: String) throws(LedgerError) -> PluginRecord? {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT name, path, sha256, info, added_ms FROM plugins WHERE name = $1", name.sql).first.map(Self.plugin)
+        }
+    }
+
+    public func plugins() throws(LedgerError) -> [PluginRecord] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT name, path, sha256, info, added_ms FROM plugins ORDER BY name").map(Self.plugin)
+        }
+    }
+
+    public func removePlugin(named name: String) throws(LedgerError) -> Bool {
+        try driver.transaction { (session) throws(LedgerError) in
+            try !session.run("DELETE FROM plugins WHERE name = $1 RETURNING name", name.sql).isEmpty
+        }
+    }
+
+    private static func plugin(_ row: [SQLValue]) -> PluginRecord {
+        PluginRecord(
+            name: row[0].string ?? "", path: row[1].string ?? "", sha256: row[2].string ?? "", info: row[3].string ?? "",
+            addedMs: row[4].int)
+    }
+
+    // MARK: - Runs
+
+    public func saveRun(_ run: RunRecord) throws(LedgerError) {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                INSERT INTO runs (id, swarm, team, ok, started_ms, report) VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (id) DO UPDATE SET ok = excluded.ok, report = excluded.report
+                """, run.id.sql, run.swarm.sql, run.team.sql, Int64(run.ok ? 1 : 0).sql, run.startedMs.sql, run.report.sql)
+        }
+    }
+
+    public func runs(limit: Int) throws(LedgerError) -> [RunRecord] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT id, swarm, team, ok, started_ms FROM runs ORDER BY started_ms DESC, id LIMIT $1", Int64(limit).sql)
+                .map { RunRecord(id: $0[0].string ?? "", swarm: $0[1].string ?? "", team: $0[2].string ?? "", ok: $0[3].int != 0,
+                    startedMs: $0[4].int, report: "") }
+        }
+    }
+
+    public func run(id: String) throws(LedgerError) -> RunRecord? {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT id, swarm, team, ok, started_ms, report FROM runs WHERE id = $1", id.sql).first.map {
+                RunRecord(id: $0[0].string ?? "", swarm: $0[1].string ?? "", team: $0[2].string ?? "", ok: $0[3].int != 0,
+                    startedMs: $0[4].int, report: $0[5].string ?? "")
+            }
+        }
+    }
+
     // MARK: - The gateway's shared state
 
     public func consumeQuota(

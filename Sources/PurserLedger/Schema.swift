@@ -74,6 +74,16 @@ enum Schema {
             "CREATE TABLE IF NOT EXISTS gateway_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms BIGINT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS gateway_cache_expiry ON gateway_cache(expires_ms)",
             "CREATE TABLE IF NOT EXISTS gateway_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, saved_ms BIGINT NOT NULL)",
+            // Registered plugins, pinned by SHA-256 (`purser plugin add`).
+            """
+            CREATE TABLE IF NOT EXISTS plugins (name TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL,
+                info TEXT NOT NULL, added_ms BIGINT NOT NULL)
+            """,
+            // Past swarm runs, for `purser runs list|show`: the final report as JSON.
+            """
+            CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, swarm TEXT NOT NULL, team TEXT NOT NULL,
+                ok BIGINT NOT NULL, started_ms BIGINT NOT NULL, report TEXT NOT NULL)
+            """,
             """
             CREATE TABLE IF NOT EXISTS leases (
                 holder TEXT PRIMARY KEY,

@@ -34,6 +34,15 @@ public struct RunRequest: Sendable {
     /// A hold already reserved for this run (a swarm's scheduler takes it first); the run
     /// settles it instead of reserving one.
     public var hold: LedgerHold?
+    /// An open, read-only fd of the file to run; nil runs `executable` by path. With an fd the
+    /// worker is this very file (a plugin hashed through the fd runs as hashed, whatever is at
+    /// the path by then), and `executable` only names it in messages and argv[0]. The caller
+    /// owns the fd and closes it after the run. See `SandboxProfile.executableFD`.
+    public var executableFD: Int32?
+    /// Keep `executableFD` open in the worker, as a script (`#!`) needs; false for binaries.
+    public var keepExecutableFD = false
+    /// Only `initialize`, then shut down: the registry's check that a plugin speaks the protocol.
+    public var handshakeOnly = false
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,

@@ -148,7 +148,8 @@ public struct Runtime: Sendable {
         limits.openFiles = 1024
         return SandboxProfile(
             executable: request.executable, arguments: request.arguments, environment: environment,
-            workingDirectory: directory, limits: limits, containment: request.containment)
+            workingDirectory: directory, limits: limits, containment: request.containment,
+            executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
     }
 
     private func validate(_ request: RunRequest) throws(RuntimeError) {
@@ -159,10 +160,14 @@ public struct Runtime: Sendable {
         for key in request.environment.keys where key.isEmpty || key.contains("=") {
             throw invalid("bad environment variable name '\(key)'")
         }
-        do {
-            _ = try Spawner.resolveExecutable(request.executable)
-        } catch {
-            throw invalid(error.description)
+        if let fd = request.executableFD {
+            guard fd >= 0 else { throw invalid("bad executable fd \(fd)") }
+        } else {
+            do {
+                _ = try Spawner.resolveExecutable(request.executable)
+            } catch {
+                throw invalid(error.description)
+            }
         }
     }
 

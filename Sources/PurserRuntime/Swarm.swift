@@ -77,6 +77,8 @@ public struct TierSummary: Sendable {
 }
 
 public struct SwarmReport: Sendable {
+    public var runID: String
+    public var startedMs: Int64
     public var swarm: String
     public var team: String
     public var swarmNode: NodeID?
@@ -95,6 +97,7 @@ public struct SwarmReport: Sendable {
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
+            "runId": .string(runID), "startedMs": .number(JSONNumber(startedMs)),
             "swarm": .string(swarm), "team": .string(team), "ok": .bool(allOK),
             "routines": .array(routines.map(\.json)), "tiers": .array(tiers.map(\.json)),
             "verdicts": .object(verdictCounts.mapValues { .number(JSONNumber(Int64($0))) }),
@@ -128,29 +131,45 @@ public final class SwarmRunner: Sendable {
     private let runtime: Runtime
     private let job: JobFile
     private let onEvent: @Sendable (SwarmEvent) -> Void
-    private let plugins: [String: String]
+    /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
+    private let plugins: [String: PluginSource]
+
+    enum PluginSource: Sendable {
+        case path(String)
+        case registered(PluginRecord)
+    }
 
     /// Checks what can be checked before anything is reserved: every plugin exists.
     public init(runtime: Runtime, job: JobFile, onEvent: @escaping @Sendable (SwarmEvent) -> Void = { _ in }) throws(RuntimeError) {
         guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "a swarm needs a ledger") }
-        plugins = try Self.resolve(job)
+        plugins = try Self.resolve(job, registry: PluginRegistry(runtime: runtime))
         self.runtime = runtime
         self.job = job
         self.onEvent = onEvent
     }
 
-    private static func resolve(_ job: JobFile) throws(RuntimeError) -> [String: String] {
-        var plugins: [String: String] = [:]
-        for routine in job.routines { plugins[routine.name] = try resolve(routine, in: job) }
+    private static func resolve(_ job: JobFile, registry: PluginRegistry) throws(RuntimeError) -> [String: PluginSource] {
+        var plugins: [String: PluginSource] = [:]
+        for routine in job.routines { plugins[routine.name] = try resolve(routine, in: job, registry: registry) }
         return plugins
     }
 
-    /// A path in a job file is relative to the file.
-    static func resolve(_ routine: JobFile.Routine, in job: JobFile) throws(RuntimeError) -> String {
+    /// A name is a registered plugin, checked against its pin now (and again at each run);
+    /// a path is relative to the job file.
+    static func resolve(_ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry) throws(RuntimeError) -> PluginSource {
+        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin"
         guard routine.plugin.contains("/") else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: '\(routine.plugin)' is not a path to an executable")
+            guard let record = try registry.find(routine.plugin) else {
+                throw RuntimeError(
+                    code: .invalidRequest,
+                    message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
+            }
+            do {
+                close(try PluginRegistry.openPinned(record).fd)
+            } catch {
+                throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
+            }
+            return .registered(record)
         }
         var path = routine.plugin
         if !path.hasPrefix("/"), let slash = job.file.lastIndex(of: "/") { path = String(job.file[...slash]) + path }
@@ -159,11 +178,22 @@ public final class SwarmRunner: Sendable {
                 code: .invalidRequest,
                 message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: no executable at \(path)")
         }
-        return path
+        return .path(path)
     }
 
+    /// Runs the swarm, and keeps its report in the store for `purser runs`.
     public func run() async throws(RuntimeError) -> SwarmReport {
+        let report = try await runSwarm()
+        try? runtime.ledger?.store.saveRun(RunRecord(
+            id: report.runID, swarm: report.swarm, team: report.team, ok: report.allOK, startedMs: report.startedMs,
+            report: report.json.serialized()))
+        return report
+    }
+
+    private func runSwarm() async throws(RuntimeError) -> SwarmReport {
         let started = ContinuousClock.now
+        let runID = "s-" + Runtime.makeRunID().dropFirst(2)
+        let startedMs = unixMilliseconds()
         let ledger = runtime.ledger!
         let store = ledger.store
         let team: Node
@@ -183,6 +213,7 @@ public final class SwarmRunner: Sendable {
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             emit("deny", nil, ["message": .string(error.message)])
             return SwarmReport(
+                runID: runID, startedMs: startedMs,
                 swarm: job.swarm.name, team: job.team.name, swarmNode: nil, denied: error.message, routines: [], tiers: [],
                 analytics: nil, wallMs: milliseconds(since: started))
         } catch {
@@ -198,7 +229,10 @@ public final class SwarmRunner: Sendable {
             throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
         }
         emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(swarm.id))])
-        return report(schedule, store: store, swarm: swarm, team: team, started: started)
+        var report = report(schedule, store: store, swarm: swarm, team: team, started: started)
+        report.runID = runID
+        report.startedMs = startedMs
+        return report
     }
 
     /// The job's team; made from `team.budget` when it does not exist yet.
@@ -236,6 +270,7 @@ public final class SwarmRunner: Sendable {
             while true {
                 for (name, node, request) in mayStart ? startWhatFits(schedule, store: store) : [] {
                     group.addTask {
+                        defer { if let fd = request.executableFD { close(fd) } }
                         do {
                             return .run(name: name, node: node, report: try await runtime.exec(request) { _ in }, error: nil)
                         } catch {
@@ -290,8 +325,15 @@ public final class SwarmRunner: Sendable {
             case .success(let node):
                 schedule.markRunning(name)
                 emit("grant", name, ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
-                starting.append((name, node, runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))))
-                emit("start", name, [:])
+                do throws(RuntimeError) {
+                    starting.append((name, node, try runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))))
+                    emit("start", name, [:])
+                } catch {
+                    // The plugin's file changed since it was pinned: refused, and its hold goes back.
+                    schedule.markRunning(name)
+                    schedule.running -= 1
+                    finish(schedule, name, node, nil, error.message, store: store)
+                }
             case .failure(let error) where error.code == .insufficient && job.swarm.onConflict != .fail:
                 if schedule.markQueued(name) { emit("queue", name, ["message": .string(error.message)]) }
                 return starting  // first come (or highest priority) first: nobody overtakes a waiting routine
@@ -319,12 +361,22 @@ public final class SwarmRunner: Sendable {
         }
     }
 
-    private func runRequest(_ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold) -> RunRequest {
+    private func runRequest(_ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold) throws(RuntimeError) -> RunRequest {
+        var executable: String
+        var opened: PluginRegistry.OpenedPlugin?
+        switch plugins[routine.name]! {
+        case .path(let path): executable = path
+        case .registered(let record):
+            executable = record.path
+            opened = try PluginRegistry.openPinned(record)
+        }
         var request = RunRequest(
-            executable: plugins[routine.name]!, pluginName: routine.name, input: input,
+            executable: executable, pluginName: routine.name, input: input,
             credits: Credits(micros: hold.node.cap.credits), wallTimeMs: hold.node.cap.timeMs, memoryBytes: hold.node.cap.memoryBytes)
         request.tools = routine.tools
         request.hold = hold
+        request.executableFD = opened?.fd
+        request.keepExecutableFD = opened?.isScript ?? false
         return request
     }
 
@@ -363,6 +415,7 @@ public final class SwarmRunner: Sendable {
         let swarmNodes = tree.filter { $0.id == swarm.id }
         let routineNodes = tree.filter { $0.parent == swarm.id }
         return SwarmReport(
+            runID: "", startedMs: 0,
             swarm: job.swarm.name, team: job.team.name, swarmNode: swarm.id, denied: nil, routines: routines,
             tiers: [TierSummary(tier: "swarm", nodes: swarmNodes), TierSummary(tier: "routine", nodes: routineNodes)],
             analytics: routineNodes.isEmpty ? nil : Analytics(routineNodes), wallMs: milliseconds(since: started))

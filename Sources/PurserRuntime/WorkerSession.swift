@@ -233,6 +233,11 @@ final class WorkerSession: @unchecked Sendable {
         }
         plugin = info
         phase = .running
+        if request.handshakeOnly {
+            answer = .result
+            output = .null
+            return beginStop()
+        }
         send(request: .run, method: Method.run, params: RunParams(runID: runID, input: request.input, budget: budget).json)
         let remaining = budget.deadlineMs - unixMilliseconds()
         after(max(0, remaining)) {
@@ -379,7 +384,9 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private func waitUntilWritable() {
-        guard let fd = process?.stdinFD else { return }
+        // A wait asked for from another thread may arrive after stdin was closed, when its
+        // fd number may already belong to someone else.
+        guard let fd = process?.stdinFD, stdin.withLock({ $0.open }) else { return }
         if let writeSource {
             if writeSuspended {
                 writeSuspended = false

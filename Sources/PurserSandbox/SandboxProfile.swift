@@ -9,10 +9,22 @@ public struct SandboxProfile: Sendable {
     public var limits: ResourceLimits
     /// How the run's processes are held together and killed.
     public var containment: Containment
+    /// An open, read-only fd of the file to execute. When set, the spawner executes this very
+    /// file (execveat with AT_EMPTY_PATH), not whatever `executable` names, so a file that was
+    /// hashed through the fd is the file that runs; `executable` is then not looked up and only
+    /// serves for messages and argv[0]. The caller keeps ownership of the fd: the spawner
+    /// neither closes it nor changes its flags, and the worker does not inherit it unless
+    /// `keepExecutableFD` is set.
+    public var executableFD: Int32?
+    /// Keep `executableFD` open in the worker across exec. A script (`#!`) needs this: the
+    /// kernel hands its interpreter `/dev/fd/N`, which fails if N is closed at exec. Leave it
+    /// false for binaries, so the worker does not inherit the fd.
+    public var keepExecutableFD: Bool
 
     public init(
         executable: String, arguments: [String] = [], environment: [String: String] = [:],
-        workingDirectory: String? = nil, limits: ResourceLimits = .init(), containment: Containment = .automatic
+        workingDirectory: String? = nil, limits: ResourceLimits = .init(), containment: Containment = .automatic,
+        executableFD: Int32? = nil, keepExecutableFD: Bool = false
     ) {
         self.executable = executable
         self.arguments = arguments
@@ -20,6 +32,8 @@ public struct SandboxProfile: Sendable {
         self.workingDirectory = workingDirectory
         self.limits = limits
         self.containment = containment
+        self.executableFD = executableFD
+        self.keepExecutableFD = keepExecutableFD
     }
 }
 

@@ -4,7 +4,17 @@ import Glibc
 /// Starts workers without fork(): see `purser_spawn` in CPurserSys.
 public enum Spawner {
     public static func spawn(_ profile: SandboxProfile) throws(SandboxError) -> WorkerProcess {
-        let path = try resolveExecutable(profile.executable)
+        // By fd, the name is not looked up: it may no longer name the opened file, or anything.
+        let path: String
+        if let fd = profile.executableFD {
+            guard fd >= 0, fcntl(fd, F_GETFD) >= 0 else {
+                throw SandboxError(
+                    code: .executableNotFound, errno: EBADF, message: "cannot execute \(profile.executable) by fd \(fd)")
+            }
+            path = profile.executable
+        } else {
+            path = try resolveExecutable(profile.executable)
+        }
         let stdin = try makePipe()
         let stdout: (read: Int32, write: Int32)
         let stderr: (read: Int32, write: Int32)
@@ -123,6 +133,9 @@ public enum Spawner {
                     args.pdeathsig = SIGKILL
                     args.child_subreaper = subreaper ? 1 : 0
                     args.umask = 0o077
+                    // Zero-initialised, exec_fd would be 0: -1 means "execute path".
+                    args.exec_fd = profile.executableFD ?? -1
+                    args.exec_fd_keep = profile.executableFD != nil && profile.keepExecutableFD ? 1 : 0
                     return withUnsafePointer(to: &args) { body($0) }
                 }
                 }

@@ -4,6 +4,7 @@ import Foundation
 import PurserProtocol
 import PurserConfig
 import PurserGateway
+import PurserLedger
 import PurserRuntime
 
 struct Exec: AsyncParsableCommand {
@@ -64,16 +65,20 @@ struct Exec: AsyncParsableCommand {
     }
 
     func run() async throws {
+        var configured = try ledgerOptions.runtime()
+        let registered = try registeredPlugin(configured)
+        defer { if let fd = registered?.opened.fd { close(fd) } }
         var request = RunRequest(
-            executable: plugin, input: try readInput(), credits: credits.value, wallTimeMs: time.milliseconds,
-            memoryBytes: memory.bytes)
+            executable: registered?.record.path ?? plugin, pluginName: registered?.record.name, input: try readInput(),
+            credits: credits.value, wallTimeMs: time.milliseconds, memoryBytes: memory.bytes)
+        request.executableFD = registered?.opened.fd
+        request.keepExecutableFD = registered?.opened.isScript ?? false
         request.arguments = arguments
         request.environment = try allowedEnvironment()
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
         request.team = team
         request.tools = tools.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
         let json = self.json
-        var configured = try ledgerOptions.runtime()
         if let gateway { configured.gateway = try loadGateway(gateway, runtime: configured) }
         let runtime = configured
         let task = Task {
@@ -96,6 +101,16 @@ struct Exec: AsyncParsableCommand {
         }
         let code = ExitCodes.code(for: report.verdict)
         if code != 0 { throw ExitCode(code) }
+    }
+
+    /// A bare name (no "/") is a registered plugin if there is one, run through its pinned
+    /// file; otherwise it is looked up on PATH, as a shell would.
+    private func registeredPlugin(_ runtime: Runtime) throws -> (record: PluginRecord, opened: PluginRegistry.OpenedPlugin)? {
+        guard !plugin.contains("/") else { return nil }
+        return try runtimeCall {
+            guard let record = try PluginRegistry(runtime: runtime).find(plugin) else { return nil }
+            return (record, try PluginRegistry.openPinned(record))
+        }
     }
 
     private func readInput() throws -> JSONValue {

@@ -225,6 +225,38 @@ struct JobFileTests {
         #expect(!FileManager.default.fileExists(atPath: home + "/purser.db"), "nothing was reserved, not even a store")
     }
 
+    @Test func runsAreKeptAndShownWithTheirEvents() throws {
+        let home = Fixtures.temporaryHome()
+        try """
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 10 } }
+            routines:
+              - { name: a, plugin: \(Fixtures.product("wordcount")), input: { text: "one two three" } }
+              - { name: b, plugin: \(Fixtures.product("echo")), input: { words: "${a.output.words}" }, after: [a] }
+              - { name: c, plugin: \(Fixtures.product("scripted")), input: { fail: "on purpose" } }
+            """.write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        func purser(_ arguments: [String]) throws -> CommandResult {
+            try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        }
+        let run = try purser(["run", home + "/job.yaml", "--events", home + "/events.ndjson", "--json"])
+        #expect(run.status == 21, "a routine failed: \(run.stderr)")
+        let report = try JSONParser.parse(run.stdout)
+        #expect(report["verdicts"] == ["ok": 2, "error": 1])
+        let events = try String(contentsOfFile: home + "/events.ndjson", encoding: .utf8).split(separator: "\n")
+            .map { try JSONParser.parse(String($0)) }
+        let kinds = Set(events.compactMap { $0["event"]?.stringValue })
+        #expect(kinds.isSuperset(of: ["reserve", "grant", "start", "verdict", "return", "fail"]))
+        let listed = try JSONParser.parse(try purser(["runs", "list", "--json"]).stdout)
+        let id = try #require(listed.arrayValue?.first?["id"]?.stringValue)
+        #expect(listed.arrayValue?.first?["ok"] == false)
+        let shown = try JSONParser.parse(try purser(["runs", "show", id, "--json"]).stdout)
+        #expect(shown["routines"]?.arrayValue?.count == 3)
+        #expect(try purser(["runs", "show", "s-nope"]).status == 2)
+        #expect(try purser(["ledger", "verify"]).status == 0)
+    }
+
     @Test func aMissingPluginIsRefusedBeforeAnythingIsReserved() throws {
         let home = Fixtures.temporaryHome()
         try "team: { name: t, budget: { credits: 5 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: ./nope }\n"

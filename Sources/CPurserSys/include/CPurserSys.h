@@ -27,7 +27,7 @@ typedef struct {
 } purser_rlimit;
 
 typedef struct {
-    const char *path;              // absolute path of the executable
+    const char *path;              // absolute path of the executable; with exec_fd >= 0, only for messages
     char *const *argv;             // NULL-terminated
     char *const *envp;             // NULL-terminated
     const char *cwd;               // NULL: stay where the supervisor is
@@ -39,6 +39,16 @@ typedef struct {
     int pdeathsig;                 // 0: none
     int child_subreaper;           // make the worker a subreaper (kept across exec)
     unsigned int umask;
+    // -1: execute `path`. Otherwise an open file (read-only or O_PATH) that the child executes
+    // with execveat(exec_fd, "", argv, envp, AT_EMPTY_PATH): the very file that was opened,
+    // whatever `path` names now. It survives the child's cleanup of fds >= 3 (if it is 0-2,
+    // the child first moves it to a free fd >= 3). Callers that zero-initialise this struct
+    // must set it to -1 explicitly.
+    int exec_fd;
+    // With exec_fd >= 0: 1 to keep exec_fd open across exec (the child clears FD_CLOEXEC),
+    // which a script (#!) needs, since the kernel hands its interpreter /dev/fd/N; 0 to close
+    // it at exec (the child sets FD_CLOEXEC), so a binary worker does not inherit it.
+    int exec_fd_keep;
 } purser_spawn_args;
 
 typedef struct {
@@ -54,5 +64,9 @@ typedef struct {
 int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
 
 int purser_pipe_cloexec(int fds[2]);
+
+/// SHA-256 (FIPS 180-4) of the whole file behind `fd`, read with pread from offset 0 to the
+/// end, so the fd's own offset is neither used nor moved. Returns 0, or -1 with errno set.
+int purser_sha256_fd(int fd, unsigned char digest[32]);
 
 #endif

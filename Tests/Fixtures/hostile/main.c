@@ -21,7 +21,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +35,6 @@
 
 extern char **environ;
 
-#define MAX_LINE_DEFAULT ((size_t)8 << 20)
-
-static size_t max_line = MAX_LINE_DEFAULT;
 static int answer_version = 1;   /* protocolVersion put in the initialize result */
 static int never_exit = 0;       /* ignoreterm: shutdown and EOF do not end the process */
 
@@ -161,80 +157,15 @@ static char *dup_span(const char *s, const char *e) {
 
 /* ======================= stdin lines ======================= */
 
-static char *in_buf;
-static size_t in_cap, in_start, in_end, in_scan;
-static int in_discarding; /* inside a line longer than max_line: drop it */
+/* The reader is CWorkerScan's, shared with cworker; "\r\n" is tolerated, an over-long line
+ * dropped, and a timeout lets the sleep mode serve stdin while it waits. A read error ends
+ * the worker as EOF does. */
+static ws_lines in = {.max_line = WS_DEFAULT_MAX_LINE, .who = "hostile"};
 
 static long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Next line from stdin ("\r\n" tolerated), without its newline; valid until the next call.
- * timeout_ms < 0 blocks. Returns 1 for a line, 0 on timeout, -1 at EOF. */
-static int next_line(long long timeout_ms, char **line, size_t *len) {
-    long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
-    if (!in_buf) {
-        in_cap = 64 << 10;
-        in_buf = malloc(in_cap);
-        if (!in_buf) die("hostile: out of memory\n");
-    }
-    for (;;) {
-        char *nl = memchr(in_buf + in_scan, '\n', in_end - in_scan);
-        if (nl) {
-            size_t n = (size_t)(nl - (in_buf + in_start));
-            char *l = in_buf + in_start;
-            in_start = in_scan = (size_t)(nl - in_buf) + 1;
-            if (in_discarding) {
-                in_discarding = 0;
-                continue;
-            }
-            if (n > 0 && l[n - 1] == '\r') n--;
-            *line = l;
-            *len = n;
-            return 1;
-        }
-        in_scan = in_end;
-        if (in_end - in_start > max_line) {
-            if (!in_discarding) (void)!write(2, "hostile: dropping an over-long line\n", 36);
-            in_discarding = 1;
-            in_start = in_end = in_scan = 0;
-        } else if (in_start > 0) {
-            memmove(in_buf, in_buf + in_start, in_end - in_start);
-            in_end -= in_start;
-            in_scan = in_end;
-            in_start = 0;
-        }
-        if (in_end == in_cap) {
-            char *nb = realloc(in_buf, in_cap * 2);
-            if (!nb) die("hostile: out of memory\n");
-            in_buf = nb;
-            in_cap *= 2;
-        }
-        if (timeout_ms >= 0) {
-            long long left = deadline - now_ms();
-            struct pollfd pfd = {.fd = 0, .events = POLLIN};
-            int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
-            if (r < 0 && errno == EINTR) continue;
-            if (r == 0) return 0;
-        }
-        ssize_t n = read(0, in_buf + in_end, in_cap - in_end);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (n == 0) {
-            if (in_end > in_start && !in_discarding) { /* final unterminated line */
-                *line = in_buf + in_start;
-                *len = in_end - in_start;
-                in_start = in_end = in_scan = 0;
-                return 1;
-            }
-            return -1;
-        }
-        in_end += (size_t)n;
-    }
 }
 
 /* ======================= requests and the pending run ======================= */
@@ -574,7 +505,7 @@ static void run_cwd(const Message *m) {
     answer_run_output_from_out();
 }
 
-static void handle_message(char *line, size_t len);
+static void handle_message(const char *line, size_t len);
 
 /* Sleeps HOSTILE_SLEEP_MS (default 200) while still serving stdin: a cancel ends the run
  * with -32800, shutdown exits, EOF exits. */
@@ -589,9 +520,9 @@ static void run_sleep(const Message *m) {
             answer_run_output("\"slept\"");
             return;
         }
-        char *line;
+        const char *line;
         size_t len;
-        int r = next_line(left, &line, &len);
+        int r = ws_lines_next(&in, left, &line, &len);
         if (r < 0) exit(0);
         if (r > 0) handle_message(line, len);
     }
@@ -669,7 +600,7 @@ static void handle_initialize(const Message *m) {
     if (m->params && ws_obj_get(m->params, m->params_end, "limits", &ls, &le) &&
         ws_obj_get(ls, le, "maxLineBytes", &vs, &ve)) {
         long long v = strtoll(vs, NULL, 10); /* stops at the ',' or '}' after the number */
-        if (v >= 1024) max_line = (size_t)v;
+        if (v >= 1024) in.max_line = (size_t)v;
     }
     char result[200];
     snprintf(result, sizeof result,
@@ -700,7 +631,7 @@ static void handle_run(const Message *m) {
     mode->run(m);
 }
 
-static void handle_message(char *line, size_t len) {
+static void handle_message(const char *line, size_t len) {
     const char *e = line + len, *p = ws_skip_ws(line, e);
     if (p == e) return;
     if (*p != '{') {
@@ -751,9 +682,9 @@ int main(void) {
     if (mode->setup) mode->setup();
 
     for (;;) {
-        char *line;
+        const char *line;
         size_t len;
-        if (next_line(-1, &line, &len) < 0) finish();
+        if (ws_lines_next(&in, -1, &line, &len) < 0) finish();
         handle_message(line, len);
     }
 }

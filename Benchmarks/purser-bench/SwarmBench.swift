@@ -1,0 +1,165 @@
+@preconcurrency import Glibc
+import Foundation
+import PurserConfig
+import PurserProtocol
+import PurserRuntime
+import PurserSandbox
+import PurserTestSupport
+
+// Swarm throughput: routines per second for a swarm of trivial routines (cworker, which
+// answers its input back) at several concurrencies, next to a floor measured in the same
+// run: `xargs -P N -n 1 argchild`, a C child per routine that prints its argument as one
+// line, with no budgets, no ledger and no protocol.
+
+/// `--concurrency 1,8,64`: how many routines run at once, one run each.
+func concurrencyLevels(default levels: [Int]) -> [Int] {
+    guard let index = CommandLine.arguments.firstIndex(of: "--concurrency"), index + 1 < CommandLine.arguments.count else {
+        return levels
+    }
+    return CommandLine.arguments[index + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+}
+
+func swarmBenchmark() async throws {
+    setvbuf(stdout, nil, _IOLBF, 0)  // each figure as soon as it is measured
+    let count = iterations
+    // Warm up: the page cache for both children, the ledger's code paths, Dispatch's threads.
+    // `--no-floor`: the swarm alone (for profiling it, e.g. under perf); ratios are then not printed.
+    let withFloor = !CommandLine.arguments.contains("--no-floor")
+    if withFloor { _ = try xargsRate(concurrency: 8, count: 100) }
+    _ = try await swarmRate(concurrency: 8, count: 100)
+
+    print("purser-bench swarm: \(count) routines per run, \(ProcessInfo.processInfo.activeProcessorCount) cores, ledger on SQLite")
+    for concurrency in concurrencyLevels(default: [1, 8, 64]) {
+        var floor: Double?
+        if withFloor {
+            let before = CPUTimes()
+            floor = try xargsRate(concurrency: concurrency, count: count)
+            show("floor: xargs -P \(concurrency), C child per routine", floor!)
+            print(CPUTimes().since(before, routines: count, own: "xargs's children"))
+        }
+        let before = CPUTimes()
+        let rate = try await swarmRate(concurrency: concurrency, count: count)
+        show("purser swarm, concurrency \(concurrency)", rate, against: floor, goal: floor == nil ? nil : 1.0)
+        print(CPUTimes().since(before, routines: count, own: "workers"))
+    }
+    if let peak = peakResidentKiB() { print("supervisor peak RSS (VmHWM): \(peak / 1024) MiB") }
+}
+
+/// Routines per second for `xargs -P concurrency -n 1 argchild`, fed `count` inputs on
+/// stdin, one a line; every child's line is counted to check that all ran.
+func xargsRate(concurrency: Int, count: Int) throws -> Double {
+    let xargs = Process()
+    xargs.executableURL = URL(fileURLWithPath: "/usr/bin/xargs")
+    xargs.arguments = ["-P", "\(concurrency)", "-n", "1", directory + "/argchild"]
+    let input = Pipe()
+    let output = Pipe()
+    xargs.standardInput = input
+    xargs.standardOutput = output
+    xargs.standardError = FileHandle.nullDevice
+    let inputs = Data((0..<count).map { "\($0)\n" }.joined().utf8)
+    let writer = input.fileHandleForWriting
+    let start = ContinuousClock.now
+    try xargs.run()
+    // Fed from a thread of its own, so that a long list cannot block on a full pipe.
+    Thread {
+        writer.write(inputs)
+        try? writer.close()
+    }.start()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
+    xargs.waitUntilExit()
+    let seconds = secondsSince(start)
+    let lines = printed.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+    precondition(xargs.terminationStatus == 0, "xargs exited with \(xargs.terminationStatus)")
+    precondition(lines == count, "xargs: \(lines) lines from \(count) children")
+    return Double(count) / seconds
+}
+
+/// Routines per second for a swarm of `count` cworker routines, `concurrency` at a time,
+/// through the library, in a fresh PURSER_HOME; the wall time of `run()` only.
+func swarmRate(concurrency: Int, count: Int) async throws -> Double {
+    let home = NSTemporaryDirectory() + "purser-swarm-bench-\(getpid())-\(concurrency)-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: home) }
+    let runtime = try Runtime.withLedger(home: home)
+    let job = try JobFile.parse(ConfigValue.parse(swarmJob(concurrency: concurrency, count: count), file: home + "/bench.yaml"))
+    let runner = try SwarmRunner(runtime: runtime, job: job)
+    let start = ContinuousClock.now
+    let report = try await runner.run()
+    let seconds = secondsSince(start)
+    guard report.allOK else {
+        let failed = report.routines.filter { $0.verdict != Verdict.ok.rawValue }
+        throw PostgresServerError(
+            "swarm at concurrency \(concurrency): \(report.denied ?? "") \(failed.count) routines failed, first: "
+                + "\(failed.first.map { "\($0.name) \($0.verdict) \($0.message ?? "")" } ?? "")")
+    }
+    for (index, routine) in report.routines.enumerated() where routine.output != .number(JSONNumber(Int64(index))) {
+        throw PostgresServerError("routine \(routine.name) answered \(routine.output?.serialized() ?? "nothing"), not \(index)")
+    }
+    let violations = try runtime.ledger!.store.verify()
+    precondition(violations.isEmpty, "the ledger does not verify: \(violations)")
+    return Double(count) / seconds
+}
+
+/// The job file, as YAML text: `count` routines running cworker on their index.
+func swarmJob(concurrency: Int, count: Int) -> String {
+    var text = """
+        team:
+          name: bench
+          budget: { credits: 1000000, time: 100000h, memory: 1024GiB }
+        swarm:
+          name: bench-\(concurrency)
+          reservation: { credits: 100000, time: 10000h, memory: 512GiB }
+          concurrency: \(concurrency)
+          onConflict: queue
+        routines:
+
+        """
+    let plugin = directory + "/cworker"
+    for index in 0..<count {
+        text += "  - { name: r\(index), plugin: \(plugin), input: \(index), "
+            + "estimate: { credits: 0.001, time: 10s, memory: 64MiB } }\n"
+    }
+    return text
+}
+
+func secondsSince(_ start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// VmHWM from /proc/self/status, in KiB.
+func peakResidentKiB() -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return nil }
+    return Int(line.split(separator: " ").dropFirst().first ?? "")
+}
+
+/// CPU time of this process and of its reaped children, to tell the supervisor's own cost
+/// per routine from the children's.
+struct CPUTimes {
+    var selfUser = 0.0, selfSystem = 0.0, childUser = 0.0, childSystem = 0.0
+
+    init() {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        selfUser = Self.seconds(usage.ru_utime)
+        selfSystem = Self.seconds(usage.ru_stime)
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        childUser = Self.seconds(usage.ru_utime)
+        childSystem = Self.seconds(usage.ru_stime)
+    }
+
+    static func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+
+    /// "  CPU per routine: supervisor … µs (user/sys), children … µs (user/sys)".
+    func since(_ start: CPUTimes, routines: Int, own: String) -> String {
+        let n = Double(routines) / 1e6
+        let mine = String(
+            format: "  CPU per routine: this process %.0f µs (%.0f user, %.0f sys), ",
+            (selfUser - start.selfUser + selfSystem - start.selfSystem) / n, (selfUser - start.selfUser) / n,
+            (selfSystem - start.selfSystem) / n)
+        return mine + own + String(
+            format: " %.0f µs (%.0f user, %.0f sys)", (childUser - start.childUser + childSystem - start.childSystem) / n,
+            (childUser - start.childUser) / n, (childSystem - start.childSystem) / n)
+    }
+}

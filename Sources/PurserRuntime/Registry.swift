@@ -1,0 +1,193 @@
+import Glibc
+public import PurserConfig
+public import PurserLedger
+public import PurserProtocol
+import PurserSandbox
+
+/// What a plugin's manifest (`plugin.yaml`) may declare.
+public struct PluginManifest: Sendable {
+    public var name: String?
+    public var defaultReservation: Amounts?
+    public var maxReservation: Amounts?
+    public var tools: [String] = []
+    /// Variables of the supervisor's environment the plugin may be given.
+    public var environment: [String] = []
+    /// Untrusted (the default) plugins get the full sandbox; trusted ones may opt out of layers.
+    public var trusted = false
+    /// Same input, same output: results may be cached.
+    public var deterministic = false
+
+    public init() {}
+
+    public static func load(path: String) throws(ConfigError) -> PluginManifest {
+        let root = try ConfigValue.load(path: path)
+        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "deterministic"])
+        var manifest = PluginManifest()
+        manifest.name = try fields["name"]?.nonEmptyString()
+        if let reservation = fields["reservation"] {
+            let parts = try reservation.mapping(allowed: ["default", "max"])
+            manifest.defaultReservation = try parts["default"].map { (value) throws(ConfigError) in try amounts(value) }
+            manifest.maxReservation = try parts["max"].map { (value) throws(ConfigError) in try amounts(value) }
+        }
+        manifest.tools = try fields["tools"]?.strings() ?? []
+        manifest.environment = try fields["environment"]?.strings() ?? []
+        manifest.trusted = try fields["trusted"]?.bool() ?? false
+        manifest.deterministic = try fields["deterministic"]?.bool() ?? false
+        return manifest
+    }
+
+    private static func amounts(_ value: ConfigValue) throws(ConfigError) -> Amounts {
+        let parts = try value.mapping(allowed: ["credits", "time", "memory"])
+        return Amounts(
+            credits: try parts["credits"]?.credits() ?? Credits(whole: 1), timeMs: try parts["time"]?.duration() ?? 60_000,
+            memoryBytes: try parts["memory"]?.size() ?? 256 << 20)
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "tools": .array(tools.map(JSONValue.string)), "environment": .array(environment.map(JSONValue.string)),
+            "trusted": .bool(trusted), "deterministic": .bool(deterministic),
+        ]
+        if let defaultReservation { object["defaultReservation"] = defaultReservation.json }
+        if let maxReservation { object["maxReservation"] = maxReservation.json }
+        return .object(object)
+    }
+}
+
+/// Registered plugins, kept in the store so that supervisors sharing it share the registry.
+/// Each is pinned by the SHA-256 of its file, and runs only as that file: the file is
+/// opened once, hashed through the open fd, and executed through the same fd.
+public struct PluginRegistry: Sendable {
+    public enum Added: String, Sendable { case added, unchanged, repinned }
+
+    public let runtime: Runtime
+    private var store: any LedgerStore { runtime.ledger!.store }
+
+    public init(runtime: Runtime) throws(RuntimeError) {
+        guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "the registry needs a ledger") }
+        self.runtime = runtime
+    }
+
+    /// Pins the file, starts it once to check the `initialize` handshake, and records what it said.
+    public func add(path: String, name: String?, manifest: PluginManifest?) async throws(RuntimeError) -> (PluginRecord, Added) {
+        let absolute = realpath(path, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        } ?? (path.hasPrefix("/") ? path : currentDirectory() + "/" + path)
+        let opened = try Self.open(absolute, label: absolute)
+        defer { close(opened.fd) }
+        let info = try await handshake(absolute, opened)
+        let pluginName = name ?? manifest?.name ?? info.pluginName
+        guard !pluginName.isEmpty, !pluginName.contains("/") else {
+            throw RuntimeError(code: .invalidRequest, message: "'\(pluginName)' cannot be a plugin's name (no '/')")
+        }
+        let details: JSONValue = [
+            "version": .string(info.pluginVersion), "capabilities": .object(info.capabilities),
+            "manifest": (manifest ?? PluginManifest()).json,
+        ]
+        let record = PluginRecord(
+            name: pluginName, path: absolute, sha256: opened.digest, info: details.serialized(), addedMs: unixMilliseconds())
+        let previous = try ledger { () throws(LedgerError) in try store.plugin(named: pluginName) }
+        if let previous, previous.sha256 == record.sha256, previous.path == record.path, previous.info == record.info {
+            return (previous, .unchanged)
+        }
+        try ledger { () throws(LedgerError) in try store.savePlugin(record) }
+        return (record, previous == nil ? .added : .repinned)
+    }
+
+    public func list() throws(RuntimeError) -> [PluginRecord] {
+        try ledger { () throws(LedgerError) in try store.plugins() }
+    }
+
+    public func find(_ name: String) throws(RuntimeError) -> PluginRecord? {
+        try ledger { () throws(LedgerError) in try store.plugin(named: name) }
+    }
+
+    public func remove(_ name: String) throws(RuntimeError) -> Bool {
+        try ledger { () throws(LedgerError) in try store.removePlugin(named: name) }
+    }
+
+    /// Each plugin's file checked against its pin: nil when it matches, else what is wrong.
+    public func verify() throws(RuntimeError) -> [(PluginRecord, String?)] {
+        try list().map { record in
+            do throws(RuntimeError) {
+                let opened = try Self.openPinned(record)
+                close(opened.fd)
+                return (record, nil)
+            } catch {
+                return (record, error.message)
+            }
+        }
+    }
+
+    /// The plugin's file, opened and checked against its pin; the caller closes `fd`.
+    public static func openPinned(_ record: PluginRecord) throws(RuntimeError) -> OpenedPlugin {
+        let opened = try open(record.path, label: "plugin \(record.name)")
+        guard opened.digest == record.sha256 else {
+            close(opened.fd)
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "plugin \(record.name): \(record.path) changed since it was pinned (sha256 \(record.sha256.prefix(12))…, now \(opened.digest.prefix(12))…); run `purser plugin add` again to accept it")
+        }
+        return opened
+    }
+
+    public struct OpenedPlugin: Sendable {
+        public var fd: Int32
+        public var digest: String
+        /// A `#!` script: its fd must stay open for the interpreter.
+        public var isScript: Bool
+    }
+
+    static func open(_ path: String, label: String) throws(RuntimeError) -> OpenedPlugin {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw RuntimeError(code: .invalidRequest, message: "\(label): cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_mode & 0o111 != 0 else {
+            close(fd)
+            throw RuntimeError(code: .invalidRequest, message: "\(label): \(path) is not an executable file")
+        }
+        do {
+            let digest = try sha256(fd: fd).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            var magic: [UInt8] = [0, 0]
+            let read = pread(fd, &magic, 2, 0)
+            return OpenedPlugin(fd: fd, digest: digest, isScript: read == 2 && magic == [0x23, 0x21])
+        } catch {
+            close(fd)
+            throw RuntimeError(code: .invalidRequest, message: "\(label): \(error)")
+        }
+    }
+
+    /// Starts the file (through its fd) for `initialize` only, with no reservation.
+    private func handshake(_ path: String, _ opened: OpenedPlugin) async throws(RuntimeError) -> InitializeResult {
+        var request = RunRequest(
+            executable: path, input: .null, credits: .zero, wallTimeMs: 10_000, memoryBytes: 256 << 20)
+        request.executableFD = opened.fd
+        request.keepExecutableFD = opened.isScript
+        request.handshakeOnly = true
+        request.timing.startupMs = 5_000
+        let bare = Runtime(home: runtime.home)
+        let report = try await bare.exec(request)
+        guard let info = report.plugin else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(path) failed the initialize handshake: \(report.message ?? report.verdict.rawValue)")
+        }
+        return info
+    }
+
+    private func ledger<T>(_ body: () throws(LedgerError) -> T) throws(RuntimeError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
+        }
+    }
+
+    private func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        return getcwd(&buffer, buffer.count).map { String(cString: $0) } ?? "."
+    }
+}

@@ -1,0 +1,11 @@
+import CPurserSys
+import Glibc
+
+/// The SHA-256 of the whole file behind `fd`, read from offset 0 to the end with pread (the
+/// fd's offset is neither used nor moved). Pair it with `SandboxProfile.executableFD` to run
+/// exactly the file that was hashed.
+public func sha256(fd: Int32) throws(SandboxError) -> [UInt8] {
+    var digest = [UInt8](repeating: 0, count: 32)
+    try syscall("sha256 of fd \(fd)") { digest.withUnsafeMutableBufferPointer { purser_sha256_fd(fd, $0.baseAddress) } }
+    return digest
+}

@@ -1,0 +1,90 @@
+import Foundation
+import PurserProtocol
+import PurserTestSupport
+import Testing
+
+/// `purser plugin`: pinned by SHA-256, checked by handshake, run as the very file pinned.
+@Suite("Plugin registry", .serialized, .timeLimit(.minutes(2)))
+struct RegistryTests {
+    let home = Fixtures.temporaryHome()
+
+    func purser(_ arguments: [String]) throws -> CommandResult {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home + "/state"
+        return try runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: home)
+    }
+
+    /// A copy of a built plugin in the test's folder, so it can be changed under the registry.
+    func copy(_ product: String, to name: String) throws -> String {
+        let path = home + "/" + name
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.copyItem(atPath: Fixtures.product(product), toPath: path)
+        return path
+    }
+
+    @Test func addingTheSameFileTwiceChangesNothing() throws {
+        let path = try copy("wordcount", to: "wc")
+        let first = try JSONParser.parse(try purser(["plugin", "add", path, "--json"]).stdout)
+        let second = try JSONParser.parse(try purser(["plugin", "add", path, "--json"]).stdout)
+        #expect(first["result"] == "added")
+        #expect(second["result"] == "unchanged")
+        #expect(first["sha256"] == second["sha256"])
+        #expect(first["name"] == "wordcount", "the name it gave in initialize")
+        #expect(first["version"] == "1.0.0")
+        let listed = try JSONParser.parse(try purser(["plugin", "list", "--json"]).stdout)
+        #expect(listed.arrayValue?.count == 1)
+    }
+
+    @Test func aChangedBinaryIsRefusedUntilItIsAddedAgain() throws {
+        let path = try copy("wordcount", to: "tool")
+        #expect(try purser(["plugin", "add", path, "--name", "tool"]).status == 0)
+        #expect(try purser(["exec", "tool", "--input", #"{"text":"a b"}"#]).status == 0)
+        // Replace the file's contents in place: same path, different bytes.
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.copyItem(atPath: Fixtures.product("echo"), toPath: path)
+        let refused = try purser(["exec", "tool", "--input", "1"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("changed since it was pinned"), "\(refused.stderr)")
+        #expect(try purser(["plugin", "verify"]).status == 1)
+        let job = home + "/job.yaml"
+        try "team: { name: t, budget: { credits: 10 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: tool }\n"
+            .write(toFile: job, atomically: true, encoding: .utf8)
+        let run = try purser(["run", job])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("job.yaml:4: routines.a.plugin: plugin tool:"), "\(run.stderr)")
+        let readded = try JSONParser.parse(try purser(["plugin", "add", path, "--name", "tool", "--json"]).stdout)
+        #expect(readded["result"] == "repinned")
+        #expect(try purser(["exec", "tool", "--input", "1"]).status == 0)
+        #expect(try purser(["plugin", "verify"]).status == 0)
+    }
+
+    @Test func aPluginThatFailsTheHandshakeIsRefused() throws {
+        let result = try purser(["plugin", "add", "/bin/true"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("failed the initialize handshake"), "\(result.stderr)")
+        #expect(try JSONParser.parse(try purser(["plugin", "list", "--json"]).stdout).arrayValue?.isEmpty == true)
+    }
+
+    @Test func registeredPluginsRunByNameInJobs() throws {
+        let manifest = home + "/plugin.yaml"
+        try "name: shouter\ntrusted: false\ndeterministic: true\ntools: [none]\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        #expect(try purser(["plugin", "add", Fixtures.file("Plugins/shout/shout.py"), "--manifest", manifest]).status == 0)
+        let shown = try JSONParser.parse(try purser(["plugin", "show", "shouter", "--json"]).stdout)
+        #expect(shown["manifest"]?["deterministic"] == true)
+        let job = home + "/job.yaml"
+        try "team: { name: t, budget: { credits: 10 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: shouter, input: { text: quiet } }\n"
+            .write(toFile: job, atomically: true, encoding: .utf8)
+        let run = try purser(["run", job, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try JSONParser.parse(run.stdout)["routines"]?[0]?["output"]?["text"] == "QUIET")
+        #expect(try purser(["plugin", "remove", "shouter"]).status == 0)
+        #expect(try purser(["plugin", "remove", "shouter"]).status == 2)
+    }
+}
+
+extension JSONValue {
+    fileprivate subscript(index: Int) -> JSONValue? {
+        guard let items = arrayValue, items.indices.contains(index) else { return nil }
+        return items[index]
+    }
+}
