@@ -64,6 +64,9 @@ let package = Package(
         .executableTarget(
             name: "fetch", dependencies: ["PurserPluginKit"], path: "Plugins/fetch",
             swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "delegate", dependencies: ["PurserPluginKit"], path: "Plugins/delegate",
+            swiftSettings: swiftSettings),
 
         // Benchmarks: the fastest real worker, the floor child and the floor loop, in C.
         .target(name: "CWorkerScan", path: "Benchmarks/CWorkerScan", cSettings: cSettings),

@@ -35,6 +35,7 @@ export EXAMPLE_TOKEN=example-secret-do-not-leak
 "$bin/purser" gateway status
 echo
 echo "== a swarm from a job file: fan-out, fan-in, a gateway call; reserved, used, returned per tier"
+"$bin/purser" plugin add "$bin/wordcount"
 sed "s#\\.\\./\\.build#$PWD/.build#" examples/swarm.yaml > "$work/swarm.yaml"
 "$bin/purser" run "$work/swarm.yaml" --events "$work/events.ndjson"
 echo "($(wc -l < "$work/events.ndjson") events in the NDJSON stream)"

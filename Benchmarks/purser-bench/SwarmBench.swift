@@ -5,6 +5,7 @@ import PurserProtocol
 import PurserRuntime
 import PurserSandbox
 import PurserTestSupport
+import Synchronization
 
 // Swarm throughput: routines per second for a swarm of trivial routines (cworker, which
 // answers its input back) at several concurrencies, next to a floor measured in the same
@@ -81,7 +82,10 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     defer { try? FileManager.default.removeItem(atPath: home) }
     let runtime = try Runtime.withLedger(home: home)
     let job = try JobFile.parse(ConfigValue.parse(swarmJob(concurrency: concurrency, count: count), file: home + "/bench.yaml"))
-    let runner = try SwarmRunner(runtime: runtime, job: job)
+    // `--phases`: when each routine was reserved, granted, started and ended, by the
+    // scheduler's own events, to tell where a routine's time goes.
+    let phases = CommandLine.arguments.contains("--phases") ? PhaseLog() : nil
+    let runner = try SwarmRunner(runtime: runtime, job: job, onEvent: { event in phases?.record(event) })
     let start = ContinuousClock.now
     let report = try await runner.run()
     let seconds = secondsSince(start)
@@ -96,6 +100,7 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     }
     let violations = try runtime.ledger!.store.verify()
     precondition(violations.isEmpty, "the ledger does not verify: \(violations)")
+    if let phases { print(phases.summary(routines: job.routines.map(\.name), seconds: seconds)) }
     return Double(count) / seconds
 }
 
@@ -161,5 +166,45 @@ struct CPUTimes {
         return mine + own + String(
             format: " %.0f µs (%.0f user, %.0f sys)", (childUser - start.childUser + childSystem - start.childSystem) / n,
             (childUser - start.childUser) / n, (childSystem - start.childSystem) / n)
+    }
+}
+
+/// The instant of every routine's reserve, grant, start and verdict events.
+final class PhaseLog: Sendable {
+    private let marks = Mutex<[String: [String: ContinuousClock.Instant]]>([:])
+
+    func record(_ event: SwarmEvent) {
+        guard let routine = event.routine, ["reserve", "grant", "start", "verdict"].contains(event.kind) else { return }
+        let now = ContinuousClock.now
+        marks.withLock { $0[routine, default: [:]][event.kind] = now }
+    }
+
+    /// Mean µs per routine: reserve → grant (the ledger), grant → start, start → verdict
+    /// (the run, as the scheduler sees it), and verdict → the next routine's reserve (the
+    /// scheduler between runs; meaningful at concurrency 1).
+    func summary(routines: [String], seconds: Double) -> String {
+        let all = marks.withLock { $0 }
+        func mean(_ from: String, _ to: String) -> Double {
+            let spans = routines.compactMap { name -> Double? in
+                guard let a = all[name]?[from], let b = all[name]?[to] else { return nil }
+                return microseconds(b - a)
+            }
+            return spans.isEmpty ? 0 : spans.reduce(0, +) / Double(spans.count)
+        }
+        var gaps: [Double] = []
+        let ordered = routines.compactMap { all[$0] }.sorted { ($0["reserve"] ?? .now) < ($1["reserve"] ?? .now) }
+        for (previous, next) in zip(ordered, ordered.dropFirst()) {
+            if let end = previous["verdict"], let start = next["reserve"], start > end { gaps.append(microseconds(start - end)) }
+        }
+        let gap = gaps.isEmpty ? 0 : gaps.reduce(0, +) / Double(gaps.count)
+        return String(
+            format: "  phases, mean µs per routine: reserve→grant %.0f, grant→start %.0f, start→verdict %.0f, "
+                + "verdict→next reserve %.0f (%d gaps); wall per routine %.0f",
+            mean("reserve", "grant"), mean("grant", "start"), mean("start", "verdict"), gap, gaps.count,
+            seconds * 1e6 / Double(routines.count))
+    }
+
+    private func microseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
     }
 }

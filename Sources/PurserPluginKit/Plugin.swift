@@ -34,6 +34,14 @@ public final class RunContext: Sendable {
         self.calls = calls
     }
 
+    /// Runs a registered plugin as a child step, paid from this run's own reservation: the
+    /// step gets `call.credits` of it and what it does not use comes back. A step that does
+    /// not end ok throws `RPCError` with `data.verdict`.
+    public func routine(_ call: RoutineCallParams) async throws -> RoutineCallResult {
+        let answer = try await calls.request(Method.routineCall, call.json).get()
+        return try RoutineCallResult(json: answer)
+    }
+
     /// Calls an integration through the supervisor's gateway: the only way out to the
     /// network. A refusal throws `RPCError` with `data.reason` (see `GatewayReason`).
     public func gateway(_ call: GatewayCallParams) async throws -> GatewayCallResult {

@@ -51,6 +51,8 @@ public enum ErrorCode {
     public static let creditsExhausted = -32003
     /// A `gateway/call` was refused or failed; `data.reason` says why (`GatewayReason`).
     public static let gatewayFailed = -32010
+    /// A `routine/call` was refused or its step did not end ok; `data.verdict` says how.
+    public static let routineFailed = -32011
 }
 
 /// One line of the protocol.

@@ -19,6 +19,7 @@ final class RunAccount: GatewayAccount {
     private struct State {
         var reported = Credits.zero
         var charged = Credits.zero
+        var steps = Credits.zero
         var held = Credits.zero
         var unwritten: [(record: GatewayCallRecord, charged: Credits)] = []
         var flushScheduled = false
@@ -44,7 +45,7 @@ final class RunAccount: GatewayAccount {
 
     func hold(_ credits: Credits) -> Bool {
         let granted = state.withLock { state -> Bool in
-            guard state.reported + state.charged + state.held + credits <= budget else { return false }
+            guard state.reported + state.charged + state.steps + state.held + credits <= budget else { return false }
             state.held = state.held + credits
             return true
         }
@@ -68,6 +69,15 @@ final class RunAccount: GatewayAccount {
         if held != nil { holding.leave() }
     }
 
+    /// A child step ended: its hold is released, what it used stays spent.
+    func settleStep(held: Credits, used: Credits) {
+        state.withLock { state in
+            state.held = state.held - held
+            state.steps = state.steps + used
+        }
+        holding.leave()
+    }
+
     /// Writes what is waiting; on `records`.
     private func flush() {
         let batch = state.withLock { state in
@@ -86,6 +96,7 @@ final class RunAccount: GatewayAccount {
     }
 
     var charged: Credits { state.withLock { $0.charged } }
+    var stepCredits: Credits { state.withLock { $0.steps } }
 
     /// Waits until no call holds credits, then until every record is written.
     func drain() async {

@@ -43,6 +43,8 @@ public struct RunRequest: Sendable {
     public var keepExecutableFD = false
     /// Only `initialize`, then shut down: the registry's check that a plugin speaks the protocol.
     public var handshakeOnly = false
+    /// How deep in `routine/call`s this run is: 0 for a routine, 1 for its step, and so on.
+    public var depth = 0
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -81,13 +83,15 @@ public struct RunUsage: Sendable, Hashable {
     public var reportedCredits: Credits
     /// What its gateway calls were charged (included in `credits`).
     public var gatewayCredits = Credits.zero
+    /// What its child steps (`routine/call`) used (included in `credits`).
+    public var stepCredits = Credits.zero
     public var wallMs: Int64
     public var cpuMs: Int64
     public var memoryPeakBytes: Int64
 
     public var json: JSONValue {
         [
-            "credits": credits.json, "reportedCredits": reportedCredits.json, "gatewayCredits": gatewayCredits.json,
+            "credits": credits.json, "reportedCredits": reportedCredits.json, "gatewayCredits": gatewayCredits.json, "stepCredits": stepCredits.json,
             "wallMs": .number(JSONNumber(wallMs)), "cpuMs": .number(JSONNumber(cpuMs)),
             "memoryPeakBytes": .number(JSONNumber(memoryPeakBytes)),
         ]

@@ -102,9 +102,14 @@ public struct Runtime: Sendable {
         defer { directory.removeLater() }
         let account = RunAccount(
             budget: request.credits, onRecord: { onEvent(.gatewayCall($0)) }, writer: writer(held?.node, holder: held?.holder, onEvent))
+        let steps = ledger.flatMap { _ in held?.node }.map { node in
+            StepLauncher(
+                runtime: self, parent: node, holder: held?.holder, account: account, depth: request.depth,
+                tools: request.tools, deadlineMs: budget.deadlineMs)
+        }
         let session = WorkerSession(
             request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
-            gateway: gateway.map { ($0, account) }, onEvent: onEvent)
+            gateway: gateway.map { ($0, account) }, account: account, steps: steps, onEvent: onEvent)
         var report = await withTaskCancellationHandler {
             await session.run()
         } onCancel: {
@@ -113,7 +118,8 @@ public struct Runtime: Sendable {
         // Calls still in flight end within their timeouts; their charges belong to this run.
         await account.drain()
         report.usage.gatewayCredits = account.charged
-        report.usage.credits = min(report.usage.reportedCredits + account.charged, request.credits)
+        report.usage.stepCredits = account.stepCredits
+        report.usage.credits = min(report.usage.reportedCredits + account.charged + account.stepCredits, request.credits)
         if let ledger, let node = held?.node {
             try ledger.settle(node, holder: held?.holder, report: report)
             report.ledgerNode = node.id

@@ -399,7 +399,7 @@ public final class SwarmRunner: Sendable {
             return
         }
         schedule.conclude(name, RoutineOutcome(
-            name: name, verdict: verdict, attempts: schedule.attempt(name), message: report?.message ?? error,
+            name: name, verdict: verdict, attempts: schedule.attempt(name), message: report?.error?.message ?? report?.message ?? error,
             output: report?.output, ledgerNode: node.id, report: report), self)
     }
 
@@ -414,10 +414,18 @@ public final class SwarmRunner: Sendable {
         let tree = (try? store.tree(team: job.team.name)) ?? []
         let swarmNodes = tree.filter { $0.id == swarm.id }
         let routineNodes = tree.filter { $0.parent == swarm.id }
+        var below = Set(routineNodes.map(\.id))
+        var stepNodes: [Node] = []
+        // The tree comes parents first, so one pass collects steps of steps too.
+        for node in tree where node.parent.map(below.contains) == true && node.kind == .step {
+            stepNodes.append(node)
+            below.insert(node.id)
+        }
         return SwarmReport(
             runID: "", startedMs: 0,
             swarm: job.swarm.name, team: job.team.name, swarmNode: swarm.id, denied: nil, routines: routines,
-            tiers: [TierSummary(tier: "swarm", nodes: swarmNodes), TierSummary(tier: "routine", nodes: routineNodes)],
+            tiers: [TierSummary(tier: "swarm", nodes: swarmNodes), TierSummary(tier: "routine", nodes: routineNodes)]
+                + (stepNodes.isEmpty ? [] : [TierSummary(tier: "step", nodes: stepNodes)]),
             analytics: routineNodes.isEmpty ? nil : Analytics(routineNodes), wallMs: milliseconds(since: started))
     }
 }

@@ -31,6 +31,7 @@ final class WorkerSession: @unchecked Sendable {
     private let queue: DispatchQueue
     private let gateway: Gateway?
     private let account: RunAccount?
+    private let steps: StepLauncher?
     /// Ids of the worker's own requests not yet answered (its gateway calls).
     private var callsInFlight: Set<RPCID> = []
 
@@ -68,10 +69,12 @@ final class WorkerSession: @unchecked Sendable {
 
     init(
         request: RunRequest, runID: String, budget: Budget, profile: SandboxProfile,
-        gateway: (Gateway, RunAccount)? = nil, onEvent: @escaping @Sendable (RunEvent) -> Void
+        gateway: (Gateway, RunAccount)? = nil, account: RunAccount? = nil, steps: StepLauncher? = nil,
+        onEvent: @escaping @Sendable (RunEvent) -> Void
     ) {
         self.gateway = gateway?.0
-        self.account = gateway?.1
+        self.account = account ?? gateway?.1
+        self.steps = steps
         self.request = request
         self.runID = runID
         self.workerID = "w-" + runID.dropFirst(2)
@@ -277,7 +280,7 @@ final class WorkerSession: @unchecked Sendable {
                 reportedCredits = reportedCredits + credits
                 account?.setReported(reportedCredits)
                 onEvent(.usage(credits))
-                let gatewayCredits = account?.charged ?? .zero
+                let gatewayCredits = (account?.charged ?? .zero) + (account?.stepCredits ?? .zero)
                 if reportedCredits + gatewayCredits > budget.credits {
                     let calls = gatewayCredits > .zero ? " and \(gatewayCredits) for gateway calls" : ""
                     beginCancel(
@@ -310,6 +313,8 @@ final class WorkerSession: @unchecked Sendable {
         case Method.ping: result = .success([:])
         case Method.gatewayCall where gateway != nil:
             return callGateway(id, params)
+        case Method.routineCall where steps != nil:
+            return callRoutine(id, params)
         case Method.gatewayCall, Method.routineCall:
             result = .failure(RPCError(code: ErrorCode.notAvailable, message: "\(method) is not available in this supervisor"))
         default:
@@ -341,6 +346,27 @@ final class WorkerSession: @unchecked Sendable {
         let caller = GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: account)
         gateway.call(call, caller: caller) { result in
             answer(result.map(\.json).mapError(\.rpcError))
+            self.queue.async { self.callsInFlight.remove(id) }
+        }
+    }
+
+    /// Runs a child step from this run's reservation; its answer comes when the step ends.
+    private func callRoutine(_ id: RPCID, _ params: JSONValue?) {
+        let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = {
+            self.writeFromAnyThread(RPCMessage.response(id: id, result: $0).line())
+        }
+        let call: RoutineCallParams
+        do {
+            call = try RoutineCallParams(json: params)
+        } catch {
+            return answer(.failure(RPCError(code: ErrorCode.invalidParams, message: "bad routine/call: \(error)")))
+        }
+        guard let steps, phase == .running, callsInFlight.count < Self.maxCallsInFlight else {
+            return answer(.failure(RPCError(code: ErrorCode.routineFailed, message: "routine calls are taken only while the run runs")))
+        }
+        callsInFlight.insert(id)
+        steps.call(call) { result in
+            answer(result)
             self.queue.async { self.callsInFlight.remove(id) }
         }
     }

@@ -47,7 +47,22 @@ struct SchemaTests {
         ("gateway-call.result", .response(id: .string("g-1"), result: .success(gatewayResultText.json))),
         ("gateway-call.result", .response(id: .number(7), result: .success(gatewayResultBinary.json))),
         ("error.response", .response(id: .string("g-2"), result: .failure(gatewayError))),
+        ("routine-call.request", .request(id: .number(8), method: Method.routineCall, params: RoutineCallParams(
+            plugin: "wordcount", input: ["text": "one two"], credits: Credits(whole: 2), timeMs: 5_000, memoryBytes: 1 << 27).json)),
+        ("routine-call.result", .response(id: .number(8), result: .success(RoutineCallResult(
+            output: ["words": 2], credits: Credits(micros: 2_000)).json))),
+        ("error.response", .response(id: .number(9), result: .failure(RPCError(
+            code: ErrorCode.routineFailed, message: "wordcount: crashed", data: ["verdict": "crashed", "credits": 0])))),
     ]
+
+    @Test func routineCallParamsAndResultsDecodeBack() throws {
+        let params = RoutineCallParams(plugin: "p", input: [1, "a"], credits: Credits(micros: 1_500_000), timeMs: 100)
+        #expect(try RoutineCallParams(json: params.json) == params)
+        let result = RoutineCallResult(output: ["x": nil], credits: Credits(micros: 7))
+        #expect(try RoutineCallResult(json: result.json) == result)
+        #expect(throws: ProtocolError.self) { try RoutineCallParams(json: ["plugin": "p"]) }
+        #expect(throws: ProtocolError.self) { try RoutineCallParams(json: ["plugin": "p", "budget": ["credits": 1, "timeMs": 0]]) }
+    }
 
     @Test("encoded messages validate, and decode back to themselves", arguments: cases.indices)
     func roundTrip(index: Int) throws {
@@ -215,7 +230,7 @@ struct SpecExampleTests {
         let examples = try Self.examples()
         #expect(examples.count >= 30)
         let schemas = Set(examples.map(\.schema))
-        #expect(schemas.isSuperset(of: ["gateway-call.request", "gateway-call.result", "error.response", "routine-call.request"]))
+        #expect(schemas.isSuperset(of: ["gateway-call.request", "gateway-call.result", "error.response", "routine-call.request", "routine-call.result"]))
         var validators: [String: SchemaValidator] = [:]
         for name in schemas.union(["envelope"]) {
             validators[name] = try SchemaValidator(path: Fixtures.file("protocol/schemas/\(name).json"))

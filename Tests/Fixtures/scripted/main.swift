@@ -3,7 +3,8 @@ import PurserPluginKit
 
 // A routine that does what its input says, for swarm tests:
 //   {"spend": 4200, "sleepMs": 50, "fail": "message", "output": <any>, "crash": true,
-//    "failOnce": "/path"}   (fails if the file is missing, creating it: a retry then passes)
+//    "failOnce": "/path",   (fails if the file is missing, creating it: a retry then passes)
+//    "call": {"plugin": "name", "input": <any>, "credits": 2}}   (a nested routine/call)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
 Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
@@ -14,6 +15,16 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
         try await Task.sleep(for: .milliseconds(sleep))
     }
     if input["crash"]?.boolValue == true { abort() }
+    if let call = input["call"], let plugin = call["plugin"]?.stringValue,
+        let credits = try? Credits(call["credits"]?.numberValue ?? JSONNumber(1), field: "credits")
+    {
+        do {
+            let result = try await context.routine(RoutineCallParams(plugin: plugin, input: call["input"] ?? .null, credits: credits))
+            return ["step": result.output, "stepCredits": result.credits.json]
+        } catch let error as RPCError {
+            return ["stepError": .string(error.message), "verdict": error.data?["verdict"] ?? .null]
+        }
+    }
     if let path = input["failOnce"]?.stringValue, access(path, F_OK) != 0 {
         close(open(path, O_CREAT | O_WRONLY, 0o600))
         throw PluginError(message: "failing once")

@@ -1,0 +1,109 @@
+import Glibc
+import PurserLedger
+import PurserProtocol
+
+/// Runs one run's `routine/call`s: each a child step of a registered plugin, reserved
+/// from the caller's own reservation (never from the swarm or the team), whose unused
+/// part goes back to the caller when it ends. Steps nest at most `maxDepth` deep.
+final class StepLauncher: Sendable {
+    static let maxDepth = 4
+    static let defaultMemory: Int64 = 256 << 20
+
+    private let runtime: Runtime
+    private let parent: Node
+    private let holder: Holder?
+    private let account: RunAccount
+    private let depth: Int
+    private let tools: [String]
+    private let deadlineMs: Int64
+
+    init(runtime: Runtime, parent: Node, holder: Holder?, account: RunAccount, depth: Int, tools: [String], deadlineMs: Int64) {
+        self.runtime = runtime
+        self.parent = parent
+        self.holder = holder
+        self.account = account
+        self.depth = depth
+        self.tools = tools
+        self.deadlineMs = deadlineMs
+    }
+
+    func call(_ params: RoutineCallParams, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void) {
+        let prepared: Prepared
+        do {
+            prepared = try prepare(params)
+        } catch {
+            return reply(.failure(RPCError(code: ErrorCode.routineFailed, message: error.message, data: ["verdict": "denied", "credits": 0])))
+        }
+        let runtime = self.runtime
+        let account = self.account
+        Task {
+            defer { close(prepared.opened.fd) }
+            let report = try? await runtime.exec(prepared.request)
+            if report == nil {
+                _ = try? runtime.ledger?.store.settle(
+                    prepared.node.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "error", holder: prepared.request.hold?.holder)
+            }
+            let used = report?.usage.credits ?? .zero
+            account.settleStep(held: params.credits, used: used)
+            guard let report, report.verdict == .ok else {
+                let verdict = report?.verdict.rawValue ?? "error"
+                return reply(.failure(RPCError(
+                    code: ErrorCode.routineFailed, message: "\(params.plugin): \(report?.message ?? verdict)",
+                    data: ["verdict": .string(verdict), "credits": used.json])))
+            }
+            reply(.success(RoutineCallResult(output: report.output ?? .null, credits: used).json))
+        }
+    }
+
+    private struct Prepared: Sendable {
+        var request: RunRequest
+        var node: Node
+        var opened: PluginRegistry.OpenedPlugin
+    }
+
+    /// The checks, the hold in the caller's account, the step's node in the ledger, and the
+    /// plugin's pinned file: each undone if a later one fails.
+    private func prepare(_ params: RoutineCallParams) throws(RuntimeError) -> Prepared {
+        func refuse(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
+        guard depth < Self.maxDepth else { throw refuse("steps nest at most \(Self.maxDepth) deep") }
+        guard let record = try PluginRegistry(runtime: runtime).find(params.plugin) else {
+            throw refuse("no plugin named '\(params.plugin)' is registered")
+        }
+        let left = deadlineMs - unixMilliseconds()
+        let time = min(params.timeMs ?? left, left)
+        guard time > 0 else { throw refuse("the caller has no time left for a step") }
+        guard account.hold(params.credits) else {
+            throw refuse("the caller's reservation cannot cover \(params.credits) credits for \(params.plugin)")
+        }
+        // By default half of the caller's memory hold, at most 256 MiB: the caller's own
+        // process keeps the rest.
+        let memory = params.memoryBytes ?? min(Self.defaultMemory, parent.cap.memoryBytes / 2)
+        let node: Node
+        do {
+            node = try runtime.ledger!.store.reserve(ReserveRequest(
+                parent: parent.id, kind: .step, name: params.plugin,
+                amounts: Resources(credits: params.credits.micros, timeMs: time, memoryBytes: memory), tools: tools, holder: holder,
+                plugin: params.plugin, estimate: params.credits.micros, strategy: ReservationStrategy.exact.rawValue))
+        } catch {
+            account.settleStep(held: params.credits, used: .zero)
+            throw refuse("\(params.plugin): \(error.message)")
+        }
+        let opened: PluginRegistry.OpenedPlugin
+        do {
+            opened = try PluginRegistry.openPinned(record)
+        } catch {
+            _ = try? runtime.ledger!.store.settle(node.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "error", holder: holder)
+            account.settleStep(held: params.credits, used: .zero)
+            throw error
+        }
+        var request = RunRequest(
+            executable: record.path, pluginName: record.name, input: params.input, credits: params.credits, wallTimeMs: time,
+            memoryBytes: memory)
+        request.hold = LedgerHold(node: node, holder: holder)
+        request.executableFD = opened.fd
+        request.keepExecutableFD = opened.isScript
+        request.depth = depth + 1
+        request.tools = tools
+        return Prepared(request: request, node: node, opened: opened)
+    }
+}
