@@ -135,3 +135,10 @@ int purser_sha256_fd(int fd, unsigned char digest[32]) {
     sha256_final(&ctx, digest);
     return 0;
 }
+
+void purser_sha256(const void *data, size_t length, unsigned char digest[32]) {
+    sha256_context ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, data, length);
+    sha256_final(&ctx, digest);
+}

@@ -33,6 +33,8 @@ public struct RoutineOutcome: Sendable {
     public var output: JSONValue?
     public var ledgerNode: NodeID?
     public var report: RunReport?
+    /// Served from the deterministic routine cache: no reservation, no spawn, no credits.
+    public var cached = false
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -41,6 +43,7 @@ public struct RoutineOutcome: Sendable {
         if let message { object["message"] = .string(message) }
         if let output { object["output"] = output }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
+        if cached { object["cached"] = true }
         if let report { object["usage"] = report.usage.json }
         return .object(object)
     }
@@ -133,6 +136,7 @@ public final class SwarmRunner: Sendable {
     private let onEvent: @Sendable (SwarmEvent) -> Void
     /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
     private let plugins: [String: PluginSource]
+    private let cache: RoutineCache
 
     enum PluginSource: Sendable {
         case path(String)
@@ -143,6 +147,7 @@ public final class SwarmRunner: Sendable {
     public init(runtime: Runtime, job: JobFile, onEvent: @escaping @Sendable (SwarmEvent) -> Void = { _ in }) throws(RuntimeError) {
         guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "a swarm needs a ledger") }
         plugins = try Self.resolve(job, registry: PluginRegistry(runtime: runtime))
+        cache = RoutineCache(store: runtime.ledger!.store)
         self.runtime = runtime
         self.job = job
         self.onEvent = onEvent
@@ -321,9 +326,16 @@ public final class SwarmRunner: Sendable {
                     name: name, verdict: Verdict.error.rawValue, attempts: schedule.attempt(name), message: error.description), self)
                 continue
             }
+            if let key = cacheKey(routine, input), let output = cache.lookUp(key) {
+                emit("cache_hit", name, [:])
+                schedule.conclude(name, RoutineOutcome(
+                    name: name, verdict: Verdict.ok.rawValue, attempts: 0, output: output, cached: true), self)
+                continue
+            }
             switch reserve(routine, schedule, store: store) {
             case .success(let node):
                 schedule.markRunning(name)
+                schedule.inputs[name] = input
                 emit("grant", name, ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
                 do throws(RuntimeError) {
                     starting.append((name, node, try runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))))
@@ -343,6 +355,12 @@ public final class SwarmRunner: Sendable {
             }
         }
         return starting
+    }
+
+    /// The cache key of a routine whose plugin is registered as deterministic.
+    private func cacheKey(_ routine: JobFile.Routine, _ input: JSONValue) -> String? {
+        guard case .registered(let record) = plugins[routine.name], record.isDeterministic else { return nil }
+        return RoutineCache.key(digest: record.sha256, input: input)
     }
 
     private func reserve(_ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore) -> Result<Node, LedgerError> {
@@ -398,6 +416,11 @@ public final class SwarmRunner: Sendable {
             schedule.retry(name)
             return
         }
+        if verdict == Verdict.ok.rawValue, let report, let input = schedule.inputs[name],
+            let key = cacheKey(routine, input)
+        {
+            cache.remember(key, report.output ?? .null)
+        }
         schedule.conclude(name, RoutineOutcome(
             name: name, verdict: verdict, attempts: schedule.attempt(name), message: report?.error?.message ?? report?.message ?? error,
             output: report?.output, ledgerNode: node.id, report: report), self)
@@ -445,6 +468,8 @@ private final class Schedule: @unchecked Sendable {
     var states: [String: State] = [:]
     var attempts: [String: Int] = [:]
     var outputs: [String: JSONValue] = [:]
+    /// Each started routine's input, templates filled (the cache's key).
+    var inputs: [String: JSONValue] = [:]
     var outcomes: [String: RoutineOutcome] = [:]
     var running = 0
     /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.

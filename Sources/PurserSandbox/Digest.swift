@@ -9,3 +9,10 @@ public func sha256(fd: Int32) throws(SandboxError) -> [UInt8] {
     try syscall("sha256 of fd \(fd)") { digest.withUnsafeMutableBufferPointer { purser_sha256_fd(fd, $0.baseAddress) } }
     return digest
 }
+
+/// The SHA-256 of `bytes`, as lower-case hex.
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    var digest = [UInt8](repeating: 0, count: 32)
+    bytes.withUnsafeBytes { data in digest.withUnsafeMutableBufferPointer { purser_sha256(data.baseAddress, data.count, $0.baseAddress) } }
+    return digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}

@@ -70,6 +70,7 @@ struct Run: AsyncParsableCommand {
         let text: String? = switch event.kind {
         case "grant": "\(name): granted \(event.fields["credits"]?.serialized() ?? "") credits"
         case "queue": "\(name): waiting for budget"
+        case "cache_hit": "\(name): ok from the cache (no spawn, no credits)"
         case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
         case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"
         case "retry": "\(name): retrying (attempt \(event.fields["attempt"]?.serialized() ?? ""))"
@@ -113,7 +114,7 @@ enum SwarmTables {
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {
             let used = routine.report.map { "\($0.usage.credits)" } ?? "-"
-            Swift.print(row([routine.name, routine.verdict, "\(routine.attempts)", used, routine.message ?? ""]))
+            Swift.print(row([routine.name, routine.cached ? "ok (cached)" : routine.verdict, "\(routine.attempts)", used, routine.message ?? ""]))
         }
         Swift.print("")
         Swift.print(row(["tier", "nodes", "reserved", "used", "returned", "time used", "peak memory"]))

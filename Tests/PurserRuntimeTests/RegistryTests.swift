@@ -65,6 +65,32 @@ struct RegistryTests {
         #expect(try JSONParser.parse(try purser(["plugin", "list", "--json"]).stdout).arrayValue?.isEmpty == true)
     }
 
+    /// A deterministic plugin's repeat costs no credits and no spawn; another input, or a
+    /// plugin not declared deterministic, runs.
+    @Test func deterministicResultsComeFromTheCache() throws {
+        let manifest = home + "/det.yaml"
+        try "deterministic: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        #expect(try purser(["plugin", "add", Fixtures.product("scripted"), "--name", "det", "--manifest", manifest]).status == 0)
+        #expect(try purser(["plugin", "add", Fixtures.product("scripted"), "--name", "plain"]).status == 0)
+        let job = home + "/job.yaml"
+        try """
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 50 } }
+            routines:
+              - { name: a, plugin: det, input: { spend: 0.5, output: { n: 1 } } }
+              - { name: b, plugin: plain, input: { spend: 0.5, output: { n: 2 } } }
+              - { name: c, plugin: det, input: { spend: 0.5, output: { n: "${a.output.n}", from: a } }, after: [a] }
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let first = try JSONParser.parse(try purser(["run", job, "--json"]).stdout)
+        let second = try JSONParser.parse(try purser(["run", job, "--json"]).stdout)
+        func cached(_ report: JSONValue) -> [Bool] { (report["routines"]?.arrayValue ?? []).map { $0["cached"] == true } }
+        #expect(cached(first) == [false, false, false])
+        #expect(cached(second) == [true, false, true], "same file, same input: from the cache")
+        #expect(second["routines"]?[2]?["output"] == ["n": 1, "from": "a"])
+        #expect(second["tiers"]?[1]?["used"]?["credits"] == 0.5, "only the plain plugin spent")
+        #expect(second["tiers"]?[1]?["nodes"] == 1, "nothing was reserved for the cached ones")
+    }
+
     @Test func registeredPluginsRunByNameInJobs() throws {
         let manifest = home + "/plugin.yaml"
         try "name: shouter\ntrusted: false\ndeterministic: true\ntools: [none]\n".write(toFile: manifest, atomically: true, encoding: .utf8)

@@ -69,4 +69,7 @@ int purser_pipe_cloexec(int fds[2]);
 /// end, so the fd's own offset is neither used nor moved. Returns 0, or -1 with errno set.
 int purser_sha256_fd(int fd, unsigned char digest[32]);
 
+/// SHA-256 of a buffer (cache keys).
+void purser_sha256(const void *data, size_t length, unsigned char digest[32]);
+
 #endif

@@ -1,0 +1,48 @@
+import PurserLedger
+import PurserProtocol
+import PurserSandbox
+import Synchronization
+
+/// Results of deterministic plugins, by (the plugin file's SHA-256, the input): a repeat
+/// costs no credits and no spawn. An in-memory tier in front of the store's cache table,
+/// which supervisors sharing a store share. Only `ok` outputs are kept; a plugin file that
+/// changes has another digest, so its old results are never served for it.
+final class RoutineCache: Sendable {
+    static let capacity = 1024
+    /// Results do not go stale: the same file and input give the same output.
+    static let keepMs: Int64 = 10 * 365 * 86_400_000
+
+    private let store: any LedgerStore
+    private let memory = Mutex<[String: JSONValue]>([:])
+
+    init(store: any LedgerStore) { self.store = store }
+
+    static func key(digest: String, input: JSONValue) -> String {
+        "routine:" + sha256Hex(Array((digest + "\n" + input.serialized()).utf8))
+    }
+
+    func lookUp(_ key: String) -> JSONValue? {
+        if let hit = memory.withLock({ $0[key] }) { return hit }
+        guard let text = try? store.cachedValue(key: key, nowMs: unixMilliseconds()),
+            let output = try? JSONParser.parse(Array(text.utf8))
+        else { return nil }
+        remember(key, output, persist: false)
+        return output
+    }
+
+    func remember(_ key: String, _ output: JSONValue, persist: Bool = true) {
+        memory.withLock { entries in
+            if entries.count >= Self.capacity, let any = entries.keys.first { entries[any] = nil }
+            entries[key] = output
+        }
+        if persist { try? store.storeCachedValue(key: key, value: output.serialized(), expiresMs: unixMilliseconds() + Self.keepMs) }
+    }
+}
+
+extension PluginRecord {
+    /// What its manifest declared, as `purser plugin add` recorded it.
+    var isDeterministic: Bool {
+        guard let info = try? JSONParser.parse(Array(self.info.utf8)) else { return false }
+        return info["manifest"]?["deterministic"]?.boolValue == true
+    }
+}
