@@ -19,7 +19,7 @@ public struct JobFile: Sendable {
     }
 
     public enum ConflictPolicy: String, Sendable, CaseIterable {
-        case fail, queue, priority
+        case fail, queue, priority, proportional, preempt
     }
 
     public struct Swarm: Sendable {
@@ -49,6 +49,8 @@ public struct JobFile: Sendable {
         public var priority: Int64
         public var after: [String]
         public var retries: Int
+        /// Under `proportional`: the least credits it will run with (default: all it asks).
+        public var minimum: Credits?
         public var line: Int?
     }
 
@@ -119,7 +121,9 @@ public struct JobFile: Sendable {
     }
 
     private static func routine(_ value: ConfigValue, swarm: Swarm) throws(ConfigError) -> Routine {
-        let fields = try value.mapping(allowed: ["name", "plugin", "input", "estimate", "tools", "priority", "after", "retries"])
+        let fields = try value.mapping(allowed: [
+            "name", "plugin", "input", "estimate", "tools", "priority", "after", "retries", "minimum",
+        ])
         let name = try fields.required("name").nonEmptyString()
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
             throw try fields.required("name").error("a routine's name may hold letters, digits, '_' and '-' only")
@@ -138,7 +142,7 @@ public struct JobFile: Sendable {
             name: name, plugin: try fields.required("plugin").nonEmptyString(), input: input, estimate: estimate,
             tools: try fields["tools"]?.strings() ?? [], priority: try fields["priority"]?.int(in: -1000...1000) ?? 0,
             after: try fields["after"]?.strings() ?? [], retries: Int(try fields["retries"]?.int(in: 0...10) ?? 0),
-            line: value.line)
+            minimum: try fields["minimum"]?.credits(), line: value.line)
     }
 
     // MARK: - The graph

@@ -1,4 +1,5 @@
 public import PurserGateway
+import Synchronization
 public import PurserLedger
 public import PurserProtocol
 public import PurserSandbox
@@ -45,6 +46,9 @@ public struct RunRequest: Sendable {
     public var handshakeOnly = false
     /// How deep in `routine/call`s this run is: 0 for a routine, 1 for its step, and so on.
     public var depth = 0
+    /// Set before cancelling a run to make room for another: its verdict is then
+    /// `preempted`, not `cancelled`.
+    public var preemption: PreemptionFlag?
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -179,4 +183,12 @@ public struct LedgerHold: Sendable {
         self.node = node
         self.holder = holder
     }
+}
+
+/// Whether a run was cancelled to make room for another.
+public final class PreemptionFlag: Sendable {
+    private let raised = Mutex(false)
+    public init() {}
+    public func set() { raised.withLock { $0 = true } }
+    public var isSet: Bool { raised.withLock { $0 } }
 }

@@ -115,6 +115,7 @@ public struct Runtime: Sendable {
         } onCancel: {
             session.cancel()
         }
+        if report.verdict == .cancelled, request.preemption?.isSet == true { report.verdict = .preempted }
         // Calls still in flight end within their timeouts; their charges belong to this run.
         await account.drain()
         report.usage.gatewayCredits = account.charged

@@ -260,7 +260,7 @@ public final class SwarmRunner: Sendable {
 
     // MARK: - Scheduling
 
-    private enum Finished: Sendable {
+    enum Finished: Sendable {
         case run(name: String, node: Node, report: RunReport?, error: String?)
         case tick
     }
@@ -274,7 +274,8 @@ public final class SwarmRunner: Sendable {
             var mayStart = true
             while true {
                 for (name, node, request) in mayStart ? startWhatFits(schedule, store: store) : [] {
-                    group.addTask {
+                    // A task of its own, so that a preemption can cancel this one run.
+                    let task = Task<Finished, Never> {
                         defer { if let fd = request.executableFD { close(fd) } }
                         do {
                             return .run(name: name, node: node, report: try await runtime.exec(request) { _ in }, error: nil)
@@ -282,6 +283,8 @@ public final class SwarmRunner: Sendable {
                             return .run(name: name, node: node, report: nil, error: "\(error)")
                         }
                     }
+                    schedule.tasks[name] = task
+                    group.addTask { await task.value }
                 }
                 if schedule.running == 0 {
                     guard schedule.hasReady else { break }
@@ -304,6 +307,7 @@ public final class SwarmRunner: Sendable {
                     mayStart = false
                 case .run(let name, let node, let report, let error):
                     schedule.running -= 1
+                    schedule.tasks[name] = nil
                     finish(schedule, name, node, report, error, store: store)
                     mayStart = true
                 }
@@ -314,6 +318,7 @@ public final class SwarmRunner: Sendable {
     /// Reserves for every ready routine that may start now; returns the runs to start.
     private func startWhatFits(_ schedule: Schedule, store: any LedgerStore) -> [(String, Node, RunRequest)] {
         schedule.expireWaits(job.swarm.queueTimeoutMs, self)
+        if job.swarm.onConflict == .proportional { shareOut(schedule, store: store) }
         var starting: [(String, Node, RunRequest)] = []
         for name in schedule.readyInOrder(policy: job.swarm.onConflict) {
             guard schedule.running < job.swarm.concurrency else { return starting }
@@ -332,13 +337,18 @@ public final class SwarmRunner: Sendable {
                     name: name, verdict: Verdict.ok.rawValue, attempts: 0, output: output, cached: true), self)
                 continue
             }
-            switch reserve(routine, schedule, store: store) {
+            switch reserve(routine, schedule, store: store, credits: schedule.shares.removeValue(forKey: name)) {
             case .success(let node):
                 schedule.markRunning(name)
                 schedule.inputs[name] = input
+                schedule.holds[name] = node.cap.credits
                 emit("grant", name, ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
                 do throws(RuntimeError) {
-                    starting.append((name, node, try runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))))
+                    var request = try runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))
+                    let flag = PreemptionFlag()
+                    request.preemption = flag
+                    schedule.preemptFlags[name] = flag
+                    starting.append((name, node, request))
                     emit("start", name, [:])
                 } catch {
                     // The plugin's file changed since it was pinned: refused, and its hold goes back.
@@ -348,6 +358,7 @@ public final class SwarmRunner: Sendable {
                 }
             case .failure(let error) where error.code == .insufficient && job.swarm.onConflict != .fail:
                 if schedule.markQueued(name) { emit("queue", name, ["message": .string(error.message)]) }
+                if job.swarm.onConflict == .preempt { preemptFor(routine, schedule, store: store) }
                 return starting  // first come (or highest priority) first: nobody overtakes a waiting routine
             case .failure(let error):
                 schedule.conclude(name, RoutineOutcome(
@@ -363,10 +374,67 @@ public final class SwarmRunner: Sendable {
         return RoutineCache.key(digest: record.sha256, input: input)
     }
 
-    private func reserve(_ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore) -> Result<Node, LedgerError> {
+    /// What the strategy reserves for a routine.
+    private func request(_ routine: JobFile.Routine, store: any LedgerStore) -> Int64 {
         let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
         let history = strategy == .adaptive ? (try? store.history(plugin: routine.plugin, team: job.team.name, limit: 50)) ?? [] : []
-        let credits = strategy.amount(for: routine.estimate.credits.micros, history: history)
+        return strategy.amount(for: routine.estimate.credits.micros, history: history)
+    }
+
+    /// `proportional`: the credits left are shared among the waiting routines (as many as
+    /// may run) in proportion to what each asks; each whose share is at least its
+    /// `minimum` gets its share, the rest keep waiting for their whole request.
+    private func shareOut(_ schedule: Schedule, store: any LedgerStore) {
+        schedule.shares = [:]
+        guard let available = try? store.node(schedule.swarm.id).available.credits, available > 0 else { return }
+        let slots = job.swarm.concurrency - schedule.running
+        let contenders = schedule.readyInOrder(policy: .queue).prefix(max(slots, 0)).compactMap { name in
+            job.routines.first { $0.name == name }.map { ($0, request($0, store: store)) }
+        }
+        let total = contenders.reduce(Int64(0)) { $0 + $1.1 }
+        guard total > available else { return }
+        for (routine, asked) in contenders {
+            let share = Int64((Double(available) * Double(asked) / Double(total)).rounded(.down))
+            guard share >= (routine.minimum?.micros ?? asked), share > 0 else { continue }
+            schedule.shares[routine.name] = share
+            emit("share", routine.name, ["credits": Credits(micros: share).json, "asked": Credits(micros: asked).json])
+        }
+    }
+
+    /// `preempt`: cancels the fewest running routines of lower priority, lowest first,
+    /// whose holds cover what the routine lacks. They end `preempted`, are put back in the
+    /// queue, and what they did not use returns to the swarm, where the routine that asked,
+    /// first in line by priority, takes it.
+    private func preemptFor(_ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore) {
+        guard schedule.preempting.isEmpty, let swarm = try? store.node(schedule.swarm.id) else { return }
+        let lacking = request(routine, store: store) - swarm.available.credits
+        guard lacking > 0 else { return }
+        let candidates = schedule.tasks.keys.compactMap { name -> (JobFile.Routine, Int64)? in
+            guard let victim = job.routines.first(where: { $0.name == name }), victim.priority < routine.priority,
+                let held = schedule.holds[name]
+            else { return nil }
+            return (victim, held)
+        }.sorted { $0.0.priority != $1.0.priority ? $0.0.priority < $1.0.priority : $0.1 > $1.1 }
+        var covered: Int64 = 0
+        var victims: [String] = []
+        for (victim, held) in candidates where covered < lacking {
+            victims.append(victim.name)
+            covered += held
+        }
+        guard covered >= lacking else { return }
+        for victim in victims {
+            schedule.preempting.insert(victim)
+            emit("preempt", victim, ["for": .string(routine.name)])
+            schedule.preemptFlags[victim]?.set()
+            schedule.tasks[victim]?.cancel()
+        }
+    }
+
+    private func reserve(
+        _ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore, credits share: Int64? = nil
+    ) -> Result<Node, LedgerError> {
+        let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
+        let credits = share ?? request(routine, store: store)
         emit("reserve", routine.name, ["credits": Credits(micros: credits).json, "strategy": .string(strategy.rawValue)])
         do {
             return .success(try store.reserve(ReserveRequest(
@@ -411,6 +479,14 @@ public final class SwarmRunner: Sendable {
             "used": (report?.usage.credits ?? .zero).json, "returned": (report?.returned.credits ?? Credits(micros: node.cap.credits)).json,
         ])
         let routine = job.routines.first { $0.name == name }!
+        schedule.holds[name] = nil
+        if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
+            // Back in the queue; the attempt does not count as a retry.
+            schedule.preemptions[name, default: 0] += 1
+            schedule.attempts[name, default: 1] -= 1
+            schedule.retry(name)
+            return
+        }
         if verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
             emit("retry", name, ["attempt": .number(JSONNumber(Int64(schedule.attempt(name) + 1)))])
             schedule.retry(name)
@@ -472,6 +548,15 @@ private final class Schedule: @unchecked Sendable {
     var inputs: [String: JSONValue] = [:]
     var outcomes: [String: RoutineOutcome] = [:]
     var running = 0
+    /// Runs in flight, so that a preemption can cancel one, and what each holds.
+    var tasks: [String: Task<SwarmRunner.Finished, Never>] = [:]
+    var holds: [String: Int64] = [:]
+    /// Routines being preempted, and how often each was.
+    var preempting: Set<String> = []
+    var preemptFlags: [String: PreemptionFlag] = [:]
+    var preemptions: [String: Int] = [:]
+    /// Shares granted under `proportional`, taken at the next reservation.
+    var shares: [String: Int64] = [:]
     /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.
     var ticking = false
 
@@ -496,7 +581,7 @@ private final class Schedule: @unchecked Sendable {
             return (routine.name, since, aged, index)
         }
         let sorted = ready.sorted { a, b in
-            if policy == .priority, a.2 != b.2 { return a.2 > b.2 }
+            if policy == .priority || policy == .preempt, a.2 != b.2 { return a.2 > b.2 }
             return a.1 != b.1 ? a.1 < b.1 : a.3 < b.3
         }
         return sorted.map(\.0)

@@ -270,3 +270,64 @@ struct JobFileTests {
         #expect(throws: LedgerError.self) { try store.team(named: "t") }
     }
 }
+
+@Suite("Proportional shares and preemption", .timeLimit(.minutes(2)))
+struct ShareAndPreemptTests {
+    let home = Fixtures.temporaryHome()
+    let credit: Int64 = 1_000_000
+    var scripted: String { Fixtures.product("scripted") }
+
+    func run(_ yaml: String) async throws -> (SwarmReport, [SwarmEvent], RuntimeLedger) {
+        let path = home + "/job.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let runtime = try Runtime.withLedger(home: home)
+        let events = Mutex<[SwarmEvent]>([])
+        let runner = try SwarmRunner(runtime: runtime, job: JobFile.load(path: path)) { event in events.withLock { $0.append(event) } }
+        return (try await runner.run(), events.withLock { $0 }, runtime.ledger!)
+    }
+
+    /// 20 asked of 12: each gets 12 × its request ÷ 20 if that is at least its minimum;
+    /// the fourth's minimum of 4 is above its share, so it waits for its whole request.
+    @Test func contendersGetSharesAboveTheirMinimum() async throws {
+        let (report, events, ledger) = try await run("""
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 12 }, concurrency: 4, onConflict: proportional, strategy: exact }
+            routines:
+              - { name: a, plugin: \(scripted), input: { sleepMs: 100 }, estimate: { credits: 6 }, minimum: 3 }
+              - { name: b, plugin: \(scripted), input: { sleepMs: 100 }, estimate: { credits: 6 }, minimum: 3 }
+              - { name: c, plugin: \(scripted), input: { sleepMs: 100 }, estimate: { credits: 4 }, minimum: 2 }
+              - { name: d, plugin: \(scripted), estimate: { credits: 4 }, minimum: 4 }
+            """)
+        #expect(report.allOK)
+        let grants = events.filter { $0.kind == "grant" }
+        func granted(_ name: String) -> [JSONValue?] { grants.filter { $0.routine == name }.map { $0.fields["credits"] } }
+        // 12 shared by 6:6:4:4 of 20 → 3.6, 3.6, 2.4, 2.4.
+        #expect(granted("a") == [.number(JSONNumber(text: "3.6")!)])
+        #expect(granted("b") == [.number(JSONNumber(text: "3.6")!)])
+        #expect(granted("c") == [.number(JSONNumber(text: "2.4")!)])
+        #expect(granted("d") == [4], "its share was below its minimum: it waited and got all it asked")
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    @Test func aHighPriorityRoutineTakesTheBudgetOfALowerOneWhichIsRequeued() async throws {
+        let (report, events, ledger) = try await run("""
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 10 }, concurrency: 3, onConflict: preempt, strategy: exact }
+            routines:
+              - { name: low, plugin: \(scripted), priority: 0, input: { sleepMs: 1500 }, estimate: { credits: 6 } }
+              - { name: starter, plugin: \(scripted), priority: 9, estimate: { credits: 1 } }
+              - { name: high, plugin: \(scripted), priority: 5, input: { sleepMs: 10 }, estimate: { credits: 6 }, after: [starter] }
+            """)
+        #expect(report.allOK)
+        let kinds = events.map { "\($0.kind):\($0.routine ?? ""):\($0.fields["verdict"]?.stringValue ?? "")" }
+        #expect(kinds.contains("preempt:low:"))
+        let lowVerdicts = events.filter { $0.kind == "verdict" && $0.routine == "low" }.compactMap { $0.fields["verdict"]?.stringValue }
+        #expect(lowVerdicts == ["preempted", "ok"])
+        #expect(kinds.firstIndex(of: "grant:high:")! < kinds.lastIndex(of: "grant:low:")!, "high ran before low came back")
+        #expect(report.routines.first { $0.name == "low" }?.attempts == 1, "a preemption is not a failed attempt")
+        let nodes = try ledger.store.tree(team: "t")
+        #expect(nodes.contains { $0.name == "low" && $0.outcome == "preempted" })
+        #expect(try ledger.store.team(named: "t").available.credits == 100 * credit)
+        #expect(try ledger.store.verify().isEmpty)
+    }
+}
