@@ -38,19 +38,22 @@ struct Run: AsyncParsableCommand {
         }
         let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
         let json = self.json
+        // On a terminal, a view redrawn in place; elsewhere, one line per event.
+        let live = !json && isatty(2) == 1 ? LiveView(routines: parsed.routines.count) : nil
         let report: SwarmReport
-        do {
+        do throws(RuntimeError) {
             let runner = try SwarmRunner(runtime: runtime, job: parsed) { event in
                 sink?.write(event)
-                if !json { Self.show(event) }
+                if let live { live.take(event) } else if !json { Self.show(event) }
             }
             report = try await runner.run()
-        } catch let error as RuntimeError where error.code == .invalidRequest {
-            throw CommandLineError(message: error.message)
-        } catch let error as RuntimeError {
+        } catch {
+            live?.finish()
+            guard error.code != .invalidRequest else { throw CommandLineError(message: error.message) }
             printError("purser: \(error.message)")
             throw ExitCode(1)
         }
+        live?.finish()
         runtime.gateway?.saveStates()
         sink?.close()
         Runtime.finishCleanup()

@@ -263,6 +263,32 @@ struct LedgerVerifyTests {
         try expectVerified(store)
     }
 
+    @Test("the shared tables: plugins, runs, quotas and the cache", arguments: StoreKind.allCases)
+    func sharedTables(kind: StoreKind) throws {
+        let store = try kind.make()
+        let plugin = PluginRecord(name: "p", path: "/x/p", sha256: "ab", info: "{}", addedMs: 1)
+        try store.savePlugin(plugin)
+        try store.savePlugin(PluginRecord(name: "p", path: "/x/p2", sha256: "cd", info: "{}", addedMs: 2))
+        #expect(try store.plugin(named: "p")?.sha256 == "cd")
+        #expect(try store.plugins().count == 1)
+        #expect(try store.removePlugin(named: "p"))
+        #expect(try !store.removePlugin(named: "p"))
+        try store.saveRun(RunRecord(id: "s-1", swarm: "s", team: "t", ok: false, startedMs: 5, report: "{}"))
+        try store.saveRun(RunRecord(id: "s-2", swarm: "s", team: "t", ok: true, startedMs: 6, report: "{\"a\":1}"))
+        #expect(try store.runs(limit: 10).map(\.id) == ["s-2", "s-1"])
+        #expect(try store.run(id: "s-2")?.report == "{\"a\":1}")
+        #expect(try store.consumeQuota(key: "k", requests: 1, credits: 0, maxRequests: 2, maxCredits: nil))
+        #expect(try store.consumeQuota(key: "k", requests: 1, credits: 0, maxRequests: 2, maxCredits: nil))
+        #expect(try !store.consumeQuota(key: "k", requests: 1, credits: 0, maxRequests: 2, maxCredits: nil))
+        try store.adjustQuota(key: "k", requests: -1, credits: 5)
+        #expect(try store.quotaUsage(keys: ["k"])["k"]?.requests == 1)
+        try store.storeCachedValue(key: "c", value: "v1", expiresMs: Int64.max / 2)
+        try store.storeCachedValue(key: "c", value: "v2", expiresMs: Int64.max / 2)
+        try store.storeCachedValue(key: "old", value: "x", expiresMs: 1)
+        #expect(try store.cachedValue(key: "c", nowMs: 10) == "v2")
+        #expect(try store.cachedValue(key: "old", nowMs: 10) == nil)
+    }
+
     /// Each store keeps rows it wrote in memory between transactions; what another
     /// supervisor wrote meanwhile must win over that copy.
     @Test("two supervisors on one store see each other's changes", arguments: StoreKind.allCases)
