@@ -322,7 +322,7 @@ public final class SwarmRunner: Sendable {
         var starting: [(String, Node, RunRequest)] = []
         for name in schedule.readyInOrder(policy: job.swarm.onConflict) {
             guard schedule.running < job.swarm.concurrency else { return starting }
-            let routine = job.routines.first { $0.name == name }!
+            let routine = schedule.routines[name]!
             let input: JSONValue
             do {
                 input = try Template.fill(routine.input, outputs: schedule.outputs)
@@ -389,7 +389,7 @@ public final class SwarmRunner: Sendable {
         guard let available = try? store.node(schedule.swarm.id).available.credits, available > 0 else { return }
         let slots = job.swarm.concurrency - schedule.running
         let contenders = schedule.readyInOrder(policy: .queue).prefix(max(slots, 0)).compactMap { name in
-            job.routines.first { $0.name == name }.map { ($0, request($0, store: store)) }
+            schedule.routines[name].map { ($0, request($0, store: store)) }
         }
         let total = contenders.reduce(Int64(0)) { $0 + $1.1 }
         guard total > available else { return }
@@ -410,7 +410,7 @@ public final class SwarmRunner: Sendable {
         let lacking = request(routine, store: store) - swarm.available.credits
         guard lacking > 0 else { return }
         let candidates = schedule.tasks.keys.compactMap { name -> (JobFile.Routine, Int64)? in
-            guard let victim = job.routines.first(where: { $0.name == name }), victim.priority < routine.priority,
+            guard let victim = schedule.routines[name], victim.priority < routine.priority,
                 let held = schedule.holds[name]
             else { return nil }
             return (victim, held)
@@ -478,7 +478,7 @@ public final class SwarmRunner: Sendable {
             "verdict": .string(verdict), "node": .number(JSONNumber(node.id)),
             "used": (report?.usage.credits ?? .zero).json, "returned": (report?.returned.credits ?? Credits(micros: node.cap.credits)).json,
         ])
-        let routine = job.routines.first { $0.name == name }!
+        let routine = schedule.routines[name]!
         schedule.holds[name] = nil
         if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
             // Back in the queue; the attempt does not count as a retry.
@@ -560,54 +560,94 @@ private final class Schedule: @unchecked Sendable {
     /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.
     var ticking = false
 
+    /// Routines by name, their place in the file, and who runs after each.
+    let routines: [String: JobFile.Routine]
+    private let order: [String: Int]
+    private let dependents: [String: [String]]
+    /// Ready routines: since when, and since when they wait for budget (nil: not yet).
+    private var ready: [String: (since: Int64, queuedAt: Int64?, generation: Int)] = [:]
+    /// Ready routines in the order they became ready, for the first-come policies; entries
+    /// of routines no longer ready (or ready again later) are skipped.
+    private var arrivals: [(name: String, generation: Int)] = []
+    private var arrivalsHead = 0
+    private var generation = 0
+
     init(job: JobFile, swarm: Node, holder: Holder) {
         self.job = job
         self.swarm = swarm
         self.holder = holder
+        routines = Dictionary(uniqueKeysWithValues: job.routines.map { ($0.name, $0) })
+        order = Dictionary(uniqueKeysWithValues: job.routines.enumerated().map { ($1.name, $0) })
+        var dependents: [String: [String]] = [:]
+        for routine in job.routines { for before in routine.after { dependents[before, default: []].append(routine.name) } }
+        self.dependents = dependents
         let now = unixMilliseconds()
-        for routine in job.routines { states[routine.name] = routine.after.isEmpty ? .ready(since: now, queuedAt: nil) : .waiting }
+        for routine in job.routines {
+            if routine.after.isEmpty { makeReady(routine.name, now: now) } else { states[routine.name] = .waiting }
+        }
     }
 
-    var hasReady: Bool { states.values.contains { if case .ready = $0 { true } else { false } } }
+    var hasReady: Bool { !ready.isEmpty }
 
     func attempt(_ name: String) -> Int { attempts[name, default: 0] }
 
-    /// Ready routines in the order the policy serves them.
+    private func makeReady(_ name: String, now: Int64) {
+        generation += 1
+        states[name] = .ready(since: now, queuedAt: nil)
+        ready[name] = (now, nil, generation)
+        arrivals.append((name, generation))
+    }
+
+    private func leaveReady(_ name: String) {
+        ready[name] = nil
+        while arrivalsHead < arrivals.count, ready[arrivals[arrivalsHead].name]?.generation != arrivals[arrivalsHead].generation {
+            arrivalsHead += 1
+        }
+        if arrivalsHead > 4096 && arrivalsHead * 2 > arrivals.count {
+            arrivals.removeFirst(arrivalsHead)
+            arrivalsHead = 0
+        }
+    }
+
+    /// Ready routines in the order the policy serves them: first come first served, or by
+    /// priority plus aging.
     func readyInOrder(policy: JobFile.ConflictPolicy) -> [String] {
+        guard policy == .priority || policy == .preempt else {
+            return arrivals[arrivalsHead...].compactMap { ready[$0.name]?.generation == $0.generation ? $0.name : nil }
+        }
         let now = unixMilliseconds()
-        let ready = job.routines.enumerated().compactMap { index, routine -> (String, Int64, Int64, Int)? in
-            guard case .ready(let since, _) = states[routine.name] else { return nil }
-            let aged = routine.priority + (now - since) / job.swarm.agingMs
-            return (routine.name, since, aged, index)
-        }
-        let sorted = ready.sorted { a, b in
-            if policy == .priority || policy == .preempt, a.2 != b.2 { return a.2 > b.2 }
+        return ready.map { name, entry in
+            (name, entry.since, (routines[name]?.priority ?? 0) + (now - entry.since) / job.swarm.agingMs, order[name] ?? 0)
+        }.sorted { a, b in
+            if a.2 != b.2 { return a.2 > b.2 }
             return a.1 != b.1 ? a.1 < b.1 : a.3 < b.3
-        }
-        return sorted.map(\.0)
+        }.map(\.0)
     }
 
     func markRunning(_ name: String) {
         states[name] = .running
+        leaveReady(name)
         attempts[name, default: 0] += 1
         running += 1
     }
 
     /// Returns true the first time a routine starts waiting for budget.
     func markQueued(_ name: String) -> Bool {
-        guard case .ready(let since, nil) = states[name] else { return false }
-        states[name] = .ready(since: since, queuedAt: unixMilliseconds())
+        guard let entry = ready[name], entry.queuedAt == nil else { return false }
+        let now = unixMilliseconds()
+        ready[name] = (entry.since, now, entry.generation)
+        states[name] = .ready(since: entry.since, queuedAt: now)
         return true
     }
 
     func retry(_ name: String) {
-        states[name] = .ready(since: unixMilliseconds(), queuedAt: nil)
+        makeReady(name, now: unixMilliseconds())
     }
 
     func expireWaits(_ timeoutMs: Int64, _ runner: SwarmRunner) {
         let now = unixMilliseconds()
-        for (name, state) in states {
-            guard case .ready(_, let queuedAt?) = state, now - queuedAt > timeoutMs else { continue }
+        for (name, entry) in ready {
+            guard let queuedAt = entry.queuedAt, now - queuedAt > timeoutMs else { continue }
             conclude(name, RoutineOutcome(
                 name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name),
                 message: "waited \(timeoutMs) ms for budget (queueTimeout)"), runner)
@@ -615,8 +655,7 @@ private final class Schedule: @unchecked Sendable {
     }
 
     func denyAllReady(_ message: String, _ runner: SwarmRunner) {
-        for (name, state) in states {
-            guard case .ready = state else { continue }
+        for name in ready.keys {
             conclude(name, RoutineOutcome(name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name), message: message), runner)
         }
     }
@@ -624,20 +663,21 @@ private final class Schedule: @unchecked Sendable {
     /// Records the routine's end; its dependents become ready, or are skipped if it failed.
     func conclude(_ name: String, _ outcome: RoutineOutcome, _ runner: SwarmRunner) {
         states[name] = .done
+        leaveReady(name)
         outcomes[name] = outcome
         if outcome.verdict == Verdict.ok.rawValue {
             outputs[name] = outcome.output ?? .null
-        } else if outcome.verdict != Verdict.ok.rawValue {
+        } else {
             runner.emit(outcome.verdict == Verdict.denied.rawValue ? "deny" : "fail", name, ["message": .string(outcome.message ?? "")])
         }
-        for routine in job.routines where routine.after.contains(name) {
-            guard case .waiting = states[routine.name] else { continue }
+        for dependent in dependents[name] ?? [] {
+            guard case .waiting = states[dependent], let routine = routines[dependent] else { continue }
             if outcome.verdict != Verdict.ok.rawValue {
-                runner.emit("skip", routine.name, ["because": .string(name)])
-                conclude(routine.name, RoutineOutcome(
-                    name: routine.name, verdict: "skipped", attempts: 0, message: "\(name) did not succeed"), runner)
+                runner.emit("skip", dependent, ["because": .string(name)])
+                conclude(dependent, RoutineOutcome(
+                    name: dependent, verdict: "skipped", attempts: 0, message: "\(name) did not succeed"), runner)
             } else if routine.after.allSatisfy({ outcomes[$0]?.verdict == Verdict.ok.rawValue }) {
-                states[routine.name] = .ready(since: unixMilliseconds(), queuedAt: nil)
+                makeReady(dependent, now: unixMilliseconds())
             }
         }
     }
