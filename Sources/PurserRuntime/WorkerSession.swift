@@ -47,6 +47,8 @@ final class WorkerSession: @unchecked Sendable {
     private var resultCredits: Credits?
     private var strayLines = 0
     private var watchingExit = false
+    /// The worker is known to have exited; it is reaped once its pidfd is no longer watched.
+    private var exiting = false
     private var unknownNotifications: Set<String> = []
     private var nextID: Int64 = 1
     private var pending: [Int64: Pending] = [:]
@@ -117,11 +119,16 @@ final class WorkerSession: @unchecked Sendable {
         }
         self.process = process
         stdin.withLock { $0.fd = process.stdinFD }
-        stdoutSource = watchReads(process.stdoutFD) { self.stdoutData($0) }
-        stderrSource = watchReads(process.stderrFD) { self.stderrTail.append($0) }
+        stdoutSource = watchReads(process.stdoutFD, holding: process.stdoutHoldFD) { self.stdoutData($0) }
+        stderrSource = watchReads(process.stderrFD, holding: process.stderrHoldFD) { self.stderrTail.append($0) }
         let exitSource = DispatchSource.makeReadSource(fileDescriptor: process.pidFD, queue: queue)
         exitSource.setEventHandler { self.workerExited() }
-        exitSource.setCancelHandler { close(process.pidFD) }
+        // Runs once libdispatch no longer watches the pidfd: only then may the worker be
+        // reaped (see `workerExited`).
+        exitSource.setCancelHandler {
+            if self.exiting { self.reap(process) }
+            close(process.pidFD)
+        }
         exitSource.activate()
         self.exitSource = exitSource
 
@@ -137,17 +144,23 @@ final class WorkerSession: @unchecked Sendable {
 
     // MARK: - Reading
 
-    /// Watches a pipe until end of file. The fd is closed only by the source's cancel
-    /// handler, so no read can ever hit a closed (or reused) fd number.
+    /// Watches a pipe until it is cancelled (or, should a read fail, until then). The fd is
+    /// closed only by the source's cancel handler, so no read can ever hit a closed (or
+    /// reused) fd number; so is `hold`, the pipe's write end kept open by the supervisor
+    /// so that the pipe never hangs up while the source is registered (see
+    /// `WorkerProcess.stdoutHoldFD`): the worker's exit is told by its pidfd instead.
     private func watchReads(
-        _ fd: Int32, _ handle: @escaping (UnsafeRawBufferPointer) -> Void
+        _ fd: Int32, holding hold: Int32, _ handle: @escaping (UnsafeRawBufferPointer) -> Void
     ) -> any DispatchSourceRead {
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         source.setEventHandler {
             guard !Self.drain(fd, handle) else { return }
             if fd == self.process?.stdoutFD { self.stdoutSource?.cancel() } else { self.stderrSource?.cancel() }
         }
-        source.setCancelHandler { close(fd) }
+        source.setCancelHandler {
+            close(fd)
+            close(hold)
+        }
         source.activate()
         return source
     }
@@ -509,13 +522,23 @@ final class WorkerSession: @unchecked Sendable {
     // MARK: - End
 
     private func workerExited() {
-        guard phase != .finished, let process else { return }
+        guard phase != .finished, !exiting, let process else { return }
+        exiting = true
         // The worker may have written its answer just before exiting: read what is there,
         // before reaping, so its pid cannot be reused while we may still signal it.
         if let stdoutSource, !stdoutSource.isCancelled { Self.drain(process.stdoutFD) { stdoutData($0) } }
         if let stderrSource, !stderrSource.isCancelled { Self.drain(process.stderrFD) { stderrTail.append($0) } }
+        // Reaping makes the pidfd hang up (Linux 6.9+), and libdispatch must never see a
+        // hangup on a source it still watches (see `WorkerProcess.stdoutHoldFD`); its
+        // EPOLLONESHOT re-arm still reports EPOLLHUP. So cancel first: the cancel handler,
+        // which runs after the pidfd is unregistered, reaps.
+        guard let exitSource else { return reap(process) }
+        exitSource.cancel()
+    }
+
+    private func reap(_ process: WorkerProcess) {
+        guard phase != .finished else { return }
         let exit = process.reap()
-        exitSource?.cancel()
         process.cleanUp()
         finish(exit: exit)
     }

@@ -48,17 +48,19 @@ public enum Spawner {
         ) {
             purser_spawn($0, &result)
         }
-        closeAll(childEnds)
         guard status == 0 else {
-            closeAll(supervisorEnds)
+            closeAll(childEnds + supervisorEnds)
             group.release()
             memory?.release()
             throw spawnError(result, path: path)
         }
+        // The write ends of stdout and stderr stay open here too (close-on-exec, never
+        // written): see `WorkerProcess.stdoutHoldFD`.
+        close(stdin.read)
         for fd in supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         return WorkerProcess(
             pid: result.pid, pidFD: result.pidfd, stdin: stdin.write, stdout: stdout.read,
-            stderr: stderr.read, group: group, memory: memory)
+            stderr: stderr.read, stdoutHold: stdout.write, stderrHold: stderr.write, group: group, memory: memory)
     }
 
     /// Finds the executable as a shell would: a path with a slash as is, else on PATH.

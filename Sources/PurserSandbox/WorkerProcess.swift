@@ -31,6 +31,19 @@ public final class WorkerProcess: Sendable {
     public let stdinFD: Int32
     public let stdoutFD: Int32
     public let stderrFD: Int32
+    /// The write ends of the stdout and stderr pipes, kept open by the supervisor (and
+    /// never written) so that the read ends never hang up: close each only after the
+    /// source reading its pipe is cancelled, in that source's cancel handler.
+    ///
+    /// Why: when a pipe's last writer goes, epoll reports EPOLLHUP, and libdispatch (as of
+    /// Swift 6.3, event_epoll.c) handles a hangup by marking the source for deletion and
+    /// then unregistering it, which frees its epoll "muxnote", on the source's own queue,
+    /// while its event thread may still be using that muxnote (and its hash bucket).
+    /// Under load that is a use-after-free in `_dispatch_event_loop_drain`
+    /// (swift-corelibs-libdispatch#949). A pipe whose writer is still open never hangs
+    /// up, so its source is only ever unregistered by `cancel()`, on the event thread.
+    public let stdoutHoldFD: Int32
+    public let stderrHoldFD: Int32
     let group: any RunGroup
 
     public var containment: String { group.description + (memory.map { ", " + $0.description } ?? "") }
@@ -38,9 +51,11 @@ public final class WorkerProcess: Sendable {
     let memory: MemoryCgroup?
 
     init(
-        pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, group: any RunGroup,
-        memory: MemoryCgroup?
+        pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, stdoutHold: Int32,
+        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?
     ) {
+        self.stdoutHoldFD = stdoutHold
+        self.stderrHoldFD = stderrHold
         self.memory = memory
         self.pid = pid
         self.pidFD = pidFD
@@ -73,6 +88,8 @@ public final class WorkerProcess: Sendable {
     }
 
     /// Reaps the worker. Call once, after the pidfd became readable (or to block until exit).
+    /// From Linux 6.9 a reaped worker's pidfd reports EPOLLHUP: stop watching it first
+    /// (see `stdoutHoldFD` for why a hangup on a watched fd must not happen).
     public func reap() -> ExitInfo {
         var status: Int32 = 0
         var usage = rusage()
