@@ -45,6 +45,8 @@ public struct JobFile: Sendable {
         public var plugin: String
         public var input: JSONValue
         public var estimate: Amounts
+        /// Whether the job file gave the estimate (else a registered plugin's default applies).
+        public var estimateGiven: Bool
         public var tools: [String]
         public var priority: Int64
         public var after: [String]
@@ -140,6 +142,7 @@ public struct JobFile: Sendable {
         try Template.check(input, at: fields["input"])
         return Routine(
             name: name, plugin: try fields.required("plugin").nonEmptyString(), input: input, estimate: estimate,
+            estimateGiven: fields["estimate"] != nil,
             tools: try fields["tools"]?.strings() ?? [], priority: try fields["priority"]?.int(in: -1000...1000) ?? 0,
             after: try fields["after"]?.strings() ?? [], retries: Int(try fields["retries"]?.int(in: 0...10) ?? 0),
             minimum: try fields["minimum"]?.credits(), line: value.line)

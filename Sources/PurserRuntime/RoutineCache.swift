@@ -41,8 +41,18 @@ final class RoutineCache: Sendable {
 
 extension PluginRecord {
     /// What its manifest declared, as `purser plugin add` recorded it.
-    var isDeterministic: Bool {
-        guard let info = try? JSONParser.parse(Array(self.info.utf8)) else { return false }
-        return info["manifest"]?["deterministic"]?.boolValue == true
+    var manifest: JSONValue? { (try? JSONParser.parse(Array(info.utf8)))?["manifest"] }
+
+    var isDeterministic: Bool { manifest?["deterministic"]?.boolValue == true }
+
+    var neededTools: [String] { manifest?["tools"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+
+    var allowedEnvironment: [String] { manifest?["environment"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+
+    func reservation(_ key: String) -> Amounts? {
+        guard let value = manifest?[key], let credits = value["credits"]?.numberValue.flatMap({ try? Credits($0, field: key) }),
+            let time = value["timeMs"]?.numberValue?.int64, let memory = value["memoryBytes"]?.numberValue?.int64
+        else { return nil }
+        return Amounts(credits: credits, timeMs: time, memoryBytes: memory)
     }
 }

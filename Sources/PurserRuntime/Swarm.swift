@@ -174,6 +174,12 @@ public final class SwarmRunner: Sendable {
             } catch {
                 throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
             }
+            let missing = Set(record.neededTools).subtracting(routine.tools)
+            guard missing.isEmpty else {
+                throw RuntimeError(
+                    code: .invalidRequest,
+                    message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).tools: plugin \(record.name) needs \(missing.sorted().joined(separator: ", "))")
+            }
             return .registered(record)
         }
         var path = routine.plugin
@@ -378,7 +384,7 @@ public final class SwarmRunner: Sendable {
     private func request(_ routine: JobFile.Routine, store: any LedgerStore) -> Int64 {
         let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
         let history = strategy == .adaptive ? (try? store.history(plugin: routine.plugin, team: job.team.name, limit: 50)) ?? [] : []
-        return strategy.amount(for: routine.estimate.credits.micros, history: history)
+        return strategy.amount(for: planned(routine).estimate.credits.micros, history: history)
     }
 
     /// `proportional`: the credits left are shared among the waiting routines (as many as
@@ -430,17 +436,33 @@ public final class SwarmRunner: Sendable {
         }
     }
 
+    /// A registered plugin's manifest: its default estimate when the job gives none, and
+    /// its maximum as a cap on what is reserved.
+    private func planned(_ routine: JobFile.Routine) -> (estimate: Amounts, max: Amounts?) {
+        guard case .registered(let record) = plugins[routine.name] else { return (routine.estimate, nil) }
+        let estimate = routine.estimateGiven ? routine.estimate : record.reservation("defaultReservation") ?? routine.estimate
+        return (estimate, record.reservation("maxReservation"))
+    }
+
     private func reserve(
         _ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore, credits share: Int64? = nil
     ) -> Result<Node, LedgerError> {
         let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
-        let credits = share ?? request(routine, store: store)
+        let (estimate, maximum) = planned(routine)
+        var credits = share ?? request(routine, store: store)
+        var timeMs = estimate.timeMs
+        var memory = estimate.memoryBytes
+        if let maximum {
+            credits = min(credits, maximum.credits.micros)
+            timeMs = min(timeMs, maximum.timeMs)
+            memory = min(memory, maximum.memoryBytes)
+        }
         emit("reserve", routine.name, ["credits": Credits(micros: credits).json, "strategy": .string(strategy.rawValue)])
         do {
             return .success(try store.reserve(ReserveRequest(
                 parent: schedule.swarm.id, kind: .routine, name: routine.name,
-                amounts: Resources(credits: credits, timeMs: routine.estimate.timeMs, memoryBytes: routine.estimate.memoryBytes),
-                tools: routine.tools, holder: schedule.holder, plugin: routine.plugin, estimate: routine.estimate.credits.micros,
+                amounts: Resources(credits: credits, timeMs: timeMs, memoryBytes: memory),
+                tools: routine.tools, holder: schedule.holder, plugin: routine.plugin, estimate: estimate.credits.micros,
                 strategy: strategy.rawValue)))
         } catch {
             return .failure(error)
@@ -463,6 +485,12 @@ public final class SwarmRunner: Sendable {
         request.hold = hold
         request.executableFD = opened?.fd
         request.keepExecutableFD = opened?.isScript ?? false
+        if case .registered(let record) = plugins[routine.name] {
+            // Only the variables its manifest names, with the supervisor's values.
+            for name in record.allowedEnvironment {
+                if let value = getenv(name) { request.environment[name] = String(cString: value) }
+            }
+        }
         return request
     }
 

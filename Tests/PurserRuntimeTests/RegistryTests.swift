@@ -91,9 +91,35 @@ struct RegistryTests {
         #expect(second["tiers"]?[1]?["nodes"] == 1, "nothing was reserved for the cached ones")
     }
 
+    /// A manifest's default estimate applies when the job gives none, its maximum caps what
+    /// is reserved, and the tools it needs must be given.
+    @Test func manifestsShapeReservations() throws {
+        let manifest = home + "/m.yaml"
+        try "reservation: { default: { credits: 2 }, max: { credits: 3, memory: 64MiB } }\ntools: [search]\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        #expect(try purser(["plugin", "add", Fixtures.product("scripted"), "--name", "m", "--manifest", manifest]).status == 0)
+        let job = home + "/job.yaml"
+        func write(_ routines: String) throws {
+            try "team: { name: t, budget: { credits: 100 } }\nswarm: { name: s, reservation: { credits: 50, tools: [search] } }\nroutines:\n\(routines)"
+                .write(toFile: job, atomically: true, encoding: .utf8)
+        }
+        try write("  - { name: a, plugin: m, tools: [search] }\n  - { name: b, plugin: m, tools: [search], estimate: { credits: 10 } }\n")
+        let run = try purser(["run", job, "--events", home + "/events.ndjson", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let grants = try String(contentsOfFile: home + "/events.ndjson", encoding: .utf8).split(separator: "\n")
+            .map { try JSONParser.parse(String($0)) }.filter { $0["event"] == "grant" }
+        let credits = Dictionary(uniqueKeysWithValues: grants.map { ($0["routine"]?.stringValue ?? "", $0["credits"]) })
+        #expect(credits["a"] == .number(JSONNumber(text: "2.4")!), "the default, ×1.2")
+        #expect(credits["b"] == 3, "capped at the maximum")
+        try write("  - { name: a, plugin: m }\n")
+        let refused = try purser(["run", job])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("routines.a.tools: plugin m needs search"), "\(refused.stderr)")
+    }
+
     @Test func registeredPluginsRunByNameInJobs() throws {
         let manifest = home + "/plugin.yaml"
-        try "name: shouter\ntrusted: false\ndeterministic: true\ntools: [none]\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        try "name: shouter\ntrusted: false\ndeterministic: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
         #expect(try purser(["plugin", "add", Fixtures.file("Plugins/shout/shout.py"), "--manifest", manifest]).status == 0)
         let shown = try JSONParser.parse(try purser(["plugin", "show", "shouter", "--json"]).stdout)
         #expect(shown["manifest"]?["deterministic"] == true)
