@@ -128,6 +128,14 @@ enum SwarmTables {
             ]))
         }
         Swift.print("")
+        Swift.print(row(["tier", "time held", "returned", "memory held", "returned"]))
+        for tier in report.tiers {
+            Swift.print(row([
+                tier.tier, Units.formatDuration(tier.reserved.timeMs), Units.formatDuration(tier.returned.timeMs),
+                Units.formatSize(tier.reserved.memoryBytes), Units.formatSize(tier.returned.memoryBytes),
+            ]))
+        }
+        Swift.print("")
         Swift.print("verdicts: " + report.verdictCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         if let analytics = report.analytics {
             Swift.print(String(
