@@ -284,7 +284,8 @@ public final class SwarmRunner: Sendable {
                     let task = Task<Finished, Never> {
                         defer { if let fd = request.executableFD { close(fd) } }
                         do {
-                            return .run(name: name, node: node, report: try await runtime.exec(request) { _ in }, error: nil)
+                            let report = try await runtime.exec(request) { event in self.forward(event, routine: name) }
+                            return .run(name: name, node: node, report: report, error: nil)
                         } catch {
                             return .run(name: name, node: node, report: nil, error: "\(error)")
                         }
@@ -531,6 +532,26 @@ public final class SwarmRunner: Sendable {
     }
 
     // MARK: - Reporting
+
+    /// A routine's own events, into the swarm's stream.
+    private func forward(_ event: RunEvent, routine: String) {
+        switch event {
+        case .usage(let credits): emit("spend", routine, ["credits": credits.json])
+        case .gatewayCall(let record):
+            var fields: [String: JSONValue] = [
+                "integration": .string(record.integration), "credits": record.credits.json, "cached": .bool(record.cached),
+                "latencyMicros": .number(JSONNumber(record.latencyMicros)),
+            ]
+            if let status = record.status { fields["status"] = .number(JSONNumber(status)) }
+            if let reason = record.reason { fields["reason"] = .string(reason.rawValue) }
+            emit("gateway_call", routine, fields)
+        case .progress(let progress):
+            emit("progress", routine, ["fraction": progress.fraction.flatMap { JSONNumber($0) }.map(JSONValue.number) ?? .null,
+                "message": progress.message.map(JSONValue.string) ?? .null])
+        case .log(let log): emit("log", routine, ["level": .string(log.level), "message": .string(log.message)])
+        case .notice(let notice): emit("notice", routine, ["message": .string(notice)])
+        }
+    }
 
     fileprivate func emit(_ kind: String, _ routine: String?, _ fields: [String: JSONValue]) {
         onEvent(SwarmEvent(atMs: unixMilliseconds(), kind: kind, routine: routine, fields: fields))

@@ -247,7 +247,7 @@ struct JobFileTests {
         let events = try String(contentsOfFile: home + "/events.ndjson", encoding: .utf8).split(separator: "\n")
             .map { try JSONParser.parse(String($0)) }
         let kinds = Set(events.compactMap { $0["event"]?.stringValue })
-        #expect(kinds.isSuperset(of: ["reserve", "grant", "start", "verdict", "return", "fail"]))
+        #expect(kinds.isSuperset(of: ["reserve", "grant", "start", "spend", "verdict", "return", "fail"]), "\(kinds)")
         let listed = try JSONParser.parse(try purser(["runs", "list", "--json"]).stdout)
         let id = try #require(listed.arrayValue?.first?["id"]?.stringValue)
         #expect(listed.arrayValue?.first?["ok"] == false)
