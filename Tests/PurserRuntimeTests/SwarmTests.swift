@@ -309,12 +309,14 @@ struct ShareAndPreemptTests {
         #expect(try ledger.store.verify().isEmpty)
     }
 
+    /// `low`'s first run would sleep a minute: only a preemption ends it in time; its second
+    /// run ends at once.
     @Test func aHighPriorityRoutineTakesTheBudgetOfALowerOneWhichIsRequeued() async throws {
         let (report, events, ledger) = try await run("""
             team: { name: t, budget: { credits: 100 } }
             swarm: { name: s, reservation: { credits: 10 }, concurrency: 3, onConflict: preempt, strategy: exact }
             routines:
-              - { name: low, plugin: \(scripted), priority: 0, input: { sleepMs: 1500 }, estimate: { credits: 6 } }
+              - { name: low, plugin: \(scripted), priority: 0, input: { firstRunMarker: "\(home)/low-ran" }, estimate: { credits: 6 } }
               - { name: starter, plugin: \(scripted), priority: 9, estimate: { credits: 1 } }
               - { name: high, plugin: \(scripted), priority: 5, input: { sleepMs: 10 }, estimate: { credits: 6 }, after: [starter] }
             """)

@@ -4,7 +4,8 @@ import PurserPluginKit
 // A routine that does what its input says, for swarm tests:
 //   {"spend": 4200, "sleepMs": 50, "fail": "message", "output": <any>, "crash": true,
 //    "failOnce": "/path",   (fails if the file is missing, creating it: a retry then passes)
-//    "call": {"plugin": "name", "input": <any>, "credits": 2}}   (a nested routine/call)
+//    "call": {"plugin": "name", "input": <any>, "credits": 2},   (a nested routine/call)
+//    "firstRunMarker": "/path", "firstSleepMs": 60000}   (only the first run sleeps)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
 Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
@@ -13,6 +14,11 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
     }
     if let sleep = input["sleepMs"]?.numberValue?.int64, sleep > 0 {
         try await Task.sleep(for: .milliseconds(sleep))
+    }
+    // The first run (no marker yet) sleeps long; later ones do not.
+    if let path = input["firstRunMarker"]?.stringValue, access(path, F_OK) != 0 {
+        close(open(path, O_CREAT | O_WRONLY, 0o600))
+        try await Task.sleep(for: .milliseconds(input["firstSleepMs"]?.numberValue?.int64 ?? 60_000))
     }
     if input["crash"]?.boolValue == true { abort() }
     if let call = input["call"], let plugin = call["plugin"]?.stringValue,
