@@ -214,3 +214,5 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result) {
 }
 
 int purser_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int purser_prctl_query(int option) { return prctl(option, 0, 0, 0, 0); }

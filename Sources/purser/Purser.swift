@@ -6,7 +6,7 @@ struct Purser: AsyncParsableCommand {
         commandName: "purser",
         abstract: "Runs plugin workers under budgets: reserve, execute, return.",
         version: "0.1.0",
-        subcommands: [Exec.self, Run.self, Runs.self, PluginCommand.self, Team.self, Ledger.self, GatewayCommand.self])
+        subcommands: [Exec.self, Run.self, Runs.self, PluginCommand.self, Team.self, Ledger.self, GatewayCommand.self, Doctor.self])
 }
 
 @main

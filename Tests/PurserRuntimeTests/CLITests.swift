@@ -224,3 +224,25 @@ struct SupervisorDeathLedgerTests {
         #expect(try runCommand(purser, ["ledger", "verify"], environment: environment).status == 0)
     }
 }
+
+@Suite("purser doctor")
+struct DoctorTests {
+    @Test func itNamesEveryLayerAndWhatRunsGet() throws {
+        let result = try runCommand(Fixtures.product("purser"), ["doctor", "--json"])
+        #expect(result.status == 0)
+        let layers = try JSONParser.parse(result.stdout).arrayValue ?? []
+        let names = layers.compactMap { $0["name"]?.stringValue }
+        for expected in ["root", "cgroup v2 group per run", "memory controller", "pids controller", "network namespace",
+                         "PID namespace", "mount namespace", "user namespace", "no_new_privs", "seccomp filter"] {
+            #expect(names.contains(expected), "\(names)")
+        }
+        for layer in layers {
+            #expect(layer["available"]?.boolValue != nil)
+            // A layer that is missing says what to do; nothing missing is claimed as applied.
+            if layer["available"] == false {
+                #expect(layer["advice"]?.stringValue != nil)
+                #expect(layer["applied"] == false)
+            }
+        }
+    }
+}

@@ -65,6 +65,10 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
 
 int purser_pipe_cloexec(int fds[2]);
 
+/// prctl(option, 0, 0, 0, 0) for the read-only queries (PR_GET_NO_NEW_PRIVS,
+/// PR_GET_SECCOMP, PR_GET_DUMPABLE): prctl is variadic, so Swift cannot call it.
+int purser_prctl_query(int option);
+
 /// SHA-256 (FIPS 180-4) of the whole file behind `fd`, read with pread from offset 0 to the
 /// end, so the fd's own offset is neither used nor moved. Returns 0, or -1 with errno set.
 int purser_sha256_fd(int fd, unsigned char digest[32]);
