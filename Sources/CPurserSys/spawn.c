@@ -104,6 +104,9 @@ static int child_main(void *raw) {
         if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
     }
     if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
+    // No exec from here on can gain privileges (setuid, file capabilities): the worker
+    // and everything it starts stay at most what the supervisor gave them.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_NO_NEW_PRIVS);
     umask((mode_t)a->umask);
     if (exec_fd >= 0) {
         syscall(SYS_execveat, exec_fd, "", a->argv, a->envp, AT_EMPTY_PATH);

@@ -71,7 +71,7 @@ public enum HostLayers {
             && access("/proc/sys/kernel/seccomp/actions_avail", F_OK) == 0
         return [
             HostLayer(
-                name: "no_new_privs", available: noNewPrivs, applied: false,
+                name: "no_new_privs", available: noNewPrivs, applied: noNewPrivs,
                 detail: noNewPrivs ? "supported" : "prctl(PR_GET_NO_NEW_PRIVS) failed",
                 advice: noNewPrivs ? nil : "use Linux ≥ 3.5"),
             HostLayer(

@@ -103,6 +103,7 @@ public enum Spawner {
         case PURSER_STAGE_CLOSE_FDS: step = "closing inherited fds"
         case PURSER_STAGE_RLIMIT: step = "setting rlimits"
         case PURSER_STAGE_CHDIR: step = "entering the working directory"
+        case PURSER_STAGE_NO_NEW_PRIVS: step = "setting no_new_privs"
         default: step = "exec"
         }
         return SandboxError(code: .spawnFailed, errno: result.error, message: "cannot start \(path) (\(step))")

@@ -193,6 +193,12 @@ struct IsolationTests {
         #expect(!entries.contains { $0.hasPrefix("PURSER_TEST_SECRET") })
     }
 
+    /// A worker can never gain privileges by exec (a setuid binary runs as the worker).
+    @Test func workersRunWithNoNewPrivs() async throws {
+        let report = try await run(Fixtures.hostile("nnp"))
+        #expect(report.output == "1")
+    }
+
     @Test func onlyStdioIsOpen() async throws {
         let report = try await run(Fixtures.hostile("fds"))
         #expect(report.output == [0, 1, 2])

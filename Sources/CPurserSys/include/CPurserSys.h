@@ -18,6 +18,7 @@ typedef enum {
     PURSER_STAGE_RLIMIT,
     PURSER_STAGE_CHDIR,
     PURSER_STAGE_EXEC,
+    PURSER_STAGE_NO_NEW_PRIVS,
 } purser_spawn_stage;
 
 typedef struct {
