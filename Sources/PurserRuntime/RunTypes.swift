@@ -46,6 +46,9 @@ public struct RunRequest: Sendable {
     public var handshakeOnly = false
     /// How deep in `routine/call`s this run is: 0 for a routine, 1 for its step, and so on.
     public var depth = 0
+    /// Processes and threads the run may have at once (where the host has a pids cgroup).
+    public var maxProcesses = RunRequest.defaultMaxProcesses
+    public static let defaultMaxProcesses = 512
     /// Set before cancelling a run to make room for another: its verdict is then
     /// `preempted`, not `cancelled`.
     public var preemption: PreemptionFlag?

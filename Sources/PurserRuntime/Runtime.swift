@@ -153,6 +153,7 @@ public struct Runtime: Sendable {
         var limits = ResourceLimits(
             cpuSeconds: request.cpuSeconds, dataBytes: UInt64(request.memoryBytes), memoryBytes: UInt64(request.memoryBytes))
         limits.openFiles = 1024
+        limits.processes = request.maxProcesses
         return SandboxProfile(
             executable: request.executable, arguments: request.arguments, environment: environment,
             workingDirectory: directory, limits: limits, containment: request.containment,

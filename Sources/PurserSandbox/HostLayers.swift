@@ -37,7 +37,7 @@ public enum HostLayers {
         for controller in ["memory", "pids", "cpu"] {
             let v1 = CgroupHierarchy.mountPoint(controller: controller)
             let version = v2Controllers.contains(controller) ? "v2" : v1 != nil ? "v1" : nil
-            let applied = controller == "memory" && (MemoryCgroup.base != nil)
+            let applied = (controller == "memory" && MemoryCgroup.base != nil) || (controller == "pids" && PidsCgroup.base != nil)
             layers.append(HostLayer(
                 name: "\(controller) controller", available: version != nil, applied: applied,
                 detail: version.map { "cgroup \($0)" + (v1.map { " (v1 at \($0))" } ?? "") } ?? "not mounted",

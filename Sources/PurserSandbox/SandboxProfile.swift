@@ -45,6 +45,8 @@ public struct ResourceLimits: Sendable, Hashable {
     /// The memory cgroup's limit, where the host has one; peak memory is measured there.
     public var memoryBytes: UInt64?
     public var openFiles: UInt64 = 1024
+    /// Processes and threads the run may have at once (a pids cgroup, where the host has one).
+    public var processes: Int?
     public var fileSizeBytes: UInt64? = 1 << 30
     public var coreBytes: UInt64 = 0
 

@@ -41,7 +41,8 @@ public enum Spawner {
         }
         var result = purser_spawn_result()
         let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes)
-        let procsFDs = [group.procsFD, memory?.procsFD ?? -1].filter { $0 >= 0 }
+        let pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0) }
+        let procsFDs = [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 }
         let subreaper = group is ProcessGroupRunGroup
         let status = withSpawnArguments(
             profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper, memoryGroup: memory != nil
@@ -52,6 +53,7 @@ public enum Spawner {
             closeAll(childEnds + supervisorEnds)
             group.release()
             memory?.release()
+            pids?.release()
             throw spawnError(result, path: path)
         }
         // The write ends of stdout and stderr stay open here too (close-on-exec, never
@@ -60,7 +62,8 @@ public enum Spawner {
         for fd in supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         return WorkerProcess(
             pid: result.pid, pidFD: result.pidfd, stdin: stdin.write, stdout: stdout.read,
-            stderr: stderr.read, stdoutHold: stdout.write, stderrHold: stderr.write, group: group, memory: memory)
+            stderr: stderr.read, stdoutHold: stdout.write, stderrHold: stderr.write, group: group, memory: memory,
+            pids: pids)
     }
 
     /// Finds the executable as a shell would: a path with a slash as is, else on PATH.

@@ -46,14 +46,18 @@ public final class WorkerProcess: Sendable {
     public let stderrHoldFD: Int32
     let group: any RunGroup
 
-    public var containment: String { group.description + (memory.map { ", " + $0.description } ?? "") }
+    public var containment: String {
+        group.description + (memory.map { ", " + $0.description } ?? "") + (pids.map { ", " + $0.description } ?? "")
+    }
 
     let memory: MemoryCgroup?
+    let pids: PidsCgroup?
 
     init(
         pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, stdoutHold: Int32,
-        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?
+        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?, pids: PidsCgroup? = nil
     ) {
+        self.pids = pids
         self.stdoutHoldFD = stdoutHold
         self.stderrHoldFD = stderrHold
         self.memory = memory
@@ -122,9 +126,11 @@ public final class WorkerProcess: Sendable {
         }
         let group = self.group
         let memory = self.memory
+        let pids = self.pids
         Janitor.later {
             group.release()
             memory?.release()
+            pids?.release()
         }
     }
 }

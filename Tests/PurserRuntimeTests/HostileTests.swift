@@ -193,6 +193,17 @@ struct IsolationTests {
         #expect(!entries.contains { $0.hasPrefix("PURSER_TEST_SECRET") })
     }
 
+    /// The run's pids cgroup stops forks at its limit (the worker counts as one); with a
+    /// higher limit the same worker gets all 100 it asks for.
+    @Test(arguments: [(40, 39), (512, 100)])
+    func forksStopAtThePidsLimit(limit: Int, expected: Int) async throws {
+        var request = Fixtures.hostile("forkmany")
+        request.maxProcesses = limit
+        let report = try await run(request)
+        #expect(report.verdict == .ok, "\(report.message ?? "")")
+        #expect(report.output == .number(JSONNumber(Int64(expected))), "\(report.containment)")
+    }
+
     /// A worker can never gain privileges by exec (a setuid binary runs as the worker).
     @Test func workersRunWithNoNewPrivs() async throws {
         let report = try await run(Fixtures.hostile("nnp"))

@@ -423,6 +423,24 @@ static void run_env(const Message *m) {
     answer_run_output_from_out();
 }
 
+/* forkmany: forks up to 100 children that sleep, stopping at the first refused fork, and
+ * answers how many it got. The run's end kills them. */
+static void run_forkmany(const Message *m) {
+    (void)m;
+    int made = 0;
+    for (; made < 100; made++) {
+        pid_t child = fork();
+        if (child < 0) break;
+        if (child == 0) {
+            sleep(60);
+            _exit(0);
+        }
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%d", made);
+    answer_run_output(text);
+}
+
 /* nnp: answers the NoNewPrivs line of /proc/self/status ("1" when exec can never gain
  * privileges, e.g. through a setuid binary). */
 static void run_nnp(const Message *m) {
@@ -584,6 +602,7 @@ static const Mode modes[] = {
     {"env", NULL, run_env},
     {"fds", NULL, run_fds},
     {"nnp", NULL, run_nnp},
+    {"forkmany", NULL, run_forkmany},
     {"rlimits", NULL, run_rlimits},
     {"cwd", NULL, run_cwd},
     {"sleep", NULL, run_sleep},
