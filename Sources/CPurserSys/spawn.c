@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -50,6 +51,20 @@ static void close_fds(unsigned int lo, unsigned int hi) {
     long max = sysconf(_SC_OPEN_MAX);
     long end = max > 0 ? max : 65536;
     for (long fd = lo; fd < end && fd <= (long)hi; fd++) (void)close((int)fd);
+}
+
+// A root worker without capabilities is root only by name: it cannot ptrace, read a
+// non-dumpable supervisor's /proc files, override file permissions, mount, or load
+// modules. The bounding set goes first (it needs CAP_SETPCAP), then the rest at once.
+static int drop_all_capabilities(int cap_last) {
+    for (int cap = 0; cap <= cap_last; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    struct { uint32_t version; int pid; } header = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+    struct { uint32_t effective, permitted, inheritable; } data[2];
+    memset(data, 0, sizeof data);
+    return (int)syscall(SYS_capset, &header, data);
 }
 
 static int child_main(void *raw) {
@@ -104,6 +119,7 @@ static int child_main(void *raw) {
         if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
     }
     if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
+    if (a->drop_capabilities && drop_all_capabilities(a->cap_last) < 0) return child_fail(ctx, PURSER_STAGE_CAPABILITIES);
     // No exec from here on can gain privileges (setuid, file capabilities): the worker
     // and everything it starts stay at most what the supervisor gave them.
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_NO_NEW_PRIVS);
@@ -219,3 +235,5 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result) {
 int purser_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int purser_prctl_query(int option) { return prctl(option, 0, 0, 0, 0); }
+
+int purser_prctl_set(int option, unsigned long value) { return prctl(option, value, 0, 0, 0); }

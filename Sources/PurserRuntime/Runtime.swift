@@ -201,6 +201,9 @@ public struct Runtime: Sendable {
     /// and fds 0-2 must be taken so that pipes never land on them.
     private static let preparedProcess: Bool = {
         signal(SIGPIPE, SIG_IGN)
+        // Non-dumpable: a worker (capabilities dropped) cannot read this process's
+        // environment or memory through /proc, though it may run as the same uid.
+        Sandbox.makeSupervisorNonDumpable()
         for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 {
             _ = open("/dev/null", O_RDWR)
         }

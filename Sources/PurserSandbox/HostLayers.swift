@@ -69,7 +69,15 @@ public enum HostLayers {
         let noNewPrivs = purser_prctl_query(getNoNewPrivs) >= 0
         let seccomp = purser_prctl_query(getSeccomp) >= 0
             && access("/proc/sys/kernel/seccomp/actions_avail", F_OK) == 0
+        let root = geteuid() == 0
         return [
+            HostLayer(
+                name: "capabilities dropped", available: true, applied: root,
+                detail: root ? "workers start with none (uid 0 in name only)" : "workers inherit none: the supervisor is not root",
+                advice: nil),
+            HostLayer(
+                name: "supervisor non-dumpable", available: true, applied: true,
+                detail: "its /proc environment and memory need CAP_SYS_PTRACE, which workers never have", advice: nil),
             HostLayer(
                 name: "no_new_privs", available: noNewPrivs, applied: noNewPrivs,
                 detail: noNewPrivs ? "supported" : "prctl(PR_GET_NO_NEW_PRIVS) failed",
@@ -81,4 +89,14 @@ public enum HostLayers {
                 advice: seccomp ? nil : "use a kernel with CONFIG_SECCOMP_FILTER"),
         ]
     }
+}
+
+public enum Sandbox {
+    /// PR_SET_DUMPABLE 0 for this process: its /proc files (environ, mem, maps) then need
+    /// CAP_SYS_PTRACE to read, which workers never have.
+    public static func makeSupervisorNonDumpable() {
+        _ = purser_prctl_set(4 /* PR_SET_DUMPABLE */, 0)
+    }
+
+    public static var supervisorIsDumpable: Bool { purser_prctl_query(3 /* PR_GET_DUMPABLE */) != 0 }
 }

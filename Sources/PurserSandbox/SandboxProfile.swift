@@ -20,6 +20,9 @@ public struct SandboxProfile: Sendable {
     /// kernel hands its interpreter `/dev/fd/N`, which fails if N is closed at exec. Leave it
     /// false for binaries, so the worker does not inherit the fd.
     public var keepExecutableFD: Bool
+    /// A supervisor running as root clears every capability of the worker before exec:
+    /// the worker keeps uid 0 in name only.
+    public var dropCapabilities = true
 
     public init(
         executable: String, arguments: [String] = [], environment: [String: String] = [:],

@@ -66,6 +66,9 @@ public enum Spawner {
             pids: pids)
     }
 
+    /// The highest capability number this kernel knows.
+    static let capLast: Int32 = Int32(readSmallFile("/proc/sys/kernel/cap_last_cap")?.trimmingNewline() ?? "") ?? 40
+
     /// Finds the executable as a shell would: a path with a slash as is, else on PATH.
     /// The result is absolute, since the worker starts in its own directory.
     public static func resolveExecutable(_ name: String) throws(SandboxError) -> String {
@@ -107,6 +110,7 @@ public enum Spawner {
         case PURSER_STAGE_RLIMIT: step = "setting rlimits"
         case PURSER_STAGE_CHDIR: step = "entering the working directory"
         case PURSER_STAGE_NO_NEW_PRIVS: step = "setting no_new_privs"
+        case PURSER_STAGE_CAPABILITIES: step = "dropping capabilities"
         default: step = "exec"
         }
         return SandboxError(code: .spawnFailed, errno: result.error, message: "cannot start \(path) (\(step))")
@@ -142,6 +146,8 @@ public enum Spawner {
                     // Zero-initialised, exec_fd would be 0: -1 means "execute path".
                     args.exec_fd = profile.executableFD ?? -1
                     args.exec_fd_keep = profile.executableFD != nil && profile.keepExecutableFD ? 1 : 0
+                    args.drop_capabilities = profile.dropCapabilities && geteuid() == 0 ? 1 : 0
+                    args.cap_last = Self.capLast
                     return withUnsafePointer(to: &args) { body($0) }
                 }
                 }

@@ -204,6 +204,18 @@ struct IsolationTests {
         #expect(report.output == .number(JSONNumber(Int64(expected))), "\(report.containment)")
     }
 
+    /// A worker of a root supervisor runs with no capabilities, and cannot read the
+    /// supervisor's environment (where its secrets are) through /proc.
+    @Test func workersCannotReadTheSupervisorsEnvironment() async throws {
+        let report = try await run(Fixtures.hostile("peek"))
+        #expect(report.output?["environ"] == "denied")
+        if geteuid() == 0 { #expect(report.output?["capEff"] == "0000000000000000") }
+        // Without capabilities a root worker is already refused (the supervisor holds
+        // capabilities it lacks); non-dumpable also covers a worker with the same uid and
+        // the same (no) capabilities, as under a non-root supervisor.
+        #expect(!Sandbox.supervisorIsDumpable)
+    }
+
     /// A worker can never gain privileges by exec (a setuid binary runs as the worker).
     @Test func workersRunWithNoNewPrivs() async throws {
         let report = try await run(Fixtures.hostile("nnp"))

@@ -19,6 +19,7 @@ typedef enum {
     PURSER_STAGE_CHDIR,
     PURSER_STAGE_EXEC,
     PURSER_STAGE_NO_NEW_PRIVS,
+    PURSER_STAGE_CAPABILITIES,
 } purser_spawn_stage;
 
 typedef struct {
@@ -50,6 +51,9 @@ typedef struct {
     // which a script (#!) needs, since the kernel hands its interpreter /dev/fd/N; 0 to close
     // it at exec (the child sets FD_CLOEXEC), so a binary worker does not inherit it.
     int exec_fd_keep;
+    int drop_capabilities;         // clear every capability (bounding, ambient, effective,
+                                   // permitted, inheritable) before exec
+    int cap_last;                  // the highest capability number (/proc/sys/kernel/cap_last_cap)
 } purser_spawn_args;
 
 typedef struct {
@@ -69,6 +73,9 @@ int purser_pipe_cloexec(int fds[2]);
 /// prctl(option, 0, 0, 0, 0) for the read-only queries (PR_GET_NO_NEW_PRIVS,
 /// PR_GET_SECCOMP, PR_GET_DUMPABLE): prctl is variadic, so Swift cannot call it.
 int purser_prctl_query(int option);
+
+/// prctl(option, value, 0, 0, 0) for settings such as PR_SET_DUMPABLE.
+int purser_prctl_set(int option, unsigned long value);
 
 /// SHA-256 (FIPS 180-4) of the whole file behind `fd`, read with pread from offset 0 to the
 /// end, so the fd's own offset is neither used nor moved. Returns 0, or -1 with errno set.
