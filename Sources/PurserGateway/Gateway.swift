@@ -241,7 +241,7 @@ public final class Gateway: Sendable {
         attempts: Int, sent: Int, last: UpstreamResponse? = nil
     ) {
         let integration = state.integration
-        let answered = (try? outcome.get()).map { $0 }
+        let answered = try? outcome.get()
         let charge = integration.cost.charge(final: answered, sentAttempts: sent)
         let healthy: Bool = switch outcome {
         case .success(let response): response.status < 500

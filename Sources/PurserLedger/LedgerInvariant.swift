@@ -36,7 +36,7 @@ enum LedgerInvariant {
                 if !open.isEmpty { fail("closed with open children \(open.map(\.id))") }
             }
             if let parentID = node.parent, let parent = byID[parentID] {
-                let missing = parent.tools.contains("*") ? [] : Set(node.tools).subtracting(parent.tools)
+                let missing = parent.missingTools(node.tools)
                 if !missing.isEmpty { fail("tools \(missing.sorted()) not among its parent's") }
                 if node.isOpen && !parent.isOpen { fail("open under closed parent \(parentID)") }
             }

@@ -105,6 +105,14 @@ public struct Node: Sendable, Hashable {
     public var outcome: String?
 }
 
+extension Node {
+    /// The tools a child asking for `tools` may not hold: "*" among this node's tools
+    /// permits any tool (the implicit local team has it).
+    func missingTools(_ tools: [String]) -> Set<String> {
+        self.tools.contains("*") ? [] : Set(tools).subtracting(self.tools)
+    }
+}
+
 /// One line of the append-only audit trail.
 public struct AuditEvent: Sendable, Hashable {
     public var id: Int64
@@ -128,6 +136,9 @@ public struct Usage: Sendable, Hashable {
         self.timeMs = timeMs
         self.memoryPeakBytes = memoryPeakBytes
     }
+
+    /// Nothing recorded: a hold that ends unused (never started, abandoned, reclaimed).
+    public static let none = Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0)
 }
 
 public struct Settlement: Sendable, Hashable {

@@ -101,8 +101,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         let parent = try rows.node(request.parent, session, locking: true)
         guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
         try fence(session, parent, request.holder, checkNode: false)
-        // "*" among a parent's tools permits any tool (the implicit local team has it).
-        let missing = parent.tools.contains("*") ? [] : Set(request.tools).subtracting(parent.tools)
+        let missing = parent.missingTools(request.tools)
         guard missing.isEmpty else {
             throw LedgerError(
                 .toolNotPermitted,
@@ -207,7 +206,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         if let parent = node.parent { _ = try rows.node(parent, session, locking: true) }
         let team = node.kind.runsWorker ? try rows.team(named: node.team, session, locking: true) : nil
         for child in try rows.openChildren(of: id, session) {
-            _ = try settle(session, child, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "abandoned", holder: nil)
+            _ = try settle(session, child, usage: .none, outcome: "abandoned", holder: nil)
         }
         let after = try rows.node(id, session)
         // Charge the larger of what was recorded and what is declared, never past the cap.
@@ -306,7 +305,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
                 """)
             var settlements: [Settlement] = []
             for row in rows where try session.rows.node(row[0].int, session).isOpen {
-                settlements.append(try settle(session, row[0].int, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0),
+                settlements.append(try settle(session, row[0].int, usage: .none,
                     outcome: "reclaimed", holder: nil))
             }
             return settlements

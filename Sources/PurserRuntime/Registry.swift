@@ -150,7 +150,7 @@ public struct PluginRegistry: Sendable {
             throw RuntimeError(code: .invalidRequest, message: "\(label): \(path) is not an executable file")
         }
         do {
-            let digest = try sha256(fd: fd).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            let digest = hexString(try sha256(fd: fd))
             var magic: [UInt8] = [0, 0]
             let read = pread(fd, &magic, 2, 0)
             return OpenedPlugin(fd: fd, digest: digest, isScript: read == 2 && magic == [0x23, 0x21])

@@ -39,18 +39,26 @@ final class RoutineCache: Sendable {
     }
 }
 
-extension PluginRecord {
-    /// What its manifest declared, as `purser plugin add` recorded it.
-    var manifest: JSONValue? { (try? JSONParser.parse(Array(info.utf8)))?["manifest"] }
+/// What a registered plugin's manifest declared, as `purser plugin add` recorded it; read
+/// once when a job is loaded, not at every scheduling step.
+struct DeclaredManifest: Sendable {
+    var deterministic = false
+    var tools: [String] = []
+    var environment: [String] = []
+    var defaultReservation: Amounts?
+    var maxReservation: Amounts?
 
-    var isDeterministic: Bool { manifest?["deterministic"]?.boolValue == true }
+    init(_ record: PluginRecord) {
+        guard let manifest = (try? JSONParser.parse(Array(record.info.utf8)))?["manifest"] else { return }
+        deterministic = manifest["deterministic"]?.boolValue == true
+        tools = manifest["tools"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        environment = manifest["environment"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        defaultReservation = Self.amounts(manifest["defaultReservation"])
+        maxReservation = Self.amounts(manifest["maxReservation"])
+    }
 
-    var neededTools: [String] { manifest?["tools"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
-
-    var allowedEnvironment: [String] { manifest?["environment"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
-
-    func reservation(_ key: String) -> Amounts? {
-        guard let value = manifest?[key], let credits = value["credits"]?.numberValue.flatMap({ try? Credits($0, field: key) }),
+    private static func amounts(_ value: JSONValue?) -> Amounts? {
+        guard let value, let credits = value["credits"]?.numberValue.flatMap({ try? Credits($0, field: "credits") }),
             let time = value["timeMs"]?.numberValue?.int64, let memory = value["memoryBytes"]?.numberValue?.int64
         else { return nil }
         return Amounts(credits: credits, timeMs: time, memoryBytes: memory)

@@ -41,7 +41,7 @@ final class StepLauncher: Sendable {
             let report = try? await runtime.exec(prepared.request)
             if report == nil {
                 _ = try? runtime.ledger?.store.settle(
-                    prepared.node.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "error", holder: prepared.request.hold?.holder)
+                    prepared.node.id, usage: .none, outcome: "error", holder: prepared.request.hold?.holder)
             }
             let used = report?.usage.credits ?? .zero
             account.settleStep(held: params.credits, used: used)
@@ -92,7 +92,7 @@ final class StepLauncher: Sendable {
         do {
             opened = try PluginRegistry.openPinned(record)
         } catch {
-            _ = try? runtime.ledger!.store.settle(node.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "error", holder: holder)
+            _ = try? runtime.ledger!.store.settle(node.id, usage: .none, outcome: "error", holder: holder)
             account.settleStep(held: params.credits, used: .zero)
             throw error
         }

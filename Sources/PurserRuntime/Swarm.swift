@@ -140,7 +140,7 @@ public final class SwarmRunner: Sendable {
 
     enum PluginSource: Sendable {
         case path(String)
-        case registered(PluginRecord)
+        case registered(PluginRecord, DeclaredManifest)
     }
 
     /// Checks what can be checked before anything is reserved: every plugin exists.
@@ -174,13 +174,14 @@ public final class SwarmRunner: Sendable {
             } catch {
                 throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
             }
-            let missing = Set(record.neededTools).subtracting(routine.tools)
+            let manifest = DeclaredManifest(record)
+            let missing = Set(manifest.tools).subtracting(routine.tools)
             guard missing.isEmpty else {
                 throw RuntimeError(
                     code: .invalidRequest,
                     message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).tools: plugin \(record.name) needs \(missing.sorted().joined(separator: ", "))")
             }
-            return .registered(record)
+            return .registered(record, manifest)
         }
         var path = routine.plugin
         if !path.hasPrefix("/"), let slash = job.file.lastIndex(of: "/") { path = String(job.file[...slash]) + path }
@@ -235,7 +236,7 @@ public final class SwarmRunner: Sendable {
         await runRoutines(schedule, store: store)
         let outcome = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue } ? "ok" : "failed"
         do {
-            _ = try store.settle(swarm.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: outcome, holder: holder)
+            _ = try store.settle(swarm.id, usage: .none, outcome: outcome, holder: holder)
         } catch {
             throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
         }
@@ -377,7 +378,7 @@ public final class SwarmRunner: Sendable {
 
     /// The cache key of a routine whose plugin is registered as deterministic.
     private func cacheKey(_ routine: JobFile.Routine, _ input: JSONValue) -> String? {
-        guard case .registered(let record) = plugins[routine.name], record.isDeterministic else { return nil }
+        guard case .registered(let record, let manifest) = plugins[routine.name], manifest.deterministic else { return nil }
         return RoutineCache.key(digest: record.sha256, input: input)
     }
 
@@ -440,9 +441,9 @@ public final class SwarmRunner: Sendable {
     /// A registered plugin's manifest: its default estimate when the job gives none, and
     /// its maximum as a cap on what is reserved.
     private func planned(_ routine: JobFile.Routine) -> (estimate: Amounts, max: Amounts?) {
-        guard case .registered(let record) = plugins[routine.name] else { return (routine.estimate, nil) }
-        let estimate = routine.estimateGiven ? routine.estimate : record.reservation("defaultReservation") ?? routine.estimate
-        return (estimate, record.reservation("maxReservation"))
+        guard case .registered(_, let manifest) = plugins[routine.name] else { return (routine.estimate, nil) }
+        let estimate = routine.estimateGiven ? routine.estimate : manifest.defaultReservation ?? routine.estimate
+        return (estimate, manifest.maxReservation)
     }
 
     private func reserve(
@@ -475,7 +476,7 @@ public final class SwarmRunner: Sendable {
         var opened: PluginRegistry.OpenedPlugin?
         switch plugins[routine.name]! {
         case .path(let path): executable = path
-        case .registered(let record):
+        case .registered(let record, _):
             executable = record.path
             opened = try PluginRegistry.openPinned(record)
         }
@@ -486,9 +487,9 @@ public final class SwarmRunner: Sendable {
         request.hold = hold
         request.executableFD = opened?.fd
         request.keepExecutableFD = opened?.isScript ?? false
-        if case .registered(let record) = plugins[routine.name] {
+        if case .registered(_, let manifest) = plugins[routine.name] {
             // Only the variables its manifest names, with the supervisor's values.
-            for name in record.allowedEnvironment {
+            for name in manifest.environment {
                 if let value = getenv(name) { request.environment[name] = String(cString: value) }
             }
         }
@@ -500,7 +501,7 @@ public final class SwarmRunner: Sendable {
     ) {
         if report == nil {
             // The run never started (a bad input, a missing file): its hold goes back whole.
-            _ = try? store.settle(node.id, usage: Usage(credits: 0, timeMs: 0, memoryPeakBytes: 0), outcome: "error", holder: schedule.holder)
+            _ = try? store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
         }
         let verdict = report?.verdict.rawValue ?? Verdict.error.rawValue
         emit("verdict", name, [
@@ -511,7 +512,6 @@ public final class SwarmRunner: Sendable {
         schedule.holds[name] = nil
         if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
             // Back in the queue; the attempt does not count as a retry.
-            schedule.preemptions[name, default: 0] += 1
             schedule.attempts[name, default: 1] -= 1
             schedule.retry(name)
             return
@@ -582,7 +582,8 @@ public final class SwarmRunner: Sendable {
 private final class Schedule: @unchecked Sendable {
     enum State {
         case waiting
-        case ready(since: Int64, queuedAt: Int64?)
+        /// Its times are in `ready`.
+        case ready
         case running
         case done
     }
@@ -600,10 +601,9 @@ private final class Schedule: @unchecked Sendable {
     /// Runs in flight, so that a preemption can cancel one, and what each holds.
     var tasks: [String: Task<SwarmRunner.Finished, Never>] = [:]
     var holds: [String: Int64] = [:]
-    /// Routines being preempted, and how often each was.
+    /// Routines being preempted, and the flags that make their runs end `preempted`.
     var preempting: Set<String> = []
     var preemptFlags: [String: PreemptionFlag] = [:]
-    var preemptions: [String: Int] = [:]
     /// Shares granted under `proportional`, taken at the next reservation.
     var shares: [String: Int64] = [:]
     /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.
@@ -642,7 +642,7 @@ private final class Schedule: @unchecked Sendable {
 
     private func makeReady(_ name: String, now: Int64) {
         generation += 1
-        states[name] = .ready(since: now, queuedAt: nil)
+        states[name] = .ready
         ready[name] = (now, nil, generation)
         arrivals.append((name, generation))
     }
@@ -685,7 +685,6 @@ private final class Schedule: @unchecked Sendable {
         guard let entry = ready[name], entry.queuedAt == nil else { return false }
         let now = unixMilliseconds()
         ready[name] = (entry.since, now, entry.generation)
-        states[name] = .ready(since: entry.since, queuedAt: now)
         return true
     }
 

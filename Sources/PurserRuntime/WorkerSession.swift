@@ -340,7 +340,7 @@ final class WorkerSession: @unchecked Sendable {
     /// comes, while the session goes on reading and writing other messages.
     private func callGateway(_ id: RPCID, _ params: JSONValue?) {
         let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = {
-            self.writeFromAnyThread(RPCMessage.response(id: id, result: $0).line())
+            self.write(RPCMessage.response(id: id, result: $0).line(), onQueue: false)
         }
         let call: GatewayCallParams
         do {
@@ -366,7 +366,7 @@ final class WorkerSession: @unchecked Sendable {
     /// Runs a child step from this run's reservation; its answer comes when the step ends.
     private func callRoutine(_ id: RPCID, _ params: JSONValue?) {
         let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = {
-            self.writeFromAnyThread(RPCMessage.response(id: id, result: $0).line())
+            self.write(RPCMessage.response(id: id, result: $0).line(), onQueue: false)
         }
         let call: RoutineCallParams
         do {
@@ -393,23 +393,17 @@ final class WorkerSession: @unchecked Sendable {
         write(RPCMessage.request(id: .number(id), method: method, params: params).line())
     }
 
-    /// Writes or queues a line; on `queue`.
-    private func write(_ bytes: [UInt8]) {
-        switch stdin.withLock({ $0.append(bytes, limit: maxPendingOutput) }) {
-        case .overflow: kill(.protocolViolation, "the worker does not read its stdin (\(stdin.withLock { $0.pending }) bytes waiting)")
-        case .blocked: waitUntilWritable()
-        case .written, .closed: break
+    /// Writes a line, or queues what the pipe does not take now. On `queue`, or, for gateway
+    /// and routine answers, from any thread (`onQueue: false`): the write happens at once
+    /// and only the reaction to a full pipe hops to `queue`.
+    private func write(_ bytes: [UInt8], onQueue: Bool = true) {
+        let outcome = stdin.withLock { $0.append(bytes, limit: maxPendingOutput) }
+        guard outcome == .overflow || outcome == .blocked else { return }
+        let react: @Sendable () -> Void = {
+            guard outcome == .overflow else { return self.waitUntilWritable() }
+            self.kill(.protocolViolation, "the worker does not read its stdin (\(self.stdin.withLock { $0.pending }) bytes waiting)")
         }
-    }
-
-    /// The same from any thread.
-    private func writeFromAnyThread(_ bytes: [UInt8]) {
-        switch stdin.withLock({ $0.append(bytes, limit: maxPendingOutput) }) {
-        case .overflow:
-            queue.async { self.kill(.protocolViolation, "the worker does not read its stdin (answers to its gateway calls pile up)") }
-        case .blocked: queue.async { self.waitUntilWritable() }
-        case .written, .closed: break
-        }
+        if onQueue { react() } else { queue.async(execute: react) }
     }
 
     /// The pipe can take more; on `queue`.

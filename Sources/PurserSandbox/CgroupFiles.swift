@@ -66,6 +66,36 @@ enum CgroupHierarchy {
 
 /// Empty groups kept for the next run: making and removing a cgroup (a memory cgroup most
 /// of all) costs the kernel more than the rest of a short run's setup.
+/// The life of a pooled cgroup v1 run group (memory, pids): its directory and open
+/// `cgroup.procs`, reused from a pool or made anew, and given back or removed.
+enum PooledGroup {
+    /// `reused`'s directory and fd, or a new directory under `base`; `configure` sets the
+    /// group up, and a group it fails for is removed.
+    static func open(
+        base: String, reused: (path: String, procsFD: Int32)?, configure: (String) -> Bool
+    ) -> (path: String, procsFD: Int32)? {
+        let path = reused?.path ?? base + "/" + CgroupHierarchy.uniqueName()
+        if reused == nil && mkdir(path, 0o755) != 0 { return nil }
+        let configured = configure(path)
+        let fd = reused?.procsFD ?? Glibc.open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0, configured else {
+            if fd >= 0 { close(fd) }
+            removeDirectory(path)
+            return nil
+        }
+        return (path, fd)
+    }
+
+    /// An empty group goes back to its pool when `giveBack` takes it; any other is closed
+    /// and removed.
+    static func release(path: String, procsFD: Int32, giveBack: () -> Bool) {
+        let empty = readSmallFile(path + "/cgroup.procs")?.isEmpty ?? true
+        if empty && giveBack() { return }
+        close(procsFD)
+        removeDirectory(path)
+    }
+}
+
 final class GroupPool<Group: AnyObject & Sendable>: Sendable {
     private let idle = Mutex<[Group]>([])
     private let capacity: Int

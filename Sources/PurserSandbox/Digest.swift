@@ -14,5 +14,10 @@ public func sha256(fd: Int32) throws(SandboxError) -> [UInt8] {
 public func sha256Hex(_ bytes: [UInt8]) -> String {
     var digest = [UInt8](repeating: 0, count: 32)
     bytes.withUnsafeBytes { data in digest.withUnsafeMutableBufferPointer { purser_sha256(data.baseAddress, data.count, $0.baseAddress) } }
-    return digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    return hexString(digest)
+}
+
+/// Lower-case hex, two digits a byte.
+public func hexString(_ bytes: [UInt8]) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
 }

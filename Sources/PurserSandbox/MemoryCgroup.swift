@@ -26,22 +26,17 @@ final class MemoryCgroup: Sendable {
     static func take(limitBytes: UInt64?) -> MemoryCgroup? {
         guard let base else { return nil }
         let reused = pool.take()
-        let path = reused?.path ?? base + "/" + CgroupHierarchy.uniqueName()
-        if reused == nil && mkdir(path, 0o755) != 0 { return nil }
-        // Lift the swap limit first: it may never be below the memory limit.
-        writeFile(path + "/memory.memsw.limit_in_bytes", "-1")
-        let limited = writeFile(path + "/memory.limit_in_bytes", limitBytes.map { "\($0)" } ?? "-1")
-        if let limitBytes { writeFile(path + "/memory.memsw.limit_in_bytes", "\(limitBytes)") }
-        writeFile(path + "/memory.max_usage_in_bytes", "0")
-        let fd = reused?.procsFD ?? open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
         // A group whose limit did not take would enforce nothing: better none, and the
         // caller falls back to RLIMIT_DATA at the full limit.
-        guard fd >= 0, limited else {
-            if fd >= 0 { close(fd) }
-            removeDirectory(path)
-            return nil
-        }
-        return MemoryCgroup(path: path, procsFD: fd, oomKillsBefore: oomKills(at: path))
+        guard let group = PooledGroup.open(base: base, reused: reused.map { ($0.path, $0.procsFD) }, configure: { path in
+            // Lift the swap limit first: it may never be below the memory limit.
+            writeFile(path + "/memory.memsw.limit_in_bytes", "-1")
+            let limited = writeFile(path + "/memory.limit_in_bytes", limitBytes.map { "\($0)" } ?? "-1")
+            if let limitBytes { writeFile(path + "/memory.memsw.limit_in_bytes", "\(limitBytes)") }
+            writeFile(path + "/memory.max_usage_in_bytes", "0")
+            return limited
+        }) else { return nil }
+        return MemoryCgroup(path: group.path, procsFD: group.procsFD, oomKillsBefore: oomKills(at: group.path))
     }
 
     func peakBytes() -> Int64 {
@@ -59,10 +54,9 @@ final class MemoryCgroup: Sendable {
     }
 
     func release() {
-        let empty = readSmallFile(path + "/cgroup.procs")?.isEmpty ?? true
         // Drop what the last run left charged (page cache), so the next peak is its own.
-        if empty && writeFile(path + "/memory.force_empty", "0") && Self.pool.give(self) { return }
-        close(procsFD)
-        removeDirectory(path)
+        PooledGroup.release(path: path, procsFD: procsFD) {
+            writeFile(path + "/memory.force_empty", "0") && Self.pool.give(self)
+        }
     }
 }

@@ -25,28 +25,13 @@ final class PidsCgroup: Sendable {
     static func take(limit: Int) -> PidsCgroup? {
         guard let base else { return nil }
         let reused = pool.take()
-        let path = reused?.path ?? base + "/" + CgroupHierarchy.uniqueName()
-        if reused == nil && mkdir(path, 0o755) != 0 { return nil }
-        let limited = writeFile(path + "/pids.max", "\(limit)")
-        let fd = reused?.procsFD ?? open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0, limited else {
-            if fd >= 0 { close(fd) }
-            removeDirectory(path)
-            return nil
-        }
-        return PidsCgroup(path: path, procsFD: fd)
-    }
-
-    /// Whether a fork or clone in the run was refused at the limit.
-    var limitReached: Bool {
-        guard let text = readSmallFile(path + "/pids.events") else { return false }
-        return text.split(separator: "\n").contains { $0.hasPrefix("max ") && $0 != "max 0" }
+        guard let group = PooledGroup.open(base: base, reused: reused.map { ($0.path, $0.procsFD) }, configure: { path in
+            writeFile(path + "/pids.max", "\(limit)")
+        }) else { return nil }
+        return PidsCgroup(path: group.path, procsFD: group.procsFD)
     }
 
     func release() {
-        let empty = readSmallFile(path + "/cgroup.procs")?.isEmpty ?? true
-        if empty && Self.pool.give(self) { return }
-        close(procsFD)
-        removeDirectory(path)
+        PooledGroup.release(path: path, procsFD: procsFD) { Self.pool.give(self) }
     }
 }
