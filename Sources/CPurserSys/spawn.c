@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -20,6 +22,11 @@
 #endif
 
 #define CHILD_STACK_SIZE (64 * 1024)
+
+#include "isolate.h"
+
+// The supervisor, as a pidfd: a child in a new PID namespace sees no parent pid to compare.
+static int supervisor_pidfd = -1;
 
 typedef struct {
     const purser_spawn_args *args;
@@ -55,16 +62,105 @@ static void close_fds(unsigned int lo, unsigned int hi) {
 
 // A root worker without capabilities is root only by name: it cannot ptrace, read a
 // non-dumpable supervisor's /proc files, override file permissions, mount, or load
-// modules. The bounding set goes first (it needs CAP_SETPCAP), then the rest at once.
-static int drop_all_capabilities(int cap_last) {
+// modules. The bounding set goes first (it needs CAP_SETPCAP), then the ambient set; the
+// rest goes by capset or with the switch away from uid 0.
+static int drop_bounding_capabilities(int cap_last) {
     for (int cap = 0; cap <= cap_last; cap++) {
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    return 0;
+}
+
+static int clear_capabilities(void) {
     struct { uint32_t version; int pid; } header = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
     struct { uint32_t effective, permitted, inheritable; } data[2];
     memset(data, 0, sizeof data);
     return (int)syscall(SYS_capset, &header, data);
+}
+
+// Raw syscalls: glibc's set*id() broadcast the change to every thread of the process,
+// and this child shares the supervisor's memory and sees its threads as its own.
+static int switch_ids(uid_t uid, gid_t gid) {
+    if (syscall(SYS_setgroups, 0, NULL) < 0) return -1;
+    if (syscall(SYS_setresgid, gid, gid, gid) < 0) return -1;
+    return (int)syscall(SYS_setresuid, uid, uid, uid);
+}
+
+// Raised by the supervisor dying before PR_SET_PDEATHSIG took effect.
+static bool supervisor_gone(const purser_spawn_args *a, pid_t parent) {
+    if (!(a->namespaces & CLONE_NEWPID)) return getppid() != parent;
+    struct pollfd p = {.fd = supervisor_pidfd, .events = POLLIN};
+    return supervisor_pidfd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+static int set_pdeathsig(child_context *ctx) {
+    const purser_spawn_args *a = ctx->args;
+    if (a->pdeathsig <= 0) return 0;
+    if (prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0) < 0) return -1;
+    if (supervisor_gone(a, ctx->parent)) { errno = ESRCH; return -1; }
+    return 0;
+}
+
+// Everything that needs the supervisor's privileges: namespaces, cgroups, mounts, limits,
+// the working directory (which may belong to the sandbox user), then giving them up.
+static int enter_sandbox(child_context *ctx) {
+    const purser_spawn_args *a = ctx->args;
+    if (a->netns_fd >= 0 && setns(a->netns_fd, CLONE_NEWNET) < 0) return child_fail(ctx, PURSER_STAGE_NETWORK);
+    if (a->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
+    for (int i = 0; i < a->cgroup_procs_count; i++) {
+        if (write(a->cgroup_procs_fds[i], "0", 1) != 1) return child_fail(ctx, PURSER_STAGE_CGROUP);
+    }
+    if (a->mounts != NULL && isolate_mounts(a->mounts) < 0) return child_fail(ctx, PURSER_STAGE_MOUNTS);
+    for (int i = 0; i < a->rlimit_count; i++) {
+        struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
+        if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
+    }
+    if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
+    if (a->drop_capabilities && drop_bounding_capabilities(a->cap_last) < 0)
+        return child_fail(ctx, PURSER_STAGE_CAPABILITIES);
+    if (a->set_ids) {
+        // Leaving uid 0 clears the permitted and effective sets too, and also the
+        // parent-death signal (a change of credentials), which is set again.
+        if (switch_ids(a->uid, a->gid) < 0) return child_fail(ctx, PURSER_STAGE_IDS);
+        if (set_pdeathsig(ctx) < 0) return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
+    } else if (a->drop_capabilities && clear_capabilities() < 0) {
+        return child_fail(ctx, PURSER_STAGE_CAPABILITIES);
+    }
+    return 0;
+}
+
+// Stdio in place, everything else closed but the file to execute; returns that fd or -1.
+static int arrange_fds(child_context *ctx, int *exec_fd_out) {
+    const purser_spawn_args *a = ctx->args;
+    // The file to execute by fd must not be clobbered by the stdio moves below.
+    int exec_fd = a->exec_fd;
+    if (exec_fd >= 0 && exec_fd <= 2) {
+        exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, 3);
+        if (exec_fd < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+    }
+    // The pipes are >= 3 (the supervisor keeps 0-2 open), so these cannot clobber each other.
+    if (move_fd(a->stdin_fd, 0) < 0 || move_fd(a->stdout_fd, 1) < 0 || move_fd(a->stderr_fd, 2) < 0)
+        return child_fail(ctx, PURSER_STAGE_DUP);
+    // No exec from here on can gain privileges (setuid, file capabilities); it also lets
+    // the filter go on without CAP_SYS_ADMIN.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_NO_NEW_PRIVS);
+    if (a->seccomp && isolate_seccomp(a->seccomp_socket) < 0) return child_fail(ctx, PURSER_STAGE_SECCOMP);
+    if (exec_fd >= 0) {
+        close_fds(3U, (unsigned int)exec_fd - 1U);
+        close_fds((unsigned int)exec_fd + 1U, ~0U);
+        // A script's interpreter opens /dev/fd/N, so N must stay open across exec; a binary's
+        // fd must not reach the worker.
+        int flags = fcntl(exec_fd, F_GETFD);
+        if (flags < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+        int wanted = a->exec_fd_keep ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
+        if (wanted != flags && fcntl(exec_fd, F_SETFD, wanted) < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+    } else {
+        close_fds(3U, ~0U);
+    }
+    *exec_fd_out = exec_fd;
+    return 0;
 }
 
 static int child_main(void *raw) {
@@ -80,49 +176,11 @@ static int child_main(void *raw) {
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) return child_fail(ctx, PURSER_STAGE_SIGNALS);
-
     if (setsid() < 0) return child_fail(ctx, PURSER_STAGE_SETSID);
-    if (a->pdeathsig > 0) {
-        if (prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
-        // The supervisor may have died before prctl took effect.
-        if (getppid() != ctx->parent) { errno = ESRCH; return child_fail(ctx, PURSER_STAGE_PDEATHSIG); }
-    }
-    if (a->child_subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
-        return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
-    for (int i = 0; i < a->cgroup_procs_count; i++) {
-        if (write(a->cgroup_procs_fds[i], "0", 1) != 1) return child_fail(ctx, PURSER_STAGE_CGROUP);
-    }
-    // The file to execute by fd must not be clobbered by the stdio moves below.
-    int exec_fd = a->exec_fd;
-    if (exec_fd >= 0 && exec_fd <= 2) {
-        exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, 3);
-        if (exec_fd < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
-    }
-    // The pipes are >= 3 (the supervisor keeps 0-2 open), so these cannot clobber each other.
-    if (move_fd(a->stdin_fd, 0) < 0 || move_fd(a->stdout_fd, 1) < 0 || move_fd(a->stderr_fd, 2) < 0)
-        return child_fail(ctx, PURSER_STAGE_DUP);
-    if (exec_fd >= 0) {
-        // Everything from 3 up except exec_fd.
-        close_fds(3U, (unsigned int)exec_fd - 1U);
-        close_fds((unsigned int)exec_fd + 1U, ~0U);
-        // A script's interpreter opens /dev/fd/N, so N must stay open across exec; a binary's
-        // fd must not reach the worker.
-        int flags = fcntl(exec_fd, F_GETFD);
-        if (flags < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
-        int wanted = a->exec_fd_keep ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
-        if (wanted != flags && fcntl(exec_fd, F_SETFD, wanted) < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
-    } else {
-        close_fds(3U, ~0U);
-    }
-    for (int i = 0; i < a->rlimit_count; i++) {
-        struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
-        if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
-    }
-    if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
-    if (a->drop_capabilities && drop_all_capabilities(a->cap_last) < 0) return child_fail(ctx, PURSER_STAGE_CAPABILITIES);
-    // No exec from here on can gain privileges (setuid, file capabilities): the worker
-    // and everything it starts stay at most what the supervisor gave them.
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_NO_NEW_PRIVS);
+    if (set_pdeathsig(ctx) < 0) return child_fail(ctx, PURSER_STAGE_PDEATHSIG);
+    enter_sandbox(ctx);
+    int exec_fd = -1;
+    arrange_fds(ctx, &exec_fd);
     umask((mode_t)a->umask);
     if (exec_fd >= 0) {
         syscall(SYS_execveat, exec_fd, "", a->argv, a->envp, AT_EMPTY_PATH);
@@ -151,7 +209,7 @@ static void spawn_now(const purser_spawn_args *args, purser_spawn_result *result
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
     pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ctx, &pidfd);
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD | args->namespaces, &ctx, &pidfd);
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     munmap(stack, CHILD_STACK_SIZE);
@@ -206,6 +264,8 @@ static void start_spawner(void) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
+    supervisor_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (supervisor_pidfd >= 0) (void)fcntl(supervisor_pidfd, F_SETFD, FD_CLOEXEC);
     spawner_start_error = pthread_create(&thread, &attr, spawner_main, NULL);
     pthread_attr_destroy(&attr);
 }
@@ -220,6 +280,7 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result) {
         result->stage = PURSER_STAGE_CLONE;
         return -1;
     }
+    if (args->seccomp) purser_seccomp_prepare();
     pthread_mutex_lock(&caller_lock); // one request in flight at a time
     pthread_mutex_lock(&spawner_lock);
     pending_result = result;

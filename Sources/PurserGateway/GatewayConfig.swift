@@ -6,6 +6,11 @@ public import PurserProtocol
 public struct GatewayConfig: Sendable {
     public var integrations: [Integration]
     public var file: String
+    /// The `secretsFile`, resolved.
+    public var secretsFile: String?
+
+    /// What no worker may read: the config and its secrets file.
+    public var files: [String] { [file] + (secretsFile.map { [$0] } ?? []) }
 
     public func integration(named name: String) -> Integration? { integrations.first { $0.name == name } }
 
@@ -18,8 +23,10 @@ public struct GatewayConfig: Sendable {
     public static func parse(_ root: ConfigValue, environment: [String: String]) throws(ConfigError) -> GatewayConfig {
         let top = try root.mapping(allowed: ["integrations", "secretsFile"])
         var secrets: [String: String] = [:]
+        var secretsFile: String?
         if let file = top["secretsFile"] {
-            secrets = try readSecrets(file, relativeTo: root.file)
+            secretsFile = try resolve(file, relativeTo: root.file)
+            secrets = try readSecrets(path: secretsFile!)
         }
         let resolver = SecretResolver(environment: environment, secrets: secrets)
         var integrations: [Integration] = []
@@ -30,12 +37,16 @@ public struct GatewayConfig: Sendable {
             integrations.append(try Integration(name: name, value, resolver: resolver))
         }
         guard !integrations.isEmpty else { throw root.error("integrations: none defined") }
-        return GatewayConfig(integrations: integrations, file: root.file)
+        return GatewayConfig(integrations: integrations, file: root.file, secretsFile: secretsFile)
     }
 
-    private static func readSecrets(_ value: ConfigValue, relativeTo config: String) throws(ConfigError) -> [String: String] {
-        var path = try value.nonEmptyString()
-        if !path.hasPrefix("/"), let slash = config.lastIndex(of: "/") { path = String(config[...slash]) + path }
+    private static func resolve(_ value: ConfigValue, relativeTo config: String) throws(ConfigError) -> String {
+        let path = try value.nonEmptyString()
+        guard !path.hasPrefix("/"), let slash = config.lastIndex(of: "/") else { return path }
+        return String(config[...slash]) + path
+    }
+
+    private static func readSecrets(path: String) throws(ConfigError) -> [String: String] {
         let document = try ConfigValue.load(path: path)
         var secrets: [String: String] = [:]
         for (name, secret) in try document.mapping().entries { secrets[name] = try secret.string() }

@@ -3,6 +3,8 @@ public import PurserSandbox
 /// The `purser` command's exit codes: 0 only for ok, one code per verdict otherwise.
 public enum ExitCodes {
     public static let badInput: Int32 = 2
+    /// The host lacks a sandbox layer the plugin's level needs (see `purser doctor`); nothing ran.
+    public static let sandboxUnavailable: Int32 = 3
     /// `purser run`: the swarm ran, and at least one routine did not end ok.
     public static let swarmFailed: Int32 = 21
     /// `purser run`: the team could not grant the swarm's reservation; nothing ran.

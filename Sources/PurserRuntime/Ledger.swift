@@ -19,7 +19,11 @@ public final class RuntimeLedger: Sendable {
         return 10 * 60_000
     }()
 
+    /// The store's files, which no untrusted worker may see (none for PostgreSQL).
+    public let files: [String]
+
     public init(location: String) throws(RuntimeError) {
+        files = LedgerLocation.isPostgres(location) ? [] : [location, location + "-wal", location + "-shm"]
         do {
             store = try LedgerLocation.open(location)
             // Holds of supervisors that died (their leases ran out) go back to their parents.

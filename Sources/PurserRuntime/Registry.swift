@@ -2,7 +2,7 @@ import Glibc
 public import PurserConfig
 public import PurserLedger
 public import PurserProtocol
-import PurserSandbox
+public import PurserSandbox
 
 /// What a plugin's manifest (`plugin.yaml`) may declare.
 public struct PluginManifest: Sendable {
@@ -69,14 +69,17 @@ public struct PluginRegistry: Sendable {
     }
 
     /// Pins the file, starts it once to check the `initialize` handshake, and records what it said.
-    public func add(path: String, name: String?, manifest: PluginManifest?) async throws(RuntimeError) -> (PluginRecord, Added) {
+    public func add(
+        path: String, name: String?, manifest: PluginManifest?, allowDegraded: Bool = false
+    ) async throws(RuntimeError) -> (PluginRecord, Added) {
         let absolute = realpath(path, nil).map { resolved in
             defer { free(resolved) }
             return String(cString: resolved)
         } ?? (path.hasPrefix("/") ? path : currentDirectory() + "/" + path)
         let opened = try Self.open(absolute, label: absolute)
         defer { close(opened.fd) }
-        let info = try await handshake(absolute, opened)
+        let level: SandboxLevel = manifest?.trusted == true ? .trusted : .untrusted
+        let info = try await handshake(absolute, opened, level: level, allowDegraded: allowDegraded)
         let pluginName = name ?? manifest?.name ?? info.pluginName
         guard !pluginName.isEmpty, !pluginName.contains("/") else {
             throw RuntimeError(code: .invalidRequest, message: "'\(pluginName)' cannot be a plugin's name (no '/')")
@@ -132,6 +135,9 @@ public struct PluginRegistry: Sendable {
         return opened
     }
 
+    /// The level its manifest asks for: untrusted unless `trusted: true`.
+    public static func sandboxLevel(_ record: PluginRecord) -> SandboxLevel { DeclaredManifest(record).sandbox }
+
     public struct OpenedPlugin: Sendable {
         public var fd: Int32
         public var digest: String
@@ -161,12 +167,16 @@ public struct PluginRegistry: Sendable {
     }
 
     /// Starts the file (through its fd) for `initialize` only, with no reservation.
-    private func handshake(_ path: String, _ opened: OpenedPlugin) async throws(RuntimeError) -> InitializeResult {
+    private func handshake(
+        _ path: String, _ opened: OpenedPlugin, level: SandboxLevel, allowDegraded: Bool
+    ) async throws(RuntimeError) -> InitializeResult {
         var request = RunRequest(
             executable: path, input: .null, credits: .zero, wallTimeMs: 10_000, memoryBytes: 256 << 20)
         request.executableFD = opened.fd
         request.keepExecutableFD = opened.isScript
         request.handshakeOnly = true
+        request.sandbox = level
+        request.allowDegraded = allowDegraded
         request.timing.startupMs = 5_000
         let bare = Runtime(home: runtime.home)
         let report = try await bare.exec(request)

@@ -47,6 +47,8 @@ struct DeclaredManifest: Sendable {
     var environment: [String] = []
     var defaultReservation: Amounts?
     var maxReservation: Amounts?
+    /// Untrusted unless the manifest says `trusted: true`.
+    var sandbox = SandboxLevel.untrusted
 
     init(_ record: PluginRecord) {
         guard let manifest = (try? JSONParser.parse(Array(record.info.utf8)))?["manifest"] else { return }
@@ -55,6 +57,7 @@ struct DeclaredManifest: Sendable {
         environment = manifest["environment"]?.arrayValue?.compactMap(\.stringValue) ?? []
         defaultReservation = Self.amounts(manifest["defaultReservation"])
         maxReservation = Self.amounts(manifest["maxReservation"])
+        sandbox = manifest["trusted"]?.boolValue == true ? .trusted : .untrusted
     }
 
     private static func amounts(_ value: JSONValue?) -> Amounts? {

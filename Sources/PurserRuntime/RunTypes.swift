@@ -52,6 +52,11 @@ public struct RunRequest: Sendable {
     /// Set before cancelling a run to make room for another: its verdict is then
     /// `preempted`, not `cancelled`.
     public var preemption: PreemptionFlag?
+    /// Untrusted (the default) gets every sandbox layer; trusted opts out of namespaces,
+    /// seccomp and the unprivileged uid (see `SandboxLevel`).
+    public var sandbox = SandboxLevel.untrusted
+    /// Run even where the host lacks a layer the level wants; the report names what was not enforced.
+    public var allowDegraded = false
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -122,6 +127,8 @@ public struct RunReport: Sendable {
     public var containment: String
     /// The ledger node the run's reservation was held in.
     public var ledgerNode: Int64?
+    /// The sandbox the run had: its level, the layers applied, and what was not enforced.
+    public var sandbox: SandboxReport?
 
     public var returned: Amounts {
         Amounts(
@@ -144,6 +151,7 @@ public struct RunReport: Sendable {
         ]
         if let message { object["message"] = .string(message) }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
+        if let sandbox { object["sandbox"] = sandbox.json }
         if let error { object["error"] = error.json }
         if let exit {
             object["exit"] = [
@@ -194,4 +202,33 @@ public final class PreemptionFlag: Sendable {
     public init() {}
     public func set() { raised.withLock { $0 = true } }
     public var isSet: Bool { raised.withLock { $0 } }
+}
+
+/// What a run's sandbox was, for its report.
+public struct SandboxReport: Sendable, Hashable {
+    public var level: SandboxLevel
+    public var applied: [SandboxLayer]
+    /// Layers the level wants that this host lacks: not enforced (a downgraded run).
+    public var notEnforced: [SandboxLayer]
+    /// Layers the level does not want (trusted plugins).
+    public var optedOut: [SandboxLayer]
+    /// Deny-listed syscalls the run tried; each failed with EPERM.
+    public var deniedSyscalls: [String] = []
+
+    public init(_ plan: SandboxPlan) {
+        level = plan.level
+        applied = plan.applied
+        notEnforced = plan.missing
+        optedOut = plan.optedOut
+    }
+
+    public var json: JSONValue {
+        [
+            "level": .string(level.rawValue),
+            "applied": .array(applied.map { .string($0.rawValue) }),
+            "notEnforced": .array(notEnforced.map { .string($0.rawValue) }),
+            "optedOut": .array(optedOut.map { .string($0.rawValue) }),
+            "deniedSyscalls": .array(deniedSyscalls.map { .string($0) }),
+        ]
+    }
 }

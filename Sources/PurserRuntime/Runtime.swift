@@ -2,7 +2,7 @@ import Glibc
 public import PurserGateway
 import PurserLedger
 import PurserProtocol
-import PurserSandbox
+public import PurserSandbox
 
 public struct RuntimeError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable {
@@ -11,6 +11,8 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible {
         public static let invalidRequest = Code("invalid request")
         public static let stateDirectory = Code("state directory")
         public static let ledger = Code("ledger")
+        /// The run's sandbox level needs a layer this host lacks.
+        public static let sandbox = Code("sandbox")
     }
 
     public let code: Code
@@ -34,6 +36,16 @@ public struct Runtime: Sendable {
 
     /// Brokers workers' `gateway/call`s; nil answers them "not available".
     public var gateway: Gateway?
+
+    /// Files an untrusted worker must not see, beyond `home` (which holds the SQLite store):
+    /// the gateway config, its secrets file.
+    public var hiddenPaths: [String] = []
+
+    /// Every run may go without layers this host lacks (`--allow-degraded`); see `RunRequest.allowDegraded`.
+    public var allowDegradedSandbox = false
+
+    /// The layers this host offers (probed once per process; tests take some away).
+    public var host = HostSupport.current
 
     public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil, gateway: Gateway? = nil) {
         self.home = home
@@ -71,6 +83,7 @@ public struct Runtime: Sendable {
         _ request: RunRequest, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in }
     ) async throws(RuntimeError) -> RunReport {
         try validate(request)
+        let plan = try sandboxPlan(request)
         let runID = Self.makeRunID()
         let budget = Budget(
             credits: request.credits, deadlineMs: unixMilliseconds() + request.wallTimeMs,
@@ -92,14 +105,18 @@ public struct Runtime: Sendable {
         if let denial = held?.denial {
             return RunReport.denied(runID: runID, request: request, message: denial)
         }
-        let directory: RunDirectory
+        // A worker with its own mount namespace works in a private tmpfs instead.
+        var directory: RunDirectory?
         do {
             try Self.makeDirectory(home)
-            directory = try RunDirectory(parent: home + "/work")
+            if !plan.isolation.filesystem { directory = try RunDirectory(parent: home + "/work") }
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
-        defer { directory.removeLater() }
+        defer { directory?.removeLater() }
+        if !plan.missing.isEmpty {
+            onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
+        }
         let account = RunAccount(
             budget: request.credits, onRecord: { onEvent(.gatewayCall($0)) }, writer: writer(held?.node, holder: held?.holder, onEvent))
         let steps = ledger.flatMap { _ in held?.node }.map { node in
@@ -108,8 +125,8 @@ public struct Runtime: Sendable {
                 tools: request.tools, deadlineMs: budget.deadlineMs)
         }
         let session = WorkerSession(
-            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory.path),
-            gateway: gateway.map { ($0, account) }, account: account, steps: steps, onEvent: onEvent)
+            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory?.path, plan: plan),
+            sandbox: plan, gateway: gateway.map { ($0, account) }, account: account, steps: steps, onEvent: onEvent)
         var report = await withTaskCancellationHandler {
             await session.run()
         } onCancel: {
@@ -145,19 +162,31 @@ public struct Runtime: Sendable {
         }
     }
 
-    func profile(_ request: RunRequest, directory: String) -> SandboxProfile {
+    /// The run's level resolved on this host, hiding the supervisor's state from the worker.
+    func sandboxPlan(_ request: RunRequest) throws(RuntimeError) -> SandboxPlan {
+        do {
+            let hidden = [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? [])
+            return try request.sandbox.plan(host: host, hiddenPaths: hidden, allowDegraded: request.allowDegraded || allowDegradedSandbox)
+        } catch {
+            throw RuntimeError(code: .sandbox, message: "\(request.pluginName): \(error.message)")
+        }
+    }
+
+    func profile(_ request: RunRequest, directory: String?, plan: SandboxPlan) -> SandboxProfile {
         var environment = Self.baseEnvironment
-        environment["HOME"] = directory
-        environment["TMPDIR"] = directory
+        environment["HOME"] = directory ?? "/tmp"
+        environment["TMPDIR"] = directory ?? "/tmp"
         environment.merge(request.environment) { _, allowed in allowed }
         var limits = ResourceLimits(
             cpuSeconds: request.cpuSeconds, dataBytes: UInt64(request.memoryBytes), memoryBytes: UInt64(request.memoryBytes))
         limits.openFiles = 1024
         limits.processes = request.maxProcesses
-        return SandboxProfile(
+        var profile = SandboxProfile(
             executable: request.executable, arguments: request.arguments, environment: environment,
             workingDirectory: directory, limits: limits, containment: request.containment,
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
+        profile.isolation = plan.isolation
+        return profile
     }
 
     private func validate(_ request: RunRequest) throws(RuntimeError) {

@@ -104,6 +104,7 @@ final class StepLauncher: Sendable {
         request.keepExecutableFD = opened.isScript
         request.depth = depth + 1
         request.tools = tools
+        request.sandbox = DeclaredManifest(record).sandbox
         return Prepared(request: request, node: node, opened: opened)
     }
 }

@@ -147,6 +147,15 @@ public final class SwarmRunner: Sendable {
     public init(runtime: Runtime, job: JobFile, onEvent: @escaping @Sendable (SwarmEvent) -> Void = { _ in }) throws(RuntimeError) {
         guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "a swarm needs a ledger") }
         plugins = try Self.resolve(job, registry: PluginRegistry(runtime: runtime))
+        // A host that cannot sandbox a routine refuses the swarm before anything is reserved.
+        for source in plugins.values {
+            var probe = RunRequest(executable: "", input: .null, credits: .zero, wallTimeMs: 1, memoryBytes: 1)
+            if case .registered(let record, let manifest) = source {
+                probe.pluginName = record.name
+                probe.sandbox = manifest.sandbox
+            }
+            _ = try runtime.sandboxPlan(probe)
+        }
         cache = RoutineCache(store: runtime.ledger!.store)
         self.runtime = runtime
         self.job = job
@@ -488,6 +497,7 @@ public final class SwarmRunner: Sendable {
         request.executableFD = opened?.fd
         request.keepExecutableFD = opened?.isScript ?? false
         if case .registered(_, let manifest) = plugins[routine.name] {
+            request.sandbox = manifest.sandbox
             // Only the variables its manifest names, with the supervisor's values.
             for name in manifest.environment {
                 if let value = getenv(name) { request.environment[name] = String(cString: value) }

@@ -27,6 +27,9 @@ final class WorkerSession: @unchecked Sendable {
     private let budget: Budget
     private let limits: ResourceLimits
     private let profile: SandboxProfile
+    private let sandbox: SandboxPlan?
+    /// Deny-listed syscalls the worker tried, once it is gone.
+    private var deniedSyscalls: [String] = []
     private let onEvent: @Sendable (RunEvent) -> Void
     private let queue: DispatchQueue
     private let gateway: Gateway?
@@ -70,7 +73,7 @@ final class WorkerSession: @unchecked Sendable {
     private var continuation: CheckedContinuation<RunReport, Never>?
 
     init(
-        request: RunRequest, runID: String, budget: Budget, profile: SandboxProfile,
+        request: RunRequest, runID: String, budget: Budget, profile: SandboxProfile, sandbox: SandboxPlan? = nil,
         gateway: (Gateway, RunAccount)? = nil, account: RunAccount? = nil, steps: StepLauncher? = nil,
         onEvent: @escaping @Sendable (RunEvent) -> Void
     ) {
@@ -83,6 +86,7 @@ final class WorkerSession: @unchecked Sendable {
         self.budget = budget
         self.limits = profile.limits
         self.profile = profile
+        self.sandbox = sandbox
         self.onEvent = onEvent
         self.framer = LineFramer(maxLineBytes: request.maxLineBytes)
         self.queue = DispatchQueue(label: "purser.worker.\(runID)")
@@ -469,7 +473,7 @@ final class WorkerSession: @unchecked Sendable {
         send(request: .shutdown, method: Method.shutdown, params: nil)
         if stdin.withLock({ $0.pending == 0 }) { closeStdin() }
         after(request.timing.exitGraceMs) {
-            self.process?.signalProcessGroup(SIGTERM)
+            self.process?.terminate()
             self.after(self.request.timing.termGraceMs) { self.killAndWatch() }
         }
     }
@@ -534,6 +538,7 @@ final class WorkerSession: @unchecked Sendable {
         guard phase != .finished else { return }
         let exit = process.reap()
         process.cleanUp()
+        deniedSyscalls = process.deniedSyscalls()
         finish(exit: exit)
     }
 
@@ -573,7 +578,15 @@ final class WorkerSession: @unchecked Sendable {
             exit: exit,
             plugin: plugin,
             containment: process?.containment ?? "none",
-            ledgerNode: nil)
+            ledgerNode: nil,
+            sandbox: sandboxReport())
+    }
+
+    private func sandboxReport() -> SandboxReport? {
+        guard let sandbox else { return nil }
+        var report = SandboxReport(sandbox)
+        report.deniedSyscalls = deniedSyscalls
+        return report
     }
 
     private func describe(_ verdict: Verdict, _ exit: ExitInfo?) -> String {

@@ -4,7 +4,7 @@ import Glibc
 public struct SandboxError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Storage: Hashable, Sendable {
-            case executableNotFound, spawnFailed, syscallFailed, cgroupFailed
+            case executableNotFound, spawnFailed, syscallFailed, cgroupFailed, layerMissing
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -13,6 +13,8 @@ public struct SandboxError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let spawnFailed = Code(.spawnFailed)
         public static let syscallFailed = Code(.syscallFailed)
         public static let cgroupFailed = Code(.cgroupFailed)
+        /// The profile needs a layer this host lacks (see `SandboxLevel.plan`).
+        public static let layerMissing = Code(.layerMissing)
 
         public var description: String { "\(storage)" }
     }

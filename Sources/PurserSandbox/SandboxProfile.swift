@@ -23,6 +23,8 @@ public struct SandboxProfile: Sendable {
     /// A supervisor running as root clears every capability of the worker before exec:
     /// the worker keeps uid 0 in name only.
     public var dropCapabilities = true
+    /// Namespaces, seccomp and an unprivileged uid: see `Isolation`.
+    public var isolation = Isolation()
 
     public init(
         executable: String, arguments: [String] = [], environment: [String: String] = [:],

@@ -1,5 +1,6 @@
 import CPurserSys
 import Glibc
+import Synchronization
 
 /// Starts workers without fork(): see `purser_spawn` in CPurserSys.
 public enum Spawner {
@@ -39,13 +40,22 @@ public enum Spawner {
             closeAll(supervisorEnds + childEnds)
             throw error
         }
+        var isolation: SpawnIsolation
+        do {
+            isolation = try SpawnIsolation(profile, path: path)
+        } catch {
+            closeAll(supervisorEnds + childEnds)
+            group.release()
+            throw error
+        }
         var result = purser_spawn_result()
         let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes)
         let pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0) }
         let procsFDs = [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 }
         let subreaper = group is ProcessGroupRunGroup
         let status = withSpawnArguments(
-            profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper, memoryGroup: memory != nil
+            profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper, memoryGroup: memory != nil,
+            isolation: isolation
         ) {
             purser_spawn($0, &result)
         }
@@ -54,8 +64,11 @@ public enum Spawner {
             group.release()
             memory?.release()
             pids?.release()
-            throw spawnError(result, path: path)
+            isolation.undo()
+            throw spawnError(result, path: path, isolation: profile.isolation)
         }
+        let tag = nextTag.add(1, ordering: .relaxed).newValue
+        let watched = isolation.adopt(tag: tag)
         // The write ends of stdout and stderr stay open here too (close-on-exec, never
         // written): see `WorkerProcess.stdoutHoldFD`.
         close(stdin.read)
@@ -63,8 +76,14 @@ public enum Spawner {
         return WorkerProcess(
             pid: result.pid, pidFD: result.pidfd, stdin: stdin.write, stdout: stdout.read,
             stderr: stderr.read, stdoutHold: stdout.write, stderrHold: stderr.write, group: group, memory: memory,
-            pids: pids)
+            pids: pids,
+            isolation: WorkerIsolation(
+                netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp && watched ? tag : nil,
+                pidNamespace: profile.isolation.processes))
     }
+
+    /// Tags a run's seccomp listener, so that its denied calls are told apart from others'.
+    private static let nextTag = Atomic<UInt64>(0)
 
     /// The highest capability number this kernel knows.
     static let capLast: Int32 = Int32(readSmallFile("/proc/sys/kernel/cap_last_cap")?.trimmingNewline() ?? "") ?? 40
@@ -97,7 +116,7 @@ public enum Spawner {
         for fd in fds where fd >= 0 { close(fd) }
     }
 
-    private static func spawnError(_ result: purser_spawn_result, path: String) -> SandboxError {
+    private static func spawnError(_ result: purser_spawn_result, path: String, isolation: Isolation) -> SandboxError {
         let step: String
         switch result.stage {
         case PURSER_STAGE_CLONE: step = "clone"
@@ -111,21 +130,35 @@ public enum Spawner {
         case PURSER_STAGE_CHDIR: step = "entering the working directory"
         case PURSER_STAGE_NO_NEW_PRIVS: step = "setting no_new_privs"
         case PURSER_STAGE_CAPABILITIES: step = "dropping capabilities"
-        default: step = "exec"
+        case PURSER_STAGE_NETWORK: step = "joining the network namespace"
+        case PURSER_STAGE_MOUNTS: step = "setting up the mount namespace"
+        case PURSER_STAGE_IDS: step = "switching to the sandbox user"
+        case PURSER_STAGE_SECCOMP: step = "installing the seccomp filter"
+        default:
+            if let user = isolation.user, result.error == EACCES {
+                return SandboxError(
+                    code: .spawnFailed, errno: result.error,
+                    message: "cannot start \(path) as the sandbox user \(user.uid): it must be executable (and a script readable) by others, or run it trusted")
+            }
+            step = "exec"
         }
         return SandboxError(code: .spawnFailed, errno: result.error, message: "cannot start \(path) (\(step))")
     }
 
     private static func withSpawnArguments<R>(
         _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32], subreaper: Bool, memoryGroup: Bool,
-        _ body: (UnsafePointer<purser_spawn_args>) -> R
+        isolation: SpawnIsolation, _ body: (UnsafePointer<purser_spawn_args>) -> R
     ) -> R {
         let argv = CStringArray([path] + profile.arguments)
         let envp = CStringArray(profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
-        let limits = rlimits(profile.limits, memoryGroup: memoryGroup)
+        let limits = rlimits(profile.limits, memoryGroup: memoryGroup, isolation: profile.isolation)
+        let executable = isolation.openedExecutable.map { ($0.fd, $0.isScript) }
+            ?? profile.executableFD.map { ($0, profile.keepExecutableFD) }
+        let cwd = profile.isolation.filesystem ? "/tmp" : profile.workingDirectory
         return withExtendedLifetime((argv, envp)) {
             path.withCString { cPath in
-            withOptionalCString(profile.workingDirectory) { cwd in
+            isolation.withMountPlan { plan in
+            withOptionalCString(cwd) { cwd in
                 procsFDs.withUnsafeBufferPointer { procsBuffer in
                 limits.withUnsafeBufferPointer { limitBuffer in
                     var args = purser_spawn_args()
@@ -144,19 +177,30 @@ public enum Spawner {
                     args.child_subreaper = subreaper ? 1 : 0
                     args.umask = 0o077
                     // Zero-initialised, exec_fd would be 0: -1 means "execute path".
-                    args.exec_fd = profile.executableFD ?? -1
-                    args.exec_fd_keep = profile.executableFD != nil && profile.keepExecutableFD ? 1 : 0
+                    args.exec_fd = executable?.0 ?? -1
+                    args.exec_fd_keep = executable?.1 == true ? 1 : 0
                     args.drop_capabilities = profile.dropCapabilities && geteuid() == 0 ? 1 : 0
                     args.cap_last = Self.capLast
+                    args.namespaces = isolation.namespaceFlags
+                    args.netns_fd = isolation.netnsFD
+                    args.mounts = plan
+                    if let user = profile.isolation.user, geteuid() == 0 {
+                        args.set_ids = 1
+                        args.uid = user.uid
+                        args.gid = user.gid
+                    }
+                    args.seccomp = profile.isolation.seccomp ? 1 : 0
+                    args.seccomp_socket = isolation.seccompSockets.child
                     return withUnsafePointer(to: &args) { body($0) }
                 }
                 }
             }
             }
+            }
         }
     }
 
-    private static func rlimits(_ limits: ResourceLimits, memoryGroup: Bool) -> [purser_rlimit] {
+    private static func rlimits(_ limits: ResourceLimits, memoryGroup: Bool, isolation: Isolation) -> [purser_rlimit] {
         func limit(_ resource: __rlimit_resource, _ soft: UInt64, _ hard: UInt64? = nil) -> purser_rlimit {
             purser_rlimit(resource: Int32(resource.rawValue), soft: rlim_t(soft), hard: rlim_t(hard ?? soft))
         }
@@ -171,7 +215,9 @@ public enum Spawner {
             let (scaled, overflow) = data.multipliedReportingOverflow(by: 4)
             result.append(limit(RLIMIT_DATA, backstop ? (overflow ? UInt64.max : scaled) : data))
         }
-        if let size = limits.fileSizeBytes { result.append(limit(RLIMIT_FSIZE, size)) }
+        // No file can outgrow the private /tmp; a sparse one would otherwise fit.
+        let fileSize = isolation.filesystem ? min(limits.fileSizeBytes ?? .max, isolation.workingDirectoryBytes) : limits.fileSizeBytes
+        if let fileSize { result.append(limit(RLIMIT_FSIZE, fileSize)) }
         return result
     }
 }
@@ -182,9 +228,14 @@ private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CC
 }
 
 /// A NULL-terminated array of C strings that lives as long as this value.
-private final class CStringArray {
+final class CStringArray {
     let pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
-    private let count: Int
+    let count: Int
+
+    /// As C's `const char *const *`.
+    var constPointer: UnsafePointer<UnsafePointer<CChar>?> {
+        UnsafeRawPointer(pointer).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+    }
 
     init(_ strings: [String]) {
         count = strings.count

@@ -52,11 +52,14 @@ public final class WorkerProcess: Sendable {
 
     let memory: MemoryCgroup?
     let pids: PidsCgroup?
+    let isolation: WorkerIsolation
 
     init(
         pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, stdoutHold: Int32,
-        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?, pids: PidsCgroup? = nil
+        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?, pids: PidsCgroup? = nil,
+        isolation: WorkerIsolation = WorkerIsolation()
     ) {
+        self.isolation = isolation
         self.pids = pids
         self.stdoutHoldFD = stdoutHold
         self.stderrHoldFD = stderrHold
@@ -72,6 +75,31 @@ public final class WorkerProcess: Sendable {
     /// Signals the worker's process group (it is a session leader).
     public func signalProcessGroup(_ signal: Int32) {
         kill(-pid, signal)
+    }
+
+    /// SIGTERM to the worker's process group. In its own PID namespace the worker is that
+    /// namespace's init, which the kernel shields from every signal it has no handler for:
+    /// a worker that does not catch SIGTERM gets SIGKILL instead (its namespace dies with it).
+    public func terminate() {
+        signalProcessGroup(SIGTERM)
+        if isolation.pidNamespace, !catches(SIGTERM) { kill(pid, SIGKILL) }
+    }
+
+    private func catches(_ signal: Int32) -> Bool {
+        guard let status = readSmallFile("/proc/\(pid)/status") else { return false }
+        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
+            let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: "\t"), radix: 16) ?? 0
+            return mask & (1 << UInt64(signal - 1)) != 0
+        }
+        return false
+    }
+
+    /// The deny-listed syscalls the run tried, by name (each once); call once, after the run.
+    public func deniedSyscalls() -> [String] {
+        guard let tag = isolation.seccompTag else { return [] }
+        var numbers = [Int32](repeating: 0, count: 16)
+        let count = Int(purser_seccomp_take(tag, &numbers, 16))
+        return numbers.prefix(count).map { SpawnIsolation.deniedNames[$0] ?? "syscall \($0)" }.sorted()
     }
 
     /// Records the run's process tree, where the containment needs that (process groups).
@@ -127,10 +155,23 @@ public final class WorkerProcess: Sendable {
         let group = self.group
         let memory = self.memory
         let pids = self.pids
+        // A namespace goes back to the pool only when nothing of this run can be in it.
+        let netns = isolation.netnsFD
+        let emptied = group.isEmpty(leader: pid)
         Janitor.later {
             group.release()
             memory?.release()
             pids?.release()
+            if netns >= 0 {
+                if emptied { NetworkNamespaces.shared.give(netns) } else { close(netns) }
+            }
         }
     }
+}
+
+/// The namespaces and filter a worker was started with (see `Isolation`).
+struct WorkerIsolation: Sendable {
+    var netnsFD: Int32 = -1
+    var seccompTag: UInt64?
+    var pidNamespace = false
 }

@@ -4,8 +4,13 @@ import PurserSandbox
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Which isolation layers this host offers, and which runs get today.",
-        discussion: "Per layer: whether the host has it, whether Purser applies it to runs now, and what to do when it is missing.")
+        abstract: "Which isolation layers this host offers, and which the untrusted profile applies.",
+        discussion: """
+            Per layer: whether the host has it (tried for real: a throwaway child unshares each namespace,
+            mounts a tmpfs and installs a filter), whether untrusted runs get it, and what to do when it
+            is missing. `exec` and `run` refuse an untrusted plugin where a layer is missing, unless
+            --allow-degraded. PURSER_SANDBOX_DISABLE=network,seccomp,… switches layers off.
+            """)
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -15,7 +20,8 @@ struct Doctor: ParsableCommand {
         if json {
             print(JSONValue.array(layers.map { layer in
                 [
-                    "name": .string(layer.name), "available": .bool(layer.available), "applied": .bool(layer.applied),
+                    "name": .string(layer.name), "layer": layer.layer.map { .string($0.rawValue) } ?? .null,
+                    "available": .bool(layer.available), "applied": .bool(layer.applied),
                     "detail": .string(layer.detail), "advice": layer.advice.map(JSONValue.string) ?? .null,
                 ]
             }).serialized())
@@ -26,7 +32,12 @@ struct Doctor: ParsableCommand {
             print("\(state)  \(layer.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(layer.detail)")
             if let advice = layer.advice { print("           → \(advice)") }
         }
-        print("\nalways applied: a new session, the supervisor's death kills the run, rlimits (CPU, data, files, core),")
-        print("a clean environment, only fds 0-2, a private working directory.")
+        let missing = SandboxLevel.untrusted.wanted.subtracting(HostSupport.current.available).sorted()
+        print("\nuntrusted (the default): " + (missing.isEmpty ? "every layer above applies."
+            : "missing \(missing.map(\.rawValue).joined(separator: ", ")): exec and run refuse it unless --allow-degraded."))
+        print("trusted (manifest `trusted: true`, or exec --trusted): cgroups, rlimits, no capabilities, no_new_privs;")
+        print("no namespaces, filter or sandbox user.")
+        print("always: a new session, the supervisor's death kills the run, rlimits (CPU, data, files, core),")
+        print("a clean environment, only fds 0-2.")
     }
 }

@@ -14,6 +14,7 @@ struct Exec: AsyncParsableCommand {
             Exit codes: 0 ok, 10 error, 11 crashed, 12 timeout, 13 cpu_limit, 14 memory_limit,
             15 credits_exhausted, 16 protocol_violation, 17 startup_failed, 18 cancelled,
             19 denied (the team could not grant the reservation), 2 bad command-line input,
+            3 the host lacks a sandbox layer the plugin needs (see `purser doctor`; --allow-degraded),
             1 supervisor failure.
             """)
 
@@ -52,6 +53,11 @@ struct Exec: AsyncParsableCommand {
 
     @OptionGroup var ledgerOptions: LedgerOptions
 
+    @Flag(help: "Run an unregistered executable trusted: no namespaces, seccomp or sandbox user (a registered plugin's manifest decides).")
+    var trusted = false
+
+    @OptionGroup var sandboxOptions: SandboxOptions
+
     @Flag(help: "Print one JSON object: verdict, output, usage, reserved, returned, stderrTail.")
     var json = false
 
@@ -73,6 +79,8 @@ struct Exec: AsyncParsableCommand {
             credits: credits.value, wallTimeMs: time.milliseconds, memoryBytes: memory.bytes)
         request.executableFD = registered?.opened.fd
         request.keepExecutableFD = registered?.opened.isScript ?? false
+        request.sandbox = registered.map { PluginRegistry.sandboxLevel($0.record) } ?? (trusted ? .trusted : .untrusted)
+        request.allowDegraded = sandboxOptions.allowDegraded
         request.arguments = arguments
         request.environment = try allowedEnvironment()
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
@@ -89,6 +97,7 @@ struct Exec: AsyncParsableCommand {
         do {
             report = try await task.value
         } catch let error as RuntimeError {
+            try refuseIfSandboxUnavailable(error)
             throw CommandLineError(message: error.message)
         }
         interrupt.cancel()
@@ -167,6 +176,14 @@ struct Exec: AsyncParsableCommand {
         }
     }
 
+    static func describe(_ sandbox: SandboxReport) -> String {
+        var text = "sandbox: \(sandbox.level.rawValue)"
+        if !sandbox.notEnforced.isEmpty { text += "; NOT ENFORCED: " + sandbox.notEnforced.map(\.rawValue).joined(separator: ", ") }
+        if !sandbox.optedOut.isEmpty { text += "; opted out: " + sandbox.optedOut.map(\.rawValue).joined(separator: ", ") }
+        if !sandbox.deniedSyscalls.isEmpty { text += "; denied syscalls: " + sandbox.deniedSyscalls.joined(separator: ", ") }
+        return text
+    }
+
     private func printHuman(_ report: RunReport) {
         if let output = report.output { print("output: \(output.serialized())") }
         if report.verdict == .denied {
@@ -175,6 +192,7 @@ struct Exec: AsyncParsableCommand {
         }
         print("verdict: \(report.verdict.rawValue)" + (report.message.map { " (\($0))" } ?? ""))
         if let error = report.error { print("error: \(error.message) (code \(error.code))") }
+        if let sandbox = report.sandbox { print(Self.describe(sandbox)) }
         let usage = report.usage
         print(
             "usage: credits \(usage.credits), wall \(Units.formatDuration(usage.wallMs)), "
@@ -215,6 +233,18 @@ func loadGateway(_ path: String, runtime: Runtime) throws -> Gateway {
     } catch {
         throw CommandLineError(message: "--gateway: \(error)")
     }
+}
+
+struct SandboxOptions: ParsableArguments {
+    @Flag(help: "Run even where this host lacks a sandbox layer the plugin's level wants; reports name what was not enforced.")
+    var allowDegraded = false
+}
+
+/// A plugin its host cannot sandbox: the message names each missing layer; exit code 3.
+func refuseIfSandboxUnavailable(_ error: RuntimeError) throws {
+    guard error.code == .sandbox else { return }
+    printError("purser: " + error.message)
+    throw ExitCode(ExitCodes.sandboxUnavailable)
 }
 
 func printError(_ message: String) {

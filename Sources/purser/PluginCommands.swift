@@ -40,6 +40,8 @@ struct PluginCommand: AsyncParsableCommand {
         @Option(help: "A manifest (YAML or JSON): reservation default and max, tools, environment, trusted, deterministic.")
         var manifest: String?
         @OptionGroup var ledgerOptions: LedgerOptions
+
+        @OptionGroup var sandboxOptions: SandboxOptions
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -51,7 +53,8 @@ struct PluginCommand: AsyncParsableCommand {
             }
             let registry = try PluginCommand.registry(ledgerOptions)
             do {
-                let (record, added) = try await registry.add(path: path, name: name, manifest: declared)
+                let (record, added) = try await registry.add(
+                    path: path, name: name, manifest: declared, allowDegraded: sandboxOptions.allowDegraded)
                 Runtime.finishCleanup()
                 if json {
                     var object = PluginCommand.describe(record).objectValue ?? [:]

@@ -11,7 +11,8 @@ struct Run: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 every routine ok, 21 a routine did not end ok (the report says which),
             19 the team could not grant the swarm's reservation, 2 a bad job file (the message
-            names the line and the field; nothing is reserved), 1 supervisor failure.
+            names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
+            routine's plugin needs (nothing is reserved; see `purser doctor`), 1 supervisor failure.
             """)
 
     @Argument(help: "The job file.")
@@ -21,6 +22,8 @@ struct Run: AsyncParsableCommand {
     var events: String?
 
     @OptionGroup var ledgerOptions: LedgerOptions
+
+    @OptionGroup var sandboxOptions: SandboxOptions
 
     @Flag(help: "Print one JSON report at the end instead of progress lines and tables.")
     var json = false
@@ -33,6 +36,7 @@ struct Run: AsyncParsableCommand {
             throw CommandLineError(message: error.description)
         }
         var runtime = try ledgerOptions.runtime()
+        runtime.allowDegradedSandbox = sandboxOptions.allowDegraded
         if let gateway = parsed.swarm.gateway {
             runtime.gateway = try loadGateway(resolve(gateway), runtime: runtime)
         }
@@ -49,6 +53,7 @@ struct Run: AsyncParsableCommand {
             report = try await runner.run()
         } catch {
             live?.finish()
+            try refuseIfSandboxUnavailable(error)
             guard error.code != .invalidRequest else { throw CommandLineError(message: error.message) }
             printError("purser: \(error.message)")
             throw ExitCode(1)

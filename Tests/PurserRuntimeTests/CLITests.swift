@@ -66,6 +66,25 @@ struct ExecCommandTests {
         #expect(result.stderr.contains("/nonexistent/plugin"))
     }
 
+    /// A layer switched off by configuration: refused with exit code 3 and the layer named,
+    /// unless downgrading is allowed, which the report then says.
+    @Test func aMissingSandboxLayerIsRefusedUnlessAllowed() throws {
+        let environment = ProcessInfo.processInfo.environment.merging(
+            ["PURSER_HOME": Fixtures.temporaryHome(), "PURSER_SANDBOX_DISABLE": "network"]) { $1 }
+        let hostile = Fixtures.product("hostile")
+        let refused = try runCommand(Fixtures.product("purser"), ["exec", hostile, "--json"], environment: environment)
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("network: switched off by configuration"))
+        #expect(refused.stdout.isEmpty)
+        let allowed = try runCommand(
+            Fixtures.product("purser"), ["exec", hostile, "--allow-degraded", "--input", "1"], environment: environment)
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(allowed.stdout.contains("sandbox: untrusted; NOT ENFORCED: network"))
+        #expect(allowed.stderr.contains("sandbox downgraded: network not enforced"))
+        let trusted = try runCommand(Fixtures.product("purser"), ["exec", hostile, "--trusted", "--input", "1"], environment: environment)
+        #expect(trusted.status == 0, "a trusted plugin wants no network namespace")
+    }
+
     @Test(arguments: [("loop", Int32(12)), ("exitrun", 11), ("noinit", 17), ("flood", 16), ("overspend", 15)])
     func verdictsHaveTheirOwnExitCodes(mode: String, code: Int32) throws {
         let result = try purser([

@@ -7,10 +7,20 @@ import Testing
 
 /// Runs a request with a fresh home and checks what every run must leave behind: nothing.
 func run(_ request: RunRequest, home: String = Fixtures.temporaryHome()) async throws -> RunReport {
-    let report = try await Runtime(home: home).exec(request)
+    try await run(request, runtime: Runtime(home: home))
+}
+
+/// Runs `request` and checks what every run must leave: no process of it alive (found by
+/// its HOSTILE_TAG, whatever namespace or cgroup it was in), no run directory. (Its cgroups
+/// go back to a pool, where another test's run may already be using them.)
+func run(_ request: RunRequest, runtime: Runtime) async throws -> RunReport {
+    let report = try await runtime.exec(request)
     Janitor.finish()
     if let pid = report.pid { #expect(!Fixtures.isAlive(pid), "worker \(pid) outlived its run") }
-    let leftovers = try FileManager.default.contentsOfDirectory(atPath: home + "/work")
+    if let tag = request.environment["HOSTILE_TAG"] {
+        #expect(Fixtures.processes(tagged: tag).isEmpty, "processes of the run outlived it")
+    }
+    let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: runtime.home + "/work")) ?? []
     #expect(leftovers.isEmpty, "run directories left: \(leftovers)")
     return report
 }
@@ -94,28 +104,32 @@ struct HostileTests {
         #expect(report.exit?.signal == SIGKILL)
     }
 
-    @Test(arguments: [Containment.automatic, .processGroup])
-    func setsidGrandchildDoesNotHoldUpTheRun(containment: Containment) async throws {
-        let home = Fixtures.temporaryHome()
-        let pidfile = home + "/grandchild.pid"
-        var request = Fixtures.hostile("grandchild_hang", timeMs: 500, environment: ["HOSTILE_PIDFILE": pidfile])
+    /// The grandchild is seen alive (by its tag) while the run goes on, so the check that
+    /// none is left afterwards (in `run`) is one that can fail.
+    @Test(arguments: [Containment.automatic, .processGroup], SandboxLevel.allCases)
+    func setsidGrandchildDoesNotHoldUpTheRun(containment: Containment, level: SandboxLevel) async throws {
+        var request = Fixtures.hostile("grandchild_hang", timeMs: 1_000)
         request.containment = containment
-        let report = try await run(request, home: home)
+        request.sandbox = level
+        let tag = request.environment["HOSTILE_TAG"]!
+        let running = Task { try await run(request) }
+        var seen = 0
+        for _ in 0..<80 where seen < 2 {
+            try await Task.sleep(for: .milliseconds(10))
+            seen = Fixtures.processes(tagged: tag).count
+        }
+        let report = try await running.value
+        #expect(seen == 2, "the worker and its grandchild were never seen together")
         #expect(report.verdict == .timeout)
-        let pid = try #require(Int32(String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(!Fixtures.isAlive(pid), "grandchild \(pid) outlived its run")
     }
 
-    @Test(arguments: [Containment.automatic, .processGroup])
-    func grandchildOfASuccessfulRunIsKilledToo(containment: Containment) async throws {
-        let home = Fixtures.temporaryHome()
-        let pidfile = home + "/grandchild.pid"
-        var request = Fixtures.hostile("grandchild", environment: ["HOSTILE_PIDFILE": pidfile])
+    @Test(arguments: [Containment.automatic, .processGroup], SandboxLevel.allCases)
+    func grandchildOfASuccessfulRunIsKilledToo(containment: Containment, level: SandboxLevel) async throws {
+        var request = Fixtures.hostile("grandchild")
         request.containment = containment
-        let report = try await run(request, home: home)
+        request.sandbox = level
+        let report = try await run(request)
         #expect(report.verdict == .ok)
-        let pid = try #require(Int32(String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(!Fixtures.isAlive(pid), "grandchild \(pid) outlived its run")
     }
 
     @Test(arguments: ["flood", "bigline", "pingflood"])
@@ -206,8 +220,11 @@ struct IsolationTests {
 
     /// A worker of a root supervisor runs with no capabilities, and cannot read the
     /// supervisor's environment (where its secrets are) through /proc.
-    @Test func workersCannotReadTheSupervisorsEnvironment() async throws {
-        let report = try await run(Fixtures.hostile("peek"))
+    @Test(arguments: SandboxLevel.allCases)
+    func workersCannotReadTheSupervisorsEnvironment(level: SandboxLevel) async throws {
+        var request = Fixtures.hostile("peek")
+        request.sandbox = level
+        let report = try await run(request)
         #expect(report.output?["environ"] == "denied")
         if geteuid() == 0 { #expect(report.output?["capEff"] == "0000000000000000") }
         // Without capabilities a root worker is already refused (the supervisor holds
@@ -227,21 +244,27 @@ struct IsolationTests {
         #expect(report.output == [0, 1, 2])
     }
 
-    @Test func rlimitsAreSet() async throws {
+    /// Untrusted files are capped at the private /tmp's size; trusted ones at 1 GiB.
+    @Test(arguments: [(SandboxLevel.trusted, Int64(1) << 30), (.untrusted, Int64(Isolation.defaultWorkingDirectoryBytes))])
+    func rlimitsAreSet(level: SandboxLevel, fileSize: Int64) async throws {
         var request = Fixtures.hostile("rlimits", memory: 128 << 20)
         request.cpuSeconds = 7
+        request.sandbox = level
         let report = try await run(request)
         let limits = try #require(report.output)
         #expect(limits["cpu"] == 7)
         #expect(limits["core"] == 0)
         #expect(limits["nofile"] == 1024)
-        #expect(limits["fsize"] == .number(JSONNumber(Int64(1) << 30)))
+        #expect(limits["fsize"] == .number(JSONNumber(fileSize)))
         #expect((limits["data"]?.numberValue?.int64 ?? 0) >= 128 << 20)
     }
 
+    /// Untrusted workers work in their own tmpfs at /tmp (see the sandbox suite).
     @Test func theWorkingDirectoryIsPrivateAndRemoved() async throws {
         let home = Fixtures.temporaryHome()
-        let report = try await run(Fixtures.hostile("cwd"), home: home)
+        var request = Fixtures.hostile("cwd")
+        request.sandbox = .trusted
+        let report = try await run(request, home: home)
         let cwd = try #require(report.output?["cwd"]?.stringValue)
         #expect(cwd.hasPrefix(home + "/work/run-"))
         #expect(report.output?["home"]?.stringValue == cwd)

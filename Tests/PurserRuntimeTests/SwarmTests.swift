@@ -7,6 +7,16 @@ import PurserTestSupport
 import Synchronization
 import Testing
 
+/// The scripted fixture registered trusted in `home`'s registry, for jobs whose runs keep
+/// state in files between attempts (an untrusted run's files live in its own tmpfs).
+func trustedScripted(home: String) async throws -> String {
+    var manifest = PluginManifest()
+    manifest.trusted = true
+    let registry = try PluginRegistry(runtime: Runtime.withLedger(home: home))
+    _ = try await registry.add(path: Fixtures.product("scripted"), name: "scripted-trusted", manifest: manifest)
+    return "scripted-trusted"
+}
+
 /// Swarms from job files, run by `SwarmRunner` against a fresh SQLite ledger.
 @Suite("Swarms", .timeLimit(.minutes(3)))
 struct SwarmTests {
@@ -83,11 +93,12 @@ struct SwarmTests {
 
     @Test func failingRoutinesSkipTheirDependentsAndRetriesReserveAnew() async throws {
         let marker = home + "/failed-once"
+        let trusted = try await trustedScripted(home: home)
         let (report, events, ledger) = try await run("""
             team: { name: t, budget: { credits: 100 } }
             swarm: { name: s, reservation: { credits: 50 } }
             routines:
-              - { name: flaky, plugin: \(scripted), input: { failOnce: "\(marker)" }, retries: 1 }
+              - { name: flaky, plugin: \(trusted), input: { failOnce: "\(marker)" }, retries: 1 }
               - { name: broken, plugin: \(scripted), input: { fail: "no" } }
               - { name: later, plugin: \(scripted), after: [broken] }
             """)
@@ -312,11 +323,12 @@ struct ShareAndPreemptTests {
     /// `low`'s first run would sleep a minute: only a preemption ends it in time; its second
     /// run ends at once.
     @Test func aHighPriorityRoutineTakesTheBudgetOfALowerOneWhichIsRequeued() async throws {
+        let trusted = try await trustedScripted(home: home)
         let (report, events, ledger) = try await run("""
             team: { name: t, budget: { credits: 100 } }
             swarm: { name: s, reservation: { credits: 10 }, concurrency: 3, onConflict: preempt, strategy: exact }
             routines:
-              - { name: low, plugin: \(scripted), priority: 0, input: { firstRunMarker: "\(home)/low-ran" }, estimate: { credits: 6 } }
+              - { name: low, plugin: \(trusted), priority: 0, input: { firstRunMarker: "\(home)/low-ran" }, estimate: { credits: 6 } }
               - { name: starter, plugin: \(scripted), priority: 9, estimate: { credits: 1 } }
               - { name: high, plugin: \(scripted), priority: 5, input: { sleepMs: 10 }, estimate: { credits: 6 }, after: [starter] }
             """)

@@ -59,9 +59,20 @@ public enum Fixtures {
         var request = RunRequest(
             executable: product("hostile"), input: input, credits: Credits(whole: credits), wallTimeMs: timeMs,
             memoryBytes: memory)
-        request.environment = environment.merging(["HOSTILE_MODE": mode]) { $1 }
+        // The tag finds the run's processes afterwards, whatever namespace they were in.
+        request.environment = environment.merging(["HOSTILE_MODE": mode, "HOSTILE_TAG": UUID().uuidString]) { $1 }
         request.timing = quickTiming
         return request
+    }
+
+    /// Live processes (not zombies) whose environment holds HOSTILE_TAG=`tag`.
+    public static func processes(tagged tag: String) -> [Int32] {
+        let needle = Array("HOSTILE_TAG=\(tag)".utf8)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard isAlive(pid), let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return data.split(separator: 0).contains { Array($0) == needle }
+        }
     }
 
     /// True while a process with this pid exists (zombies count as gone).

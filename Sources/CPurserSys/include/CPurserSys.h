@@ -20,7 +20,27 @@ typedef enum {
     PURSER_STAGE_EXEC,
     PURSER_STAGE_NO_NEW_PRIVS,
     PURSER_STAGE_CAPABILITIES,
+    PURSER_STAGE_NETWORK,
+    PURSER_STAGE_MOUNTS,
+    PURSER_STAGE_IDS,
+    PURSER_STAGE_SECCOMP,
 } purser_spawn_stage;
+
+// The clone flags of <sched.h>, which Swift does not see without _GNU_SOURCE.
+static const int PURSER_CLONE_NEWNS = 0x00020000;
+static const int PURSER_CLONE_NEWIPC = 0x08000000;
+static const int PURSER_CLONE_NEWPID = 0x20000000;
+
+/// The mount namespace a worker gets (with CLONE_NEWNS in `namespaces`).
+typedef struct {
+    int readonly_root;             // every mount private, read-only and nosuid
+    int mount_proc;                // a fresh, read-only /proc (for a new PID namespace)
+    const char *tmp_options;       // tmpfs options for a private /tmp; NULL: none
+    const char *const *hidden_dirs;   // an empty, read-only tmpfs over each (missing ones skipped)
+    int hidden_dir_count;
+    const char *const *hidden_files;  // /dev/null bound over each (missing ones skipped)
+    int hidden_file_count;
+} purser_mount_plan;
 
 typedef struct {
     int resource;
@@ -54,6 +74,15 @@ typedef struct {
     int drop_capabilities;         // clear every capability (bounding, ambient, effective,
                                    // permitted, inheritable) before exec
     int cap_last;                  // the highest capability number (/proc/sys/kernel/cap_last_cap)
+    int namespaces;                // CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC, given to clone
+    int netns_fd;                  // >= 0: join this network namespace first; -1: stay
+    const purser_mount_plan *mounts; // with CLONE_NEWNS; NULL: none
+    int set_ids;                   // switch to uid/gid with no supplementary groups
+    uid_t uid;
+    gid_t gid;
+    int seccomp;                   // install the deny-list filter (purser_seccomp_denied)
+    int seccomp_socket;            // >= 0: the filter reports to a listener sent here (SCM_RIGHTS);
+                                   // -1: denied calls fail with EPERM unreported
 } purser_spawn_args;
 
 typedef struct {
@@ -76,6 +105,32 @@ int purser_prctl_query(int option);
 
 /// prctl(option, value, 0, 0, 0) for settings such as PR_SET_DUMPABLE.
 int purser_prctl_set(int option, unsigned long value);
+
+/// A new network namespace (only loopback, down), held by the returned fd; -1 with errno.
+/// Made on a short-lived thread, so no thread of the supervisor ever leaves its own.
+int purser_netns_create(void);
+
+/// What the host allows, tried for real in a throwaway child: each field 0 or an errno.
+typedef struct {
+    int mount_ns, pid_ns, ipc_ns, net_ns, user_ns, seccomp, mount_setattr, tmpfs;
+} purser_layer_probe;
+void purser_probe_layers(purser_layer_probe *out);
+
+typedef struct {
+    int number;                    // for this architecture
+    const char *name;
+} purser_syscall;
+
+/// The syscalls the deny-list refuses, for reports.
+int purser_seccomp_denied(const purser_syscall **list);
+/// Hands a filter's listener to the notifier thread, which answers each denied call with
+/// EPERM and records its number under `tag`. Takes ownership of `listener`.
+int purser_seccomp_watch(int listener, uint64_t tag);
+/// The distinct denied syscall numbers recorded under `tag` (up to `max`); forgets the tag.
+int purser_seccomp_take(uint64_t tag, int *numbers, int max);
+/// Receives a listener fd sent by a spawned child over `socket`; -1 if none came.
+int purser_receive_fd(int socket);
+int purser_socketpair_cloexec(int fds[2]);
 
 /// SHA-256 (FIPS 180-4) of the whole file behind `fd`, read with pread from offset 0 to the
 /// end, so the fd's own offset is neither used nor moved. Returns 0, or -1 with errno set.

@@ -25,8 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -557,6 +563,186 @@ static void run_cwd(const Message *m) {
     answer_run_output_from_out();
 }
 
+
+/* ======================= the sandbox's walls ======================= */
+
+/* A JSON member "name":"OK" or "name":"<errno name>", for what one attempt did. */
+static void out_result(const char *name, int error, int first) {
+    if (!first) out_str(",");
+    out_json_cstring_or_null(name);
+    out_str(":");
+    out_json_cstring_or_null(error == 0 ? "OK" : strerrorname_np(error) ? strerrorname_np(error) : "E?");
+}
+
+static int try_connect_tcp(const char *spec) {
+    char host[64];
+    int port = 0;
+    if (!spec || sscanf(spec, "%63[^:]:%d", host, &port) != 2) return EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &to.sin_addr);
+    int error = connect(fd, (struct sockaddr *)&to, sizeof to) < 0 ? errno : 0;
+    close(fd);
+    return error;
+}
+
+static int try_connect_unix(const char *path) {
+    if (!path) return EINVAL;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    strncpy(to.sun_path, path, sizeof to.sun_path - 1);
+    int error = connect(fd, (struct sockaddr *)&to, sizeof to) < 0 ? errno : 0;
+    close(fd);
+    return error;
+}
+
+static int try_read(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    char byte;
+    int error = read(fd, &byte, 1) == 1 ? 0 : ENODATA;
+    close(fd);
+    return error;
+}
+
+static int count_processes(void) {
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) n += e->d_name[0] >= '1' && e->d_name[0] <= '9';
+    if (d) closedir(d);
+    return n;
+}
+
+/* walls: what the worker can reach. HOSTILE_TCP (host:port), HOSTILE_UNIX (socket paths,
+ * ':'-separated), HOSTILE_READ (file paths, ':'-separated); answers one object with
+ * uid, processes (pids visible in /proc), and per attempt "OK" or the errno's name. */
+static void run_walls(const Message *m) {
+    (void)m;
+    out.len = 0;
+    out_str("{\"uid\":");
+    out_fmt("%lld", (long long)geteuid());
+    out_str(",\"processes\":");
+    out_fmt("%lld", (long long)count_processes());
+    out_str(",\"results\":{");
+    out_result("tcp", try_connect_tcp(getenv("HOSTILE_TCP")), 1);
+    int fd = open("/etc/hostile-was-here", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    out_result("write /etc", fd >= 0 ? 0 : errno, 0);
+    if (fd >= 0) { close(fd); unlink("/etc/hostile-was-here"); }
+    const char *lists[2] = {getenv("HOSTILE_UNIX"), getenv("HOSTILE_READ")};
+    for (int which = 0; which < 2; which++) {
+        if (!lists[which]) continue;
+        char *copy = strdup(lists[which]), *save = NULL;
+        for (char *path = strtok_r(copy, ":", &save); path; path = strtok_r(NULL, ":", &save))
+            out_result(path, which == 0 ? try_connect_unix(path) : try_read(path), 0);
+        free(copy);
+    }
+    out_str("}}");
+    answer_run_output_from_out();
+}
+
+/* syscalls: tries each deny-listed call once; answers {"name": "OK" or errno name}. */
+static void run_syscalls(const Message *m) {
+    (void)m;
+    out.len = 0;
+    out_str("{");
+    out_result("keyctl", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0) < 0 ? errno : 0, 1);
+    out_result("bpf", syscall(SYS_bpf, 0, NULL, 0) < 0 ? errno : 0, 0);
+    out_result("ptrace", syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, 1, 0, 0) < 0 ? errno : 0, 0);
+    out_result("io_uring_setup", syscall(SYS_io_uring_setup, 1, NULL) < 0 ? errno : 0, 0);
+    out_result("mount", mount("none", "/tmp", "tmpfs", 0, NULL) < 0 ? errno : 0, 0);
+    out_result("getpid", syscall(SYS_getpid) < 0 ? errno : 0, 0);
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+/* sparse: a 2 GiB sparse file in the working directory (SIGXFSZ ignored, so a limit
+ * shows as EFBIG); answers "OK" or the errno's name. */
+static void run_sparse(const Message *m) {
+    (void)m;
+    signal(SIGXFSZ, SIG_IGN);
+    int fd = open("sparse", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int error = fd < 0 ? errno : 0;
+    if (fd >= 0 && pwrite(fd, "x", 1, (off_t)2 << 30) != 1) error = errno;
+    if (fd >= 0) close(fd);
+    char json[64];
+    snprintf(json, sizeof json, "\"%s\"", error == 0 ? "OK" : strerrorname_np(error));
+    answer_run_output(json);
+}
+
+/* fill: writes 1 MiB blocks to ./fill until a write fails; answers {"bytes": n, "error": name}. */
+static void run_fill(const Message *m) {
+    (void)m;
+    signal(SIGXFSZ, SIG_IGN);
+    static char block[1 << 20];
+    memset(block, 'f', sizeof block);
+    int fd = open("fill", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    long long bytes = 0;
+    int error = fd < 0 ? errno : 0;
+    while (fd >= 0) {
+        ssize_t w = write(fd, block, sizeof block);
+        if (w <= 0) { error = w < 0 ? errno : ENOSPC; break; }
+        bytes += w;
+        if (bytes > (8LL << 30)) break;
+    }
+    out.len = 0;
+    out_str("{\"bytes\":");
+    out_fmt("%lld", bytes);
+    out_str(",\"error\":");
+    out_json_cstring_or_null(error == 0 ? "OK" : strerrorname_np(error));
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+/* fdleak: opens /dev/null until it cannot; answers {"opened": n, "error": name}. */
+static void run_fdleak(const Message *m) {
+    (void)m;
+    long long opened = 0;
+    int error = 0;
+    for (;;) {
+        if (open("/dev/null", O_RDONLY) < 0) { error = errno; break; }
+        if (++opened > 1000000) break;
+    }
+    out.len = 0;
+    out_str("{\"opened\":");
+    out_fmt("%lld", opened);
+    out_str(",\"error\":");
+    out_json_cstring_or_null(strerrorname_np(error));
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+/* setuid: runs HOSTILE_EXEC (a setuid-root copy of id(1)) with -u and answers what it
+ * printed, trimmed: "0" would mean it gained root. */
+static void run_setuid(const Message *m) {
+    (void)m;
+    const char *target = getenv("HOSTILE_EXEC");
+    int fds[2];
+    if (!target || pipe(fds) < 0) die("hostile: setuid needs HOSTILE_EXEC\n");
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(fds[1], 1);
+        execl(target, target, "-u", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char text[64] = {0};
+    ssize_t got = read(fds[0], text, sizeof text - 1);
+    waitpid(child, NULL, 0);
+    for (ssize_t i = 0; i < got; i++) if (text[i] == '\n') text[i] = 0;
+    char json[96];
+    snprintf(json, sizeof json, "\"%s\"", got > 0 ? text : "no output");
+    answer_run_output(json);
+}
+
+/* forkbomb: every process forks forever; never answers. */
+static void run_forkbomb(const Message *m) {
+    (void)m;
+    for (;;) (void)fork();
+}
+
 static void handle_message(const char *line, size_t len);
 
 /* Sleeps HOSTILE_SLEEP_MS (default 200) while still serving stdin: a cancel ends the run
@@ -623,6 +809,13 @@ static const Mode modes[] = {
     {"nnp", NULL, run_nnp},
     {"peek", NULL, run_peek},
     {"forkmany", NULL, run_forkmany},
+    {"forkbomb", NULL, run_forkbomb},
+    {"walls", NULL, run_walls},
+    {"syscalls", NULL, run_syscalls},
+    {"sparse", NULL, run_sparse},
+    {"fill", NULL, run_fill},
+    {"fdleak", NULL, run_fdleak},
+    {"setuid", NULL, run_setuid},
     {"rlimits", NULL, run_rlimits},
     {"cwd", NULL, run_cwd},
     {"sleep", NULL, run_sleep},
