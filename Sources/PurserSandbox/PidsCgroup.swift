@@ -31,7 +31,11 @@ final class PidsCgroup: Sendable {
         return PidsCgroup(path: group.path, procsFD: group.procsFD)
     }
 
+    /// A group still charged for processes (zombies nobody has reaped yet, such as a fork
+    /// bomb's orphans without a PID namespace) is not pooled: the next run would start short.
     func release() {
-        PooledGroup.release(path: path, procsFD: procsFD) { Self.pool.give(self) }
+        PooledGroup.release(path: path, procsFD: procsFD) {
+            readSmallFile(path + "/pids.current")?.trimmingNewline() == "0" && Self.pool.give(self)
+        }
     }
 }

@@ -85,6 +85,9 @@ public enum Spawner {
     /// Tags a run's seccomp listener, so that its denied calls are told apart from others'.
     private static let nextTag = Atomic<UInt64>(0)
 
+    /// The least RLIMIT_DATA a worker under a memory cgroup gets: address space it may reserve.
+    public static let dataBackstopFloor: UInt64 = 64 << 30
+
     /// The highest capability number this kernel knows.
     static let capLast: Int32 = Int32(readSmallFile("/proc/sys/kernel/cap_last_cap")?.trimmingNewline() ?? "") ?? 40
 
@@ -210,10 +213,12 @@ public enum Spawner {
             result.append(limit(RLIMIT_CPU, UInt64(max(cpu, 1)), UInt64(max(cpu, 1) + 1)))
         }
         if let data = limits.dataBytes {
-            // Under this run's memory cgroup, RLIMIT_DATA is only a backstop against runaway mappings.
+            // Under this run's memory cgroup, which limits what is used, RLIMIT_DATA is only a
+            // backstop against runaway mappings: runtimes that reserve address space up
+            // front (a JVM, V8, Go) must still start.
             let backstop = limits.memoryBytes != nil && memoryGroup
             let (scaled, overflow) = data.multipliedReportingOverflow(by: 4)
-            result.append(limit(RLIMIT_DATA, backstop ? (overflow ? UInt64.max : scaled) : data))
+            result.append(limit(RLIMIT_DATA, backstop ? max(overflow ? UInt64.max : scaled, Self.dataBackstopFloor) : data))
         }
         // No file can outgrow the private /tmp; a sparse one would otherwise fit.
         let fileSize = isolation.filesystem ? min(limits.fileSizeBytes ?? .max, isolation.workingDirectoryBytes) : limits.fileSizeBytes

@@ -3,6 +3,7 @@ import PurserProtocol
 import PurserRuntime
 import PurserSandbox
 import PurserTestSupport
+import Synchronization
 import Testing
 
 /// Runs a request with a fresh home and checks what every run must leave behind: nothing.
@@ -108,13 +109,17 @@ struct HostileTests {
     /// none is left afterwards (in `run`) is one that can fail.
     @Test(arguments: [Containment.automatic, .processGroup], SandboxLevel.allCases)
     func setsidGrandchildDoesNotHoldUpTheRun(containment: Containment, level: SandboxLevel) async throws {
-        var request = Fixtures.hostile("grandchild_hang", timeMs: 1_000)
+        var request = Fixtures.hostile("grandchild_hang", timeMs: 3_000)
         request.containment = containment
         request.sandbox = level
         let tag = request.environment["HOSTILE_TAG"]!
-        let running = Task { try await run(request) }
+        let finished = Mutex(false)
+        let running = Task {
+            defer { finished.withLock { $0 = true } }
+            return try await run(request)
+        }
         var seen = 0
-        for _ in 0..<80 where seen < 2 {
+        while seen < 2, !finished.withLock({ $0 }) {
             try await Task.sleep(for: .milliseconds(10))
             seen = Fixtures.processes(tagged: tag).count
         }
@@ -293,42 +298,35 @@ struct LifecycleTests {
         #expect(report.exit?.signal == SIGKILL)
     }
 
+    /// Under the untrusted profile, the worker (its PID namespace's init) and its setsid
+    /// grandchild both die with the supervisor. The worker never reads stdin after its run
+    /// starts, so only the parent-death signal can end it.
     @Test func workersDieWithTheirSupervisor() throws {
         let home = Fixtures.temporaryHome()
+        let tag = UUID().uuidString
         let supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
         supervisor.arguments = [
-            // ignoreterm: survives EOF on stdin and SIGTERM, so only the parent-death signal ends it.
-            "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=ignoreterm", "--time", "60s",
+            "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=grandchild_hang", "--env", "HOSTILE_TAG=\(tag)",
+            "--time", "60s",
         ]
         supervisor.environment = ["PURSER_HOME": home, "PATH": "/usr/bin:/bin"]
         supervisor.standardOutput = FileHandle.nullDevice
         supervisor.standardError = FileHandle.nullDevice
         try supervisor.run()
-        var worker: Int32?
-        for _ in 0..<500 where worker == nil {
-            worker = childrenOf(supervisor.processIdentifier).first
-            if worker == nil { usleep(10_000) }
+        var seen: [Int32] = []
+        for _ in 0..<500 where seen.count < 2 {
+            seen = Fixtures.processes(tagged: tag)
+            if seen.count < 2 { usleep(10_000) }
         }
-        let pid = try #require(worker, "the supervisor never started its worker")
+        #expect(seen.count == 2, "the worker and its grandchild never ran")
         kill(supervisor.processIdentifier, SIGKILL)
         supervisor.waitUntilExit()
-        var alive = true
-        for _ in 0..<500 where alive {
-            alive = Fixtures.isAlive(pid)
-            if alive { usleep(10_000) }
+        var left = seen
+        for _ in 0..<500 where !left.isEmpty {
+            left = Fixtures.processes(tagged: tag)
+            if !left.isEmpty { usleep(10_000) }
         }
-        #expect(!alive, "worker \(pid) outlived its supervisor")
-    }
-
-    private func childrenOf(_ parent: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { pid in
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 1 && Int32(fields[1]) == parent
-        }
+        #expect(left.isEmpty, "\(left) outlived their supervisor")
     }
 }

@@ -5,6 +5,7 @@ import PurserSandbox
 import PurserTestSupport
 import Synchronization
 import Testing
+import Glibc
 
 /// The untrusted profile against hostile workers. Each case also runs what the wall keeps
 /// out, where it can, under the trusted profile (or from the test itself), to show that the
@@ -32,16 +33,21 @@ struct SandboxTests {
         try "anyone may read this\n".write(toFile: outside + "/public.txt", atomically: true, encoding: .utf8)
         let tmpSocket = try UnixListener(path: Fixtures.temporaryHome() + "/s.sock")
         let runSocket = try UnixListener(path: "/run/purser-test-\(getpid())-\(UUID().uuidString.prefix(8)).sock")
+        let abstract = try UnixListener(path: "@purser-test-\(UUID().uuidString)")
         let store = outside + "/home/purser.db"
         let environment = [
-            "HOSTILE_TCP": "127.0.0.1:\(server.port)", "HOSTILE_UNIX": tmpSocket.path + ":" + runSocket.path,
+            "HOSTILE_TCP": "127.0.0.1:\(server.port)", "HOSTILE_UNIX": [tmpSocket.path, runSocket.path, abstract.path].joined(separator: ":"),
             "HOSTILE_READ": [outside + "/public.txt", store, outside + "/gateway.yaml"].joined(separator: ":"),
         ]
-        let untrusted = try await walls(.untrusted, environment: environment)
+        // Outside addresses only from inside the sandbox: from the host they could hang.
+        let outward = environment.merging(["HOSTILE_TCP_OUTSIDE": "1.1.1.1:80", "HOSTILE_UDP": "8.8.8.8:53"]) { $1 }
+        let untrusted = try await walls(.untrusted, environment: outward)
         let trusted = try await walls(.trusted, environment: environment)
         let closed = try #require(untrusted.output?["results"])
         let open = try #require(trusted.output?["results"])
-        for wall in ["tcp", tmpSocket.path, runSocket.path, store, outside + "/gateway.yaml"] {
+        #expect(closed["tcp outside"] == "ENETUNREACH")
+        #expect(closed["udp"] == "ENETUNREACH")
+        for wall in ["tcp", tmpSocket.path, runSocket.path, abstract.path, store, outside + "/gateway.yaml"] {
             #expect(open[wall] == "OK", "trusted, \(wall) is reachable: the check below can fail")
             #expect(closed[wall] != "OK" && closed[wall] != nil, "untrusted reached \(wall): \(closed[wall] ?? nil)")
         }
@@ -52,6 +58,41 @@ struct SandboxTests {
         #expect(untrusted.output?["processes"] == 1, "it sees itself only")
         #expect((trusted.output?["processes"]?.numberValue?.int64 ?? 0) > 1)
         #expect(untrusted.sandbox?.applied == SandboxLayer.allCases)
+    }
+
+    /// The secret is in the supervisor's environment; the worker looks for it everywhere it
+    /// could be read from, and tries to trace the supervisor.
+    @Test(arguments: SandboxLevel.allCases)
+    func theSupervisorsSecretIsNeverFound(level: SandboxLevel) async throws {
+        let name = "PURSER_TEST_STEAL_\(UUID().uuidString.prefix(8))"
+        setenv(name, "hunter2", 1)
+        defer { unsetenv(name) }
+        var request = Fixtures.hostile("steal", environment: ["HOSTILE_SECRET_NAME": name, "HOSTILE_SUPERVISOR": "\(getpid())"])
+        request.sandbox = level
+        let report = try await run(request)
+        let output = try #require(report.output)
+        #expect(output["found"] == false, "\(output)")
+        #expect(output["/proc/\(getpid())/environ"] != "OK")
+        #expect(output["/proc/\(getpid())/mem"] != "OK")
+        #expect(output["ptrace"] != "OK")
+        if level == .untrusted {
+            #expect(output["/proc/1/environ"] == "OK", "its own: it is its namespace's init")
+            #expect(output["/proc/\(getpid())/environ"] == "ENOENT", "the supervisor is not in its /proc")
+        }
+    }
+
+    /// 16 GiB reserved PROT_NONE and 2 GiB mapped writable, a few MiB used, under 256 MiB.
+    @Test func aLargeReservationWithSmallUseRuns() async throws {
+        let report = try await run(Fixtures.hostile("reserve", memory: 256 << 20))
+        #expect(report.verdict == .ok)
+        #expect(report.output == "OK")
+        #expect(report.usage.memoryPeakBytes < 128 << 20)
+    }
+
+    /// Stopped processes are still killed on time.
+    @Test func aStopLoopIsKilledOnTime() async throws {
+        let report = try await run(Fixtures.hostile("stoploop", timeMs: 500))
+        #expect(report.verdict == .timeout)
     }
 
     @Test func deniedSyscallsFailWithEPERMAndAreNamed() async throws {
@@ -136,6 +177,25 @@ struct SandboxTests {
         #expect(notices.withLock { $0 }.contains("sandbox downgraded: network, seccomp not enforced"))
     }
 
+    /// The hostile cases again on a host with every optional layer switched off: the same
+    /// verdicts, nothing left behind, and each report naming what was not enforced.
+    @Test(arguments: [
+        ("loop", Verdict.timeout), ("membomb", .memoryLimit), ("ignoreterm", .timeout), ("grandchild_hang", .timeout),
+        ("flood", .protocolViolation), ("forkbomb", .timeout), ("stoploop", .timeout), ("crashrun", .crashed),
+    ])
+    func verdictsHoldOnADegradedHost(mode: String, verdict: Verdict) async throws {
+        let off: Set<SandboxLayer> = [.network, .pidNamespace, .mountNamespace, .seccomp, .unprivilegedUser]
+        var runtime = Runtime(home: Fixtures.temporaryHome())
+        runtime.host = HostSupport.current.without(off)
+        var request = Fixtures.hostile(mode, timeMs: 700, memory: 64 << 20)
+        request.maxProcesses = 64
+        request.allowDegraded = true
+        let report = try await run(request, runtime: runtime)
+        #expect(report.verdict == verdict)
+        #expect(report.sandbox?.notEnforced == off.sorted())
+        #expect(report.sandbox?.applied == [.memoryCgroup, .pidsCgroup])
+    }
+
     @Test func trustedPluginsOptOutVisibly() async throws {
         var request = Fixtures.hostile("echo")
         request.sandbox = .trusted
@@ -152,6 +212,7 @@ final class UnixListener: Sendable {
     let path: String
     private let fd: Int32
 
+    /// "@name" is an abstract socket (in this network namespace, not the filesystem).
     init(path: String) throws {
         self.path = path
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -159,16 +220,18 @@ final class UnixListener: Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             _ = path.utf8CString.withUnsafeBytes { raw.copyMemory(from: $0) }
+            if path.hasPrefix("@") { raw[0] = 0 }
         }
+        let length = path.hasPrefix("@") ? MemoryLayout<sa_family_t>.size + path.utf8.count : MemoryLayout<sockaddr_un>.size
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(length)) }
         }
         guard bound == 0, listen(fd, 8) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        chmod(path, 0o777)
+        if !path.hasPrefix("@") { chmod(path, 0o777) }
     }
 
     deinit {
         close(fd)
-        unlink(path)
+        if !path.hasPrefix("@") { unlink(path) }
     }
 }

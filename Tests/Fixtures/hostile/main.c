@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,7 +28,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -574,26 +577,41 @@ static void out_result(const char *name, int error, int first) {
     out_json_cstring_or_null(error == 0 ? "OK" : strerrorname_np(error) ? strerrorname_np(error) : "E?");
 }
 
-static int try_connect_tcp(const char *spec) {
+/* "host:port" to an IPv4 address; 0 or EINVAL. */
+static int parse_address(const char *spec, struct sockaddr_in *to) {
     char host[64];
     int port = 0;
     if (!spec || sscanf(spec, "%63[^:]:%d", host, &port) != 2) return EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    return inet_pton(AF_INET, host, &to->sin_addr) == 1 ? 0 : EINVAL;
+}
+
+/* A TCP connect, or with `udp` one datagram sent; 0 or the errno. */
+static int try_inet(const char *spec, int udp) {
+    struct sockaddr_in to;
+    if (parse_address(spec, &to) != 0) return EINVAL;
+    int fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
     if (fd < 0) return errno;
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, host, &to.sin_addr);
-    int error = connect(fd, (struct sockaddr *)&to, sizeof to) < 0 ? errno : 0;
+    int failed = udp ? sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof to) < 0
+                     : connect(fd, (struct sockaddr *)&to, sizeof to) < 0;
+    int error = failed ? errno : 0;
     close(fd);
     return error;
 }
 
+/* A path, or "@name" for an abstract socket. */
 static int try_connect_unix(const char *path) {
     if (!path) return EINVAL;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return errno;
     struct sockaddr_un to = {.sun_family = AF_UNIX};
     strncpy(to.sun_path, path, sizeof to.sun_path - 1);
-    int error = connect(fd, (struct sockaddr *)&to, sizeof to) < 0 ? errno : 0;
+    socklen_t length = sizeof to;
+    if (path[0] == '@') {
+        to.sun_path[0] = 0;
+        length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    }
+    int error = connect(fd, (struct sockaddr *)&to, length) < 0 ? errno : 0;
     close(fd);
     return error;
 }
@@ -627,7 +645,9 @@ static void run_walls(const Message *m) {
     out_str(",\"processes\":");
     out_fmt("%lld", (long long)count_processes());
     out_str(",\"results\":{");
-    out_result("tcp", try_connect_tcp(getenv("HOSTILE_TCP")), 1);
+    out_result("tcp", try_inet(getenv("HOSTILE_TCP"), 0), 1);
+    if (getenv("HOSTILE_TCP_OUTSIDE")) out_result("tcp outside", try_inet(getenv("HOSTILE_TCP_OUTSIDE"), 0), 0);
+    if (getenv("HOSTILE_UDP")) out_result("udp", try_inet(getenv("HOSTILE_UDP"), 1), 0);
     int fd = open("/etc/hostile-was-here", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     out_result("write /etc", fd >= 0 ? 0 : errno, 0);
     if (fd >= 0) { close(fd); unlink("/etc/hostile-was-here"); }
@@ -641,6 +661,78 @@ static void run_walls(const Message *m) {
     }
     out_str("}}");
     answer_run_output_from_out();
+}
+
+/* steal: looks for the supervisor's secret, HOSTILE_SECRET_NAME=..., in /proc/1/environ,
+ * the parent's environ and mem, and those of HOSTILE_SUPERVISOR (its pid as the host sees
+ * it); tries to ptrace it. Answers {"found": bool, "<attempt>": "OK" or errno name}. */
+static int scan_for(const char *path, const char *needle, int *found) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    static char buffer[1 << 16];
+    ssize_t got = read(fd, buffer, sizeof buffer - 1);
+    int error = got < 0 ? errno : 0;
+    close(fd);
+    for (ssize_t i = 0; got > 0 && i + (ssize_t)strlen(needle) <= got; i++)
+        if (memcmp(buffer + i, needle, strlen(needle)) == 0) *found = 1;
+    return error;
+}
+
+static void run_steal(const Message *m) {
+    (void)m;
+    const char *name = getenv("HOSTILE_SECRET_NAME");
+    const char *supervisor = getenv("HOSTILE_SUPERVISOR");
+    if (!name || !supervisor) die("hostile: steal needs HOSTILE_SECRET_NAME and HOSTILE_SUPERVISOR\n");
+    char needle[128], path[64];
+    snprintf(needle, sizeof needle, "%s=", name);
+    int found = 0;
+    out.len = 0;
+    out_str("{");
+    out_result("/proc/1/environ", scan_for("/proc/1/environ", needle, &found), 1);
+    const char *targets[2] = {"ppid", supervisor};
+    char ppid[16];
+    snprintf(ppid, sizeof ppid, "%d", (int)getppid());
+    targets[0] = ppid;
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && strcmp(targets[0], targets[1]) == 0) break; /* one key each */
+        snprintf(path, sizeof path, "/proc/%s/environ", targets[i]);
+        out_result(path, scan_for(path, needle, &found), 0);
+        snprintf(path, sizeof path, "/proc/%s/mem", targets[i]);
+        out_result(path, scan_for(path, needle, &found), 0);
+    }
+    out_result("ptrace", ptrace(PTRACE_ATTACH, atoi(supervisor), 0, 0) < 0 ? errno : 0, 0);
+    out_str(",\"found\":");
+    out_str(found ? "true" : "false");
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+/* reserve: maps 16 GiB PROT_NONE (as a JVM or V8 reserves its heap) and 2 GiB writable
+ * with MAP_NORESERVE, touches 8 MiB of each; answers "OK" or where it failed. */
+static void run_reserve(const Message *m) {
+    (void)m;
+    const char *failed = NULL;
+    size_t touched = 8 << 20;
+    char *none = mmap(NULL, (size_t)16 << 30, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (none == MAP_FAILED) failed = "\"reserving 16 GiB PROT_NONE\"";
+    else if (mprotect(none, touched, PROT_READ | PROT_WRITE) < 0) failed = "\"committing 8 MiB\"";
+    else memset(none, 1, touched);
+    char *lazy = failed ? NULL : mmap(NULL, (size_t)2 << 30, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!failed && lazy == MAP_FAILED) failed = "\"mapping 2 GiB writable\"";
+    else if (!failed) memset(lazy, 1, touched);
+    answer_run_output(failed ? failed : "\"OK\"");
+}
+
+/* stoploop: a child stops itself over and over; the worker stops its own process group
+ * too (as the init of a PID namespace it cannot stop itself). Never answers. */
+static void run_stoploop(const Message *m) {
+    (void)m;
+    if (fork() == 0) for (;;) raise(SIGSTOP);
+    for (;;) {
+        kill(0, SIGSTOP);
+        raise(SIGSTOP);
+        usleep(1000);
+    }
 }
 
 /* syscalls: tries each deny-listed call once; answers {"name": "OK" or errno name}. */
@@ -810,6 +902,9 @@ static const Mode modes[] = {
     {"peek", NULL, run_peek},
     {"forkmany", NULL, run_forkmany},
     {"forkbomb", NULL, run_forkbomb},
+    {"steal", NULL, run_steal},
+    {"reserve", NULL, run_reserve},
+    {"stoploop", NULL, run_stoploop},
     {"walls", NULL, run_walls},
     {"syscalls", NULL, run_syscalls},
     {"sparse", NULL, run_sparse},
