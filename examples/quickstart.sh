@@ -7,6 +7,9 @@ bash .ci/setup
 swift build -c release
 bin=.build/release
 echo
+echo "== purser doctor: the sandbox layers this host offers (plugins run untrusted by default)"
+"$bin/purser" doctor
+echo
 echo "== purser exec: wordcount under a reservation of 2 credits, 10 s and 128 MiB"
 "$bin/purser" exec "$bin/wordcount" --input-file examples/wordcount-input.json \
   --credits 2 --time 10s --memory 128MiB

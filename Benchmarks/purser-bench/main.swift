@@ -35,13 +35,18 @@ func floorRate() -> Double {
 }
 
 func libraryRate(
-    _ plugin: String, count: Int = iterations, containment: Containment = .automatic
+    _ plugin: String, count: Int = iterations, containment: Containment = .automatic,
+    sandbox: SandboxLevel = .trusted, host: HostSupport = .current
 ) async throws -> Double {
     let request0 = RunRequest(
         executable: directory + "/" + plugin, input: ["n": 1], credits: Credits(whole: 1), wallTimeMs: 10_000,
         memoryBytes: 256 << 20)
     var request = request0
     request.containment = containment
+    request.sandbox = sandbox
+    request.allowDegraded = true
+    var runtime = runtime
+    runtime.host = host
     let start = ContinuousClock.now
     for _ in 0..<count {
         let report = try await runtime.exec(request)
@@ -86,6 +91,46 @@ func spawnBenchmark() async throws {
     let big = try await libraryRate("cworker")
     show("purser exec, C worker, supervisor at 1 GiB", big, against: small, goal: 0.9)
     print(String(format: "resident ballast: %d MiB (first byte %d)", 1024, ballast.load(as: UInt8.self)))
+    try? FileManager.default.removeItem(atPath: home)
+}
+
+/// Cold routine rate under the untrusted profile, next to the trusted one (cgroups and
+/// rlimits) and a C floor that forks, unshares a network namespace, sets a limit and execs.
+/// Each layer's cost: the untrusted rate with that layer switched off. The configurations
+/// take turns in ten rounds, so that a noisy neighbour on this shared machine weighs on all
+/// of them alike.
+func sandboxBenchmark() async throws {
+    _ = try await libraryRate("cworker", count: 50, sandbox: .untrusted)
+    print("purser-bench sandbox: \(iterations) runs each, in 10 rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    let layers: [SandboxLayer] = [.network, .pidNamespace, .mountNamespace, .seccomp, .unprivilegedUser]
+    let configurations: [(String, SandboxLevel, HostSupport)] =
+        [("untrusted (every layer)", .untrusted, .current), ("trusted (cgroups + rlimits)", .trusted, .current)]
+        + layers.map { ("untrusted without \($0.rawValue)", .untrusted, HostSupport.current.without([$0])) }
+    var floorSeconds = 0.0
+    var seconds = [Double](repeating: 0, count: configurations.count)
+    let round = max(iterations / 10, 1)
+    for _ in 0..<10 {
+        let floorRound = purser_bench_floor_sandbox(directory + "/floorchild", Int32(round))
+        precondition(floorRound > 0, "the sandbox floor loop failed")
+        floorSeconds += floorRound
+        for (index, configuration) in configurations.enumerated() {
+            let rate = try await libraryRate("cworker", count: round, sandbox: configuration.1, host: configuration.2)
+            seconds[index] += Double(round) / rate
+        }
+    }
+    let runs = Double(round * 10)
+    let floor = runs / floorSeconds
+    show("floor: C fork + unshare(NEWNET) + setrlimit + exec + 1 line", floor)
+    for (index, configuration) in configurations.enumerated() {
+        let rate = runs / seconds[index]
+        if index < 2 {
+            show("purser exec, C worker, " + configuration.0, rate, against: floor, goal: index == 0 ? 0.67 : nil)
+        } else {
+            let cost = (seconds[0] - seconds[index]) / runs * 1e6
+            print("  " + configuration.0.padding(toLength: 48, withPad: " ", startingAt: 0)
+                + String(format: "%9.0f /s   the layer costs %+.0f µs a run", rate, cost))
+        }
+    }
     try? FileManager.default.removeItem(atPath: home)
 }
 
@@ -231,5 +276,6 @@ case "ledger-sqlite": try ledgerBenchmark()
 case "ledger-postgres": try postgresBenchmark()
 case "gateway": try await gatewayBenchmark()
 case "swarm": try await swarmBenchmark()
+case "sandbox": try await sandboxBenchmark()
 case "spawn", nil, .some(_): try await spawnBenchmark()
 }

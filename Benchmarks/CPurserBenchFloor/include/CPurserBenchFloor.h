@@ -6,6 +6,10 @@
 /// Returns the elapsed seconds, or a negative value on failure.
 double purser_bench_floor(const char *path, int iterations);
 
+/// The sandbox benchmark's floor: fork, then in the child unshare(CLONE_NEWNET), setrlimit,
+/// exec; one line round trip; reap. Returns the elapsed seconds, or a negative value.
+double purser_bench_floor_sandbox(const char *path, int iterations);
+
 /// The ledger benchmark's floor: `transactions` SQLite transactions, each one conditional
 /// UPDATE plus one INSERT, WAL with synchronous=FULL. Returns the elapsed seconds.
 double purser_bench_sqlite_floor(const char *path, int transactions);
