@@ -22,6 +22,26 @@ final class CgroupV2Group: RunGroup {
         return usable ? base : nil
     }()
 
+    /// The controllers run groups get here: memory and pids where this hierarchy has them
+    /// (a host whose controllers all live in cgroup v2); on hosts that mount them as v1,
+    /// the v1 groups serve instead (see `MemoryCgroup`, `PidsCgroup`).
+    static let controllers: Set<String> = {
+        guard let base else { return [] }
+        for controller in ["memory", "pids"] { writeFile(base + "/cgroup.subtree_control", "+" + controller) }
+        let enabled = readSmallFile(base + "/cgroup.subtree_control")?.split(whereSeparator: { $0 == " " || $0 == "\n" }) ?? []
+        return Set(enabled.map(String.init)).intersection(["memory", "pids"])
+    }()
+
+    /// Whether memory.peak can be reset (Linux 6.12): without that, a reused group would
+    /// report an earlier run's peak, so such groups are not reused.
+    static let peakResets: Bool = {
+        guard let base, controllers.contains("memory") else { return true }
+        let probe = base + "/" + CgroupHierarchy.uniqueName()
+        guard mkdir(probe, 0o755) == 0 else { return false }
+        defer { rmdir(probe) }
+        return writeFile(probe + "/memory.peak", "0")
+    }()
+
     private static let pool = GroupPool<CgroupV2Group>(capacity: 64)
 
     /// An empty group from the pool or a new one; nil where cgroup v2 is not usable.
@@ -55,8 +75,14 @@ final class CgroupV2Group: RunGroup {
         return events.contains("populated 0")
     }
 
+    /// A group goes back to the pool only when it is empty, holds no charge for unreaped
+    /// processes, and its memory peak can start over.
     func release() {
-        if isEmpty(leader: 0) && Self.pool.give(self) { return }
+        let controllers = Self.controllers
+        if controllers.contains("memory") { writeFile(path + "/memory.reclaim", "\(1 << 40)") }
+        let reusable = isEmpty(leader: 0) && Self.peakResets
+            && (!controllers.contains("pids") || readSmallFile(path + "/pids.current")?.trimmingNewline() == "0")
+        if reusable && Self.pool.give(self) { return }
         close(procsFD)
         removeDirectory(path) { killAll(leader: 0) }
     }

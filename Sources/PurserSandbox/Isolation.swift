@@ -105,9 +105,10 @@ public struct HostSupport: Sendable {
         purser_probe_layers(&probe)
         var support = HostSupport(available: [], reasons: [:], userNamespace: probe.user_ns == 0)
         let root = geteuid() == 0
-        support.check(.memoryCgroup, MemoryCgroup.base != nil ? 0 : ENOENT,
+        let v2 = CgroupV2Group.controllers
+        support.check(.memoryCgroup, MemoryCgroup.base != nil || v2.contains("memory") ? 0 : ENOENT,
             "no writable memory controller: mount cgroup v1 memory at /sys/fs/cgroup/memory (or delegate v2 memory)")
-        support.check(.pidsCgroup, PidsCgroup.base != nil ? 0 : ENOENT,
+        support.check(.pidsCgroup, PidsCgroup.base != nil || v2.contains("pids") ? 0 : ENOENT,
             "no writable pids controller: mount cgroup v1 pids at /sys/fs/cgroup/pids (or delegate v2 pids)")
         support.check(.network, probe.net_ns, "cannot make a network namespace: run as root (CAP_SYS_ADMIN)")
         support.check(.pidNamespace, probe.pid_ns != 0 ? probe.pid_ns : probe.ipc_ns,

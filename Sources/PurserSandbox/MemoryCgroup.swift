@@ -1,18 +1,38 @@
 import Glibc
 
-/// A cgroup v1 memory group per run: the run's memory limit, its true peak, and whether
-/// the OOM killer acted. (cgroup v2's memory controller comes with the full sandbox.)
+/// A run's memory group: its limit (swap included), its true peak, and whether the OOM
+/// killer acted. The run's own cgroup v2 group where that hierarchy has the memory
+/// controller; else a cgroup v1 memory group of its own (this machine kind).
 final class MemoryCgroup: Sendable {
     let path: String
+    /// -1 for v2: the worker joins the run group, which is this group.
     let procsFD: Int32
+    let version: Int
     /// The group's OOM-kill count when this run took it.
     private let oomKillsBefore: Int
-    var description: String { "memory-cgroup1:\(path)" }
+    var description: String { "memory-cgroup\(version):\(path)" }
 
-    private init(path: String, procsFD: Int32, oomKillsBefore: Int) {
+    private init(path: String, procsFD: Int32, version: Int = 1) {
         self.path = path
         self.procsFD = procsFD
-        self.oomKillsBefore = oomKillsBefore
+        self.version = version
+        self.oomKillsBefore = Self.oomKills(at: path, version: version)
+    }
+
+    /// The memory group for a run whose run group is `runGroup`; nil where the host has no
+    /// usable memory controller, or the limit did not take.
+    static func take(limitBytes: UInt64?, runGroup: (any RunGroup)?) -> MemoryCgroup? {
+        if let group = runGroup as? CgroupV2Group, CgroupV2Group.controllers.contains("memory") {
+            return takeV2(limitBytes: limitBytes, path: group.path)
+        }
+        return take(limitBytes: limitBytes)
+    }
+
+    private static func takeV2(limitBytes: UInt64?, path: String) -> MemoryCgroup? {
+        guard writeFile(path + "/memory.max", limitBytes.map { "\($0)" } ?? "max") else { return nil }
+        writeFile(path + "/memory.swap.max", "0")
+        writeFile(path + "/memory.peak", "0")
+        return MemoryCgroup(path: path, procsFD: -1, version: 2)
     }
 
     static let base: String? = {
@@ -22,8 +42,8 @@ final class MemoryCgroup: Sendable {
 
     private static let pool = GroupPool<MemoryCgroup>(capacity: 64)
 
-    /// An emptied group from the pool or a new one, with its limit set and its peak reset.
-    static func take(limitBytes: UInt64?) -> MemoryCgroup? {
+    /// An emptied v1 group from the pool or a new one, with its limit set and its peak reset.
+    private static func take(limitBytes: UInt64?) -> MemoryCgroup? {
         guard let base else { return nil }
         let reused = pool.take()
         // A group whose limit did not take would enforce nothing: better none, and the
@@ -36,17 +56,18 @@ final class MemoryCgroup: Sendable {
             writeFile(path + "/memory.max_usage_in_bytes", "0")
             return limited
         }) else { return nil }
-        return MemoryCgroup(path: group.path, procsFD: group.procsFD, oomKillsBefore: oomKills(at: group.path))
+        return MemoryCgroup(path: group.path, procsFD: group.procsFD)
     }
 
     func peakBytes() -> Int64 {
-        Int64(readSmallFile(path + "/memory.max_usage_in_bytes")?.trimmingNewline() ?? "") ?? 0
+        let file = version == 2 ? "/memory.peak" : "/memory.max_usage_in_bytes"
+        return Int64(readSmallFile(path + file)?.trimmingNewline() ?? "") ?? 0
     }
 
-    var outOfMemory: Bool { Self.oomKills(at: path) > oomKillsBefore }
+    var outOfMemory: Bool { Self.oomKills(at: path, version: version) > oomKillsBefore }
 
-    private static func oomKills(at path: String) -> Int {
-        guard let text = readSmallFile(path + "/memory.oom_control") else { return 0 }
+    private static func oomKills(at path: String, version: Int) -> Int {
+        guard let text = readSmallFile(path + (version == 2 ? "/memory.events" : "/memory.oom_control")) else { return 0 }
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return Int(line.dropFirst("oom_kill ".count)) ?? 0
         }
@@ -54,6 +75,7 @@ final class MemoryCgroup: Sendable {
     }
 
     func release() {
+        guard version == 1 else { return } // the run group's own release handles it
         // Drop what the last run left charged (page cache), so the next peak is its own.
         PooledGroup.release(path: path, procsFD: procsFD) {
             writeFile(path + "/memory.force_empty", "0") && Self.pool.give(self)

@@ -1,16 +1,24 @@
 import Glibc
 
-/// A cgroup v1 pids group per run: at most `limit` processes and threads in the run at
-/// once, so a fork bomb stops at the limit instead of filling the host's process table.
-/// (With a cgroup v2 pids controller the full sandbox will use that instead.)
+/// A run's pids group: at most `limit` processes and threads in the run at once, so a fork
+/// bomb stops at the limit instead of filling the host's process table. The run's own
+/// cgroup v2 group where that hierarchy has the pids controller, else a v1 group of its own.
 final class PidsCgroup: Sendable {
     let path: String
+    /// -1 for v2: the worker joins the run group, which is this group.
     let procsFD: Int32
-    var description: String { "pids-cgroup1:\(path)" }
+    var description: String { "pids-cgroup\(procsFD < 0 ? 2 : 1):\(path)" }
 
     private init(path: String, procsFD: Int32) {
         self.path = path
         self.procsFD = procsFD
+    }
+
+    static func take(limit: Int, runGroup: (any RunGroup)?) -> PidsCgroup? {
+        if let group = runGroup as? CgroupV2Group, CgroupV2Group.controllers.contains("pids") {
+            return writeFile(group.path + "/pids.max", "\(limit)") ? PidsCgroup(path: group.path, procsFD: -1) : nil
+        }
+        return take(limit: limit)
     }
 
     static let base: String? = {
@@ -22,7 +30,7 @@ final class PidsCgroup: Sendable {
 
     /// An emptied group from the pool or a new one, with its limit set; nil where the host
     /// has no writable v1 pids hierarchy, or the limit did not take.
-    static func take(limit: Int) -> PidsCgroup? {
+    private static func take(limit: Int) -> PidsCgroup? {
         guard let base else { return nil }
         let reused = pool.take()
         guard let group = PooledGroup.open(base: base, reused: reused.map { ($0.path, $0.procsFD) }, configure: { path in
@@ -34,6 +42,7 @@ final class PidsCgroup: Sendable {
     /// A group still charged for processes (zombies nobody has reaped yet, such as a fork
     /// bomb's orphans without a PID namespace) is not pooled: the next run would start short.
     func release() {
+        guard procsFD >= 0 else { return } // the run group's own release handles it
         PooledGroup.release(path: path, procsFD: procsFD) {
             readSmallFile(path + "/pids.current")?.trimmingNewline() == "0" && Self.pool.give(self)
         }

@@ -49,8 +49,8 @@ public enum Spawner {
             throw error
         }
         var result = purser_spawn_result()
-        let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes)
-        let pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0) }
+        let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes, runGroup: group)
+        let pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0, runGroup: group) }
         let procsFDs = [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 }
         let subreaper = group is ProcessGroupRunGroup
         let status = withSpawnArguments(
