@@ -66,7 +66,8 @@ public enum HostLayers {
                 "host read-only and nosuid, /run and the store hidden, private size-capped /tmp as working directory"),
             HostLayer(
                 name: "user namespace", layer: nil, available: host.userNamespace, applied: false,
-                detail: root ? "not needed: the supervisor is root" : host.userNamespace ? "allowed, not used yet" : "not allowed",
+                detail: root ? "not needed: the supervisor is root"
+                    : host.userNamespace ? "allowed, but not used: workers of a supervisor that is not root get no namespaces yet" : "not allowed",
                 advice: root || host.userNamespace ? nil : "enable unprivileged user namespaces (sysctl user.max_user_namespaces)"),
         ]
     }

@@ -85,6 +85,26 @@ struct ExecCommandTests {
         #expect(trusted.status == 0, "a trusted plugin wants no network namespace")
     }
 
+    /// A supervisor that is not root gets no namespaces and no cgroups: it refuses an
+    /// untrusted plugin, and with --allow-degraded runs it with what it has (the filter),
+    /// its report naming everything else.
+    @Test(.enabled(if: geteuid() == 0 && Fixtures.reachableByOthers(Fixtures.product("hostile"))))
+    func aSupervisorThatIsNotRootDegradesVisibly() throws {
+        let home = Fixtures.temporaryHome()
+        chown(home, 65534, 65534)
+        let run = ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "PURSER_HOME=\(home)/h", Fixtures.product("purser"), "exec",
+                   Fixtures.product("hostile"), "--env", "HOSTILE_MODE=walls", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json"]
+        let refused = try runCommand("/usr/bin/setpriv", run)
+        #expect(refused.status == 3, "\(refused.stderr)")
+        #expect(refused.stderr.contains("network: Operation not permitted"))
+        let degraded = try runCommand("/usr/bin/setpriv", run + ["--allow-degraded"])
+        #expect(degraded.status == 0, "\(degraded.stderr)")
+        let report = try JSONParser.parse(degraded.stdout)
+        #expect(report["sandbox"]?["applied"] == ["seccomp"])
+        #expect(report["sandbox"]?["notEnforced"]?.arrayValue?.contains("network") == true)
+        #expect(report["output"]?["uid"] == 65534)
+    }
+
     @Test(arguments: [("loop", Int32(12)), ("exitrun", 11), ("noinit", 17), ("flood", 16), ("overspend", 15)])
     func verdictsHaveTheirOwnExitCodes(mode: String, code: Int32) throws {
         let result = try purser([

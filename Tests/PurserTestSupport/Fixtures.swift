@@ -65,6 +65,18 @@ public enum Fixtures {
         return request
     }
 
+    /// Whether a user with no relation to the file's owner can reach and execute it: every
+    /// directory on the way searchable by others, the file executable by others.
+    public static func reachableByOthers(_ path: String) -> Bool {
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            var info = stat()
+            guard stat(prefix, &info) == 0, info.st_mode & 0o001 != 0 else { return false }
+        }
+        return true
+    }
+
     /// Live processes (not zombies) whose environment holds HOSTILE_TAG=`tag`.
     public static func processes(tagged tag: String) -> [Int32] {
         let needle = Array("HOSTILE_TAG=\(tag)".utf8)
