@@ -216,7 +216,7 @@ public struct Runtime: Sendable {
 
     /// Waits until finished runs' directories and groups are removed; call before exiting.
     public static func finishCleanup() {
-        Janitor.finish()
+        Janitor.shutDown()
     }
 
     static func makeRunID() -> String {

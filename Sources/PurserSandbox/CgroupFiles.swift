@@ -104,6 +104,11 @@ final class GroupPool<Group: AnyObject & Sendable>: Sendable {
 
     func take() -> Group? { idle.withLock { $0.popLast() } }
 
+    /// Empties the pool, handing each idle group to `remove`.
+    func drain(_ remove: (Group) -> Void) {
+        for group in idle.withLock({ idle in defer { idle = [] }; return idle }) { remove(group) }
+    }
+
     /// False when the pool is full: the caller then removes the group.
     func give(_ group: Group) -> Bool {
         idle.withLock { idle in

@@ -44,6 +44,14 @@ final class CgroupV2Group: RunGroup {
 
     private static let pool = GroupPool<CgroupV2Group>(capacity: 64)
 
+    /// Removes the idle groups (a supervisor about to exit leaves none behind).
+    static func drainPool() {
+        pool.drain { group in
+            close(group.procsFD)
+            removeDirectory(group.path)
+        }
+    }
+
     /// An empty group from the pool or a new one; nil where cgroup v2 is not usable.
     static func take() throws(SandboxError) -> CgroupV2Group? {
         guard let base else { return nil }

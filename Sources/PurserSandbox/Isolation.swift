@@ -157,6 +157,10 @@ final class NetworkNamespaces: Sendable {
         return try syscall("making a network namespace") { purser_netns_create() }
     }
 
+    func drain() {
+        for fd in idle.withLock({ idle in defer { idle = [] }; return idle }) { close(fd) }
+    }
+
     func give(_ fd: Int32) {
         let kept = idle.withLock { idle in
             guard idle.count < 64 else { return false }

@@ -13,4 +13,14 @@ public enum Janitor {
     public static func finish() {
         queue.sync {}
     }
+
+    /// At shutdown: `finish`, then remove the idle pooled cgroups and network namespaces,
+    /// so that nothing of this supervisor is left on the host.
+    public static func shutDown() {
+        finish()
+        CgroupV2Group.drainPool()
+        MemoryCgroup.drainPool()
+        PidsCgroup.drainPool()
+        NetworkNamespaces.shared.drain()
+    }
 }

@@ -42,6 +42,14 @@ final class MemoryCgroup: Sendable {
 
     private static let pool = GroupPool<MemoryCgroup>(capacity: 64)
 
+    /// Removes the idle groups (a supervisor about to exit leaves none behind).
+    static func drainPool() {
+        pool.drain { group in
+            close(group.procsFD)
+            removeDirectory(group.path)
+        }
+    }
+
     /// An emptied v1 group from the pool or a new one, with its limit set and its peak reset.
     private static func take(limitBytes: UInt64?) -> MemoryCgroup? {
         guard let base else { return nil }

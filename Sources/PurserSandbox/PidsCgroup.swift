@@ -28,6 +28,14 @@ final class PidsCgroup: Sendable {
 
     private static let pool = GroupPool<PidsCgroup>(capacity: 64)
 
+    /// Removes the idle groups (a supervisor about to exit leaves none behind).
+    static func drainPool() {
+        pool.drain { group in
+            close(group.procsFD)
+            removeDirectory(group.path)
+        }
+    }
+
     /// An emptied group from the pool or a new one, with its limit set; nil where the host
     /// has no writable v1 pids hierarchy, or the limit did not take.
     private static func take(limit: Int) -> PidsCgroup? {

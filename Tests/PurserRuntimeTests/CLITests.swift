@@ -85,6 +85,18 @@ struct ExecCommandTests {
         #expect(trusted.status == 0, "a trusted plugin wants no network namespace")
     }
 
+    /// Once `purser exec` has exited, none of the cgroups its run used is left on the host
+    /// (they are pooled while it runs).
+    @Test func noCgroupOutlivesTheCommand() throws {
+        let result = try purser(["exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=grandchild", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let containment = try #require(JSONParser.parse(result.stdout)["containment"]?.stringValue)
+        let groups = containment.split(separator: ",").compactMap { $0.split(separator: ":", maxSplits: 1).last.map(String.init) }
+            .filter { $0.hasPrefix("/sys/fs/cgroup") }
+        #expect(!groups.isEmpty, "\(containment)")
+        for group in groups { #expect(!FileManager.default.fileExists(atPath: group), "\(group) was left behind") }
+    }
+
     /// A supervisor that is not root gets no namespaces and no cgroups: it refuses an
     /// untrusted plugin, and with --allow-degraded runs it with what it has (the filter),
     /// its report naming everything else.

@@ -21,7 +21,9 @@ struct SandboxTests {
         runtime.hiddenPaths = [outside + "/gateway.yaml"]
         var request = Fixtures.hostile("walls", environment: environment)
         request.sandbox = level
-        return try await run(request, runtime: runtime)
+        let report = try await run(request, runtime: runtime)
+        #expect(try runtime.ledger!.store.verify().isEmpty)
+        return report
     }
 
     @Test func noNetworkNoSocketsNoSupervisorFilesNoOtherProcesses() async throws {
