@@ -70,9 +70,10 @@ struct SpawnIsolation {
     /// The mount plan's strings, resolved: hidden paths that exist, as directories or files.
     func withMountPlan<R>(_ body: (UnsafePointer<purser_mount_plan>?) -> R) -> R {
         guard isolation.filesystem else { return body(nil) }
-        var directories = ["/run"]
+        var directories: [String] = []
         var files: [String] = []
-        for path in isolation.hiddenPaths {
+        // Host services keep their sockets in /run (/var/run is usually a link to it).
+        for path in ["/run", "/var/run"] + isolation.hiddenPaths {
             guard let real = realpath(path, nil) else { continue }
             defer { free(real) }
             var info = stat()
