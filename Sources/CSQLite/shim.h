@@ -6,4 +6,8 @@
 static inline int purser_sqlite3_bind_text(sqlite3_stmt *statement, int index, const char *text) {
     return sqlite3_bind_text(statement, index, text, -1, SQLITE_TRANSIENT);
 }
+
+static inline int purser_sqlite3_bind_text_n(sqlite3_stmt *statement, int index, const char *text, int length) {
+    return sqlite3_bind_text(statement, index, text, length, SQLITE_TRANSIENT);
+}
 #endif

@@ -5,22 +5,19 @@ import Synchronization
 ///
 /// A caller queues its transaction and waits. Whoever finds no batch running becomes the
 /// leader: it takes everything queued, runs it, commits once, and wakes the rest; then it
-/// takes the next batch, if any. Nobody is answered before the COMMIT that holds their
-/// work returns, so a grant is durable when its caller sees it.
+/// takes the next batch, if any. Callers who queue while a batch runs join it until its
+/// COMMIT starts. Nobody is answered before the COMMIT that holds their work returns, so
+/// a grant is durable when its caller sees it.
 ///
 /// Batched work (`SQLDriver.batch`) changes rows only in the connection's `NodeRows`, and
-/// only once it can no longer fail, so it needs no savepoint; the rows are written once,
-/// before COMMIT. Any other transaction runs in a savepoint of its own, after the rows so
-/// far are written. If the batch as a whole fails, each transaction in it runs again
-/// alone, so one failure is only its own.
+/// only once it can no longer fail, so it needs no savepoint; the rows are written before
+/// COMMIT. Any other transaction runs in a savepoint of its own, after the rows so far are
+/// written. If the batch as a whole fails, each transaction in it runs again alone, so one
+/// failure is only its own.
 final class GroupCommit<Connection: SQLSession>: Sendable {
-    private struct State {
-        var queue: [Pending] = []
-        var leading = false
-    }
-
-    private let state = Mutex(State())
-    private let connection: UnsafeTransfer<Connection>
+    private let state = Mutex(GroupState())
+    /// Only the leader touches it, one at a time.
+    private nonisolated(unsafe) let connection: Connection
     private let begin: @Sendable (Connection) throws(LedgerError) -> Void
     private let execute: @Sendable (Connection, String) throws(LedgerError) -> Void
 
@@ -28,7 +25,7 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
         connection: Connection, begin: @escaping @Sendable (Connection) throws(LedgerError) -> Void,
         execute: @escaping @Sendable (Connection, String) throws(LedgerError) -> Void
     ) {
-        self.connection = UnsafeTransfer(connection)
+        self.connection = connection
         self.begin = begin
         self.execute = execute
     }
@@ -37,10 +34,10 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
         try withoutActuallyEscaping(body) { (body) throws(LedgerError) -> T in
             // The body runs on the leader's thread while this caller waits for it.
             let slot = ResultSlot<T>()
-            let body = UnsafeTransfer(body)
-            let pending = Pending(batched: batched) { (connection: Any) in
+            let connection = self.connection
+            let pending = Pending(batched: batched) {
                 do throws(LedgerError) {
-                    slot.result = .success(try body.value(connection as! Connection))
+                    slot.result = .success(try body(connection))
                     return nil
                 } catch {
                     slot.result = .failure(error)
@@ -63,9 +60,10 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
         }
         if !leads {
             pending.done.wait()
+            pending.wakeFollowers()
             return
         }
-        while let batch = nextBatch() { commit(batch) }
+        while let batch = nextBatch() { commit(batch, own: pending) }
     }
 
     private func nextBatch() -> [Pending]? {
@@ -79,59 +77,120 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
         }
     }
 
-    private func commit(_ batch: [Pending]) {
-        if let error = attempt(batch) {
+    /// Takes what was queued meanwhile, leaving this leader in charge.
+    private func joiners(after count: Int) -> [Pending]? {
+        guard count < Self.largestBatch else { return nil }
+        return state.withLock { state in
+            guard !state.queue.isEmpty else { return nil }
+            defer { state.queue = [] }
+            return state.queue
+        }
+    }
+
+    private func commit(_ queued: [Pending], own: Pending) {
+        var batch = queued
+        if let error = attempt(&batch, joining: true) {
             if batch.count == 1 {
                 batch[0].fail(error)
             } else {
                 for pending in batch {
-                    if let error = attempt([pending]) { pending.fail(error) }
+                    var alone = [pending]
+                    if let error = attempt(&alone, joining: false) { pending.fail(error) }
                 }
             }
         }
-        for pending in batch {
-            // The body is the caller's non-escaping closure: let go of it before the caller returns.
-            pending.run = nil
-            pending.done.signal()
-        }
+        // The body is the caller's non-escaping closure: let go of it before the caller returns.
+        for pending in batch { pending.run = nil }
+        wake(batch, own: own)
     }
 
     /// Runs the batch in one transaction; returns what made the whole of it fail.
-    private func attempt(_ batch: [Pending]) -> LedgerError? {
-        let connection = self.connection.value
-        let rows = connection.rows
+    private func attempt(_ batch: inout [Pending], joining: Bool) -> LedgerError? {
+        let connection = self.connection
         do throws(LedgerError) {
             try begin(connection)
-            for pending in batch {
-                if pending.batched {
-                    // A refusal is the caller's answer; a failing store fails the batch.
-                    if let error = pending.run?(connection), error.code == .storeFailed || error.code == .constraint {
-                        throw error
-                    }
-                    continue
-                }
-                // Its own SQL may change rows behind the cache: write them first, forget them after.
-                try rows.flush(connection)
-                rows.reset()
-                try execute(connection, "SAVEPOINT op")
-                if pending.run?(connection) != nil {
-                    rows.reset()
-                    try execute(connection, "ROLLBACK TO SAVEPOINT op")
-                } else {
-                    try rows.flush(connection)
-                    rows.reset()
-                }
-                try execute(connection, "RELEASE SAVEPOINT op")
-            }
-            try rows.flush(connection)
+            try runAll(&batch, connection, joining: joining)
+            try connection.rows.flush(connection)
             try execute(connection, "COMMIT")
             return nil
         } catch {
-            rows.reset()
+            connection.rows.reset()
             try? execute(connection, "ROLLBACK")
             return error
         }
     }
+
+    /// Runs the batch and, while `joining`, whoever queues before it is done: the callers of
+    /// the last batch wake while this one runs, and each that makes it in shares this fsync
+    /// instead of waiting through it for the next. Rows are written as it goes, all but the
+    /// open ones, which the next joiners may change again.
+    private func runAll(_ batch: inout [Pending], _ connection: Connection, joining: Bool) throws(LedgerError) {
+        var next = 0
+        while true {
+            while next < batch.count {
+                try run(batch[next], connection)
+                next += 1
+            }
+            if joining, let more = joiners(after: batch.count) {
+                batch += more
+                continue
+            }
+            try connection.rows.flush(connection, deferringOpenRows: true)
+            guard joining, let more = joiners(after: batch.count) else { return }
+            batch += more
+        }
+    }
+
+    /// Bounds how long the first caller of a batch can wait on those who join it.
+    private static var largestBatch: Int { 1024 }
+
+    private func run(_ pending: Pending, _ connection: Connection) throws(LedgerError) {
+        let rows = connection.rows
+        if pending.batched {
+            // A refusal is the caller's answer; a failing store fails the batch.
+            if let error = pending.run?(), error.code == .storeFailed || error.code == .constraint {
+                throw error
+            }
+            return
+        }
+        // Its own SQL may change rows behind the cache: write them first, forget them after.
+        try rows.flush(connection)
+        rows.reset()
+        try execute(connection, "SAVEPOINT op")
+        if pending.run?() != nil {
+            rows.reset()
+            try execute(connection, "ROLLBACK TO SAVEPOINT op")
+        } else {
+            try rows.flush(connection)
+            rows.reset()
+        }
+        try execute(connection, "RELEASE SAVEPOINT op")
+    }
+
+    /// Wakes the batch as a tree: the leader wakes one caller, and each caller a few more.
+    /// A wake-up costs the waker a system call and often its CPU; this way the leader pays
+    /// for one, not for the whole batch, and is back at work sooner.
+    private func wake(_ batch: [Pending], own: Pending) {
+        // The leader's own transaction has nobody waiting on it.
+        let waiting = batch.filter { $0 !== own }
+        guard let root = waiting.first else { return }
+        let fanOut = Self.wakeFanOut
+        for index in waiting.indices {
+            let first = fanOut * index + 1
+            waiting[index].followers = first < waiting.count ? Array(waiting[first..<min(first + fanOut, waiting.count)]) : []
+        }
+        root.done.signal()
+    }
+
+    /// Of 2, 4 and 8, four did best on two cores, if narrowly: the deeper the tree, the
+    /// later its last callers wake, and the fewer of them make it into the next batch.
+    private static var wakeFanOut: Int { 4 }
+}
+
+/// Outside the generic class, so that taking the lock needs no generic type looked up.
+private struct GroupState {
+    var queue: [Pending] = []
+    var leading = false
 }
 
 /// Written by the leader, read by the caller after the leader signals it.
@@ -143,14 +202,21 @@ private final class ResultSlot<T>: @unchecked Sendable {
 private final class Pending: @unchecked Sendable {
     let batched: Bool
     /// Returns the error if the transaction's body failed. Cleared once answered.
-    var run: ((Any) -> LedgerError?)?
+    var run: (() -> LedgerError?)?
     let fail: (LedgerError) -> Void
     let done = DispatchSemaphore(value: 0)
+    /// Whom this caller wakes once it is woken: set by the leader before it wakes anyone.
+    var followers: [Pending] = []
 
-    init(batched: Bool, run: @escaping (Any) -> LedgerError?, fail: @escaping (LedgerError) -> Void) {
+    init(batched: Bool, run: @escaping () -> LedgerError?, fail: @escaping (LedgerError) -> Void) {
         self.batched = batched
         self.run = run
         self.fail = fail
+    }
+
+    func wakeFollowers() {
+        for follower in followers { follower.done.signal() }
+        followers = []
     }
 }
 

@@ -1,9 +1,10 @@
-/// The node rows a transaction works on, held in memory and written back once, just
-/// before COMMIT, with the transaction's audit events.
+/// The node rows a transaction works on, held in memory and written back before COMMIT,
+/// with the transaction's audit events.
 ///
 /// On SQLite one set serves a whole group-commit batch: a team row that thirty reserves
 /// touch is read once and written once, and a reserve costs no statement of its own until
-/// the flush. The rules (`SQLLedger`) check everything before they change a row here, so an
+/// the flush. A batch that callers join while it runs flushes as it goes, leaving the
+/// rows still open for the last flush. The rules (`SQLLedger`) check everything before they change a row here, so an
 /// operation that is refused leaves the set as it found it.
 ///
 /// Where the store says whether anyone else wrote since (SQLite's `PRAGMA data_version`),
@@ -44,7 +45,12 @@ public final class NodeRows {
     private var storeVersion: Int64?
     private var liveHolders: Set<Holder> = []
     private var lastID: NodeID?
-    private var insertSQL: [InsertShape: String] = [:]
+    /// Reused from one statement to the next: the values bound to it.
+    private var arguments: [SQLValue] = []
+    /// Rows created in this transaction, in the order they were changed: id, created, closed.
+    private var created: [(NodeID, Int64, Int64?)] = []
+    /// Changed rows a flush left for the next one.
+    private var deferred: [NodeID] = []
 
     init(dialect: SQLDialect) {
         self.dialect = dialect
@@ -117,13 +123,13 @@ public final class NodeRows {
 
     /// Changes a row this set has read or created. Never fails: checks come first.
     func update(_ id: NodeID, _ change: (inout Node) -> Void) {
-        guard var node = cache[id] else { preconditionFailure("node \(id) changed before it was read") }
-        change(&node)
-        cache[id] = node
+        guard let index = cache.index(forKey: id) else { preconditionFailure("node \(id) changed before it was read") }
+        // In place: a copy of the node would retain and release each of its strings.
+        change(&cache.values[index])
         touch(id)
-        if !node.isOpen && stamps[id]?.closed == nil {
+        if !cache.values[index].isOpen && stamps[id]?.closed == nil {
             stamps[id, default: Stamps()].closed = now()
-            if let parent = node.parent { createdChildren[parent]?.remove(id) }
+            if let parent = cache.values[index].parent { createdChildren[parent]?.remove(id) }
         }
     }
 
@@ -148,56 +154,75 @@ public final class NodeRows {
 
     /// Writes every created and changed row and every event. Closed nodes leave the cache;
     /// open ones stay for a next transaction, if `begin` finds the cache still valid.
-    func flush(_ session: any SQLSession) throws(LedgerError) {
+    ///
+    /// `deferringOpenRows` leaves changed rows that are still open, such as the parent every
+    /// reserve and settle changes, for a later flush in the same transaction: they are likely
+    /// to change again before it commits, and each write of one costs a statement.
+    func flush(_ session: any SQLSession, deferringOpenRows: Bool = false) throws(LedgerError) {
         defer { endTransaction() }
-        var inserts: [[SQLValue]] = []
-        for id in changed {
-            guard let node = cache[id] else { continue }
-            if let created = stamps[id]?.created {
-                inserts.append(Self.insertValues(node, created: created, closed: stamps[id]?.closed))
+        created.removeAll(keepingCapacity: true)
+        for id in changed where cache.index(forKey: id) != nil {
+            let stamp = stamps[id]
+            if let createdMs = stamp?.created {
+                created.append((id, createdMs, stamp?.closed))
+            } else if deferringOpenRows, let index = cache.index(forKey: id), cache.values[index].isOpen {
+                deferred.append(id)
             } else {
-                try write(node, closed: stamps[id]?.closed, session)
+                try write(id, closed: stamp?.closed, session)
             }
         }
-        try insert(into: "nodes", Self.nodeInsertColumns, inserts, session)
-        try insert(into: "events", "node_id, team, kind, credits, time_ms, memory, detail, at_ms", events.map { event in
-            [event.node.sql, event.team.sql, event.kind.sql, event.amounts.credits.sql, event.amounts.timeMs.sql,
-             event.amounts.memoryBytes.sql, event.detail.sql, event.at.sql]
-        }, session)
-    }
-
-    /// Multi-row INSERTs: one statement for up to 32 rows instead of one per row.
-    private func insert(
-        into table: String, _ columns: String, _ rows: [[SQLValue]], _ session: any SQLSession
-    ) throws(LedgerError) {
-        var start = 0
-        while start < rows.count {
-            // Chunks of 32, 16, 8, 4, 2 or 1 rows: a few statement shapes, each prepared once.
-            let size = 1 << min(5, Int.bitWidth - 1 - (rows.count - start).leadingZeroBitCount)
-            let chunk = rows[start..<start + size]
-            let key = InsertShape(table: table, rows: chunk.count)
-            let sql = insertSQL[key] ?? {
-                let width = chunk[start].count
-                let tuples = (0..<chunk.count).map { row in
-                    "(" + (1...width).map { "$\(row * width + $0)" }.joined(separator: ", ") + ")"
-                }
-                let sql = "INSERT INTO \(table) (\(columns)) VALUES \(tuples.joined(separator: ", "))"
-                insertSQL[key] = sql
-                return sql
-            }()
-            _ = try session.query(sql, chunk.flatMap { $0 })
-            start += chunk.count
+        try insert(Statement.nodeInserts, rows: created.count, columns: Self.nodeInsertColumns, session) { row, values in
+            let (id, createdMs, closed) = created[row]
+            Self.appendInsertValues(cache[id]!, created: createdMs, closed: closed, to: &values)
+        }
+        try insert(Statement.eventInserts, rows: events.count, columns: Self.eventColumns, session) { row, values in
+            let event = events[row]
+            values.append(contentsOf: [
+                event.node.sql, event.team.sql, event.kind.sql, event.amounts.credits.sql, event.amounts.timeMs.sql,
+                event.amounts.memoryBytes.sql, event.detail.sql, event.at.sql,
+            ])
         }
     }
 
-    private struct InsertShape: Hashable {
-        var table: String
-        var rows: Int
+    /// Keys of `SQLSession.write`: an INSERT of 2^k rows is `first + k`.
+    private enum Statement {
+        static let maxRows = 32
+        static let nodeInserts = (table: "nodes", first: 0)
+        static let eventInserts = (table: "events", first: maxRows)
+        static let nodeUpdate = 2 * maxRows
+    }
+
+    /// Multi-row INSERTs: one statement for up to 32 rows, not one per row.
+    private func insert(
+        _ statement: (table: String, first: Int), rows: Int, columns: [String], _ session: any SQLSession,
+        _ values: (Int, inout [SQLValue]) -> Void
+    ) throws(LedgerError) {
+        var start = 0
+        while start < rows {
+            // 32, 16, 8, 4, 2 or 1 rows: few shapes, since preparing a large one costs a
+            // thousand times what running it does.
+            let size = 1 << min(5, Int.bitWidth - 1 - (rows - start).leadingZeroBitCount)
+            arguments.removeAll(keepingCapacity: true)
+            for row in start..<start + size { values(row, &arguments) }
+            let key = statement.first + size.trailingZeroBitCount
+            try session.write(key, { insertSQL(statement.table, columns, rows: size) }, arguments)
+            start += size
+        }
+    }
+
+    private func insertSQL(_ table: String, _ columns: [String], rows: Int) -> String {
+        var number = 0
+        let tuples = (0..<rows).map { _ in
+            "(" + columns.map { _ in number += 1; return dialect.placeholder(number) }.joined(separator: ", ") + ")"
+        }
+        return "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES \(tuples.joined(separator: ", "))"
     }
 
     private func endTransaction() {
-        for id in changed where cache[id]?.isOpen == false {
-            cache[id] = nil
+        for id in changed {
+            // By index: reading the node out of the cache would copy it.
+            guard let index = cache.index(forKey: id), !cache.values[index].isOpen else { continue }
+            cache.remove(at: index)
             childrenKnown.remove(id)
             createdChildren[id] = nil
         }
@@ -206,11 +231,14 @@ public final class NodeRows {
         changedSet.removeAll(keepingCapacity: true)
         stamps.removeAll(keepingCapacity: true)
         events.removeAll(keepingCapacity: true)
+        for id in deferred { touch(id) }
+        deferred.removeAll(keepingCapacity: true)
     }
 
     /// Forgets everything: after a rollback, or around work whose SQL may change rows
     /// behind this set's back.
     func reset() {
+        deferred.removeAll(keepingCapacity: true)
         cache.removeAll(keepingCapacity: true)
         locked.removeAll(keepingCapacity: true)
         changed.removeAll(keepingCapacity: true)
@@ -225,16 +253,18 @@ public final class NodeRows {
         storeVersion = nil
     }
 
-    private static let nodeInsertColumns = """
-        id, parent_id, team, kind, name, state, tools,
-        cap_credits, cap_time, cap_memory, avail_credits, avail_time, avail_memory,
-        resv_credits, resv_time, resv_memory, used_credits, used_time, peak_memory,
-        ret_credits, ret_time, ret_memory, workers_cap, workers_in_use,
-        holder, epoch, plugin, estimate, strategy, outcome, created_ms, closed_ms
-        """
+    private static let nodeInsertColumns = [
+        "id", "parent_id", "team", "kind", "name", "state", "tools",
+        "cap_credits", "cap_time", "cap_memory", "avail_credits", "avail_time", "avail_memory",
+        "resv_credits", "resv_time", "resv_memory", "used_credits", "used_time", "peak_memory",
+        "ret_credits", "ret_time", "ret_memory", "workers_cap", "workers_in_use",
+        "holder", "epoch", "plugin", "estimate", "strategy", "outcome", "created_ms", "closed_ms",
+    ]
 
-    private static func insertValues(_ node: Node, created: Int64, closed: Int64?) -> [SQLValue] {
-        [
+    private static let eventColumns = ["node_id", "team", "kind", "credits", "time_ms", "memory", "detail", "at_ms"]
+
+    private static func appendInsertValues(_ node: Node, created: Int64, closed: Int64?, to values: inout [SQLValue]) {
+        values.append(contentsOf: [
             node.id.sql, node.parent.sql, node.team.sql, node.kind.rawValue.sql, node.name.sql,
             (node.isOpen ? "open" : "closed").sql, node.tools.joined(separator: ",").sql,
             node.cap.credits.sql, node.cap.timeMs.sql, node.cap.memoryBytes.sql,
@@ -244,23 +274,33 @@ public final class NodeRows {
             node.returned.credits.sql, node.returned.timeMs.sql, node.returned.memoryBytes.sql,
             node.workersCap.sql, node.workersInUse.sql, node.holder?.id.sql ?? .null, node.holder?.epoch.sql ?? .null,
             node.plugin.sql, node.estimate.sql, node.strategy.sql, node.outcome.sql, created.sql, closed.sql,
-        ]
+        ])
     }
 
-    private func write(_ node: Node, closed: Int64?, _ session: any SQLSession) throws(LedgerError) {
-        try session.run(
-            """
-            UPDATE nodes SET state = $2, outcome = $3, closed_ms = COALESCE($4, closed_ms),
-                avail_credits = $5, avail_time = $6, avail_memory = $7,
-                resv_credits = $8, resv_time = $9, resv_memory = $10,
-                used_credits = $11, used_time = $12, peak_memory = $13,
-                ret_credits = $14, ret_time = $15, ret_memory = $16, workers_in_use = $17
-            WHERE id = $1
-            """,
-            node.id.sql, (node.isOpen ? "open" : "closed").sql, node.outcome.sql, closed.sql,
+    private func write(_ id: NodeID, closed: Int64?, _ session: any SQLSession) throws(LedgerError) {
+        guard let index = cache.index(forKey: id) else { return }
+        let node = cache.values[index]
+        arguments.removeAll(keepingCapacity: true)
+        arguments.append(contentsOf: [
+            (node.isOpen ? "open" : "closed").sql, node.outcome.sql, closed.sql,
             node.available.credits.sql, node.available.timeMs.sql, node.available.memoryBytes.sql,
             node.reserved.credits.sql, node.reserved.timeMs.sql, node.reserved.memoryBytes.sql,
             node.consumed.credits.sql, node.consumed.timeMs.sql, node.consumed.memoryBytes.sql,
-            node.returned.credits.sql, node.returned.timeMs.sql, node.returned.memoryBytes.sql, node.workersInUse.sql)
+            node.returned.credits.sql, node.returned.timeMs.sql, node.returned.memoryBytes.sql, node.workersInUse.sql,
+            node.id.sql,
+        ])
+        try session.write(Statement.nodeUpdate, { updateSQL }, arguments)
+    }
+
+    private var updateSQL: String {
+        let p = dialect.placeholder
+        return """
+            UPDATE nodes SET state = \(p(1)), outcome = \(p(2)), closed_ms = COALESCE(\(p(3)), closed_ms),
+                avail_credits = \(p(4)), avail_time = \(p(5)), avail_memory = \(p(6)),
+                resv_credits = \(p(7)), resv_time = \(p(8)), resv_memory = \(p(9)),
+                used_credits = \(p(10)), used_time = \(p(11)), peak_memory = \(p(12)),
+                ret_credits = \(p(13)), ret_time = \(p(14)), ret_memory = \(p(15)), workers_in_use = \(p(16))
+            WHERE id = \(p(17))
+            """
     }
 }

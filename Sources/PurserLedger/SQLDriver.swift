@@ -24,11 +24,19 @@ extension SQLDriver {
 
 public protocol SQLSession {
     func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]]
+    /// Runs a write that repeats many times in a transaction. `key` names the statement's
+    /// shape, so the driver can keep it prepared without hashing its text; `sql` is built
+    /// only the first time. Placeholders must be numbered in the order they appear.
+    func write(_ key: Int, _ sql: () -> String, _ arguments: [SQLValue]) throws(LedgerError)
     /// The node rows of the current transaction; the driver flushes them before COMMIT.
     var rows: NodeRows { get }
 }
 
 extension SQLSession {
+    public func write(_ key: Int, _ sql: () -> String, _ arguments: [SQLValue]) throws(LedgerError) {
+        _ = try query(sql(), arguments)
+    }
+
     @discardableResult
     func run(_ sql: String, _ arguments: SQLValue...) throws(LedgerError) -> [[SQLValue]] {
         try query(sql, arguments)
@@ -50,9 +58,15 @@ public struct SQLDialect: Sendable {
     /// Where new node ids come from: this sequence, or else one past the largest id
     /// (safe where a transaction holds the whole database's write lock).
     var nodeSequence: String? = nil
+    /// What numbers a placeholder: SQLite's "?NNN" costs nothing to parse where a name
+    /// ("$NNN") is looked up among all the statement's names so far.
+    var placeholderPrefix = "$"
+
+    func placeholder(_ number: Int) -> String { placeholderPrefix + String(number) }
 
     static let sqlite = SQLDialect(
-        serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "", lockShared: "")
+        serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "", lockShared: "",
+        placeholderPrefix: "?")
     static let postgres = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
         lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq")

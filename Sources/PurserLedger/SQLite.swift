@@ -1,10 +1,15 @@
 import CSQLite
+import Glibc
 
 /// A thin, typed layer over the SQLite C API: one connection, prepared statements kept
 /// for reuse, and errors that carry SQLite's own message.
 final class SQLiteConnection {
     private let db: OpaquePointer
     private var statements: [String: (statement: OpaquePointer, positions: [Int32])] = [:]
+    /// Statements of `write`, by key: no text to hash on the hot path.
+    private var keyed: [OpaquePointer?] = []
+    private var arena = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 1)
+    private var arenaCapacity = 4096
     let rows = NodeRows(dialect: .sqlite)
 
     init(path: String) throws(LedgerError) {
@@ -22,6 +27,8 @@ final class SQLiteConnection {
 
     deinit {
         for prepared in statements.values { sqlite3_finalize(prepared.statement) }
+        for statement in keyed { sqlite3_finalize(statement) }
+        arena.deallocate()
         sqlite3_close(db)
     }
 
@@ -43,12 +50,7 @@ final class SQLiteConnection {
             sqlite3_clear_bindings(statement)
         }
         for (index, argument) in arguments.enumerated() where index < positions.count && positions[index] > 0 {
-            let position = positions[index]
-            switch argument {
-            case .null: sqlite3_bind_null(statement, position)
-            case .integer(let value): sqlite3_bind_int64(statement, position, value)
-            case .text(let value): purser_sqlite3_bind_text(statement, position, value)
-            }
+            Self.bind(statement, positions[index], argument)
         }
         var rows: [[SQLValue]] = []
         while true {
@@ -62,6 +64,84 @@ final class SQLiteConnection {
                 default: .text(String(cString: sqlite3_column_text(statement, column)))
                 }
             })
+        }
+    }
+
+    /// Every placeholder is bound on each run, so no binding outlives it and none needs
+    /// clearing. Text is bound from `arena` without a copy: SQLite reads it only while the
+    /// statement steps, and the next run of the statement rebinds it first.
+    func write(_ key: Int, _ sql: () -> String, _ arguments: [SQLValue]) throws(LedgerError) {
+        let statement = try keyedStatement(key, sql)
+        defer { sqlite3_reset(statement) }
+        guard sqlite3_bind_parameter_count(statement) == arguments.count else {
+            throw LedgerError(.storeFailed, "statement \(key) takes \(sqlite3_bind_parameter_count(statement)) values, not \(arguments.count)")
+        }
+        reserveArena(for: arguments)
+        var position: Int32 = 1
+        var used = 0
+        for argument in arguments {
+            switch argument {
+            case .null: sqlite3_bind_null(statement, position)
+            case .integer(let value): sqlite3_bind_int64(statement, position, value)
+            case .text(var value):
+                let start = arena + used
+                let length = value.withUTF8 { text in Self.copyCString(text, to: start) }
+                sqlite3_bind_text(statement, position, start.assumingMemoryBound(to: CChar.self), Int32(length), nil)
+                used += length
+            }
+            position += 1
+        }
+        let status = sqlite3_step(statement)
+        guard status == SQLITE_DONE || status == SQLITE_ROW else { throw failure(status) }
+    }
+
+    private func reserveArena(for arguments: [SQLValue]) {
+        var bytes = 0
+        for case .text(let value) in arguments { bytes += value.utf8.count }
+        guard bytes > arenaCapacity else { return }
+        arena.deallocate()
+        arenaCapacity = max(bytes, 2 * arenaCapacity)
+        arena = UnsafeMutableRawPointer.allocate(byteCount: arenaCapacity, alignment: 1)
+    }
+
+    /// Copies the text up to its first NUL, where a C string would end; returns the length.
+    private static func copyCString(_ text: UnsafeBufferPointer<UInt8>, to start: UnsafeMutableRawPointer) -> Int {
+        guard let base = text.baseAddress, !text.isEmpty else { return 0 }
+        let length = cStringLength(text)
+        start.copyMemory(from: base, byteCount: length)
+        return length
+    }
+
+    /// Text is bound as a C string always was: up to its first NUL.
+    private static func cStringLength(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = text.baseAddress else { return 0 }
+        return memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
+    }
+
+    private func keyedStatement(_ key: Int, _ sql: () -> String) throws(LedgerError) -> OpaquePointer {
+        if key < keyed.count, let statement = keyed[key] { return statement }
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v3(db, sql(), -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK, let statement else { throw failure(status) }
+        if key >= keyed.count { keyed += [OpaquePointer?](repeating: nil, count: key + 1 - keyed.count) }
+        keyed[key] = statement
+        return statement
+    }
+
+    private static func bind(_ statement: OpaquePointer, _ position: Int32, _ argument: SQLValue) {
+        switch argument {
+        case .null: sqlite3_bind_null(statement, position)
+        case .integer(let value): sqlite3_bind_int64(statement, position, value)
+        case .text(var value):
+            // The UTF-8 in place, with its length: no C string built first. SQLite copies it.
+            value.withUTF8 { text in
+                guard let base = text.baseAddress, !text.isEmpty else {
+                    _ = purser_sqlite3_bind_text(statement, position, "")
+                    return
+                }
+                let bytes = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
+                _ = purser_sqlite3_bind_text_n(statement, position, bytes, Int32(cStringLength(text)))
+            }
         }
     }
 
