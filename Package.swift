@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "purser", targets: ["purser"]),
+        .executable(name: "purser-sandbox", targets: ["purser-sandbox"]),
         .library(name: "PurserPluginKit", targets: ["PurserPluginKit"]),
         .library(name: "PurserRuntime", targets: ["PurserRuntime"]),
     ],
@@ -52,6 +53,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
+        // What a supervisor that is not root runs between itself and an untrusted worker.
+        .executableTarget(
+            name: "purser-sandbox", dependencies: ["CPurserSys"], path: "Sources/purser-sandbox", cSettings: cSettings),
         .target(name: "PurserPluginKit", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
 
         // Example plugins.

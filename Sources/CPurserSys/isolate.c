@@ -1,4 +1,4 @@
-#include "isolate.h"
+#include "CPurserSys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +7,7 @@
 #include <linux/mount.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,7 +28,7 @@
 
 static bool skippable(int error) { return error == ENOENT || error == ENOTDIR; }
 
-int isolate_mounts(const purser_mount_plan *m) {
+int purser_isolate_mounts(const purser_mount_plan *m) {
     // Nothing mounted here may leak back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
     if (m->readonly_root) {
@@ -45,6 +46,25 @@ int isolate_mounts(const purser_mount_plan *m) {
     if (m->tmp_options != NULL && mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, m->tmp_options) < 0) return -1;
     if (m->mount_proc && mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
     return 0;
+}
+
+// MARK: user namespaces
+
+static int write_file(const char *name, const char *text) {
+    int fd = open(name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t length = (ssize_t)strlen(text);
+    ssize_t written = write(fd, text, (size_t)length);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return written == length ? 0 : -1;
+}
+
+int purser_isolate_map_ids(const char *uid_map, const char *gid_map) {
+    if (write_file("/proc/self/setgroups", "deny") < 0) return -1;
+    if (write_file("/proc/self/uid_map", uid_map) < 0) return -1;
+    return write_file("/proc/self/gid_map", gid_map);
 }
 
 // MARK: seccomp
@@ -133,7 +153,7 @@ static int send_fd(int socket, int fd) {
     return sent == 1 ? 0 : -1;
 }
 
-int isolate_seccomp(int socket) {
+int purser_isolate_seccomp(int socket) {
     if (socket < 0) return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &programs[0]) < 0 ? -1 : 0;
     int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &programs[1]);
     if (listener < 0) return -1;
@@ -151,6 +171,7 @@ int isolate_seccomp(int socket) {
 // Each watched listener, until its filter has no process left and its run took the record.
 typedef struct {
     int fd;                        // -1 once closed
+    int socket;                    // >= 0 while the listener is still to come over it
     uint64_t tag;
     int numbers[16];
     int count;
@@ -185,16 +206,22 @@ static void answer(int fd, uint64_t tag, void *buffer, size_t size) {
     (void)ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &response);
 }
 
-// Closes hung-up listeners and forgets what was both closed and taken; returns the fds to poll.
+// Closes what was taken and forgets it; returns the fds to poll: each listener, or the
+// socket its listener is still to come over.
 static int collect(struct pollfd *polls, uint64_t *tags, int capacity) {
     pthread_mutex_lock(&watch_lock);
     int n = 0;
     for (int i = 0; i < watch_count;) {
         watch *w = &watches[i];
-        if (w->taken && w->fd >= 0) { close(w->fd); w->fd = -1; }
-        if (w->taken) { watches[i] = watches[--watch_count]; continue; }
-        if (w->fd >= 0 && n < capacity) {
-            polls[n] = (struct pollfd){.fd = w->fd, .events = POLLIN};
+        if (w->taken) {
+            if (w->fd >= 0) close(w->fd);
+            if (w->socket >= 0) close(w->socket);
+            watches[i] = watches[--watch_count];
+            continue;
+        }
+        int fd = w->socket >= 0 ? w->socket : w->fd;
+        if (fd >= 0 && n < capacity) {
+            polls[n] = (struct pollfd){.fd = fd, .events = POLLIN};
             tags[n++] = w->tag;
         }
         i++;
@@ -203,12 +230,30 @@ static int collect(struct pollfd *polls, uint64_t *tags, int capacity) {
     return n;
 }
 
-static void close_listener(int fd) {
+// A hang-up ends a listener (its filter has no process left) or a socket (the helper is
+// gone); a socket that is readable brings the listener.
+static void close_watched(int fd, bool readable) {
     pthread_mutex_lock(&watch_lock);
     for (int i = 0; i < watch_count; i++) {
-        if (watches[i].fd == fd) { close(fd); watches[i].fd = -1; }
+        watch *w = &watches[i];
+        if (w->socket == fd) {
+            w->fd = readable ? purser_receive_fd(fd) : -1;
+            close(fd);
+            w->socket = -1;
+        } else if (w->fd == fd) {
+            close(fd);
+            w->fd = -1;
+        }
     }
     pthread_mutex_unlock(&watch_lock);
+}
+
+static bool is_socket(int fd) {
+    pthread_mutex_lock(&watch_lock);
+    bool found = false;
+    for (int i = 0; i < watch_count; i++) found = found || watches[i].socket == fd;
+    pthread_mutex_unlock(&watch_lock);
+    return found;
 }
 
 static void *notifier_main(void *unused) {
@@ -229,8 +274,11 @@ static void *notifier_main(void *unused) {
             (void)read(notifier_wake, &value, sizeof value);
         }
         for (int i = 1; i <= n; i++) {
-            if (polls[i].revents & POLLIN) answer(polls[i].fd, tags[i - 1], buffer, size);
-            else if (polls[i].revents & (POLLHUP | POLLERR | POLLNVAL)) close_listener(polls[i].fd);
+            short events = polls[i].revents;
+            if (events == 0) continue;
+            if (is_socket(polls[i].fd)) close_watched(polls[i].fd, events & POLLIN);
+            else if (events & POLLIN) answer(polls[i].fd, tags[i - 1], buffer, size);
+            else close_watched(polls[i].fd, false);
         }
     }
     return NULL;
@@ -252,22 +300,27 @@ static void wake_notifier(void) {
     (void)write(notifier_wake, &one, sizeof one);
 }
 
-int purser_seccomp_watch(int listener, uint64_t tag) {
+static int watch_entry(int listener, int socket, uint64_t tag) {
     pthread_once(&notifier_once, start_notifier);
-    if (notifier_error != 0) { close(listener); errno = notifier_error; return -1; }
+    int fd = listener >= 0 ? listener : socket;
+    if (notifier_error != 0) { close(fd); errno = notifier_error; return -1; }
     pthread_mutex_lock(&watch_lock);
     if (watch_count == watch_capacity) {
         int capacity = watch_capacity == 0 ? 64 : watch_capacity * 2;
         watch *grown = realloc(watches, sizeof(watch) * (size_t)capacity);
-        if (grown == NULL) { pthread_mutex_unlock(&watch_lock); close(listener); errno = ENOMEM; return -1; }
+        if (grown == NULL) { pthread_mutex_unlock(&watch_lock); close(fd); errno = ENOMEM; return -1; }
         watches = grown;
         watch_capacity = capacity;
     }
-    watches[watch_count++] = (watch){.fd = listener, .tag = tag, .count = 0, .taken = false};
+    watches[watch_count++] = (watch){.fd = listener, .socket = socket, .tag = tag, .count = 0, .taken = false};
     pthread_mutex_unlock(&watch_lock);
     wake_notifier();
     return 0;
 }
+
+int purser_seccomp_watch(int listener, uint64_t tag) { return watch_entry(listener, -1, tag); }
+
+int purser_seccomp_watch_socket(int socket, uint64_t tag) { return watch_entry(-1, socket, tag); }
 
 int purser_seccomp_take(uint64_t tag, int *numbers, int max) {
     int found = 0;
@@ -373,4 +426,16 @@ void purser_probe_layers(purser_layer_probe *out) {
     int netns = purser_netns_create();
     out->net_ns = netns < 0 ? errno : 0;
     if (netns >= 0) close(netns);
+}
+
+int purser_run_probe(const char *path) {
+    char *argv[] = {(char *)path, "--probe", NULL};
+    char *envp[] = {NULL};
+    pid_t pid;
+    if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0) return -1;
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -23,7 +23,7 @@
 
 #define CHILD_STACK_SIZE (64 * 1024)
 
-#include "isolate.h"
+#include "CPurserSys.h"
 
 // The supervisor, as a pidfd: a child in a new PID namespace sees no parent pid to compare.
 static int supervisor_pidfd = -1;
@@ -112,7 +112,7 @@ static int enter_sandbox(child_context *ctx) {
     for (int i = 0; i < a->cgroup_procs_count; i++) {
         if (write(a->cgroup_procs_fds[i], "0", 1) != 1) return child_fail(ctx, PURSER_STAGE_CGROUP);
     }
-    if (a->mounts != NULL && isolate_mounts(a->mounts) < 0) return child_fail(ctx, PURSER_STAGE_MOUNTS);
+    if (a->mounts != NULL && purser_isolate_mounts(a->mounts) < 0) return child_fail(ctx, PURSER_STAGE_MOUNTS);
     for (int i = 0; i < a->rlimit_count; i++) {
         struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
         if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
@@ -131,6 +131,22 @@ static int enter_sandbox(child_context *ctx) {
     return 0;
 }
 
+// The inherited fds become 3, 4, ...: first each is copied above where any target could
+// be, then the copies are moved down, so that no move clobbers a source.
+static int inherit_fds(const purser_spawn_args *a) {
+    int copies[8];
+    if (a->inherit_count > 8) { errno = EINVAL; return -1; }
+    for (int i = 0; i < a->inherit_count; i++) {
+        copies[i] = fcntl(a->inherit_fds[i], F_DUPFD_CLOEXEC, 16);
+        if (copies[i] < 0) return -1;
+    }
+    for (int i = 0; i < a->inherit_count; i++) {
+        if (dup2(copies[i], 3 + i) < 0) return -1; // the new fd is not close-on-exec
+    }
+    close_fds(3U + (unsigned int)a->inherit_count, ~0U);
+    return 0;
+}
+
 // Stdio in place, everything else closed but the file to execute; returns that fd or -1.
 static int arrange_fds(child_context *ctx, int *exec_fd_out) {
     const purser_spawn_args *a = ctx->args;
@@ -146,7 +162,7 @@ static int arrange_fds(child_context *ctx, int *exec_fd_out) {
     // No exec from here on can gain privileges (setuid, file capabilities); it also lets
     // the filter go on without CAP_SYS_ADMIN.
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_NO_NEW_PRIVS);
-    if (a->seccomp && isolate_seccomp(a->seccomp_socket) < 0) return child_fail(ctx, PURSER_STAGE_SECCOMP);
+    if (a->seccomp && purser_isolate_seccomp(a->seccomp_socket) < 0) return child_fail(ctx, PURSER_STAGE_SECCOMP);
     if (exec_fd >= 0) {
         close_fds(3U, (unsigned int)exec_fd - 1U);
         close_fds((unsigned int)exec_fd + 1U, ~0U);
@@ -156,7 +172,9 @@ static int arrange_fds(child_context *ctx, int *exec_fd_out) {
         if (flags < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
         int wanted = a->exec_fd_keep ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
         if (wanted != flags && fcntl(exec_fd, F_SETFD, wanted) < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
-    } else {
+    } else if (a->inherit_count > 0 && inherit_fds(a) < 0) {
+        return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+    } else if (a->inherit_count == 0) {
         close_fds(3U, ~0U);
     }
     *exec_fd_out = exec_fd;

@@ -60,15 +60,17 @@ public enum HostLayers {
     private static func namespaces(_ host: HostSupport) -> [HostLayer] {
         let root = geteuid() == 0
         return [
-            row("network namespace", .network, host, "own namespace, loopback down; pooled and reused one run at a time"),
+            row("network namespace", .network, host,
+                "own namespace, loopback down; " + (root ? "pooled and reused one run at a time" : "one per run")),
             row("PID namespace", .pidNamespace, host, "own PID and IPC namespaces and /proc; the worker is their init"),
             row("mount namespace", .mountNamespace, host,
                 "host read-only and nosuid, /run and the store hidden, private size-capped /tmp as working directory"),
-            HostLayer(
-                name: "user namespace", layer: nil, available: host.userNamespace, applied: false,
-                detail: root ? "not needed: the supervisor is root"
-                    : host.userNamespace ? "allowed, but not used: workers of a supervisor that is not root get no namespaces yet" : "not allowed",
-                advice: root || host.userNamespace ? nil : "enable unprivileged user namespaces (sysctl user.max_user_namespaces)"),
+            root
+                ? HostLayer(
+                    name: "user namespace", layer: .userNamespace, available: host.available.contains(.userNamespace),
+                    applied: false, detail: "not needed: the supervisor is root", advice: nil)
+                : row("user namespace", .userNamespace, host,
+                    "the namespaces are made inside one, through purser-sandbox, where the supervisor's ids are 65534's"),
         ]
     }
 

@@ -11,6 +11,9 @@ public enum SandboxLayer: String, Sendable, Hashable, CaseIterable, Comparable {
     case mountNamespace = "mount-namespace"
     case seccomp
     case unprivilegedUser = "unprivileged-user"
+    /// A user namespace of the worker's own, which lets a supervisor that is not root make
+    /// the other namespaces (through `purser-sandbox`); not needed under a root supervisor.
+    case userNamespace = "user-namespace"
 
     public static func < (a: Self, b: Self) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -31,6 +34,9 @@ public struct Isolation: Sendable, Hashable {
     public var seccomp = false
     /// Runs the worker as this uid and gid, with no supplementary groups (root supervisors only).
     public var user: (uid: UInt32, gid: UInt32)?
+    /// Makes the namespaces inside a user namespace where the supervisor's own ids are
+    /// `sandboxUser`'s, through the `purser-sandbox` helper (a supervisor that is not root).
+    public var userNamespace = false
     /// The private /tmp's size (and the file-size limit) with `filesystem`.
     public var workingDirectoryBytes: UInt64 = Isolation.defaultWorkingDirectoryBytes
     /// Files and directories the worker must not see (the store, the gateway config, secrets).
@@ -44,6 +50,7 @@ public struct Isolation: Sendable, Hashable {
 
     public static func == (a: Self, b: Self) -> Bool {
         a.network == b.network && a.processes == b.processes && a.filesystem == b.filesystem && a.seccomp == b.seccomp
+            && a.userNamespace == b.userNamespace
             && a.user?.uid == b.user?.uid && a.user?.gid == b.user?.gid && a.workingDirectoryBytes == b.workingDirectoryBytes
             && a.hiddenPaths == b.hiddenPaths
     }
@@ -64,6 +71,7 @@ public struct Isolation: Sendable, Hashable {
         if filesystem { layers.insert(.mountNamespace) }
         if seccomp { layers.insert(.seccomp) }
         if user != nil { layers.insert(.unprivilegedUser) }
+        if userNamespace { layers.insert(.userNamespace) }
         return layers
     }
 
@@ -75,6 +83,7 @@ public struct Isolation: Sendable, Hashable {
         copy.filesystem = filesystem && wanted.contains(.mountNamespace)
         copy.seccomp = seccomp && wanted.contains(.seccomp)
         if !wanted.contains(.unprivilegedUser) { copy.user = nil }
+        copy.userNamespace = userNamespace && wanted.contains(.userNamespace)
         return copy
     }
 }
@@ -86,8 +95,6 @@ public struct HostSupport: Sendable {
     public var available: Set<SandboxLayer>
     /// Why each missing layer is missing, and what to do.
     public var reasons: [SandboxLayer: String]
-    /// Whether this user may make a user namespace (not used while the supervisor is root).
-    public var userNamespace = false
 
     public static let current: HostSupport = probe()
 
@@ -103,23 +110,43 @@ public struct HostSupport: Sendable {
     static func probe() -> HostSupport {
         var probe = purser_layer_probe()
         purser_probe_layers(&probe)
-        var support = HostSupport(available: [], reasons: [:], userNamespace: probe.user_ns == 0)
         let root = geteuid() == 0
+        var support = HostSupport(available: [], reasons: [:])
         let v2 = CgroupV2Group.controllers
         support.check(.memoryCgroup, MemoryCgroup.base != nil || v2.contains("memory") ? 0 : ENOENT,
             "no writable memory controller: mount cgroup v1 memory at /sys/fs/cgroup/memory (or delegate v2 memory)")
         support.check(.pidsCgroup, PidsCgroup.base != nil || v2.contains("pids") ? 0 : ENOENT,
             "no writable pids controller: mount cgroup v1 pids at /sys/fs/cgroup/pids (or delegate v2 pids)")
-        support.check(.network, probe.net_ns, "cannot make a network namespace: run as root (CAP_SYS_ADMIN)")
-        support.check(.pidNamespace, probe.pid_ns != 0 ? probe.pid_ns : probe.ipc_ns,
-            "cannot make PID and IPC namespaces: run as root (CAP_SYS_ADMIN)")
+        if !root { probe = probeThroughHelper(userNamespace: probe.user_ns) }
+        let how = root ? "run as root" : "allow unprivileged user namespaces, or run as root"
+        support.check(.network, probe.net_ns, "cannot make a network namespace: \(how)")
+        support.check(.pidNamespace, probe.pid_ns != 0 ? probe.pid_ns : probe.ipc_ns, "cannot make PID and IPC namespaces: \(how)")
         support.check(.mountNamespace, [probe.mount_ns, probe.mount_setattr, probe.tmpfs].first { $0 != 0 } ?? 0,
-            "cannot make a mount namespace with a read-only root and a tmpfs: run as root on Linux ≥ 5.12 (mount_setattr)")
+            "cannot make a mount namespace with a read-only root and a tmpfs (Linux ≥ 5.12, mount_setattr): \(how)")
         support.check(.seccomp, probe.seccomp,
             "cannot install a seccomp filter with a listener: use Linux ≥ 5.0 with CONFIG_SECCOMP_FILTER")
+        support.check(.userNamespace, probe.user_ns, Spawner.helperPath == nil && !root
+            ? "purser-sandbox is not next to this executable (or at $PURSER_SANDBOX_HELPER): build or install it"
+            : "cannot make a user namespace: enable unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)")
         support.check(.unprivilegedUser, root ? 0 : EPERM,
             "the supervisor is not root, so workers run as its own uid: run it as root to give workers uid 65534")
         return support.without(Set(disabledByConfiguration()))
+    }
+
+    /// A supervisor that is not root makes the namespaces through `purser-sandbox`, so the
+    /// helper tries them (its exit status has a bit for each that failed).
+    private static func probeThroughHelper(userNamespace: Int32) -> purser_layer_probe {
+        var probe = purser_layer_probe()
+        let status = Spawner.helperPath.map { purser_run_probe($0) } ?? -1
+        let user = status < 0 || status & 1 != 0 ? (userNamespace != 0 ? userNamespace : EPERM) : 0
+        func bit(_ mask: Int32) -> Int32 { user != 0 ? user : status & mask != 0 ? EPERM : 0 }
+        probe.user_ns = user
+        probe.net_ns = bit(2)
+        probe.pid_ns = bit(4)
+        probe.ipc_ns = bit(4)
+        probe.mount_ns = bit(8)
+        probe.seccomp = bit(16)
+        return probe
     }
 
     private mutating func check(_ layer: SandboxLayer, _ error: Int32, _ advice: String) {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// How much a plugin is trusted. Untrusted, the default, gets every layer and refuses to
 /// run where one is missing, unless the run allows a downgrade; trusted opts out of the
 /// namespaces, the filter and the unprivileged uid, and keeps the rest.
@@ -6,9 +8,13 @@ public enum SandboxLevel: String, Sendable, Hashable, CaseIterable {
     case trusted
 
     /// The layers this level asks for; cgroups are applied wherever the host has them.
-    public var wanted: Set<SandboxLayer> {
+    public var wanted: Set<SandboxLayer> { wanted(root: geteuid() == 0) }
+
+    /// A root supervisor makes namespaces without a user namespace; one that is not root
+    /// needs one (and cannot give workers a uid apart from its own).
+    public func wanted(root: Bool) -> Set<SandboxLayer> {
         switch self {
-        case .untrusted: Set(SandboxLayer.allCases)
+        case .untrusted: Set(SandboxLayer.allCases).subtracting(root ? [.userNamespace] : [])
         case .trusted: [.memoryCgroup, .pidsCgroup]
         }
     }
@@ -33,10 +39,11 @@ public enum SandboxLevel: String, Sendable, Hashable, CaseIterable {
         isolation.filesystem = true
         isolation.seccomp = true
         isolation.user = Isolation.sandboxUser
+        isolation.userNamespace = true
         isolation.hiddenPaths = hiddenPaths
         return SandboxPlan(
             level: self, isolation: isolation.keeping(applied), applied: applied.sorted(), missing: missing.sorted(),
-            optedOut: Set(SandboxLayer.allCases).subtracting(wanted).sorted())
+            optedOut: SandboxLevel.untrusted.wanted.subtracting(wanted).sorted())
     }
 }
 

@@ -14,7 +14,7 @@ struct SpawnIsolation {
     init(_ profile: SandboxProfile, path: String) throws(SandboxError) {
         isolation = profile.isolation
         do {
-            if isolation.network { netnsFD = try NetworkNamespaces.shared.take() }
+            if isolation.network && !viaHelper { netnsFD = try NetworkNamespaces.shared.take() }
             if isolation.seccomp {
                 var fds: [Int32] = [-1, -1]
                 try syscall("socketpair") { purser_socketpair_cloexec(&fds) }
@@ -41,7 +41,12 @@ struct SpawnIsolation {
         return (fd, read == 2 && magic == (0x23, 0x21))
     }
 
+    /// A supervisor that is not root makes the namespaces through `purser-sandbox`, inside
+    /// a user namespace (see that helper's header for why).
+    var viaHelper: Bool { isolation.userNamespace }
+
     var namespaceFlags: Int32 {
+        guard !viaHelper else { return 0 }
         var flags: Int32 = 0
         if isolation.processes { flags |= PURSER_CLONE_NEWPID | PURSER_CLONE_NEWIPC }
         if isolation.filesystem { flags |= PURSER_CLONE_NEWNS }
@@ -54,6 +59,11 @@ struct SpawnIsolation {
         openedExecutable = nil
         guard seccompSockets.parent >= 0 else { return true }
         close(seccompSockets.child)
+        if viaHelper {
+            // The helper's worker sends its listener later, from inside the namespaces.
+            defer { seccompSockets = (-1, -1) }
+            return purser_seccomp_watch_socket(seccompSockets.parent, tag) == 0
+        }
         let listener = purser_receive_fd(seccompSockets.parent)
         close(seccompSockets.parent)
         seccompSockets = (-1, -1)
@@ -67,9 +77,8 @@ struct SpawnIsolation {
         if let opened = openedExecutable { close(opened.fd) }
     }
 
-    /// The mount plan's strings, resolved: hidden paths that exist, as directories or files.
-    func withMountPlan<R>(_ body: (UnsafePointer<purser_mount_plan>?) -> R) -> R {
-        guard isolation.filesystem else { return body(nil) }
+    /// The paths to hide, resolved: those that exist, as directories or files.
+    private func hidden() -> (directories: [String], files: [String]) {
         var directories: [String] = []
         var files: [String] = []
         // Host services keep their sockets in /run (/var/run is usually a link to it).
@@ -81,23 +90,61 @@ struct SpawnIsolation {
             let resolved = String(cString: real)
             if info.st_mode & S_IFMT == S_IFDIR { directories.append(resolved) } else { files.append(resolved) }
         }
-        let user = isolation.user ?? (0, 0)
-        let tmp = "size=\(isolation.workingDirectoryBytes),mode=0700,uid=\(user.uid),gid=\(user.gid)"
-        let dirs = CStringArray(Array(Set(directories)).sorted())
-        let hidden = CStringArray(Array(Set(files)).sorted())
-        return withExtendedLifetime((dirs, hidden)) {
-            tmp.withCString { cTmp in
+        return (Array(Set(directories)).sorted(), Array(Set(files)).sorted())
+    }
+
+    private var tmpOptions: String {
+        let user = viaHelper ? Isolation.sandboxUser : isolation.user ?? (0, 0)
+        return "size=\(isolation.workingDirectoryBytes),mode=0700,uid=\(user.uid),gid=\(user.gid)"
+    }
+
+    /// The mount plan for the spawn child (not through the helper, which makes its own).
+    func withMountPlan<R>(_ body: (UnsafePointer<purser_mount_plan>?) -> R) -> R {
+        guard isolation.filesystem, !viaHelper else { return body(nil) }
+        let (directories, files) = hidden()
+        let dirs = CStringArray(directories)
+        let hiddenFiles = CStringArray(files)
+        return withExtendedLifetime((dirs, hiddenFiles)) {
+            tmpOptions.withCString { cTmp in
                 var plan = purser_mount_plan()
                 plan.readonly_root = 1
                 plan.mount_proc = isolation.processes ? 1 : 0
                 plan.tmp_options = cTmp
                 plan.hidden_dirs = dirs.constPointer
                 plan.hidden_dir_count = Int32(dirs.count)
-                plan.hidden_files = hidden.constPointer
-                plan.hidden_file_count = Int32(hidden.count)
+                plan.hidden_files = hiddenFiles.constPointer
+                plan.hidden_file_count = Int32(hiddenFiles.count)
                 return withUnsafePointer(to: &plan) { body($0) }
             }
         }
+    }
+
+    /// What the spawn child executes: the worker, or the helper with the worker after `--`,
+    /// handed the worker's file and the seccomp socket as fds 3 and up.
+    func launch(_ profile: SandboxProfile, path: String)
+        -> (path: String, argv: [String], execFD: (fd: Int32, keep: Bool)?, inherit: [Int32])
+    {
+        let worker = openedExecutable.map { ($0.fd, $0.isScript) } ?? profile.executableFD.map { ($0, profile.keepExecutableFD) }
+        guard viaHelper, let helper = Spawner.helperPath else {
+            return (path, [path] + profile.arguments, worker, [])
+        }
+        let user = Isolation.sandboxUser
+        var flags = ["--uid-map", "\(user.uid) \(geteuid()) 1\n", "--gid-map", "\(user.gid) \(getegid()) 1\n", "--cwd", "/tmp"]
+        if isolation.filesystem {
+            let (directories, files) = hidden()
+            flags += ["--tmp", tmpOptions] + directories.flatMap { ["--hide-dir", $0] } + files.flatMap { ["--hide-file", $0] }
+        }
+        if isolation.processes { flags.append("--proc") }
+        var inherit: [Int32] = []
+        if let worker {
+            inherit.append(worker.0)
+            flags += ["--exec-fd", "\(2 + inherit.count)"] + (worker.1 ? ["--keep-exec-fd"] : [])
+        }
+        if seccompSockets.child >= 0 {
+            inherit.append(seccompSockets.child)
+            flags += ["--seccomp-fd", "\(2 + inherit.count)"]
+        }
+        return (helper, [helper] + flags + ["--", path, path] + profile.arguments, nil, inherit)
     }
 
     /// The names of the syscalls the deny-list refuses, by number.

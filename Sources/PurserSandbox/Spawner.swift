@@ -79,7 +79,7 @@ public enum Spawner {
             pids: pids,
             isolation: WorkerIsolation(
                 netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp && watched ? tag : nil,
-                pidNamespace: profile.isolation.processes))
+                pidNamespace: profile.isolation.processes && !isolation.viaHelper))
     }
 
     /// Tags a run's seccomp listener, so that its denied calls are told apart from others'.
@@ -87,6 +87,16 @@ public enum Spawner {
 
     /// The least RLIMIT_DATA a worker under a memory cgroup gets: address space it may reserve.
     public static let dataBackstopFloor: UInt64 = 64 << 30
+
+    /// `purser-sandbox`, next to this executable (or `$PURSER_SANDBOX_HELPER`); nil if absent.
+    public static let helperPath: String? = {
+        if let given = getenv("PURSER_SANDBOX_HELPER") { return String(cString: given) }
+        guard let exe = realpath("/proc/self/exe", nil) else { return nil }
+        defer { free(exe) }
+        let path = String(String(cString: exe).split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            .joined(separator: "/")) + "/purser-sandbox"
+        return access(path, X_OK) == 0 ? path : nil
+    }()
 
     /// The highest capability number this kernel knows.
     static let capLast: Int32 = Int32(readSmallFile("/proc/sys/kernel/cap_last_cap")?.trimmingNewline() ?? "") ?? 40
@@ -152,19 +162,22 @@ public enum Spawner {
         _ profile: SandboxProfile, path: String, fds: [Int32], procsFDs: [Int32], subreaper: Bool, memoryGroup: Bool,
         isolation: SpawnIsolation, _ body: (UnsafePointer<purser_spawn_args>) -> R
     ) -> R {
-        let argv = CStringArray([path] + profile.arguments)
+        let launch = isolation.launch(profile, path: path)
+        let argv = CStringArray(launch.argv)
         let envp = CStringArray(profile.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         let limits = rlimits(profile.limits, memoryGroup: memoryGroup, isolation: profile.isolation)
-        let executable = isolation.openedExecutable.map { ($0.fd, $0.isScript) }
-            ?? profile.executableFD.map { ($0, profile.keepExecutableFD) }
+        let executable = launch.execFD
         let cwd = profile.isolation.filesystem ? "/tmp" : profile.workingDirectory
         return withExtendedLifetime((argv, envp)) {
-            path.withCString { cPath in
+            launch.path.withCString { cPath in
             isolation.withMountPlan { plan in
             withOptionalCString(cwd) { cwd in
                 procsFDs.withUnsafeBufferPointer { procsBuffer in
                 limits.withUnsafeBufferPointer { limitBuffer in
+                launch.inherit.withUnsafeBufferPointer { inheritBuffer in
                     var args = purser_spawn_args()
+                    args.inherit_fds = inheritBuffer.baseAddress
+                    args.inherit_count = Int32(inheritBuffer.count)
                     args.path = cPath
                     args.argv = UnsafePointer(argv.pointer)
                     args.envp = UnsafePointer(envp.pointer)
@@ -180,21 +193,22 @@ public enum Spawner {
                     args.child_subreaper = subreaper ? 1 : 0
                     args.umask = 0o077
                     // Zero-initialised, exec_fd would be 0: -1 means "execute path".
-                    args.exec_fd = executable?.0 ?? -1
-                    args.exec_fd_keep = executable?.1 == true ? 1 : 0
+                    args.exec_fd = executable?.fd ?? -1
+                    args.exec_fd_keep = executable?.keep == true ? 1 : 0
                     args.drop_capabilities = profile.dropCapabilities && geteuid() == 0 ? 1 : 0
                     args.cap_last = Self.capLast
                     args.namespaces = isolation.namespaceFlags
                     args.netns_fd = isolation.netnsFD
                     args.mounts = plan
-                    if let user = profile.isolation.user, geteuid() == 0 {
+                    if let user = profile.isolation.user, geteuid() == 0, !isolation.viaHelper {
                         args.set_ids = 1
                         args.uid = user.uid
                         args.gid = user.gid
                     }
-                    args.seccomp = profile.isolation.seccomp ? 1 : 0
-                    args.seccomp_socket = isolation.seccompSockets.child
+                    args.seccomp = profile.isolation.seccomp && !isolation.viaHelper ? 1 : 0
+                    args.seccomp_socket = isolation.viaHelper ? -1 : isolation.seccompSockets.child
                     return withUnsafePointer(to: &args) { body($0) }
+                }
                 }
                 }
             }

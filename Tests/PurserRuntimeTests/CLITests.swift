@@ -97,24 +97,34 @@ struct ExecCommandTests {
         for group in groups { #expect(!FileManager.default.fileExists(atPath: group), "\(group) was left behind") }
     }
 
-    /// A supervisor that is not root gets no namespaces and no cgroups: it refuses an
-    /// untrusted plugin, and with --allow-degraded runs it with what it has (the filter),
-    /// its report naming everything else.
+    /// A supervisor that is not root makes the namespaces through purser-sandbox, inside a
+    /// user namespace; it has no cgroups and cannot give the worker a uid of its own, so it
+    /// refuses an untrusted plugin unless allowed to downgrade, and then says so. The walls
+    /// and the filter hold all the same.
     @Test(.enabled(if: geteuid() == 0 && Fixtures.reachableByOthers(Fixtures.product("hostile"))))
-    func aSupervisorThatIsNotRootDegradesVisibly() throws {
+    func aSupervisorThatIsNotRootSandboxesThroughAUserNamespace() throws {
         let home = Fixtures.temporaryHome()
         chown(home, 65534, 65534)
-        let run = ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "PURSER_HOME=\(home)/h", Fixtures.product("purser"), "exec",
-                   Fixtures.product("hostile"), "--env", "HOSTILE_MODE=walls", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json"]
-        let refused = try runCommand("/usr/bin/setpriv", run)
+        func purser(_ mode: String, _ extra: [String] = []) throws -> CommandResult {
+            try runCommand("/usr/bin/setpriv", [
+                "--reuid=65534", "--regid=65534", "--clear-groups", "env", "PURSER_HOME=\(home)/h", Fixtures.product("purser"),
+                "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=\(mode)", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json",
+            ] + extra)
+        }
+        let refused = try purser("walls")
         #expect(refused.status == 3, "\(refused.stderr)")
-        #expect(refused.stderr.contains("network: Operation not permitted"))
-        let degraded = try runCommand("/usr/bin/setpriv", run + ["--allow-degraded"])
-        #expect(degraded.status == 0, "\(degraded.stderr)")
-        let report = try JSONParser.parse(degraded.stdout)
-        #expect(report["sandbox"]?["applied"] == ["seccomp"])
-        #expect(report["sandbox"]?["notEnforced"]?.arrayValue?.contains("network") == true)
+        #expect(refused.stderr.contains("unprivileged-user: Operation not permitted"))
+        let walls = try purser("walls", ["--allow-degraded"])
+        #expect(walls.status == 0, "\(walls.stderr)")
+        let report = try JSONParser.parse(walls.stdout)
+        #expect(report["sandbox"]?["applied"] == ["network", "pid-namespace", "mount-namespace", "seccomp", "user-namespace"])
+        #expect(report["sandbox"]?["notEnforced"] == ["memory-cgroup", "pids-cgroup", "unprivileged-user"])
+        #expect(report["output"]?["results"]?["tcp"] == "ENETUNREACH")
+        #expect(report["output"]?["processes"] == 1)
         #expect(report["output"]?["uid"] == 65534)
+        let syscalls = try JSONParser.parse(try purser("syscalls", ["--allow-degraded"]).stdout)
+        #expect(syscalls["output"]?["keyctl"] == "EPERM")
+        #expect(syscalls["sandbox"]?["deniedSyscalls"] == ["bpf", "io_uring_setup", "keyctl", "mount", "ptrace"])
     }
 
     @Test(arguments: [("loop", Int32(12)), ("exitrun", 11), ("noinit", 17), ("flood", 16), ("overspend", 15)])

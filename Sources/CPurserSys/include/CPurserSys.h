@@ -83,6 +83,8 @@ typedef struct {
     int seccomp;                   // install the deny-list filter (purser_seccomp_denied)
     int seccomp_socket;            // >= 0: the filter reports to a listener sent here (SCM_RIGHTS);
                                    // -1: denied calls fail with EPERM unreported
+    const int *inherit_fds;        // with exec_fd -1: fds the worker keeps, as 3, 4, ... in order
+    int inherit_count;
 } purser_spawn_args;
 
 typedef struct {
@@ -106,6 +108,23 @@ int purser_prctl_query(int option);
 /// prctl(option, value, 0, 0, 0) for settings such as PR_SET_DUMPABLE.
 int purser_prctl_set(int option, unsigned long value);
 
+// The sandbox's steps, for a spawn child and for the purser-sandbox helper (which a
+// supervisor that is not root runs in between): async-signal-safe, no allocation.
+
+/// Sets up the worker's mount namespace: see purser_mount_plan.
+int purser_isolate_mounts(const purser_mount_plan *plan);
+
+/// Installs the deny-list filter; with socket >= 0 the filter's listener is sent there and
+/// closed (with the socket), and denied calls wait for the supervisor's answer (EPERM).
+int purser_isolate_seccomp(int socket);
+
+/// In a new user namespace: denies setgroups, then writes the uid and gid maps
+/// ("INSIDE OUTSIDE 1\n"). The process then holds every capability in that namespace.
+int purser_isolate_map_ids(const char *uid_map, const char *gid_map);
+
+/// Builds the filters; call before a spawn (or fork) that installs one.
+void purser_seccomp_prepare(void);
+
 /// A new network namespace (only loopback, down), held by the returned fd; -1 with errno.
 /// Made on a short-lived thread, so no thread of the supervisor ever leaves its own.
 int purser_netns_create(void);
@@ -121,11 +140,17 @@ typedef struct {
     const char *name;
 } purser_syscall;
 
+/// Runs `path --probe` (the purser-sandbox helper) and returns its exit status, or -1.
+int purser_run_probe(const char *path);
+
 /// The syscalls the deny-list refuses, for reports.
 int purser_seccomp_denied(const purser_syscall **list);
 /// Hands a filter's listener to the notifier thread, which answers each denied call with
 /// EPERM and records its number under `tag`. Takes ownership of `listener`.
 int purser_seccomp_watch(int listener, uint64_t tag);
+/// As purser_seccomp_watch, for a listener still to come over `socket` (sent by a helper
+/// after the spawn returned). Takes ownership of `socket`.
+int purser_seccomp_watch_socket(int socket, uint64_t tag);
 /// The distinct denied syscall numbers recorded under `tag` (up to `max`); forgets the tag.
 int purser_seccomp_take(uint64_t tag, int *numbers, int max);
 /// Receives a listener fd sent by a spawned child over `socket`; -1 if none came.
