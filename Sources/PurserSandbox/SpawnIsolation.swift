@@ -8,7 +8,8 @@ struct SpawnIsolation {
     var netnsFD: Int32 = -1
     /// The supervisor's and the child's ends of the socket the seccomp listener comes over.
     var seccompSockets: (parent: Int32, child: Int32) = (-1, -1)
-    /// The executable, opened here when an unprivileged worker could not reach it by path.
+    /// The executable, opened here when the worker could not reach it by path: the way may
+    /// be closed to its uid, or hidden by its mount namespace (a path under /tmp).
     var openedExecutable: (fd: Int32, isScript: Bool)?
 
     init(_ profile: SandboxProfile, path: String) throws(SandboxError) {
@@ -20,7 +21,7 @@ struct SpawnIsolation {
                 try syscall("socketpair") { purser_socketpair_cloexec(&fds) }
                 seccompSockets = (fds[0], fds[1])
             }
-            if isolation.user != nil, profile.executableFD == nil {
+            if isolation.user != nil || isolation.filesystem, profile.executableFD == nil {
                 openedExecutable = try Self.open(path)
             }
         } catch {
@@ -29,8 +30,7 @@ struct SpawnIsolation {
         }
     }
 
-    /// The directories that lead to the executable may be closed to the worker's uid, so
-    /// the supervisor opens it and the worker executes it by fd.
+    /// The supervisor opens it and the worker executes it by fd.
     private static func open(_ path: String) throws(SandboxError) -> (fd: Int32, isScript: Bool) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
