@@ -91,6 +91,21 @@ struct SandboxTests {
         #expect(report.usage.memoryPeakBytes < 128 << 20)
     }
 
+    /// A real JVM (a Java worker run from source) reserves gigabytes of address space for
+    /// its heap, class space and code cache, and uses a little: under a 256 MiB reservation
+    /// it runs, untrusted, because the memory cgroup limits use, not address space.
+    @Test func aJavaWorkerRunsUnderASmallReservation() async throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/java/echo-java").path
+        var request = RunRequest(
+            executable: script, input: ["a": [1, 2]], credits: Credits(whole: 1), wallTimeMs: 60_000, memoryBytes: 256 << 20)
+        request.timing.startupMs = 60_000
+        let report = try await run(request)
+        #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
+        #expect(report.output == ["a": [1, 2]])
+        #expect(report.usage.memoryPeakBytes < 256 << 20)
+    }
+
     /// Stopped processes are still killed on time.
     @Test func aStopLoopIsKilledOnTime() async throws {
         let report = try await run(Fixtures.hostile("stoploop", timeMs: 500))
