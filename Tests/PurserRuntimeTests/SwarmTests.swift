@@ -3,6 +3,7 @@ import PurserConfig
 import PurserLedger
 import PurserProtocol
 import PurserRuntime
+import PurserSandbox
 import PurserTestSupport
 import Synchronization
 import Testing
@@ -184,6 +185,29 @@ struct SwarmTests {
         #expect(report.denied != nil)
         #expect(!events.contains { $0.kind == "start" })
         #expect(try ledger.store.team(named: "t").available.credits == 10 * credit)
+    }
+
+    /// A host that cannot sandbox an untrusted routine refuses the swarm before anything is
+    /// reserved; a trusted (registered) plugin in the same job would not need the layer.
+    @Test func aSwarmItsHostCannotSandboxIsRefusedBeforeAnythingIsReserved() async throws {
+        var runtime = try Runtime.withLedger(home: home)
+        runtime.host = HostSupport.current.without([.network])
+        let yaml = """
+            team: { name: t, budget: { credits: 10 } }
+            swarm: { name: s, reservation: { credits: 5 } }
+            routines:
+              - { name: a, plugin: \(scripted) }
+            """
+        #expect {
+            _ = try SwarmRunner(runtime: runtime, job: job(yaml))
+        } throws: { error in
+            (error as? RuntimeError)?.code == .sandbox && "\(error)".contains("network: switched off by configuration")
+        }
+        #expect((try? runtime.ledger!.store.team(named: "t")) == nil, "not even the team was made")
+        runtime.allowDegradedSandbox = true
+        let report = try await SwarmRunner(runtime: runtime, job: job(yaml)).run()
+        #expect(report.allOK)
+        #expect(report.routines.first?.report?.sandbox?.notEnforced == [.network])
     }
 
     @Test func aThousandSmallRoutinesAtConcurrency32() async throws {
