@@ -28,12 +28,28 @@
 
 static bool skippable(int error) { return error == ENOENT || error == ENOTDIR; }
 
+// With every mount nodev, these few devices are bound over themselves and let be devices
+// again; nothing else in /dev opens (no disks, no /dev/ptmx: the host's pty pool is shared).
+static int allow_devices(void) {
+    static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};
+    struct mount_attr attr = {.attr_clr = MOUNT_ATTR_NODEV};
+    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+        if (mount(devices[i], devices[i], NULL, MS_BIND, NULL) < 0) {
+            if (skippable(errno)) continue;
+            return -1;
+        }
+        if (syscall(SYS_mount_setattr, AT_FDCWD, devices[i], 0, &attr, sizeof attr) < 0) return -1;
+    }
+    return 0;
+}
+
 int purser_isolate_mounts(const purser_mount_plan *m) {
     // Nothing mounted here may leak back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
     if (m->readonly_root) {
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0) return -1;
+        if (allow_devices() < 0) return -1;
     }
     for (int i = 0; i < m->hidden_dir_count; i++) {
         if (mount("tmpfs", m->hidden_dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000") < 0
@@ -69,9 +85,13 @@ int purser_isolate_map_ids(const char *uid_map, const char *gid_map) {
 
 // MARK: seccomp
 
-// What tools never need: kernel keyrings, tracing other processes or reading their memory,
+// What tools never need: kernel keyrings, tracing processes or reading their memory,
 // io_uring (a large, often-patched surface that also bypasses this filter's view of I/O),
-// replacing the kernel or loading modules, mounts, eBPF, perf, userfaultfd, swap, reboot.
+// replacing the kernel or loading modules, mounts (the old and the new API), namespaces of
+// their own (a user namespace would give the tool capabilities in it: the usual way to
+// kernel bugs), eBPF, perf, userfaultfd, swap, reboot. `clone` is refused only with a
+// namespace flag; `clone3`, whose flags the filter cannot read, fails with ENOSYS, which
+// makes glibc fall back to `clone`.
 #define DENY(name) {SYS_##name, #name}
 static const purser_syscall denied_syscalls[] = {
     DENY(keyctl), DENY(add_key), DENY(request_key),
@@ -79,6 +99,11 @@ static const purser_syscall denied_syscalls[] = {
     DENY(io_uring_setup), DENY(io_uring_enter), DENY(io_uring_register),
     DENY(kexec_load), DENY(kexec_file_load), DENY(init_module), DENY(finit_module), DENY(delete_module),
     DENY(mount), DENY(umount2), DENY(pivot_root), DENY(move_mount), DENY(fsopen), DENY(fsmount), DENY(open_tree),
+    DENY(fspick), DENY(fsconfig), DENY(mount_setattr),
+#ifdef SYS_open_tree_attr
+    DENY(open_tree_attr),
+#endif
+    DENY(unshare), DENY(setns), DENY(clone),
     DENY(bpf), DENY(perf_event_open), DENY(userfaultfd), DENY(swapon), DENY(swapoff), DENY(reboot),
 };
 #define DENIED_COUNT ((int)(sizeof denied_syscalls / sizeof denied_syscalls[0]))
@@ -96,14 +121,17 @@ int purser_seccomp_denied(const purser_syscall **list) {
 #error "the seccomp deny-list knows x86_64 and aarch64"
 #endif
 
-#define FILTER_MAX (DENIED_COUNT * 2 + 16)
+#define FILTER_MAX (DENIED_COUNT * 2 + 24)
 static struct sock_filter filters[2][FILTER_MAX];
 static struct sock_fprog programs[2];
 static pthread_once_t filters_once = PTHREAD_ONCE_INIT;
 
+// The namespace flags `clone` may not carry.
+#define NAMESPACE_FLAGS (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS \
+                         | CLONE_NEWCGROUP | 0x00000080 /* CLONE_NEWTIME */)
+
 // Another architecture's syscall numbers (i386 through int 0x80, x32) would slip past a
-// list of this one's, so such calls are refused whole. PTRACE_TRACEME stays allowed:
-// a process may ask to be traced by its own parent, which is inside the sandbox too.
+// list of this one's, so such calls are refused whole.
 static void build_filter(int mode, uint32_t action) {
     struct sock_filter *f = filters[mode];
     int n = 0;
@@ -115,13 +143,16 @@ static void build_filter(int mode, uint32_t action) {
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
 #endif
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ptrace, 0, 4);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+    // clone: allowed unless its flags (the first argument, low word) ask for a namespace.
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0 /* PTRACE_TRACEME */, 0, 1);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NAMESPACE_FLAGS, 1, 0);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action);
     for (int i = 0; i < DENIED_COUNT; i++) {
-        if (denied_syscalls[i].number == SYS_ptrace) continue;
+        if (denied_syscalls[i].number == SYS_clone) continue;
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)denied_syscalls[i].number, 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action);
     }
@@ -213,9 +244,9 @@ static int collect(struct pollfd *polls, uint64_t *tags, int capacity) {
     int n = 0;
     for (int i = 0; i < watch_count;) {
         watch *w = &watches[i];
-        if (w->taken) {
-            if (w->fd >= 0) close(w->fd);
-            if (w->socket >= 0) close(w->socket);
+        // A listener is closed only when its filter has no process left: closed earlier, it
+        // would let a surviving process install a listener of its own and answer itself.
+        if (w->taken && w->fd < 0 && w->socket < 0) {
             watches[i] = watches[--watch_count];
             continue;
         }
@@ -302,13 +333,12 @@ static void wake_notifier(void) {
 
 static int watch_entry(int listener, int socket, uint64_t tag) {
     pthread_once(&notifier_once, start_notifier);
-    int fd = listener >= 0 ? listener : socket;
-    if (notifier_error != 0) { close(fd); errno = notifier_error; return -1; }
+    if (notifier_error != 0) { errno = notifier_error; return -1; }
     pthread_mutex_lock(&watch_lock);
     if (watch_count == watch_capacity) {
         int capacity = watch_capacity == 0 ? 64 : watch_capacity * 2;
         watch *grown = realloc(watches, sizeof(watch) * (size_t)capacity);
-        if (grown == NULL) { pthread_mutex_unlock(&watch_lock); close(fd); errno = ENOMEM; return -1; }
+        if (grown == NULL) { pthread_mutex_unlock(&watch_lock); errno = ENOMEM; return -1; }
         watches = grown;
         watch_capacity = capacity;
     }

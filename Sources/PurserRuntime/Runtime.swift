@@ -110,6 +110,8 @@ public struct Runtime: Sendable {
         do {
             try Self.makeDirectory(home)
             if !plan.isolation.filesystem { directory = try RunDirectory(parent: home + "/work") }
+            // Without its own /tmp, a worker running as the sandbox user works in a directory it owns.
+            if let directory, let user = plan.isolation.user, geteuid() == 0 { chown(directory.path, user.uid, user.gid) }
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
@@ -186,6 +188,10 @@ public struct Runtime: Sendable {
             workingDirectory: directory, limits: limits, containment: request.containment,
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
         profile.isolation = plan.isolation
+        // Unless the run may go without, a cgroup the plan counts on must really be there.
+        if !(request.allowDegraded || allowDegradedSandbox) {
+            profile.requiredCgroups = Set(plan.applied).intersection([.memoryCgroup, .pidsCgroup])
+        }
         return profile
     }
 

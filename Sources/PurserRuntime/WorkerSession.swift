@@ -586,6 +586,12 @@ final class WorkerSession: @unchecked Sendable {
         guard let sandbox else { return nil }
         var report = SandboxReport(sandbox)
         report.deniedSyscalls = deniedSyscalls
+        // What the spawn really set up, not only what the host offered.
+        if let process {
+            let missing = Set(report.applied).intersection([.memoryCgroup, .pidsCgroup]).subtracting(process.attachedCgroups)
+            report.applied.removeAll { missing.contains($0) }
+            report.notEnforced = (report.notEnforced + missing).sorted()
+        }
         return report
     }
 

@@ -7,7 +7,12 @@ public struct RunDirectory: Sendable {
 
     public init(parent: String) throws(SandboxError) {
         try syscall("mkdir \(parent)") { mkdir(parent, 0o700) == 0 || errno == EEXIST ? 0 : -1 }
-        var template = Array((parent + "/run-XXXXXX").utf8CString)
+        // Absolute: the worker starts inside it, where a relative HOME would point elsewhere.
+        let absolute = realpath(parent, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        } ?? parent
+        var template = Array((absolute + "/run-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
             throw SandboxError(code: .syscallFailed, errno: errno, message: "mkdtemp in \(parent)")

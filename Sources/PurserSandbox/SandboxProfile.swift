@@ -25,6 +25,8 @@ public struct SandboxProfile: Sendable {
     public var dropCapabilities = true
     /// Namespaces, seccomp and an unprivileged uid: see `Isolation`.
     public var isolation = Isolation()
+    /// Cgroup layers the spawn must set up or fail (a plan that promised them).
+    public var requiredCgroups: Set<SandboxLayer> = []
 
     public init(
         executable: String, arguments: [String] = [], environment: [String: String] = [:],

@@ -49,25 +49,40 @@ struct SpawnIsolation {
         guard !viaHelper else { return 0 }
         var flags: Int32 = 0
         if isolation.processes { flags |= PURSER_CLONE_NEWPID | PURSER_CLONE_NEWIPC }
-        if isolation.filesystem { flags |= PURSER_CLONE_NEWNS }
+        // A PID namespace needs a mount namespace too, for a /proc that shows only it.
+        if isolation.filesystem || isolation.processes { flags |= PURSER_CLONE_NEWNS }
         return flags
     }
 
-    /// After a successful spawn: the child's end is closed, the listener handed to the notifier.
+    /// An fd that could not be handed to the notifier: closed only after the worker is ended
+    /// (closing a listener while its filter's processes live would let them install their own).
+    private(set) var unwatched: Int32 = -1
+
+    /// After a successful spawn: the child's end is closed, the listener handed to the
+    /// notifier. False when that failed: the worker must be ended, then `closeUnwatched()`.
     mutating func adopt(tag: UInt64) -> Bool {
         if let opened = openedExecutable { close(opened.fd) }
         openedExecutable = nil
         guard seccompSockets.parent >= 0 else { return true }
         close(seccompSockets.child)
+        let socket = seccompSockets.parent
+        seccompSockets = (-1, -1)
         if viaHelper {
             // The helper's worker sends its listener later, from inside the namespaces.
-            defer { seccompSockets = (-1, -1) }
-            return purser_seccomp_watch_socket(seccompSockets.parent, tag) == 0
+            if purser_seccomp_watch_socket(socket, tag) == 0 { return true }
+            unwatched = socket
+            return false
         }
-        let listener = purser_receive_fd(seccompSockets.parent)
-        close(seccompSockets.parent)
-        seccompSockets = (-1, -1)
-        return listener >= 0 && purser_seccomp_watch(listener, tag) == 0
+        let listener = purser_receive_fd(socket)
+        close(socket)
+        guard listener >= 0 else { return false }
+        if purser_seccomp_watch(listener, tag) == 0 { return true }
+        unwatched = listener
+        return false
+    }
+
+    func closeUnwatched() {
+        if unwatched >= 0 { close(unwatched) }
     }
 
     /// After a failed spawn (its child is gone, so the namespace is clean).
@@ -100,16 +115,16 @@ struct SpawnIsolation {
 
     /// The mount plan for the spawn child (not through the helper, which makes its own).
     func withMountPlan<R>(_ body: (UnsafePointer<purser_mount_plan>?) -> R) -> R {
-        guard isolation.filesystem, !viaHelper else { return body(nil) }
-        let (directories, files) = hidden()
+        guard isolation.filesystem || isolation.processes, !viaHelper else { return body(nil) }
+        let (directories, files) = isolation.filesystem ? hidden() : ([], [])
         let dirs = CStringArray(directories)
         let hiddenFiles = CStringArray(files)
         return withExtendedLifetime((dirs, hiddenFiles)) {
             tmpOptions.withCString { cTmp in
                 var plan = purser_mount_plan()
-                plan.readonly_root = 1
+                plan.readonly_root = isolation.filesystem ? 1 : 0
                 plan.mount_proc = isolation.processes ? 1 : 0
-                plan.tmp_options = cTmp
+                plan.tmp_options = isolation.filesystem ? cTmp : nil
                 plan.hidden_dirs = dirs.constPointer
                 plan.hidden_dir_count = Int32(dirs.count)
                 plan.hidden_files = hiddenFiles.constPointer
@@ -129,7 +144,8 @@ struct SpawnIsolation {
             return (path, [path] + profile.arguments, worker, [])
         }
         let user = Isolation.sandboxUser
-        var flags = ["--uid-map", "\(user.uid) \(geteuid()) 1\n", "--gid-map", "\(user.gid) \(getegid()) 1\n", "--cwd", "/tmp"]
+        let cwd = isolation.filesystem ? "/tmp" : profile.workingDirectory ?? "/"
+        var flags = ["--uid-map", "\(user.uid) \(geteuid()) 1\n", "--gid-map", "\(user.gid) \(getegid()) 1\n", "--cwd", cwd]
         if isolation.filesystem {
             let (directories, files) = hidden()
             flags += ["--tmp", tmpOptions] + directories.flatMap { ["--hide-dir", $0] } + files.flatMap { ["--hide-file", $0] }

@@ -51,6 +51,17 @@ public enum Spawner {
         var result = purser_spawn_result()
         let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes, runGroup: group)
         let pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0, runGroup: group) }
+        let missing = profile.requiredCgroups.subtracting(attached(memory: memory, pids: pids))
+        guard missing.isEmpty else {
+            closeAll(supervisorEnds + childEnds)
+            group.release()
+            memory?.release()
+            pids?.release()
+            isolation.undo()
+            throw SandboxError(
+                code: .layerMissing,
+                message: "cannot start \(path): its \(missing.sorted().map(\.rawValue).joined(separator: " and ")) could not be set up")
+        }
         let procsFDs = [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 }
         let subreaper = group is ProcessGroupRunGroup
         let status = withSpawnArguments(
@@ -73,13 +84,31 @@ public enum Spawner {
         // written): see `WorkerProcess.stdoutHoldFD`.
         close(stdin.read)
         for fd in supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        return WorkerProcess(
+        let process = WorkerProcess(
             pid: result.pid, pidFD: result.pidfd, stdin: stdin.write, stdout: stdout.read,
             stderr: stderr.read, stdoutHold: stdout.write, stderrHold: stderr.write, group: group, memory: memory,
             pids: pids,
             isolation: WorkerIsolation(
-                netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp && watched ? tag : nil,
+                netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp ? tag : nil,
                 pidNamespace: profile.isolation.processes && !isolation.viaHelper))
+        guard watched else {
+            // A filter nobody answers would not hold: end the worker before anything else.
+            process.killAll()
+            kill(result.pid, SIGKILL)
+            _ = process.reap()
+            process.cleanUp()
+            isolation.closeUnwatched()
+            closeAll(supervisorEnds + [stdout.write, stderr.write, result.pidfd])
+            throw SandboxError(code: .spawnFailed, message: "cannot watch the seccomp filter of \(path); the worker was ended")
+        }
+        return process
+    }
+
+    private static func attached(memory: MemoryCgroup?, pids: PidsCgroup?) -> Set<SandboxLayer> {
+        var layers: Set<SandboxLayer> = []
+        if memory != nil { layers.insert(.memoryCgroup) }
+        if pids != nil { layers.insert(.pidsCgroup) }
+        return layers
     }
 
     /// Tags a run's seccomp listener, so that its denied calls are told apart from others'.

@@ -94,6 +94,14 @@ public final class WorkerProcess: Sendable {
         return false
     }
 
+    /// The cgroup layers this worker really got.
+    public var attachedCgroups: Set<SandboxLayer> {
+        var layers: Set<SandboxLayer> = []
+        if memory != nil { layers.insert(.memoryCgroup) }
+        if pids != nil { layers.insert(.pidsCgroup) }
+        return layers
+    }
+
     /// The deny-listed syscalls the run tried, by name (each once); call once, after the run.
     public func deniedSyscalls() -> [String] {
         guard let tag = isolation.seccompTag else { return [] }
@@ -116,7 +124,9 @@ public final class WorkerProcess: Sendable {
     public func hasExited() -> Bool {
         var info = siginfo_t()
         let result = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
-        return result == 0 && info._sifields._sigchld.si_pid == pid
+        // A trace stop (a trusted worker may ask to be traced) is not an exit.
+        let exited = [CLD_EXITED, CLD_KILLED, CLD_DUMPED].contains(Int(info.si_code))
+        return result == 0 && info._sifields._sigchld.si_pid == pid && exited
     }
 
     /// Reaps the worker. Call once, after the pidfd became readable (or to block until exit).

@@ -97,7 +97,7 @@ static void worker(const options *o, int helper_pidfd) {
     struct pollfd gone = {.fd = helper_pidfd, .events = POLLIN};
     if (poll(&gone, 1, 0) > 0 && (gone.revents & POLLIN)) _exit(125);
     purser_mount_plan plan = {
-        .readonly_root = 1, .mount_proc = o->proc, .tmp_options = o->tmp,
+        .readonly_root = o->tmp != NULL, .mount_proc = o->proc, .tmp_options = o->tmp,
         .hidden_dirs = o->dirs, .hidden_dir_count = o->dir_count,
         .hidden_files = o->files, .hidden_file_count = o->file_count,
     };
@@ -121,9 +121,43 @@ static void worker(const options *o, int helper_pidfd) {
 }
 
 static volatile pid_t child = -1;
+static volatile int own_proc = 0; /* the worker mounted a /proc of its namespace, where it is 1 */
 
+/* Whether the worker handles SIGTERM: its SigCgt line, read with async-signal-safe calls
+ * only (this runs in a signal handler). */
+static int catches_sigterm(void) {
+    char path[64] = "/proc/", digits[16], text[2048];
+    int n = 0;
+    for (unsigned value = own_proc ? 1U : (unsigned)child; value > 0 || n == 0; value /= 10) digits[n++] = (char)('0' + value % 10);
+    size_t at = strlen(path);
+    while (n > 0) path[at++] = digits[--n];
+    strcpy(path + at, "/status");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0) return 0;
+    text[got] = 0;
+    const char *line = strstr(text, "SigCgt:");
+    if (!line) return 0;
+    line += 7;
+    while (*line == '\t' || *line == ' ') line++;
+    unsigned long long mask = 0;
+    for (; *line; line++) {
+        int digit = *line >= '0' && *line <= '9' ? *line - '0' : *line >= 'a' && *line <= 'f' ? *line - 'a' + 10 : -1;
+        if (digit < 0) break;
+        mask = mask << 4 | (unsigned)digit;
+    }
+    return (mask >> (SIGTERM - 1)) & 1;
+}
+
+/* The worker is its PID namespace's init, which the kernel shields from every signal it
+ * does not handle: one that does not catch SIGTERM gets SIGKILL instead. */
 static void forward(int signal) {
-    if (child > 0) kill(child, signal);
+    if (child <= 0) return;
+    int saved = errno;
+    kill(child, signal == SIGTERM && !catches_sigterm() ? SIGKILL : signal);
+    errno = saved;
 }
 
 /* Ends as the worker ended. */
@@ -180,6 +214,7 @@ int main(int argc, char **argv) {
         worker(&o, self);
     }
     child = pid;
+    own_proc = o.proc;
     if (o.seccomp_fd >= 0) close(o.seccomp_fd);
     if (o.exec_fd >= 0) close(o.exec_fd);
     close(self);

@@ -124,7 +124,7 @@ struct ExecCommandTests {
         #expect(report["output"]?["uid"] == 65534)
         let syscalls = try JSONParser.parse(try purser("syscalls", ["--allow-degraded"]).stdout)
         #expect(syscalls["output"]?["keyctl"] == "EPERM")
-        #expect(syscalls["sandbox"]?["deniedSyscalls"] == ["bpf", "io_uring_setup", "keyctl", "mount", "ptrace"])
+        #expect(syscalls["sandbox"]?["deniedSyscalls"] == ["bpf", "clone", "io_uring_setup", "keyctl", "mount", "ptrace", "setns", "unshare"])
     }
 
     @Test(arguments: [("loop", Int32(12)), ("exitrun", 11), ("noinit", 17), ("flood", 16), ("overspend", 15)])

@@ -146,12 +146,15 @@ int purser_run_probe(const char *path);
 /// The syscalls the deny-list refuses, for reports.
 int purser_seccomp_denied(const purser_syscall **list);
 /// Hands a filter's listener to the notifier thread, which answers each denied call with
-/// EPERM and records its number under `tag`. Takes ownership of `listener`.
+/// EPERM and records its number under `tag`, and closes the listener once its filter has no
+/// process left. Takes ownership of `listener`, unless it fails (-1): then the caller must
+/// end the worker before closing it.
 int purser_seccomp_watch(int listener, uint64_t tag);
 /// As purser_seccomp_watch, for a listener still to come over `socket` (sent by a helper
-/// after the spawn returned). Takes ownership of `socket`.
+/// after the spawn returned). Takes ownership of `socket`, unless it fails, as above.
 int purser_seccomp_watch_socket(int socket, uint64_t tag);
-/// The distinct denied syscall numbers recorded under `tag` (up to `max`); forgets the tag.
+/// The distinct denied syscall numbers recorded under `tag` (up to `max`); the entry goes
+/// once its listener is closed.
 int purser_seccomp_take(uint64_t tag, int *numbers, int max);
 /// Receives a listener fd sent by a spawned child over `socket`; -1 if none came.
 int purser_receive_fd(int socket);

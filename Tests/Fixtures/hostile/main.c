@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -745,6 +746,19 @@ static void run_syscalls(const Message *m) {
     out_result("ptrace", syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, 1, 0, 0) < 0 ? errno : 0, 0);
     out_result("io_uring_setup", syscall(SYS_io_uring_setup, 1, NULL) < 0 ? errno : 0, 0);
     out_result("mount", mount("none", "/tmp", "tmpfs", 0, NULL) < 0 ? errno : 0, 0);
+    out_result("unshare", syscall(SYS_unshare, CLONE_NEWUSER) < 0 ? errno : 0, 0);
+    out_result("setns", syscall(SYS_setns, 0, 0) < 0 ? errno : 0, 0);
+    long made = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (made == 0) _exit(0);
+    if (made > 0) waitpid((pid_t)made, NULL, 0);
+    out_result("clone", made < 0 ? errno : 0, 0);
+    out_result("clone3", syscall(SYS_clone3, NULL, 0) < 0 ? errno : 0, 0);
+    int pty = open("/dev/ptmx", O_RDWR | O_CLOEXEC);
+    out_result("/dev/ptmx", pty < 0 ? errno : 0, 0);
+    if (pty >= 0) close(pty);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    out_result("/dev/null", null < 0 ? errno : 0, 0);
+    if (null >= 0) close(null);
     out_result("getpid", syscall(SYS_getpid) < 0 ? errno : 0, 0);
     out_str("}");
     answer_run_output_from_out();
