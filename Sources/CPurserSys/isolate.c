@@ -20,6 +20,7 @@
 #include <sys/poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,17 +29,85 @@
 
 static bool skippable(int error) { return error == ENOENT || error == ENOTDIR; }
 
-// With every mount nodev, these few devices are bound over themselves and let be devices
-// again; nothing else in /dev opens (no disks, no /dev/ptmx: the host's pty pool is shared).
-static int allow_devices(void) {
-    static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};
-    struct mount_attr attr = {.attr_clr = MOUNT_ATTR_NODEV};
-    for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
-        if (mount(devices[i], devices[i], NULL, MS_BIND, NULL) < 0) {
-            if (skippable(errno)) continue;
-            return -1;
-        }
-        if (syscall(SYS_mount_setattr, AT_FDCWD, devices[i], 0, &attr, sizeof attr) < 0) return -1;
+// The host directories a worker's root is made of, read-only: programs, libraries and
+// configuration. Anything else of the host (homes, /var, /srv, /work, sockets anywhere) is
+// not in its world at all.
+static const char *const allowed_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"};
+// The devices it gets: no disks, no /dev/ptmx (the host's pty pool is shared).
+static const char *const allowed_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+// The staging point of the new root: a directory every host has.
+#define STAGE "/tmp"
+
+static int path_join(char *out, size_t size, const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 1 > size) { errno = ENAMETOOLONG; return -1; }
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb + 1);
+    return 0;
+}
+
+// One host path into the new root: a symlink as a symlink (merged-/usr hosts), a directory
+// as a read-only bind, a device as a bind over an empty file.
+static int bring(const char *host, const char *into, bool device) {
+    char target[4096], link[4096];
+    if (path_join(target, sizeof target, STAGE, into) < 0) return -1;
+    struct stat info;
+    if (lstat(host, &info) < 0) return skippable(errno) ? 0 : -1;
+    if (S_ISLNK(info.st_mode)) {
+        ssize_t n = readlink(host, link, sizeof link - 1);
+        if (n < 0) return -1;
+        link[n] = 0;
+        return symlink(link, target);
+    }
+    if (device) {
+        int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) return -1;
+        close(fd);
+    } else if (mkdir(target, 0755) < 0) {
+        return -1;
+    }
+    return mount(host, target, NULL, MS_BIND | MS_REC, NULL);
+}
+
+// A tmpfs becomes the worker's root, holding only the allowed directories and devices; the
+// host's root is then detached altogether (pivot_root onto itself, then a lazy unmount).
+static int new_root(bool proc) {
+    if (mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") < 0) return -1;
+    for (size_t i = 0; i < sizeof allowed_dirs / sizeof allowed_dirs[0]; i++) {
+        if (bring(allowed_dirs[i], allowed_dirs[i], false) < 0) return -1;
+    }
+    static const char *const dirs[] = {STAGE "/dev", STAGE "/proc", STAGE "/tmp", STAGE "/run"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (mkdir(dirs[i], 0755) < 0) return -1;
+    }
+    // In a user namespace, a new /proc may be mounted only where one is already fully
+    // visible: the host's goes under the worker's, which is mounted over it.
+    if (proc && mount("/proc", STAGE "/proc", NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    for (size_t i = 0; i < sizeof allowed_devices / sizeof allowed_devices[0]; i++) {
+        char host[64], into[64];
+        if (path_join(host, sizeof host, "/dev/", allowed_devices[i]) < 0) return -1;
+        if (path_join(into, sizeof into, "/dev/", allowed_devices[i]) < 0) return -1;
+        if (bring(host, into, true) < 0) return -1;
+    }
+    if (symlink("/proc/self/fd", STAGE "/dev/fd") < 0) return -1;
+    if (symlink("/proc/self/fd/0", STAGE "/dev/stdin") < 0 || symlink("/proc/self/fd/1", STAGE "/dev/stdout") < 0
+        || symlink("/proc/self/fd/2", STAGE "/dev/stderr") < 0)
+        return -1;
+    if (chdir(STAGE) < 0) return -1;
+    if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+    if (umount2(".", MNT_DETACH) < 0) return -1;
+    return chdir("/");
+}
+
+// Read-only, nosuid and nodev everywhere; then the devices are let be devices again.
+static int seal_root(void) {
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0) return -1;
+    struct mount_attr devices = {.attr_clr = MOUNT_ATTR_NODEV};
+    for (size_t i = 0; i < sizeof allowed_devices / sizeof allowed_devices[0]; i++) {
+        char path[64];
+        if (path_join(path, sizeof path, "/dev/", allowed_devices[i]) < 0) return -1;
+        if (syscall(SYS_mount_setattr, AT_FDCWD, path, 0, &devices, sizeof devices) < 0 && !skippable(errno)) return -1;
     }
     return 0;
 }
@@ -46,11 +115,8 @@ static int allow_devices(void) {
 int purser_isolate_mounts(const purser_mount_plan *m) {
     // Nothing mounted here may leak back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
-    if (m->readonly_root) {
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-        if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0) return -1;
-        if (allow_devices() < 0) return -1;
-    }
+    if (m->readonly_root && (new_root(m->mount_proc) < 0 || seal_root() < 0)) return -1;
+    // Supervisor files within the allowed directories (a gateway config under /etc, say).
     for (int i = 0; i < m->hidden_dir_count; i++) {
         if (mount("tmpfs", m->hidden_dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000") < 0
             && !skippable(errno))
