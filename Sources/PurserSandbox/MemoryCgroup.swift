@@ -42,6 +42,9 @@ final class MemoryCgroup: Sendable {
 
     private static let pool = GroupPool<MemoryCgroup>(capacity: 64)
 
+    /// What a pooled group may keep charged from its last run (and so add to the next run's peak).
+    static let leftoverBytes: UInt64 = 1 << 20
+
     /// Removes the idle groups (a supervisor about to exit leaves none behind).
     static func drainPool() {
         pool.drain { group in
@@ -84,9 +87,11 @@ final class MemoryCgroup: Sendable {
 
     func release() {
         guard version == 1 else { return } // the run group's own release handles it
-        // Drop what the last run left charged (page cache), so the next peak is its own.
+        // Drop what the last run left charged (page cache), so that the next peak is its own;
+        // a little is left as it is: reclaiming it costs more than a short run's own setup.
         PooledGroup.release(path: path, procsFD: procsFD) {
-            writeFile(path + "/memory.force_empty", "0") && Self.pool.give(self)
+            let left = UInt64(readSmallFile(path + "/memory.usage_in_bytes")?.trimmingNewline() ?? "") ?? .max
+            return (left <= Self.leftoverBytes || writeFile(path + "/memory.force_empty", "0")) && Self.pool.give(self)
         }
     }
 }
