@@ -359,11 +359,23 @@ static void *notifier_main(void *unused) {
     if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) sizes.seccomp_notif = sizeof(struct seccomp_notif);
     size_t size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif : sizeof(struct seccomp_notif);
     void *buffer = calloc(1, size);
-    enum { CAPACITY = 1024 };
-    static struct pollfd polls[CAPACITY + 1];
-    static uint64_t tags[CAPACITY];
+    // Grown to every watched entry: one left out would never be answered nor closed.
+    struct pollfd *polls = NULL;
+    uint64_t *tags = NULL;
+    int capacity = 0;
     for (;;) {
-        int n = collect(polls + 1, tags, CAPACITY);
+        pthread_mutex_lock(&watch_lock);
+        int wanted = watch_capacity > 16 ? watch_capacity : 16;
+        pthread_mutex_unlock(&watch_lock);
+        if (wanted > capacity) {
+            struct pollfd *more_polls = realloc(polls, sizeof *polls * (size_t)(wanted + 1));
+            if (more_polls != NULL) polls = more_polls;
+            uint64_t *more_tags = realloc(tags, sizeof *tags * (size_t)wanted);
+            if (more_tags != NULL) tags = more_tags;
+            if (more_polls != NULL && more_tags != NULL) capacity = wanted;
+        }
+        if (buffer == NULL || polls == NULL) { sleep(1); continue; }
+        int n = collect(polls + 1, tags, capacity);
         polls[0] = (struct pollfd){.fd = notifier_wake, .events = POLLIN};
         if (poll(polls, (nfds_t)n + 1, -1) < 0) continue;
         if (polls[0].revents & POLLIN) {
