@@ -5,103 +5,133 @@ import Synchronization
 /// Starts workers without fork(): see `purser_spawn` in CPurserSys.
 public enum Spawner {
     public static func spawn(_ profile: SandboxProfile) throws(SandboxError) -> WorkerProcess {
-        // By fd, the name is not looked up: it may no longer name the opened file, or anything.
-        let path: String
-        if let fd = profile.executableFD {
-            guard fd >= 0, fcntl(fd, F_GETFD) >= 0 else {
-                throw SandboxError(
-                    code: .executableNotFound, errno: EBADF, message: "cannot execute \(profile.executable) by fd \(fd)")
-            }
-            path = profile.executable
-        } else {
-            path = try resolveExecutable(profile.executable)
-        }
-        let stdin = try makePipe()
-        let stdout: (read: Int32, write: Int32)
-        let stderr: (read: Int32, write: Int32)
+        let path = try executablePath(profile)
+        let pipes = try Pipes()
+        let held: Held
         do {
-            stdout = try makePipe()
+            held = try Held(profile, path: path)
         } catch {
-            closeAll([stdin.read, stdin.write])
-            throw error
-        }
-        do {
-            stderr = try makePipe()
-        } catch {
-            closeAll([stdin.read, stdin.write, stdout.read, stdout.write])
-            throw error
-        }
-        let supervisorEnds = [stdin.write, stdout.read, stderr.read]
-        let childEnds = [stdin.read, stdout.write, stderr.write]
-        let group: any RunGroup
-        do {
-            group = try makeRunGroup(profile.containment)
-        } catch {
-            closeAll(supervisorEnds + childEnds)
-            throw error
-        }
-        var isolation: SpawnIsolation
-        do {
-            isolation = try SpawnIsolation(profile, path: path)
-        } catch {
-            closeAll(supervisorEnds + childEnds)
-            group.release()
+            pipes.closeAll()
             throw error
         }
         var result = purser_spawn_result()
-        let memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes, runGroup: group)
-        let pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0, runGroup: group) }
-        let missing = profile.requiredCgroups.subtracting(attached(memory: memory, pids: pids))
-        guard missing.isEmpty else {
-            closeAll(supervisorEnds + childEnds)
-            group.release()
-            memory?.release()
-            pids?.release()
-            isolation.undo()
-            throw SandboxError(
-                code: .layerMissing,
-                message: "cannot start \(path): its \(missing.sorted().map(\.rawValue).joined(separator: " and ")) could not be set up")
-        }
-        let procsFDs = [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 }
-        let subreaper = group is ProcessGroupRunGroup
         let status = withSpawnArguments(
-            profile, path: path, fds: childEnds, procsFDs: procsFDs, subreaper: subreaper, memoryGroup: memory != nil,
-            isolation: isolation
+            profile, path: path, fds: pipes.childEnds, procsFDs: held.procsFDs, subreaper: held.group is ProcessGroupRunGroup,
+            memoryGroup: held.memory != nil, isolation: held.isolation
         ) {
             purser_spawn($0, &result)
         }
         guard status == 0 else {
-            closeAll(childEnds + supervisorEnds)
-            group.release()
-            memory?.release()
-            pids?.release()
-            isolation.undo()
+            pipes.closeAll()
+            held.undo()
             throw spawnError(result, path: path, isolation: profile.isolation)
         }
+        return try start(profile, path: path, pipes: pipes, held: held, result: result)
+    }
+
+    /// By fd, the name is not looked up: it may no longer name the opened file, or anything.
+    private static func executablePath(_ profile: SandboxProfile) throws(SandboxError) -> String {
+        guard let fd = profile.executableFD else { return try resolveExecutable(profile.executable) }
+        guard fd >= 0, fcntl(fd, F_GETFD) >= 0 else {
+            throw SandboxError(code: .executableNotFound, errno: EBADF, message: "cannot execute \(profile.executable) by fd \(fd)")
+        }
+        return profile.executable
+    }
+
+    /// The spawned worker, once its seccomp listener is watched; a filter nobody answers
+    /// would not hold, so a worker whose listener cannot be watched is ended at once.
+    private static func start(
+        _ profile: SandboxProfile, path: String, pipes: Pipes, held: Held, result: purser_spawn_result
+    ) throws(SandboxError) -> WorkerProcess {
+        var isolation = held.isolation
         let tag = nextTag.add(1, ordering: .relaxed).newValue
         let watched = isolation.adopt(tag: tag)
         // The write ends of stdout and stderr stay open here too (close-on-exec, never
         // written): see `WorkerProcess.stdoutHoldFD`.
-        close(stdin.read)
-        for fd in supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        close(pipes.stdin.read)
+        for fd in pipes.supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         let process = WorkerProcess(
-            pid: result.pid, pidFD: result.pidfd, stdin: stdin.write, stdout: stdout.read,
-            stderr: stderr.read, stdoutHold: stdout.write, stderrHold: stderr.write, group: group, memory: memory,
-            pids: pids,
+            pid: result.pid, pidFD: result.pidfd, stdin: pipes.stdin.write, stdout: pipes.stdout.read,
+            stderr: pipes.stderr.read, stdoutHold: pipes.stdout.write, stderrHold: pipes.stderr.write, group: held.group,
+            memory: held.memory, pids: held.pids,
             isolation: WorkerIsolation(
                 netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp ? tag : nil,
                 pidNamespace: profile.isolation.processes && !isolation.viaHelper))
         guard watched else {
-            // A filter nobody answers would not hold: end the worker before anything else.
             process.killAll()
             kill(result.pid, SIGKILL)
             _ = process.reap()
             process.cleanUp()
             isolation.closeUnwatched()
-            closeAll(supervisorEnds + [stdout.write, stderr.write, result.pidfd])
+            closeAll(pipes.supervisorEnds + [pipes.stdout.write, pipes.stderr.write, result.pidfd])
             throw SandboxError(code: .spawnFailed, message: "cannot watch the seccomp filter of \(path); the worker was ended")
         }
         return process
+    }
+
+    /// The worker's three pipes; the child's ends become its 0, 1 and 2.
+    private struct Pipes {
+        let stdin: (read: Int32, write: Int32)
+        let stdout: (read: Int32, write: Int32)
+        let stderr: (read: Int32, write: Int32)
+
+        init() throws(SandboxError) {
+            stdin = try makePipe()
+            do {
+                stdout = try makePipe()
+            } catch {
+                Spawner.closeAll([stdin.read, stdin.write])
+                throw error
+            }
+            do {
+                stderr = try makePipe()
+            } catch {
+                Spawner.closeAll([stdin.read, stdin.write, stdout.read, stdout.write])
+                throw error
+            }
+        }
+
+        var supervisorEnds: [Int32] { [stdin.write, stdout.read, stderr.read] }
+        var childEnds: [Int32] { [stdin.read, stdout.write, stderr.write] }
+        func closeAll() { Spawner.closeAll(supervisorEnds + childEnds) }
+    }
+
+    /// What a run holds before its spawn: its groups and its isolation's namespaces and fds.
+    private struct Held {
+        let group: any RunGroup
+        let memory: MemoryCgroup?
+        let pids: PidsCgroup?
+        let isolation: SpawnIsolation
+
+        init(_ profile: SandboxProfile, path: String) throws(SandboxError) {
+            let group = try makeRunGroup(profile.containment)
+            do {
+                isolation = try SpawnIsolation(profile, path: path)
+            } catch {
+                group.release()
+                throw error
+            }
+            self.group = group
+            memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes, runGroup: group)
+            pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0, runGroup: group) }
+            let missing = profile.requiredCgroups.subtracting(attached(memory: memory, pids: pids))
+            guard missing.isEmpty else {
+                undo()
+                throw SandboxError(
+                    code: .layerMissing,
+                    message: "cannot start \(path): its \(missing.sorted().map(\.rawValue).joined(separator: " and ")) could not be set up")
+            }
+        }
+
+        var procsFDs: [Int32] { [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 } }
+
+        /// After a failed spawn.
+        func undo() {
+            group.release()
+            memory?.release()
+            pids?.release()
+            isolation.undo()
+        }
     }
 
     private static func attached(memory: MemoryCgroup?, pids: PidsCgroup?) -> Set<SandboxLayer> {
@@ -148,13 +178,13 @@ public enum Spawner {
         throw SandboxError(code: .executableNotFound, message: "no executable named \(name) on PATH")
     }
 
-    private static func makePipe() throws(SandboxError) -> (read: Int32, write: Int32) {
+    fileprivate static func makePipe() throws(SandboxError) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         try syscall("pipe2") { purser_pipe_cloexec(&fds) }
         return (fds[0], fds[1])
     }
 
-    private static func closeAll(_ fds: [Int32]) {
+    fileprivate static func closeAll(_ fds: [Int32]) {
         for fd in fds where fd >= 0 { close(fd) }
     }
 
