@@ -493,10 +493,9 @@ static int probe_child(void *raw) {
     out->pid_ns = try_unshare(CLONE_NEWPID);
     out->mount_ns = try_unshare(CLONE_NEWNS);
     if (out->mount_ns == 0) {
-        out->tmpfs = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ? errno : 0;
-        if (out->tmpfs == 0) out->tmpfs = mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k") < 0 ? errno : 0;
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
-        out->mount_setattr = syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0 ? errno : 0;
+        // The whole of what a worker gets: the allow-listed root, pivot_root, sealing, a /tmp.
+        purser_mount_plan plan = {.readonly_root = 1, .tmp_options = "size=64k"};
+        out->tmpfs = out->mount_setattr = purser_isolate_mounts(&plan) < 0 ? errno : 0;
     } else {
         out->tmpfs = out->mount_setattr = out->mount_ns;
     }

@@ -64,7 +64,7 @@ public enum HostLayers {
                 "own namespace, loopback down; " + (root ? "pooled and reused one run at a time" : "one per run")),
             row("PID namespace", .pidNamespace, host, "own PID and IPC namespaces and /proc; the worker is their init"),
             row("mount namespace", .mountNamespace, host,
-                "host read-only and nosuid, /run and the store hidden, private size-capped /tmp as working directory"),
+                "a root of its own from an allow-list (/usr /bin /sbin /lib* /etc /opt, six devices), read-only, pivot_root; private size-capped /tmp as working directory"),
             root
                 ? HostLayer(
                     name: "user namespace", layer: .userNamespace, available: host.available.contains(.userNamespace),

@@ -122,7 +122,7 @@ public struct HostSupport: Sendable {
         support.check(.network, probe.net_ns, "cannot make a network namespace: \(how)")
         support.check(.pidNamespace, probe.pid_ns != 0 ? probe.pid_ns : probe.ipc_ns, "cannot make PID and IPC namespaces: \(how)")
         support.check(.mountNamespace, [probe.mount_ns, probe.mount_setattr, probe.tmpfs].first { $0 != 0 } ?? 0,
-            "cannot make a mount namespace with a read-only root and a tmpfs (Linux ≥ 5.12, mount_setattr): \(how)")
+            "cannot make a mount namespace with a root of its own (tmpfs, binds, pivot_root, mount_setattr: Linux ≥ 5.12): \(how)")
         support.check(.seccomp, probe.seccomp,
             "cannot install a seccomp filter with a listener: use Linux ≥ 5.0 with CONFIG_SECCOMP_FILTER")
         support.check(.userNamespace, probe.user_ns, Spawner.helperPath == nil && !root
