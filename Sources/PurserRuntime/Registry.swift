@@ -14,6 +14,8 @@ public struct PluginManifest: Sendable {
     public var environment: [String] = []
     /// Untrusted (the default) plugins get the full sandbox; trusted ones may opt out of layers.
     public var trusted = false
+    /// With `trusted`: the layers it opts out of (nil: every optional one).
+    public var optOut: Set<SandboxLayer>?
     /// Same input, same output: results may be cached.
     public var deterministic = false
 
@@ -21,7 +23,7 @@ public struct PluginManifest: Sendable {
 
     public static func load(path: String) throws(ConfigError) -> PluginManifest {
         let root = try ConfigValue.load(path: path)
-        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "deterministic"])
+        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "optOut", "deterministic"])
         var manifest = PluginManifest()
         manifest.name = try fields["name"]?.nonEmptyString()
         if let reservation = fields["reservation"] {
@@ -32,8 +34,22 @@ public struct PluginManifest: Sendable {
         manifest.tools = try fields["tools"]?.strings() ?? []
         manifest.environment = try fields["environment"]?.strings() ?? []
         manifest.trusted = try fields["trusted"]?.bool() ?? false
+        if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
         manifest.deterministic = try fields["deterministic"]?.bool() ?? false
         return manifest
+    }
+
+    private static func layers(_ value: ConfigValue, trusted: Bool) throws(ConfigError) -> Set<SandboxLayer> {
+        guard trusted else { throw value.error("only a trusted plugin (trusted: true) may opt out of sandbox layers") }
+        var layers: Set<SandboxLayer> = []
+        for name in try value.strings() {
+            guard let layer = SandboxLayer(rawValue: name), SandboxLevel.optional.contains(layer) else {
+                let known = SandboxLevel.optional.sorted().map(\.rawValue).joined(separator: ", ")
+                throw value.error("'\(name)' is not a layer a plugin may opt out of (\(known))")
+            }
+            layers.insert(layer)
+        }
+        return layers
     }
 
     private static func amounts(_ value: ConfigValue) throws(ConfigError) -> Amounts {
@@ -50,6 +66,7 @@ public struct PluginManifest: Sendable {
         ]
         if let defaultReservation { object["defaultReservation"] = defaultReservation.json }
         if let maxReservation { object["maxReservation"] = maxReservation.json }
+        if let optOut { object["optOut"] = .array(optOut.sorted().map { .string($0.rawValue) }) }
         return .object(object)
     }
 }
@@ -79,7 +96,7 @@ public struct PluginRegistry: Sendable {
         let opened = try Self.open(absolute, label: absolute)
         defer { close(opened.fd) }
         let level: SandboxLevel = manifest?.trusted == true ? .trusted : .untrusted
-        let info = try await handshake(absolute, opened, level: level, allowDegraded: allowDegraded)
+        let info = try await handshake(absolute, opened, level: level, optOut: manifest?.optOut, allowDegraded: allowDegraded)
         let pluginName = name ?? manifest?.name ?? info.pluginName
         guard !pluginName.isEmpty, !pluginName.contains("/") else {
             throw RuntimeError(code: .invalidRequest, message: "'\(pluginName)' cannot be a plugin's name (no '/')")
@@ -138,6 +155,9 @@ public struct PluginRegistry: Sendable {
     /// The level its manifest asks for: untrusted unless `trusted: true`.
     public static func sandboxLevel(_ record: PluginRecord) -> SandboxLevel { DeclaredManifest(record).sandbox }
 
+    /// The layers its manifest opts out of (trusted plugins; nil: every optional one).
+    public static func sandboxOptOut(_ record: PluginRecord) -> Set<SandboxLayer>? { DeclaredManifest(record).optOut }
+
     public struct OpenedPlugin: Sendable {
         public var fd: Int32
         public var digest: String
@@ -168,7 +188,7 @@ public struct PluginRegistry: Sendable {
 
     /// Starts the file (through its fd) for `initialize` only, with no reservation.
     private func handshake(
-        _ path: String, _ opened: OpenedPlugin, level: SandboxLevel, allowDegraded: Bool
+        _ path: String, _ opened: OpenedPlugin, level: SandboxLevel, optOut: Set<SandboxLayer>?, allowDegraded: Bool
     ) async throws(RuntimeError) -> InitializeResult {
         var request = RunRequest(
             executable: path, input: .null, credits: .zero, wallTimeMs: 10_000, memoryBytes: 256 << 20)
@@ -176,6 +196,7 @@ public struct PluginRegistry: Sendable {
         request.keepExecutableFD = opened.isScript
         request.handshakeOnly = true
         request.sandbox = level
+        request.sandboxOptOut = optOut
         request.allowDegraded = allowDegraded
         request.timing.startupMs = 5_000
         let bare = Runtime(home: runtime.home)

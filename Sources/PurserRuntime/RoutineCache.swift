@@ -49,6 +49,8 @@ struct DeclaredManifest: Sendable {
     var maxReservation: Amounts?
     /// Untrusted unless the manifest says `trusted: true`.
     var sandbox = SandboxLevel.untrusted
+    /// A trusted plugin's opted-out layers (nil: every optional one).
+    var optOut: Set<SandboxLayer>?
 
     init(_ record: PluginRecord) {
         guard let manifest = (try? JSONParser.parse(Array(record.info.utf8)))?["manifest"] else { return }
@@ -58,6 +60,7 @@ struct DeclaredManifest: Sendable {
         defaultReservation = Self.amounts(manifest["defaultReservation"])
         maxReservation = Self.amounts(manifest["maxReservation"])
         sandbox = manifest["trusted"]?.boolValue == true ? .trusted : .untrusted
+        optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
     }
 
     private static func amounts(_ value: JSONValue?) -> Amounts? {

@@ -55,6 +55,8 @@ public struct RunRequest: Sendable {
     /// Untrusted (the default) gets every sandbox layer; trusted opts out of namespaces,
     /// seccomp and the unprivileged uid (see `SandboxLevel`).
     public var sandbox = SandboxLevel.untrusted
+    /// With `trusted`: the layers it opts out of (nil: every optional one; see `SandboxLevel`).
+    public var sandboxOptOut: Set<SandboxLayer>?
     /// Run even where the host lacks a layer the level wants; the report names what was not enforced.
     public var allowDegraded = false
 

@@ -168,7 +168,9 @@ public struct Runtime: Sendable {
     func sandboxPlan(_ request: RunRequest) throws(RuntimeError) -> SandboxPlan {
         do {
             let hidden = [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? [])
-            return try request.sandbox.plan(host: host, hiddenPaths: hidden, allowDegraded: request.allowDegraded || allowDegradedSandbox)
+            return try request.sandbox.plan(
+                host: host, hiddenPaths: hidden, allowDegraded: request.allowDegraded || allowDegradedSandbox,
+                optOut: request.sandboxOptOut)
         } catch {
             throw RuntimeError(code: .sandbox, message: "\(request.pluginName): \(error.message)")
         }

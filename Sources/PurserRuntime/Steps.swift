@@ -104,7 +104,9 @@ final class StepLauncher: Sendable {
         request.keepExecutableFD = opened.isScript
         request.depth = depth + 1
         request.tools = tools
-        request.sandbox = DeclaredManifest(record).sandbox
+        let manifest = DeclaredManifest(record)
+        request.sandbox = manifest.sandbox
+        request.sandboxOptOut = manifest.optOut
         return Prepared(request: request, node: node, opened: opened)
     }
 }

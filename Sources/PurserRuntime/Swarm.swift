@@ -153,6 +153,7 @@ public final class SwarmRunner: Sendable {
             if case .registered(let record, let manifest) = source {
                 probe.pluginName = record.name
                 probe.sandbox = manifest.sandbox
+                probe.sandboxOptOut = manifest.optOut
             }
             _ = try runtime.sandboxPlan(probe)
         }
@@ -498,6 +499,7 @@ public final class SwarmRunner: Sendable {
         request.keepExecutableFD = opened?.isScript ?? false
         if case .registered(_, let manifest) = plugins[routine.name] {
             request.sandbox = manifest.sandbox
+            request.sandboxOptOut = manifest.optOut
             // Only the variables its manifest names, with the supervisor's values.
             for name in manifest.environment {
                 if let value = getenv(name) { request.environment[name] = String(cString: value) }

@@ -2,28 +2,38 @@ import Glibc
 
 /// How much a plugin is trusted. Untrusted, the default, gets every layer and refuses to
 /// run where one is missing, unless the run allows a downgrade; trusted opts out of the
-/// namespaces, the filter and the unprivileged uid, and keeps the rest.
+/// layers its manifest names (by default the namespaces, the filter and the unprivileged
+/// uid), and keeps the rest.
 public enum SandboxLevel: String, Sendable, Hashable, CaseIterable {
     case untrusted
     case trusted
+
+    /// The layers a trusted plugin may opt out of; the cgroups hold every run to its budget.
+    public static let optional: Set<SandboxLayer> = [
+        .network, .pidNamespace, .mountNamespace, .seccomp, .unprivilegedUser, .userNamespace,
+    ]
 
     /// The layers this level asks for; cgroups are applied wherever the host has them.
     public var wanted: Set<SandboxLayer> { wanted(root: geteuid() == 0) }
 
     /// A root supervisor makes namespaces without a user namespace; one that is not root
-    /// needs one (and cannot give workers a uid apart from its own).
-    public func wanted(root: Bool) -> Set<SandboxLayer> {
+    /// needs one (and cannot give workers a uid apart from its own). A trusted plugin opts
+    /// out of `optOut`, by default of every optional layer.
+    public func wanted(root: Bool, optOut: Set<SandboxLayer>? = nil) -> Set<SandboxLayer> {
+        let all = Set(SandboxLayer.allCases).subtracting(root ? [.userNamespace] : [])
         switch self {
-        case .untrusted: Set(SandboxLayer.allCases).subtracting(root ? [.userNamespace] : [])
-        case .trusted: [.memoryCgroup, .pidsCgroup]
+        case .untrusted: return all
+        case .trusted: return all.subtracting(optOut ?? Self.optional)
         }
     }
 
     /// Resolves this level on `host`: which layers a run gets, and which it goes without.
     /// Throws `layerMissing`, naming each missing layer and what to do, unless `allowDegraded`.
     public func plan(
-        host: HostSupport = .current, hiddenPaths: [String] = [], allowDegraded: Bool = false
+        host: HostSupport = .current, hiddenPaths: [String] = [], allowDegraded: Bool = false,
+        optOut: Set<SandboxLayer>? = nil
     ) throws(SandboxError) -> SandboxPlan {
+        let wanted = wanted(root: geteuid() == 0, optOut: optOut)
         let missing = wanted.subtracting(host.available)
         if !missing.isEmpty && !allowDegraded {
             let lines = missing.sorted().map { "  \($0.rawValue): \(host.reasons[$0] ?? "not available")" }

@@ -80,6 +80,7 @@ struct Exec: AsyncParsableCommand {
         request.executableFD = registered?.opened.fd
         request.keepExecutableFD = registered?.opened.isScript ?? false
         request.sandbox = registered.map { PluginRegistry.sandboxLevel($0.record) } ?? (trusted ? .trusted : .untrusted)
+        request.sandboxOptOut = registered.flatMap { PluginRegistry.sandboxOptOut($0.record) }
         request.allowDegraded = sandboxOptions.allowDegraded
         request.arguments = arguments
         request.environment = try allowedEnvironment()

@@ -35,6 +35,32 @@ struct RegistryTests {
         #expect(listed.arrayValue?.count == 1)
     }
 
+    /// A trusted plugin may opt out of some layers and keep the rest; the run's report says
+    /// which. An untrusted one may not, and an unknown layer is named with the line.
+    @Test func aTrustedPluginOptsOutOfTheLayersItsManifestNames() throws {
+        let manifest = home + "/keep-network.yaml"
+        try "trusted: true\noptOut: [mount-namespace, unprivileged-user]\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        #expect(try purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h", "--manifest", manifest]).status == 0)
+        let run = try purser(["exec", "h", "--env", "HOSTILE_MODE=walls", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONParser.parse(run.stdout)
+        #expect(report["sandbox"]?["level"] == "trusted")
+        #expect(report["sandbox"]?["optedOut"] == ["mount-namespace", "unprivileged-user"])
+        #expect(report["sandbox"]?["applied"]?.arrayValue?.contains("network") == true)
+        #expect(report["output"]?["results"]?["tcp"] == "ENETUNREACH", "it kept its network namespace")
+        #expect(report["output"]?["uid"] == 0, "it opted out of the sandbox user")
+
+        for (text, message) in [
+            ("optOut: [network]\n", "keep-network.yaml:1: optOut: only a trusted plugin"),
+            ("trusted: true\noptOut: [memory-cgroup]\n", "keep-network.yaml:2: optOut: 'memory-cgroup' is not a layer"),
+        ] {
+            try text.write(toFile: manifest, atomically: true, encoding: .utf8)
+            let refused = try purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h2", "--manifest", manifest])
+            #expect(refused.status == 2)
+            #expect(refused.stderr.contains(message), "\(refused.stderr)")
+        }
+    }
+
     @Test func aChangedBinaryIsRefusedUntilItIsAddedAgain() throws {
         let path = try copy("wordcount", to: "tool")
         #expect(try purser(["plugin", "add", path, "--name", "tool"]).status == 0)
