@@ -22,13 +22,14 @@ public enum SandboxLayer: String, Sendable, Hashable, CaseIterable, Comparable {
 
 /// The layers a worker gets beyond what every worker gets (rlimits, a clean environment,
 /// fds 0-2 only, no_new_privs, no capabilities, a non-dumpable supervisor).
-public struct Isolation: Sendable, Hashable {
+public struct Isolation: Sendable {
     /// Its own network namespace: loopback only, and down. The gateway over stdio is the way out.
     public var network = false
     /// Its own PID and IPC namespaces, and a /proc that shows only them.
     public var processes = false
-    /// Its own mount namespace: the host read-only and nosuid, `/run` hidden, `hiddenPaths`
-    /// hidden, and a private, size-capped tmpfs at /tmp that is also the working directory.
+    /// Its own mount namespace and root, made from an allow-list (read-only, nosuid, nodev),
+    /// `hiddenPaths` hidden, and a private, size-capped tmpfs at /tmp that is also the
+    /// working directory.
     public var filesystem = false
     /// The deny-list filter; denied calls fail with EPERM and are named in the report.
     public var seccomp = false
@@ -47,33 +48,6 @@ public struct Isolation: Sendable, Hashable {
     public static let sandboxUser: (uid: UInt32, gid: UInt32) = (65534, 65534)
 
     public init() {}
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.network == b.network && a.processes == b.processes && a.filesystem == b.filesystem && a.seccomp == b.seccomp
-            && a.userNamespace == b.userNamespace
-            && a.user?.uid == b.user?.uid && a.user?.gid == b.user?.gid && a.workingDirectoryBytes == b.workingDirectoryBytes
-            && a.hiddenPaths == b.hiddenPaths
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(network)
-        hasher.combine(processes)
-        hasher.combine(filesystem)
-        hasher.combine(seccomp)
-        hasher.combine(user?.uid)
-    }
-
-    /// The namespace layers this isolation turns on.
-    public var layers: Set<SandboxLayer> {
-        var layers: Set<SandboxLayer> = []
-        if network { layers.insert(.network) }
-        if processes { layers.insert(.pidNamespace) }
-        if filesystem { layers.insert(.mountNamespace) }
-        if seccomp { layers.insert(.seccomp) }
-        if user != nil { layers.insert(.unprivilegedUser) }
-        if userNamespace { layers.insert(.userNamespace) }
-        return layers
-    }
 
     /// Only the given layers of this isolation.
     public func keeping(_ wanted: Set<SandboxLayer>) -> Isolation {
