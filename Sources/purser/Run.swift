@@ -142,6 +142,12 @@ enum SwarmTables {
         }
         Swift.print("")
         Swift.print("verdicts: " + report.verdictCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        for routine in report.routines {
+            // A sandbox that is not the whole untrusted profile is worth a line of its own.
+            guard let sandbox = routine.report?.sandbox, sandbox.level != .untrusted || !sandbox.notEnforced.isEmpty
+                || !sandbox.deniedSyscalls.isEmpty else { continue }
+            Swift.print("\(routine.name): " + Exec.describe(sandbox))
+        }
         if let analytics = report.analytics {
             Swift.print(String(
                 format: "reservationAccuracy %.2f, utilizationEfficiency %.2f, returnRate %.2f",

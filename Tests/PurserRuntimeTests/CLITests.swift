@@ -85,6 +85,25 @@ struct ExecCommandTests {
         #expect(trusted.status == 0, "a trusted plugin wants no network namespace")
     }
 
+    /// `purser run` on a host without a layer: exit 3 and nothing reserved, or, allowed to
+    /// downgrade, the routine's line says what was not enforced.
+    @Test func aSwarmOnAHostWithoutALayer() throws {
+        let job = home + "/job.yaml"
+        try """
+            team: { name: tj, budget: { credits: 10 } }
+            swarm: { name: s, reservation: { credits: 5 } }
+            routines:
+              - { name: a, plugin: \(Fixtures.product("hostile")), input: 1 }
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let environment = ProcessInfo.processInfo.environment.merging(["PURSER_HOME": home, "PURSER_SANDBOX_DISABLE": "network"]) { $1 }
+        let refused = try runCommand(Fixtures.product("purser"), ["run", job], environment: environment)
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("network: switched off by configuration"))
+        let degraded = try runCommand(Fixtures.product("purser"), ["run", job, "--allow-degraded"], environment: environment)
+        #expect(degraded.status == 0, "\(degraded.stderr)")
+        #expect(degraded.stdout.contains("a: sandbox: untrusted; NOT ENFORCED: network"))
+    }
+
     /// Once `purser exec` has exited, none of the cgroups its run used is left on the host
     /// (they are pooled while it runs).
     @Test func noCgroupOutlivesTheCommand() throws {
