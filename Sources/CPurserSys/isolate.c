@@ -33,6 +33,11 @@ static bool skippable(int error) { return error == ENOENT || error == ENOTDIR; }
 // configuration. Anything else of the host (homes, /var, /srv, /work, sockets anywhere) is
 // not in its world at all.
 static const char *const allowed_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"};
+int purser_root_directories(const char *const **list) {
+    *list = allowed_dirs;
+    return (int)(sizeof allowed_dirs / sizeof allowed_dirs[0]);
+}
+
 // The devices it gets: no disks, no /dev/ptmx (the host's pty pool is shared).
 static const char *const allowed_devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 // The staging point of the new root: a directory every host has.
@@ -71,11 +76,29 @@ static int bring(const char *host, const char *into, bool device) {
 
 // A tmpfs becomes the worker's root, holding only the allowed directories and devices; the
 // host's root is then detached altogether (pivot_root onto itself, then a lazy unmount).
-static int new_root(bool proc) {
+// The directories leading to `path` in the new root (which is a tmpfs of ours there: the
+// caller keeps shared paths out of the allowed, host-backed directories).
+static int make_parents(const char *path) {
+    char target[4096];
+    if (path_join(target, sizeof target, STAGE, path) < 0) return -1;
+    for (char *slash = target + strlen(STAGE) + 1; (slash = strchr(slash, '/')) != NULL; slash++) {
+        *slash = 0;
+        int made = mkdir(target, 0755);
+        *slash = '/';
+        if (made < 0 && errno != EEXIST) return -1;
+    }
+    return 0;
+}
+
+static int new_root(const purser_mount_plan *m) {
     if (mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755") < 0) return -1;
     for (size_t i = 0; i < sizeof allowed_dirs / sizeof allowed_dirs[0]; i++) {
         if (bring(allowed_dirs[i], allowed_dirs[i], false) < 0) return -1;
     }
+    for (int i = 0; i < m->shared_dir_count; i++) {
+        if (make_parents(m->shared_dirs[i]) < 0 || bring(m->shared_dirs[i], m->shared_dirs[i], false) < 0) return -1;
+    }
+    bool proc = m->mount_proc;
     static const char *const dirs[] = {STAGE "/dev", STAGE "/proc", STAGE "/tmp", STAGE "/run"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         if (mkdir(dirs[i], 0755) < 0) return -1;
@@ -115,7 +138,7 @@ static int seal_root(void) {
 int purser_isolate_mounts(const purser_mount_plan *m) {
     // Nothing mounted here may leak back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
-    if (m->readonly_root && (new_root(m->mount_proc) < 0 || seal_root() < 0)) return -1;
+    if (m->readonly_root && (new_root(m) < 0 || seal_root() < 0)) return -1;
     // Supervisor files within the allowed directories (a gateway config under /etc, say).
     for (int i = 0; i < m->hidden_dir_count; i++) {
         if (mount("tmpfs", m->hidden_dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000") < 0

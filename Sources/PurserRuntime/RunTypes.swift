@@ -57,6 +57,8 @@ public struct RunRequest: Sendable {
     public var sandbox = SandboxLevel.untrusted
     /// With `trusted`: the layers it opts out of (nil: every optional one; see `SandboxLevel`).
     public var sandboxOptOut: Set<SandboxLayer>?
+    /// Host directories a worker with its own root may read, at the same paths.
+    public var readOnlyPaths: [String] = []
     /// Run even where the host lacks a layer the level wants; the report names what was not enforced.
     public var allowDegraded = false
 

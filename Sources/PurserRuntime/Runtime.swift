@@ -190,6 +190,7 @@ public struct Runtime: Sendable {
             workingDirectory: directory, limits: limits, containment: request.containment,
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
         profile.isolation = plan.isolation
+        profile.isolation.sharedPaths = request.readOnlyPaths
         // Unless the run may go without, a cgroup the plan counts on must really be there.
         if !(request.allowDegraded || allowDegradedSandbox) {
             profile.requiredCgroups = Set(plan.applied).intersection([.memoryCgroup, .pidsCgroup])
@@ -204,6 +205,9 @@ public struct Runtime: Sendable {
         if let cpu = request.cpuSeconds, cpu <= 0 { throw invalid("cpu must be positive") }
         for key in request.environment.keys where key.isEmpty || key.contains("=") {
             throw invalid("bad environment variable name '\(key)'")
+        }
+        for path in request.readOnlyPaths {
+            if let problem = Isolation.checkShared(path) { throw invalid("read-only directory \(problem)") }
         }
         if let fd = request.executableFD {
             guard fd >= 0 else { throw invalid("bad executable fd \(fd)") }

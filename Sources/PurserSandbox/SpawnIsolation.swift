@@ -119,7 +119,8 @@ struct SpawnIsolation {
         let (directories, files) = isolation.filesystem ? hidden() : ([], [])
         let dirs = CStringArray(directories)
         let hiddenFiles = CStringArray(files)
-        return withExtendedLifetime((dirs, hiddenFiles)) {
+        let shared = CStringArray(isolation.filesystem ? isolation.sharedPaths : [])
+        return withExtendedLifetime((dirs, hiddenFiles, shared)) {
             tmpOptions.withCString { cTmp in
                 var plan = purser_mount_plan()
                 plan.readonly_root = isolation.filesystem ? 1 : 0
@@ -129,6 +130,8 @@ struct SpawnIsolation {
                 plan.hidden_dir_count = Int32(dirs.count)
                 plan.hidden_files = hiddenFiles.constPointer
                 plan.hidden_file_count = Int32(hiddenFiles.count)
+                plan.shared_dirs = shared.constPointer
+                plan.shared_dir_count = Int32(shared.count)
                 return withUnsafePointer(to: &plan) { body($0) }
             }
         }
@@ -149,6 +152,7 @@ struct SpawnIsolation {
         if isolation.filesystem {
             let (directories, files) = hidden()
             flags += ["--tmp", tmpOptions] + directories.flatMap { ["--hide-dir", $0] } + files.flatMap { ["--hide-file", $0] }
+                + isolation.sharedPaths.flatMap { ["--share-dir", $0] }
         }
         if isolation.processes { flags.append("--proc") }
         var inherit: [Int32] = []

@@ -15,7 +15,7 @@
  *      worker ended (its exit status, or the same signal).
  *
  * usage: purser-sandbox --uid-map M --gid-map M --tmp OPTIONS [--proc] [--hide-dir P]...
- *                       [--hide-file P]... [--seccomp-fd N] [--exec-fd N [--keep-exec-fd]]
+ *                       [--hide-file P]... [--share-dir P]... [--seccomp-fd N] [--exec-fd N [--keep-exec-fd]]
  *                       [--cwd DIR]
  *                       -- PATH ARGV0 [ARG]...
  *        purser-sandbox --probe    (exit status: a bit for each layer that failed)
@@ -45,8 +45,8 @@ enum { MAX_HIDDEN = 64 };
 typedef struct {
     const char *uid_map, *gid_map, *tmp, *cwd;
     int proc, seccomp_fd, exec_fd, keep_exec_fd;
-    const char *dirs[MAX_HIDDEN], *files[MAX_HIDDEN];
-    int dir_count, file_count;
+    const char *dirs[MAX_HIDDEN], *files[MAX_HIDDEN], *shared[MAX_HIDDEN];
+    int dir_count, file_count, shared_count;
     char **command; /* PATH ARGV0 ARG... */
 } options;
 
@@ -77,6 +77,7 @@ static options parse(int argc, char **argv) {
         else if (strcmp(flag, "--exec-fd") == 0) o.exec_fd = atoi(value);
         else if (strcmp(flag, "--hide-dir") == 0 && o.dir_count < MAX_HIDDEN) o.dirs[o.dir_count++] = value;
         else if (strcmp(flag, "--hide-file") == 0 && o.file_count < MAX_HIDDEN) o.files[o.file_count++] = value;
+        else if (strcmp(flag, "--share-dir") == 0 && o.shared_count < MAX_HIDDEN) o.shared[o.shared_count++] = value;
         else usage("unknown flag");
     }
     if (!o.uid_map || !o.gid_map || i + 2 >= argc) usage("needs --uid-map, --gid-map and -- PATH ARGV0");
@@ -100,6 +101,7 @@ static void worker(const options *o, int helper_pidfd) {
         .readonly_root = o->tmp != NULL, .mount_proc = o->proc, .tmp_options = o->tmp,
         .hidden_dirs = o->dirs, .hidden_dir_count = o->dir_count,
         .hidden_files = o->files, .hidden_file_count = o->file_count,
+        .shared_dirs = o->shared, .shared_dir_count = o->shared_count,
     };
     if (purser_isolate_mounts(&plan) < 0) fail("setting up the mount namespace");
     if (chdir(o->cwd) < 0) fail("entering the working directory");

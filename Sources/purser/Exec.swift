@@ -58,6 +58,9 @@ struct Exec: AsyncParsableCommand {
 
     @OptionGroup var sandboxOptions: SandboxOptions
 
+    @Option(name: .customLong("read-only"), help: "A host directory the worker may read, at the same path (untrusted workers see only their own root otherwise). Repeatable.")
+    var readOnly: [String] = []
+
     @Flag(help: "Print one JSON object: verdict, output, usage, reserved, returned, stderrTail.")
     var json = false
 
@@ -82,6 +85,7 @@ struct Exec: AsyncParsableCommand {
         request.sandbox = registered.map { PluginRegistry.sandboxLevel($0.record) } ?? (trusted ? .trusted : .untrusted)
         request.sandboxOptOut = registered.flatMap { PluginRegistry.sandboxOptOut($0.record) }
         request.allowDegraded = sandboxOptions.allowDegraded
+        request.readOnlyPaths = readOnly.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
         request.arguments = arguments
         request.environment = try allowedEnvironment()
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }

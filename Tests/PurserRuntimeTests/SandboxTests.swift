@@ -112,6 +112,26 @@ struct SandboxTests {
         #expect(report.verdict == .timeout)
     }
 
+    /// A directory shared read-only is there at its own path, and only then; the root's own
+    /// directories and the worker's /tmp cannot be shared.
+    @Test func aSharedDirectoryIsReadableAndOnlyThen() async throws {
+        try FileManager.default.createDirectory(atPath: outside + "/data", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        chmod(outside, 0o755)
+        chmod(outside + "/data", 0o755)
+        try "input\n".write(toFile: outside + "/data/in.txt", atomically: true, encoding: .utf8)
+        var request = Fixtures.hostile("walls", environment: ["HOSTILE_READ": outside + "/data/in.txt"])
+        let hidden = try await run(request)
+        request.readOnlyPaths = [outside + "/data"]
+        let shared = try await run(request)
+        #expect(hidden.output?["results"]?[outside + "/data/in.txt"] == "ENOENT")
+        #expect(shared.output?["results"]?[outside + "/data/in.txt"] == "OK")
+        for path in ["/opt/x", "/tmp", "relative", outside + "/data/in.txt"] {
+            request.readOnlyPaths = [path]
+            await #expect(throws: RuntimeError.self) { try await Runtime(home: Fixtures.temporaryHome()).exec(request) }
+        }
+    }
+
     @Test func deniedSyscallsFailWithEPERMAndAreNamed() async throws {
         let report = try await run(Fixtures.hostile("syscalls"))
         let denied = ["keyctl", "bpf", "ptrace", "io_uring_setup", "mount", "unshare", "setns", "clone"]

@@ -40,6 +40,9 @@ typedef struct {
     int hidden_dir_count;
     const char *const *hidden_files;  // /dev/null bound over each (missing ones skipped)
     int hidden_file_count;
+    const char *const *shared_dirs;   // with readonly_root: host directories the worker also
+    int shared_dir_count;             // sees, read-only, at the same paths (absolute, outside
+                                      // the allowed ones)
 } purser_mount_plan;
 
 typedef struct {
@@ -121,6 +124,9 @@ int purser_isolate_seccomp(int socket);
 /// In a new user namespace: denies setgroups, then writes the uid and gid maps
 /// ("INSIDE OUTSIDE 1\n"). The process then holds every capability in that namespace.
 int purser_isolate_map_ids(const char *uid_map, const char *gid_map);
+
+/// The host directories a worker's own root is made of (read-only binds).
+int purser_root_directories(const char *const **list);
 
 /// Builds the filters; call before a spawn (or fork) that installs one.
 void purser_seccomp_prepare(void);
