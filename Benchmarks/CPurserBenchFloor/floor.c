@@ -1,4 +1,6 @@
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "CPurserBenchFloor.h"
 
 #include <sched.h>
@@ -10,6 +12,16 @@
 #include <unistd.h>
 
 extern char **environ;
+
+// One line to the child and one back; then both pipes closed and the child reaped.
+static int exchange(pid_t pid, int to_child, int from_child, int *status) {
+    char line[64];
+    int ok = write(to_child, "ping\n", 5) == 5 && read(from_child, line, sizeof line) > 0;
+    close(to_child);
+    close(from_child);
+    waitpid(pid, status, 0);
+    return ok ? 0 : -1;
+}
 
 static int round_trip(const char *path) {
     int in[2], out[2];
@@ -28,13 +40,8 @@ static int round_trip(const char *path) {
     close(in[0]);
     close(out[1]);
     if (rc != 0) return -1;
-    char line[64];
-    int ok = write(in[1], "ping\n", 5) == 5 && read(out[0], line, sizeof line) > 0;
-    close(in[1]);
-    close(out[0]);
     int status;
-    waitpid(pid, &status, 0);
-    return ok ? 0 : -1;
+    return exchange(pid, in[1], out[0], &status);
 }
 
 double purser_bench_floor(const char *path, int iterations) {
@@ -67,13 +74,8 @@ static int sandboxed_round_trip(const char *path) {
     }
     close(in[0]);
     close(out[1]);
-    char line[64];
-    int ok = write(in[1], "ping\n", 5) == 5 && read(out[0], line, sizeof line) > 0;
-    close(in[1]);
-    close(out[0]);
     int status;
-    waitpid(pid, &status, 0);
-    return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    return exchange(pid, in[1], out[0], &status) == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 double purser_bench_floor_sandbox(const char *path, int iterations) {

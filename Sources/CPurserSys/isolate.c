@@ -509,9 +509,8 @@ int purser_netns_create(void) {
 
 static int try_unshare(int flag) { return unshare(flag) < 0 ? errno : 0; }
 
-// Runs in a throwaway vfork child, so nothing it changes reaches the supervisor.
-static int probe_child(void *raw) {
-    purser_layer_probe *out = raw;
+void purser_probe_here(purser_layer_probe *out, int network) {
+    if (network) out->net_ns = try_unshare(CLONE_NEWNET);
     out->ipc_ns = try_unshare(CLONE_NEWIPC);
     out->pid_ns = try_unshare(CLONE_NEWPID);
     out->mount_ns = try_unshare(CLONE_NEWNS);
@@ -528,6 +527,11 @@ static int probe_child(void *raw) {
         int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &programs[1]);
         out->seccomp = listener < 0 ? errno : 0;
     }
+}
+
+// Runs in a throwaway vfork child, so nothing it changes reaches the supervisor.
+static int probe_child(void *raw) {
+    purser_probe_here(raw, 0);
     _exit(0);
 }
 

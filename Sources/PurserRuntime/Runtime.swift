@@ -166,13 +166,19 @@ public struct Runtime: Sendable {
 
     /// The run's level resolved on this host, hiding the supervisor's state from the worker.
     func sandboxPlan(_ request: RunRequest) throws(RuntimeError) -> SandboxPlan {
+        try sandboxPlan(
+            request.sandbox, optOut: request.sandboxOptOut, allowDegraded: request.allowDegraded, plugin: request.pluginName)
+    }
+
+    func sandboxPlan(
+        _ level: SandboxLevel, optOut: Set<SandboxLayer>?, allowDegraded: Bool = false, plugin: String
+    ) throws(RuntimeError) -> SandboxPlan {
         do {
             let hidden = [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? [])
-            return try request.sandbox.plan(
-                host: host, hiddenPaths: hidden, allowDegraded: request.allowDegraded || allowDegradedSandbox,
-                optOut: request.sandboxOptOut)
+            return try level.plan(
+                host: host, hiddenPaths: hidden, allowDegraded: allowDegraded || allowDegradedSandbox, optOut: optOut)
         } catch {
-            throw RuntimeError(code: .sandbox, message: "\(request.pluginName): \(error.message)")
+            throw RuntimeError(code: .sandbox, message: "\(plugin): \(error.message)")
         }
     }
 

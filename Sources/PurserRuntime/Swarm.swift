@@ -149,13 +149,12 @@ public final class SwarmRunner: Sendable {
         plugins = try Self.resolve(job, registry: PluginRegistry(runtime: runtime))
         // A host that cannot sandbox a routine refuses the swarm before anything is reserved.
         for source in plugins.values {
-            var probe = RunRequest(executable: "", input: .null, credits: .zero, wallTimeMs: 1, memoryBytes: 1)
-            if case .registered(let record, let manifest) = source {
-                probe.pluginName = record.name
-                probe.sandbox = manifest.sandbox
-                probe.sandboxOptOut = manifest.optOut
+            switch source {
+            case .registered(let record, let manifest):
+                _ = try runtime.sandboxPlan(manifest.sandbox, optOut: manifest.optOut, plugin: record.name)
+            case .path(let path):
+                _ = try runtime.sandboxPlan(.untrusted, optOut: nil, plugin: String(path.split(separator: "/").last ?? ""))
             }
-            _ = try runtime.sandboxPlan(probe)
         }
         cache = RoutineCache(store: runtime.ledger!.store)
         self.runtime = runtime

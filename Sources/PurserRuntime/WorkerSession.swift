@@ -343,9 +343,7 @@ final class WorkerSession: @unchecked Sendable {
     /// Hands the call to the gateway; its answer comes back on this queue, whenever it
     /// comes, while the session goes on reading and writing other messages.
     private func callGateway(_ id: RPCID, _ params: JSONValue?) {
-        let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = {
-            self.write(RPCMessage.response(id: id, result: $0).line(), onQueue: false)
-        }
+        let answer = answerer(id)
         let call: GatewayCallParams
         do {
             call = try GatewayCallParams(json: params)
@@ -359,19 +357,14 @@ final class WorkerSession: @unchecked Sendable {
             return answer(.failure(GatewayFailure(
                 .rateLimited, "more than \(Self.maxCallsInFlight) gateway calls in flight", retryAfterMs: 10).rpcError))
         }
-        callsInFlight.insert(id)
+        let done = track(id)
         let caller = GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: account)
-        gateway.call(call, caller: caller) { result in
-            answer(result.map(\.json).mapError(\.rpcError))
-            self.queue.async { self.callsInFlight.remove(id) }
-        }
+        gateway.call(call, caller: caller) { done($0.map(\.json).mapError(\.rpcError)) }
     }
 
     /// Runs a child step from this run's reservation; its answer comes when the step ends.
     private func callRoutine(_ id: RPCID, _ params: JSONValue?) {
-        let answer: @Sendable (Result<JSONValue, RPCError>) -> Void = {
-            self.write(RPCMessage.response(id: id, result: $0).line(), onQueue: false)
-        }
+        let answer = answerer(id)
         let call: RoutineCallParams
         do {
             call = try RoutineCallParams(json: params)
@@ -381,8 +374,19 @@ final class WorkerSession: @unchecked Sendable {
         guard let steps, phase == .running, callsInFlight.count < Self.maxCallsInFlight else {
             return answer(.failure(RPCError(code: ErrorCode.routineFailed, message: "routine calls are taken only while the run runs")))
         }
+        steps.call(call, reply: track(id))
+    }
+
+    /// Answers the worker's request `id` from any thread.
+    private func answerer(_ id: RPCID) -> @Sendable (Result<JSONValue, RPCError>) -> Void {
+        { self.write(RPCMessage.response(id: id, result: $0).line(), onQueue: false) }
+    }
+
+    /// Counts `id` in flight until the returned closure answers it.
+    private func track(_ id: RPCID) -> @Sendable (Result<JSONValue, RPCError>) -> Void {
         callsInFlight.insert(id)
-        steps.call(call) { result in
+        let answer = answerer(id)
+        return { result in
             answer(result)
             self.queue.async { self.callsInFlight.remove(id) }
         }

@@ -96,6 +96,12 @@ enum PooledGroup {
     }
 }
 
+/// A run's cgroup directory and its open `cgroup.procs`.
+protocol CgroupDirectory: AnyObject, Sendable {
+    var path: String { get }
+    var procsFD: Int32 { get }
+}
+
 final class GroupPool<Group: AnyObject & Sendable>: Sendable {
     private let idle = Mutex<[Group]>([])
     private let capacity: Int
@@ -104,9 +110,12 @@ final class GroupPool<Group: AnyObject & Sendable>: Sendable {
 
     func take() -> Group? { idle.withLock { $0.popLast() } }
 
-    /// Empties the pool, handing each idle group to `remove`.
-    func drain(_ remove: (Group) -> Void) {
-        for group in idle.withLock({ idle in defer { idle = [] }; return idle }) { remove(group) }
+    /// Removes the idle groups (a supervisor about to exit leaves none behind).
+    func removeIdle() where Group: CgroupDirectory {
+        for group in idle.withLock({ idle in defer { idle = [] }; return idle }) {
+            close(group.procsFD)
+            removeDirectory(group.path)
+        }
     }
 
     /// False when the pool is full: the caller then removes the group.

@@ -1,7 +1,7 @@
 import Glibc
 
 /// A cgroup v2 group per run; `cgroup.kill` ends the whole tree in one write.
-final class CgroupV2Group: RunGroup {
+final class CgroupV2Group: RunGroup, CgroupDirectory {
     let path: String
     let procsFD: Int32
     var description: String { "cgroup2:\(path)" }
@@ -44,13 +44,7 @@ final class CgroupV2Group: RunGroup {
 
     private static let pool = GroupPool<CgroupV2Group>(capacity: 64)
 
-    /// Removes the idle groups (a supervisor about to exit leaves none behind).
-    static func drainPool() {
-        pool.drain { group in
-            close(group.procsFD)
-            removeDirectory(group.path)
-        }
-    }
+    static func drainPool() { pool.removeIdle() }
 
     /// An empty group from the pool or a new one; nil where cgroup v2 is not usable.
     static func take() throws(SandboxError) -> CgroupV2Group? {

@@ -3,7 +3,7 @@ import Glibc
 /// A run's memory group: its limit (swap included), its true peak, and whether the OOM
 /// killer acted. The run's own cgroup v2 group where that hierarchy has the memory
 /// controller; else a cgroup v1 memory group of its own (this machine kind).
-final class MemoryCgroup: Sendable {
+final class MemoryCgroup: CgroupDirectory {
     let path: String
     /// -1 for v2: the worker joins the run group, which is this group.
     let procsFD: Int32
@@ -45,13 +45,7 @@ final class MemoryCgroup: Sendable {
     /// What a pooled group may keep charged from its last run (and so add to the next run's peak).
     static let leftoverBytes: UInt64 = 1 << 20
 
-    /// Removes the idle groups (a supervisor about to exit leaves none behind).
-    static func drainPool() {
-        pool.drain { group in
-            close(group.procsFD)
-            removeDirectory(group.path)
-        }
-    }
+    static func drainPool() { pool.removeIdle() }
 
     /// An emptied v1 group from the pool or a new one, with its limit set and its peak reset.
     private static func take(limitBytes: UInt64?) -> MemoryCgroup? {

@@ -3,7 +3,7 @@ import Glibc
 /// A run's pids group: at most `limit` processes and threads in the run at once, so a fork
 /// bomb stops at the limit instead of filling the host's process table. The run's own
 /// cgroup v2 group where that hierarchy has the pids controller, else a v1 group of its own.
-final class PidsCgroup: Sendable {
+final class PidsCgroup: CgroupDirectory {
     let path: String
     /// -1 for v2: the worker joins the run group, which is this group.
     let procsFD: Int32
@@ -28,13 +28,7 @@ final class PidsCgroup: Sendable {
 
     private static let pool = GroupPool<PidsCgroup>(capacity: 64)
 
-    /// Removes the idle groups (a supervisor about to exit leaves none behind).
-    static func drainPool() {
-        pool.drain { group in
-            close(group.procsFD)
-            removeDirectory(group.path)
-        }
-    }
+    static func drainPool() { pool.removeIdle() }
 
     /// An emptied group from the pool or a new one, with its limit set; nil where the host
     /// has no writable v1 pids hierarchy, or the limit did not take.

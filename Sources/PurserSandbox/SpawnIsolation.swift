@@ -92,17 +92,19 @@ struct SpawnIsolation {
         if let opened = openedExecutable { close(opened.fd) }
     }
 
-    /// The paths to hide, resolved: those that exist, as directories or files.
+    /// The paths to hide, resolved, as directories or files: only those the worker's root
+    /// holds (its allowed and shared directories); the rest of the host is not there at all.
     private func hidden() -> (directories: [String], files: [String]) {
         var directories: [String] = []
         var files: [String] = []
-        // Host services keep their sockets in /run (/var/run is usually a link to it).
-        for path in ["/run", "/var/run"] + isolation.hiddenPaths {
+        let visible = Isolation.rootDirectories + isolation.sharedPaths
+        for path in isolation.hiddenPaths {
             guard let real = realpath(path, nil) else { continue }
             defer { free(real) }
+            let resolved = String(cString: real)
+            guard visible.contains(where: { resolved == $0 || resolved.hasPrefix($0 + "/") }) else { continue }
             var info = stat()
             guard stat(real, &info) == 0 else { continue }
-            let resolved = String(cString: real)
             if info.st_mode & S_IFMT == S_IFDIR { directories.append(resolved) } else { files.append(resolved) }
         }
         return (Array(Set(directories)).sorted(), Array(Set(files)).sorted())

@@ -114,7 +114,7 @@ public enum Spawner {
             self.group = group
             memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes, runGroup: group)
             pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0, runGroup: group) }
-            let missing = profile.requiredCgroups.subtracting(attached(memory: memory, pids: pids))
+            let missing = profile.requiredCgroups.subtracting(WorkerProcess.cgroupLayers(memory: memory, pids: pids))
             guard missing.isEmpty else {
                 undo()
                 throw SandboxError(
@@ -132,13 +132,6 @@ public enum Spawner {
             pids?.release()
             isolation.undo()
         }
-    }
-
-    private static func attached(memory: MemoryCgroup?, pids: PidsCgroup?) -> Set<SandboxLayer> {
-        var layers: Set<SandboxLayer> = []
-        if memory != nil { layers.insert(.memoryCgroup) }
-        if pids != nil { layers.insert(.pidsCgroup) }
-        return layers
     }
 
     /// Tags a run's seccomp listener, so that its denied calls are told apart from others'.

@@ -95,7 +95,9 @@ public final class WorkerProcess: Sendable {
     }
 
     /// The cgroup layers this worker really got.
-    public var attachedCgroups: Set<SandboxLayer> {
+    public var attachedCgroups: Set<SandboxLayer> { Self.cgroupLayers(memory: memory, pids: pids) }
+
+    static func cgroupLayers(memory: MemoryCgroup?, pids: PidsCgroup?) -> Set<SandboxLayer> {
         var layers: Set<SandboxLayer> = []
         if memory != nil { layers.insert(.memoryCgroup) }
         if pids != nil { layers.insert(.pidsCgroup) }

@@ -184,16 +184,11 @@ static int probe(void) {
     snprintf(uid_map, sizeof uid_map, "65534 %u 1\n", (unsigned)geteuid());
     snprintf(gid_map, sizeof gid_map, "65534 %u 1\n", (unsigned)getegid());
     if (purser_isolate_map_ids(uid_map, gid_map) < 0) return 31;
-    int failed = 0;
-    if (unshare(CLONE_NEWNET) < 0) failed |= 2;
-    if (unshare(CLONE_NEWIPC | CLONE_NEWPID) < 0) failed |= 4;
-    purser_mount_plan plan = {.readonly_root = 1, .tmp_options = "size=64k"};
-    if (unshare(CLONE_NEWNS) < 0 || purser_isolate_mounts(&plan) < 0) failed |= 8;
-    int sockets[2];
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || purser_socketpair_cloexec(sockets) < 0) return failed | 16;
     purser_seccomp_prepare();
-    if (purser_isolate_seccomp(sockets[0]) < 0) failed |= 16;
-    return failed;
+    purser_layer_probe out = {0};
+    purser_probe_here(&out, 1);
+    return (out.net_ns ? 2 : 0) | (out.ipc_ns || out.pid_ns ? 4 : 0) | (out.mount_ns || out.tmpfs ? 8 : 0)
+        | (out.seccomp ? 16 : 0);
 }
 
 int main(int argc, char **argv) {

@@ -140,6 +140,9 @@ typedef struct {
     int mount_ns, pid_ns, ipc_ns, net_ns, user_ns, seccomp, mount_setattr, tmpfs;
 } purser_layer_probe;
 void purser_probe_layers(purser_layer_probe *out);
+/// The same tries in this very process, which must be a throwaway one (the helper's probe,
+/// inside its user namespace); call purser_seccomp_prepare first. `network`: try that too.
+void purser_probe_here(purser_layer_probe *out, int network);
 
 typedef struct {
     int number;                    // for this architecture
