@@ -210,7 +210,7 @@ static void handle_cancel(const char *ps, const char *pe) {
     end_run();
 }
 
-static void handle_response(const char *is, const char *ie, int is_error) {
+static void handle_response(const char *line, size_t len, const char *is, const char *ie, int is_error) {
     long long v = ws_parse_uint(is, ie);
     if (!run.active || v < 0 || (uint64_t)v < run.first_id ||
         (uint64_t)v - run.first_id >= (uint64_t)run.sent ||
@@ -223,10 +223,14 @@ static void handle_response(const char *is, const char *ie, int is_error) {
     run.sent_ns[k] = 0;
     run.answered++;
     run.end_ns = last_read_ns;
-    if (is_error)
-        run.errors++;
-    else
+    if (!is_error) {
         run.samples[run.nsamples++] = rtt;
+    } else if (run.errors++ == 0) {
+        /* The first error says why, on stderr, where the report's stderr tail keeps it. */
+        note("gatewayworker: first error: ");
+        (void)!write(2, line, len);
+        note("\n");
+    }
     pump();
 }
 
@@ -242,7 +246,7 @@ static void handle_line(const char *line, size_t len) {
     }
     if (!m.method) {
         if (m.id && (m.has_result || m.has_error)) {
-            handle_response(m.id, m.id + m.id_len, m.has_error);
+            handle_response(line, len, m.id, m.id + m.id_len, m.has_error);
         } else {
             note("gatewayworker: ignoring a line that is neither request nor response\n");
         }

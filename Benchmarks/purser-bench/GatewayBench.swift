@@ -79,7 +79,10 @@ func brokered(_ runtime: Runtime, calls: Int) async throws -> (rate: Double, med
     guard report.verdict == .ok, let output = report.output,
         let seconds = output["seconds"]?.numberValue?.double, let median = output["medianUs"]?.numberValue?.double,
         output["errors"] == 0
-    else { throw PostgresServerError("gatewayworker: \(report.verdict) \(report.message ?? "") \(report.output?.serialized() ?? "")") }
+    else {
+        throw PostgresServerError(
+            "gatewayworker: \(report.verdict) \(report.message ?? "") \(report.output?.serialized() ?? "") \(report.stderrTail)")
+    }
     return (Double(calls) / seconds, median, calls)
 }
 

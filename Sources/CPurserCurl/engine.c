@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <ctype.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +64,20 @@ struct request {
     char error[CURL_ERROR_SIZE];
 };
 
+// A change to the watched fds, applied by the engine thread in the order asked.
+struct watch_change {
+    struct watch_change *next;
+    int fd;
+    purser_http_fd_callback on_readable; // NULL: stop watching fd
+    void *context;
+};
+
+struct watch {
+    int fd;
+    purser_http_fd_callback on_readable;
+    void *context;
+};
+
 struct purser_http_engine {
     CURLM *multi;
     pthread_t thread;
@@ -70,7 +85,15 @@ struct purser_http_engine {
     pthread_mutex_t lock;
     struct request *queue_head; // guarded by lock
     struct request *queue_tail; // guarded by lock
+    struct watch_change *changes_head; // guarded by lock
+    struct watch_change *changes_tail; // guarded by lock
     int stopping;               // guarded by lock
+
+    // Owned by the engine thread: the fds it polls beside libcurl's.
+    struct watch *watches;
+    struct curl_waitfd *wait_fds;
+    size_t watch_count;
+    size_t watch_capacity;
 
     // Owned by the engine thread.
     struct request *active;
@@ -82,6 +105,8 @@ struct purser_http_engine {
 _Static_assert(sizeof(curl_off_t) == sizeof(int64_t), "curl_off_t is 64-bit on every Linux target");
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+// The engine whose thread this is, if any: its own submits need no wakeup.
+static _Thread_local struct purser_http_engine *running_engine;
 static CURLcode global_result = CURLE_FAILED_INIT;
 
 static void global_init(void)
@@ -530,20 +555,103 @@ static void stop_all(struct purser_http_engine *e, struct request *queued)
     }
 }
 
+// Fds still watched when the engine stops: each callback hears fd -1, once.
+static void stop_watching(struct purser_http_engine *e)
+{
+    while (e->watch_count > 0) {
+        struct watch w = e->watches[--e->watch_count];
+        w.on_readable(w.context, -1);
+    }
+}
+
+static size_t find_watch(const struct purser_http_engine *e, int fd)
+{
+    for (size_t i = 0; i < e->watch_count; i++)
+        if (e->watches[i].fd == fd)
+            return i;
+    return SIZE_MAX;
+}
+
+static int grow_watches(struct purser_http_engine *e)
+{
+    if (e->watch_count < e->watch_capacity)
+        return 0;
+    size_t capacity = e->watch_capacity == 0 ? 16 : e->watch_capacity * 2;
+    struct watch *watches = realloc(e->watches, capacity * sizeof *watches);
+    if (watches == NULL)
+        return -1;
+    e->watches = watches;
+    struct curl_waitfd *wait_fds = realloc(e->wait_fds, capacity * sizeof *wait_fds);
+    if (wait_fds == NULL)
+        return -1;
+    e->wait_fds = wait_fds;
+    e->watch_capacity = capacity;
+    return 0;
+}
+
+// An add that finds no room ends at once (fd -1), as does a second watch of one fd.
+static void apply_change(struct purser_http_engine *e, struct watch_change *c)
+{
+    size_t at = find_watch(e, c->fd);
+    if (c->on_readable == NULL && at != SIZE_MAX) {
+        struct watch ended = e->watches[at];
+        e->watches[at] = e->watches[--e->watch_count];
+        ended.on_readable(ended.context, -1);
+    } else if (c->on_readable != NULL && at == SIZE_MAX && grow_watches(e) == 0) {
+        e->watches[e->watch_count++] = (struct watch){c->fd, c->on_readable, c->context};
+    } else if (c->on_readable != NULL) {
+        c->on_readable(c->context, -1);
+    }
+    free(c);
+}
+
+static void apply_changes(struct purser_http_engine *e, struct watch_change *c)
+{
+    while (c != NULL) {
+        struct watch_change *next = c->next;
+        apply_change(e, c);
+        c = next;
+    }
+}
+
+static unsigned poll_fds(struct purser_http_engine *e)
+{
+    for (size_t i = 0; i < e->watch_count; i++)
+        e->wait_fds[i] = (struct curl_waitfd){.fd = e->watches[i].fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+    return (unsigned)e->watch_count;
+}
+
+// Level-triggered: a callback that leaves data unread is called again next turn.
+static void dispatch_readable(struct purser_http_engine *e, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        if (e->wait_fds[i].revents == 0)
+            continue;
+        size_t at = find_watch(e, e->wait_fds[i].fd);
+        if (at != SIZE_MAX)
+            e->watches[at].on_readable(e->watches[at].context, e->watches[at].fd);
+    }
+}
+
 static void *engine_main(void *arg)
 {
     struct purser_http_engine *e = arg;
+    running_engine = e;
     for (;;) {
         pthread_mutex_lock(&e->lock);
         struct request *pending = e->queue_head;
         e->queue_head = e->queue_tail = NULL;
+        struct watch_change *changes = e->changes_head;
+        e->changes_head = e->changes_tail = NULL;
         int stopping = e->stopping;
         pthread_mutex_unlock(&e->lock);
 
+        apply_changes(e, changes);
         // stopping is read under the same lock as the queue and submit refuses work
         // once it is set, so nothing can be queued after this last take.
         if (stopping) {
             stop_all(e, pending);
+            stop_watching(e);
             break;
         }
         while (pending != NULL) {
@@ -557,12 +665,23 @@ static void *engine_main(void *arg)
         collect(e);
         expire_overdue(e, monotonic_ms());
 
-        if (curl_multi_poll(e->multi, NULL, 0, poll_timeout_ms(e), NULL) != CURLM_OK) {
+        // Work queued from this thread (a callback's submit) needs no wakeup: it is taken
+        // on the next turn, and the poll only looks.
+        pthread_mutex_lock(&e->lock);
+        int queued = e->queue_head != NULL || e->changes_head != NULL;
+        pthread_mutex_unlock(&e->lock);
+        unsigned count = poll_fds(e);
+        int timeout = queued ? 0 : poll_timeout_ms(e);
+        if (curl_multi_poll(e->multi, e->wait_fds, count, timeout, NULL) != CURLM_OK) {
             // Not expected; pausing keeps a persistent failure from spinning a core.
             struct timespec pause = {0, 10 * 1000 * 1000};
             nanosleep(&pause, NULL);
+            continue;
         }
+        dispatch_readable(e, count);
     }
+    free(e->watches);
+    free(e->wait_fds);
 
     for (size_t i = 0; i < e->free_count; i++)
         curl_easy_cleanup(e->free_handles[i]);
@@ -653,12 +772,47 @@ int purser_http_submit(purser_http_engine *engine, const purser_http_request *re
         engine->queue_tail->next = r;
     engine->queue_tail = r;
     // A non-empty queue already has a wakeup pending that the thread has not yet
-    // answered by taking the queue. Waking under the lock keeps the multi handle alive:
-    // destroy cannot set stopping, and so cannot clean it up, until we let go.
-    if (was_empty)
+    // answered by taking the queue; the engine's own thread looks at the queue before it
+    // polls. Waking under the lock keeps the multi handle alive: destroy cannot set
+    // stopping, and so cannot clean it up, until we let go.
+    if (was_empty && running_engine != engine)
         curl_multi_wakeup(engine->multi);
     pthread_mutex_unlock(&engine->lock);
     return 0;
+}
+
+static int queue_change(purser_http_engine *engine, int fd, purser_http_fd_callback on_readable, void *context)
+{
+    if (engine == NULL || fd < 0)
+        return -1;
+    struct watch_change *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -1;
+    *c = (struct watch_change){.fd = fd, .on_readable = on_readable, .context = context};
+    pthread_mutex_lock(&engine->lock);
+    if (engine->stopping) {
+        pthread_mutex_unlock(&engine->lock);
+        free(c);
+        return -1;
+    }
+    if (engine->changes_head == NULL)
+        engine->changes_head = c;
+    else
+        engine->changes_tail->next = c;
+    engine->changes_tail = c;
+    curl_multi_wakeup(engine->multi);
+    pthread_mutex_unlock(&engine->lock);
+    return 0;
+}
+
+int purser_http_watch(purser_http_engine *engine, int fd, purser_http_fd_callback on_readable, void *context)
+{
+    return on_readable == NULL ? -1 : queue_change(engine, fd, on_readable, context);
+}
+
+int purser_http_unwatch(purser_http_engine *engine, int fd)
+{
+    return queue_change(engine, fd, NULL, NULL);
 }
 
 void purser_http_engine_destroy(purser_http_engine *engine)

@@ -73,11 +73,41 @@ final class HTTPEngine: @unchecked Sendable {
         }
     }
 
+    /// Calls `onReadable` on the engine's thread while `fd` is readable, until `unwatch`;
+    /// `ended` runs once, on the engine's thread, when the watch is over (at once if it
+    /// could not start).
+    func watch(_ fd: Int32, onReadable: @escaping @Sendable () -> Void, ended: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(WatchBox(onReadable, ended)).toOpaque()
+        let status = purser_http_watch(engine, fd, { context, fd in
+            let box = Unmanaged<WatchBox>.fromOpaque(context!)
+            guard fd < 0 else { return box.takeUnretainedValue().onReadable() }
+            box.takeRetainedValue().ended()
+        }, box)
+        if status != 0 {
+            Unmanaged<WatchBox>.fromOpaque(box).release()
+            ended()
+        }
+    }
+
+    /// Ends the watch of `fd`; its `ended` says when no more reads will run.
+    func unwatch(_ fd: Int32) {
+        _ = purser_http_unwatch(engine, fd)
+    }
+
     private func withCStrings<T>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> T) -> T {
         let copies = strings.map { strdup($0) }
         defer { copies.forEach { free($0) } }
         let pointers = copies.map { UnsafePointer($0) }
         return pointers.withUnsafeBufferPointer(body)
+    }
+}
+
+private final class WatchBox {
+    let onReadable: @Sendable () -> Void
+    let ended: @Sendable () -> Void
+    init(_ onReadable: @escaping @Sendable () -> Void, _ ended: @escaping @Sendable () -> Void) {
+        self.onReadable = onReadable
+        self.ended = ended
     }
 }
 
@@ -93,8 +123,7 @@ extension UpstreamResponse {
         requestSent = raw.request_sent != 0
         tooLarge = raw.too_large != 0
         timedOut = raw.timed_out != 0
-        let block = raw.headers.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: raw.headers_length), as: UTF8.self) } ?? ""
-        headers = HTTPHeaders.parse(block)
+        headers = HTTPHeaders.parse(UnsafeRawBufferPointer(start: raw.headers, count: raw.headers_length))
         body = raw.body.map { Array(UnsafeBufferPointer(start: $0, count: raw.body_length)) } ?? []
         seconds = raw.total_seconds
         error = raw.error.map { String(cString: $0) } ?? ""

@@ -112,6 +112,15 @@ public final class Gateway: Sendable {
         }
     }
 
+    /// Reads a caller's pipe on the HTTP engine's thread: `onReadable` runs there while
+    /// `fd` is readable, so a call it makes reaches the wire with no thread hop. `ended`
+    /// runs once when the watch is over (after `unwatch`, or at once if it could not start).
+    public func watch(_ fd: Int32, onReadable: @escaping @Sendable () -> Void, ended: @escaping @Sendable () -> Void) {
+        engine.watch(fd, onReadable: onReadable, ended: ended)
+    }
+
+    public func unwatch(_ fd: Int32) { engine.unwatch(fd) }
+
     /// Each integration's limiter, breaker, quotas and cache, as `purser gateway status` shows them.
     public func status() -> [IntegrationStatus] {
         config.integrations.compactMap { states[$0.name]?.status(store: store) }

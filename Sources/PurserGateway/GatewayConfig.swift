@@ -129,11 +129,13 @@ public struct Integration: Sendable {
 
 /// An integration's base: calls name a path under it, and nothing else is reachable.
 public struct BaseURL: Sendable, Hashable, CustomStringConvertible {
-    public var scheme: String
-    public var host: String
-    public var port: Int
+    public let scheme: String
+    public let host: String
+    public let port: Int
     /// Without a trailing slash; "" for the root.
-    public var path: String
+    public let path: String
+    /// Scheme, host and port as a URL begins: every call's URL starts with it.
+    public let origin: String
 
     init(_ value: ConfigValue) throws(ConfigError) {
         let text = try value.nonEmptyString()
@@ -146,12 +148,9 @@ public struct BaseURL: Sendable, Hashable, CustomStringConvertible {
         host = parts.host
         port = parts.port
         path = parts.pathAndQuery.hasSuffix("/") ? String(parts.pathAndQuery.dropLast()) : parts.pathAndQuery
-    }
-
-    public var origin: String {
         let defaultPort = scheme == "https" ? 443 : 80
         let bracketed = host.contains(":") ? "[\(host)]" : host
-        return "\(scheme)://\(bracketed)" + (port == defaultPort ? "" : ":\(port)")
+        origin = "\(scheme)://\(bracketed)" + (port == defaultPort ? "" : ":\(port)")
     }
 
     public var description: String { origin + path }

@@ -47,20 +47,33 @@ enum HTTPHeaders {
         "expect", "authorization", "proxy-authorization", "proxy-connection", "cookie",
     ]
 
-    /// Parses a raw header block into names (lower-cased) and values; repeated names are joined with ", ".
-    static func parse(_ block: String) -> [(name: String, value: String)] {
+    /// Parses a raw header block into names (lower-cased) and values; repeated names are
+    /// joined with ", ". Status lines and lines without a colon are skipped. Bytes, not
+    /// characters: it runs on the HTTP engine's thread for every answer.
+    static func parse(_ block: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = []
-        for line in block.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
-            guard !line.hasPrefix("HTTP/"), let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = String(line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" }))
-            if let index = headers.firstIndex(where: { $0.name == name }) {
-                headers[index].value += ", " + value
-            } else {
-                headers.append((name, value))
+        var start = 0
+        while start < block.count {
+            var end = start
+            while end < block.count && block[end] != 0x0A && block[end] != 0x0D { end += 1 }
+            if let header = header(UnsafeRawBufferPointer(rebasing: block[start..<end])) {
+                if let index = headers.firstIndex(where: { $0.name == header.name }) {
+                    headers[index].value += ", " + header.value
+                } else {
+                    headers.append(header)
+                }
             }
+            start = end + 1
         }
         return headers
+    }
+
+    private static func header(_ line: UnsafeRawBufferPointer) -> (name: String, value: String)? {
+        guard !line.starts(with: "HTTP/".utf8), let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        var valueStart = colon + 1
+        while valueStart < line.count && (line[valueStart] == 0x20 || line[valueStart] == 0x09) { valueStart += 1 }
+        let name = String(decoding: line[..<colon].lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        return (name, String(decoding: line[valueStart...], as: UTF8.self))
     }
 }
 

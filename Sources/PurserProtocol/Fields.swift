@@ -112,11 +112,17 @@ public struct Credits: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var description: String {
         let whole = micros / Self.microsPerCredit
         let fraction = micros % Self.microsPerCredit
-        if fraction == 0 { return "\(whole)" }
-        var digits = String(fraction)
-        digits = String(repeating: "0", count: Self.scale - digits.count) + digits
-        while digits.hasSuffix("0") { digits.removeLast() }
-        return "\(whole).\(digits)"
+        if fraction == 0 { return String(whole) }
+        // Trailing zeros dropped on the integer, not the text: it is in every call's answer.
+        var significant = fraction.magnitude
+        var places = Self.scale
+        while significant % 10 == 0 {
+            significant /= 10
+            places -= 1
+        }
+        let digits = String(significant)
+        let sign = micros < 0 && whole == 0 ? "-" : ""
+        return sign + String(whole) + "." + String(repeating: "0", count: places - digits.count) + digits
     }
 
     public var json: JSONValue {

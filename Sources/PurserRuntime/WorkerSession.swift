@@ -35,12 +35,23 @@ final class WorkerSession: @unchecked Sendable {
     private let gateway: Gateway?
     private let account: RunAccount?
     private let steps: StepLauncher?
-    /// Ids of the worker's own requests not yet answered (its gateway calls).
-    private var callsInFlight: Set<RPCID> = []
+    /// Ids of the worker's own requests not yet answered (its gateway and routine calls).
+    private let callsInFlight = Mutex<Set<RPCID>>([])
+    /// `phase == .running` and the stream still sound: whether calls are taken, readable
+    /// from the HTTP engine's thread.
+    private let acceptsCalls = Atomic<Bool>(false)
+    /// Lines the engine's thread handed to `queue` that `queue` has not finished yet.
+    private let linesQueued = Atomic<Int>(0)
+    /// The worker's stdout is read on the HTTP engine's thread (see `readOnEngine`).
+    private var stdoutOnEngine = false
+    /// What the exit waits for: the engine's thread to stop reading stdout.
+    private var afterEngineReading: (() -> Void)?
+    /// Owned by the engine's thread while it reads: the stream was cut at an oversized line.
+    private var engineStopped = false
 
     private var process: WorkerProcess?
-    private var phase = Phase.initializing
-    private var stop: StopReason?
+    private var phase = Phase.initializing { didSet { updateAcceptsCalls() } }
+    private var stop: StopReason? { didSet { updateAcceptsCalls() } }
     private var stopMessage: String?
     private var answer = RunAnswer.none
     private var output: JSONValue?
@@ -123,7 +134,11 @@ final class WorkerSession: @unchecked Sendable {
         }
         self.process = process
         stdin.withLock { $0.fd = process.stdinFD }
-        stdoutSource = watchReads(process.stdoutFD, holding: process.stdoutHoldFD) { self.stdoutData($0) }
+        if let gateway {
+            readOnEngine(gateway, process)
+        } else {
+            stdoutSource = watchReads(process.stdoutFD, holding: process.stdoutHoldFD) { self.stdoutData($0) }
+        }
         stderrSource = watchReads(process.stderrFD, holding: process.stderrHoldFD) { self.stderrTail.append($0) }
         let exitSource = DispatchSource.makeReadSource(fileDescriptor: process.pidFD, queue: queue)
         exitSource.setEventHandler { self.workerExited() }
@@ -187,6 +202,87 @@ final class WorkerSession: @unchecked Sendable {
             }
             return true
         }
+    }
+
+    /// With a gateway, the worker's stdout is read on the HTTP engine's thread: a
+    /// `gateway/call` goes to the wire from there, with no hop through `queue` (on two
+    /// cores each hop is a wake-up that costs about as much as the call itself). Every other
+    /// line, and a call that must wait its turn behind one, is handed to `queue` in order.
+    private func readOnEngine(_ gateway: Gateway, _ process: WorkerProcess) {
+        stdoutOnEngine = true
+        let fd = process.stdoutFD
+        gateway.watch(fd) {
+            guard !Self.drain(fd, { self.engineData($0) }) else { return }
+            gateway.unwatch(fd)
+        } ended: {
+            self.queue.async { self.engineReadingEnded() }
+        }
+    }
+
+    /// On the engine's thread, which owns `framer` while it reads.
+    private func engineData(_ chunk: UnsafeRawBufferPointer) {
+        guard !engineStopped else { return }
+        framer.feed(chunk) { event in
+            switch event {
+            case .line(let line): self.engineLine(line)
+            case .oversized:
+                self.engineStopped = true
+                self.handOff {
+                    self.kill(.protocolViolation, "the worker wrote a line longer than \(self.request.maxLineBytes) bytes")
+                }
+            }
+        }
+    }
+
+    private func engineLine(_ line: ArraySlice<UInt8>) {
+        // Taken here only when nothing before it waits on `queue`, so that it sees the
+        // session exactly as it would there.
+        if linesQueued.load(ordering: .acquiring) == 0, acceptsCalls.load(ordering: .acquiring),
+            Self.mayBeGatewayCall(line), case .request(let id, Method.gatewayCall, let params)? = try? RPCMessage(line: line),
+            callsInFlight.withLock({ !$0.contains(id) })
+        {
+            return callGateway(id, params)
+        }
+        handOff { self.handleLine(line) }
+    }
+
+    private func handOff(_ body: @escaping @Sendable () -> Void) {
+        linesQueued.add(1, ordering: .relaxed)
+        queue.async {
+            body()
+            self.linesQueued.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// Cheap, before parsing on the engine's thread: large lines and all but calls go to `queue`.
+    private static func mayBeGatewayCall(_ line: ArraySlice<UInt8>) -> Bool {
+        guard line.count <= 64 << 10 else { return false }
+        let needle = gatewayCallBytes
+        return line.withUnsafeBufferPointer { bytes in
+            guard bytes.count >= needle.count else { return false }
+            for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
+                if needle.indices.allSatisfy({ bytes[start + $0] == needle[$0] }) { return true }
+            }
+            return false
+        }
+    }
+
+    private static let gatewayCallBytes = Array(Method.gatewayCall.utf8)
+
+    /// The engine's thread no longer reads stdout: the exit asked for it, or the watch ended
+    /// by itself (end of file), and `queue` reads it from now on.
+    private func engineReadingEnded() {
+        stdoutOnEngine = false
+        if let next = afterEngineReading {
+            afterEngineReading = nil
+            return next()
+        }
+        guard phase != .finished, let process else { return }
+        stdoutSource = watchReads(process.stdoutFD, holding: process.stdoutHoldFD) { self.stdoutData($0) }
+    }
+
+    private func updateAcceptsCalls() {
+        acceptsCalls.store(phase == .running && stop != .protocolViolation, ordering: .releasing)
     }
 
     private func stdoutData(_ chunk: UnsafeRawBufferPointer) {
@@ -320,7 +416,7 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private func handleWorkerRequest(_ id: RPCID, _ method: String, _ params: JSONValue?) {
-        if callsInFlight.contains(id) {
+        if callsInFlight.withLock({ $0.contains(id) }) {
             write(RPCMessage.response(id: id, result: .failure(RPCError(
                 code: ErrorCode.invalidRequest, message: "duplicate request id"))).line())
             return stray(Array("request id \(id)".utf8)[...], because: "reused the id of a request still in flight")
@@ -350,10 +446,10 @@ final class WorkerSession: @unchecked Sendable {
         } catch {
             return answer(.failure(RPCError(code: ErrorCode.invalidParams, message: "bad gateway/call: \(error)")))
         }
-        guard let gateway, let account, phase == .running else {
+        guard let gateway, let account, acceptsCalls.load(ordering: .acquiring) else {
             return answer(.failure(GatewayFailure(.invalidRequest, "gateway calls are taken only while the run runs").rpcError))
         }
-        guard callsInFlight.count < Self.maxCallsInFlight else {
+        guard callsInFlight.withLock({ $0.count < Self.maxCallsInFlight }) else {
             return answer(.failure(GatewayFailure(
                 .rateLimited, "more than \(Self.maxCallsInFlight) gateway calls in flight", retryAfterMs: 10).rpcError))
         }
@@ -371,7 +467,7 @@ final class WorkerSession: @unchecked Sendable {
         } catch {
             return answer(.failure(RPCError(code: ErrorCode.invalidParams, message: "bad routine/call: \(error)")))
         }
-        guard let steps, phase == .running, callsInFlight.count < Self.maxCallsInFlight else {
+        guard let steps, phase == .running, callsInFlight.withLock({ $0.count < Self.maxCallsInFlight }) else {
             return answer(.failure(RPCError(code: ErrorCode.routineFailed, message: "routine calls are taken only while the run runs")))
         }
         steps.call(call, reply: track(id))
@@ -384,11 +480,12 @@ final class WorkerSession: @unchecked Sendable {
 
     /// Counts `id` in flight until the returned closure answers it.
     private func track(_ id: RPCID) -> @Sendable (Result<JSONValue, RPCError>) -> Void {
-        callsInFlight.insert(id)
+        callsInFlight.withLock { _ = $0.insert(id) }
         let answer = answerer(id)
         return { result in
+            // Out of the set before the worker can see the answer and reuse the id.
+            self.callsInFlight.withLock { _ = $0.remove(id) }
             answer(result)
-            self.queue.async { self.callsInFlight.remove(id) }
         }
     }
 
@@ -526,9 +623,21 @@ final class WorkerSession: @unchecked Sendable {
     private func workerExited() {
         guard phase != .finished, !exiting, let process else { return }
         exiting = true
+        guard stdoutOnEngine, let gateway else { return drainAndReap(process) }
+        afterEngineReading = { self.drainAndReap(process, closingStdout: true) }
+        gateway.unwatch(process.stdoutFD)
+    }
+
+    private func drainAndReap(_ process: WorkerProcess, closingStdout: Bool = false) {
         // The worker may have written its answer just before exiting: read what is there,
         // before reaping, so its pid cannot be reused while we may still signal it.
-        if let stdoutSource, !stdoutSource.isCancelled { Self.drain(process.stdoutFD) { stdoutData($0) } }
+        if closingStdout {
+            Self.drain(process.stdoutFD) { stdoutData($0) }
+            close(process.stdoutFD)
+            close(process.stdoutHoldFD)
+        } else if let stdoutSource, !stdoutSource.isCancelled {
+            Self.drain(process.stdoutFD) { stdoutData($0) }
+        }
         if let stderrSource, !stderrSource.isCancelled { Self.drain(process.stderrFD) { stderrTail.append($0) } }
         // Reaping makes the pidfd hang up (Linux 6.9+), and libdispatch must never see a
         // hangup on a source it still watches (see `WorkerProcess.stdoutHoldFD`); its

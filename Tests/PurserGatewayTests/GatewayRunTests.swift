@@ -127,6 +127,49 @@ struct GatewayRunTests {
         #expect(try store.verify().isEmpty)
     }
 
+    /// A runtime with a gateway: its workers' stdout is read on the HTTP engine's thread.
+    func gatewayRuntime() throws -> Runtime {
+        var runtime = try Runtime.withLedger(home: home)
+        runtime.gateway = try runtime.makeGateway(config: try apiConfig(server))
+        return runtime
+    }
+
+    /// The reading moved to the engine's thread must cut a flood as the session's own did.
+    @Test(arguments: ["flood", "bigline"])
+    func floodsFromAWorkerThatMayCallAreProtocolViolations(mode: String) async throws {
+        let report = try await gatewayRuntime().exec(Fixtures.hostile(mode, timeMs: 120_000))
+        #expect(report.verdict == .protocolViolation)
+        #expect(report.exit?.signal == SIGKILL)
+    }
+
+    /// A call written after the run's answer, in the same write, is refused as the run has
+    /// answered: the engine's thread takes a call only when no earlier line still waits.
+    @Test func aCallWrittenAfterTheAnswerIsRefused() async throws {
+        let script = home + "/late.sh"
+        try """
+            #!/bin/sh
+            read -r init
+            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"late","version":"1"},"capabilities":{}}}'
+            read -r run
+            printf '%s\\n%s\\n' '{"jsonrpc":"2.0","id":2,"result":{"output":"done"}}' \\
+                '{"jsonrpc":"2.0","id":"late","method":"gateway/call","params":{"integration":"api","path":"/late"}}'
+            while read -r line; do
+                case "$line" in *'"late"'*) echo "$line" >&2 ;; *shutdown*) exit 0 ;; esac
+            done
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        var request = Fixtures.run(script, input: .null)
+        request.tools = ["api"]
+        let runtime = try gatewayRuntime()
+        // A race lost would show only sometimes: eight tries.
+        for _ in 0..<8 {
+            let report = try await runtime.exec(request)
+            #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
+            #expect(report.output == "done")
+        }
+        #expect(!server.requests().contains { $0.path.hasPrefix("/late") }, "a late call reached the upstream")
+    }
+
     @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
         let bad = home + "/bad.yaml"
         try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"

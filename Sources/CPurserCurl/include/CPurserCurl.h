@@ -61,6 +61,21 @@ int purser_http_submit(purser_http_engine *engine, const purser_http_request *re
 /// submits racing with it get -1, and none may start once it has returned.
 void purser_http_engine_destroy(purser_http_engine *engine);
 
+/// Called on the engine's thread with the fd while it is readable (level-triggered: data
+/// left unread calls it again), and once with fd -1 when the watch has ended: after
+/// purser_http_unwatch, when the engine stops, or at once if the watch could not be set up.
+/// After the -1 call it is never called again for that watch.
+typedef void (*purser_http_fd_callback)(void *context, int fd);
+
+/// Polls `fd` beside the engine's transfers, so whatever reads it runs on the engine's
+/// thread: work it submits goes to the wire without a thread hop. One watch per fd.
+/// Returns 0, or -1 when the engine cannot take it (the callback then never runs).
+int purser_http_watch(purser_http_engine *engine, int fd, purser_http_fd_callback on_readable, void *context);
+
+/// Ends the watch of `fd` (its callback's -1 call says when). Returns 0, or -1 when the
+/// engine is stopping (it then ends every watch itself).
+int purser_http_unwatch(purser_http_engine *engine, int fd);
+
 /// Splits a URL with libcurl's own parser (CURLU), so the check and the request agree.
 /// Scheme and host come back lower-cased; port is the explicit or the default port.
 /// Returns 0, or -1 if the URL does not parse or a buffer is too small.
