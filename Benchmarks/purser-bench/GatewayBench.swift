@@ -47,18 +47,23 @@ func gatewayRound(base: String, label: String) async throws {
     _ = try await brokered(frozen, calls: 200)
 
     print("purser-bench gateway: \(iterations) calls, GET /hello from \(label), ledger on SQLite")
+    let directStart = CPUTimes()
     let directSeconds = purser_bench_curl_floor(url, Int32(iterations), &directMedian)
     precondition(directSeconds > 0, "the direct libcurl loop failed")
     let direct = Double(iterations) / directSeconds
     show("floor: direct libcurl, one reused handle", direct)
+    print(CPUTimes().since(directStart, routines: iterations, own: "-", per: "call"))
+    let oneStart = CPUTimes()
     let one = try await brokered(frozen, calls: iterations)
     show("brokered, 1 worker, one call at a time", one.rate, against: direct, goal: 0.5)
+    print(CPUTimes().since(oneStart, routines: iterations, own: "the worker", per: "call"))
     print(String(format: "median latency: direct %.0f µs, brokered %.0f µs: %.0f µs added (goal ≤ 150 µs)",
         directMedian, one.medianUs, one.medianUs - directMedian))
 
     let ceiling = try serverCeiling(url)
     show("floor: server ceiling, \(ceiling.tool), 16 connections", ceiling.rate)
-    let perWorker = max(iterations / 16, 50)
+    // Long enough that starting the sixteen workers (spawn, reservation) is a small part of it.
+    let perWorker = max(iterations / 4, 50)
     let start = ContinuousClock.now
     let calls = try await withThrowingTaskGroup(of: Int.self) { group in
         for _ in 0..<16 { group.addTask { try await brokered(frozen, calls: perWorker).calls } }

@@ -156,14 +156,16 @@ struct CPUTimes {
 
     static func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
 
-    /// "  CPU per routine: supervisor … µs (user/sys), children … µs (user/sys)".
-    func since(_ start: CPUTimes, routines: Int, own: String) -> String {
+    /// "  CPU per routine: this process … µs (user/sys), children … µs (user/sys)"; `own`
+    /// "-" leaves the children out.
+    func since(_ start: CPUTimes, routines: Int, own: String, per: String = "routine") -> String {
         let n = Double(routines) / 1e6
         let mine = String(
-            format: "  CPU per routine: this process %.0f µs (%.0f user, %.0f sys), ",
+            format: "  CPU per \(per): this process %.0f µs (%.0f user, %.0f sys)",
             (selfUser - start.selfUser + selfSystem - start.selfSystem) / n, (selfUser - start.selfUser) / n,
             (selfSystem - start.selfSystem) / n)
-        return mine + own + String(
+        guard own != "-" else { return mine }
+        return mine + ", " + own + String(
             format: " %.0f µs (%.0f user, %.0f sys)", (childUser - start.childUser + childSystem - start.childSystem) / n,
             (childUser - start.childUser) / n, (childSystem - start.childSystem) / n)
     }
