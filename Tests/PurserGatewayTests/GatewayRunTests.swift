@@ -170,6 +170,29 @@ struct GatewayRunTests {
         #expect(!server.requests().contains { $0.path.hasPrefix("/late") }, "a late call reached the upstream")
     }
 
+    /// A worker that writes a call and exits at once: the supervisor takes the pipe back
+    /// from the engine's thread, reads what is left, and reports the run, every time.
+    @Test func aWorkerThatCallsAndExitsAtOnceIsReported() async throws {
+        let script = home + "/gone.sh"
+        try """
+            #!/bin/sh
+            read -r init
+            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"gone","version":"1"},"capabilities":{}}}'
+            read -r run
+            echo '{"jsonrpc":"2.0","id":"c1","method":"gateway/call","params":{"integration":"api","path":"/hello"}}'
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        var request = Fixtures.run(script, input: .null)
+        request.tools = ["api"]
+        let runtime = try gatewayRuntime()
+        for _ in 0..<8 {
+            let report = try await runtime.exec(request)
+            #expect(report.verdict == .crashed, "\(report.verdict) \(report.message ?? "")")
+            #expect(report.message?.contains("without answering the run") == true, "\(report.message ?? "")")
+        }
+        #expect(try runtime.ledger?.store.verify().isEmpty == true)
+    }
+
     @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
         let bad = home + "/bad.yaml"
         try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"
