@@ -142,24 +142,33 @@ struct GatewayRunTests {
         #expect(report.exit?.signal == SIGKILL)
     }
 
-    /// A call written after the run's answer, in the same write, is refused as the run has
-    /// answered: the engine's thread takes a call only when no earlier line still waits.
-    @Test func aCallWrittenAfterTheAnswerIsRefused() async throws {
-        let script = home + "/late.sh"
+    /// A run of a shell worker that answers `initialize`, reads its `run`, then does what
+    /// `afterRun` says; it may use the tool `api`.
+    func shellWorkerRun(_ name: String, afterRun: String) throws -> RunRequest {
+        let script = home + "/\(name).sh"
         try """
             #!/bin/sh
             read -r init
-            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"late","version":"1"},"capabilities":{}}}'
+            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"\(name)","version":"1"},"capabilities":{}}}'
             read -r run
+            \(afterRun)
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        var request = Fixtures.run(script, input: .null)
+        request.tools = ["api"]
+        return request
+    }
+
+    /// A call written after the run's answer, in the same write, is refused as the run has
+    /// answered: the engine's thread takes a call only when no earlier line still waits.
+    @Test func aCallWrittenAfterTheAnswerIsRefused() async throws {
+        let request = try shellWorkerRun("late", afterRun: """
             printf '%s\\n%s\\n' '{"jsonrpc":"2.0","id":2,"result":{"output":"done"}}' \\
                 '{"jsonrpc":"2.0","id":"late","method":"gateway/call","params":{"integration":"api","path":"/late"}}'
             while read -r line; do
                 case "$line" in *'"late"'*) echo "$line" >&2 ;; *shutdown*) exit 0 ;; esac
             done
-            """.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        var request = Fixtures.run(script, input: .null)
-        request.tools = ["api"]
+            """)
         let runtime = try gatewayRuntime()
         // A race lost would show only sometimes: eight tries.
         for _ in 0..<8 {
@@ -173,17 +182,9 @@ struct GatewayRunTests {
     /// A worker that writes a call and exits at once: the supervisor takes the pipe back
     /// from the engine's thread, reads what is left, and reports the run, every time.
     @Test func aWorkerThatCallsAndExitsAtOnceIsReported() async throws {
-        let script = home + "/gone.sh"
-        try """
-            #!/bin/sh
-            read -r init
-            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"gone","version":"1"},"capabilities":{}}}'
-            read -r run
+        let request = try shellWorkerRun("gone", afterRun: """
             echo '{"jsonrpc":"2.0","id":"c1","method":"gateway/call","params":{"integration":"api","path":"/hello"}}'
-            """.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        var request = Fixtures.run(script, input: .null)
-        request.tools = ["api"]
+            """)
         let runtime = try gatewayRuntime()
         for _ in 0..<8 {
             let report = try await runtime.exec(request)
