@@ -144,6 +144,20 @@ func peakResidentKiB() -> Int? {
 struct CPUTimes {
     var selfUser = 0.0, selfSystem = 0.0, childUser = 0.0, childSystem = 0.0
 
+    static let zero = CPUTimes(selfUser: 0, selfSystem: 0, childUser: 0, childSystem: 0)
+
+    init(selfUser: Double, selfSystem: Double, childUser: Double, childSystem: Double) {
+        (self.selfUser, self.selfSystem, self.childUser, self.childSystem) = (selfUser, selfSystem, childUser, childSystem)
+    }
+
+    /// What was used since `start`, added to `total`.
+    static func += (total: inout CPUTimes, span: (start: CPUTimes, end: CPUTimes)) {
+        total.selfUser += span.end.selfUser - span.start.selfUser
+        total.selfSystem += span.end.selfSystem - span.start.selfSystem
+        total.childUser += span.end.childUser - span.start.childUser
+        total.childSystem += span.end.childSystem - span.start.childSystem
+    }
+
     init() {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
