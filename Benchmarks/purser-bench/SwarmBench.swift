@@ -81,7 +81,17 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     let home = NSTemporaryDirectory() + "purser-swarm-bench-\(getpid())-\(concurrency)-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: home) }
     let runtime = try Runtime.withLedger(home: home)
-    let job = try JobFile.parse(ConfigValue.parse(swarmJob(concurrency: concurrency, count: count), file: home + "/bench.yaml"))
+    // `--trusted`: cworker registered with a trusted manifest, as a plugin whose author the
+    // user trusts: budgets, protocol and cgroups, without namespaces, seccomp or user.
+    var plugin = directory + "/cworker"
+    if CommandLine.arguments.contains("--trusted") {
+        var manifest = PluginManifest()
+        manifest.trusted = true
+        _ = try await PluginRegistry(runtime: runtime).add(path: plugin, name: "cworker", manifest: manifest)
+        plugin = "cworker"
+    }
+    let job = try JobFile.parse(
+        ConfigValue.parse(swarmJob(concurrency: concurrency, count: count, plugin: plugin), file: home + "/bench.yaml"))
     // `--phases`: when each routine was reserved, granted, started and ended, by the
     // scheduler's own events, to tell where a routine's time goes.
     let phases = CommandLine.arguments.contains("--phases") ? PhaseLog() : nil
@@ -105,7 +115,7 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
 }
 
 /// The job file, as YAML text: `count` routines running cworker on their index.
-func swarmJob(concurrency: Int, count: Int) -> String {
+func swarmJob(concurrency: Int, count: Int, plugin: String) -> String {
     var text = """
         team:
           name: bench
@@ -118,7 +128,6 @@ func swarmJob(concurrency: Int, count: Int) -> String {
         routines:
 
         """
-    let plugin = directory + "/cworker"
     for index in 0..<count {
         text += "  - { name: r\(index), plugin: \(plugin), input: \(index), "
             + "estimate: { credits: 0.001, time: 10s, memory: 64MiB } }\n"

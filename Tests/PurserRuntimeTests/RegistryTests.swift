@@ -1,5 +1,6 @@
 import Foundation
 import PurserProtocol
+import PurserRuntime
 import PurserTestSupport
 import Testing
 
@@ -82,6 +83,25 @@ struct RegistryTests {
         #expect(readded["result"] == "repinned")
         #expect(try purser(["exec", "tool", "--input", "1"]).status == 0)
         #expect(try purser(["plugin", "verify"]).status == 0)
+    }
+
+    /// Within one supervisor a plugin's digest is remembered while its file is left alone
+    /// (a swarm hashes it once); a change in place, same inode and size, is still caught.
+    @Test func aChangeInPlaceIsCaughtAfterTheDigestWasRemembered() async throws {
+        let path = try copy("wordcount", to: "kept")
+        // Only a file left alone for a second is remembered.
+        try await Task.sleep(for: .milliseconds(1_200))
+        let runtime = try Runtime.withLedger(home: home + "/state")
+        let (record, _) = try await PluginRegistry(runtime: runtime).add(path: path, name: "kept", manifest: nil)
+        for _ in 0..<2 { close(try PluginRegistry.openPinned(record).fd) }
+        let fd = open(path, O_RDWR)
+        #expect(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, 4096) == 1)
+        byte ^= 0xFF
+        #expect(pwrite(fd, &byte, 1, 4096) == 1)
+        close(fd)
+        #expect(throws: RuntimeError.self) { close(try PluginRegistry.openPinned(record).fd) }
     }
 
     @Test func aPluginThatFailsTheHandshakeIsRefused() throws {
