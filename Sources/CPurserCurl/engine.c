@@ -11,7 +11,6 @@
 #include <curl/curl.h>
 #include <ctype.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -621,15 +620,13 @@ static unsigned poll_fds(struct purser_http_engine *e)
     return (unsigned)e->watch_count;
 }
 
-// Level-triggered: a callback that leaves data unread is called again next turn.
+// Level-triggered: a callback that leaves data unread is called again next turn. The
+// watches do not change until the next turn's changes, so wait_fds[i] is watches[i].
 static void dispatch_readable(struct purser_http_engine *e, unsigned count)
 {
     for (unsigned i = 0; i < count; i++) {
-        if (e->wait_fds[i].revents == 0)
-            continue;
-        size_t at = find_watch(e, e->wait_fds[i].fd);
-        if (at != SIZE_MAX)
-            e->watches[at].on_readable(e->watches[at].context, e->watches[at].fd);
+        if (e->wait_fds[i].revents != 0)
+            e->watches[i].on_readable(e->watches[i].context, e->watches[i].fd);
     }
 }
 
