@@ -9,6 +9,9 @@ import Synchronization
 ///
 /// Every piece of state is touched only on `queue`, as a channel's state is on its event
 /// loop in SwiftNIO: the pipes, the pidfd and the timers are all Dispatch sources on it.
+/// The exceptions say so: with a gateway, stdout and its framer belong to the HTTP
+/// engine's thread until the worker exits (`readOnEngine`), and what a call needs from
+/// there (`acceptsCalls`, `callsInFlight`, `stdin`) is atomic or locked.
 final class WorkerSession: @unchecked Sendable {
     static let maxStrayLines = 16
     static let maxUnknownNotifications = 64
@@ -436,8 +439,9 @@ final class WorkerSession: @unchecked Sendable {
         write(RPCMessage.response(id: id, result: result).line())
     }
 
-    /// Hands the call to the gateway; its answer comes back on this queue, whenever it
-    /// comes, while the session goes on reading and writing other messages.
+    /// Hands the call to the gateway, on `queue` or on the HTTP engine's thread (see
+    /// `readOnEngine`); the answer is written to the worker's stdin from whichever thread
+    /// finishes the call, while the session goes on reading and writing other messages.
     private func callGateway(_ id: RPCID, _ params: JSONValue?) {
         let answer = answerer(id)
         let call: GatewayCallParams
