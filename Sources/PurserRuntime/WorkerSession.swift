@@ -140,7 +140,7 @@ final class WorkerSession: @unchecked Sendable {
         if let gateway {
             readOnEngine(gateway, process)
         } else {
-            stdoutSource = watchReads(process.stdoutFD, holding: process.stdoutHoldFD) { self.stdoutData($0) }
+            watchStdout(process)
         }
         stderrSource = watchReads(process.stderrFD, holding: process.stderrHoldFD) { self.stderrTail.append($0) }
         let exitSource = DispatchSource.makeReadSource(fileDescriptor: process.pidFD, queue: queue)
@@ -230,9 +230,7 @@ final class WorkerSession: @unchecked Sendable {
             case .line(let line): self.engineLine(line)
             case .oversized:
                 self.engineStopped = true
-                self.handOff {
-                    self.kill(.protocolViolation, "the worker wrote a line longer than \(self.request.maxLineBytes) bytes")
-                }
+                self.handOff { self.lineTooLong() }
             }
         }
     }
@@ -281,6 +279,10 @@ final class WorkerSession: @unchecked Sendable {
             return next()
         }
         guard phase != .finished, let process else { return }
+        watchStdout(process)
+    }
+
+    private func watchStdout(_ process: WorkerProcess) {
         stdoutSource = watchReads(process.stdoutFD, holding: process.stdoutHoldFD) { self.stdoutData($0) }
     }
 
@@ -293,10 +295,13 @@ final class WorkerSession: @unchecked Sendable {
         framer.feed(chunk) { event in
             switch event {
             case .line(let line): self.handleLine(line)
-            case .oversized:
-                self.kill(.protocolViolation, "the worker wrote a line longer than \(self.request.maxLineBytes) bytes")
+            case .oversized: self.lineTooLong()
             }
         }
+    }
+
+    private func lineTooLong() {
+        kill(.protocolViolation, "the worker wrote a line longer than \(request.maxLineBytes) bytes")
     }
 
     private func handleLine(_ line: ArraySlice<UInt8>) {
