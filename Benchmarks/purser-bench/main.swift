@@ -140,6 +140,8 @@ func ledgerBenchmark() throws {
     let directory = NSTemporaryDirectory() + "purser-ledger-bench-\(getpid())"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
+    // The floor and the ledger run under the same process-wide SQLite settings.
+    SQLiteDriver.configureProcess()
     let floorSeconds = purser_bench_sqlite_floor(directory + "/floor.db", Int32(iterations))
     precondition(floorSeconds > 0, "the SQLite floor loop failed")
     let floor = Double(iterations) / floorSeconds

@@ -10,4 +10,9 @@ static inline int purser_sqlite3_bind_text(sqlite3_stmt *statement, int index, c
 static inline int purser_sqlite3_bind_text_n(sqlite3_stmt *statement, int index, const char *text, int length) {
     return sqlite3_bind_text(statement, index, text, length, SQLITE_TRANSIENT);
 }
+// sqlite3_config is variadic. Memory statistics cost every allocation SQLite makes a
+// global mutex; the ledger never reads them. Only takes effect before SQLite initializes.
+static inline int purser_sqlite3_disable_memstatus(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 #endif

@@ -46,7 +46,7 @@ public final class NodeRows {
     private var liveHolders: Set<Holder> = []
     private var lastID: NodeID?
     /// Reused from one statement to the next: the values bound to it.
-    private var arguments: [SQLValue] = []
+    private var arguments = SQLArguments()
     /// Rows created in this transaction, in the order they were changed: id, created, closed.
     private var created: [(NodeID, Int64, Int64?)] = []
     /// Changed rows a flush left for the next one.
@@ -177,10 +177,12 @@ public final class NodeRows {
         }
         try insert(Statement.eventInserts, rows: events.count, columns: Self.eventColumns, session) { row, values in
             let event = events[row]
-            values.append(contentsOf: [
-                event.node.sql, event.team.sql, event.kind.sql, event.amounts.credits.sql, event.amounts.timeMs.sql,
-                event.amounts.memoryBytes.sql, event.detail.sql, event.at.sql,
-            ])
+            values.append(event.node)
+            values.append(event.team)
+            values.append(event.kind)
+            values.append(event.amounts)
+            values.append(event.detail)
+            values.append(event.at)
         }
     }
 
@@ -195,14 +197,14 @@ public final class NodeRows {
     /// Multi-row INSERTs: one statement for up to 32 rows, not one per row.
     private func insert(
         _ statement: (table: String, first: Int), rows: Int, columns: [String], _ session: any SQLSession,
-        _ values: (Int, inout [SQLValue]) -> Void
+        _ values: (Int, inout SQLArguments) -> Void
     ) throws(LedgerError) {
         var start = 0
         while start < rows {
             // 32, 16, 8, 4, 2 or 1 rows: few shapes, since preparing a large one costs a
             // thousand times what running it does.
             let size = 1 << min(5, Int.bitWidth - 1 - (rows - start).leadingZeroBitCount)
-            arguments.removeAll(keepingCapacity: true)
+            arguments.removeAll()
             for row in start..<start + size { values(row, &arguments) }
             let key = statement.first + size.trailingZeroBitCount
             try session.write(key, { insertSQL(statement.table, columns, rows: size) }, arguments)
@@ -263,33 +265,48 @@ public final class NodeRows {
 
     private static let eventColumns = ["node_id", "team", "kind", "credits", "time_ms", "memory", "detail", "at_ms"]
 
-    private static func appendInsertValues(_ node: Node, created: Int64, closed: Int64?, to values: inout [SQLValue]) {
-        values.append(contentsOf: [
-            node.id.sql, node.parent.sql, node.team.sql, node.kind.rawValue.sql, node.name.sql,
-            (node.isOpen ? "open" : "closed").sql, node.tools.joined(separator: ",").sql,
-            node.cap.credits.sql, node.cap.timeMs.sql, node.cap.memoryBytes.sql,
-            node.available.credits.sql, node.available.timeMs.sql, node.available.memoryBytes.sql,
-            node.reserved.credits.sql, node.reserved.timeMs.sql, node.reserved.memoryBytes.sql,
-            node.consumed.credits.sql, node.consumed.timeMs.sql, node.consumed.memoryBytes.sql,
-            node.returned.credits.sql, node.returned.timeMs.sql, node.returned.memoryBytes.sql,
-            node.workersCap.sql, node.workersInUse.sql, node.holder?.id.sql ?? .null, node.holder?.epoch.sql ?? .null,
-            node.plugin.sql, node.estimate.sql, node.strategy.sql, node.outcome.sql, created.sql, closed.sql,
-        ])
+    private static func appendInsertValues(_ node: Node, created: Int64, closed: Int64?, to values: inout SQLArguments) {
+        values.append(node.id)
+        values.append(node.parent)
+        values.append(node.team)
+        values.append(node.kind.rawValue)
+        values.append(node.name)
+        values.append(node.isOpen ? "open" : "closed")
+        values.append(node.tools.count == 1 ? node.tools[0] : node.tools.joined(separator: ","))
+        values.append(node.cap)
+        values.append(node.available)
+        values.append(node.reserved)
+        values.append(node.consumed)
+        values.append(node.returned)
+        values.append(node.workersCap)
+        values.append(node.workersInUse)
+        values.append(node.holder?.id)
+        values.append(node.holder?.epoch)
+        values.append(node.plugin)
+        values.append(node.estimate)
+        values.append(node.strategy)
+        values.append(node.outcome)
+        values.append(created)
+        values.append(closed)
     }
 
     private func write(_ id: NodeID, closed: Int64?, _ session: any SQLSession) throws(LedgerError) {
         guard let index = cache.index(forKey: id) else { return }
-        let node = cache.values[index]
-        arguments.removeAll(keepingCapacity: true)
-        arguments.append(contentsOf: [
-            (node.isOpen ? "open" : "closed").sql, node.outcome.sql, closed.sql,
-            node.available.credits.sql, node.available.timeMs.sql, node.available.memoryBytes.sql,
-            node.reserved.credits.sql, node.reserved.timeMs.sql, node.reserved.memoryBytes.sql,
-            node.consumed.credits.sql, node.consumed.timeMs.sql, node.consumed.memoryBytes.sql,
-            node.returned.credits.sql, node.returned.timeMs.sql, node.returned.memoryBytes.sql, node.workersInUse.sql,
-            node.id.sql,
-        ])
+        arguments.removeAll()
+        Self.appendUpdateValues(cache.values[index], closed: closed, to: &arguments)
         try session.write(Statement.nodeUpdate, { updateSQL }, arguments)
+    }
+
+    private static func appendUpdateValues(_ node: borrowing Node, closed: Int64?, to values: inout SQLArguments) {
+        values.append(node.isOpen ? "open" : "closed")
+        values.append(node.outcome)
+        values.append(closed)
+        values.append(node.available)
+        values.append(node.reserved)
+        values.append(node.consumed)
+        values.append(node.returned)
+        values.append(node.workersInUse)
+        values.append(node.id)
     }
 
     private var updateSQL: String {
@@ -302,5 +319,14 @@ public final class NodeRows {
                 ret_credits = \(p(13)), ret_time = \(p(14)), ret_memory = \(p(15)), workers_in_use = \(p(16))
             WHERE id = \(p(17))
             """
+    }
+}
+
+extension SQLArguments {
+    /// Credits, time and memory, in that order.
+    mutating func append(_ amounts: Resources) {
+        append(amounts.credits)
+        append(amounts.timeMs)
+        append(amounts.memoryBytes)
     }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// What the ledger needs of a SQL database. Both drivers take the same SQL, with `$1`,
 /// `$2`, … placeholders; the dialect covers the rest.
 public protocol SQLDriver: Sendable {
@@ -27,14 +29,14 @@ public protocol SQLSession {
     /// Runs a write that repeats many times in a transaction. `key` names the statement's
     /// shape, so the driver can keep it prepared without hashing its text; `sql` is built
     /// only the first time. Placeholders must be numbered in the order they appear.
-    func write(_ key: Int, _ sql: () -> String, _ arguments: [SQLValue]) throws(LedgerError)
+    func write(_ key: Int, _ sql: () -> String, _ arguments: borrowing SQLArguments) throws(LedgerError)
     /// The node rows of the current transaction; the driver flushes them before COMMIT.
     var rows: NodeRows { get }
 }
 
 extension SQLSession {
-    public func write(_ key: Int, _ sql: () -> String, _ arguments: [SQLValue]) throws(LedgerError) {
-        _ = try query(sql(), arguments)
+    public func write(_ key: Int, _ sql: () -> String, _ arguments: borrowing SQLArguments) throws(LedgerError) {
+        _ = try query(sql(), arguments.values)
     }
 
     @discardableResult
@@ -70,6 +72,80 @@ public struct SQLDialect: Sendable {
     static let postgres = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
         lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq")
+}
+
+/// The values of a repeated write, in placeholder order. Text is kept as UTF-8 in one
+/// buffer and numbers in another, so that filling it again allocates nothing and holds no
+/// strings: the hot path of a batch flush writes thousands of values.
+public struct SQLArguments {
+    enum Kind: UInt8 {
+        case null, integer, text
+    }
+
+    private(set) var kinds: [Kind] = []
+    /// An integer's value; for text, where it starts in `bytes` and, in the low 32 bits, its length.
+    private(set) var numbers: [Int64] = []
+    /// Starts with a byte no text uses, so that it is never empty: a text of no bytes still
+    /// has an address to be bound from.
+    private(set) var bytes: [UInt8] = [0]
+
+    var count: Int { kinds.count }
+
+    mutating func removeAll() {
+        kinds.removeAll(keepingCapacity: true)
+        numbers.removeAll(keepingCapacity: true)
+        bytes.removeSubrange(1...)
+    }
+
+    mutating func append(_ value: Int64) {
+        kinds.append(.integer)
+        numbers.append(value)
+    }
+
+    mutating func append(_ value: Int64?) {
+        guard let value else { return appendNull() }
+        append(value)
+    }
+
+    /// Text is stored as a C string would read it: up to its first NUL.
+    mutating func append(_ value: String) {
+        let start = bytes.count
+        var value = value
+        value.withUTF8 { text in
+            guard let base = text.baseAddress, !text.isEmpty else { return }
+            let length = memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
+            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: length))
+        }
+        kinds.append(.text)
+        numbers.append(Int64(start) << 32 | Int64(bytes.count - start))
+    }
+
+    mutating func append(_ value: String?) {
+        guard let value else { return appendNull() }
+        append(value)
+    }
+
+    mutating func appendNull() {
+        kinds.append(.null)
+        numbers.append(0)
+    }
+
+    /// Where text `index` lies in `bytes`.
+    func textRange(_ index: Int) -> Range<Int> {
+        let start = Int(numbers[index] >> 32)
+        return start..<start + Int(numbers[index] & 0xffff_ffff)
+    }
+
+    /// The same values for a driver that takes `SQLValue`s.
+    var values: [SQLValue] {
+        kinds.indices.map { index in
+            switch kinds[index] {
+            case .null: .null
+            case .integer: .integer(numbers[index])
+            case .text: .text(String(decoding: bytes[textRange(index)], as: UTF8.self))
+            }
+        }
+    }
 }
 
 public enum SQLValue: Sendable, Hashable {

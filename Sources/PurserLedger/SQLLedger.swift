@@ -76,6 +76,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
 
     // MARK: - Reserve, spend, settle
 
+    @_specialize(where Driver == SQLiteDriver)
     public func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node {
         guard request.kind != .team else { throw LedgerError(.invalid, "a team is created, not reserved") }
         guard request.amounts.isNonNegative else {
@@ -139,6 +140,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
 
     /// Several spends at one node in one transaction. Each is refused on its own (and the
     /// refusal audited) when it exceeds what is left; the refusals come back.
+    @_specialize(where Driver == SQLiteDriver)
     public func charges(
         _ id: NodeID, _ items: [(credits: Int64, detail: String)], holder: Holder?, event: String
     ) throws(LedgerError) -> [LedgerError] {
@@ -168,6 +170,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         }
     }
 
+    @_specialize(where Driver == SQLiteDriver)
     public func settle(_ id: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement {
         if driver.dialect.serverFunctions {
             let rows = try driver.single(ServerFunctions.settleCall, [

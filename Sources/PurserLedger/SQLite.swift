@@ -8,11 +8,10 @@ final class SQLiteConnection {
     private var statements: [String: (statement: OpaquePointer, positions: [Int32])] = [:]
     /// Statements of `write`, by key: no text to hash on the hot path.
     private var keyed: [OpaquePointer?] = []
-    private var arena = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 1)
-    private var arenaCapacity = 4096
     let rows = NodeRows(dialect: .sqlite)
 
     init(path: String) throws(LedgerError) {
+        _ = Self.configured
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
@@ -25,10 +24,15 @@ final class SQLiteConnection {
         sqlite3_busy_timeout(db, 30_000)
     }
 
+    /// Process-wide settings, made once before the first connection opens.
+    static let configured: Bool = {
+        _ = purser_sqlite3_disable_memstatus()
+        return true
+    }()
+
     deinit {
         for prepared in statements.values { sqlite3_finalize(prepared.statement) }
         for statement in keyed { sqlite3_finalize(statement) }
-        arena.deallocate()
         sqlite3_close(db)
     }
 
@@ -68,54 +72,30 @@ final class SQLiteConnection {
     }
 
     /// Every placeholder is bound on each run, so no binding outlives it and none needs
-    /// clearing. Text is bound from `arena` without a copy: SQLite reads it only while the
-    /// statement steps, and the next run of the statement rebinds it first.
-    func write(_ key: Int, _ sql: () -> String, _ arguments: [SQLValue]) throws(LedgerError) {
+    /// clearing. Text is bound in place, without a copy: SQLite reads it only while the
+    /// statement steps, within the borrow of `arguments`.
+    func write(_ key: Int, _ sql: () -> String, _ arguments: borrowing SQLArguments) throws(LedgerError) {
         let statement = try keyedStatement(key, sql)
         defer { sqlite3_reset(statement) }
         guard sqlite3_bind_parameter_count(statement) == arguments.count else {
             throw LedgerError(.storeFailed, "statement \(key) takes \(sqlite3_bind_parameter_count(statement)) values, not \(arguments.count)")
         }
-        reserveArena(for: arguments)
-        var position: Int32 = 1
-        var used = 0
-        for argument in arguments {
-            switch argument {
-            case .null: sqlite3_bind_null(statement, position)
-            case .integer(let value): sqlite3_bind_int64(statement, position, value)
-            case .text(var value):
-                let start = arena + used
-                let length = value.withUTF8 { text in Self.copyCString(text, to: start) }
-                sqlite3_bind_text(statement, position, start.assumingMemoryBound(to: CChar.self), Int32(length), nil)
-                used += length
+        let status = arguments.bytes.withUnsafeBufferPointer { bytes in
+            // Never nil (see `SQLArguments.bytes`): empty text must still be text, not NULL.
+            let base = UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)
+            for index in 0..<arguments.count {
+                let position = Int32(index + 1)
+                switch arguments.kinds[index] {
+                case .null: sqlite3_bind_null(statement, position)
+                case .integer: sqlite3_bind_int64(statement, position, arguments.numbers[index])
+                case .text:
+                    let range = arguments.textRange(index)
+                    sqlite3_bind_text(statement, position, base + range.lowerBound, Int32(range.count), nil)
+                }
             }
-            position += 1
+            return sqlite3_step(statement)
         }
-        let status = sqlite3_step(statement)
         guard status == SQLITE_DONE || status == SQLITE_ROW else { throw failure(status) }
-    }
-
-    private func reserveArena(for arguments: [SQLValue]) {
-        var bytes = 0
-        for case .text(let value) in arguments { bytes += value.utf8.count }
-        guard bytes > arenaCapacity else { return }
-        arena.deallocate()
-        arenaCapacity = max(bytes, 2 * arenaCapacity)
-        arena = UnsafeMutableRawPointer.allocate(byteCount: arenaCapacity, alignment: 1)
-    }
-
-    /// Copies the text up to its first NUL, where a C string would end; returns the length.
-    private static func copyCString(_ text: UnsafeBufferPointer<UInt8>, to start: UnsafeMutableRawPointer) -> Int {
-        guard let base = text.baseAddress, !text.isEmpty else { return 0 }
-        let length = cStringLength(text)
-        start.copyMemory(from: base, byteCount: length)
-        return length
-    }
-
-    /// Text is bound as a C string always was: up to its first NUL.
-    private static func cStringLength(_ text: UnsafeBufferPointer<UInt8>) -> Int {
-        guard let base = text.baseAddress else { return 0 }
-        return memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
     }
 
     private func keyedStatement(_ key: Int, _ sql: () -> String) throws(LedgerError) -> OpaquePointer {
@@ -126,6 +106,12 @@ final class SQLiteConnection {
         if key >= keyed.count { keyed += [OpaquePointer?](repeating: nil, count: key + 1 - keyed.count) }
         keyed[key] = statement
         return statement
+    }
+
+    /// Text is bound as a C string always was: up to its first NUL.
+    private static func cStringLength(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = text.baseAddress else { return 0 }
+        return memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
     }
 
     private static func bind(_ statement: OpaquePointer, _ position: Int32, _ argument: SQLValue) {

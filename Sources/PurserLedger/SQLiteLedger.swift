@@ -8,6 +8,13 @@ public final class SQLiteDriver: SQLDriver {
     public let dialect = SQLDialect.sqlite
     private let group: GroupCommit<SQLiteConnection>
 
+    /// SQLite's process-wide settings (no memory statistics: they cost every allocation a
+    /// global mutex) take effect only before anything in the process opens a database.
+    /// Opening a ledger applies them; call this first where other code opens SQLite earlier.
+    public static func configureProcess() {
+        _ = SQLiteConnection.configured
+    }
+
     public init(path: String) throws(LedgerError) {
         let connection = try SQLiteConnection(path: path)
         try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
