@@ -66,8 +66,11 @@ public struct SQLDialect: Sendable {
 
     func placeholder(_ number: Int) -> String { placeholderPrefix + String(number) }
 
+    /// Without AUTOINCREMENT: rows are never deleted, so the next rowid (one past the
+    /// largest) is never a reused one, and AUTOINCREMENT's bookkeeping row in
+    /// sqlite_sequence cost every INSERT a third B-tree write. Databases made before keep it.
     static let sqlite = SQLDialect(
-        serialKey: "INTEGER PRIMARY KEY AUTOINCREMENT", lockSkippingLocked: "", lockRow: "", lockShared: "",
+        serialKey: "INTEGER PRIMARY KEY", lockSkippingLocked: "", lockRow: "", lockShared: "",
         placeholderPrefix: "?")
     static let postgres = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
