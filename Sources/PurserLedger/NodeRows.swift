@@ -13,9 +13,23 @@
 /// of a node this process reserved reads nothing. Any other writer, rollback, or work that
 /// writes by SQL of its own (`SQLDriver.transaction`) drops the whole cache.
 public final class NodeRows {
-    private struct Stamps {
-        var created: Int64?
-        var closed: Int64?
+    /// A cached node and what this set knows of it: one dictionary entry, so that the
+    /// hot path looks a node up once, not once per fact.
+    private struct Entry {
+        var node: Node
+        /// When it was created or closed in the current transaction.
+        var createdAt: Int64?
+        var closedAt: Int64?
+        /// Listed in `changed` in the current transaction.
+        var changed = false
+        /// Created while the cache was valid: every child it has was created here.
+        var childrenKnown = false
+        /// Its open children created here.
+        var createdChildren: Set<NodeID> = []
+
+        init(_ node: Node) {
+            self.node = node
+        }
     }
 
     private struct Event {
@@ -28,27 +42,21 @@ public final class NodeRows {
     }
 
     private let dialect: SQLDialect
-    private var cache: [NodeID: Node] = [:]
+    private var entries: [NodeID: Entry] = [:]
     /// Rows read with the dialect's row lock (PostgreSQL): a later locked read must not be
     /// served from an unlocked copy.
     private var locked: Set<NodeID> = []
     private var changed: [NodeID] = []
-    private var changedSet: Set<NodeID> = []
-    private var stamps: [NodeID: Stamps] = [:]
     private var events: [Event] = []
     private var teams: [String: NodeID] = [:]
-    /// Open children created here, by parent.
-    private var createdChildren: [NodeID: Set<NodeID>] = [:]
-    /// Nodes created while the cache was valid: every child they have was created here.
-    private var childrenKnown: Set<NodeID> = []
     /// The store's change counter when the cache was last known to be valid.
     private var storeVersion: Int64?
     private var liveHolders: Set<Holder> = []
     private var lastID: NodeID?
     /// Reused from one statement to the next: the values bound to it.
     private var arguments = SQLArguments()
-    /// Rows created in this transaction, in the order they were changed: id, created, closed.
-    private var created: [(NodeID, Int64, Int64?)] = []
+    /// Rows created in this transaction, in the order they were changed.
+    private var created: [NodeID] = []
     /// Changed rows a flush left for the next one.
     private var deferred: [NodeID] = []
 
@@ -60,15 +68,15 @@ public final class NodeRows {
 
     func node(_ id: NodeID, _ session: any SQLSession, locking: Bool = false) throws(LedgerError) -> Node {
         let lock = locking ? dialect.lockRow : ""
-        if let node = cache[id], lock.isEmpty || locked.contains(id) { return node }
+        if let entry = entries[id], lock.isEmpty || locked.contains(id) { return entry.node }
         guard let row = try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE id = $1 \(lock)", id.sql).first else {
             throw LedgerError(.unknownNode, "no node \(id)")
         }
         if !lock.isEmpty { locked.insert(id) }
         // A row changed here stays as changed; the store's copy is older.
-        if let node = cache[id] { return node }
+        if let entry = entries[id] { return entry.node }
         let node = Schema.node(row)
-        cache[id] = node
+        entries[id] = Entry(node)
         return node
     }
 
@@ -83,10 +91,11 @@ public final class NodeRows {
 
     /// The node's open children: the store's, as changed here, and those created here.
     func openChildren(of id: NodeID, _ session: any SQLSession) throws(LedgerError) -> [NodeID] {
-        let fresh = createdChildren[id] ?? []
-        if childrenKnown.contains(id) { return fresh.sorted() }
+        let entry = entries[id]
+        let fresh = entry?.createdChildren ?? []
+        if entry?.childrenKnown == true { return fresh.isEmpty ? [] : fresh.sorted() }
         let stored = try session.run("SELECT id FROM nodes WHERE parent_id = $1 AND state = 'open'", id.sql).map { $0[0].int }
-        return fresh.union(stored).filter { cache[$0]?.isOpen ?? true }.sorted()
+        return fresh.union(stored).filter { entries[$0]?.node.isOpen ?? true }.sorted()
     }
 
     /// At the start of a transaction: keeps the cache only if the store's change counter
@@ -123,31 +132,44 @@ public final class NodeRows {
 
     /// Changes a row this set has read or created. Never fails: checks come first.
     func update(_ id: NodeID, _ change: (inout Node) -> Void) {
-        guard let index = cache.index(forKey: id) else { preconditionFailure("node \(id) changed before it was read") }
+        guard let index = entries.index(forKey: id) else { preconditionFailure("node \(id) changed before it was read") }
         // In place: a copy of the node would retain and release each of its strings.
-        change(&cache.values[index])
-        touch(id)
-        if !cache.values[index].isOpen && stamps[id]?.closed == nil {
-            stamps[id, default: Stamps()].closed = now()
-            if let parent = cache.values[index].parent { createdChildren[parent]?.remove(id) }
+        var closedParent: NodeID?
+        modify(index) { entry in
+            change(&entry.node)
+            if !entry.changed {
+                entry.changed = true
+                changed.append(id)
+            }
+            if !entry.node.isOpen && entry.closedAt == nil {
+                entry.closedAt = now()
+                closedParent = entry.node.parent
+            }
+        }
+        if let parent = closedParent, let index = entries.index(forKey: parent) {
+            modify(index) { $0.createdChildren.remove(id) }
         }
     }
 
     func create(_ node: Node) {
-        cache[node.id] = node
-        locked.insert(node.id)
-        stamps[node.id] = Stamps(created: now())
-        if let parent = node.parent { createdChildren[parent, default: []].insert(node.id) }
-        if storeVersion != nil { childrenKnown.insert(node.id) }
-        touch(node.id)
+        var entry = Entry(node)
+        entry.createdAt = now()
+        entry.changed = true
+        entry.childrenKnown = storeVersion != nil
+        entries[node.id] = entry
+        changed.append(node.id)
+        if !dialect.lockRow.isEmpty { locked.insert(node.id) }
+        if let parent = node.parent, let index = entries.index(forKey: parent) {
+            modify(index) { $0.createdChildren.insert(node.id) }
+        }
+    }
+
+    private func modify(_ index: Dictionary<NodeID, Entry>.Index, _ change: (inout Entry) -> Void) {
+        change(&entries.values[index])
     }
 
     func event(_ node: NodeID, team: String, kind: String, _ amounts: Resources, _ detail: String) {
         events.append(Event(node: node, team: team, kind: kind, amounts: amounts, detail: detail, at: now()))
-    }
-
-    private func touch(_ id: NodeID) {
-        if changedSet.insert(id).inserted { changed.append(id) }
     }
 
     // MARK: - Writing back
@@ -161,19 +183,22 @@ public final class NodeRows {
     func flush(_ session: any SQLSession, deferringOpenRows: Bool = false) throws(LedgerError) {
         defer { endTransaction() }
         created.removeAll(keepingCapacity: true)
-        for id in changed where cache.index(forKey: id) != nil {
-            let stamp = stamps[id]
-            if let createdMs = stamp?.created {
-                created.append((id, createdMs, stamp?.closed))
-            } else if deferringOpenRows, let index = cache.index(forKey: id), cache.values[index].isOpen {
+        for id in changed {
+            // By index, field by field: reading the entry out would copy it.
+            guard let index = entries.index(forKey: id) else { continue }
+            if entries.values[index].createdAt != nil {
+                created.append(id)
+            } else if deferringOpenRows, entries.values[index].node.isOpen {
                 deferred.append(id)
             } else {
-                try write(id, closed: stamp?.closed, session)
+                try write(index, session)
             }
         }
         try insert(Statement.nodeInserts, rows: created.count, columns: Self.nodeInsertColumns, session) { row, values in
-            let (id, createdMs, closed) = created[row]
-            Self.appendInsertValues(cache[id]!, created: createdMs, closed: closed, to: &values)
+            let index = entries.index(forKey: created[row])!
+            Self.appendInsertValues(
+                entries.values[index].node, created: entries.values[index].createdAt!, closed: entries.values[index].closedAt,
+                to: &values)
         }
         try insert(Statement.eventInserts, rows: events.count, columns: Self.eventColumns, session) { row, values in
             let event = events[row]
@@ -222,18 +247,25 @@ public final class NodeRows {
 
     private func endTransaction() {
         for id in changed {
-            // By index: reading the node out of the cache would copy it.
-            guard let index = cache.index(forKey: id), !cache.values[index].isOpen else { continue }
-            cache.remove(at: index)
-            childrenKnown.remove(id)
-            createdChildren[id] = nil
+            guard let index = entries.index(forKey: id) else { continue }
+            if entries.values[index].node.isOpen {
+                modify(index) { entry in
+                    entry.changed = false
+                    entry.createdAt = nil
+                    entry.closedAt = nil
+                }
+            } else {
+                entries.remove(at: index)
+            }
         }
         locked.removeAll(keepingCapacity: true)
         changed.removeAll(keepingCapacity: true)
-        changedSet.removeAll(keepingCapacity: true)
-        stamps.removeAll(keepingCapacity: true)
         events.removeAll(keepingCapacity: true)
-        for id in deferred { touch(id) }
+        for id in deferred {
+            guard let index = entries.index(forKey: id) else { continue }
+            modify(index) { $0.changed = true }
+            changed.append(id)
+        }
         deferred.removeAll(keepingCapacity: true)
     }
 
@@ -241,15 +273,11 @@ public final class NodeRows {
     /// behind this set's back.
     func reset() {
         deferred.removeAll(keepingCapacity: true)
-        cache.removeAll(keepingCapacity: true)
+        entries.removeAll(keepingCapacity: true)
         locked.removeAll(keepingCapacity: true)
         changed.removeAll(keepingCapacity: true)
-        changedSet.removeAll(keepingCapacity: true)
-        stamps.removeAll(keepingCapacity: true)
         events.removeAll(keepingCapacity: true)
         teams.removeAll(keepingCapacity: true)
-        createdChildren.removeAll(keepingCapacity: true)
-        childrenKnown.removeAll(keepingCapacity: true)
         liveHolders.removeAll(keepingCapacity: true)
         lastID = nil
         storeVersion = nil
@@ -265,7 +293,7 @@ public final class NodeRows {
 
     private static let eventColumns = ["node_id", "team", "kind", "credits", "time_ms", "memory", "detail", "at_ms"]
 
-    private static func appendInsertValues(_ node: Node, created: Int64, closed: Int64?, to values: inout SQLArguments) {
+    private static func appendInsertValues(_ node: borrowing Node, created: Int64, closed: Int64?, to values: inout SQLArguments) {
         values.append(node.id)
         values.append(node.parent)
         values.append(node.team)
@@ -290,10 +318,9 @@ public final class NodeRows {
         values.append(closed)
     }
 
-    private func write(_ id: NodeID, closed: Int64?, _ session: any SQLSession) throws(LedgerError) {
-        guard let index = cache.index(forKey: id) else { return }
+    private func write(_ index: Dictionary<NodeID, Entry>.Index, _ session: any SQLSession) throws(LedgerError) {
         arguments.removeAll()
-        Self.appendUpdateValues(cache.values[index], closed: closed, to: &arguments)
+        Self.appendUpdateValues(entries.values[index].node, closed: entries.values[index].closedAt, to: &arguments)
         try session.write(Statement.nodeUpdate, { updateSQL }, arguments)
     }
 
