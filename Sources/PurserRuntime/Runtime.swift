@@ -115,7 +115,8 @@ public struct Runtime: Sendable {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
-        defer { directory?.removeLater() }
+        // Only a directory that stayed the supervisor's goes to a later run.
+        defer { directory?.removeLater(reusable: plan.isolation.user == nil) }
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }

@@ -14,10 +14,11 @@ public enum Janitor {
         queue.sync {}
     }
 
-    /// At shutdown: `finish`, then remove the idle pooled cgroups and network namespaces,
-    /// so that nothing of this supervisor is left on the host.
+    /// At shutdown: `finish`, then remove the kept run directories and the idle pooled
+    /// cgroups and network namespaces, so that nothing of this supervisor is left on the host.
     public static func shutDown() {
         finish()
+        RunDirectory.drainPool()
         CgroupV2Group.drainPool()
         MemoryCgroup.drainPool()
         PidsCgroup.drainPool()

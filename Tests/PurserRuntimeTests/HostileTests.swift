@@ -12,8 +12,9 @@ func run(_ request: RunRequest, home: String = Fixtures.temporaryHome()) async t
 }
 
 /// Runs `request` and checks what every run must leave: no process of it alive (found by
-/// its HOSTILE_TAG, whatever namespace or cgroup it was in), no run directory. (Its cgroups
-/// go back to a pool, where another test's run may already be using them.)
+/// its HOSTILE_TAG, whatever namespace or cgroup it was in), and no run directory with
+/// anything in it. (Its cgroups and its emptied directory go back to pools, where another
+/// test's run may already be using them.)
 func run(_ request: RunRequest, runtime: Runtime) async throws -> RunReport {
     let report = try await runtime.exec(request)
     Janitor.finish()
@@ -22,7 +23,12 @@ func run(_ request: RunRequest, runtime: Runtime) async throws -> RunReport {
         #expect(Fixtures.processes(tagged: tag).isEmpty, "processes of the run outlived it")
     }
     let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: runtime.home + "/work")) ?? []
-    #expect(leftovers.isEmpty, "run directories left: \(leftovers)")
+    for leftover in leftovers {
+        let path = runtime.home + "/work/" + leftover
+        let contents = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? ["(not a directory)"]
+        #expect(contents.isEmpty, "run directory \(leftover) left with \(contents)")
+        #expect(Fixtures.mode(path) == 0o700, "run directory \(leftover) left with mode \(String(Fixtures.mode(path), radix: 8))")
+    }
     return report
 }
 
@@ -264,17 +270,31 @@ struct IsolationTests {
         #expect((limits["data"]?.numberValue?.int64 ?? 0) >= 128 << 20)
     }
 
-    /// Untrusted workers work in their own tmpfs at /tmp (see the sandbox suite).
-    @Test func theWorkingDirectoryIsPrivateAndRemoved() async throws {
-        let home = Fixtures.temporaryHome()
+    /// Untrusted workers work in their own tmpfs at /tmp (see the sandbox suite). A trusted
+    /// run's directory is emptied after it and kept for the next run, which must find it
+    /// empty and 0700 whatever the last one left (a file, a directory, a symlink, mode 0777);
+    /// shutdown removes it.
+    @Test func theWorkingDirectoryIsPrivateAndEmptiedForTheNextRun() async throws {
+        let runtime = try Runtime(home: Fixtures.temporaryHome())
         var request = Fixtures.hostile("cwd")
         request.sandbox = .trusted
-        let report = try await run(request, home: home)
-        let cwd = try #require(report.output?["cwd"]?.stringValue)
-        #expect(cwd.hasPrefix(home + "/work/run-"))
-        #expect(report.output?["home"]?.stringValue == cwd)
-        #expect(report.output?["tmpdir"]?.stringValue == cwd)
-        #expect(!FileManager.default.fileExists(atPath: cwd))
+        var directories: [String] = []
+        for _ in 0..<3 {
+            let report = try await run(request, runtime: runtime)
+            let cwd = try #require(report.output?["cwd"]?.stringValue)
+            #expect(cwd.hasPrefix(runtime.home + "/work/run-"))
+            #expect(report.output?["home"]?.stringValue == cwd)
+            #expect(report.output?["tmpdir"]?.stringValue == cwd)
+            #expect(report.output?["found"] == [], "the run found its directory holding \(report.output?["found"] ?? nil)")
+            #expect(report.output?["mode"] == 0o700)
+            directories.append(cwd)
+        }
+        // Emptied directories are reused, not made anew (the pool is by parent directory,
+        // so no other test's run takes this one).
+        #expect(Set(directories).count == 1, "\(directories)")
+        Janitor.shutDown()
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: runtime.home + "/work")) ?? []
+        #expect(left.isEmpty, "\(left)")
     }
 
     @Test func anInputTooLargeForOneLineIsRefusedBeforeSpawning() async throws {

@@ -87,6 +87,13 @@ public enum Fixtures {
         }
     }
 
+    /// The permission bits of `path` (not following a symlink), or -1.
+    public static func mode(_ path: String) -> Int {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return -1 }
+        return Int(status.st_mode & 0o7777)
+    }
+
     /// True while a process with this pid exists (zombies count as gone).
     public static func isAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -34,6 +34,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -545,17 +546,14 @@ static void run_rlimits(const Message *m) {
     answer_run_output_from_out();
 }
 
+/* Reports its working directory as it found it (what was in it, its mode), then litters
+ * it for whoever has it next: a file, a directory with a file, a symlink, mode 0777. */
 static void run_cwd(const Message *m) {
     (void)m;
-    int fd = open("marker", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        (void)!write(fd, "hostile\n", 8);
-        close(fd);
-    } else {
-        perror("hostile: cannot create ./marker");
-    }
     char cwd[8192];
     const char *c = getcwd(cwd, sizeof cwd);
+    struct stat status;
+    long long mode = stat(".", &status) == 0 ? (long long)(status.st_mode & 07777) : -1;
     out.len = 0;
     out_str("{\"cwd\":");
     out_json_cstring_or_null(c);
@@ -563,7 +561,26 @@ static void run_cwd(const Message *m) {
     out_json_cstring_or_null(getenv("TMPDIR"));
     out_str(",\"home\":");
     out_json_cstring_or_null(getenv("HOME"));
-    out_str("}");
+    out_fmt(",\"mode\":%lld,\"found\":[", mode);
+    DIR *dir = opendir(".");
+    int listed = 0;
+    for (struct dirent *entry; dir && (entry = readdir(dir));) {
+        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, "..")) continue;
+        if (listed++) out_str(",");
+        out_json_cstring_or_null(entry->d_name);
+    }
+    if (dir) closedir(dir);
+    out_str("]}");
+    int fd = open("marker", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, "hostile\n", 8);
+        close(fd);
+    } else {
+        perror("hostile: cannot create ./marker");
+    }
+    if (mkdir("nest", 0755) == 0) close(open("nest/inner", O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    (void)!symlink("/etc", "link");
+    chmod(".", 0777);
     answer_run_output_from_out();
 }
 
