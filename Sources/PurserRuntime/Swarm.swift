@@ -631,6 +631,9 @@ private final class Schedule: @unchecked Sendable {
     private var arrivals: [(name: String, generation: Int)] = []
     private var arrivalsHead = 0
     private var generation = 0
+    /// Ready routines that wait for budget (`queuedAt` set): the only ones a queue timeout
+    /// can end, so that looking for expired waits costs nothing while nobody waits.
+    private var queued: Set<String> = []
 
     init(job: JobFile, swarm: Node, holder: Holder) {
         self.job = job
@@ -655,11 +658,13 @@ private final class Schedule: @unchecked Sendable {
         generation += 1
         states[name] = .ready
         ready[name] = (now, nil, generation)
+        queued.remove(name)
         arrivals.append((name, generation))
     }
 
     private func leaveReady(_ name: String) {
         ready[name] = nil
+        queued.remove(name)
         while arrivalsHead < arrivals.count, ready[arrivals[arrivalsHead].name]?.generation != arrivals[arrivalsHead].generation {
             arrivalsHead += 1
         }
@@ -670,18 +675,21 @@ private final class Schedule: @unchecked Sendable {
     }
 
     /// Ready routines in the order the policy serves them: first come first served, or by
-    /// priority plus aging.
-    func readyInOrder(policy: JobFile.ConflictPolicy) -> [String] {
+    /// priority plus aging. First come is lazy: a caller takes as many as there are free
+    /// slots, often one, out of thousands ready, and it is asked at every routine's end.
+    func readyInOrder(policy: JobFile.ConflictPolicy) -> AnySequence<String> {
         guard policy == .priority || policy == .preempt else {
-            return arrivals[arrivalsHead...].compactMap { ready[$0.name]?.generation == $0.generation ? $0.name : nil }
+            return AnySequence(arrivals[arrivalsHead...].lazy.compactMap { [self] arrival in
+                ready[arrival.name]?.generation == arrival.generation ? arrival.name : nil
+            })
         }
         let now = unixMilliseconds()
-        return ready.map { name, entry in
+        return AnySequence(ready.map { name, entry in
             (name, entry.since, (routines[name]?.priority ?? 0) + (now - entry.since) / job.swarm.agingMs, order[name] ?? 0)
         }.sorted { a, b in
             if a.2 != b.2 { return a.2 > b.2 }
             return a.1 != b.1 ? a.1 < b.1 : a.3 < b.3
-        }.map(\.0)
+        }.map(\.0))
     }
 
     func markRunning(_ name: String) {
@@ -696,6 +704,7 @@ private final class Schedule: @unchecked Sendable {
         guard let entry = ready[name], entry.queuedAt == nil else { return false }
         let now = unixMilliseconds()
         ready[name] = (entry.since, now, entry.generation)
+        queued.insert(name)
         return true
     }
 
@@ -705,8 +714,8 @@ private final class Schedule: @unchecked Sendable {
 
     func expireWaits(_ timeoutMs: Int64, _ runner: SwarmRunner) {
         let now = unixMilliseconds()
-        for (name, entry) in ready {
-            guard let queuedAt = entry.queuedAt, now - queuedAt > timeoutMs else { continue }
+        for name in queued {
+            guard let queuedAt = ready[name]?.queuedAt, now - queuedAt > timeoutMs else { continue }
             conclude(name, RoutineOutcome(
                 name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name),
                 message: "waited \(timeoutMs) ms for budget (queueTimeout)"), runner)
