@@ -6,10 +6,11 @@ import Synchronization
 /// worker made.
 ///
 /// Emptied directories are kept for later runs under the same parent, up to `poolLimit`
-/// of them (no more than the runs that were at once), and removed at shutdown (`Janitor.shutDown`). Making and removing a directory per run
-/// churns inodes, and on ext4 without a journal each new inode skips past every one freed
-/// in the last minutes: a mkdir took about 0.25 ms in a 2,000-routine swarm, an eighth of
-/// the supervisor's time a routine.
+/// of them (no more than the runs that were at once), and removed at shutdown
+/// (`Janitor.shutDown`). Making and removing a directory per run churns inodes, and on
+/// ext4 without a journal each new inode skips past every one freed in the last minutes:
+/// a mkdir took about 0.25 ms in a 2,000-routine swarm, an eighth of the supervisor's time
+/// a routine.
 public struct RunDirectory: Sendable {
     public let path: String
     private let parent: String
@@ -17,9 +18,12 @@ public struct RunDirectory: Sendable {
     public init(parent: String) throws(SandboxError) {
         self.parent = parent
         while let reused = Self.pool.withLock({ $0[parent]?.popLast() }) {
-            // Still a directory, not something put in its place since it was emptied.
+            // Still as it was left: a directory of the supervisor's, 0700, not something
+            // put in its place since.
             var status = stat()
-            guard lstat(reused, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard lstat(reused, &status) == 0, status.st_mode & S_IFMT == S_IFDIR, status.st_mode & 0o7777 == 0o700,
+                status.st_uid == geteuid()
+            else { continue }
             path = reused
             return
         }
