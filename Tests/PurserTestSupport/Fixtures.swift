@@ -25,11 +25,23 @@ public enum Fixtures {
     public static func product(_ name: String) -> String { buildDirectory + "/" + name }
     public static func file(_ relative: String) -> String { repositoryRoot + "/" + relative }
 
-    /// A fresh `$PURSER_HOME` for one test.
+    /// A fresh `$PURSER_HOME` for one test, inside a folder of this test process's that is
+    /// removed when the process exits (runs of the suite left tens of thousands behind).
     public static func temporaryHome() -> String {
-        let path = NSTemporaryDirectory() + "purser-test-" + UUID().uuidString
+        let path = temporaryRoot + "/home-" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
+    }
+
+    private static let temporaryRoot: String = {
+        let path = temporaryRootPath()
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: temporaryRootPath()) }
+        return path
+    }()
+
+    private static func temporaryRootPath() -> String {
+        NSTemporaryDirectory() + "purser-tests-\(getpid())"
     }
 
     /// Short waits, so a test of the stop sequence takes a second, not several.
