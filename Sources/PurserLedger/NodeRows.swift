@@ -300,7 +300,7 @@ public final class NodeRows {
         values.append(node.kind.rawValue)
         values.append(node.name)
         values.append(node.isOpen ? "open" : "closed")
-        values.append(node.tools.count == 1 ? node.tools[0] : node.tools.joined(separator: ","))
+        values.append(node.tools.joined(separator: ","))
         values.append(node.cap)
         values.append(node.available)
         values.append(node.reserved)

@@ -115,8 +115,7 @@ public struct Runtime: Sendable {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
-        // Only a directory that stayed the supervisor's goes to a later run.
-        defer { directory?.removeLater(reusable: plan.isolation.user == nil) }
+        defer { directory?.removeLater() }
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }

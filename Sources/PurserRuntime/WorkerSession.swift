@@ -258,14 +258,7 @@ final class WorkerSession: @unchecked Sendable {
     /// Cheap, before parsing on the engine's thread: large lines and all but calls go to `queue`.
     private static func mayBeGatewayCall(_ line: ArraySlice<UInt8>) -> Bool {
         guard line.count <= 64 << 10 else { return false }
-        let needle = gatewayCallBytes
-        return line.withUnsafeBufferPointer { bytes in
-            guard bytes.count >= needle.count else { return false }
-            for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
-                if needle.indices.allSatisfy({ bytes[start + $0] == needle[$0] }) { return true }
-            }
-            return false
-        }
+        return line.firstRange(of: gatewayCallBytes) != nil
     }
 
     private static let gatewayCallBytes = Array(Method.gatewayCall.utf8)

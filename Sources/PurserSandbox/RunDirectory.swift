@@ -42,11 +42,11 @@ public struct RunDirectory: Sendable {
     }
 
     /// Empties the directory off the caller's path (see `Janitor`), once the run's processes
-    /// are gone. `reusable`: a later run may have it, which is only for a directory that
-    /// stayed the supervisor's own; one handed to another user is removed.
-    public func removeLater(reusable: Bool) {
+    /// are gone, for a later run; one handed to another user (the sandbox user's, where the
+    /// worker had no /tmp of its own) is removed instead.
+    public func removeLater() {
         Janitor.later {
-            guard reusable, emptied() else { return remove() }
+            guard emptied() else { return remove() }
             let kept = Self.pool.withLock { pool -> Bool in
                 guard pool[parent, default: []].count < Self.poolLimit else { return false }
                 pool[parent, default: []].append(path)
@@ -62,8 +62,8 @@ public struct RunDirectory: Sendable {
         rmdir(path)
     }
 
-    /// Whether the directory is now empty, the supervisor's, and mode 0700 again (a worker
-    /// may have changed its mode).
+    /// Whether the directory is still the supervisor's and now empty and mode 0700 again (a
+    /// worker may have changed its mode).
     private func emptied() -> Bool {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return false }
