@@ -331,7 +331,7 @@ void ws_answer_standard(ws_out *o, const ws_msg *m, const char *plugin_name,
             if (v >= 1024) *max_line = (size_t)v;
         }
         ws_out_response(o, id, il);
-        ws_out_str(o, ",\"result\":{\"capabilities\":{\"cancel\":true},\"plugin\":{\"name\":\"");
+        ws_out_str(o, ",\"result\":{\"capabilities\":{\"cancel\":true,\"sequentialRuns\":true},\"plugin\":{\"name\":\"");
         ws_out_str(o, plugin_name);
         ws_out_str(o, "\",\"version\":\"");
         ws_out_str(o, plugin_version);

@@ -2,7 +2,7 @@
  * cworker: the smallest fast, correct Purser worker (protocol v1), in C with libc only.
  *
  * Used by benchmarks and tests as "the fastest possible real worker":
- *   initialize -> {"capabilities":{"cancel":true},"plugin":{"name":"cworker","version":"1.0.0"},"protocolVersion":1}
+ *   initialize -> {"capabilities":{"cancel":true,"sequentialRuns":true},"plugin":{"name":"cworker","version":"1.0.0"},"protocolVersion":1}
  *   run        -> {"output":<params.input, copied verbatim>}
  *   ping       -> {}
  *   shutdown   -> {} then exit 0

@@ -82,11 +82,13 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     defer { try? FileManager.default.removeItem(atPath: home) }
     let runtime = try Runtime.withLedger(home: home)
     // `--trusted`: cworker registered with a trusted manifest, as a plugin whose author the
-    // user trusts: budgets, protocol and cgroups, without namespaces, seccomp or user.
+    // user trusts: budgets, protocol and cgroups, without namespaces, seccomp or user; its
+    // workers are kept between runs (it declares `sequentialRuns`) unless `--no-reuse`.
     var plugin = directory + "/cworker"
     if CommandLine.arguments.contains("--trusted") {
         var manifest = PluginManifest()
         manifest.trusted = true
+        manifest.reuse = !CommandLine.arguments.contains("--no-reuse")
         _ = try await PluginRegistry(runtime: runtime).add(path: plugin, name: "cworker", manifest: manifest)
         plugin = "cworker"
     }

@@ -73,6 +73,10 @@ public enum Plugin {
     public typealias Handler = @Sendable (JSONValue, RunContext) async throws -> JSONValue
 
     /// Never returns: exits when the supervisor says `shutdown` or closes stdin.
+    ///
+    /// Declares `sequentialRuns`: `handler` is called once per run, so a trusted plugin's
+    /// worker may be kept for the swarm's next run. A plugin whose handler keeps state that
+    /// must not outlive a run passes `["sequentialRuns": false]` in `capabilities`.
     public static func serve(
         name: String, version: String, capabilities: [String: JSONValue] = [:], handler: @escaping Handler
     ) -> Never {
@@ -81,7 +85,7 @@ public enum Plugin {
             calls: OutgoingCalls(output: output),
             info: InitializeResult(
                 pluginName: name, pluginVersion: version,
-                capabilities: ["cancel": true, "progress": true].merging(capabilities) { $1 }),
+                capabilities: ["cancel": true, "progress": true, "sequentialRuns": true].merging(capabilities) { $1 }),
             output: output, handler: handler)
         var framer = LineFramer()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -195,22 +199,26 @@ private final class Server: Sendable {
             return reply(id, .failure(RPCError(code: ErrorCode.invalidParams, message: error.description)))
         }
         let context = RunContext(runID: run.runID, budget: run.budget, output: output, calls: calls)
-        let task = Task.detached { [self] in
-            let result: Result<JSONValue, RPCError>
-            do {
-                let output = try await self.handler(run.input, context)
-                result = context.isCancelled ? .failure(Self.cancelledError) : .success(["output": output])
-            } catch is CancellationError {
-                result = .failure(Self.cancelledError)
-            } catch let error as PluginError {
-                result = .failure(RPCError(code: error.code, message: error.message, data: error.data))
-            } catch {
-                result = .failure(RPCError(code: ErrorCode.internalError, message: "\(error)"))
+        // Started under the lock, so that a run ending at once cannot remove its entry
+        // before it is there (a worker serves many runs; a stale entry would stay).
+        runs.withLock { runs in
+            let task = Task.detached { [self] in
+                let result: Result<JSONValue, RPCError>
+                do {
+                    let output = try await self.handler(run.input, context)
+                    result = context.isCancelled ? .failure(Self.cancelledError) : .success(["output": output])
+                } catch is CancellationError {
+                    result = .failure(Self.cancelledError)
+                } catch let error as PluginError {
+                    result = .failure(RPCError(code: error.code, message: error.message, data: error.data))
+                } catch {
+                    result = .failure(RPCError(code: ErrorCode.internalError, message: "\(error)"))
+                }
+                self.runs.withLock { _ = $0.removeValue(forKey: run.runID) }
+                self.reply(id, result)
             }
-            self.runs.withLock { _ = $0.removeValue(forKey: run.runID) }
-            self.reply(id, result)
+            runs[run.runID] = (task, context)
         }
-        runs.withLock { $0[run.runID] = (task, context) }
     }
 
     private static let cancelledError = RPCError(code: ErrorCode.cancelled, message: "cancelled")

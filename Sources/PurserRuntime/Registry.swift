@@ -19,12 +19,15 @@ public struct PluginManifest: Sendable {
     public var optOut: Set<SandboxLayer>?
     /// Same input, same output: results may be cached.
     public var deterministic = false
+    /// A trusted plugin's worker that declares `sequentialRuns` is kept for the swarm's next
+    /// run of the plugin; false starts a new worker for every run.
+    public var reuse = true
 
     public init() {}
 
     public static func load(path: String) throws(ConfigError) -> PluginManifest {
         let root = try ConfigValue.load(path: path)
-        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "optOut", "deterministic"])
+        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "optOut", "deterministic", "reuse"])
         var manifest = PluginManifest()
         manifest.name = try fields["name"]?.nonEmptyString()
         if let reservation = fields["reservation"] {
@@ -37,6 +40,7 @@ public struct PluginManifest: Sendable {
         manifest.trusted = try fields["trusted"]?.bool() ?? false
         if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
         manifest.deterministic = try fields["deterministic"]?.bool() ?? false
+        manifest.reuse = try fields["reuse"]?.bool() ?? true
         return manifest
     }
 
@@ -63,7 +67,7 @@ public struct PluginManifest: Sendable {
     public var json: JSONValue {
         var object: [String: JSONValue] = [
             "tools": .array(tools.map(JSONValue.string)), "environment": .array(environment.map(JSONValue.string)),
-            "trusted": .bool(trusted), "deterministic": .bool(deterministic),
+            "trusted": .bool(trusted), "deterministic": .bool(deterministic), "reuse": .bool(reuse),
         ]
         if let defaultReservation { object["defaultReservation"] = defaultReservation.json }
         if let maxReservation { object["maxReservation"] = maxReservation.json }

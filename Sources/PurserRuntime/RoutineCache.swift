@@ -51,6 +51,8 @@ struct DeclaredManifest: Sendable {
     var sandbox = SandboxLevel.untrusted
     /// A trusted plugin's opted-out layers (nil: every optional one).
     var optOut: Set<SandboxLayer>?
+    /// A trusted plugin's worker may serve several runs (when it says it takes them).
+    var reuse = true
 
     init(_ record: PluginRecord) {
         guard let manifest = (try? JSONParser.parse(Array(record.info.utf8)))?["manifest"] else { return }
@@ -60,6 +62,7 @@ struct DeclaredManifest: Sendable {
         defaultReservation = Self.amounts(manifest["defaultReservation"])
         maxReservation = Self.amounts(manifest["maxReservation"])
         sandbox = manifest["trusted"]?.boolValue == true ? .trusted : .untrusted
+        reuse = manifest["reuse"]?.boolValue ?? true
         optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
     }
 

@@ -61,6 +61,9 @@ public struct RunRequest: Sendable {
     public var readOnlyPaths: [String] = []
     /// Run even where the host lacks a layer the level wants; the report names what was not enforced.
     public var allowDegraded = false
+    /// Where a trusted plugin's worker may be kept between runs and taken from: set by a
+    /// swarm for plugins that allow it. Only a worker that declares `sequentialRuns` is kept.
+    var workerPool: WorkerPool?
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -133,6 +136,9 @@ public struct RunReport: Sendable {
     public var ledgerNode: Int64?
     /// The sandbox the run had: its level, the layers applied, and what was not enforced.
     public var sandbox: SandboxReport?
+    /// Which run of its worker process this was: 1 for a fresh worker, more for one kept
+    /// from earlier runs (see `RunRequest.workerPool`); 0 if none was started.
+    public var workerRun = 0
 
     public var returned: Amounts {
         Amounts(
@@ -155,6 +161,7 @@ public struct RunReport: Sendable {
         ]
         if let message { object["message"] = .string(message) }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
+        if workerRun > 0 { object["workerRun"] = .number(JSONNumber(Int64(workerRun))) }
         if let sandbox { object["sandbox"] = sandbox.json }
         if let error { object["error"] = error.json }
         if let exit {

@@ -105,17 +105,6 @@ public struct Runtime: Sendable {
         if let denial = held?.denial {
             return RunReport.denied(runID: runID, request: request, message: denial)
         }
-        // A worker with its own mount namespace works in a private tmpfs instead.
-        var directory: RunDirectory?
-        do {
-            try Self.makeDirectory(home)
-            if !plan.isolation.filesystem { directory = try RunDirectory(parent: home + "/work") }
-            // Without its own /tmp, a worker running as the sandbox user works in a directory it owns.
-            if let directory, let user = plan.isolation.user, geteuid() == 0 { chown(directory.path, user.uid, user.gid) }
-        } catch {
-            throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
-        }
-        defer { directory?.removeLater() }
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }
@@ -126,14 +115,30 @@ public struct Runtime: Sendable {
                 runtime: self, parent: node, holder: held?.holder, account: account, depth: request.depth,
                 tools: request.tools, deadlineMs: budget.deadlineMs)
         }
-        let session = WorkerSession(
-            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory?.path, plan: plan),
-            sandbox: plan, gateway: gateway.map { ($0, account) }, account: account, steps: steps, onEvent: onEvent)
-        var report = await withTaskCancellationHandler {
-            await session.run()
-        } onCancel: {
-            session.cancel()
+        let pool = WorkerPool.usable(by: request)
+        let key = WorkerPool.Key(request)
+        var served: (session: WorkerSession, report: RunReport)?
+        // A kept worker that exited or misbehaved while idle says so, and the next one is tried.
+        while served == nil, let idle = pool?.take(key) {
+            let report = await withTaskCancellationHandler {
+                await idle.runAgain(request: request, runID: runID, budget: budget, account: account, steps: steps, onEvent: onEvent)
+            } onCancel: {
+                idle.cancel(runID: runID)
+            }
+            if let report { served = (idle, report) }
         }
+        if served == nil {
+            let fresh = try newSession(
+                request, runID: runID, budget: budget, plan: plan, account: account, steps: steps, reusable: pool != nil, onEvent)
+            let report = await withTaskCancellationHandler {
+                await fresh.run()
+            } onCancel: {
+                fresh.cancel(runID: runID)
+            }
+            served = (fresh, report)
+        }
+        guard var report = served?.report else { preconditionFailure("every path above serves the run") }
+        if let pool, let session = served?.session, session.isIdle { await pool.give(key, session) }
         if report.verdict == .cancelled, request.preemption?.isSet == true { report.verdict = .preempted }
         // Calls still in flight end within their timeouts; their charges belong to this run.
         await account.drain()
@@ -145,6 +150,28 @@ public struct Runtime: Sendable {
             report.ledgerNode = node.id
         }
         return report
+    }
+
+    /// A session with a worker of its own, in a working directory of its own that goes when
+    /// the worker does.
+    private func newSession(
+        _ request: RunRequest, runID: String, budget: Budget, plan: SandboxPlan, account: RunAccount, steps: StepLauncher?,
+        reusable: Bool, _ onEvent: @escaping @Sendable (RunEvent) -> Void
+    ) throws(RuntimeError) -> WorkerSession {
+        // A worker with its own mount namespace works in a private tmpfs instead.
+        var directory: RunDirectory?
+        do {
+            try Self.makeDirectory(home)
+            if !plan.isolation.filesystem { directory = try RunDirectory(parent: home + "/work") }
+            // Without its own /tmp, a worker running as the sandbox user works in a directory it owns.
+            if let directory, let user = plan.isolation.user, geteuid() == 0 { chown(directory.path, user.uid, user.gid) }
+        } catch {
+            throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
+        }
+        return WorkerSession(
+            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory?.path, plan: plan),
+            sandbox: plan, gateway: gateway.map { ($0, account) }, account: account, steps: steps, reusable: reusable,
+            directory: directory, onEvent: onEvent)
     }
 
     /// Gateway calls' charges and audit events go to the run's ledger node in batches,

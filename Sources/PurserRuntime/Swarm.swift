@@ -45,6 +45,10 @@ public struct RoutineOutcome: Sendable {
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
         if cached { object["cached"] = true }
         if let report { object["usage"] = report.usage.json }
+        // Which process ran it, and its how-manieth run that was (more than 1: a kept worker).
+        if let report, let pid = report.pid, report.workerRun > 0 {
+            object["worker"] = ["pid": .number(JSONNumber(Int64(pid))), "run": .number(JSONNumber(Int64(report.workerRun)))]
+        }
         return .object(object)
     }
 }
@@ -243,6 +247,7 @@ public final class SwarmRunner: Sendable {
         emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
         let schedule = Schedule(job: job, swarm: swarm, holder: holder)
         await runRoutines(schedule, store: store)
+        await schedule.workers.retireAll()
         let outcome = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue } ? "ok" : "failed"
         do {
             _ = try store.settle(swarm.id, usage: .none, outcome: outcome, holder: holder)
@@ -361,7 +366,8 @@ public final class SwarmRunner: Sendable {
                 schedule.holds[name] = node.cap.credits
                 emit("grant", name, ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
                 do throws(RuntimeError) {
-                    var request = try runRequest(routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder))
+                    var request = try runRequest(
+                        routine, input: input, hold: LedgerHold(node: node, holder: schedule.holder), workers: schedule.workers)
                     let flag = PreemptionFlag()
                     request.preemption = flag
                     schedule.preemptFlags[name] = flag
@@ -480,7 +486,9 @@ public final class SwarmRunner: Sendable {
         }
     }
 
-    private func runRequest(_ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold) throws(RuntimeError) -> RunRequest {
+    private func runRequest(
+        _ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold, workers: WorkerPool
+    ) throws(RuntimeError) -> RunRequest {
         var executable: String
         var opened: PluginRegistry.OpenedPlugin?
         switch plugins[routine.name]! {
@@ -499,6 +507,7 @@ public final class SwarmRunner: Sendable {
         if case .registered(_, let manifest) = plugins[routine.name] {
             request.sandbox = manifest.sandbox
             request.sandboxOptOut = manifest.optOut
+            if manifest.reuse { request.workerPool = workers }
             // Only the variables its manifest names, with the supervisor's values.
             for name in manifest.environment {
                 if let value = getenv(name) { request.environment[name] = String(cString: value) }
@@ -619,6 +628,8 @@ private final class Schedule: @unchecked Sendable {
     var shares: [String: Int64] = [:]
     /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.
     var ticking = false
+    /// Trusted plugins' workers kept between runs, until the swarm ends.
+    let workers = WorkerPool()
 
     /// Routines by name, their place in the file, and who runs after each.
     let routines: [String: JobFile.Routine]

@@ -7,11 +7,15 @@ import Synchronization
 
 /// Speaks protocol v1 with one worker for one run, and enforces the run's limits.
 ///
+/// A reusable session (a trusted plugin whose worker declares `sequentialRuns`) may serve
+/// further runs: a run the worker answered cleanly leaves it `idle` instead of shut down,
+/// and `runAgain` sends it the next one. Anything else ends the worker as before.
+///
 /// Every piece of state is touched only on `queue`, as a channel's state is on its event
 /// loop in SwiftNIO: the pipes, the pidfd and the timers are all Dispatch sources on it.
 /// The exceptions say so: with a gateway, stdout and its framer belong to the HTTP
 /// engine's thread until the worker exits (`readOnEngine`), and what a call needs from
-/// there (`acceptsCalls`, `callsInFlight`, `stdin`) is atomic or locked.
+/// there (`caller`, `callsInFlight`, `stdin`) is atomic or locked.
 final class WorkerSession: @unchecked Sendable {
     static let maxStrayLines = 16
     static let maxUnknownNotifications = 64
@@ -21,28 +25,38 @@ final class WorkerSession: @unchecked Sendable {
     /// Gateway calls one worker may have in flight; past this they are refused.
     static let maxCallsInFlight = 256
 
-    private enum Phase { case initializing, running, stopping, finished }
+    private enum Phase { case initializing, running, idle, stopping, finished }
     private enum Pending { case initialize, run, shutdown, ping }
 
-    private let request: RunRequest
-    private let runID: String
+    private var request: RunRequest
+    private var runID: String
     private let workerID: String
-    private let budget: Budget
+    private var budget: Budget
     private let limits: ResourceLimits
     private let profile: SandboxProfile
     private let sandbox: SandboxPlan?
     /// Deny-listed syscalls the worker tried, once it is gone.
     private var deniedSyscalls: [String] = []
-    private let onEvent: @Sendable (RunEvent) -> Void
+    private var onEvent: @Sendable (RunEvent) -> Void
     private let queue: DispatchQueue
     private let gateway: Gateway?
-    private let account: RunAccount?
-    private let steps: StepLauncher?
+    private var account: RunAccount?
+    private var steps: StepLauncher?
+    /// May serve another run once this one is answered (see the type's comment).
+    private let reusable: Bool
+    /// The worker's working directory, removed when the worker is gone.
+    private let directory: RunDirectory?
+    /// Runs this worker was sent, this one included.
+    private var runsServed = 0
+    /// The worker's CPU time when the current run began (a reusable worker's runs).
+    private var cpuAtRunStart: Int64 = 0
+    /// Counts runs: a timer set for one run does nothing in a later one.
+    private var generation = 0
     /// Ids of the worker's own requests not yet answered (its gateway and routine calls).
     private let callsInFlight = Mutex<Set<RPCID>>([])
-    /// `phase == .running` and the stream still sound: whether calls are taken, readable
-    /// from the HTTP engine's thread.
-    private let acceptsCalls = Atomic<Bool>(false)
+    /// Set while `phase == .running` and the stream is still sound: whether calls are taken,
+    /// and for which run, readable from the HTTP engine's thread.
+    private let caller = Mutex<GatewayCaller?>(nil)
     /// Lines the engine's thread handed to `queue` that `queue` has not finished yet.
     private let linesQueued = Atomic<Int>(0)
     /// The worker's stdout is read on the HTTP engine's thread (see `readOnEngine`).
@@ -53,7 +67,13 @@ final class WorkerSession: @unchecked Sendable {
     private var engineStopped = false
 
     private var process: WorkerProcess?
-    private var phase = Phase.initializing { didSet { updateAcceptsCalls() } }
+    private var phase = Phase.initializing {
+        didSet {
+            updateAcceptsCalls()
+            idle.store(phase == .idle, ordering: .releasing)
+        }
+    }
+    private let idle = Atomic<Bool>(false)
     private var stop: StopReason? { didSet { updateAcceptsCalls() } }
     private var stopMessage: String?
     private var answer = RunAnswer.none
@@ -84,13 +104,16 @@ final class WorkerSession: @unchecked Sendable {
     private var writeSuspended = false
     private var timers: [any DispatchSourceTimer] = []
     private var startedAt = ContinuousClock.now
-    private var continuation: CheckedContinuation<RunReport, Never>?
+    /// Answers whoever waits for the current run (or for the worker's end).
+    private var answerRun: ((RunReport) -> Void)?
 
     init(
         request: RunRequest, runID: String, budget: Budget, profile: SandboxProfile, sandbox: SandboxPlan? = nil,
         gateway: (Gateway, RunAccount)? = nil, account: RunAccount? = nil, steps: StepLauncher? = nil,
-        onEvent: @escaping @Sendable (RunEvent) -> Void
+        reusable: Bool = false, directory: RunDirectory? = nil, onEvent: @escaping @Sendable (RunEvent) -> Void
     ) {
+        self.reusable = reusable
+        self.directory = directory
         self.gateway = gateway?.0
         self.account = account ?? gateway?.1
         self.steps = steps
@@ -110,16 +133,66 @@ final class WorkerSession: @unchecked Sendable {
     func run() async -> RunReport {
         await withCheckedContinuation { continuation in
             queue.async {
-                self.continuation = continuation
+                self.answerRun = { continuation.resume(returning: $0) }
                 self.start()
             }
         }
     }
 
-    /// Asks the run to stop, as a user would with Ctrl-C.
-    func cancel() {
-        queue.async { self.beginCancel(.cancelled, reason: "cancelled", message: "cancelled by the user") }
+    /// Asks the run `runID` to stop, as a user would with Ctrl-C; a later run of the same
+    /// worker is not touched.
+    func cancel(runID: String) {
+        queue.async {
+            guard self.runID == runID else { return }
+            self.beginCancel(.cancelled, reason: "cancelled", message: "cancelled by the user")
+        }
     }
+
+    /// Sends an idle worker its next run; nil if the worker is no longer idle (it exited or
+    /// broke the protocol meanwhile), and the caller starts a new one.
+    func runAgain(
+        request: RunRequest, runID: String, budget: Budget, account: RunAccount?, steps: StepLauncher?,
+        onEvent: @escaping @Sendable (RunEvent) -> Void
+    ) async -> RunReport? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<RunReport?, Never>) in
+            queue.async {
+                guard self.phase == .idle else { return continuation.resume(returning: nil) }
+                self.request = request
+                self.runID = runID
+                self.budget = budget
+                self.account = account
+                self.steps = steps
+                self.onEvent = onEvent
+                self.answer = .none
+                self.output = nil
+                self.runError = nil
+                self.reportedCredits = .zero
+                self.resultCredits = nil
+                self.stderrTail = StderrTail()
+                self.startedAt = .now
+                self.process?.resetMemoryPeak()
+                self.cpuAtRunStart = self.process?.cpuNanoseconds() ?? 0
+                self.answerRun = { continuation.resume(returning: $0) }
+                self.phase = .running
+                self.sendRun()
+            }
+        }
+    }
+
+    /// Shuts an idle worker down and waits until it is gone; its directory and groups are
+    /// released as after any run.
+    func retire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                guard self.phase != .finished else { return continuation.resume() }
+                self.answerRun = { _ in continuation.resume() }
+                self.beginStop()
+            }
+        }
+    }
+
+    /// Whether the last run left the worker waiting for another.
+    var isIdle: Bool { idle.load(ordering: .acquiring) }
 
     // MARK: - Start
 
@@ -238,8 +311,8 @@ final class WorkerSession: @unchecked Sendable {
     private func engineLine(_ line: ArraySlice<UInt8>) {
         // Taken here only when nothing before it waits on `queue`, so that it sees the
         // session exactly as it would there.
-        if linesQueued.load(ordering: .acquiring) == 0, acceptsCalls.load(ordering: .acquiring),
-            Self.mayBeGatewayCall(line), case .request(let id, Method.gatewayCall, let params)? = try? RPCMessage(line: line),
+        if linesQueued.load(ordering: .acquiring) == 0, Self.mayBeGatewayCall(line), caller.withLock({ $0 != nil }),
+            case .request(let id, Method.gatewayCall, let params)? = try? RPCMessage(line: line),
             callsInFlight.withLock({ !$0.contains(id) })
         {
             return callGateway(id, params)
@@ -280,7 +353,11 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private func updateAcceptsCalls() {
-        acceptsCalls.store(phase == .running && stop != .protocolViolation, ordering: .releasing)
+        let accepting = phase == .running && stop != .protocolViolation
+        let current = accepting
+            ? account.map { GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: $0) }
+            : nil
+        caller.withLock { $0 = current }
     }
 
     private func stdoutData(_ chunk: UnsafeRawBufferPointer) {
@@ -299,6 +376,7 @@ final class WorkerSession: @unchecked Sendable {
 
     private func handleLine(_ line: ArraySlice<UInt8>) {
         guard stop != .protocolViolation else { return }
+        guard phase != .idle else { return stray(line, because: "no run in progress") }
         let message: RPCMessage
         do {
             message = try RPCMessage(line: line)
@@ -355,6 +433,11 @@ final class WorkerSession: @unchecked Sendable {
             output = .null
             return beginStop()
         }
+        sendRun()
+    }
+
+    private func sendRun() {
+        runsServed += 1
         send(request: .run, method: Method.run, params: RunParams(runID: runID, input: request.input, budget: budget).json)
         let remaining = budget.deadlineMs - unixMilliseconds()
         after(max(0, remaining)) {
@@ -383,7 +466,29 @@ final class WorkerSession: @unchecked Sendable {
             answer = .error
             runError = error
         }
+        if mayServeAgain { return becomeIdle() }
         beginStop()
+    }
+
+    /// Answered cleanly, by a worker that takes further runs, with none of its calls left
+    /// in flight (their charges belong to this run, which is settled once it returns).
+    private var mayServeAgain: Bool {
+        reusable && stop == nil && plugin?.capabilities["sequentialRuns"]?.boolValue == true
+            && callsInFlight.withLock { $0.isEmpty } && stdin.withLock { $0.pending == 0 }
+    }
+
+    /// Reports the run and keeps the worker for the next one; its timers end with the run.
+    private func becomeIdle() {
+        generation += 1
+        for timer in timers { timer.cancel() }
+        timers = []
+        phase = .idle
+        let cpu = process?.cpuNanoseconds().map { max(0, $0 - cpuAtRunStart) / 1_000_000 } ?? 0
+        let usage = ExitInfo(exitCode: nil, signal: nil, cpuMs: cpu, peakMemoryBytes: process?.memoryPeakBytes() ?? 0)
+        var report = report(exit: usage)
+        report.exit = nil
+        answerRun?(report)
+        answerRun = nil
     }
 
     private func handleNotification(_ method: String, _ params: JSONValue?, _ line: ArraySlice<UInt8>) {
@@ -448,7 +553,7 @@ final class WorkerSession: @unchecked Sendable {
         } catch {
             return answer(.failure(RPCError(code: ErrorCode.invalidParams, message: "bad gateway/call: \(error)")))
         }
-        guard let gateway, let account, acceptsCalls.load(ordering: .acquiring) else {
+        guard let gateway, let caller = caller.withLock({ $0 }) else {
             return answer(.failure(GatewayFailure(.invalidRequest, "gateway calls are taken only while the run runs").rpcError))
         }
         guard callsInFlight.withLock({ $0.count < Self.maxCallsInFlight }) else {
@@ -456,7 +561,6 @@ final class WorkerSession: @unchecked Sendable {
                 .rateLimited, "more than \(Self.maxCallsInFlight) gateway calls in flight", retryAfterMs: 10).rpcError))
         }
         let done = track(id)
-        let caller = GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: account)
         gateway.call(call, caller: caller) { done($0.map(\.json).mapError(\.rpcError)) }
     }
 
@@ -560,7 +664,7 @@ final class WorkerSession: @unchecked Sendable {
     /// Deadline, credits or user: tell the worker, give it `cancelGrace` to answer.
     private func beginCancel(_ reason: StopReason, reason wireReason: String, message: String) {
         // Once the run has answered, a deadline or a cancel arriving late changes nothing.
-        guard phase != .finished, stop == nil, answer == .none else { return }
+        guard phase != .finished, phase != .idle, stop == nil, answer == .none else { return }
         stop = reason
         stopMessage = message
         guard phase == .running, answer == .none else { return beginStop() }
@@ -570,7 +674,7 @@ final class WorkerSession: @unchecked Sendable {
 
     /// shutdown → close stdin → exitGrace → SIGTERM → termGrace → SIGKILL to the whole run.
     private func beginStop() {
-        guard phase == .running || phase == .initializing else { return }
+        guard phase == .running || phase == .initializing || phase == .idle else { return }
         phase = .stopping
         process?.snapshotTree()
         send(request: .shutdown, method: Method.shutdown, params: nil)
@@ -612,8 +716,9 @@ final class WorkerSession: @unchecked Sendable {
     private func after(_ milliseconds: Int64, _ body: @escaping () -> Void) {
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + .milliseconds(Int(clamping: milliseconds)))
+        let generation = self.generation
         timer.setEventHandler {
-            guard self.phase != .finished else { return }
+            guard self.phase != .finished, self.generation == generation else { return }
             body()
         }
         timer.activate()
@@ -665,8 +770,9 @@ final class WorkerSession: @unchecked Sendable {
         stdoutSource?.cancel()
         stderrSource?.cancel()
         exitSource?.cancel()
-        continuation?.resume(returning: report(exit: exit))
-        continuation = nil
+        directory?.removeLater()
+        answerRun?(report(exit: exit))
+        answerRun = nil
     }
 
     private func report(exit: ExitInfo?) -> RunReport {
@@ -694,7 +800,8 @@ final class WorkerSession: @unchecked Sendable {
             plugin: plugin,
             containment: process?.containment ?? "none",
             ledgerNode: nil,
-            sandbox: sandboxReport())
+            sandbox: sandboxReport(),
+            workerRun: runsServed)
     }
 
     private func sandboxReport() -> SandboxReport? {

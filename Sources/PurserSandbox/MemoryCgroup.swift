@@ -69,6 +69,13 @@ final class MemoryCgroup: CgroupDirectory {
         return Int64(readSmallFile(path + file)?.trimmingNewline() ?? "") ?? 0
     }
 
+    /// On cgroup v1. A write to v2's memory.peak resets it only for reads through the same
+    /// fd, so there a reused worker's peak counts from the worker's start.
+    func resetPeak() {
+        guard version == 1 else { return }
+        writeFile(path + "/memory.max_usage_in_bytes", "0")
+    }
+
     var outOfMemory: Bool { Self.oomKills(at: path, version: version) > oomKillsBefore }
 
     private static func oomKills(at path: String, version: Int) -> Int {

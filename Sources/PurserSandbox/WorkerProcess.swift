@@ -122,6 +122,34 @@ public final class WorkerProcess: Sendable {
         group.killAll(leader: pid)
     }
 
+    /// The worker's own CPU time so far (user plus system, its children not counted), for
+    /// a run that ends while the worker lives on; nil once it is gone.
+    public func cpuNanoseconds() -> Int64? {
+        var clock = clockid_t()
+        var time = timespec()
+        guard clock_getcpuclockid(pid, &clock) == 0, clock_gettime(clock, &time) == 0 else { return nil }
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    /// The run's peak memory so far: its memory cgroup's where it has one, else the
+    /// worker's own high-water mark.
+    public func memoryPeakBytes() -> Int64 {
+        if let memory { return memory.peakBytes() }
+        guard let status = readSmallFile("/proc/\(pid)/status") else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kilobytes = line.dropFirst("VmHWM:".count).filter(\.isNumber)
+            return (Int64(String(kilobytes)) ?? 0) * 1024
+        }
+        return 0
+    }
+
+    /// Starts the peak over from what is in use now, for the worker's next run.
+    public func resetMemoryPeak() {
+        if let memory { return memory.resetPeak() }
+        // 5: reset the peak resident set size (proc(5), clear_refs).
+        writeFile("/proc/\(pid)/clear_refs", "5")
+    }
+
     /// True once the worker has exited (without reaping it).
     public func hasExited() -> Bool {
         var info = siginfo_t()

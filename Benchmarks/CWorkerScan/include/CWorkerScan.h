@@ -169,7 +169,7 @@ int ws_msg_parse(const char *line, size_t len, ws_msg *m);
  * they cannot drift apart on the handshake:
  *   initialize -> -32001 if params.protocolVersion is given and is not 1; otherwise takes
  *                 params.limits.maxLineBytes (if >= 1024) into *max_line and answers the
- *                 capabilities (cancel) and plugin name and version (plain ASCII, no quotes)
+ *                 capabilities (cancel, sequentialRuns) and plugin name and version (plain ASCII, no quotes)
  *   ping       -> {}
  *   shutdown   -> {}, then exit(0) here: the protocol ends the worker with its answer
  *   other      -> -32601 "method not found" */

@@ -1,14 +1,25 @@
 import Glibc
 import PurserPluginKit
+import Synchronization
 
 // A routine that does what its input says, for swarm tests:
 //   {"spend": 4200, "sleepMs": 50, "fail": "message", "output": <any>, "crash": true,
 //    "failOnce": "/path",   (fails if the file is missing, creating it: a retry then passes)
 //    "call": {"plugin": "name", "input": <any>, "credits": 2},   (a nested routine/call)
-//    "firstRunMarker": "/path", "firstSleepMs": 60000}   (only the first run sleeps)
+//    "firstRunMarker": "/path", "firstSleepMs": 60000,   (only the first run sleeps)
+//    "whoami": true,   (answers {"pid", "runs"}: this process and how many runs it was sent)
+//    "touchMiB": 64}   (writes to that much fresh memory, and frees it, before answering)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
+let runsSent = Atomic<Int>(0)
+
 Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
+    let runs = runsSent.add(1, ordering: .relaxed).newValue
+    if let mebibytes = input["touchMiB"]?.numberValue?.int64, mebibytes > 0, let block = malloc(Int(mebibytes) << 20) {
+        memset(block, 1, Int(mebibytes) << 20)
+        free(block)
+    }
+    if input["whoami"]?.boolValue == true { return ["pid": .number(JSONNumber(Int64(getpid()))), "runs": .number(JSONNumber(Int64(runs)))] }
     if let spend = input["spend"]?.numberValue, let credits = try? Credits(spend, field: "spend") {
         context.reportUsage(credits)
     }

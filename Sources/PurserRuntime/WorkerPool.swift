@@ -1,0 +1,86 @@
+import PurserSandbox
+import Synchronization
+
+/// Idle workers of trusted plugins, kept between the runs of one swarm.
+///
+/// Starting a worker costs far more than a trivial run: the exec, the dynamic loader, the
+/// runtime's start-up, the handshake, the groups and the working directory. A trusted plugin
+/// whose worker says it takes several runs one after another (`sequentialRuns`) is sent the
+/// next run of the same plugin instead of a new process. Each run keeps its own reservation,
+/// deadline, credits, gateway account and report; its CPU time and memory peak are measured
+/// from the run's start. What stays from one run to the next is the worker's own state, its
+/// working directory and its groups: that is why only trusted plugins are kept, and only with
+/// everything that shaped the process the same (file, arguments, environment, limits, sandbox).
+/// A run that ends any other way than answered (timeout, cancel, credits, a crash, a
+/// protocol violation) ends its worker as it would without the pool.
+final class WorkerPool: Sendable {
+    /// What shaped a worker process: a kept worker serves only runs that would have started
+    /// the very same process.
+    struct Key: Hashable, Sendable {
+        /// A registered plugin's pinned file (a swarm names its routines, not the plugin,
+        /// in `pluginName`, which a kept worker's handshake may therefore not match).
+        var executable: String
+        var arguments: [String]
+        var environment: [String: String]
+        var memoryBytes: Int64
+        var maxProcesses: Int
+        var maxLineBytes: Int
+        var timing: SessionTiming
+        var containment: Containment
+        var sandboxOptOut: Set<SandboxLayer>?
+        var readOnlyPaths: [String]
+        var allowDegraded: Bool
+
+        init(_ request: RunRequest) {
+            executable = request.executable
+            arguments = request.arguments
+            environment = request.environment
+            memoryBytes = request.memoryBytes
+            maxProcesses = request.maxProcesses
+            maxLineBytes = request.maxLineBytes
+            timing = request.timing
+            containment = request.containment
+            sandboxOptOut = request.sandboxOptOut
+            readOnlyPaths = request.readOnlyPaths
+            allowDegraded = request.allowDegraded
+        }
+    }
+
+    private let idle = Mutex<[Key: [WorkerSession]]>([:])
+    private let retired = Atomic<Bool>(false)
+
+    init() {}
+
+    /// The pool a run may use: a trusted plugin's, with no CPU limit (RLIMIT_CPU counts a
+    /// process's whole life, so a kept worker would carry earlier runs' time into later ones).
+    static func usable(by request: RunRequest) -> WorkerPool? {
+        guard let pool = request.workerPool, request.sandbox == .trusted, request.cpuSeconds == nil,
+            !request.handshakeOnly
+        else { return nil }
+        return pool
+    }
+
+    func take(_ key: Key) -> WorkerSession? {
+        idle.withLock { $0[key]?.popLast() }
+    }
+
+    /// Keeps a worker its last run left idle; after `retireAll` began, shuts it down instead.
+    func give(_ key: Key, _ session: WorkerSession) async {
+        guard !retired.load(ordering: .acquiring) else { return await session.retire() }
+        idle.withLock { $0[key, default: []].append(session) }
+        // A give that raced with retireAll: whatever it left behind goes now.
+        if retired.load(ordering: .acquiring) { await retireAll() }
+    }
+
+    /// Shuts every kept worker down and waits until they are gone; later gives shut theirs down.
+    func retireAll() async {
+        retired.store(true, ordering: .releasing)
+        let sessions = idle.withLock { idle in
+            defer { idle = [:] }
+            return idle.values.flatMap { $0 }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for session in sessions { group.addTask { await session.retire() } }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Glibc
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+import PurserTestSupport
+import Testing
+
+/// A trusted plugin whose worker takes several runs is kept between a swarm's runs of it;
+/// every run still has its own reservation, charge and measurements, and a run that ends
+/// badly takes its worker with it.
+@Suite("Kept workers", .timeLimit(.minutes(3)))
+struct WorkerReuseTests {
+    let home = Fixtures.temporaryHome()
+
+    /// The scripted fixture (PluginKit, so it declares `sequentialRuns`) under a name of its own.
+    func register(trusted: Bool, reuse: Bool = true) async throws -> String {
+        var manifest = PluginManifest()
+        manifest.trusted = trusted
+        manifest.reuse = reuse
+        let registry = try PluginRegistry(runtime: Runtime.withLedger(home: home))
+        _ = try await registry.add(path: Fixtures.product("scripted"), name: "kept", manifest: manifest)
+        return "kept"
+    }
+
+    /// Runs `routines` (YAML flow mappings without the plugin) one at a time, in order:
+    /// chained by `after`, or, where a failure must not skip the rest, by concurrency 1 alone.
+    func run(_ routines: [String], plugin: String, chained: Bool = true) async throws -> (SwarmReport, RuntimeLedger) {
+        var yaml = """
+            team: { name: t, budget: { credits: 1000, memory: 8GiB } }
+            swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB }, concurrency: 1 }
+            routines:
+
+            """
+        for (index, routine) in routines.enumerated() {
+            let after = index == 0 || !chained ? "" : ", after: [r\(index - 1)]"
+            yaml += "  - { name: r\(index), plugin: \(plugin), \(routine)\(after) }\n"
+        }
+        let path = home + "/job.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let runtime = try Runtime.withLedger(home: home)
+        let report = try await SwarmRunner(runtime: runtime, job: JobFile.load(path: path)).run()
+        return (report, runtime.ledger!)
+    }
+
+    static let whoami = "input: { whoami: true }, estimate: { credits: 1, time: 20s, memory: 256MiB }"
+
+    /// pid and run count as the worker itself tells them.
+    func seen(_ routine: RoutineOutcome) -> (pid: Int64?, runs: Int64?) {
+        (routine.output?["pid"]?.numberValue?.int64, routine.output?["runs"]?.numberValue?.int64)
+    }
+
+    @Test func aTrustedWorkerServesTheSwarmsRunsOneAfterAnother() async throws {
+        let plugin = try await register(trusted: true)
+        let (report, ledger) = try await run(Array(repeating: Self.whoami, count: 5), plugin: plugin)
+        #expect(report.allOK)
+        let seen = report.routines.map(seen)
+        #expect(seen.map(\.runs) == [1, 2, 3, 4, 5], "one process, sent each run in turn")
+        #expect(Set(seen.map(\.pid)).count == 1)
+        #expect(report.routines.map { $0.report?.workerRun } == [1, 2, 3, 4, 5])
+        // The swarm's end shuts the kept worker down before it returns.
+        let pid = try #require(seen.first?.pid)
+        #expect(kill(pid_t(pid), 0) != 0 && errno == ESRCH, "worker \(pid) outlived its swarm")
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    @Test(arguments: [(trusted: false, reuse: true), (trusted: true, reuse: false)])
+    func otherwiseEveryRunHasAWorkerOfItsOwn(trusted: Bool, reuse: Bool) async throws {
+        let plugin = try await register(trusted: trusted, reuse: reuse)
+        let (report, _) = try await run(Array(repeating: Self.whoami, count: 3), plugin: plugin)
+        #expect(report.allOK)
+        #expect(report.routines.map { seen($0).runs } == [1, 1, 1])
+        // Untrusted workers are each their PID namespace's init, so compare what the supervisor saw.
+        #expect(Set(report.routines.compactMap { $0.report?.pid }).count == 3)
+    }
+
+    @Test func aRunThatEndsBadlyTakesItsWorkerWithIt() async throws {
+        let plugin = try await register(trusted: true)
+        let (report, ledger) = try await run([
+            Self.whoami,
+            "input: { sleepMs: 20000 }, estimate: { credits: 1, time: 1s, memory: 256MiB }",
+            Self.whoami,
+            "input: { crash: true }, estimate: { credits: 1, time: 20s, memory: 256MiB }",
+            Self.whoami,
+            Self.whoami,
+        ], plugin: plugin, chained: false)
+        #expect(report.routines.map(\.verdict) == ["ok", "timeout", "ok", "crashed", "ok", "ok"])
+        let seen = report.routines.map(seen)
+        #expect(seen[2].runs == 1 && seen[2].pid != seen[0].pid, "the timed-out run's worker was not kept")
+        #expect(seen[4].runs == 1 && seen[4].pid != seen[2].pid, "the crashed run's worker was not kept")
+        #expect(seen[5].runs == 2 && seen[5].pid == seen[4].pid)
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    @Test func eachRunIsChargedAndMeasuredOnItsOwn() async throws {
+        let plugin = try await register(trusted: true)
+        let (report, ledger) = try await run([
+            "input: { spend: 3, touchMiB: 96 }, estimate: { credits: 5, time: 20s, memory: 512MiB }",
+            "input: { spend: 0 }, estimate: { credits: 5, time: 20s, memory: 512MiB }",
+        ], plugin: plugin)
+        #expect(report.allOK)
+        let first = try #require(report.routines[0].report)
+        let second = try #require(report.routines[1].report)
+        #expect(second.workerRun == 2)
+        #expect(first.usage.credits == Credits(whole: 3))
+        #expect(second.usage.credits == .zero, "the first run's spend is not the second's")
+        #expect(first.usage.memoryPeakBytes >= 96 << 20)
+        #expect(second.usage.memoryPeakBytes < 48 << 20, "the peak starts over with each run: \(second.usage.memoryPeakBytes)")
+        let nodes = try ledger.store.tree(team: "t").filter { $0.kind == .routine }
+        #expect(nodes.map(\.consumed.credits) == [3_000_000, 0])
+        #expect(try ledger.store.verify().isEmpty)
+    }
+}
