@@ -194,6 +194,35 @@ struct GatewayRunTests {
         #expect(try runtime.ledger?.store.verify().isEmpty == true)
     }
 
+    /// A trusted worker kept between a swarm's runs is charged for each call by the run that
+    /// made it, not by the run that started the worker.
+    @Test func aKeptWorkersCallsAreChargedToTheRunThatMadeThem() async throws {
+        var runtime = try Runtime.withLedger(home: home)
+        runtime.gateway = try runtime.makeGateway(config: try apiConfig(server, "cost: { perRequest: 3 }"))
+        var manifest = PluginManifest()
+        manifest.trusted = true
+        _ = try await PluginRegistry(runtime: runtime).add(path: Fixtures.product("fetch"), name: "fetch-kept", manifest: manifest)
+        var yaml = """
+            team: { name: t, budget: { credits: 1000, memory: 8GiB, tools: [api] } }
+            swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB, tools: [api] }, concurrency: 1 }
+            routines:
+
+            """
+        for calls in 1...3 {
+            yaml += "  - { name: r\(calls), plugin: fetch-kept, tools: [api], input: { integration: api, path: /ok, repeat: \(calls) }, "
+                + "estimate: { credits: 20, time: 20s, memory: 256MiB }\(calls == 1 ? "" : ", after: [r\(calls - 1)]") }\n"
+        }
+        let path = home + "/job.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try await SwarmRunner(runtime: runtime, job: JobFile.load(path: path)).run()
+        #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
+        #expect(report.routines.map { $0.report?.workerRun } == [1, 2, 3])
+        #expect(report.routines.map { $0.report?.usage.gatewayCredits } == [3, 6, 9].map { Credits(whole: $0) })
+        let store = runtime.ledger!.store
+        #expect(try store.tree(team: "t").filter { $0.kind == .routine }.map(\.consumed.credits) == [3_000_000, 6_000_000, 9_000_000])
+        #expect(try store.verify().isEmpty)
+    }
+
     @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
         let bad = home + "/bad.yaml"
         try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"
