@@ -63,6 +63,10 @@ public struct SQLDialect: Sendable {
     /// What numbers a placeholder: SQLite's "?NNN" costs nothing to parse where a name
     /// ("$NNN") is looked up among all the statement's names so far.
     var placeholderPrefix = "$"
+    /// A join that walks its left table first: SQLite's planner, left to itself, scans every
+    /// node for the reclaim sweep rather than the open holds of the few leases in question.
+    /// PostgreSQL plans by its statistics (and has no CROSS JOIN … ON).
+    var orderedJoin = "JOIN"
 
     func placeholder(_ number: Int) -> String { placeholderPrefix + String(number) }
 
@@ -71,7 +75,7 @@ public struct SQLDialect: Sendable {
     /// sqlite_sequence cost every INSERT a third B-tree write. Databases made before keep it.
     static let sqlite = SQLDialect(
         serialKey: "INTEGER PRIMARY KEY", lockSkippingLocked: "", lockRow: "", lockShared: "",
-        placeholderPrefix: "?")
+        placeholderPrefix: "?", orderedJoin: "CROSS JOIN")
     static let postgres = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
         lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq")

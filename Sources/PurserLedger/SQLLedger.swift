@@ -302,7 +302,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         try driver.transaction { (session) throws(LedgerError) in
             let rows = try session.run(
                 """
-                SELECT nodes.id FROM nodes JOIN leases ON leases.holder = nodes.holder
+                SELECT nodes.id FROM leases \(driver.dialect.orderedJoin) nodes ON nodes.holder = leases.holder
                 WHERE nodes.state = 'open' AND (leases.state = 'reclaimed' OR nodes.epoch < leases.epoch)
                 ORDER BY nodes.id DESC
                 """)
