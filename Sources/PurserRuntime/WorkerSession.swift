@@ -156,7 +156,10 @@ final class WorkerSession: @unchecked Sendable {
     ) async -> RunReport? {
         await withCheckedContinuation { (continuation: CheckedContinuation<RunReport?, Never>) in
             queue.async {
-                guard self.phase == .idle else { return continuation.resume(returning: nil) }
+                // Exited but not yet seen to (its pidfd's event may still be on its way).
+                guard self.phase == .idle, self.process?.hasExited() == false else {
+                    return continuation.resume(returning: nil)
+                }
                 self.request = request
                 self.runID = runID
                 self.budget = budget

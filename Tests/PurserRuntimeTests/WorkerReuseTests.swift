@@ -24,7 +24,10 @@ struct WorkerReuseTests {
 
     /// Runs `routines` (YAML flow mappings without the plugin) one at a time, in order:
     /// chained by `after`, or, where a failure must not skip the rest, by concurrency 1 alone.
-    func run(_ routines: [String], plugin: String, chained: Bool = true) async throws -> (SwarmReport, RuntimeLedger) {
+    /// `pause`: milliseconds a routine of the unregistered fixture spends between each two.
+    func run(
+        _ routines: [String], plugin: String, chained: Bool = true, pause: Int? = nil
+    ) async throws -> (SwarmReport, RuntimeLedger) {
         var yaml = """
             team: { name: t, budget: { credits: 1000, memory: 8GiB } }
             swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB }, concurrency: 1 }
@@ -32,8 +35,12 @@ struct WorkerReuseTests {
 
             """
         for (index, routine) in routines.enumerated() {
-            let after = index == 0 || !chained ? "" : ", after: [r\(index - 1)]"
+            let after = index == 0 || !chained ? "" : ", after: [\(pause == nil ? "r" : "p")\(index - 1)]"
             yaml += "  - { name: r\(index), plugin: \(plugin), \(routine)\(after) }\n"
+            if let pause, index < routines.count - 1 {
+                yaml += "  - { name: p\(index), plugin: \(Fixtures.product("scripted")), input: { sleepMs: \(pause) }, "
+                    + "estimate: { credits: 1, time: 20s, memory: 256MiB }, after: [r\(index)] }\n"
+            }
         }
         let path = home + "/job.yaml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -88,6 +95,19 @@ struct WorkerReuseTests {
         #expect(seen[2].runs == 1 && seen[2].pid != seen[0].pid, "the timed-out run's worker was not kept")
         #expect(seen[4].runs == 1 && seen[4].pid != seen[2].pid, "the crashed run's worker was not kept")
         #expect(seen[5].runs == 2 && seen[5].pid == seen[4].pid)
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    /// A kept worker that exits while idle is not sent the next run: a new one is started.
+    @Test func aKeptWorkerThatExitsWhileIdleIsReplaced() async throws {
+        let plugin = try await register(trusted: true)
+        let (report, ledger) = try await run([
+            "input: { whoami: true, exitAfterMs: 10 }, estimate: { credits: 1, time: 20s, memory: 256MiB }",
+            "input: { whoami: true }, estimate: { credits: 1, time: 20s, memory: 256MiB }",
+        ], plugin: plugin, pause: 300)
+        #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
+        let seen = report.routines.filter { $0.name.hasPrefix("r") }.map(seen)
+        #expect(seen.count == 2 && seen[1].runs == 1 && seen[1].pid != seen[0].pid)
         #expect(try ledger.store.verify().isEmpty)
     }
 

@@ -8,7 +8,8 @@ import Synchronization
 //    "call": {"plugin": "name", "input": <any>, "credits": 2},   (a nested routine/call)
 //    "firstRunMarker": "/path", "firstSleepMs": 60000,   (only the first run sleeps)
 //    "whoami": true,   (answers {"pid", "runs"}: this process and how many runs it was sent)
-//    "touchMiB": 64}   (writes to that much fresh memory, and frees it, before answering)
+//    "touchMiB": 64,   (writes to that much fresh memory, and frees it, before answering)
+//    "exitAfterMs": 10}   (answers, then exits that much later: a kept worker gone while idle)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
 let runsSent = Atomic<Int>(0)
@@ -18,6 +19,12 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
     if let mebibytes = input["touchMiB"]?.numberValue?.int64, mebibytes > 0, let block = malloc(Int(mebibytes) << 20) {
         memset(block, 1, Int(mebibytes) << 20)
         free(block)
+    }
+    if let delay = input["exitAfterMs"]?.numberValue?.int64 {
+        Task.detached {
+            try? await Task.sleep(for: .milliseconds(delay))
+            exit(0)
+        }
     }
     if input["whoami"]?.boolValue == true { return ["pid": .number(JSONNumber(Int64(getpid()))), "runs": .number(JSONNumber(Int64(runs)))] }
     if let spend = input["spend"]?.numberValue, let credits = try? Credits(spend, field: "spend") {
