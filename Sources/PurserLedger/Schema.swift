@@ -55,7 +55,10 @@ enum Schema {
             "CREATE UNIQUE INDEX IF NOT EXISTS team_names ON nodes(name) WHERE kind = 'team'",
             "CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent_id)",
             // The reclaim sweep's way to a lease's open holds (see `SQLDialect.orderedJoin`).
-            "CREATE INDEX IF NOT EXISTS nodes_holder ON nodes(holder) WHERE state = 'open'",
+            // A hold without a holder is never swept, and so not indexed: an entry is written
+            // at every reserve and removed at every settle.
+            "DROP INDEX IF EXISTS nodes_holder",
+            "CREATE INDEX IF NOT EXISTS nodes_open_holds ON nodes(holder) WHERE state = 'open' AND holder IS NOT NULL",
             // The history query's optional filters ("$1 = '' OR plugin = $1") keep any index on
             // plugin out of its plan, which reads the newest closed nodes backwards by id; the
             // index only cost every settle a B-tree insert. Dropped, existing databases too.
