@@ -113,7 +113,7 @@ public struct Runtime: Sendable {
         let steps = ledger.flatMap { _ in held?.node }.map { node in
             StepLauncher(
                 runtime: self, parent: node, holder: held?.holder, account: account, depth: request.depth,
-                tools: request.tools, deadlineMs: budget.deadlineMs)
+                tools: request.tools, deadlineMs: budget.deadlineMs, workers: request.workerPool)
         }
         let pool = WorkerPool.usable(by: request)
         let key = WorkerPool.Key(request)

@@ -16,8 +16,14 @@ final class StepLauncher: Sendable {
     private let depth: Int
     private let tools: [String]
     private let deadlineMs: Int64
+    /// The swarm's kept workers, which a trusted step plugin's worker may join (see `WorkerPool`).
+    private let workers: WorkerPool?
 
-    init(runtime: Runtime, parent: Node, holder: Holder?, account: RunAccount, depth: Int, tools: [String], deadlineMs: Int64) {
+    init(
+        runtime: Runtime, parent: Node, holder: Holder?, account: RunAccount, depth: Int, tools: [String], deadlineMs: Int64,
+        workers: WorkerPool? = nil
+    ) {
+        self.workers = workers
         self.runtime = runtime
         self.parent = parent
         self.holder = holder
@@ -107,6 +113,7 @@ final class StepLauncher: Sendable {
         let manifest = DeclaredManifest(record)
         request.sandbox = manifest.sandbox
         request.sandboxOptOut = manifest.optOut
+        if manifest.reuse { request.workerPool = workers }
         return Prepared(request: request, node: node, opened: opened)
     }
 }

@@ -111,6 +111,22 @@ struct WorkerReuseTests {
         #expect(try ledger.store.verify().isEmpty)
     }
 
+    /// Steps (`routine/call`) of a trusted plugin keep their workers too, apart from the
+    /// routines' (a step's memory hold differs, so its worker is another process).
+    @Test func aTrustedStepsWorkerIsKeptForTheNextStep() async throws {
+        let plugin = try await register(trusted: true)
+        let call = "input: { call: { plugin: \(plugin), input: { whoami: true } } }, estimate: { credits: 5, time: 20s, memory: 256MiB }"
+        let (report, ledger) = try await run([call, call], plugin: plugin)
+        #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
+        let steps = report.routines.map { $0.output?["step"] }
+        let pids = steps.map { $0?["pid"]?.numberValue?.int64 }
+        #expect(steps.map { $0?["runs"]?.numberValue?.int64 } == [1, 2], "the second step went to the first step's worker")
+        #expect(pids[0] != nil && pids[0] == pids[1])
+        let routinePIDs = report.routines.compactMap { $0.report?.pid }.map { Int64($0) }
+        #expect(!routinePIDs.contains(pids[0] ?? -1), "a step runs in a worker of its own")
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
     @Test func eachRunIsChargedAndMeasuredOnItsOwn() async throws {
         let plugin = try await register(trusted: true)
         let (report, ledger) = try await run([
