@@ -21,7 +21,7 @@ public final class PostgresDriver: SQLDriver {
     public func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
         try attempt { (connection, mayReset) throws(LedgerError) in
             try connection.reconnectIfNeeded(mayReset: &mayReset)
-            return try connection.query(sql, arguments)
+            return try connection.query(sql, arguments, prepared: true)
         }
     }
 
@@ -85,6 +85,10 @@ final class PostgresConnection {
     /// sees only a LedgerError).
     private var sawRetryable = false
     private var isFirstTransaction = true
+    /// Statements prepared in this session, by their SQL: their names.
+    private var prepared: [String: String] = [:]
+    /// Names are never reused within a session: one forgotten may still exist on the server.
+    private var preparedCount = 0
     let rows = NodeRows(dialect: .postgres)
 
     init(url: String) throws(LedgerError) {
@@ -116,6 +120,8 @@ final class PostgresConnection {
             guard mayReset else { throw lost("the connection is down") }
             mayReset = false
             PQreset(handle)
+            // A new session: what the old one prepared is gone with it.
+            prepared = [:]
             guard PQstatus(handle) == CONNECTION_OK else { throw lost("reconnecting failed") }
         }
         sawRetryable = false
@@ -186,11 +192,17 @@ final class PostgresConnection {
     }
 
     /// Runs `sql` with `arguments` as text parameters `$1`, `$2`, … and returns every row.
+    /// `prepared`: parsed and planned once per session, then only executed (the hot calls,
+    /// reserve and settle: it spares the server a parse and a plan each time).
     func query(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
+        try query(sql, arguments, prepared: false)
+    }
+
+    func query(_ sql: String, _ arguments: [SQLValue], prepared: Bool) throws(LedgerError) -> [[SQLValue]] {
         for case .text(let value) in arguments where value.utf8.contains(0) {
             throw LedgerError(.invalid, "PostgreSQL text cannot hold a NUL character")
         }
-        // libpq copies the parameters before PQexecParams returns; they live until then.
+        // libpq copies the parameters before it returns; they live until then.
         let owned: [UnsafeMutablePointer<CChar>?] = arguments.map { argument in
             switch argument {
             case .null: nil
@@ -200,10 +212,45 @@ final class PostgresConnection {
         }
         defer { for pointer in owned { free(pointer) } }
         let values: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
-        let result = PQexecParams(handle, sql, Int32(values.count), nil, values, nil, nil, 0)
+        var result = try send(sql, values, prepared: prepared)
+        if prepared, let state = Self.sqlState(result), state == "26000" || state == "0A000" {
+            // Gone (a DEALLOCATE, a pooler), or planned for a function since replaced: it
+            // never ran, so it is prepared again and run once more.
+            PQclear(result)
+            if let name = self.prepared.removeValue(forKey: sql), state == "0A000" {
+                PQclear(PQexec(handle, "DEALLOCATE \(name)"))
+            }
+            result = try send(sql, values, prepared: true)
+        }
         defer { PQclear(result) }
         try check(result, sql)
         guard let result else { return [] }
+        return Self.rows(result)
+    }
+
+    private func send(_ sql: String, _ values: [UnsafePointer<CChar>?], prepared: Bool) throws(LedgerError) -> OpaquePointer? {
+        guard prepared else { return PQexecParams(handle, sql, Int32(values.count), nil, values, nil, nil, 0) }
+        return PQexecPrepared(handle, try preparedName(sql, parameters: values.count), Int32(values.count), values, nil, nil, 0)
+    }
+
+    /// The name `sql` is prepared under in this session, preparing it first if need be.
+    private func preparedName(_ sql: String, parameters: Int) throws(LedgerError) -> String {
+        if let name = prepared[sql] { return name }
+        preparedCount += 1
+        let name = "purser_\(preparedCount)"
+        let result = PQprepare(handle, name, sql, Int32(parameters), nil)
+        defer { PQclear(result) }
+        try check(result, sql)
+        prepared[sql] = name
+        return name
+    }
+
+    private static func sqlState(_ result: OpaquePointer?) -> String? {
+        guard let result, PQresultStatus(result) == PGRES_FATAL_ERROR else { return nil }
+        return PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+    }
+
+    private static func rows(_ result: OpaquePointer) -> [[SQLValue]] {
         let columns = PQnfields(result)
         let integral = (0..<columns).map { column -> Bool in
             switch PQftype(result, column) {

@@ -347,6 +347,25 @@ struct LedgerVerifyTests {
     }
 }
 
+/// PostgreSQL runs reserve and settle as statements prepared once per session.
+@Suite("PostgreSQL prepared calls", .timeLimit(.minutes(1)))
+struct PostgresPreparedTests {
+    /// A session's prepared statements can vanish (`DEALLOCATE ALL`, a pooler): the next
+    /// call prepares its statement again instead of failing.
+    @Test func callsSurviveTheirStatementsBeingDropped() throws {
+        let store = try PostgresLedger(url: PostgresServer.shared.makeDatabase())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let first = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "a", amounts: Resources(credits: credit)))
+        _ = try store.settle(first.id, usage: Usage(credits: credit / 2, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        try store.driver.transaction { (session) throws(LedgerError) in _ = try session.query("DEALLOCATE ALL", []) }
+        let second = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "b", amounts: Resources(credits: credit)))
+        let settled = try store.settle(second.id, usage: Usage(credits: credit / 4, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+        #expect(settled.returned.credits == 3 * credit / 4)
+        #expect(try store.node(team.id).consumed.credits == 3 * credit / 4)
+        try expectVerified(store)
+    }
+}
+
 extension StoreKind {
     /// Two stores on one database, as two supervisors sharing a team would have.
     func makeTwo() throws -> (any LedgerStore, any LedgerStore) {
