@@ -117,28 +117,10 @@ public struct Runtime: Sendable {
         }
         let pool = WorkerPool.usable(by: request)
         let key = WorkerPool.Key(request)
-        var served: (session: WorkerSession, report: RunReport)?
-        // A kept worker that exited or misbehaved while idle says so, and the next one is tried.
-        while served == nil, let idle = pool?.take(key) {
-            let report = await withTaskCancellationHandler {
-                await idle.runAgain(request: request, runID: runID, budget: budget, account: account, steps: steps, onEvent: onEvent)
-            } onCancel: {
-                idle.cancel(runID: runID)
-            }
-            if let report { served = (idle, report) }
-        }
-        if served == nil {
-            let fresh = try newSession(
-                request, runID: runID, budget: budget, plan: plan, account: account, steps: steps, reusable: pool != nil, onEvent)
-            let report = await withTaskCancellationHandler {
-                await fresh.run()
-            } onCancel: {
-                fresh.cancel(runID: runID)
-            }
-            served = (fresh, report)
-        }
-        guard var report = served?.report else { preconditionFailure("every path above serves the run") }
-        if let pool, let session = served?.session, session.isIdle { await pool.give(key, session) }
+        let (session, served) = try await serve(
+            request, runID: runID, budget: budget, plan: plan, account: account, steps: steps, pool: pool, key: key, onEvent)
+        var report = served
+        if let pool, session.isIdle { await pool.give(key, session) }
         if report.verdict == .cancelled, request.preemption?.isSet == true { report.verdict = .preempted }
         // Calls still in flight end within their timeouts; their charges belong to this run.
         await account.drain()
@@ -150,6 +132,30 @@ public struct Runtime: Sendable {
             report.ledgerNode = node.id
         }
         return report
+    }
+
+    /// Runs the request on a kept worker if one takes it, else on a worker of its own.
+    private func serve(
+        _ request: RunRequest, runID: String, budget: Budget, plan: SandboxPlan, account: RunAccount, steps: StepLauncher?,
+        pool: WorkerPool?, key: WorkerPool.Key, _ onEvent: @escaping @Sendable (RunEvent) -> Void
+    ) async throws(RuntimeError) -> (WorkerSession, RunReport) {
+        // A kept worker that exited or misbehaved while idle says so, and the next one is tried.
+        while let idle = pool?.take(key) {
+            let report = await withTaskCancellationHandler {
+                await idle.runAgain(request: request, runID: runID, budget: budget, account: account, steps: steps, onEvent: onEvent)
+            } onCancel: {
+                idle.cancel(runID: runID)
+            }
+            if let report { return (idle, report) }
+        }
+        let fresh = try newSession(
+            request, runID: runID, budget: budget, plan: plan, account: account, steps: steps, reusable: pool != nil, onEvent)
+        let report = await withTaskCancellationHandler {
+            await fresh.run()
+        } onCancel: {
+            fresh.cancel(runID: runID)
+        }
+        return (fresh, report)
     }
 
     /// A session with a worker of its own, in a working directory of its own that goes when
