@@ -628,8 +628,9 @@ private final class Schedule: @unchecked Sendable {
     var shares: [String: Int64] = [:]
     /// Whether a wake-up is pending, to look at waiting routines' timeouts and aging.
     var ticking = false
-    /// Trusted plugins' workers kept between runs, until the swarm ends.
-    let workers = WorkerPool()
+    /// Trusted plugins' workers kept between runs, until the swarm ends; no more idle ones
+    /// than the swarm runs at once, routines and one level of steps.
+    let workers: WorkerPool
 
     /// Routines by name, their place in the file, and who runs after each.
     let routines: [String: JobFile.Routine]
@@ -650,6 +651,7 @@ private final class Schedule: @unchecked Sendable {
         self.job = job
         self.swarm = swarm
         self.holder = holder
+        workers = WorkerPool(capacity: 2 * job.swarm.concurrency)
         routines = Dictionary(uniqueKeysWithValues: job.routines.map { ($0.name, $0) })
         order = Dictionary(uniqueKeysWithValues: job.routines.enumerated().map { ($1.name, $0) })
         var dependents: [String: [String]] = [:]

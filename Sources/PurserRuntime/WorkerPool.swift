@@ -13,6 +13,10 @@ import Synchronization
 /// everything that shaped the process the same (file, arguments, environment, limits, sandbox).
 /// A run that ends any other way than answered (timeout, cancel, credits, a crash, a
 /// protocol violation) ends its worker as it would without the pool.
+///
+/// An idle worker holds no reservation, so the pool keeps at most `capacity` of them (a
+/// swarm's: as many as it runs at once, routines and one level of steps): past that, the one
+/// idle longest is shut down.
 final class WorkerPool: Sendable {
     /// What shaped a worker process: a kept worker serves only runs that would have started
     /// the very same process.
@@ -46,10 +50,14 @@ final class WorkerPool: Sendable {
         }
     }
 
-    private let idle = Mutex<[Key: [WorkerSession]]>([:])
+    /// Oldest first.
+    private let idle = Mutex<[(key: Key, session: WorkerSession)]>([])
     private let retired = Atomic<Bool>(false)
+    private let capacity: Int
 
-    init() {}
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
 
     /// The pool a run may use: a trusted plugin's, with no CPU limit (RLIMIT_CPU counts a
     /// process's whole life, so a kept worker would carry earlier runs' time into later ones).
@@ -60,14 +68,22 @@ final class WorkerPool: Sendable {
         return pool
     }
 
+    /// The most recently idle worker for `key`.
     func take(_ key: Key) -> WorkerSession? {
-        idle.withLock { $0[key]?.popLast() }
+        idle.withLock { idle in
+            guard let index = idle.lastIndex(where: { $0.key == key }) else { return nil }
+            return idle.remove(at: index).session
+        }
     }
 
     /// Keeps a worker its last run left idle; after `retireAll` began, shuts it down instead.
     func give(_ key: Key, _ session: WorkerSession) async {
         guard !retired.load(ordering: .acquiring) else { return await session.retire() }
-        idle.withLock { $0[key, default: []].append(session) }
+        let evicted = idle.withLock { idle -> WorkerSession? in
+            idle.append((key, session))
+            return idle.count > capacity ? idle.removeFirst().session : nil
+        }
+        await evicted?.retire()
         // A give that raced with retireAll: whatever it left behind goes now.
         if retired.load(ordering: .acquiring) { await retireAll() }
     }
@@ -76,8 +92,8 @@ final class WorkerPool: Sendable {
     func retireAll() async {
         retired.store(true, ordering: .releasing)
         let sessions = idle.withLock { idle in
-            defer { idle = [:] }
-            return idle.values.flatMap { $0 }
+            defer { idle = [] }
+            return idle.map(\.session)
         }
         await withTaskGroup(of: Void.self) { group in
             for session in sessions { group.addTask { await session.retire() } }

@@ -127,6 +127,36 @@ struct WorkerReuseTests {
         #expect(try ledger.store.verify().isEmpty)
     }
 
+    /// An idle worker holds no reservation: a swarm keeps no more of them than it runs at
+    /// once (twice its concurrency: routines and their steps), and shuts down the one idle
+    /// longest. At concurrency 1, three plugins taking turns: the first's worker made way.
+    @Test func aSwarmKeepsNoMoreIdleWorkersThanItRunsAtOnce() async throws {
+        let scripted = try await register(trusted: true)
+        var manifest = PluginManifest()
+        manifest.trusted = true
+        let registry = try PluginRegistry(runtime: Runtime.withLedger(home: home))
+        _ = try await registry.add(path: Fixtures.product("echo"), name: "echo-kept", manifest: manifest)
+        _ = try await registry.add(path: Fixtures.product("wordcount"), name: "wordcount-kept", manifest: manifest)
+        let estimate = "estimate: { credits: 1, time: 20s, memory: 256MiB }"
+        let yaml = """
+            team: { name: t, budget: { credits: 1000, memory: 8GiB } }
+            swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB }, concurrency: 1 }
+            routines:
+              - { name: a1, plugin: \(scripted), input: { whoami: true }, \(estimate) }
+              - { name: b1, plugin: echo-kept, input: 1, \(estimate), after: [a1] }
+              - { name: c1, plugin: wordcount-kept, input: { text: "a b" }, \(estimate), after: [b1] }
+              - { name: b2, plugin: echo-kept, input: 2, \(estimate), after: [c1] }
+              - { name: a2, plugin: \(scripted), input: { whoami: true }, \(estimate), after: [b2] }
+
+            """
+        let path = home + "/job.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try await SwarmRunner(runtime: Runtime.withLedger(home: home), job: JobFile.load(path: path)).run()
+        #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
+        #expect(report.routines.map { $0.report?.workerRun } == [1, 1, 1, 2, 1], "b's worker stayed; a's made way for c's")
+        #expect(seen(report.routines[4]).pid != seen(report.routines[0]).pid)
+    }
+
     @Test func eachRunIsChargedAndMeasuredOnItsOwn() async throws {
         let plugin = try await register(trusted: true)
         let (report, ledger) = try await run([
