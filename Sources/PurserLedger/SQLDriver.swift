@@ -119,9 +119,7 @@ public struct SQLArguments {
         let start = bytes.count
         var value = value
         value.withUTF8 { text in
-            guard let base = text.baseAddress, !text.isEmpty else { return }
-            let length = memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
-            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: length))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<cStringLength(text)]))
         }
         kinds.append(.text)
         numbers.append(Int64(start) << 32 | Int64(bytes.count - start))
@@ -153,6 +151,12 @@ public struct SQLArguments {
             }
         }
     }
+}
+
+/// Text is bound as a C string always was: up to its first NUL.
+func cStringLength(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+    guard let base = text.baseAddress else { return 0 }
+    return memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
 }
 
 public enum SQLValue: Sendable, Hashable {

@@ -108,12 +108,6 @@ final class SQLiteConnection {
         return statement
     }
 
-    /// Text is bound as a C string always was: up to its first NUL.
-    private static func cStringLength(_ text: UnsafeBufferPointer<UInt8>) -> Int {
-        guard let base = text.baseAddress else { return 0 }
-        return memchr(base, 0, text.count).map { UnsafeRawPointer(base).distance(to: $0) } ?? text.count
-    }
-
     private static func bind(_ statement: OpaquePointer, _ position: Int32, _ argument: SQLValue) {
         switch argument {
         case .null: sqlite3_bind_null(statement, position)

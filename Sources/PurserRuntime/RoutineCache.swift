@@ -66,6 +66,14 @@ struct DeclaredManifest: Sendable {
         optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
     }
 
+    /// What a run of the plugin takes from its manifest: the sandbox, and whether its worker
+    /// may join `workers` (see `WorkerPool`).
+    func apply(to request: inout RunRequest, workers: WorkerPool?) {
+        request.sandbox = sandbox
+        request.sandboxOptOut = optOut
+        if reuse { request.workerPool = workers }
+    }
+
     private static func amounts(_ value: JSONValue?) -> Amounts? {
         guard let value, let credits = value["credits"]?.numberValue.flatMap({ try? Credits($0, field: "credits") }),
             let time = value["timeMs"]?.numberValue?.int64, let memory = value["memoryBytes"]?.numberValue?.int64

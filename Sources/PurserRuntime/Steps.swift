@@ -110,10 +110,7 @@ final class StepLauncher: Sendable {
         request.keepExecutableFD = opened.isScript
         request.depth = depth + 1
         request.tools = tools
-        let manifest = DeclaredManifest(record)
-        request.sandbox = manifest.sandbox
-        request.sandboxOptOut = manifest.optOut
-        if manifest.reuse { request.workerPool = workers }
+        DeclaredManifest(record).apply(to: &request, workers: workers)
         return Prepared(request: request, node: node, opened: opened)
     }
 }

@@ -505,9 +505,7 @@ public final class SwarmRunner: Sendable {
         request.executableFD = opened?.fd
         request.keepExecutableFD = opened?.isScript ?? false
         if case .registered(_, let manifest) = plugins[routine.name] {
-            request.sandbox = manifest.sandbox
-            request.sandboxOptOut = manifest.optOut
-            if manifest.reuse { request.workerPool = workers }
+            manifest.apply(to: &request, workers: workers)
             // Only the variables its manifest names, with the supervisor's values.
             for name in manifest.environment {
                 if let value = getenv(name) { request.environment[name] = String(cString: value) }

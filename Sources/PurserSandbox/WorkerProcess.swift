@@ -86,12 +86,17 @@ public final class WorkerProcess: Sendable {
     }
 
     private func catches(_ signal: Int32) -> Bool {
-        guard let status = readSmallFile("/proc/\(pid)/status") else { return false }
-        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
-            let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: "\t"), radix: 16) ?? 0
-            return mask & (1 << UInt64(signal - 1)) != 0
+        let mask = statusField("SigCgt").flatMap { UInt64($0, radix: 16) } ?? 0
+        return mask & (1 << UInt64(signal - 1)) != 0
+    }
+
+    /// A field of the worker's /proc status: what follows its name and the blanks after it.
+    private func statusField(_ name: String) -> Substring? {
+        guard let status = readSmallFile("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix(name + ":") {
+            return line.dropFirst(name.count + 1).drop(while: { $0 == "\t" || $0 == " " })
         }
-        return false
+        return nil
     }
 
     /// The cgroup layers this worker really got.
@@ -135,12 +140,9 @@ public final class WorkerProcess: Sendable {
     /// worker's own high-water mark.
     public func memoryPeakBytes() -> Int64 {
         if let memory { return memory.peakBytes() }
-        guard let status = readSmallFile("/proc/\(pid)/status") else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kilobytes = line.dropFirst("VmHWM:".count).filter(\.isNumber)
-            return (Int64(String(kilobytes)) ?? 0) * 1024
-        }
-        return 0
+        // "VmHWM:    1234 kB"
+        let kilobytes = statusField("VmHWM")?.prefix(while: \.isNumber)
+        return (kilobytes.flatMap { Int64($0) } ?? 0) * 1024
     }
 
     /// Starts the peak over from what is in use now, for the worker's next run.
