@@ -70,10 +70,7 @@ struct LedgerPropertyTests {
     /// Several OS processes reserve from one team at once, for many rounds.
     @Test(arguments: StoreKind.allCases)
     func processesShareOneTeamWithoutOverspending(kind: StoreKind) throws {
-        let location = switch kind {
-        case .sqlite: Fixtures.temporaryHome() + "/purser.db"
-        case .postgres: try PostgresServer.shared.makeDatabase()
-        }
+        let location = try Self.newLocation(kind)
         let store = try LedgerLocation.open(location)
         let cap: Int64 = 200 * credit
         _ = try store.createTeam(TeamSpec(name: "shared", caps: Resources(credits: cap)))
@@ -97,6 +94,55 @@ struct LedgerPropertyTests {
         #expect(team.consumed.credits == charged, "every charge is in the team, once")
         #expect(team.available.credits == cap - charged)
         #expect(team.reserved.credits == 0)
+        #expect(try store.verify().isEmpty)
+    }
+
+    /// A store of its own that other processes can open too: a SQLite file or a database.
+    private static func newLocation(_ kind: StoreKind) throws -> String {
+        switch kind {
+        case .sqlite: Fixtures.temporaryHome() + "/purser.db"
+        case .postgres: try PostgresServer.shared.makeDatabase()
+        }
+    }
+
+    /// A grant its caller was told of is in the store, whenever the process dies: nobody
+    /// is answered before the commit that holds their grant (group commit on SQLite).
+    @Test(arguments: StoreKind.allCases)
+    func grantsSurviveTheProcessBeingKilled(kind: StoreKind) throws {
+        let location = try Self.newLocation(kind)
+        let store = try LedgerLocation.open(location)
+        _ = try store.createTeam(TeamSpec(name: "grants", caps: Resources(credits: 1_000_000)))
+        for _ in 0..<3 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Fixtures.product("ledger-stress"))
+            process.arguments = [location, "grants", "--grants", "16"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            var told: [NodeID] = []
+            var pending = ""
+            // Killed while grants are being made: right after a line is read.
+            while told.count < 300 {
+                let data = pipe.fileHandleForReading.availableData
+                guard !data.isEmpty else { break }
+                pending += String(decoding: data, as: UTF8.self)
+                while let end = pending.firstIndex(of: "\n") {
+                    told.append(NodeID(pending[..<end]) ?? -1)
+                    pending.removeSubrange(...end)
+                }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            pending += String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            told += pending.split(separator: "\n").map { NodeID($0) ?? -1 }
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal, "the grants ran until killed")
+            #expect(told.count >= 300)
+            let lost = told.filter { id in
+                guard id > 0, let node = try? store.node(id) else { return true }
+                return !node.isOpen || node.cap.credits != 1
+            }
+            #expect(lost.isEmpty, "granted, then not in the store: \(lost.prefix(10))")
+        }
         #expect(try store.verify().isEmpty)
     }
 
