@@ -48,7 +48,7 @@ final class WorkerSession: @unchecked Sendable {
     private let directory: RunDirectory?
     /// Runs this worker was sent, this one included.
     private var runsServed = 0
-    /// The worker's CPU time when the current run began (a reusable worker's runs).
+    /// The worker's CPU time when the current run began (nanoseconds; 0 for its first run).
     private var cpuAtRunStart: Int64 = 0
     /// Counts runs: a timer set for one run does nothing in a later one.
     private var generation = 0
@@ -486,7 +486,7 @@ final class WorkerSession: @unchecked Sendable {
         for timer in timers { timer.cancel() }
         timers = []
         phase = .idle
-        let cpu = process?.cpuNanoseconds().map { max(0, $0 - cpuAtRunStart) / 1_000_000 } ?? 0
+        let cpu = (process?.cpuNanoseconds() ?? 0) / 1_000_000
         let usage = ExitInfo(exitCode: nil, signal: nil, cpuMs: cpu, peakMemoryBytes: process?.memoryPeakBytes() ?? 0)
         var report = report(exit: usage)
         report.exit = nil
@@ -795,7 +795,8 @@ final class WorkerSession: @unchecked Sendable {
             error: verdict == .error ? runError : nil,
             usage: RunUsage(
                 credits: min(reported + gatewayCredits, budget.credits), reportedCredits: reported,
-                gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: exitInfo.cpuMs,
+                // The worker's CPU since this run began: a kept worker's earlier runs are not this one's.
+                gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: max(0, exitInfo.cpuMs - cpuAtRunStart / 1_000_000),
                 memoryPeakBytes: exitInfo.peakMemoryBytes),
             reserved: Amounts(credits: budget.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
             stderrTail: stderrTail.text,

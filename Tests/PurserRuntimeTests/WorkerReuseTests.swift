@@ -28,12 +28,7 @@ struct WorkerReuseTests {
     func run(
         _ routines: [String], plugin: String, chained: Bool = true, pause: Int? = nil
     ) async throws -> (SwarmReport, RuntimeLedger) {
-        var yaml = """
-            team: { name: t, budget: { credits: 1000, memory: 8GiB } }
-            swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB }, concurrency: 1 }
-            routines:
-
-            """
+        var yaml = ""
         for (index, routine) in routines.enumerated() {
             let after = index == 0 || !chained ? "" : ", after: [\(pause == nil ? "r" : "p")\(index - 1)]"
             yaml += "  - { name: r\(index), plugin: \(plugin), \(routine)\(after) }\n"
@@ -42,6 +37,17 @@ struct WorkerReuseTests {
                     + "estimate: { credits: 1, time: 20s, memory: 256MiB }, after: [r\(index)] }\n"
             }
         }
+        return try await runJob(routines: yaml)
+    }
+
+    /// A swarm at concurrency 1 of `routines` (YAML list items, one per line).
+    func runJob(routines: String) async throws -> (SwarmReport, RuntimeLedger) {
+        let yaml = """
+            team: { name: t, budget: { credits: 1000, memory: 8GiB } }
+            swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB }, concurrency: 1 }
+            routines:
+
+            """ + routines
         let path = home + "/job.yaml"
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         let runtime = try Runtime.withLedger(home: home)
@@ -138,20 +144,14 @@ struct WorkerReuseTests {
         _ = try await registry.add(path: Fixtures.product("echo"), name: "echo-kept", manifest: manifest)
         _ = try await registry.add(path: Fixtures.product("wordcount"), name: "wordcount-kept", manifest: manifest)
         let estimate = "estimate: { credits: 1, time: 20s, memory: 256MiB }"
-        let yaml = """
-            team: { name: t, budget: { credits: 1000, memory: 8GiB } }
-            swarm: { name: s, reservation: { credits: 100, time: 1h, memory: 2GiB }, concurrency: 1 }
-            routines:
+        let (report, _) = try await runJob(routines: """
               - { name: a1, plugin: \(scripted), input: { whoami: true }, \(estimate) }
               - { name: b1, plugin: echo-kept, input: 1, \(estimate), after: [a1] }
               - { name: c1, plugin: wordcount-kept, input: { text: "a b" }, \(estimate), after: [b1] }
               - { name: b2, plugin: echo-kept, input: 2, \(estimate), after: [c1] }
               - { name: a2, plugin: \(scripted), input: { whoami: true }, \(estimate), after: [b2] }
 
-            """
-        let path = home + "/job.yaml"
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        let report = try await SwarmRunner(runtime: Runtime.withLedger(home: home), job: JobFile.load(path: path)).run()
+            """)
         #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
         #expect(report.routines.map { $0.report?.workerRun } == [1, 1, 1, 2, 1], "b's worker stayed; a's made way for c's")
         #expect(seen(report.routines[4]).pid != seen(report.routines[0]).pid)
