@@ -82,7 +82,7 @@ public struct Runtime: Sendable {
     public func exec(
         _ request: RunRequest, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in }
     ) async throws(RuntimeError) -> RunReport {
-        try validate(request)
+        let request = try validated(request)
         let plan = try sandboxPlan(request)
         let runID = Self.makeRunID()
         let budget = Budget(
@@ -207,9 +207,8 @@ public struct Runtime: Sendable {
         _ level: SandboxLevel, optOut: Set<SandboxLayer>?, allowDegraded: Bool = false, plugin: String
     ) throws(RuntimeError) -> SandboxPlan {
         do {
-            let hidden = [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? [])
             return try level.plan(
-                host: host, hiddenPaths: hidden, allowDegraded: allowDegraded || allowDegradedSandbox, optOut: optOut)
+                host: host, hiddenPaths: supervisorFiles, allowDegraded: allowDegraded || allowDegradedSandbox, optOut: optOut)
         } catch {
             throw RuntimeError(code: .sandbox, message: "\(plugin): \(error.message)")
         }
@@ -237,7 +236,11 @@ public struct Runtime: Sendable {
         return profile
     }
 
-    private func validate(_ request: RunRequest) throws(RuntimeError) {
+    /// What no worker may see: the state directory, the store, the gateway's config and secrets.
+    var supervisorFiles: [String] { [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? []) }
+
+    /// The request checked, its read-only directories made canonical.
+    private func validated(_ request: RunRequest) throws(RuntimeError) -> RunRequest {
         func invalid(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
         guard request.wallTimeMs > 0 else { throw invalid("time must be positive") }
         guard request.memoryBytes > 0 else { throw invalid("memory must be positive") }
@@ -245,8 +248,13 @@ public struct Runtime: Sendable {
         for key in request.environment.keys where key.isEmpty || key.contains("=") {
             throw invalid("bad environment variable name '\(key)'")
         }
-        for path in request.readOnlyPaths {
-            if let problem = Isolation.checkShared(path) { throw invalid("read-only directory \(problem)") }
+        var request = request
+        do {
+            request.readOnlyPaths = try request.readOnlyPaths.map { (path) throws(SharedDirectory.Problem) in
+                try SharedDirectory.resolve(path, hiding: supervisorFiles)
+            }
+        } catch {
+            throw invalid("read-only directory \(error.message)")
         }
         if let fd = request.executableFD {
             guard fd >= 0 else { throw invalid("bad executable fd \(fd)") }
@@ -257,6 +265,7 @@ public struct Runtime: Sendable {
                 throw invalid(error.description)
             }
         }
+        return request
     }
 
     static func makeDirectory(_ path: String) throws(SandboxError) {

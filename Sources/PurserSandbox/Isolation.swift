@@ -43,7 +43,7 @@ public struct Isolation: Sendable {
     /// Files and directories the worker must not see (the store, the gateway config, secrets).
     public var hiddenPaths: [String] = []
     /// Host directories the worker may read, at the same paths, besides its allow-listed root
-    /// (with `filesystem`; see `Isolation.checkShared`).
+    /// (with `filesystem`), canonical (see `SharedDirectory.resolve`).
     public var sharedPaths: [String] = []
 
     /// The host directories every worker's root is made of (see purser_isolate_mounts).
@@ -52,18 +52,6 @@ public struct Isolation: Sendable {
         let count = Int(purser_root_directories(&list))
         return (0..<count).compactMap { list?[$0].map { String(cString: $0) } }
     }()
-
-    /// Why `path` cannot be shared read-only with a worker, or nil: it must be an absolute
-    /// directory outside the root's own directories and the worker's /tmp, /proc, /dev, /run.
-    public static func checkShared(_ path: String) -> String? {
-        guard path.hasPrefix("/"), path != "/" else { return "\(path): give an absolute directory other than /" }
-        var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return "\(path): not a directory" }
-        for reserved in rootDirectories + ["/tmp", "/proc", "/dev", "/run"] where path == reserved || path.hasPrefix(reserved + "/") {
-            return "\(path): under \(reserved), which the worker's root has already (or makes its own)"
-        }
-        return nil
-    }
 
     public static let defaultWorkingDirectoryBytes: UInt64 = 64 << 20
     /// nobody:nogroup on Debian. Runs are kept apart by their PID namespaces, not by uids.
