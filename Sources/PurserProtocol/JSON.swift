@@ -891,8 +891,9 @@ private struct _JSONParserCore {
 extension JSONValue {
     /// Compact JSON: no whitespace, object keys sorted by their UTF-8 bytes
     /// (i.e. by Unicode code point), strings escaped per RFC 8259 (`"`, `\`,
-    /// control characters, and U+2028/U+2029; "/" and all other non-ASCII
-    /// characters are emitted raw). Never contains a newline byte.
+    /// control characters, DEL, the C1 controls U+0080-U+009F and U+2028/U+2029;
+    /// "/" and all other non-ASCII characters are emitted raw). Never contains a
+    /// newline byte, nor a byte a terminal acts on.
     public func serialized() -> String {
         var writer = _JSONWriter(capacity: 256)
         writer.write(self)
@@ -1033,6 +1034,22 @@ private struct _JSONWriter: ~Copyable {
                     j += 1
                     continue
                 }
+                if b == 0xC2 {
+                    // C1 controls U+0080-U+009F (C2 80-C2 9F): terminals may act on them
+                    // (U+009B is CSI), so a worker's text never carries them raw.
+                    if j + 1 < n && p[j + 1] >= 0x80 && p[j + 1] <= 0x9F {
+                        bytes(p + runStart, j - runStart)
+                        literal("\\u00")
+                        let hex = _jsonHexDigits.utf8Start
+                        byte(hex[Int(p[j + 1] >> 4)])
+                        byte(hex[Int(p[j + 1] & 0xF)])
+                        j += 2
+                        runStart = j
+                    } else {
+                        j += 1
+                    }
+                    continue
+                }
                 if b == 0xE2 {
                     // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
                     if j + 2 < n && p[j + 1] == 0x80 && (p[j + 2] == 0xA8 || p[j + 2] == 0xA9) {
@@ -1112,7 +1129,7 @@ private let _jsonParserStringStop: StaticString = """
 /// characters, and 0xE2, which may start U+2028/U+2029).
 private let _jsonSerializerStringStop: StaticString = """
 1111111111111111111111111111111100100000000000000000000000000000\
-0000000000000000000000000000100000000000000000000000000000000000\
+0000000000000000000000000000100000000000000000000000000000000001\
 0000000000000000000000000000000000000000000000000000000000000000\
-0000000000000000000000000000000000100000000000000000000000000000
+0010000000000000000000000000000000100000000000000000000000000000
 """

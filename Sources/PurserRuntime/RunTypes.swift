@@ -139,6 +139,9 @@ public struct RunReport: Sendable {
     /// Which run of its worker process this was: 1 for a fresh worker, more for one kept
     /// from earlier runs (see `RunRequest.workerPool`); 0 if none was started.
     public var workerRun = 0
+    /// Log messages, and progress messages' text, dropped past the run's allowance
+    /// (`WorkerTextBudget`).
+    public var droppedMessages = 0
 
     public var returned: Amounts {
         Amounts(
@@ -162,6 +165,7 @@ public struct RunReport: Sendable {
         if let message { object["message"] = .string(message) }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
         if workerRun > 0 { object["workerRun"] = .number(JSONNumber(Int64(workerRun))) }
+        if droppedMessages > 0 { object["droppedMessages"] = .number(JSONNumber(Int64(droppedMessages))) }
         if let sandbox { object["sandbox"] = sandbox.json }
         if let error { object["error"] = error.json }
         if let exit {

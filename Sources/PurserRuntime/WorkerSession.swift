@@ -91,6 +91,7 @@ final class WorkerSession: @unchecked Sendable {
     private var pending: [Int64: Pending] = [:]
     private var framer: LineFramer
     private var stderrTail = StderrTail()
+    private var textBudget = WorkerTextBudget()
     /// The worker's stdin: shared, so that gateway answers are written from the HTTP
     /// engine's thread at once rather than after a hop through `queue`.
     private let stdin = Mutex(Outgoing())
@@ -172,6 +173,7 @@ final class WorkerSession: @unchecked Sendable {
                 self.reportedCredits = .zero
                 self.resultCredits = nil
                 self.stderrTail = StderrTail()
+                self.textBudget = WorkerTextBudget()
                 self.startedAt = .now
                 self.process?.resetMemoryPeak()
                 self.cpuAtRunStart = self.process?.cpuNanoseconds() ?? 0
@@ -395,7 +397,7 @@ final class WorkerSession: @unchecked Sendable {
 
     private func stray(_ line: ArraySlice<UInt8>, because reason: String) {
         strayLines += 1
-        onEvent(.notice("stray line \(strayLines) (\(reason)): \(escapedPrefix(line))"))
+        onEvent(.notice("stray line \(strayLines) (\(WorkerText.line(reason, limit: 400))): \(escapedPrefix(line))"))
         if strayLines > Self.maxStrayLines {
             kill(.protocolViolation, "the worker wrote more than \(Self.maxStrayLines) lines that are not protocol messages")
         }
@@ -465,8 +467,9 @@ final class WorkerSession: @unchecked Sendable {
                 answer = .error
                 runError = RPCError(code: ErrorCode.invalidParams, message: "bad run result: \(error)")
             }
-        case .failure(let error):
+        case .failure(var error):
             answer = .error
+            error.message = WorkerText.line(error.message)
             runError = error
         }
         if mayServeAgain { return becomeIdle() }
@@ -509,8 +512,8 @@ final class WorkerSession: @unchecked Sendable {
                         .creditsExhausted, reason: "credits_exhausted",
                         message: "the worker reported \(reportedCredits) credits\(calls) against a budget of \(budget.credits)")
                 }
-            case Method.progress: onEvent(.progress(try ProgressParams(json: params)))
-            case Method.log: onEvent(.log(try LogParams(json: params)))
+            case Method.progress: showProgress(try ProgressParams(json: params))
+            case Method.log: showLog(try LogParams(json: params))
             default:
                 guard unknownNotifications.count < Self.maxUnknownNotifications else {
                     return stray(line, because: "more than \(Self.maxUnknownNotifications) unknown notification names")
@@ -522,6 +525,25 @@ final class WorkerSession: @unchecked Sendable {
         } catch {
             stray(line, because: "malformed \(method) notification: \(error)")
         }
+    }
+
+    private func showProgress(_ progress: ProgressParams) {
+        var shown = progress
+        shown.message = progress.message.flatMap { textBudget.admit(text: $0) }
+        if shown.message == nil && progress.message != nil { noteDropping() }
+        onEvent(.progress(shown))
+    }
+
+    private func showLog(_ log: LogParams) {
+        guard let message = textBudget.admit(text: log.message) else { return noteDropping() }
+        onEvent(.log(LogParams(level: log.level, message: message)))
+    }
+
+    private func noteDropping() {
+        guard textBudget.justStartedDropping else { return }
+        onEvent(.notice(
+            "the worker's log and progress text passed \(WorkerText.maxRunBytes / 1024) KiB in this run; "
+                + "later messages are dropped and counted in the report"))
     }
 
     private func handleWorkerRequest(_ id: RPCID, _ method: String, _ params: JSONValue?) {
@@ -790,7 +812,7 @@ final class WorkerSession: @unchecked Sendable {
             runID: runID,
             pid: process?.pid,
             verdict: verdict,
-            message: verdict == .ok ? nil : stopMessage ?? describe(verdict, exit),
+            message: verdict == .ok ? nil : WorkerText.line(stopMessage ?? describe(verdict, exit)),
             output: verdict == .ok ? output : nil,
             error: verdict == .error ? runError : nil,
             usage: RunUsage(
@@ -799,13 +821,14 @@ final class WorkerSession: @unchecked Sendable {
                 gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: max(0, exitInfo.cpuMs - cpuAtRunStart / 1_000_000),
                 memoryPeakBytes: exitInfo.peakMemoryBytes),
             reserved: Amounts(credits: budget.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
-            stderrTail: stderrTail.text,
+            stderrTail: WorkerText.lines(stderrTail.text),
             exit: exit,
             plugin: plugin,
             containment: process?.containment ?? "none",
             ledgerNode: nil,
             sandbox: sandboxReport(),
-            workerRun: runsServed)
+            workerRun: runsServed,
+            droppedMessages: textBudget.dropped)
     }
 
     private func sandboxReport() -> SandboxReport? {

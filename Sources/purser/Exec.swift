@@ -198,6 +198,9 @@ struct Exec: AsyncParsableCommand {
         print("verdict: \(report.verdict.rawValue)" + (report.message.map { " (\($0))" } ?? ""))
         if let error = report.error { print("error: \(error.message) (code \(error.code))") }
         if let sandbox = report.sandbox { print(Self.describe(sandbox)) }
+        if report.droppedMessages > 0 {
+            print("log: \(report.droppedMessages) messages dropped past the run's \(WorkerText.maxRunBytes / 1024) KiB of log and progress text")
+        }
         let usage = report.usage
         print(
             "usage: credits \(usage.credits), wall \(Units.formatDuration(usage.wallMs)), "

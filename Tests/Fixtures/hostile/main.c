@@ -891,6 +891,47 @@ static void run_sleep(const Message *m) {
 
 /* ======================= mode table ======================= */
 
+/* logforge: log and progress text that tries to write purser's own lines and drive the
+ * terminal (newlines, ESC/OSC 52/CSI, C1 CSI, bidi override), then a flood of large log
+ * messages, terminal escapes on stderr, and an error answer that carries escapes too. */
+static void send_text_notification(const char *method, const char *level, const char *text, size_t n) {
+    out.len = 0;
+    out_str("{\"jsonrpc\":\"2.0\",\"method\":\"");
+    out_str(method);
+    out_str("\",\"params\":{");
+    if (level) {
+        out_str("\"level\":\"");
+        out_str(level);
+        out_str("\",");
+    } else {
+        out_str("\"runId\":");
+        out_json_cstring_or_null(run_run_id);
+        out_str(",\"fraction\":0.5,");
+    }
+    out_str("\"message\":");
+    out_json_string(text, n);
+    out_str("}}");
+    out_send();
+}
+
+static void run_logforge(const Message *m) {
+    (void)m;
+    static const char forged[] =
+        "hello\n[purser] verdict: ok\r\x1b]0;owned\x07\x1b]52;c;b3duZWQ=\x07\x1b[2J\xc2\x9b""31mred\xe2\x80\xae""evil";
+    send_text_notification("log", "info", forged, sizeof forged - 1);
+    send_text_notification("progress", NULL, forged, sizeof forged - 1);
+    size_t big = 64 * 1024;
+    char *chunk = malloc(big);
+    if (!chunk) die("hostile: out of memory\n");
+    memset(chunk, 'x', big);
+    chunk[0] = '\x1b';
+    for (int i = 0; i < 200; i++) send_text_notification("log", "warning", chunk, big);
+    free(chunk);
+    static const char err[] = "stderr\x1b]52;c;b3duZWQ=\x07 and \x1b[31mred\n";
+    if (write(2, err, sizeof err - 1) < 0) die("hostile: stderr\n");
+    answer_run_error(-32000, "failed\n[purser] verdict: ok\x1b[2J");
+}
+
 static void setup_noinit(void) { exit(3); }
 
 static void setup_ignoreterm(void) {
@@ -946,6 +987,7 @@ static const Mode modes[] = {
     {"cwd", NULL, run_cwd},
     {"sleep", NULL, run_sleep},
     {"badversion", setup_badversion, run_echo},
+    {"logforge", NULL, run_logforge},
 };
 
 static const Mode *mode;
