@@ -891,7 +891,8 @@ private struct _JSONParserCore {
 extension JSONValue {
     /// Compact JSON: no whitespace, object keys sorted by their UTF-8 bytes
     /// (i.e. by Unicode code point), strings escaped per RFC 8259 (`"`, `\`,
-    /// control characters, DEL, the C1 controls U+0080-U+009F and U+2028/U+2029;
+    /// control characters, DEL, the C1 controls U+0080-U+009F, U+2028/U+2029 and
+    /// the bidirectional controls;
     /// "/" and all other non-ASCII characters are emitted raw). Never contains a
     /// newline byte, nor a byte a terminal acts on.
     public func serialized() -> String {
@@ -1014,6 +1015,16 @@ private struct _JSONWriter: ~Copyable {
         }
     }
 
+    /// The code point of E2 `second` `third` when the serializer escapes it, else nil.
+    @inline(__always)
+    static func escapedE2(_ second: UInt8, _ third: UInt8) -> UInt32? {
+        let scalar = 0x2000 | UInt32(second & 0x3F) << 6 | UInt32(third & 0x3F)
+        switch scalar {
+        case 0x200E...0x200F, 0x2028...0x202E, 0x2066...0x2069: return scalar
+        default: return nil
+        }
+    }
+
     mutating func string(_ s: String) {
         var s = s
         s.withUTF8 { buf in
@@ -1051,11 +1062,14 @@ private struct _JSONWriter: ~Copyable {
                     continue
                 }
                 if b == 0xE2 {
-                    // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
-                    if j + 2 < n && p[j + 1] == 0x80 && (p[j + 2] == 0xA8 || p[j + 2] == 0xA9) {
+                    // U+2028 / U+2029 (E2 80 A8 / A9), and the bidirectional marks,
+                    // embeddings, overrides and isolates (U+200E-200F, U+202A-202E,
+                    // U+2066-2069), which make text read in another order than it is.
+                    if j + 2 < n, let scalar = Self.escapedE2(p[j + 1], p[j + 2]) {
                         bytes(p + runStart, j - runStart)
-                        literal("\\u202")
-                        byte(p[j + 2] == 0xA8 ? 0x38 : 0x39)
+                        literal("\\u")
+                        let hex = _jsonHexDigits.utf8Start
+                        for shift in stride(from: 12, through: 0, by: -4) { byte(hex[Int(scalar >> UInt32(shift) & 0xF)]) }
                         j += 3
                         runStart = j
                     } else {

@@ -68,9 +68,9 @@ struct WorkerTextTests {
         #expect(shown.hasSuffix("…[cut \(10_000 - WorkerText.maxMessageBytes) bytes]"), "\(shown.suffix(30))")
     }
 
-    @Test func theJSONSerializerEscapesDELAndC1Controls() throws {
-        let value = JSONValue.string("a\u{7f}b\u{9b}c\u{a0}d")
-        #expect(value.serialized() == #""a\u007fb\u009bc"# + "\u{a0}d\"")
+    @Test func theJSONSerializerEscapesDELC1AndBidiControls() throws {
+        let value = JSONValue.string("a\u{7f}b\u{9b}c\u{a0}d\u{202e}e\u{2069}f\u{2030}\u{2028}")
+        #expect(value.serialized() == #""a\u007fb\u009bc"# + "\u{a0}" + #"d\u202ee\u2069f"# + "\u{2030}" + #"\u2028""#)
         #expect(try JSONParser.parse(value.serialized()) == value)
     }
 }
