@@ -118,6 +118,10 @@ let package = Package(
             dependencies: ["PurserProtocol", "PurserTestSupport", "echo"],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "PurserConfigTests",
+            dependencies: ["PurserConfig", "PurserTestSupport", "purser"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "PurserLedgerTests",
             dependencies: ["PurserLedger", "PurserTestSupport", "ledger-stress"],
             swiftSettings: swiftSettings),

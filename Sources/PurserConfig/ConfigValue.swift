@@ -55,12 +55,13 @@ public struct ConfigValue: Sendable {
         do {
             node = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw Self.describe(error, file: file)
+            throw Self.describe(error, file: file, text: text)
         } catch {
             throw ConfigError(file: file, line: nil, field: "", message: "cannot parse: \(error)")
         }
         guard let node else { throw ConfigError(file: file, line: 1, field: "", message: "the file is empty") }
-        return try ConfigValue(node, file: file, path: "", depth: 0)
+        var budget = ExpansionBudget(textBytes: text.utf8.count)
+        return try ConfigValue(node, file: file, path: "", depth: 0, budget: &budget)
     }
 
     private init(kind: Kind, file: String, line: Int?, path: String) {
@@ -70,11 +71,12 @@ public struct ConfigValue: Sendable {
         self.path = path
     }
 
-    private init(_ node: Node, file: String, path: String, depth: Int) throws(ConfigError) {
+    private init(_ node: Node, file: String, path: String, depth: Int, budget: inout ExpansionBudget) throws(ConfigError) {
         self.file = file
         self.line = node.mark?.line
         self.path = path
         guard depth < 64 else { throw ConfigError(file: file, line: line, field: path, message: "nested too deeply") }
+        if let exceeded = budget.spend(node) { throw ConfigError(file: file, line: line, field: path, message: exceeded) }
         switch node {
         case .scalar(let scalar):
             let plain = scalar.style == .plain
@@ -90,13 +92,13 @@ public struct ConfigValue: Sendable {
                 guard seen.insert(name.string).inserted else {
                     throw ConfigError(file: file, line: key.mark?.line, field: child, message: "given twice")
                 }
-                entries.append((name.string, try ConfigValue(value, file: file, path: child, depth: depth + 1)))
+                entries.append((name.string, try ConfigValue(value, file: file, path: child, depth: depth + 1, budget: &budget)))
             }
             kind = .mapping(entries)
         case .sequence(let sequence):
             var items: [ConfigValue] = []
             for (index, item) in sequence.enumerated() {
-                items.append(try ConfigValue(item, file: file, path: "\(path)[\(index)]", depth: depth + 1))
+                items.append(try ConfigValue(item, file: file, path: "\(path)[\(index)]", depth: depth + 1, budget: &budget))
             }
             kind = .sequence(items)
         case .alias:
@@ -272,13 +274,35 @@ public struct ConfigValue: Sendable {
         return text
     }
 
-    private static func describe(_ error: YamlError, file: String) -> ConfigError {
+    private static func describe(_ error: YamlError, file: String, text: String) -> ConfigError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
             return ConfigError(file: file, line: mark.line, field: "", message: "not valid YAML or JSON: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let key = duplicates.sorted().first ?? ""
+            let line = secondLine(of: key, in: text, from: context.mark.line) ?? context.mark.line
+            return ConfigError(file: file, line: line, field: key, message: "given twice")
         default:
             return ConfigError(file: file, line: nil, field: "", message: "not valid YAML or JSON: \(error)")
         }
+    }
+}
+
+extension ConfigValue {
+    /// The line where `key` is written a second time as a block mapping's key, from the
+    /// mapping's first line (libyaml names only the mapping); nil when it cannot be told.
+    static func secondLine(of key: String, in text: String, from first: Int) -> Int? {
+        let spellings = [key + ":", "\"\(key)\":", "'\(key)':"]
+        var indent: Int?
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where index + 1 >= first {
+            let trimmed = line.drop { $0 == " " || $0 == "-" }
+            guard spellings.contains(where: { trimmed.hasPrefix($0) }) else { continue }
+            // The same key at another indentation belongs to another mapping.
+            let column = line.count - trimmed.count
+            if indent == column { return index + 1 }
+            if indent == nil { indent = column }
+        }
+        return nil
     }
 }
 
@@ -305,4 +329,32 @@ public struct ConfigMapping: Sendable {
 
 extension String {
     fileprivate func replacingUnderscores() -> String { String(filter { $0 != "_" }) }
+}
+
+/// What reading one document may cost. Aliases let a few hundred bytes stand for billions
+/// of values ("billion laughs"), so values and scalar text are counted as they are
+/// expanded, and reading stops at the first that passes the bound: no document can hold
+/// more values than it has bytes, beside a margin for aliases used as they are meant to be.
+struct ExpansionBudget {
+    static let aliasMargin = 100_000
+    static let maxScalarBytes = 4 * ConfigValue.maxFileBytes
+    private var values: Int
+    private let maxValues: Int
+    private var scalarBytes = 0
+
+    init(textBytes: Int) {
+        maxValues = Self.aliasMargin + textBytes
+        values = 0
+    }
+
+    /// Counts `node`; what was passed, or nil while within bounds.
+    mutating func spend(_ node: Node) -> String? {
+        values += 1
+        if values > maxValues { return "the document expands to more than \(maxValues) values (aliases?)" }
+        if case .scalar(let scalar) = node {
+            scalarBytes += scalar.string.utf8.count
+            if scalarBytes > Self.maxScalarBytes { return "the document expands to more than \(Self.maxScalarBytes >> 20) MiB of text (aliases?)" }
+        }
+        return nil
+    }
 }
