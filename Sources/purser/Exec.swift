@@ -27,16 +27,16 @@ struct Exec: AsyncParsableCommand {
     @Option(name: .customLong("input-file"), help: "Read the run's input, as JSON, from this file.")
     var inputFile: String?
 
-    @Option(help: "Credits to reserve (decimal).")
+    @Option(parsing: .unconditional, help: "Credits to reserve (decimal).")
     var credits: CreditsArgument = CreditsArgument(Credits(whole: 100))
 
-    @Option(help: "Wall time to reserve, e.g. 500ms, 30s, 2m.")
+    @Option(parsing: .unconditional, help: "Wall time to reserve, e.g. 500ms, 30s, 2m.")
     var time: DurationArgument = DurationArgument(milliseconds: 30_000)
 
-    @Option(help: "Memory to reserve, e.g. 64MiB, 2GiB.")
+    @Option(parsing: .unconditional, help: "Memory to reserve, e.g. 64MiB, 2GiB.")
     var memory: SizeArgument = SizeArgument(bytes: 512 << 20)
 
-    @Option(help: "CPU time limit, e.g. 10s (whole seconds, rounded up).")
+    @Option(parsing: .unconditional, help: "CPU time limit, e.g. 10s (whole seconds, rounded up).")
     var cpu: DurationArgument?
 
     @Option(name: .customLong("env"), help: "Allow a variable: K=V sets it, K passes the supervisor's value.")

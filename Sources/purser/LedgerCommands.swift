@@ -40,10 +40,10 @@ struct Team: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a team with its caps.")
         @Argument var name: String
-        @Option(help: "Credits (decimal).") var credits: CreditsArgument
-        @Option(help: "Concurrent workers at most.") var workers: Int64?
-        @Option(help: "Memory in use at most, e.g. 8GiB.") var memory: SizeArgument = SizeArgument(bytes: 1 << 40)
-        @Option(help: "Total time, e.g. 24h.") var time: DurationArgument = DurationArgument(milliseconds: 10 * 365 * 86_400_000)
+        @Option(parsing: .unconditional, help: "Credits (decimal).") var credits: CreditsArgument
+        @Option(parsing: .unconditional, help: "Concurrent workers at most.") var workers: Int64?
+        @Option(parsing: .unconditional, help: "Memory in use at most, e.g. 8GiB.") var memory: SizeArgument = SizeArgument(bytes: 1 << 40)
+        @Option(parsing: .unconditional, help: "Total time, e.g. 24h.") var time: DurationArgument = DurationArgument(milliseconds: 10 * 365 * 86_400_000)
         @Option(help: "Tool permissions, comma-separated.") var tools: String = ""
         @OptionGroup var ledgerOptions: LedgerOptions
 
@@ -148,7 +148,7 @@ struct Ledger: ParsableCommand {
                 """)
         @Option var team: String?
         @Option var plugin: String?
-        @Option(help: "How many of the latest settled nodes to look at.") var window: Int = 1000
+        @Option(parsing: .unconditional, help: "How many of the latest settled nodes to look at.") var window: Int = 1000
         @Flag var json = false
         @OptionGroup var ledgerOptions: LedgerOptions
 

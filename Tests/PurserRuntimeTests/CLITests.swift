@@ -33,6 +33,16 @@ struct ExecCommandTests {
         for key in ["credits", "wallMs", "cpuMs", "memoryPeakBytes"] { #expect(report["usage"]?[key] != nil) }
     }
 
+    /// `--credits -3` is the value -3, refused as such, not a missing value and another flag.
+    @Test(arguments: ["--credits", "--memory", "--time", "--cpu"])
+    func aNegativeValueGetsTheSameAnswerWrittenEitherWay(flag: String) throws {
+        let spaced = try purser(["exec", Fixtures.product("echo"), flag, "-3", "--input", "1"])
+        let joined = try purser(["exec", Fixtures.product("echo"), "\(flag)=-3", "--input", "1"])
+        #expect(spaced.status == 2 && joined.status == 2)
+        #expect(spaced.stderr == joined.stderr)
+        #expect(spaced.stderr.contains("'-3'") && spaced.stderr.contains(flag), "\(spaced.stderr)")
+    }
+
     @Test func humanReportShowsReservedUsedReturned() throws {
         let result = try purser(["exec", Fixtures.product("echo"), "--input", "[1,2]", "--time", "5s", "--memory", "64MiB"])
         #expect(result.status == 0)
