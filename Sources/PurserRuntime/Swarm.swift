@@ -294,7 +294,9 @@ public final class SwarmRunner: Sendable {
             // routine overtake that run's dependents.
             var mayStart = true
             while true {
-                for (name, node, request) in mayStart ? startWhatFits(schedule, store: store) : [] {
+                // Cancelled (the supervisor was told to stop): nothing more starts, and what
+                // runs is cancelled through its task, settles and is reported.
+                for (name, node, request) in mayStart && !Task.isCancelled ? startWhatFits(schedule, store: store) : [] {
                     // A task of its own, so that a preemption can cancel this one run.
                     let task = Task<Finished, Never> {
                         defer { if let fd = request.executableFD { close(fd) } }
@@ -306,12 +308,16 @@ public final class SwarmRunner: Sendable {
                         }
                     }
                     schedule.tasks[name] = task
-                    group.addTask { await task.value }
+                    group.addTask { await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() } }
                 }
                 if schedule.running == 0 {
                     guard schedule.hasReady else { break }
+                    if Task.isCancelled {
+                        schedule.concludeAllReady(.cancelled, "the swarm was cancelled before it started", self)
+                        continue
+                    }
                     // Nothing runs, so nothing will return budget: what still waits never fits.
-                    schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running", self)
+                    schedule.concludeAllReady(.denied, "does not fit in what the swarm has left, even with nothing else running", self)
                     continue
                 }
                 if schedule.hasReady && !schedule.ticking {
@@ -733,9 +739,9 @@ private final class Schedule: @unchecked Sendable {
         }
     }
 
-    func denyAllReady(_ message: String, _ runner: SwarmRunner) {
+    func concludeAllReady(_ verdict: Verdict, _ message: String, _ runner: SwarmRunner) {
         for name in ready.keys {
-            conclude(name, RoutineOutcome(name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name), message: message), runner)
+            conclude(name, RoutineOutcome(name: name, verdict: verdict.rawValue, attempts: attempt(name), message: message), runner)
         }
     }
 

@@ -97,7 +97,7 @@ struct Exec: AsyncParsableCommand {
         let task = Task {
             try await runtime.exec(request) { event in Self.show(event, json: json) }
         }
-        let interrupt = Self.cancelOnInterrupt(task)
+        let interrupts = Interrupts { task.cancel() }
         let report: RunReport
         do {
             report = try await task.value
@@ -105,7 +105,7 @@ struct Exec: AsyncParsableCommand {
             try refuseIfSandboxUnavailable(error)
             throw CommandLineError(message: error.message)
         }
-        interrupt.cancel()
+        interrupts.stop()
         runtime.gateway?.saveStates()
         Runtime.finishCleanup()
         if json {
@@ -158,14 +158,6 @@ struct Exec: AsyncParsableCommand {
             }
         }
         return result
-    }
-
-    private static func cancelOnInterrupt(_ task: Task<RunReport, any Error>) -> any DispatchSourceSignal {
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { task.cancel() }
-        source.activate()
-        return source
     }
 
     private static func show(_ event: RunEvent, json: Bool) {

@@ -12,7 +12,9 @@ struct Run: AsyncParsableCommand {
             Exit codes: 0 every routine ok, 21 a routine did not end ok (the report says which),
             19 the team could not grant the swarm's reservation, 2 a bad job file (the message
             names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
-            routine's plugin needs (nothing is reserved; see `purser doctor`), 1 supervisor failure.
+            routine's plugin needs (nothing is reserved; see `purser doctor`), 18 cancelled by
+            SIGINT or SIGTERM (every run ends cancelled, settles and is reported; a second signal
+            stops at once), 1 supervisor failure.
             """)
 
     @Argument(help: "The job file.")
@@ -45,12 +47,18 @@ struct Run: AsyncParsableCommand {
         // On a terminal, a view redrawn in place; elsewhere, one line per event.
         let live = !json && isatty(2) == 1 ? LiveView(routines: parsed.routines.count) : nil
         let report: SwarmReport
+        let interrupts: Interrupts
         do throws(RuntimeError) {
             let runner = try SwarmRunner(runtime: runtime, job: parsed) { event in
                 sink?.write(event)
                 if let live { live.take(event) } else if !json { Self.show(event) }
             }
-            report = try await runner.run()
+            let task = Task { () -> Result<SwarmReport, RuntimeError> in
+                do throws(RuntimeError) { return .success(try await runner.run()) } catch { return .failure(error) }
+            }
+            interrupts = Interrupts { task.cancel() }
+            report = try await task.value.get()
+            interrupts.stop()
         } catch {
             live?.finish()
             try refuseIfSandboxUnavailable(error)
@@ -63,6 +71,7 @@ struct Run: AsyncParsableCommand {
         sink?.close()
         Runtime.finishCleanup()
         if json { print(report.json.serialized()) } else { SwarmTables.print(report) }
+        if interrupts.fired { throw ExitCode(ExitCodes.code(for: .cancelled)) }
         if report.denied != nil { throw ExitCode(ExitCodes.swarmDenied) }
         if !report.allOK { throw ExitCode(ExitCodes.swarmFailed) }
     }
