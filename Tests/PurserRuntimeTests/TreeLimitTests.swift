@@ -8,11 +8,23 @@ import Testing
 
 /// A run's CPU and memory limits hold over its whole tree: every process its worker starts,
 /// waited for or not, and every step it calls (`routine/call`), which runs inside its groups.
-/// Each case runs under both containments: here the cgroup v2 run group counts CPU time
-/// (`cpu.stat`), and the process-group fallback a cgroup v1 cpuacct group.
+/// Each case runs under both containments where the host allows: here the cgroup v2 run group
+/// counts CPU time (`cpu.stat`), and the process-group fallback a cgroup v1 cpuacct group.
 @Suite("Limits hold over a run's whole tree", .serialized, .timeLimit(.minutes(3)))
 struct TreeLimitTests {
     let home = Fixtures.temporaryHome()
+
+    /// The process-group fallback counts CPU time in a cgroup v1 cpuacct group and limits
+    /// memory in a v1 memory group: it is tried where the host mounts both (a host with
+    /// cgroup v2 alone has neither, and there the run group counts and limits all).
+    static let containments: [Containment] = {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let v1 = mounts.split(separator: "\n").filter { $0.contains(" - cgroup ") }
+        func mounted(_ controller: String) -> Bool {
+            v1.contains { $0.split(separator: " ").last?.split(separator: ",").contains(Substring(controller)) == true }
+        }
+        return mounted("memory") && mounted("cpuacct") ? [.automatic, .processGroup] : [.automatic]
+    }()
 
     /// A runtime with the scripted fixture registered as "scripted", at `level`.
     func registered(_ level: SandboxLevel = .untrusted) async throws -> Runtime {
@@ -35,7 +47,7 @@ struct TreeLimitTests {
     // MARK: - CPU
 
     /// Eight processes that each stay under RLIMIT_CPU, together far over the run's limit.
-    @Test(arguments: [Containment.automatic, .processGroup], [false, true])
+    @Test(arguments: TreeLimitTests.containments, [false, true])
     func forkedProcessesShareTheRunsCPULimit(containment: Containment, detached: Bool) async throws {
         var request = Fixtures.hostile("cpufork", timeMs: 60_000, environment: ["HOSTILE_DETACH": detached ? "1" : "0"])
         request.cpuSeconds = 1
@@ -49,7 +61,7 @@ struct TreeLimitTests {
     /// The report's CPU time is the tree's, grandchildren the worker could not wait for
     /// included (an untrusted worker, its PID namespace's init, reaps them as it dies; a
     /// trusted one leaves them to others).
-    @Test(arguments: [Containment.automatic, .processGroup], SandboxLevel.allCases)
+    @Test(arguments: TreeLimitTests.containments, SandboxLevel.allCases)
     func theReportCountsTheCPUOfTheWholeTree(containment: Containment, level: SandboxLevel) async throws {
         var request = Fixtures.hostile(
             "cpufork", timeMs: 60_000, environment: ["HOSTILE_DETACH": "1", "HOSTILE_CHILDREN": "4", "HOSTILE_BURN_MS": "300"])
@@ -63,7 +75,7 @@ struct TreeLimitTests {
     }
 
     /// A step runs in its caller's groups: its CPU time counts against the caller's limit.
-    @Test(arguments: [Containment.automatic, .processGroup])
+    @Test(arguments: TreeLimitTests.containments)
     func aStepsCPUTimeCountsAgainstItsCaller(containment: Containment) async throws {
         let runtime = try await registered()
         var request = scripted(
@@ -77,7 +89,7 @@ struct TreeLimitTests {
 
     /// The caller's reported CPU time includes its step's, counted after the step's group
     /// is gone.
-    @Test(arguments: [Containment.automatic, .processGroup])
+    @Test(arguments: TreeLimitTests.containments)
     func aCallersCPUTimeIncludesItsSteps(containment: Containment) async throws {
         let runtime = try await registered()
         let input: JSONValue = ["call": ["plugin": "scripted", "input": ["burnMs": 600], "credits": 1]]
@@ -91,7 +103,7 @@ struct TreeLimitTests {
 
     /// Each level holds 80 MiB and calls the next with its whole memory hold, four deep:
     /// under --memory 128MiB the tree never holds two of those at once, and it says why.
-    @Test(arguments: [Containment.automatic, .processGroup], SandboxLevel.allCases)
+    @Test(arguments: TreeLimitTests.containments, SandboxLevel.allCases)
     func nestedStepsShareTheCallersMemory(containment: Containment, level: SandboxLevel) async throws {
         let runtime = try await registered(level)
         let memory: Int64 = 128 << 20
@@ -117,7 +129,7 @@ struct TreeLimitTests {
     }
 
     /// The caller's reported peak is its tree's: its own memory and its step's, held at once.
-    @Test(arguments: [Containment.automatic, .processGroup])
+    @Test(arguments: TreeLimitTests.containments)
     func aCallersPeakIncludesItsSteps(containment: Containment) async throws {
         let runtime = try await registered()
         let step: JSONValue = ["holdMiB": 40, "output": ["heldMiB": 40]]
