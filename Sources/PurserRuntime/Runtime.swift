@@ -229,9 +229,10 @@ public struct Runtime: Sendable {
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
         profile.isolation = plan.isolation
         profile.isolation.sharedPaths = request.readOnlyPaths
+        profile.parentGroups = request.parentGroups
         // Unless the run may go without, a cgroup the plan counts on must really be there.
         if !(request.allowDegraded || allowDegradedSandbox) {
-            profile.requiredCgroups = Set(plan.applied).intersection([.memoryCgroup, .pidsCgroup])
+            profile.requiredCgroups = Set(plan.applied).intersection(SandboxLayer.cgroups)
         }
         return profile
     }

@@ -5,7 +5,8 @@ import Glibc
 public struct ExitInfo: Sendable, Hashable {
     public var exitCode: Int32?
     public var signal: Int32?
-    /// User plus system time, including the children it waited for.
+    /// User plus system time: the run's whole tree where a cgroup counts it (see
+    /// `WorkerProcess.cleanUp`), else the worker's and the children it waited for.
     public var cpuMs: Int64
     /// Peak resident set of the worker or its largest waited-for descendant.
     public var peakMemoryBytes: Int64
@@ -44,32 +45,28 @@ public final class WorkerProcess: Sendable {
     /// up, so its source is only ever unregistered by `cancel()`, on the event thread.
     public let stdoutHoldFD: Int32
     public let stderrHoldFD: Int32
-    let group: any RunGroup
+    /// The run's groups; a step's are made inside them (`SandboxProfile.parentGroups`).
+    public let cgroups: RunCgroups
+    private var group: any RunGroup { cgroups.group }
+    private var memory: MemoryCgroup? { cgroups.memory }
 
-    public var containment: String {
-        group.description + (memory.map { ", " + $0.description } ?? "") + (pids.map { ", " + $0.description } ?? "")
-    }
+    public var containment: String { cgroups.description }
 
-    let memory: MemoryCgroup?
-    let pids: PidsCgroup?
     let isolation: WorkerIsolation
 
     init(
         pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, stdoutHold: Int32,
-        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?, pids: PidsCgroup? = nil,
-        isolation: WorkerIsolation = WorkerIsolation()
+        stderrHold: Int32, groups: RunCgroups, isolation: WorkerIsolation = WorkerIsolation()
     ) {
         self.isolation = isolation
-        self.pids = pids
         self.stdoutHoldFD = stdoutHold
         self.stderrHoldFD = stderrHold
-        self.memory = memory
         self.pid = pid
         self.pidFD = pidFD
         self.stdinFD = stdin
         self.stdoutFD = stdout
         self.stderrFD = stderr
-        self.group = group
+        self.cgroups = groups
     }
 
     /// Signals the worker's process group (it is a session leader).
@@ -100,14 +97,7 @@ public final class WorkerProcess: Sendable {
     }
 
     /// The cgroup layers this worker really got.
-    public var attachedCgroups: Set<SandboxLayer> { Self.cgroupLayers(memory: memory, pids: pids) }
-
-    static func cgroupLayers(memory: MemoryCgroup?, pids: PidsCgroup?) -> Set<SandboxLayer> {
-        var layers: Set<SandboxLayer> = []
-        if memory != nil { layers.insert(.memoryCgroup) }
-        if pids != nil { layers.insert(.pidsCgroup) }
-        return layers
-    }
+    public var attachedCgroups: Set<SandboxLayer> { cgroups.layers }
 
     /// The deny-listed syscalls the run tried, by name (each once); call once, after the run.
     public func deniedSyscalls() -> [String] {
@@ -127,9 +117,13 @@ public final class WorkerProcess: Sendable {
         group.killAll(leader: pid)
     }
 
-    /// The worker's own CPU time so far (user plus system, its children not counted), for
-    /// a run that ends while the worker lives on; nil once it is gone.
+    /// Whether a cgroup counts the CPU time of the run's whole tree (`cpuNanoseconds`).
+    public var countsTreeCPU: Bool { cgroups.cpu != nil }
+
+    /// CPU time so far (user plus system): the run's whole tree where a cgroup counts it;
+    /// else the worker's own (its children not counted), nil once it is gone.
     public func cpuNanoseconds() -> Int64? {
+        if let cpu = cgroups.cpu { return cpu.usedNanoseconds() }
         var clock = clockid_t()
         var time = timespec()
         guard clock_getcpuclockid(pid, &clock) == 0, clock_gettime(clock, &time) == 0 else { return nil }
@@ -185,8 +179,10 @@ public final class WorkerProcess: Sendable {
     }
 
     /// After the worker was reaped: kills whatever of the run is left, waits until none
-    /// is, and releases the group. No process of a run outlives it.
-    public func cleanUp() {
+    /// is, and releases the group. No process of a run outlives it. Returns the CPU time
+    /// the run's whole tree used, where a cgroup counts it (read before the group goes).
+    @discardableResult
+    public func cleanUp() -> Int64? {
         // Usually the worker was the run's only process and the group is empty already.
         if !group.isEmpty(leader: pid) {
             group.killAll(leader: pid)
@@ -194,20 +190,18 @@ public final class WorkerProcess: Sendable {
                 usleep(1_000)
             }
         }
-        let group = self.group
-        let memory = self.memory
-        let pids = self.pids
+        let cpu = cgroups.cpu?.usedNanoseconds()
+        let groups = cgroups
         // A namespace goes back to the pool only when nothing of this run can be in it.
         let netns = isolation.netnsFD
         let emptied = group.isEmpty(leader: pid)
         Janitor.later {
-            group.release()
-            memory?.release()
-            pids?.release()
+            groups.release()
             if netns >= 0 {
                 if emptied { NetworkNamespaces.shared.give(netns) } else { close(netns) }
             }
         }
+        return cpu
     }
 }
 

@@ -236,7 +236,7 @@ struct SandboxTests {
         let report = try await run(request, runtime: runtime)
         #expect(report.verdict == verdict)
         #expect(report.sandbox?.notEnforced == off.sorted())
-        #expect(report.sandbox?.applied == [.memoryCgroup, .pidsCgroup])
+        #expect(report.sandbox?.applied == [.memoryCgroup, .pidsCgroup, .cpuCgroup])
     }
 
     @Test func trustedPluginsOptOutVisibly() async throws {

@@ -12,7 +12,8 @@
  *   EOF        -> exit 0                   (ignoreterm: never exits)
  * Modes that "pause" stop reading stdin for good, so they keep pausing whatever comes.
  *
- * Other environment: HOSTILE_PIDFILE (grandchild modes), HOSTILE_SLEEP_MS (sleep mode).
+ * Other environment: HOSTILE_PIDFILE (grandchild modes), HOSTILE_SLEEP_MS (sleep mode),
+ * HOSTILE_CHILDREN, HOSTILE_BURN_MS and HOSTILE_DETACH (cpufork).
  * Output goes to fd 1 with write(2), one write per line where possible.
  */
 #ifndef _GNU_SOURCE
@@ -449,6 +450,68 @@ static void run_forkmany(const Message *m) {
     }
     char text[32];
     snprintf(text, sizeof text, "%d", made);
+    answer_run_output(text);
+}
+
+/* Spins until this process has used `ms` of CPU time (a new child starts at 0). */
+static void burn_cpu_ms(long long ms) {
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        if ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= ms) return;
+        for (volatile int i = 0; i < 100000; i++) {
+        }
+    }
+}
+
+static long long env_number(const char *name, long long fallback) {
+    const char *value = getenv(name);
+    return value && *value ? strtoll(value, NULL, 10) : fallback;
+}
+
+/* cpufork: starts HOSTILE_CHILDREN (default 8) processes that each burn HOSTILE_BURN_MS
+ * (default 900) ms of their own CPU time, each under any RLIMIT_CPU of a second or more,
+ * and answers {"children": n} once all are done. They are children it waits for, or, with
+ * HOSTILE_DETACH=1, grandchildren (double fork, setsid) it cannot wait for; a pipe tells
+ * when each is done. */
+static void run_cpufork(const Message *m) {
+    (void)m;
+    long long children = env_number("HOSTILE_CHILDREN", 8), burn = env_number("HOSTILE_BURN_MS", 900);
+    int detach = env_number("HOSTILE_DETACH", 0) != 0;
+    int done[2];
+    if (pipe(done) != 0) die("hostile: pipe failed\n");
+    int started = 0;
+    for (long long i = 0; i < children; i++) {
+        pid_t child = fork();
+        if (child < 0) break;
+        if (child == 0) {
+            close(done[0]);
+            if (detach) {
+                setsid();
+                if (fork() != 0) _exit(0);
+            }
+            burn_cpu_ms(burn);
+            (void)!write(done[1], "x", 1);
+            _exit(0);
+        }
+        started++;
+        if (detach) {
+            while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    close(done[1]);
+    char c;
+    for (int i = 0; i < started;) {
+        ssize_t n = read(done[0], &c, 1);
+        if (n == 1) i++;
+        else if (n == 0 || errno != EINTR) break;
+    }
+    close(done[0]);
+    while (!detach && wait(NULL) > 0) {
+    }
+    char text[48];
+    snprintf(text, sizeof text, "{\"children\":%d}", started);
     answer_run_output(text);
 }
 
@@ -973,6 +1036,7 @@ static const Mode modes[] = {
     {"nnp", NULL, run_nnp},
     {"peek", NULL, run_peek},
     {"forkmany", NULL, run_forkmany},
+    {"cpufork", NULL, run_cpufork},
     {"forkbomb", NULL, run_forkbomb},
     {"steal", NULL, run_steal},
     {"reserve", NULL, run_reserve},
