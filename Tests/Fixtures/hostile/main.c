@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "CWorkerScan.h"
+#include "hostile.h"
 
 extern char **environ;
 
@@ -78,7 +79,7 @@ static void out_put(const char *s, size_t n) {
     if (ws_buf_put(&out, s, n) != 0) die("hostile: out of memory\n");
 }
 
-static void out_str(const char *s) { out_put(s, strlen(s)); }
+void out_str(const char *s) { out_put(s, strlen(s)); }
 
 /* fmt holds one %lld and at most a few other characters. */
 static void out_fmt(const char *fmt, long long v) {
@@ -588,7 +589,7 @@ static void run_cwd(const Message *m) {
 /* ======================= the sandbox's walls ======================= */
 
 /* A JSON member "name":"OK" or "name":"<errno name>", for what one attempt did. */
-static void out_result(const char *name, int error, int first) {
+void out_result(const char *name, int error, int first) {
     if (!first) out_str(",");
     out_json_cstring_or_null(name);
     out_str(":");
@@ -751,6 +752,14 @@ static void run_stoploop(const Message *m) {
         raise(SIGSTOP);
         usleep(1000);
     }
+}
+
+/* sockets: every way to open a socket, tried (see sockets.c). */
+static void run_sockets(const Message *m) {
+    (void)m;
+    out.len = 0;
+    probe_sockets();
+    answer_run_output_from_out();
 }
 
 /* syscalls: tries each deny-listed call once; answers {"name": "OK" or errno name}. */
@@ -938,6 +947,7 @@ static const Mode modes[] = {
     {"stoploop", NULL, run_stoploop},
     {"walls", NULL, run_walls},
     {"syscalls", NULL, run_syscalls},
+    {"sockets", NULL, run_sockets},
     {"sparse", NULL, run_sparse},
     {"fill", NULL, run_fill},
     {"fdleak", NULL, run_fdleak},
