@@ -22,6 +22,8 @@ typedef struct {
     uint64_t tag;
     int numbers[16];
     int count;
+    int calls;                     // notifications answered
+    bool capped;                   // closed after PURSER_SECCOMP_WATCHED_CALLS of them
     bool taken;
 } watch;
 
@@ -32,14 +34,35 @@ static int watch_count, watch_capacity;
 static int notifier_wake = -1;
 static int notifier_error;
 
-static void record(uint64_t tag, int nr) {
+// Counts a refused call of the run `tag`; true once the run has had its share.
+static bool record(uint64_t tag, int nr) {
+    bool full = false;
     pthread_mutex_lock(&watch_lock);
     for (int i = 0; i < watch_count; i++) {
         watch *w = &watches[i];
         if (w->tag != tag) continue;
+        w->calls++;
+        full = full || w->calls >= PURSER_SECCOMP_WATCHED_CALLS;
         bool seen = false;
         for (int j = 0; j < w->count; j++) seen = seen || w->numbers[j] == nr;
         if (!seen && w->count < 16) w->numbers[w->count++] = nr;
+    }
+    pthread_mutex_unlock(&watch_lock);
+    return full;
+}
+
+// Past its share, a run's refused calls are the kernel's alone: with the listener closed,
+// the filter's notification fails at once (ENOSYS), and this thread, which serves every
+// run, sees no more of them. Nothing under the filter can put a listener of its own in its
+// place and answer itself: the filter refuses a new listener (see seccomp.c).
+static void let_go(int fd) {
+    pthread_mutex_lock(&watch_lock);
+    for (int i = 0; i < watch_count; i++) {
+        watch *w = &watches[i];
+        if (w->fd != fd) continue;
+        close(fd);
+        w->fd = -1;
+        w->capped = true;
     }
     pthread_mutex_unlock(&watch_lock);
 }
@@ -48,9 +71,10 @@ static void answer(int fd, uint64_t tag, void *buffer, size_t size) {
     memset(buffer, 0, size);
     if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, buffer) < 0) return; // the caller died meanwhile
     struct seccomp_notif *request = buffer;
-    record(tag, request->data.nr);
+    bool full = record(tag, request->data.nr);
     struct seccomp_notif_resp response = {.id = request->id, .val = 0, .error = -EPERM, .flags = 0};
     (void)ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &response);
+    if (full) let_go(fd);
 }
 
 // Closes what was taken and forgets it; returns the fds to poll: each listener, or the
@@ -60,8 +84,6 @@ static int collect(struct pollfd *polls, uint64_t *tags, int capacity) {
     int n = 0;
     for (int i = 0; i < watch_count;) {
         watch *w = &watches[i];
-        // A listener is closed only when its filter has no process left: closed earlier, it
-        // would let a surviving process install a listener of its own and answer itself.
         if (w->taken && w->fd < 0 && w->socket < 0) {
             watches[i] = watches[--watch_count];
             continue;
@@ -78,7 +100,8 @@ static int collect(struct pollfd *polls, uint64_t *tags, int capacity) {
 }
 
 // A hang-up ends a listener (its filter has no process left) or a socket (the helper is
-// gone); a socket that is readable brings the listener.
+// gone); a socket that is readable brings the listener. Until then a listener stays open,
+// unless its run had its share (let_go).
 static void close_watched(int fd, bool readable) {
     pthread_mutex_lock(&watch_lock);
     for (int i = 0; i < watch_count; i++) {
@@ -170,7 +193,7 @@ static int watch_entry(int listener, int socket, uint64_t tag) {
         watches = grown;
         watch_capacity = capacity;
     }
-    watches[watch_count++] = (watch){.fd = listener, .socket = socket, .tag = tag, .count = 0, .taken = false};
+    watches[watch_count++] = (watch){.fd = listener, .socket = socket, .tag = tag, .count = 0, .calls = 0, .capped = false, .taken = false};
     pthread_mutex_unlock(&watch_lock);
     wake_notifier();
     return 0;
@@ -180,13 +203,17 @@ int purser_seccomp_watch(int listener, uint64_t tag) { return watch_entry(listen
 
 int purser_seccomp_watch_socket(int socket, uint64_t tag) { return watch_entry(-1, socket, tag); }
 
-int purser_seccomp_take(uint64_t tag, int *numbers, int max) {
+int purser_seccomp_take(uint64_t tag, int *numbers, int max, int *calls, int *capped) {
     int found = 0;
+    *calls = 0;
+    *capped = 0;
     pthread_mutex_lock(&watch_lock);
     for (int i = 0; i < watch_count; i++) {
         watch *w = &watches[i];
         if (w->tag != tag || w->taken) continue;
         for (int j = 0; j < w->count && found < max; j++) numbers[found++] = w->numbers[j];
+        *calls += w->calls;
+        *capped = *capped || w->capped;
         w->taken = true;
     }
     pthread_mutex_unlock(&watch_lock);

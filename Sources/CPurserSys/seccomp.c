@@ -178,6 +178,15 @@ static void build_filter(int mode, uint32_t action) {
     ret(&p, action);
     end_if(&p, is_clone);
     socket_calls(&p);
+    // No listener of the worker's own: its filter would be the newest, whose notification
+    // wins, and it could answer its own refused calls "go on" once the supervisor has let
+    // go of the run's listener (see notifier.c).
+    int is_seccomp = if_equal(&p, SYS_seccomp);
+    load_arg(&p, 1);
+    put(&p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0, 1));
+    refuse(&p, EPERM);
+    ret(&p, SECCOMP_RET_ALLOW);
+    end_if(&p, is_seccomp);
     for (int i = 0; i < DENIED_COUNT; i++) {
         if (denied_syscalls[i].number == SYS_clone) continue;
         int denied = if_equal(&p, (uint32_t)denied_syscalls[i].number);

@@ -36,7 +36,7 @@ final class WorkerSession: @unchecked Sendable {
     private let profile: SandboxProfile
     private let sandbox: SandboxPlan?
     /// Deny-listed syscalls the worker tried, once it is gone.
-    private var deniedSyscalls: [String] = []
+    private var deniedCalls = DeniedCalls()
     private var onEvent: @Sendable (RunEvent) -> Void
     private let queue: DispatchQueue
     private let gateway: Gateway?
@@ -761,7 +761,7 @@ final class WorkerSession: @unchecked Sendable {
         guard phase != .finished else { return }
         let exit = process.reap()
         process.cleanUp()
-        deniedSyscalls = process.deniedSyscalls()
+        deniedCalls = process.deniedCalls()
         finish(exit: exit)
     }
 
@@ -811,7 +811,9 @@ final class WorkerSession: @unchecked Sendable {
     private func sandboxReport() -> SandboxReport? {
         guard let sandbox else { return nil }
         var report = SandboxReport(sandbox)
-        report.deniedSyscalls = deniedSyscalls
+        report.deniedSyscalls = deniedCalls.names
+        report.deniedCalls = deniedCalls.calls
+        report.deniedCallsCapped = deniedCalls.capped
         // What the spawn really set up, not only what the host offered.
         if let process {
             let missing = Set(report.applied).intersection([.memoryCgroup, .pidsCgroup]).subtracting(process.attachedCgroups)

@@ -8,5 +8,8 @@ void out_result(const char *name, int error, int first);
 
 /* sockets.c: the "sockets" mode's object. */
 void probe_sockets(void);
+/* listener.c: members "own listener" and "keyctl through own listener": a listener of the
+ * worker's own, and whether a refused call it answers itself runs (OK). */
+void try_own_listener(void);
 
 #endif

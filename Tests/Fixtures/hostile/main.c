@@ -754,6 +754,46 @@ static void run_stoploop(const Message *m) {
     }
 }
 
+static long env_long(const char *name, long fallback) {
+    const char *value = getenv(name);
+    return value && *value ? atol(value) : fallback;
+}
+
+/* deniedloop: HOSTILE_PROCS processes (default 1) each make a deny-listed call (keyctl)
+ * HOSTILE_CALLS times (default 10000), or for HOSTILE_LOOP_MS if that is set; then tries
+ * to answer its own refused calls (listener.c). Answers {"calls": n, "OK": a, "EPERM": b,
+ * "ENOSYS": c, "other": d, "own listener": ..., "keyctl through own listener": ...}. */
+static void run_deniedloop(const Message *m) {
+    (void)m;
+    long procs = env_long("HOSTILE_PROCS", 1), calls = env_long("HOSTILE_CALLS", 10000), ms = env_long("HOSTILE_LOOP_MS", 0);
+    if (procs < 1 || procs > 256) die("hostile: HOSTILE_PROCS must be 1..256\n");
+    long long *counts = mmap(NULL, sizeof(long long) * 4 * (size_t)procs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (counts == MAP_FAILED) die("hostile: mmap\n");
+    long long until = now_ms() + ms;
+    for (long p = 0; p < procs; p++) {
+        if (fork() != 0) continue;
+        long long *mine = counts + 4 * p;
+        for (long i = 0; ms > 0 ? (i % 1024 != 0 || now_ms() < until) : i < calls; i++) {
+            long result = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0);
+            mine[result >= 0 ? 0 : errno == EPERM ? 1 : errno == ENOSYS ? 2 : 3]++;
+        }
+        _exit(0);
+    }
+    while (wait(NULL) > 0) {}
+    long long sum[4] = {0};
+    for (long p = 0; p < procs; p++)
+        for (int k = 0; k < 4; k++) sum[k] += counts[4 * p + k];
+    out.len = 0;
+    out_fmt("{\"calls\":%lld", sum[0] + sum[1] + sum[2] + sum[3]);
+    out_fmt(",\"OK\":%lld", sum[0]);
+    out_fmt(",\"EPERM\":%lld", sum[1]);
+    out_fmt(",\"ENOSYS\":%lld", sum[2]);
+    out_fmt(",\"other\":%lld", sum[3]);
+    try_own_listener();
+    out_str("}");
+    answer_run_output_from_out();
+}
+
 /* sockets: every way to open a socket, tried (see sockets.c). */
 static void run_sockets(const Message *m) {
     (void)m;
@@ -948,6 +988,7 @@ static const Mode modes[] = {
     {"walls", NULL, run_walls},
     {"syscalls", NULL, run_syscalls},
     {"sockets", NULL, run_sockets},
+    {"deniedloop", NULL, run_deniedloop},
     {"sparse", NULL, run_sparse},
     {"fill", NULL, run_fill},
     {"fdleak", NULL, run_fdleak},
