@@ -67,12 +67,12 @@ static pthread_once_t filters_once = PTHREAD_ONCE_INIT;
 // through a block returns, so closing it is pointing the test's false branch past it.
 typedef struct {
     struct sock_filter *code;
-    int n;
-    bool broken; // longer than FILTER_MAX, or a block longer than a jump reaches (255)
+    int n, capacity;
+    bool broken; // longer than its capacity, or a block longer than a jump reaches (255)
 } program;
 
 static void put(program *p, struct sock_filter instruction) {
-    if (p->n == FILTER_MAX) { p->broken = true; return; }
+    if (p->n == p->capacity) { p->broken = true; return; }
     p->code[p->n++] = instruction;
 }
 static void ret(program *p, uint32_t action) { put(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action)); }
@@ -158,7 +158,7 @@ static void socket_calls(program *p) {
 // Another architecture's syscall numbers (i386 through int 0x80, x32) would slip past a
 // list of this one's, so such calls are refused whole.
 static void build_filter(int mode, uint32_t action) {
-    program p = {.code = filters[mode], .n = 0};
+    program p = {.code = filters[mode], .n = 0, .capacity = FILTER_MAX};
     put(&p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
     put(&p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PURSER_AUDIT_ARCH, 1, 0));
     refuse(&p, ENOSYS);
