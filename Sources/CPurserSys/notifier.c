@@ -193,7 +193,8 @@ static int watch_entry(int listener, int socket, uint64_t tag) {
         watches = grown;
         watch_capacity = capacity;
     }
-    watches[watch_count++] = (watch){.fd = listener, .socket = socket, .tag = tag, .count = 0, .calls = 0, .capped = false, .taken = false};
+    watches[watch_count++] =
+        (watch){.fd = listener, .socket = socket, .tag = tag, .count = 0, .calls = 0, .capped = false, .taken = false};
     pthread_mutex_unlock(&watch_lock);
     wake_notifier();
     return 0;
