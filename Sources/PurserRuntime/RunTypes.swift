@@ -232,6 +232,11 @@ public struct SandboxReport: Sendable, Hashable {
     public var optedOut: [SandboxLayer]
     /// Deny-listed syscalls the run tried; each failed with EPERM.
     public var deniedSyscalls: [String] = []
+    /// How many deny-listed calls the supervisor saw refused.
+    public var deniedCalls = 0
+    /// The supervisor stopped watching after `deniedCalls`: the kernel refused any later
+    /// ones alone (with ENOSYS), unseen and uncounted.
+    public var deniedCallsCapped = false
 
     public init(_ plan: SandboxPlan) {
         level = plan.level
@@ -247,6 +252,8 @@ public struct SandboxReport: Sendable, Hashable {
             "notEnforced": .array(notEnforced.map { .string($0.rawValue) }),
             "optedOut": .array(optedOut.map { .string($0.rawValue) }),
             "deniedSyscalls": .array(deniedSyscalls.map { .string($0) }),
+            "deniedCalls": .number(JSONNumber(Int64(deniedCalls))),
+            "deniedCallsCapped": .bool(deniedCallsCapped),
         ]
     }
 }

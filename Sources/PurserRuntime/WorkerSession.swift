@@ -36,7 +36,7 @@ final class WorkerSession: @unchecked Sendable {
     private let profile: SandboxProfile
     private let sandbox: SandboxPlan?
     /// Deny-listed syscalls the worker tried, once it is gone.
-    private var deniedSyscalls: [String] = []
+    private var deniedCalls = DeniedCalls()
     private var onEvent: @Sendable (RunEvent) -> Void
     private let queue: DispatchQueue
     private let gateway: Gateway?
@@ -811,7 +811,7 @@ final class WorkerSession: @unchecked Sendable {
                 }
             }
         }
-        deniedSyscalls = process.deniedSyscalls()
+        deniedCalls = process.deniedCalls()
         finish(exit: exit)
     }
 
@@ -863,7 +863,9 @@ final class WorkerSession: @unchecked Sendable {
     private func sandboxReport() -> SandboxReport? {
         guard let sandbox else { return nil }
         var report = SandboxReport(sandbox)
-        report.deniedSyscalls = deniedSyscalls
+        report.deniedSyscalls = deniedCalls.names
+        report.deniedCalls = deniedCalls.calls
+        report.deniedCallsCapped = deniedCalls.capped
         // What the spawn really set up, not only what the host offered.
         if let process {
             let missing = Set(report.applied).intersection(SandboxLayer.cgroups).subtracting(process.attachedCgroups)

@@ -93,7 +93,7 @@ public enum HostLayers {
                 name: "no_new_privs", layer: nil, available: noNewPrivs, applied: noNewPrivs,
                 detail: noNewPrivs ? "supported" : "prctl(PR_GET_NO_NEW_PRIVS) failed",
                 advice: noNewPrivs ? nil : "use Linux ≥ 3.5"),
-            row("seccomp filter", .seccomp, host, "deny-list (keyctl, ptrace, io_uring, kexec, modules, mount, bpf, …); denied calls get EPERM and are named in the report"),
+            row("seccomp filter", .seccomp, host, "deny-list (keyctl, ptrace, io_uring, kexec, modules, mount, bpf, …), sockets Unix, TCP, UDP and netlink-route only; denied calls get EPERM, a run's first \(Isolation.watchedDeniedCalls) named in the report"),
         ]
     }
 }

@@ -36,7 +36,8 @@ public struct Isolation: Sendable {
     /// `hiddenPaths` hidden, and a private, size-capped tmpfs at /tmp that is also the
     /// working directory.
     public var filesystem = false
-    /// The deny-list filter; denied calls fail with EPERM and are named in the report.
+    /// The deny-list filter; denied calls fail with EPERM and are named in the report (up to
+    /// `watchedDeniedCalls` of them; the kernel refuses any later ones alone, with ENOSYS).
     public var seccomp = false
     /// Runs the worker as this uid and gid, with no supplementary groups (root supervisors only).
     public var user: (uid: UInt32, gid: UInt32)?
@@ -59,6 +60,8 @@ public struct Isolation: Sendable {
     }()
 
     public static let defaultWorkingDirectoryBytes: UInt64 = 64 << 20
+    /// How many refused calls of a run the supervisor answers and counts.
+    public static let watchedDeniedCalls = Int(PURSER_SECCOMP_WATCHED_CALLS)
     /// nobody:nogroup on Debian. Runs are kept apart by their PID namespaces, not by uids.
     public static let sandboxUser: (uid: UInt32, gid: UInt32) = (65534, 65534)
 

@@ -99,12 +99,16 @@ public final class WorkerProcess: Sendable {
     /// The cgroup layers this worker really got.
     public var attachedCgroups: Set<SandboxLayer> { cgroups.layers }
 
-    /// The deny-listed syscalls the run tried, by name (each once); call once, after the run.
-    public func deniedSyscalls() -> [String] {
-        guard let tag = isolation.seccompTag else { return [] }
+    /// The deny-listed calls the run made, as the supervisor saw them; call once, after the run.
+    public func deniedCalls() -> DeniedCalls {
+        guard let tag = isolation.seccompTag else { return DeniedCalls() }
         var numbers = [Int32](repeating: 0, count: 16)
-        let count = Int(purser_seccomp_take(tag, &numbers, 16))
-        return numbers.prefix(count).map { SpawnIsolation.deniedNames[$0] ?? "syscall \($0)" }.sorted()
+        var calls: Int32 = 0
+        var capped: Int32 = 0
+        let count = Int(purser_seccomp_take(tag, &numbers, 16, &calls, &capped))
+        return DeniedCalls(
+            names: numbers.prefix(count).map { SpawnIsolation.deniedNames[$0] ?? "syscall \($0)" }.sorted(),
+            calls: Int(calls), capped: capped != 0)
     }
 
     /// Records the run's process tree, where the containment needs that (process groups).
@@ -210,4 +214,21 @@ struct WorkerIsolation: Sendable {
     var netnsFD: Int32 = -1
     var seccompTag: UInt64?
     var pidNamespace = false
+}
+
+/// The deny-listed calls of one run that the supervisor was told of.
+public struct DeniedCalls: Sendable, Hashable {
+    /// Each syscall by name, once.
+    public var names: [String] = []
+    /// How many calls were refused with the supervisor watching.
+    public var calls = 0
+    /// The supervisor stopped watching once it had seen its share: later refused calls were
+    /// answered by the kernel alone, and are not counted.
+    public var capped = false
+
+    public init(names: [String] = [], calls: Int = 0, capped: Bool = false) {
+        self.names = names
+        self.calls = calls
+        self.capped = capped
+    }
 }

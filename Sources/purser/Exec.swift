@@ -177,7 +177,10 @@ struct Exec: AsyncParsableCommand {
         var text = "sandbox: \(sandbox.level.rawValue)"
         if !sandbox.notEnforced.isEmpty { text += "; NOT ENFORCED: " + sandbox.notEnforced.map(\.rawValue).joined(separator: ", ") }
         if !sandbox.optedOut.isEmpty { text += "; opted out: " + sandbox.optedOut.map(\.rawValue).joined(separator: ", ") }
-        if !sandbox.deniedSyscalls.isEmpty { text += "; denied syscalls: " + sandbox.deniedSyscalls.joined(separator: ", ") }
+        if !sandbox.deniedSyscalls.isEmpty {
+            let count = "\(sandbox.deniedCalls)\(sandbox.deniedCallsCapped ? "+" : "") calls"
+            text += "; denied syscalls: " + sandbox.deniedSyscalls.joined(separator: ", ") + " (\(count))"
+        }
         return text
     }
 

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "CWorkerScan.h"
+#include "hostile.h"
 
 extern char **environ;
 
@@ -79,7 +80,7 @@ static void out_put(const char *s, size_t n) {
     if (ws_buf_put(&out, s, n) != 0) die("hostile: out of memory\n");
 }
 
-static void out_str(const char *s) { out_put(s, strlen(s)); }
+void out_str(const char *s) { out_put(s, strlen(s)); }
 
 /* fmt holds one %lld and at most a few other characters. */
 static void out_fmt(const char *fmt, long long v) {
@@ -651,7 +652,7 @@ static void run_cwd(const Message *m) {
 /* ======================= the sandbox's walls ======================= */
 
 /* A JSON member "name":"OK" or "name":"<errno name>", for what one attempt did. */
-static void out_result(const char *name, int error, int first) {
+void out_result(const char *name, int error, int first) {
     if (!first) out_str(",");
     out_json_cstring_or_null(name);
     out_str(":");
@@ -814,6 +815,54 @@ static void run_stoploop(const Message *m) {
         raise(SIGSTOP);
         usleep(1000);
     }
+}
+
+static long env_long(const char *name, long fallback) {
+    const char *value = getenv(name);
+    return value && *value ? atol(value) : fallback;
+}
+
+/* deniedloop: HOSTILE_PROCS processes (default 1) each make a deny-listed call (keyctl)
+ * HOSTILE_CALLS times (default 10000), or for HOSTILE_LOOP_MS if that is set; then tries
+ * to answer its own refused calls (listener.c). Answers {"calls": n, "OK": a, "EPERM": b,
+ * "ENOSYS": c, "other": d, "own listener": ..., "keyctl through own listener": ...}. */
+static void run_deniedloop(const Message *m) {
+    (void)m;
+    long procs = env_long("HOSTILE_PROCS", 1), calls = env_long("HOSTILE_CALLS", 10000), ms = env_long("HOSTILE_LOOP_MS", 0);
+    if (procs < 1 || procs > 256) die("hostile: HOSTILE_PROCS must be 1..256\n");
+    long long *counts = mmap(NULL, sizeof(long long) * 4 * (size_t)procs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (counts == MAP_FAILED) die("hostile: mmap\n");
+    long long until = now_ms() + ms;
+    for (long p = 0; p < procs; p++) {
+        if (fork() != 0) continue;
+        long long *mine = counts + 4 * p;
+        for (long i = 0; ms > 0 ? (i % 1024 != 0 || now_ms() < until) : i < calls; i++) {
+            long result = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0);
+            mine[result >= 0 ? 0 : errno == EPERM ? 1 : errno == ENOSYS ? 2 : 3]++;
+        }
+        _exit(0);
+    }
+    while (wait(NULL) > 0) {}
+    long long sum[4] = {0};
+    for (long p = 0; p < procs; p++)
+        for (int k = 0; k < 4; k++) sum[k] += counts[4 * p + k];
+    out.len = 0;
+    out_fmt("{\"calls\":%lld", sum[0] + sum[1] + sum[2] + sum[3]);
+    out_fmt(",\"OK\":%lld", sum[0]);
+    out_fmt(",\"EPERM\":%lld", sum[1]);
+    out_fmt(",\"ENOSYS\":%lld", sum[2]);
+    out_fmt(",\"other\":%lld", sum[3]);
+    try_own_listener();
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+/* sockets: every way to open a socket, tried (see sockets.c). */
+static void run_sockets(const Message *m) {
+    (void)m;
+    out.len = 0;
+    probe_sockets();
+    answer_run_output_from_out();
 }
 
 /* syscalls: tries each deny-listed call once; answers {"name": "OK" or errno name}. */
@@ -1043,6 +1092,8 @@ static const Mode modes[] = {
     {"stoploop", NULL, run_stoploop},
     {"walls", NULL, run_walls},
     {"syscalls", NULL, run_syscalls},
+    {"sockets", NULL, run_sockets},
+    {"deniedloop", NULL, run_deniedloop},
     {"sparse", NULL, run_sparse},
     {"fill", NULL, run_fill},
     {"fdleak", NULL, run_fdleak},
