@@ -97,6 +97,8 @@ final class PostgresConnection {
     var needsReset = false
     /// Since when the store has been away; nil while connected.
     var downSince: ContinuousClock.Instant?
+    /// Whether a call gave up in this outage already (later ones fail at once).
+    var gaveUp = false
     private var isFirstTransaction = true
     /// Statements prepared in this session, by their SQL: their names.
     var prepared: [String: String] = [:]

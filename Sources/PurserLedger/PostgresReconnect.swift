@@ -27,6 +27,7 @@ extension PostgresConnection {
                 retry.onNotice(
                     "PostgreSQL at \(displayURL): the connection was lost; reconnected after \(StoreRetry.format(ms: Self.ms(since: since)))")
                 downSince = nil
+                gaveUp = false
                 needsReset = false
                 // A new session: what the old one prepared is gone with it.
                 prepared = [:]
@@ -35,9 +36,11 @@ extension PostgresConnection {
             let reason = PostgresConnection.trimmed(PQerrorMessage(handle)).split(separator: "\n").first.map(String.init) ?? ""
             let left = retry.windowMs - Self.ms(since: since)
             guard left > 0 else {
-                let message = "PostgreSQL at \(displayURL) unreachable for \(StoreRetry.format(ms: Self.ms(since: since))): gave up "
+                let away = StoreRetry.format(ms: Self.ms(since: since))
+                let message = "PostgreSQL at \(displayURL) unreachable for \(away): gave up "
                     + "(the store retry window is \(StoreRetry.format(ms: retry.windowMs)), PURSER_STORE_RETRY): \(reason)"
-                retry.onNotice(message)
+                retry.onNotice(gaveUp ? "PostgreSQL at \(displayURL) still unreachable (\(away)): a call failed at once" : message)
+                gaveUp = true
                 throw LedgerError(.storeFailed, message)
             }
             let pause = min(StoreRetry.pauseMs(attempt: attempt), left)

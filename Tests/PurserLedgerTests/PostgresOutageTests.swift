@@ -6,40 +6,53 @@ import Testing
 
 /// A PostgreSQL that goes away and comes back, on a private server of the suite's own (the
 /// shared one serves every other test meanwhile). Nothing here measures time: the server
-/// is stopped before the call that must wait, and started again from another thread.
+/// is stopped before the call that must wait, and started again from another thread. What
+/// blocks (the server's programs, calls that wait for it) runs `offPool`.
 @Suite("PostgreSQL outages", .serialized, .timeLimit(.minutes(3)))
 struct PostgresOutageTests {
     /// Stops `server`, runs `body`, which meets a server that is down, and starts the server
     /// again from another thread once `delay` has passed; returns once it is back.
-    static func whileDown<T>(
-        _ server: PostgresServer, mode: String = "fast", after delay: Double = 0.8, _ body: () throws -> T
-    ) throws -> T {
-        try server.stopServer(mode: mode)
-        let back = DispatchSemaphore(value: 0)
-        Thread {
-            Thread.sleep(forTimeInterval: delay)
-            do { try server.startServer() } catch { Issue.record("starting PostgreSQL again: \(error)") }
-            back.signal()
-        }.start()
-        defer { back.wait() }
-        return try body()
+    static func whileDown<T: Sendable>(
+        _ server: PostgresServer, mode: String = "fast", after delay: Double = 0.8, _ body: @escaping @Sendable () throws -> T
+    ) async throws -> T {
+        try await offPool {
+            try server.stopServer(mode: mode)
+            let restart = Mutex<Result<Void, any Error>>(.success(()))
+            let back = DispatchSemaphore(value: 0)
+            Thread {
+                Thread.sleep(forTimeInterval: delay)
+                restart.withLock { $0 = Result { try server.startServer() } }
+                back.signal()
+            }.start()
+            let result = Result { try body() }
+            back.wait()
+            try restart.withLock { $0 }.get()
+            return try result.get()
+        }
+    }
+
+    static func privateStore(retry: StoreRetry = StoreRetry()) async throws -> (PostgresServer, PostgresLedger, String) {
+        try await offPool {
+            let server = try PostgresServer.makePrivate()
+            let url = try server.makeDatabase()
+            return (server, try PostgresLedger(url: url, retry: retry), url)
+        }
     }
 
     /// A settle and a reserve made while the server is down wait for it and succeed once it
     /// is back; the settle, made again, changes nothing (a retry after an answer lost in
     /// flight cannot charge twice).
-    @Test func callsWaitForTheServerToComeBack() throws {
-        let server = try PostgresServer.makePrivate()
+    @Test func callsWaitForTheServerToComeBack() async throws {
+        let (server, store, _) = try await Self.privateStore()
         defer { server.stop() }
-        let store = try PostgresLedger(url: server.makeDatabase())
         let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit)))
         let first = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "a", amounts: Resources(credits: 10 * credit)))
 
         let usage = Usage(credits: 8 * credit, timeMs: 5, memoryPeakBytes: 1024)
-        let settled = try Self.whileDown(server) { try store.settle(first.id, usage: usage, outcome: "ok", holder: nil) }
+        let settled = try await Self.whileDown(server) { try store.settle(first.id, usage: usage, outcome: "ok", holder: nil) }
         #expect(settled.used.credits == 8 * credit)
 
-        let second = try Self.whileDown(server, mode: "immediate") {
+        let second = try await Self.whileDown(server, mode: "immediate") {
             try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "b", amounts: Resources(credits: 10 * credit)))
         }
         #expect(second.cap.credits == 10 * credit)
@@ -52,28 +65,24 @@ struct PostgresOutageTests {
 
     /// A hold reclaimed while its supervisor was cut off stays reclaimed: the settle the
     /// supervisor makes once it is back is fenced, not taken for an earlier attempt of its own.
-    @Test func aReclaimedHoldStaysFencedAcrossAReconnect() throws {
-        let server = try PostgresServer.makePrivate()
+    @Test func aReclaimedHoldStaysFencedAcrossAReconnect() async throws {
+        let (server, supervisor, url) = try await Self.privateStore()
         defer { server.stop() }
-        let url = try server.makeDatabase()
-        let supervisor = try PostgresLedger(url: url)
         let team = try supervisor.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit)))
         let holder = try supervisor.acquireLease(holder: "away", ttlMs: 1)
         let node = try supervisor.reserve(ReserveRequest(
             parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 10 * credit), holder: holder))
-        Thread.sleep(forTimeInterval: 0.01)
+        try await Task.sleep(for: .milliseconds(10))
         let other = try PostgresLedger(url: url)
         #expect(try other.reclaimExpired().map(\.node) == [node.id])
 
-        try Self.whileDown(server) {
-            do {
-                _ = try supervisor.settle(
-                    node.id, usage: Usage(credits: credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: holder)
-                Issue.record("a reclaimed hold was settled")
-            } catch let error as LedgerError {
-                #expect(error.code == .fenced, "\(error)")
+        let late = try await Self.whileDown(server) { () -> Result<Settlement, LedgerError> in
+            Result { () throws(LedgerError) in
+                try supervisor.settle(node.id, usage: Usage(credits: credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: holder)
             }
         }
+        #expect(throws: LedgerError.self) { try late.get() }
+        if case .failure(let error) = late { #expect(error.code == .fenced, "\(error)") }
         #expect(try supervisor.node(team.id).available.credits == 100 * credit)
         try expectVerified(supervisor)
     }
@@ -81,30 +90,34 @@ struct PostgresOutageTests {
     /// Past its window the call gives up with a store error (not a refusal), saying so; the
     /// next call fails at once; once the server is back, calls work again, on what the
     /// store kept.
-    @Test func aServerAwayPastTheWindowIsAStoreError() throws {
-        let server = try PostgresServer.makePrivate()
-        defer { server.stop() }
+    @Test func aServerAwayPastTheWindowIsAStoreError() async throws {
         let notices = Mutex<[String]>([])
-        let store = try PostgresLedger(
-            url: server.makeDatabase(), retry: StoreRetry(windowMs: 300) { message in notices.withLock { $0.append(message) } })
+        let (server, store, _) = try await Self.privateStore(
+            retry: StoreRetry(windowMs: 300) { message in notices.withLock { $0.append(message) } })
+        defer { server.stop() }
         let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit)))
         let node = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "a", amounts: Resources(credits: 10 * credit)))
 
-        try server.stopServer()
+        try await offPool { try server.stopServer() }
         for _ in 0..<2 {
-            do {
-                _ = try store.settle(node.id, usage: Usage(credits: credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
-                Issue.record("settled on a server that is down")
-            } catch {
-                #expect(error.code == .storeFailed)
-                #expect(error.message.contains("gave up"), "\(error)")
+            let refused = try await offPool { () -> Result<Settlement, LedgerError> in
+                Result { () throws(LedgerError) in
+                    try store.settle(node.id, usage: Usage(credits: credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
+                }
             }
+            guard case .failure(let error) = refused else {
+                Issue.record("settled on a server that is down")
+                continue
+            }
+            #expect(error.code == .storeFailed)
+            #expect(error.message.contains("gave up"), "\(error)")
         }
         let said = notices.withLock { $0 }
         #expect(said.contains { $0.contains("retry 1 in") }, "\(said)")
-        #expect(said.filter { $0.contains("gave up") }.count == 2, "\(said)")
+        #expect(said.filter { $0.contains("gave up") }.count == 1, "\(said)")
+        #expect(said.last?.contains("still unreachable") == true, "the second call failed at once: \(said)")
 
-        try server.startServer()
+        try await offPool { try server.startServer() }
         let settled = try store.settle(node.id, usage: Usage(credits: credit, timeMs: 0, memoryPeakBytes: 0), outcome: "ok", holder: nil)
         #expect(settled.used.credits == credit)
         #expect(notices.withLock { $0 }.last?.contains("reconnected") == true)

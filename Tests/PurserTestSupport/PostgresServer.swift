@@ -15,8 +15,13 @@ public final class PostgresServer: Sendable {
     public static let shared = PostgresServer()
 
     private let cluster: Result<Cluster, PostgresServerError>
-    /// Private clusters still running, stopped at exit with the shared one.
-    private static let privateServers = Mutex<[PostgresServer]>([])
+    /// Clusters started, the shared one and private ones: stopped at exit.
+    private static let started = Mutex<[PostgresServer]>([])
+    private static let stopAtExit: Void = {
+        atexit {
+            for server in PostgresServer.started.withLock({ $0 }) { server.stop() }
+        }
+    }()
 
     struct Cluster: Sendable {
         let binDirectory: String
@@ -29,26 +34,24 @@ public final class PostgresServer: Sendable {
 
     private init() {
         cluster = Result { () throws(PostgresServerError) in try PostgresServer.start() }
-        if case .success = cluster {
-            atexit {
-                PostgresServer.shared.stop()
-                for server in PostgresServer.privateServers.withLock({ $0 }) { server.stop() }
-            }
-        }
+        if case .success = cluster { Self.stopWhenExiting(self) }
     }
 
     private init(cluster: Cluster) {
         self.cluster = .success(cluster)
+        Self.stopWhenExiting(self)
+    }
+
+    private static func stopWhenExiting(_ server: PostgresServer) {
+        _ = stopAtExit
+        started.withLock { $0.append(server) }
     }
 
     /// A cluster of the caller's own, for tests that stop, start or restart the server: the
     /// shared one serves every other test at the same time. `stop()` it when done (it is
     /// stopped at exit otherwise).
     public static func makePrivate() throws -> PostgresServer {
-        _ = shared.binDirectory  // the shared server's exit handler stops private ones too
-        let server = PostgresServer(cluster: try start())
-        privateServers.withLock { $0.append(server) }
-        return server
+        PostgresServer(cluster: try start())
     }
 
     /// `pg_ctl stop -m MODE` and wait: "fast" ends every session (rolling back what is in
