@@ -484,13 +484,15 @@ public final class SwarmRunner: Sendable {
         ])
         let routine = schedule.routines[name]!
         schedule.holds[name] = nil
-        if schedule.storeFailure == nil, schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
+        // A run the ledger did not take ends the routine: its usage must stay in view.
+        let mayRunAgain = schedule.storeFailure == nil && schedule.unsettled[name] == nil
+        if mayRunAgain, schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
             // Back in the queue; the attempt does not count as a retry.
             schedule.attempts[name, default: 1] -= 1
             schedule.retry(name)
             return
         }
-        if schedule.storeFailure == nil, verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
+        if mayRunAgain, verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
             emit("retry", name, ["attempt": .number(JSONNumber(Int64(schedule.attempt(name) + 1)))])
             schedule.retry(name)
             return
