@@ -4,8 +4,8 @@ import PurserTestSupport
 import Synchronization
 import Testing
 
-/// A PostgreSQL that goes away and comes back, on a private server of the suite's own (the
-/// shared one serves every other test meanwhile). Nothing here measures time: the server
+/// A PostgreSQL that goes away and comes back, on the fault tests' own server (the shared
+/// one serves every other test meanwhile). Nothing here measures time: the server
 /// is stopped before the call that must wait, and started again from another thread. What
 /// blocks (the server's programs, calls that wait for it) runs `offPool`.
 @Suite("PostgreSQL outages", .serialized, .timeLimit(.minutes(3)))
@@ -31,11 +31,18 @@ struct PostgresOutageTests {
         }
     }
 
+    /// The fault tests' server (`giveBack()` it when done), a database of the test's own on
+    /// it, and a store on that.
     static func privateStore(retry: StoreRetry = StoreRetry()) async throws -> (PostgresServer, PostgresLedger, String) {
-        try await offPool {
-            let server = try PostgresServer.makePrivate()
-            let url = try server.makeDatabase()
-            return (server, try PostgresLedger(url: url, retry: retry), url)
+        let server = try await PostgresServer.borrowForFaults()
+        do {
+            return try await offPool {
+                let url = try server.makeDatabase()
+                return (server, try PostgresLedger(url: url, retry: retry), url)
+            }
+        } catch {
+            server.giveBack()
+            throw error
         }
     }
 
@@ -44,7 +51,7 @@ struct PostgresOutageTests {
     /// flight cannot charge twice).
     @Test func callsWaitForTheServerToComeBack() async throws {
         let (server, store, _) = try await Self.privateStore()
-        defer { server.stop() }
+        defer { server.giveBack() }
         let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit)))
         let first = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "a", amounts: Resources(credits: 10 * credit)))
 
@@ -67,7 +74,7 @@ struct PostgresOutageTests {
     /// supervisor makes once it is back is fenced, not taken for an earlier attempt of its own.
     @Test func aReclaimedHoldStaysFencedAcrossAReconnect() async throws {
         let (server, supervisor, url) = try await Self.privateStore()
-        defer { server.stop() }
+        defer { server.giveBack() }
         let team = try supervisor.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit)))
         let holder = try supervisor.acquireLease(holder: "away", ttlMs: 1)
         let node = try supervisor.reserve(ReserveRequest(
@@ -94,7 +101,7 @@ struct PostgresOutageTests {
         let notices = Mutex<[String]>([])
         let (server, store, _) = try await Self.privateStore(
             retry: StoreRetry(windowMs: 300) { message in notices.withLock { $0.append(message) } })
-        defer { server.stop() }
+        defer { server.giveBack() }
         let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 100 * credit)))
         let node = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "a", amounts: Resources(credits: 10 * credit)))
 

@@ -7,9 +7,9 @@ import Synchronization
 import Testing
 
 /// Swarms on a PostgreSQL ledger whose server restarts, or stops for good, while they run.
-/// Each test has a private server (the shared one serves every other test meanwhile); the
-/// server is stopped or restarted from the swarm's own event stream, and nothing asserts
-/// on time.
+/// Each test borrows the fault tests' server (the shared one serves every other test
+/// meanwhile); the server is stopped or restarted from the swarm's own event stream, and
+/// nothing asserts on time.
 @Suite("Store outages", .serialized, .timeLimit(.minutes(3)))
 struct StoreOutageTests {
     let home = Fixtures.temporaryHome()
@@ -55,18 +55,21 @@ struct StoreOutageTests {
         #expect(try ledger.store.verify().isEmpty)
     }
 
-    /// A private server and a database on it.
+    /// The fault tests' server (`giveBack()` it when done) and a database of the test's own on it.
     func privateServer() async throws -> (PostgresServer, String) {
-        try await offPool {
-            let server = try PostgresServer.makePrivate()
-            return (server, try server.makeDatabase())
+        let server = try await PostgresServer.borrowForFaults()
+        do {
+            return (server, try await offPool { try server.makeDatabase() })
+        } catch {
+            server.giveBack()
+            throw error
         }
     }
 
     /// `pg_ctl restart -m fast` once the first routine has started, as an operator would.
     @Test func aRestartMidSwarmLosesNothing() async throws {
         let (server, url) = try await privateServer()
-        defer { server.stop() }
+        defer { server.giveBack() }
         let restart = ServerChange()
         let (report, _, ledger) = try await run(try job(count: 20, concurrency: 4, sleepMs: 100), ledger: url) { event in
             guard event.kind == "start" else { return }
@@ -81,7 +84,7 @@ struct StoreOutageTests {
     /// is down, and wait for it.
     @Test func reservesAndSettlesWaitForTheServer() async throws {
         let (server, url) = try await privateServer()
-        defer { server.stop() }
+        defer { server.giveBack() }
         let reported = DispatchSemaphore(value: 0)
         let started = Atomic<Int>(0)
         let stop = Mutex<Result<Void, any Error>>(.success(()))
@@ -108,7 +111,7 @@ struct StoreOutageTests {
     /// knows, the usage of the routines that ran among it; nothing is `denied`.
     @Test func aServerGoneForGoodIsAStoreErrorWithTheReport() async throws {
         let (server, url) = try await privateServer()
-        defer { server.stop() }
+        defer { server.giveBack() }
         let path = try job(count: 6, concurrency: 2, sleepMs: 300)
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home

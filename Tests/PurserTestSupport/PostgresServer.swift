@@ -47,12 +47,34 @@ public final class PostgresServer: Sendable {
         started.withLock { $0.append(server) }
     }
 
-    /// A cluster of the caller's own, for tests that stop, start or restart the server: the
-    /// shared one serves every other test at the same time. `stop()` it when done (it is
-    /// stopped at exit otherwise).
-    public static func makePrivate() throws -> PostgresServer {
-        PostgresServer(cluster: try start())
+    /// The cluster for tests that stop, start or restart their server (the shared one
+    /// serves every other test meanwhile): one, made on first use and lent to one test at a
+    /// time, each making its own database on it. `giveBack()` it when done.
+    public static func borrowForFaults() async throws -> PostgresServer {
+        try await offPool {
+            faultTurn.wait()
+            do {
+                return try faultServer.get()
+            } catch {
+                faultTurn.signal()
+                throw error
+            }
+        }
     }
+
+    private static let faultServer = Result { () throws(PostgresServerError) in PostgresServer(cluster: try start()) }
+    private static let faultTurn = DispatchSemaphore(value: 1)
+
+    /// Starts the server again if the test left it stopped, then lends it to the next test.
+    public func giveBack() {
+        Thread {
+            if !self.isRunning { try? self.startServer() }
+            Self.faultTurn.signal()
+        }.start()
+    }
+
+    /// `pg_ctl status`: whether the server runs.
+    private var isRunning: Bool { (try? control("status", [])) != nil }
 
     /// `pg_ctl stop -m MODE` and wait: "fast" ends every session (rolling back what is in
     /// flight), "immediate" is a crash. The directory stays, for `startServer`.
