@@ -11,16 +11,22 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible {
         public static let invalidRequest = Code("invalid request")
         public static let stateDirectory = Code("state directory")
         public static let ledger = Code("ledger")
+        /// The ledger's store could not be reached, for the whole store retry window.
+        public static let store = Code("store")
         /// The run's sandbox level needs a layer this host lacks.
         public static let sandbox = Code("sandbox")
     }
 
     public let code: Code
     public let message: String
+    /// The run's report when the run ended but could not be settled: what it used is
+    /// known, and must not be lost with the error.
+    public var report: RunReport?
 
-    public init(code: Code, message: String) {
+    public init(code: Code, message: String, report: RunReport? = nil) {
         self.code = code
         self.message = message
+        self.report = report
     }
 
     public var description: String { message }
@@ -100,7 +106,7 @@ public struct Runtime: Sendable {
         if let hold = request.hold {
             held = (hold.node, hold.holder, nil)
         } else if let ledger {
-            held = try ledger.reserve(request)
+            held = try await ledger.reserve(request)
         }
         if let denial = held?.denial {
             return RunReport.denied(runID: runID, request: request, message: denial)
@@ -128,8 +134,12 @@ public struct Runtime: Sendable {
         report.usage.stepCredits = account.stepCredits
         report.usage.credits = min(report.usage.reportedCredits + account.charged + account.stepCredits, request.credits)
         if let ledger, let node = held?.node {
-            try ledger.settle(node, holder: held?.holder, report: report)
             report.ledgerNode = node.id
+            do {
+                try await ledger.settle(node, holder: held?.holder, report: report)
+            } catch {
+                throw RuntimeError(code: error.code, message: error.message, report: report)
+            }
         }
         return report
     }

@@ -49,12 +49,6 @@ final class StepLauncher: Sendable {
 
     /// Runs a step inside the caller's groups, and answers when it ends.
     func call(_ params: RoutineCallParams, callerGroups: RunCgroups?, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void) {
-        let prepared: Prepared
-        do {
-            prepared = try prepare(params, callerGroups: callerGroups)
-        } catch {
-            return reply(.failure(RPCError(code: ErrorCode.routineFailed, message: error.message, data: ["verdict": "denied", "credits": 0])))
-        }
         // Called while the caller's worker lives: its groups are there to hold until the step ends.
         callerGroups?.hold()
         running.withLock { running in
@@ -62,7 +56,7 @@ final class StepLauncher: Sendable {
             running.next += 1
             // Registered before it can end (which takes the lock to leave).
             running.tasks[id] = Task {
-                await self.run(prepared, params: params, reply: reply)
+                await self.run(params, callerGroups: callerGroups, reply: reply)
                 callerGroups?.unhold()
                 self.running.withLock { _ = $0.tasks.removeValue(forKey: id) }
             }
@@ -75,13 +69,38 @@ final class StepLauncher: Sendable {
     }
 
     private func run(
-        _ prepared: Prepared, params: RoutineCallParams, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void
+        _ params: RoutineCallParams, callerGroups: RunCgroups?, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void
     ) async {
+        // The registry and the reservation are store calls: on the store's threads, not
+        // the worker session's queue, whose timers must keep running meanwhile.
+        let preparing = await StoreThread.run { () -> Result<Prepared, RuntimeError> in
+            Result { () throws(RuntimeError) in try self.prepare(params, callerGroups: callerGroups) }
+        }
+        let prepared: Prepared
+        switch preparing {
+        case .success(let value): prepared = value
+        case .failure(let error):
+            // A store that is away is not a refusal of the budget.
+            let verdict = error.code == .store ? "error" : "denied"
+            return reply(.failure(RPCError(
+                code: ErrorCode.routineFailed, message: error.message, data: ["verdict": .string(verdict), "credits": 0])))
+        }
         defer { close(prepared.opened.fd) }
-        let report = try? await runtime.exec(prepared.request)
-        if report == nil {
-            _ = try? runtime.ledger?.store.settle(
-                prepared.node.id, usage: .none, outcome: "error", holder: prepared.request.hold?.holder)
+        let report: RunReport?
+        do throws(RuntimeError) {
+            report = try await runtime.exec(prepared.request)
+        } catch {
+            // Ended but not settled: settled again with what it used, else (never
+            // started) with nothing. The caller's own settle covers it either way.
+            report = error.report
+            let usage = error.report.map {
+                Usage(credits: $0.usage.credits.micros, timeMs: $0.usage.wallMs, memoryPeakBytes: $0.usage.memoryPeakBytes)
+            }
+            let store = runtime.ledger?.store
+            let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
+            await StoreThread.run {
+                _ = try? store?.settle(node, usage: usage ?? .none, outcome: report?.verdict.rawValue ?? "error", holder: holder)
+            }
         }
         let used = report?.usage.credits ?? .zero
         account.settleStep(held: params.credits, used: used)
@@ -125,6 +144,9 @@ final class StepLauncher: Sendable {
                 plugin: params.plugin, estimate: params.credits.micros, strategy: ReservationStrategy.exact.rawValue))
         } catch {
             account.settleStep(held: params.credits, used: .zero)
+            guard error.code != .storeFailed else {
+                throw RuntimeError(code: .store, message: "\(params.plugin): ledger: \(error.message)")
+            }
             throw refuse("\(params.plugin): \(error.message)")
         }
         let opened: PluginRegistry.OpenedPlugin

@@ -35,6 +35,8 @@ public struct RoutineOutcome: Sendable {
     public var report: RunReport?
     /// Served from the deterministic routine cache: no reservation, no spawn, no credits.
     public var cached = false
+    /// Why the run's settle failed, if it did: its usage is in `report`, not in the ledger.
+    public var settleError: String?
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -44,6 +46,10 @@ public struct RoutineOutcome: Sendable {
         if let output { object["output"] = output }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
         if cached { object["cached"] = true }
+        if let settleError {
+            object["settled"] = false
+            object["settleError"] = .string(settleError)
+        }
         if let report { object["usage"] = report.usage.json }
         // Which process ran it, and its how-manieth run that was (more than 1: a kept worker).
         if let report, let pid = report.pid, report.workerRun > 0 {
@@ -91,6 +97,9 @@ public struct SwarmReport: Sendable {
     public var swarmNode: NodeID?
     /// Why the swarm itself could not start (its team could not grant its reservation).
     public var denied: String?
+    /// The ledger's store stayed away past the store retry window: routines were left
+    /// unstarted or unsettled (each says which), and the report holds what is known.
+    public var storeError: String?
     public var routines: [RoutineOutcome]
     public var tiers: [TierSummary]
     public var analytics: Analytics?
@@ -100,7 +109,9 @@ public struct SwarmReport: Sendable {
         routines.reduce(into: [:]) { $0[$1.verdict, default: 0] += 1 }
     }
 
-    public var allOK: Bool { denied == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue } }
+    public var allOK: Bool {
+        denied == nil && storeError == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue && $0.settleError == nil }
+    }
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -112,6 +123,7 @@ public struct SwarmReport: Sendable {
         ]
         if let swarmNode { object["swarmNode"] = .number(JSONNumber(swarmNode)) }
         if let denied { object["denied"] = .string(denied) }
+        if let storeError { object["storeError"] = .string(storeError) }
         if let analytics {
             object["analytics"] = [
                 "reservationAccuracy": .number(JSONNumber(analytics.reservationAccuracy) ?? JSONNumber(0)),
@@ -135,8 +147,8 @@ public struct SwarmReport: Sendable {
 /// no wait can be part of a cycle: the swarm cannot deadlock. A routine that could not
 /// fit even with nothing else running is denied.
 public final class SwarmRunner: Sendable {
-    private let runtime: Runtime
-    private let job: JobFile
+    let runtime: Runtime
+    let job: JobFile
     private let onEvent: @Sendable (SwarmEvent) -> Void
     /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
     private let plugins: [String: PluginSource]
@@ -206,87 +218,15 @@ public final class SwarmRunner: Sendable {
         return .path(path)
     }
 
-    /// Runs the swarm, and keeps its report in the store for `purser runs`.
-    public func run() async throws(RuntimeError) -> SwarmReport {
-        let report = try await runSwarm()
-        try? runtime.ledger?.store.saveRun(RunRecord(
-            id: report.runID, swarm: report.swarm, team: report.team, ok: report.allOK, startedMs: report.startedMs,
-            report: report.json.serialized()))
-        return report
-    }
-
-    private func runSwarm() async throws(RuntimeError) -> SwarmReport {
-        let started = ContinuousClock.now
-        let runID = "s-" + Runtime.makeRunID().dropFirst(2)
-        let startedMs = unixMilliseconds()
-        let ledger = runtime.ledger!
-        let store = ledger.store
-        let team: Node
-        let holder: Holder
-        team = try openTeam(store)
-        do {
-            holder = try ledger.holder()
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        }
-        let swarm: Node
-        do {
-            swarm = try store.reserve(ReserveRequest(
-                parent: team.id, kind: .swarm, name: job.swarm.name,
-                amounts: Resources(credits: job.swarm.credits.micros, timeMs: job.swarm.timeMs, memoryBytes: job.swarm.memoryBytes),
-                tools: job.swarm.tools, holder: holder))
-        } catch where error.code == .insufficient || error.code == .toolNotPermitted {
-            emit("deny", nil, ["message": .string(error.message)])
-            return SwarmReport(
-                runID: runID, startedMs: startedMs,
-                swarm: job.swarm.name, team: job.team.name, swarmNode: nil, denied: error.message, routines: [], tiers: [],
-                analytics: nil, wallMs: milliseconds(since: started))
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        }
-        emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
-        let schedule = Schedule(job: job, swarm: swarm, holder: holder)
-        await runRoutines(schedule, store: store)
-        await schedule.workers.retireAll()
-        let outcome = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue } ? "ok" : "failed"
-        do {
-            _ = try store.settle(swarm.id, usage: .none, outcome: outcome, holder: holder)
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
-        }
-        emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(swarm.id))])
-        var report = report(schedule, store: store, swarm: swarm, team: team, started: started)
-        report.runID = runID
-        report.startedMs = startedMs
-        return report
-    }
-
-    /// The job's team; made from `team.budget` when it does not exist yet.
-    private func openTeam(_ store: any LedgerStore) throws(RuntimeError) -> Node {
-        if let team = try? store.team(named: job.team.name) { return team }
-        guard let budget = job.team.budget else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(job.file): team.name: there is no team named \(job.team.name), and team.budget is not given")
-        }
-        do throws(LedgerError) {
-            return try store.createTeam(TeamSpec(
-                name: job.team.name,
-                caps: Resources(credits: budget.credits.micros, timeMs: budget.timeMs, memoryBytes: budget.memoryBytes),
-                workers: budget.workers, tools: budget.tools))
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        }
-    }
-
     // MARK: - Scheduling
 
     enum Finished: Sendable {
-        case run(name: String, node: Node, report: RunReport?, error: String?)
+        /// `error` with a report: the run ended, but could not be settled.
+        case run(name: String, node: Node, report: RunReport?, error: RuntimeError?)
         case tick
     }
 
-    private func runRoutines(_ schedule: Schedule, store: any LedgerStore) async {
+    func runRoutines(_ schedule: Schedule, store: any LedgerStore) async {
         let runtime = self.runtime
         await withTaskGroup(of: Finished.self) { group in
             // Budget is looked at only when a run's end has been taken in (or at the start):
@@ -294,17 +234,19 @@ public final class SwarmRunner: Sendable {
             // routine overtake that run's dependents.
             var mayStart = true
             while true {
+                // Scheduling reads and writes the ledger: on the store's threads, not this task's.
                 // Cancelled (the supervisor was told to stop): nothing more starts, and what
                 // runs is cancelled through its task, settles and is reported.
-                for (name, node, request) in mayStart && !Task.isCancelled ? startWhatFits(schedule, store: store) : [] {
+                let starting = mayStart && !Task.isCancelled ? await StoreThread.run { self.startWhatFits(schedule, store: store) } : []
+                for (name, node, request) in starting {
                     // A task of its own, so that a preemption can cancel this one run.
                     let task = Task<Finished, Never> {
                         defer { if let fd = request.executableFD { close(fd) } }
-                        do {
+                        do throws(RuntimeError) {
                             let report = try await runtime.exec(request) { event in self.forward(event, routine: name) }
                             return .run(name: name, node: node, report: report, error: nil)
                         } catch {
-                            return .run(name: name, node: node, report: nil, error: "\(error)")
+                            return .run(name: name, node: node, report: error.report, error: error)
                         }
                     }
                     schedule.tasks[name] = task
@@ -313,11 +255,12 @@ public final class SwarmRunner: Sendable {
                 if schedule.running == 0 {
                     guard schedule.hasReady else { break }
                     if Task.isCancelled {
-                        schedule.concludeAllReady(.cancelled, "the swarm was cancelled before it started", self)
+                        schedule.concludeAllReady(RoutineOutcome(
+                            name: "", verdict: Verdict.cancelled.rawValue, attempts: 0, message: "the swarm was cancelled before it started"), self)
                         continue
                     }
                     // Nothing runs, so nothing will return budget: what still waits never fits.
-                    schedule.concludeAllReady(.denied, "does not fit in what the swarm has left, even with nothing else running", self)
+                    schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running", self)
                     continue
                 }
                 if schedule.hasReady && !schedule.ticking {
@@ -336,7 +279,7 @@ public final class SwarmRunner: Sendable {
                 case .run(let name, let node, let report, let error):
                     schedule.running -= 1
                     schedule.tasks[name] = nil
-                    finish(schedule, name, node, report, error, store: store)
+                    await StoreThread.run { self.finish(schedule, name, node, report, error, store: store) }
                     mayStart = true
                 }
             }
@@ -345,6 +288,10 @@ public final class SwarmRunner: Sendable {
 
     /// Reserves for every ready routine that may start now; returns the runs to start.
     private func startWhatFits(_ schedule: Schedule, store: any LedgerStore) -> [(String, Node, RunRequest)] {
+        if schedule.storeFailure != nil {
+            schedule.concludeAllReady(notStarted(), self)
+            return []
+        }
         schedule.expireWaits(job.swarm.queueTimeoutMs, self)
         if job.swarm.onConflict == .proportional { shareOut(schedule, store: store) }
         var starting: [(String, Node, RunRequest)] = []
@@ -383,8 +330,13 @@ public final class SwarmRunner: Sendable {
                     // The plugin's file changed since it was pinned: refused, and its hold goes back.
                     schedule.markRunning(name)
                     schedule.running -= 1
-                    finish(schedule, name, node, nil, error.message, store: store)
+                    finish(schedule, name, node, nil, error, store: store)
                 }
+            case .failure(let error) where error.code == .storeFailed:
+                // Not a denial: the team was never asked. Nothing more starts.
+                schedule.storeFailure = error.message
+                schedule.concludeAllReady(notStarted(), self)
+                return starting
             case .failure(let error) where error.code == .insufficient && job.swarm.onConflict != .fail:
                 if schedule.markQueued(name) { emit("queue", name, ["message": .string(error.message)]) }
                 if job.swarm.onConflict == .preempt { preemptFor(routine, schedule, store: store) }
@@ -521,9 +473,14 @@ public final class SwarmRunner: Sendable {
     }
 
     private func finish(
-        _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: String?, store: any LedgerStore
+        _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: RuntimeError?, store: any LedgerStore
     ) {
-        if report == nil {
+        if let error, let report {
+            // It ran, and the store did not take its settle: what it used is kept, for
+            // another try when the swarm ends, never replaced by nothing used.
+            schedule.unsettled[name] = (node, report)
+            if error.code == .store, schedule.storeFailure == nil { schedule.storeFailure = error.message }
+        } else if report == nil {
             // The run never started (a bad input, a missing file): its hold goes back whole.
             _ = try? store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
         }
@@ -534,13 +491,15 @@ public final class SwarmRunner: Sendable {
         ])
         let routine = schedule.routines[name]!
         schedule.holds[name] = nil
-        if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
+        // A run the ledger did not take ends the routine: its usage must stay in view.
+        let mayRunAgain = schedule.storeFailure == nil && schedule.unsettled[name] == nil
+        if mayRunAgain, schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
             // Back in the queue; the attempt does not count as a retry.
             schedule.attempts[name, default: 1] -= 1
             schedule.retry(name)
             return
         }
-        if verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
+        if mayRunAgain, verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
             emit("retry", name, ["attempt": .number(JSONNumber(Int64(schedule.attempt(name) + 1)))])
             schedule.retry(name)
             return
@@ -550,9 +509,12 @@ public final class SwarmRunner: Sendable {
         {
             cache.remember(key, report.output ?? .null)
         }
-        schedule.conclude(name, RoutineOutcome(
-            name: name, verdict: verdict, attempts: schedule.attempt(name), message: report?.error?.message ?? report?.message ?? error,
-            output: report?.output, ledgerNode: node.id, report: report), self)
+        var outcome = RoutineOutcome(
+            name: name, verdict: verdict, attempts: schedule.attempt(name),
+            message: report?.error?.message ?? report?.message ?? (report == nil ? error?.message : nil),
+            output: report?.output, ledgerNode: node.id, report: report)
+        if report != nil { outcome.settleError = error?.message }
+        schedule.conclude(name, outcome, self)
     }
 
     // MARK: - Reporting
@@ -577,11 +539,11 @@ public final class SwarmRunner: Sendable {
         }
     }
 
-    fileprivate func emit(_ kind: String, _ routine: String?, _ fields: [String: JSONValue]) {
+    func emit(_ kind: String, _ routine: String?, _ fields: [String: JSONValue]) {
         onEvent(SwarmEvent(atMs: unixMilliseconds(), kind: kind, routine: routine, fields: fields))
     }
 
-    private func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
+    func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
         let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0) }
         let tree = (try? store.tree(team: job.team.name)) ?? []
         let swarmNodes = tree.filter { $0.id == swarm.id }
@@ -602,8 +564,9 @@ public final class SwarmRunner: Sendable {
     }
 }
 
-/// Where each routine stands; touched only by the scheduling loop.
-private final class Schedule: @unchecked Sendable {
+/// Where each routine stands; touched only by the scheduling loop, one step at a time
+/// (steps that read or write the ledger run on `StoreThread`, awaited by the loop).
+final class Schedule: @unchecked Sendable {
     enum State {
         case waiting
         /// Its times are in `ready`.
@@ -621,6 +584,10 @@ private final class Schedule: @unchecked Sendable {
     /// Each started routine's input, templates filled (the cache's key).
     var inputs: [String: JSONValue] = [:]
     var outcomes: [String: RoutineOutcome] = [:]
+    /// Runs that ended but whose settle the store did not take, with what each used.
+    var unsettled: [String: (node: Node, report: RunReport)] = [:]
+    /// Why the store could not be used: nothing more starts once it is set.
+    var storeFailure: String?
     var running = 0
     /// Runs in flight, so that a preemption can cancel one, and what each holds.
     var tasks: [String: Task<SwarmRunner.Finished, Never>] = [:]
@@ -739,9 +706,17 @@ private final class Schedule: @unchecked Sendable {
         }
     }
 
-    func concludeAllReady(_ verdict: Verdict, _ message: String, _ runner: SwarmRunner) {
+    func denyAllReady(_ message: String, _ runner: SwarmRunner) {
+        concludeAllReady(RoutineOutcome(name: "", verdict: Verdict.denied.rawValue, attempts: 0, message: message), runner)
+    }
+
+    /// Ends every ready routine with `outcome` (its name and attempts filled in).
+    func concludeAllReady(_ outcome: RoutineOutcome, _ runner: SwarmRunner) {
         for name in ready.keys {
-            conclude(name, RoutineOutcome(name: name, verdict: verdict.rawValue, attempts: attempt(name), message: message), runner)
+            var mine = outcome
+            mine.name = name
+            mine.attempts = attempt(name)
+            conclude(name, mine, runner)
         }
     }
 
@@ -768,7 +743,7 @@ private final class Schedule: @unchecked Sendable {
     }
 }
 
-private func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
+func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
     let elapsed = ContinuousClock.now - start
     return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
 }

@@ -103,6 +103,15 @@ struct Exec: AsyncParsableCommand {
             report = try await task.value
         } catch let error as RuntimeError {
             try refuseIfSandboxUnavailable(error)
+            // It ran, but the store did not take its settle: what it used is still said.
+            if let report = error.report {
+                if json { print(report.json.serialized()) } else { printHuman(report) }
+            }
+            // The store away past PURSER_STORE_RETRY is a failure of the supervisor's, not bad input.
+            guard error.code != .store else {
+                printError("purser: " + error.message)
+                throw ExitCode(1)
+            }
             throw CommandLineError(message: error.message)
         }
         interrupts.stop()

@@ -14,7 +14,8 @@ struct Run: AsyncParsableCommand {
             names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
             routine's plugin needs (nothing is reserved; see `purser doctor`), 18 cancelled by
             SIGINT or SIGTERM (every run ends cancelled, settles and is reported; a second signal
-            stops at once), 1 supervisor failure.
+            stops at once), 1 supervisor failure, or the ledger's store away past
+            PURSER_STORE_RETRY (the report shows what is known).
             """)
 
     @Argument(help: "The job file.")
@@ -52,6 +53,8 @@ struct Run: AsyncParsableCommand {
             let runner = try SwarmRunner(runtime: runtime, job: parsed) { event in
                 sink?.write(event)
                 if let live { live.take(event) } else if !json { Self.show(event) }
+                // The store's retries and give-ups reach stderr whatever the mode.
+                if event.kind == "store", live == nil, json { printError("[purser] ledger: \(event.fields["message"]?.stringValue ?? "")") }
             }
             let task = Task { () -> Result<SwarmReport, RuntimeError> in
                 do throws(RuntimeError) { return .success(try await runner.run()) } catch { return .failure(error) }
@@ -71,6 +74,10 @@ struct Run: AsyncParsableCommand {
         sink?.close()
         Runtime.finishCleanup()
         if json { print(report.json.serialized()) } else { SwarmTables.print(report) }
+        if let storeError = report.storeError {
+            printError("purser: \(storeError) (the ledger's store is away: the report shows what is known)")
+            throw ExitCode(1)
+        }
         if interrupts.fired { throw ExitCode(ExitCodes.code(for: .cancelled)) }
         if report.denied != nil { throw ExitCode(ExitCodes.swarmDenied) }
         if !report.allOK { throw ExitCode(ExitCodes.swarmFailed) }
@@ -91,6 +98,8 @@ struct Run: AsyncParsableCommand {
         case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
         case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"
         case "retry": "\(name): retrying (attempt \(event.fields["attempt"]?.serialized() ?? ""))"
+        case "store": "ledger: \(event.fields["message"]?.stringValue ?? "")"
+        case "settle": "\(name): settled at last, \(event.fields["used"]?.serialized() ?? "0") used"
         case "verdict":
             "\(name): \(event.fields["verdict"]?.stringValue ?? "") — used \(event.fields["used"]?.serialized() ?? "0"), returned \(event.fields["returned"]?.serialized() ?? "0")"
         default: nil
@@ -131,7 +140,8 @@ enum SwarmTables {
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {
             let used = routine.report.map { "\($0.usage.credits)" } ?? "-"
-            Swift.print(row([routine.name, routine.cached ? "ok (cached)" : routine.verdict, "\(routine.attempts)", used, routine.message ?? ""]))
+            let verdict = routine.cached ? "ok (cached)" : routine.settleError != nil ? routine.verdict + " (not settled)" : routine.verdict
+            Swift.print(row([routine.name, verdict, "\(routine.attempts)", used, routine.settleError ?? routine.message ?? ""]))
         }
         Swift.print("")
         Swift.print(row(["tier", "nodes", "reserved", "used", "returned", "time used", "peak memory"]))
@@ -150,6 +160,9 @@ enum SwarmTables {
             ]))
         }
         Swift.print("")
+        if let storeError = report.storeError {
+            Swift.print("ledger: the store is away (\(storeError)); the tiers show what it holds, the routines what each used")
+        }
         Swift.print("verdicts: " + report.verdictCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         for routine in report.routines {
             // A sandbox that is not the whole untrusted profile is worth a line of its own.
