@@ -88,3 +88,38 @@ func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
     let elapsed = ContinuousClock.now - start
     return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
 }
+
+/// What a worker could make of `pieces` (bytes it was given): for each secret it recovers,
+/// how ("FILE: gunzip" ...), from Tests/Fixtures/httpd/reveal.py. Empty when none.
+func revealed(_ secrets: [String], in pieces: [[UInt8]]) throws -> [String] {
+    let folder = Fixtures.temporaryHome()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var paths: [String] = []
+    for (index, piece) in pieces.enumerated() {
+        paths.append(folder + "/piece-\(index)")
+        try Data(piece).write(to: URL(fileURLWithPath: paths[index]))
+    }
+    let script = Fixtures.file("Tests/Fixtures/httpd/reveal.py")
+    var found: [String] = []
+    for secret in secrets {
+        let run = try runCommand("/usr/bin/env", ["python3", script, secret] + paths)
+        guard run.status == 0 || run.status == 1, run.stderr.isEmpty else { throw RevealError(description: run.stderr) }
+        found += run.stdout.split(separator: "\n").map { "\(secret.prefix(6))…: \($0)" }
+    }
+    return found
+}
+
+struct RevealError: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension Result where Success == GatewayCallResult, Failure == GatewayFailure {
+    /// Everything the worker gets from this answer: each header line and the body, or the
+    /// error's message.
+    var workerView: [[UInt8]] {
+        switch self {
+        case .success(let result): result.headers.sorted { $0.key < $1.key }.map { Array("\($0.key): \($0.value)".utf8) } + [result.body]
+        case .failure(let failure): [Array(failure.message.utf8)]
+        }
+    }
+}
