@@ -74,7 +74,7 @@ struct GatewayRunTests {
         let config = try configFile()
         var seen: [String] = []
         for input in [
-            #"{"integration":"api","path":"/echo","headers":{"X-Probe":"1"}}"#,
+            #"{"integration":"api","path":"/echo","headers":{"X-Request-Id":"1"}}"#,
             #"{"integration":"keyed","path":"/echo"}"#,
             #"{"integration":"keyed","path":"/redirect","query":{"to":"/echo"}}"#,
             #"{"integration":"api","path":"/status/500"}"#,
