@@ -237,6 +237,9 @@ public final class Gateway: Sendable {
                 .responseTooLarge, "the response is larger than the integration's \(integration.maxResponseBytes) bytes"))
         }
         if response.timedOut { return .failure(GatewayFailure(.timeout, "the upstream did not answer in time")) }
+        // Refused like a redirect away from the base: the upstream is up, but what it sent
+        // is not passed on, and a worker that asked for it must not open the breaker.
+        if let refusal = ResponsePolicy.refusal(response) { return .failure(GatewayFailure(.invalidRequest, refusal)) }
         guard response.curlCode == 0, response.status > 0 else {
             return .failure(GatewayFailure(.upstreamUnavailable, "the upstream failed: \(response.error)"))
         }
