@@ -296,11 +296,15 @@ public struct CachePolicy: Sendable, Hashable {
     public var ttlMs: Int64
     /// Entries kept in memory (L1); the store keeps the rest.
     public var maxEntries = 256
+    /// Whether an answer cached for one team's run may answer another team's (`scope:
+    /// shared`); by default (`scope: team`) each team has its own.
+    public var shared = false
 
     init(_ value: ConfigValue) throws(ConfigError) {
-        let fields = try value.mapping(allowed: ["ttl", "maxEntries"])
+        let fields = try value.mapping(allowed: ["ttl", "maxEntries", "scope"])
         ttlMs = try fields.required("ttl").duration()
         guard ttlMs > 0 else { throw value.error("ttl must be positive") }
         maxEntries = Int(try fields["maxEntries"]?.int(in: 1...1_000_000) ?? 256)
+        shared = try fields["scope"]?.choice(["team", "shared"]) == "shared"
     }
 }

@@ -17,35 +17,40 @@ enum RequestPolicy {
             throw invalid("\(integration.name) does not allow \(params.method)")
         }
         guard params.body.count <= maxBodyBytes else { throw invalid("the body is larger than \(maxBodyBytes) bytes") }
-        let url = try url(path: params.path, query: params.query, integration)
+        let (url, asked) = try url(path: params.path, query: params.query, integration)
         var headers: [String] = []
         for (name, value) in params.headers.sorted(by: { $0.key < $1.key }) {
             guard HTTPHeaders.isToken(name), HTTPHeaders.isSafeValue(value) else { throw invalid("bad header '\(name)'") }
             try HeaderPolicy.check(name, value, integration)
             headers.append("\(name): \(value)")
         }
+        let variant = [asked] + params.headers.map { "\($0.key.lowercased()): \($0.value)" }.sorted()
         headers += credentialHeaders(integration)
         return UpstreamRequest(
             url: url, method: method, headers: headers, body: params.body,
             connectTimeoutMs: integration.connectTimeoutMs, totalTimeoutMs: integration.totalTimeoutMs,
-            maxResponseBytes: integration.maxResponseBytes)
+            maxResponseBytes: integration.maxResponseBytes, variant: variant)
     }
 
     /// The base's origin and path, then the worker's path: checked, never normalised, so
     /// that what was checked is what is sent; then checked again as libcurl parses it.
-    static func url(path: String, query: [String: String], _ integration: Integration) throws(GatewayFailure) -> String {
+    /// `asked` is the same URL without the credentials.
+    static func url(
+        path: String, query: [String: String], _ integration: Integration
+    ) throws(GatewayFailure) -> (sent: String, asked: String) {
         let (pathPart, rawQuery) = try PathPolicy.check(path)
         var queryItems = rawQuery.map { [$0] } ?? []
         queryItems += query.sorted { $0.key < $1.key }.map { "\(URLEncoding.component($0.key))=\(URLEncoding.component($0.value))" }
+        let base = integration.base
+        let asked = base.origin + base.path + pathPart + (queryItems.isEmpty ? "" : "?" + queryItems.joined(separator: "&"))
         for case .query(let name, let value) in integration.credentials {
             queryItems.append("\(URLEncoding.component(name))=\(URLEncoding.component(value))")
         }
-        let base = integration.base
         let url = base.origin + base.path + pathPart + (queryItems.isEmpty ? "" : "?" + queryItems.joined(separator: "&"))
         guard let parts = URLParts(url), parts.scheme == base.scheme, parts.host == base.host, parts.port == base.port,
             parts.pathAndQuery.hasPrefix(base.path + "/")
         else { throw invalid("'\(path)' does not stay under \(integration.name)'s base URL") }
-        return url
+        return (url, asked)
     }
 
     /// The next request after a redirect, if its target stays under the base.

@@ -256,6 +256,28 @@ struct GatewayRunTests {
         #expect(server.requests().contains { $0.header("Authorization") == "Bearer \(secretToken)" })
     }
 
+    /// Runs of two teams share a supervisor and its cache: the second team's call goes
+    /// upstream, its own second call is a hit.
+    @Test func aTeamsCachedAnswersAreNotAnotherTeams() async throws {
+        var runtime = try Runtime.withLedger(home: home)
+        runtime.gateway = try runtime.makeGateway(config: try apiConfig(server, "cache: { ttl: 1m }"))
+        let store = try #require(runtime.ledger?.store)
+        for team in ["a", "b"] {
+            _ = try store.createTeam(TeamSpec(name: team, caps: Resources(credits: 1_000_000_000, timeMs: 3_600_000, memoryBytes: 8 << 30), tools: ["api"]))
+        }
+        var cached: [String: [Bool]] = [:]
+        for team in ["a", "b", "b"] {
+            var request = Fixtures.run(Fixtures.product("fetch"), input: ["integration": "api", "path": "/count"], credits: 10)
+            request.tools = ["api"]
+            request.team = team
+            let report = try await runtime.exec(request)
+            #expect(report.verdict == .ok, "\(report.message ?? "")")
+            cached[team, default: []].append(report.output?["cached"]?.boolValue ?? true)
+        }
+        #expect(cached == ["a": [false], "b": [false, true]])
+        #expect(server.requests().count == 2)
+    }
+
     @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
         let bad = home + "/bad.yaml"
         try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"

@@ -63,10 +63,11 @@ func apiConfig(_ server: HTTPTestServer, _ extra: String = "", base: String? = n
 extension Gateway {
     func call(
         _ path: String, method: String = "GET", query: [String: String] = [:], headers: [String: String] = [:],
-        integration: String = "api", tools: Set<String> = ["api"], account: TestAccount, deadlineMs: Int64? = nil
+        integration: String = "api", tools: Set<String> = ["api"], account: TestAccount, deadlineMs: Int64? = nil,
+        team: String? = nil
     ) async -> Result<GatewayCallResult, GatewayFailure> {
         let params = GatewayCallParams(integration: integration, method: method, path: path, query: query, headers: headers)
-        let caller = GatewayCaller(runID: "r-test", tools: tools, deadlineMs: deadlineMs, account: account)
+        let caller = GatewayCaller(runID: "r-test", tools: tools, deadlineMs: deadlineMs, account: account, team: team)
         return await withCheckedContinuation { continuation in
             call(params, caller: caller) { continuation.resume(returning: $0) }
         }

@@ -38,6 +38,8 @@ struct GatewayConfigTests {
          "test.yaml:5: integrations.api.headers[0]: 'x-key' may never be set by a worker: it carries the integration's credential"),
         ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers: Accept\n",
          "test.yaml:4: integrations.api.headers: expected a list"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    cache: { ttl: 1m, scope: everyone }\n",
+         "test.yaml:4: integrations.api.cache.scope: 'everyone' is not one of"),
         ("integrations: [\n", "test.yaml:"),
     ])
     func badConfigsNameTheirField(yaml: String, expected: String) {
@@ -63,6 +65,7 @@ struct GatewayConfigTests {
               crm:
                 baseURL: https://crm.example.com/
                 headers: [Accept, X-Tenant-Hint]
+                cache: { ttl: 1m, scope: shared }
             """)
         let search = try #require(config.integration(named: "search"))
         #expect(search.base.description == "https://api.example.com/v1")
@@ -74,9 +77,11 @@ struct GatewayConfigTests {
         #expect(search.totalTimeoutMs == 10_000)
         #expect(search.maxResponseBytes == 1 << 20)
         #expect(search.cache?.ttlMs == 300_000)
+        #expect(search.cache?.shared == false)
         #expect(search.workerHeaders.contains("if-none-match") && !search.workerHeaders.contains("accept-encoding"))
         let crm = try #require(config.integration(named: "crm"))
         #expect(crm.workerHeaders == ["accept", "x-tenant-hint"])
+        #expect(crm.cache?.shared == true)
     }
 }
 
