@@ -29,7 +29,8 @@ enum HeaderPolicy {
     ]
     private static let reroutingPrefixes = ["x-forwarded-", "x-original-"]
 
-    /// Why no worker may set `name` (lower-cased) on `integration`'s calls, or nil.
+    /// Why no worker may set `name` (lower-cased) on the calls of an integration with
+    /// `configured` credentials, or nil.
     static func neverAllowed(_ name: String, credentials configured: [Credential]) -> String? {
         if framing.contains(name) { return "the gateway frames the request itself" }
         if credentials.contains(name) { return "it carries credentials" }
@@ -60,6 +61,8 @@ enum HeaderPolicy {
     /// Accept that asks for a charset (the answer re-encoded, as Accept-Charset would).
     static func check(_ name: String, _ value: String, _ integration: Integration) throws(GatewayFailure) {
         let lower = name.lowercased()
+        // The never-allowed check again: an Integration's fields are public, and one made
+        // or changed in code has not been through `allowList`.
         guard integration.workerHeaders.contains(lower), neverAllowed(lower, credentials: integration.credentials) == nil else {
             throw GatewayFailure(.invalidRequest, "\(integration.name) does not let a worker set the header '\(name)'")
         }
