@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """What a worker could make of the answers it got: does any of them hold the secret?
 
-    python3 reveal.py SECRET FILE...
+    python3 reveal.py -s SECRET [-s SECRET...] FILE...
 
-Each FILE holds bytes a worker was given (a body, a header line, an error message). The
+Each FILE holds bytes a worker was given (a body, a header line, an error message). Each
 secret is looked for, ignoring case, in each file and in all of them joined in order (the
 pieces of a split answer), as they are and after undoing, up to three deep, what a worker
 can undo on its own: gzip and zlib, raw deflate, rot13, base64, HTML and JSON escapes,
 percent-encoding, and decoding from any of a list of charsets. Prints one line per find,
-"FILE: step, step, ..." (FILE is "joined" for the join), and exits 1 if there was any; 0
-and prints nothing otherwise.
+"SECRET'S FIRST 6 CHARACTERS... in FILE: step, step, ..." (FILE is "joined" for the join),
+and exits 1 if there was any; 0 and prints nothing otherwise.
 """
 
+import argparse
 import base64
 import binascii
 import codecs
@@ -52,45 +53,46 @@ def steps(data):
             pass
 
 
-def search(data, secret, depth):
-    """The steps, at most `depth` of them, that reveal `secret` in `data`, or None."""
-    if secret in data.lower():
-        return []
-    if depth == 0 or len(data) > 1 << 20:
-        return None
-    for name, result in steps(data):
-        if result == data:
-            continue
-        found = search(result, secret, depth - 1)
-        if found is not None:
-            return [name] + found
-    return None
-
-
-def shortest(data, secret):
-    for depth in range(4):
-        found = search(data, secret, depth)
-        if found is not None:
-            return found
+def shortest(data, secrets, depth=3):
+    """(secret, steps) for the fewest steps, at most `depth`, that reveal a secret, or None.
+    Breadth first, each distinct text once."""
+    level, seen = [(data, [])], {data}
+    for _ in range(depth + 1):
+        following = []
+        for text, how in level:
+            lower = text.lower()
+            for secret in secrets:
+                if secret in lower:
+                    return secret, how
+            if len(how) == depth or len(text) > 1 << 20:
+                continue
+            for name, result in steps(text):
+                if result not in seen:
+                    seen.add(result)
+                    following.append((result, how + [name]))
+        level = following
     return None
 
 
 def main():
-    secret = sys.argv[1].encode().lower()
+    arguments = argparse.ArgumentParser(description="could a worker recover a secret from these bytes?")
+    arguments.add_argument("-s", "--secret", action="append", required=True)
+    arguments.add_argument("files", nargs="+")
+    parsed = arguments.parse_args()
+    secrets = [secret.encode().lower() for secret in parsed.secret]
     pieces = []
-    found = False
-    for path in sys.argv[2:]:
+    finds = []
+    for path in parsed.files:
         with open(path, "rb") as file:
             pieces.append(file.read())
-        how = shortest(pieces[-1], secret)
-        if how is not None:
-            print(f"{path}: {', '.join(how) or 'as is'}")
-            found = True
-    how = shortest(b"".join(pieces), secret) if len(pieces) > 1 and not found else None
-    if how is not None:
-        print(f"joined: {', '.join(how) or 'as is'}")
-        found = True
-    sys.exit(1 if found else 0)
+        finds.append((path, shortest(pieces[-1], secrets)))
+    if len(pieces) > 1 and not any(found for _, found in finds):
+        finds.append(("joined", shortest(b"".join(pieces), secrets)))
+    for path, found in finds:
+        if found:
+            secret, how = found
+            print(f"{secret[:6].decode(errors='replace')}... in {path}: {', '.join(how) or 'as is'}")
+    sys.exit(1 if any(found for _, found in finds) else 0)
 
 
 if __name__ == "__main__":
