@@ -225,13 +225,14 @@ static struct request *request_copy(const purser_http_request *in)
         memcpy(r->body, in->body, in->body_length);
     r->body_length = in->body_length;
 
-    int has_content_type = 0;
+    int has_content_type = 0, has_accept_encoding = 0;
     for (size_t i = 0; i < in->header_count; i++) {
         const char *line = in->headers[i];
         // CR or LF would let one header line inject others, or a second request.
         if (line == NULL || strpbrk(line, "\r\n") != NULL)
             goto fail;
         has_content_type |= header_has_name(line, "Content-Type");
+        has_accept_encoding |= header_has_name(line, "Accept-Encoding");
         struct curl_slist *grown = curl_slist_append(r->headers, line);
         if (grown == NULL)
             goto fail;
@@ -239,8 +240,14 @@ static struct request *request_copy(const purser_http_request *in)
     }
     // "Expect:" stops libcurl from waiting for 100-continue on large bodies. An empty
     // "Content-Type:" stops it from inventing application/x-www-form-urlencoded for a
-    // body whose type the caller did not state.
-    const char *extra[] = {"Expect:", has_content_type ? NULL : "Content-Type:"};
+    // body whose type the caller did not state. Identity asks for the body uncoded, so
+    // that there is nothing to decode (configure decodes what comes coded anyway), and
+    // replaces the list of codings libcurl would offer.
+    const char *extra[] = {
+        "Expect:",
+        has_content_type ? NULL : "Content-Type:",
+        has_accept_encoding ? NULL : "Accept-Encoding: identity",
+    };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
         if (extra[i] == NULL)
             continue;
@@ -329,8 +336,13 @@ static CURLcode configure(struct request *r, CURL *easy)
     SET(CURLOPT_NOPROXY, "*");
     // purser_url_split rejects credentials; this keeps an unchecked URL from sending them.
     SET(CURLOPT_DISALLOW_USERNAME_IN_URL, 1L);
-    // Bodies pass through as sent; the caller decides about Content-Encoding.
-    SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    // The body the caller gets is the one the upstream meant: libcurl undoes every content
+    // and transfer coding it was built with (gzip, deflate; br and zstd where linked), and
+    // fails the transfer with CURLE_BAD_CONTENT_ENCODING on any other, so a coded body never
+    // reaches a caller that reads it as plain bytes (the gateway's credential scrubber).
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_HTTP_CONTENT_DECODING, 1L);
+    SET(CURLOPT_HTTP_TRANSFER_DECODING, 1L);
     SET(CURLOPT_HTTPHEADER, r->headers);
     if (r->connect_timeout_ms > 0)
         SET(CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);

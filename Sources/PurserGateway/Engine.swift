@@ -11,6 +11,10 @@ struct UpstreamRequest: Sendable {
     var connectTimeoutMs: Int64
     var totalTimeoutMs: Int64
     var maxResponseBytes: Int64
+    /// What of the worker's request can change the answer: the URL as it asked for it
+    /// (without the credentials, the same for every call) and the header lines it set,
+    /// names lower-cased, sorted. What a GET's cached answer is kept under.
+    var variant: [String] = []
 }
 
 struct UpstreamResponse: Sendable {

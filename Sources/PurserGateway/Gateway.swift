@@ -35,19 +35,23 @@ public protocol GatewayAccount: Sendable {
     func settle(held: Credits?, charged: Credits, record: GatewayCallRecord)
 }
 
-/// Who is calling: the run's tools, its deadline, and what pays.
+/// Who is calling: the run's tools, its deadline, what pays, and for which team.
 public struct GatewayCaller: Sendable {
     public var runID: String
     public var tools: Set<String>
     /// Wall-clock milliseconds; no call runs past it.
     public var deadlineMs: Int64?
     public var account: any GatewayAccount
+    /// The team the run's reservation is drawn from: cached answers stay within it unless
+    /// the integration's cache is shared. nil for a run outside any team (no ledger).
+    public var team: String?
 
-    public init(runID: String, tools: Set<String>, deadlineMs: Int64?, account: any GatewayAccount) {
+    public init(runID: String, tools: Set<String>, deadlineMs: Int64?, account: any GatewayAccount, team: String? = nil) {
         self.runID = runID
         self.tools = tools
         self.deadlineMs = deadlineMs
         self.account = account
+        self.team = team
     }
 }
 
@@ -148,7 +152,9 @@ public final class Gateway: Sendable {
         } catch {
             return refuse(call, state, error)
         }
-        if let cached = lookUpCache(call, state) { return answerFromCache(call, state, cached) }
+        var call = call
+        call.cacheKey = cacheKey(call, state, request)
+        if let key = call.cacheKey, let cached = state.recall(key, store: store) { return answerFromCache(call, state, cached) }
         let admission: Admission
         do {
             admission = try state.admit(store: store)
@@ -237,6 +243,9 @@ public final class Gateway: Sendable {
                 .responseTooLarge, "the response is larger than the integration's \(integration.maxResponseBytes) bytes"))
         }
         if response.timedOut { return .failure(GatewayFailure(.timeout, "the upstream did not answer in time")) }
+        // Refused like a redirect away from the base: the upstream is up, but what it sent
+        // is not passed on, and a worker that asked for it must not open the breaker.
+        if let refusal = ResponsePolicy.refusal(response) { return .failure(GatewayFailure(.invalidRequest, refusal)) }
         guard response.curlCode == 0, response.status > 0 else {
             return .failure(GatewayFailure(.upstreamUnavailable, "the upstream failed: \(response.error)"))
         }
@@ -265,8 +274,8 @@ public final class Gateway: Sendable {
         switch outcome {
         case .success(let response):
             let result = state.answer(response, charged: charge)
-            if let cache = integration.cache, call.params.method.uppercased() == "GET", (200...299).contains(response.status) {
-                state.remember(cacheKey(call), result, ttlMs: cache.ttlMs, store: store)
+            if let key = call.cacheKey, let cache = integration.cache, (200...299).contains(response.status) {
+                state.remember(key, result, ttlMs: cache.ttlMs, store: store)
             }
             call.reply(.success(result))
         case .failure(var failure):
@@ -299,14 +308,15 @@ public final class Gateway: Sendable {
 
     // MARK: - Cache
 
-    private func cacheKey(_ call: Call) -> String {
-        let query = call.params.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
-        return "\(call.params.integration) GET \(call.params.path)?\(query)"
-    }
-
-    private func lookUpCache(_ call: Call, _ state: IntegrationState) -> GatewayCallResult? {
-        guard state.integration.cache != nil, call.params.method.uppercased() == "GET" else { return nil }
-        return state.recall(cacheKey(call), store: store)
+    /// What a GET's answer is cached under, in memory and in the store: everything that can
+    /// change it (the URL as asked and the worker's headers), and whose it is (the caller's
+    /// team, unless the integration shares answers). Each field length-prefixed, so that no
+    /// two requests share a key. nil for a call that is not cached.
+    private func cacheKey(_ call: Call, _ state: IntegrationState, _ request: UpstreamRequest) -> String? {
+        guard let cache = state.integration.cache, request.method == "GET" else { return nil }
+        let scope = cache.shared ? "shared" : "team:" + (call.caller.team ?? "")
+        let fields = ["v2", state.integration.name, scope] + request.variant
+        return fields.map { "\($0.utf8.count):\($0)" }.joined(separator: " ")
     }
 
     /// A cached answer costs no upstream call and no rate-limit or quota slot; it is
@@ -332,6 +342,8 @@ struct Call: Sendable {
     var caller: GatewayCaller
     var started: Int64
     var reply: @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
+    /// Set once the request is checked, for a call whose answer may be cached.
+    var cacheKey: String? = nil
 }
 
 extension Result {

@@ -61,6 +61,8 @@ public struct Integration: Sendable {
     public var base: BaseURL
     public var methods: Set<String>
     public var credentials: [Credential]
+    /// The request headers a worker may set, lower-cased (see `HeaderPolicy`).
+    public var workerHeaders: Set<String>
     public var rateLimit: RateLimit?
     public var maxConcurrent: Int?
     public var quotas: [Quota]
@@ -73,8 +75,8 @@ public struct Integration: Sendable {
     public var cache: CachePolicy?
 
     static let fields: Set<String> = [
-        "baseURL", "methods", "auth", "rateLimit", "maxConcurrent", "quotas", "cost", "timeouts", "maxResponseSize",
-        "retries", "breaker", "cache",
+        "baseURL", "methods", "auth", "headers", "rateLimit", "maxConcurrent", "quotas", "cost", "timeouts",
+        "maxResponseSize", "retries", "breaker", "cache",
     ]
     static let allMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -89,6 +91,7 @@ public struct Integration: Sendable {
         base = try BaseURL(fields.required("baseURL"))
         methods = try Self.methods(fields["methods"])
         credentials = try fields["auth"].map { (auth) throws(ConfigError) in try Credential.list(auth, resolver: resolver) } ?? []
+        workerHeaders = try HeaderPolicy.allowList(fields["headers"], credentials: credentials)
         rateLimit = try fields["rateLimit"].map { (limit) throws(ConfigError) in try RateLimit(limit) }
         maxConcurrent = try fields["maxConcurrent"].map { (limit) throws(ConfigError) in Int(try limit.int(in: 1...100_000)) }
         quotas = try fields["quotas"].map { (quotas) throws(ConfigError) in try Quota.list(quotas) } ?? []
@@ -293,11 +296,15 @@ public struct CachePolicy: Sendable, Hashable {
     public var ttlMs: Int64
     /// Entries kept in memory (L1); the store keeps the rest.
     public var maxEntries = 256
+    /// Whether an answer cached for one team's run may answer another team's (`scope:
+    /// shared`); by default (`scope: team`) each team has its own.
+    public var shared = false
 
     init(_ value: ConfigValue) throws(ConfigError) {
-        let fields = try value.mapping(allowed: ["ttl", "maxEntries"])
+        let fields = try value.mapping(allowed: ["ttl", "maxEntries", "scope"])
         ttlMs = try fields.required("ttl").duration()
         guard ttlMs > 0 else { throw value.error("ttl must be positive") }
         maxEntries = Int(try fields["maxEntries"]?.int(in: 1...1_000_000) ?? 256)
+        shared = try fields["scope"]?.choice(["team", "shared"]) == "shared"
     }
 }

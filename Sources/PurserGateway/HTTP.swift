@@ -40,13 +40,6 @@ enum HTTPHeaders {
         value.utf8.count <= 8192 && !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
     }
 
-    /// Headers a worker may not set: the connection and length are the gateway's, and
-    /// credentials come only from the config.
-    static let reserved: Set<String> = [
-        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-        "expect", "authorization", "proxy-authorization", "proxy-connection", "cookie",
-    ]
-
     /// Parses a raw header block into names (lower-cased) and values; repeated names are
     /// joined with ", ". Status lines and lines without a colon are skipped. Bytes, not
     /// characters: it runs on the HTTP engine's thread for every answer.

@@ -153,10 +153,9 @@ final class IntegrationState: Sendable {
 
     /// The answer a worker gets: headers and body with every secret scrubbed.
     func answer(_ response: UpstreamResponse, charged: Credits) -> GatewayCallResult {
-        var headers: [String: String] = [:]
-        for (name, value) in response.headers { headers[name] = scrubber.scrub(value) }
-        return GatewayCallResult(
-            status: response.status, headers: headers, body: scrubber.scrub(response.body), credits: charged, cached: false)
+        GatewayCallResult(
+            status: response.status, headers: ResponsePolicy.headers(response, scrubber), body: scrubber.scrub(response.body),
+            credits: charged, cached: false)
     }
 
     func recall(_ key: String, store: any GatewayStore) -> GatewayCallResult? {

@@ -2,11 +2,10 @@ import Glibc
 import PurserProtocol
 
 /// What a worker's call may become: a request under the integration's base URL and
-/// nowhere else, with the worker's headers minus those it may not set, plus the
-/// credentials. Anything else is `invalid_request`, refused before a byte leaves.
+/// nowhere else, with the worker's headers the integration allows, plus the credentials.
+/// Anything else is `invalid_request`, refused before a byte leaves.
 enum RequestPolicy {
     static let maxRedirects = 5
-    static let maxPathBytes = 4096
     static let maxBodyBytes = 8 << 20
     static let idempotent: Set<String> = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]
 
@@ -18,63 +17,40 @@ enum RequestPolicy {
             throw invalid("\(integration.name) does not allow \(params.method)")
         }
         guard params.body.count <= maxBodyBytes else { throw invalid("the body is larger than \(maxBodyBytes) bytes") }
-        let url = try url(path: params.path, query: params.query, integration)
+        let (url, asked) = try url(path: params.path, query: params.query, integration)
         var headers: [String] = []
         for (name, value) in params.headers.sorted(by: { $0.key < $1.key }) {
             guard HTTPHeaders.isToken(name), HTTPHeaders.isSafeValue(value) else { throw invalid("bad header '\(name)'") }
-            guard !isReserved(name, integration) else { throw invalid("a worker may not set the header '\(name)'") }
+            try HeaderPolicy.check(name, value, integration)
             headers.append("\(name): \(value)")
         }
+        let variant = [asked] + params.headers.map { "\($0.key.lowercased()): \($0.value)" }.sorted()
         headers += credentialHeaders(integration)
         return UpstreamRequest(
             url: url, method: method, headers: headers, body: params.body,
             connectTimeoutMs: integration.connectTimeoutMs, totalTimeoutMs: integration.totalTimeoutMs,
-            maxResponseBytes: integration.maxResponseBytes)
+            maxResponseBytes: integration.maxResponseBytes, variant: variant)
     }
 
     /// The base's origin and path, then the worker's path: checked, never normalised, so
     /// that what was checked is what is sent; then checked again as libcurl parses it.
-    static func url(path: String, query: [String: String], _ integration: Integration) throws(GatewayFailure) -> String {
-        let (pathPart, rawQuery) = try checkedPath(path)
+    /// `asked` is the same URL without the credentials.
+    static func url(
+        path: String, query: [String: String], _ integration: Integration
+    ) throws(GatewayFailure) -> (sent: String, asked: String) {
+        let (pathPart, rawQuery) = try PathPolicy.check(path)
         var queryItems = rawQuery.map { [$0] } ?? []
         queryItems += query.sorted { $0.key < $1.key }.map { "\(URLEncoding.component($0.key))=\(URLEncoding.component($0.value))" }
+        let base = integration.base
+        let asked = base.origin + base.path + pathPart + (queryItems.isEmpty ? "" : "?" + queryItems.joined(separator: "&"))
         for case .query(let name, let value) in integration.credentials {
             queryItems.append("\(URLEncoding.component(name))=\(URLEncoding.component(value))")
         }
-        let base = integration.base
         let url = base.origin + base.path + pathPart + (queryItems.isEmpty ? "" : "?" + queryItems.joined(separator: "&"))
         guard let parts = URLParts(url), parts.scheme == base.scheme, parts.host == base.host, parts.port == base.port,
             parts.pathAndQuery.hasPrefix(base.path + "/")
         else { throw invalid("'\(path)' does not stay under \(integration.name)'s base URL") }
-        return url
-    }
-
-    /// A path relative to the base: starts with "/", printable ASCII, no fragment, no
-    /// backslash, no empty, "." or ".." segment — also once percent-decoded, and no
-    /// encoded "%" (double encoding) or "/" either.
-    static func checkedPath(_ path: String) throws(GatewayFailure) -> (path: String, query: String?) {
-        guard !path.isEmpty, path.utf8.count <= maxPathBytes else { throw invalid("the path must be 1 to \(maxPathBytes) bytes") }
-        guard path.hasPrefix("/") else { throw invalid("the path must start with '/' (it is relative to the base URL)") }
-        guard path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "#") }) else {
-            throw invalid("the path may hold printable ASCII only, without '\\' or '#' (percent-encode the rest)")
-        }
-        let split = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let pathPart = split[0]
-        guard let decoded = URLEncoding.decode(pathPart) else { throw invalid("the path has a malformed %-escape") }
-        if decoded.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "\\") }) {
-            throw invalid("the path decodes to a control character, '%' or '\\'")
-        }
-        let rawSegments = pathPart.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        for (index, segment) in rawSegments.enumerated() {
-            guard let bytes = URLEncoding.decode(segment) else { throw invalid("the path has a malformed %-escape") }
-            if bytes.contains(UInt8(ascii: "/")) { throw invalid("the path may not hold an encoded '/'") }
-            let isLast = index == rawSegments.count - 1
-            if (bytes.isEmpty && !isLast) || bytes == [0x2E] || bytes == [0x2E, 0x2E] {
-                throw invalid("the path may not hold empty, '.' or '..' segments")
-            }
-        }
-        if split.count > 1, URLEncoding.decode(split[1]) == nil { throw invalid("the query has a malformed %-escape") }
-        return (String(pathPart), split.count > 1 ? String(split[1]) : nil)
+        return (url, asked)
     }
 
     /// The next request after a redirect, if its target stays under the base.
@@ -94,7 +70,7 @@ enum RequestPolicy {
         guard relative.hasPrefix(base.path + "/") else {
             throw GatewayFailure(.invalidRequest, "the upstream redirected outside \(integration.name)'s base path; not followed")
         }
-        _ = try checkedPath(String(relative.dropFirst(base.path.count)))
+        _ = try PathPolicy.check(String(relative.dropFirst(base.path.count)))
         var next = request
         next.url = target
         for case .query(let name, let value) in integration.credentials where !target.contains(URLEncoding.component(name) + "=") {
@@ -114,15 +90,6 @@ enum RequestPolicy {
             case .basic(let user, let password): "Authorization: Basic " + Base64Text.encode(Array("\(user):\(password)".utf8))
             case .query: nil
             }
-        }
-    }
-
-    private static func isReserved(_ name: String, _ integration: Integration) -> Bool {
-        let lower = name.lowercased()
-        if HTTPHeaders.reserved.contains(lower) { return true }
-        return integration.credentials.contains { credential in
-            if case .header(let header, _) = credential { return header.lowercased() == lower }
-            return false
         }
     }
 

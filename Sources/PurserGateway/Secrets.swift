@@ -30,11 +30,12 @@ public enum Credential: Sendable, Hashable {
         return credentials
     }
 
-    /// Forms in which the secret could come back: as set, percent-encoded, base64 for basic auth.
+    /// The secrets in the credential, as the upstream receives them; `Scrubber` adds the
+    /// encodings and escapes they could come back in.
     var secretForms: [String] {
         switch self {
         case .header(_, let value): [value] + Self.tokens(value)
-        case .query(_, let value): [value, URLEncoding.component(value)]
+        case .query(_, let value): [value]
         case .basic(let user, let password): [password, Base64Text.encode(Array("\(user):\(password)".utf8))]
         }
     }
@@ -86,52 +87,5 @@ struct SecretResolver {
         default:
             throw value.error("expected ${env:NAME} or ${secret:NAME}, found ${\(reference)}")
         }
-    }
-}
-
-/// Replaces every secret in what goes back to a worker or into a log.
-struct Scrubber: Sendable {
-    static let mask = "[redacted]"
-    private let secrets: [[UInt8]]
-
-    init(_ credentials: [Credential]) {
-        // Short values would redact ordinary text; a credential that short is no secret.
-        let forms = credentials.flatMap(\.secretForms).filter { $0.utf8.count >= 6 }
-        secrets = Array(Set(forms)).sorted { $0.utf8.count > $1.utf8.count }.map { Array($0.utf8) }
-    }
-
-    var isEmpty: Bool { secrets.isEmpty }
-
-    func scrub(_ text: String) -> String {
-        guard !secrets.isEmpty else { return text }
-        let bytes = scrub(Array(text.utf8))
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    func scrub(_ bytes: [UInt8]) -> [UInt8] {
-        guard !secrets.isEmpty else { return bytes }
-        var output = bytes
-        for secret in secrets { output = Self.replace(secret, in: output) }
-        return output
-    }
-
-    private static func replace(_ needle: [UInt8], in haystack: [UInt8]) -> [UInt8] {
-        guard needle.count <= haystack.count, let first = needle.first else { return haystack }
-        var output: [UInt8] = []
-        output.reserveCapacity(haystack.count)
-        var index = 0
-        let mask = Array(Self.mask.utf8)
-        while index < haystack.count {
-            if haystack[index] == first, index + needle.count <= haystack.count,
-                haystack[index..<index + needle.count].elementsEqual(needle)
-            {
-                output += mask
-                index += needle.count
-            } else {
-                output.append(haystack[index])
-                index += 1
-            }
-        }
-        return output
     }
 }

@@ -26,6 +26,9 @@ final class RunAccount: GatewayAccount {
     }
 
     let budget: Credits
+    /// The team the run's reservation is drawn from, for the gateway's cache scope; nil
+    /// without a ledger.
+    let team: String?
     private let state = Mutex(State())
     /// Calls holding credits.
     private let holding = DispatchGroup()
@@ -35,10 +38,11 @@ final class RunAccount: GatewayAccount {
 
     /// `onRecord` sees each call as it ends; `writer` gets them in batches, on a serial queue.
     init(
-        budget: Credits, onRecord: @escaping @Sendable (GatewayCallRecord) -> Void,
+        budget: Credits, team: String?, onRecord: @escaping @Sendable (GatewayCallRecord) -> Void,
         writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
     ) {
         self.budget = budget
+        self.team = team
         self.onRecord = onRecord
         self.writer = writer
     }

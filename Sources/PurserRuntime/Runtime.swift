@@ -115,7 +115,8 @@ public struct Runtime: Sendable {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }
         let account = RunAccount(
-            budget: request.credits, onRecord: { onEvent(.gatewayCall($0)) }, writer: writer(held?.node, holder: held?.holder, onEvent))
+            budget: request.credits, team: held?.node?.team ?? request.team, onRecord: { onEvent(.gatewayCall($0)) },
+            writer: writer(held?.node, holder: held?.holder, onEvent))
         let steps = ledger.flatMap { _ in held?.node }.map { node in
             StepLauncher(
                 runtime: self, parent: node, holder: held?.holder, account: account, depth: request.depth,

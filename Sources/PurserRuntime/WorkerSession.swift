@@ -361,7 +361,9 @@ final class WorkerSession: @unchecked Sendable {
     private func updateAcceptsCalls() {
         let accepting = phase == .running && stop != .protocolViolation
         let current = accepting
-            ? account.map { GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: $0) }
+            ? account.map {
+                GatewayCaller(runID: runID, tools: Set(budget.tools), deadlineMs: budget.deadlineMs, account: $0, team: $0.team)
+            }
             : nil
         caller.withLock { $0 = current }
     }

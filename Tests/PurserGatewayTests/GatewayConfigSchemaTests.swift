@@ -81,6 +81,10 @@ struct GatewayConfigSchemaTests {
         api("retries: { max: 0, backoff: 0ms, maxBackoff: 1m }"),
         api("breaker: { failures: 10000, coolDown: 0 }"),
         api("cache: { ttl: 1.5s, maxEntries: 1 }"),
+        api("cache: { ttl: 1m, scope: shared }"),
+        api("cache: { ttl: 1m, scope: team }"),
+        api("headers: [Accept, x-trace, If-None-Match, X-Forwarded, X-Originals]"),
+        api("headers: []"),
         "integrations:\n  a.b_c-9:\n    baseURL: https://[::1]:8443\n  Z:\n    baseURL: HTTP://example.com\n",
     ])
     func goodConfigs(yaml: String) throws {
@@ -123,6 +127,16 @@ struct GatewayConfigSchemaTests {
         api("cache: { maxEntries: 10 }"),
         api("cache: { ttl: 0 }"),
         api("breaker: { failures: 0 }"),
+        api("cache: { ttl: 1m, scope: everyone }"),
+        api("headers: Accept"),
+        api("headers: [\"Bad Header\"]"),
+        api("headers: [Accept, range]"),
+        api("headers: [X-Forwarded-Host]"),
+        api("headers: [x-original-url]"),
+        api("headers: [X-HTTP-Method-Override]"),
+        api("headers: [ACCEPT-ENCODING]"),
+        api("headers: [Cookie]"),
+        api("headers: [Host]"),
         "integrations: {}\n",
         "integrations:\n",
         "secretsFile: \"\"\nintegrations:\n  api:\n    baseURL: http://example.com/\n",
@@ -142,7 +156,7 @@ struct GatewayConfigSchemaTests {
     @Test("protocol/GATEWAY.md and the README document every field the schema has")
     func documented() throws {
         let fields = try #require(try Self.integrationFields())
-        #expect(fields.count == 12)
+        #expect(fields.count == 13)
         for file in ["protocol/GATEWAY.md", "README.md"] {
             let text = try String(contentsOfFile: Fixtures.file(file), encoding: .utf8)
             for field in fields { #expect(text.contains("| `\(field)` |"), "\(file) lacks \(field)") }

@@ -74,7 +74,7 @@ struct GatewayRunTests {
         let config = try configFile()
         var seen: [String] = []
         for input in [
-            #"{"integration":"api","path":"/echo","headers":{"X-Probe":"1"}}"#,
+            #"{"integration":"api","path":"/echo","headers":{"X-Request-Id":"1"}}"#,
             #"{"integration":"keyed","path":"/echo"}"#,
             #"{"integration":"keyed","path":"/redirect","query":{"to":"/echo"}}"#,
             #"{"integration":"api","path":"/status/500"}"#,
@@ -223,6 +223,61 @@ struct GatewayRunTests {
         #expect(try store.verify().isEmpty)
     }
 
+    /// A sandboxed worker asks for every shape of answer that could carry the credential
+    /// past the scrubber: compressed, partial, in another charset, escaped, reflected. What
+    /// it got, undone every way it could, holds no credential.
+    @Test func aWorkerThatAsksForCompressedPartialOrReEncodedAnswersGetsNoCredential() async throws {
+        var calls = [
+            #"{"integration":"api","path":"/echo","headers":{"Accept-Encoding":"gzip"}}"#,
+            #"{"integration":"api","path":"/echo","query":{"ce":"gzip,gzip"}}"#,
+            #"{"integration":"api","path":"/echo","query":{"ce":"rot13"}}"#,
+            #"{"integration":"api","path":"/echo","headers":{"Accept-Charset":"utf-16"}}"#,
+            #"{"integration":"api","path":"/echo","query":{"charset":"utf-16-be"}}"#,
+            #"{"integration":"api","path":"/echo","query":{"reflect":"1"}}"#,
+        ]
+        calls += stride(from: 0, to: 800, by: 50).map {
+            #"{"integration":"api","path":"/echo","headers":{"Range":"bytes=\#($0)-\#($0 + 49)"}}"#
+        }
+        let report = try await gatewayRuntime().exec(
+            Fixtures.hostile("gatewaysteal", environment: ["HOSTILE_CALLS": calls.joined(separator: "\n")]).withTools(["api"]))
+        #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
+        let answers = try #require(report.output?.arrayValue)
+        #expect(answers.count == calls.count)
+        var pieces: [[UInt8]] = []
+        for answer in answers {
+            if let body = answer["body"]?.stringValue {
+                pieces.append(answer["bodyEncoding"] == "base64" ? Base64Text.decode(body) ?? [] : Array(body.utf8))
+            }
+            for (name, value) in answer["headers"]?.objectValue ?? [:] { pieces.append(Array("\(name): \(value.stringValue ?? "")".utf8)) }
+            if let message = answer["message"]?.stringValue { pieces.append(Array(message.utf8)) }
+        }
+        let found = try revealed([secretToken], in: pieces)
+        #expect(found.isEmpty, "the worker recovers the credential: \(found)")
+        #expect(server.requests().contains { $0.header("Authorization") == "Bearer \(secretToken)" })
+    }
+
+    /// Runs of two teams share a supervisor and its cache: the second team's call goes
+    /// upstream, its own second call is a hit.
+    @Test func aTeamsCachedAnswersAreNotAnotherTeams() async throws {
+        var runtime = try Runtime.withLedger(home: home)
+        runtime.gateway = try runtime.makeGateway(config: try apiConfig(server, "cache: { ttl: 1m }"))
+        let store = try #require(runtime.ledger?.store)
+        for team in ["a", "b"] {
+            _ = try store.createTeam(TeamSpec(name: team, caps: Resources(credits: 1_000_000_000, timeMs: 3_600_000, memoryBytes: 8 << 30), tools: ["api"]))
+        }
+        var cached: [String: [Bool]] = [:]
+        for team in ["a", "b", "b"] {
+            var request = Fixtures.run(Fixtures.product("fetch"), input: ["integration": "api", "path": "/count"], credits: 10)
+            request.tools = ["api"]
+            request.team = team
+            let report = try await runtime.exec(request)
+            #expect(report.verdict == .ok, "\(report.message ?? "")")
+            cached[team, default: []].append(report.output?["cached"]?.boolValue ?? true)
+        }
+        #expect(cached == ["a": [false], "b": [false, true]])
+        #expect(server.requests().count == 2)
+    }
+
     @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
         let bad = home + "/bad.yaml"
         try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"
@@ -240,6 +295,14 @@ struct GatewayRunTests {
         #expect(api["refused"]?["rate_limited"] == 1, "a burst of 2 at 5/s admits 2 of 3 at once")
         #expect(api["quotas"]?[0]?["usedRequests"] == 2)
         #expect(api["breaker"] == "closed")
+    }
+}
+
+extension RunRequest {
+    fileprivate func withTools(_ tools: [String]) -> RunRequest {
+        var request = self
+        request.tools = tools
+        return request
     }
 }
 

@@ -63,10 +63,11 @@ func apiConfig(_ server: HTTPTestServer, _ extra: String = "", base: String? = n
 extension Gateway {
     func call(
         _ path: String, method: String = "GET", query: [String: String] = [:], headers: [String: String] = [:],
-        integration: String = "api", tools: Set<String> = ["api"], account: TestAccount, deadlineMs: Int64? = nil
+        integration: String = "api", tools: Set<String> = ["api"], account: TestAccount, deadlineMs: Int64? = nil,
+        team: String? = nil
     ) async -> Result<GatewayCallResult, GatewayFailure> {
         let params = GatewayCallParams(integration: integration, method: method, path: path, query: query, headers: headers)
-        let caller = GatewayCaller(runID: "r-test", tools: tools, deadlineMs: deadlineMs, account: account)
+        let caller = GatewayCaller(runID: "r-test", tools: tools, deadlineMs: deadlineMs, account: account, team: team)
         return await withCheckedContinuation { continuation in
             call(params, caller: caller) { continuation.resume(returning: $0) }
         }
@@ -87,4 +88,35 @@ extension Result where Success == GatewayCallResult, Failure == GatewayFailure {
 func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
     let elapsed = ContinuousClock.now - start
     return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+}
+
+/// What a worker could make of `pieces` (bytes it was given): for each secret it recovers,
+/// how ("FILE: gunzip" ...), from Tests/Fixtures/httpd/reveal.py. Empty when none.
+func revealed(_ secrets: [String], in pieces: [[UInt8]]) throws -> [String] {
+    let folder = Fixtures.temporaryHome()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var paths: [String] = []
+    for (index, piece) in pieces.enumerated() {
+        paths.append(folder + "/piece-\(index)")
+        try Data(piece).write(to: URL(fileURLWithPath: paths[index]))
+    }
+    let script = Fixtures.file("Tests/Fixtures/httpd/reveal.py")
+    let run = try runCommand("/usr/bin/env", ["python3", script] + secrets.flatMap { ["-s", $0] } + paths)
+    guard run.status == 0 || run.status == 1, run.stderr.isEmpty else { throw RevealError(description: run.stderr) }
+    return run.stdout.split(separator: "\n").map(String.init)
+}
+
+struct RevealError: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension Result where Success == GatewayCallResult, Failure == GatewayFailure {
+    /// Everything the worker gets from this answer: each header line and the body, or the
+    /// error's message.
+    var workerView: [[UInt8]] {
+        switch self {
+        case .success(let result): result.headers.sorted { $0.key < $1.key }.map { Array("\($0.key): \($0.value)".utf8) } + [result.body]
+        case .failure(let failure): [Array(failure.message.utf8)]
+        }
+    }
 }

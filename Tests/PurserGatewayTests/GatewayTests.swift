@@ -24,6 +24,22 @@ struct GatewayConfigTests {
          "test.yaml:5: integrations.api.quotas[0].per: 'week' is not one of"),
         ("integrations:\n  api:\n    baseURL: http://example.com/\n    cost: { perRequest: -1 }\n",
          "test.yaml:4: integrations.api.cost.perRequest:"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers: [Authorization]\n",
+         "test.yaml:4: integrations.api.headers[0]: 'Authorization' may never be set by a worker"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers:\n      - Accept\n      - X-Forwarded-Host\n",
+         "test.yaml:6: integrations.api.headers[1]: 'X-Forwarded-Host' may never be set by a worker"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers: [Accept, range]\n",
+         "test.yaml:4: integrations.api.headers[1]: 'range' may never be set by a worker"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers: [X-HTTP-Method-Override]\n",
+         "integrations.api.headers[0]: 'X-HTTP-Method-Override' may never be set by a worker"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers: [\"Bad Header\"]\n",
+         "test.yaml:4: integrations.api.headers[0]: 'Bad Header' is not a header name"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    auth: { header: X-Key, value: k }\n    headers: [x-key]\n",
+         "test.yaml:5: integrations.api.headers[0]: 'x-key' may never be set by a worker: it carries the integration's credential"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    headers: Accept\n",
+         "test.yaml:4: integrations.api.headers: expected a list"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    cache: { ttl: 1m, scope: everyone }\n",
+         "test.yaml:4: integrations.api.cache.scope: 'everyone' is not one of"),
         ("integrations: [\n", "test.yaml:"),
     ])
     func badConfigsNameTheirField(yaml: String, expected: String) {
@@ -46,6 +62,10 @@ struct GatewayConfigTests {
                 timeouts: { connect: 2s, total: 10s }
                 maxResponseSize: 1MiB
                 cache: { ttl: 5m }
+              crm:
+                baseURL: https://crm.example.com/
+                headers: [Accept, X-Tenant-Hint]
+                cache: { ttl: 1m, scope: shared }
             """)
         let search = try #require(config.integration(named: "search"))
         #expect(search.base.description == "https://api.example.com/v1")
@@ -57,6 +77,11 @@ struct GatewayConfigTests {
         #expect(search.totalTimeoutMs == 10_000)
         #expect(search.maxResponseBytes == 1 << 20)
         #expect(search.cache?.ttlMs == 300_000)
+        #expect(search.cache?.shared == false)
+        #expect(search.workerHeaders.contains("if-none-match") && !search.workerHeaders.contains("accept-encoding"))
+        let crm = try #require(config.integration(named: "crm"))
+        #expect(crm.workerHeaders == ["accept", "x-tenant-hint"])
+        #expect(crm.cache?.shared == true)
     }
 }
 
@@ -149,13 +174,13 @@ struct GatewayCallTests {
     @Test func callsGoUpstreamWithTheCredentialAndComeBackWithout() async throws {
         let gateway = try Gateway(config: apiConfig(server, "cost: { perRequest: 1 }"))
         let account = TestAccount()
-        let result = await gateway.call("/echo", query: ["q": "a b"], headers: ["X-Trace": "t1"], account: account)
+        let result = await gateway.call("/echo", query: ["q": "a b"], headers: ["X-Request-Id": "t1"], account: account)
         #expect(result.status == 200)
         #expect(result.bodyText.contains("[redacted]"))
         #expect(!result.bodyText.contains(secretToken))
         let seen = try #require(server.requests().last)
         #expect(seen.header("Authorization") == "Bearer \(secretToken)")
-        #expect(seen.header("X-Trace") == "t1")
+        #expect(seen.header("X-Request-Id") == "t1")
         #expect(seen.path == "/echo?q=a%20b")
         #expect(account.charged == Credits(whole: 1))
         #expect(account.records.last?.status == 200)

@@ -18,7 +18,8 @@ typedef struct purser_http_request {
     const char *method;              // "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
     const char *const *headers;      // "Name: value" lines, without CRLF (CR or LF makes submit fail).
                                      // libcurl's conventions apply: "Name:" with an empty value removes
-                                     // a header libcurl would add, "Name;" sends it empty.
+                                     // a header libcurl would add, "Name;" sends it empty. Without an
+                                     // Accept-Encoding line, "Accept-Encoding: identity" is sent.
     size_t header_count;
     const uint8_t *body;             // may be NULL when body_length is 0
     size_t body_length;
@@ -37,7 +38,8 @@ typedef struct purser_http_response {
     int timed_out;                   // 1 on CURLE_OPERATION_TIMEDOUT
     const char *headers;             // raw header block of the last response ("HTTP/1.1 200 OK\r\nName: v\r\n...")
     size_t headers_length;
-    const uint8_t *body;             // NULL when empty
+    const uint8_t *body;             // NULL when empty. Decoded: content and transfer codings undone
+                                     // (a coding libcurl cannot undo fails the request, curl_code 61)
     size_t body_length;
     double total_seconds;
     const char *error;               // libcurl's error text, "" when none

@@ -789,6 +789,56 @@ static void run_steal(const Message *m) {
     answer_run_output_from_out();
 }
 
+static void handle_message(const char *line, size_t len);
+
+/* gatewaysteal: sends each line of HOSTILE_CALLS as the params of a gateway/call, one at a
+ * time, and answers the run with the list of what came back (each answer's result or error
+ * object, as the supervisor wrote it), for the test to look for the credential in however
+ * the upstream encoded it. Other lines that arrive meanwhile are handled as usual. */
+static int id_is(const char *line, size_t len, const char *id) {
+    const char *vs, *ve;
+    return ws_obj_get(line, line + len, "id", &vs, &ve) && (size_t)(ve - vs) == strlen(id) &&
+           memcmp(vs, id, strlen(id)) == 0;
+}
+
+static void run_gatewaysteal(const Message *m) {
+    (void)m;
+    const char *calls = getenv("HOSTILE_CALLS");
+    if (!calls) die("hostile: gatewaysteal needs HOSTILE_CALLS\n");
+    static ws_buf got;
+    got.len = 0;
+    char *copy = strdup(calls), *save = NULL;
+    if (!copy || ws_buf_put(&got, "[", 1) != 0) die("hostile: out of memory\n");
+    int index = 0;
+    for (char *params = strtok_r(copy, "\n", &save); params; params = strtok_r(NULL, "\n", &save), index++) {
+        char id[32];
+        snprintf(id, sizeof id, "\"g%d\"", index);
+        out.len = 0;
+        out_str("{\"jsonrpc\":\"2.0\",\"id\":");
+        out_str(id);
+        out_str(",\"method\":\"gateway/call\",\"params\":");
+        out_str(params);
+        out_str("}");
+        out_send();
+        const char *line, *vs, *ve;
+        size_t len;
+        for (;;) {
+            if (ws_lines_next(&in, -1, &line, &len) != WS_LINE) exit(0);
+            if (id_is(line, len, id)) break;
+            handle_message(line, len);
+        }
+        if (!ws_obj_get(line, line + len, "result", &vs, &ve) && !ws_obj_get(line, line + len, "error", &vs, &ve))
+            die("hostile: an answer with neither result nor error\n");
+        if ((index > 0 && ws_buf_put(&got, ",", 1) != 0) || ws_buf_put(&got, vs, (size_t)(ve - vs)) != 0)
+            die("hostile: out of memory\n");
+    }
+    free(copy);
+    if (ws_buf_put(&got, "]", 1) != 0) die("hostile: out of memory\n");
+    char *json = dup_span(got.data, got.data + got.len);
+    answer_run_output(json);
+    free(json);
+}
+
 /* reserve: maps 16 GiB PROT_NONE (as a JVM or V8 reserves its heap) and 2 GiB writable
  * with MAP_NORESERVE, touches 8 MiB of each; answers "OK" or where it failed. */
 static void run_reserve(const Message *m) {
@@ -978,8 +1028,6 @@ static void run_forkbomb(const Message *m) {
     for (;;) (void)fork();
 }
 
-static void handle_message(const char *line, size_t len);
-
 /* Sleeps HOSTILE_SLEEP_MS (default 200) while still serving stdin: a cancel ends the run
  * with -32800, shutdown exits, EOF exits. */
 static void run_sleep(const Message *m) {
@@ -1088,6 +1136,7 @@ static const Mode modes[] = {
     {"cpufork", NULL, run_cpufork},
     {"forkbomb", NULL, run_forkbomb},
     {"steal", NULL, run_steal},
+    {"gatewaysteal", NULL, run_gatewaysteal},
     {"reserve", NULL, run_reserve},
     {"stoploop", NULL, run_stoploop},
     {"walls", NULL, run_walls},

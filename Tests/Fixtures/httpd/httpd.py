@@ -19,7 +19,20 @@ headers only), so a test may POST to /usage or /status/500 too. Unknown paths: 4
     /ok                   200 {"ok":true,"path","query"}
     /echo                 200 {"method","path","target","query","headers","body"}: what
                           arrived, so a test can check the secrets the gateway injects
-                          never reach a worker
+                          never reach a worker. It answers as a real server may, so tests
+                          can see whether a worker could undo what the server did:
+                            format=html   the JSON HTML-escaped in a page (text/html)
+                            escape=slash  "/" written "\/" (as PHP's json_encode does)
+                            charset=C     the text encoded in charset C (any Python codec),
+                                          also taken from Accept-Charset or Accept's charset=
+                            ce=A,B        Content-Encoding A then B: gzip, x-gzip, deflate,
+                                          identity, rot13 (a coding nobody knows); without
+                                          it, gzip or deflate if Accept-Encoding asks
+                            te=gzip       Transfer-Encoding: gzip, chunked
+                            Range         a single bytes=A-B range is honoured: 206
+                            reflect=1     each request header comes back as X-Echo-NAME:
+                                          VALUE, and each token of its value as a header
+                                          named X-Token-TOKEN
     /usage?tokens=N       200 {"usage":{"total_tokens":N}} and X-Cost: N (N: 10)
     /slow?ms=N            sleeps N ms (2000), then 200 {"slow":true}
     /status/CODE          that status, {"status":CODE}; 429 adds Retry-After: ?retry= (1);
@@ -38,7 +51,11 @@ Every answer but /reset's carries its Content-Length, so connections stay open.
 """
 
 import argparse
+import codecs
+import gzip
+import html
 import json
+import re
 import os
 import signal
 import socket
@@ -47,6 +64,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import zlib
 from urllib.parse import parse_qs, urlsplit
 
 CHUNK = 64 * 1024
@@ -188,17 +206,98 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"ok": True, "path": path, "query": self.query})
 
     def echo(self, path, headers, body):
-        self.send_json(
-            200,
-            {
-                "method": self.command,
-                "path": path,
-                "target": self.path,
-                "query": self.query,
-                "headers": headers,
-                "body": body.decode("utf-8", errors="replace"),
-            },
-        )
+        value = {
+            "method": self.command,
+            "path": path,
+            "target": self.path,
+            "query": self.query,
+            "headers": headers,
+            "body": body.decode("utf-8", errors="replace"),
+        }
+        text = json.dumps(value, separators=(",", ":"))
+        content_type = "application/json"
+        if self.query.get("escape") == "slash":
+            text = text.replace("/", "\\/")
+        if self.query.get("format") == "html":
+            text = "<html><body><pre>" + html.escape(text) + "</pre></body></html>"
+            content_type = "text/html"
+        charset = self.requested_charset(headers)
+        data = text.encode(charset or "utf-8")
+        if charset:
+            content_type += "; charset=" + charset
+        extra = [("Content-Type", content_type)]
+        if self.query.get("reflect") == "1":
+            extra += self.reflected(headers)
+        codings = self.content_codings(headers)
+        for coding in codings:
+            data = CODINGS[coding](data)
+        if codings:
+            extra.append(("Content-Encoding", ", ".join(codings)))
+        status, data = self.ranged(headers, data, extra)
+        if self.query.get("te") == "gzip":
+            return self.send_transfer_coded(status, gzip.compress(data), extra)
+        self.send_response(status)
+        for name, header in extra:
+            self.send_header(name, header)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def requested_charset(self, headers):
+        if "charset" in self.query:
+            return self.query["charset"]
+        lower = {name.lower(): header for name, header in headers.items()}
+        if "accept-charset" in lower:
+            return lower["accept-charset"].split(",")[0].split(";")[0].strip() or None
+        found = re.search(r"charset=([^;,\s]+)", lower.get("accept", ""))
+        return found.group(1) if found else None
+
+    def content_codings(self, headers):
+        if "ce" in self.query:
+            return [coding.strip() for coding in self.query["ce"].split(",") if coding.strip()]
+        accepted = {name.lower(): header for name, header in headers.items()}.get("accept-encoding", "").lower()
+        for coding in ("gzip", "deflate"):
+            if coding in accepted:
+                return [coding]
+        return []
+
+    def ranged(self, headers, data, extra):
+        """A single bytes=A-B (or A-, or -N) range, as most servers answer it."""
+        lower = {name.lower(): header for name, header in headers.items()}
+        found = re.fullmatch(r"bytes=(\d*)-(\d*)", lower.get("range", "").strip())
+        if not found or not data or (not found.group(1) and not found.group(2)):
+            return 200, data
+        if found.group(1):
+            first = int(found.group(1))
+            last = min(int(found.group(2)) if found.group(2) else len(data) - 1, len(data) - 1)
+        else:
+            first, last = max(0, len(data) - int(found.group(2))), len(data) - 1
+        if first > last:
+            return 200, data
+        extra.append(("Content-Range", f"bytes {first}-{last}/{len(data)}"))
+        return 206, data[first : last + 1]
+
+    def reflected(self, headers):
+        reflected = []
+        for name, header in headers.items():
+            reflected.append(("X-Echo-" + name, header))
+            for token in re.split(r"[\s,]+", header):
+                if token and re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", token):
+                    reflected.append(("X-Token-" + token, "1"))
+        return reflected
+
+    def send_transfer_coded(self, status, data, extra):
+        self.send_response(status)
+        for name, header in extra:
+            self.send_header(name, header)
+        self.send_header("Transfer-Encoding", "gzip, chunked")
+        self.end_headers()
+        if self.command != "HEAD":
+            for start in range(0, len(data), 512):
+                chunk = data[start : start + 512]
+                self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
 
     def usage(self, path, headers, body):
         tokens = self.number("tokens", 10)
@@ -280,6 +379,15 @@ class Discard:
 
 
 DISCARD = Discard()
+
+# Content codings /echo applies on request; rot13 stands for a coding no client knows.
+CODINGS = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "identity": lambda data: data,
+    "rot13": lambda data: codecs.encode(data.decode("latin-1"), "rot13").encode("latin-1"),
+}
 
 ROUTES = {
     "/ok": Handler.ok,
