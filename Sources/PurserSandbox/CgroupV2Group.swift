@@ -27,7 +27,8 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
     /// the v1 groups serve instead (see `MemoryCgroup`, `PidsCgroup`).
     static let controllers: Set<String> = {
         guard let base else { return [] }
-        for controller in ["memory", "pids"] { writeFile(base + "/cgroup.subtree_control", "+" + controller) }
+        let delegated = CgroupDelegation.enable(["memory", "pids"], in: String(base.dropLast("/purser".count)))
+        for controller in delegated { writeFile(base + "/cgroup.subtree_control", "+" + controller) }
         let enabled = readSmallFile(base + "/cgroup.subtree_control")?.split(whereSeparator: { $0 == " " || $0 == "\n" }) ?? []
         return Set(enabled.map(String.init)).intersection(["memory", "pids"])
     }()
