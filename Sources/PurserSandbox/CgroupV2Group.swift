@@ -43,6 +43,12 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
         return writeFile(probe + "/memory.peak", "0")
     }()
 
+    /// The v2 group that holds a run's limits: its run group, or the one a run contained
+    /// by process group joins for them.
+    static func limiting(_ runGroup: (any RunGroup)?) -> CgroupV2Group? {
+        runGroup as? CgroupV2Group ?? (runGroup as? ProcessGroupRunGroup)?.limits
+    }
+
     private static let pool = GroupPool<CgroupV2Group>(capacity: 64)
 
     static func drainPool() { pool.removeIdle() }

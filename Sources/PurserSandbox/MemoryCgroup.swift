@@ -22,7 +22,7 @@ final class MemoryCgroup: CgroupDirectory {
     /// The memory group for a run whose run group is `runGroup`; nil where the host has no
     /// usable memory controller, or the limit did not take.
     static func take(limitBytes: UInt64?, runGroup: (any RunGroup)?) -> MemoryCgroup? {
-        if let group = runGroup as? CgroupV2Group, CgroupV2Group.controllers.contains("memory") {
+        if let group = CgroupV2Group.limiting(runGroup), CgroupV2Group.controllers.contains("memory") {
             return takeV2(limitBytes: limitBytes, path: group.path)
         }
         return take(limitBytes: limitBytes)

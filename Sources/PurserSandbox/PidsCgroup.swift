@@ -15,7 +15,7 @@ final class PidsCgroup: CgroupDirectory {
     }
 
     static func take(limit: Int, runGroup: (any RunGroup)?) -> PidsCgroup? {
-        if let group = runGroup as? CgroupV2Group, CgroupV2Group.controllers.contains("pids") {
+        if let group = CgroupV2Group.limiting(runGroup), CgroupV2Group.controllers.contains("pids") {
             return writeFile(group.path + "/pids.max", "\(limit)") ? PidsCgroup(path: group.path, procsFD: -1) : nil
         }
         return take(limit: limit)

@@ -18,5 +18,5 @@ func makeRunGroup(_ containment: Containment) throws(SandboxError) -> any RunGro
     if containment == .automatic, let group = try CgroupV2Group.take() {
         return group
     }
-    return ProcessGroupRunGroup()
+    return ProcessGroupRunGroup(limits: CgroupV2Group.controllers.isEmpty ? nil : try CgroupV2Group.take())
 }
