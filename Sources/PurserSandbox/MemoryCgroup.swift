@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A run's memory group: its limit (swap included), its true peak, and whether the OOM
 /// killer acted. The run's own cgroup v2 group where that hierarchy has the memory
@@ -10,12 +11,19 @@ final class MemoryCgroup: CgroupDirectory {
     let version: Int
     /// The group's OOM-kill count when this run took it.
     private let oomKillsBefore: Int
+    /// v2 from Linux 6.12: memory.peak opened for writing. A write there starts the peak
+    /// over for reads through that fd only, so the peak is read through it too. -1 elsewhere.
+    private let peakFD: Int32
+    /// v2 before Linux 6.12, where memory.peak never starts over: set once a kept worker's
+    /// later run began, whose peak the group cannot tell apart.
+    private let peakCarriesOver = Atomic<Bool>(false)
     var description: String { "memory-cgroup\(version):\(path)" }
 
-    private init(path: String, procsFD: Int32, version: Int = 1) {
+    private init(path: String, procsFD: Int32, version: Int = 1, peakFD: Int32 = -1) {
         self.path = path
         self.procsFD = procsFD
         self.version = version
+        self.peakFD = peakFD
         self.oomKillsBefore = Self.oomKills(at: path, version: version)
     }
 
@@ -31,8 +39,13 @@ final class MemoryCgroup: CgroupDirectory {
     private static func takeV2(limitBytes: UInt64?, path: String) -> MemoryCgroup? {
         guard writeFile(path + "/memory.max", limitBytes.map { "\($0)" } ?? "max") else { return nil }
         writeFile(path + "/memory.swap.max", "0")
-        writeFile(path + "/memory.peak", "0")
-        return MemoryCgroup(path: path, procsFD: -1, version: 2)
+        // A pooled group's memory.peak still holds its earlier runs' peak.
+        var peakFD = open(path + "/memory.peak", O_RDWR | O_CLOEXEC)
+        if peakFD >= 0 && write(peakFD, "0", 1) != 1 {
+            close(peakFD)
+            peakFD = -1
+        }
+        return MemoryCgroup(path: path, procsFD: -1, version: 2, peakFD: peakFD)
     }
 
     static let base: String? = {
@@ -65,15 +78,27 @@ final class MemoryCgroup: CgroupDirectory {
     }
 
     func peakBytes() -> Int64 {
+        if peakFD >= 0 {
+            var bytes = [UInt8](repeating: 0, count: 32)
+            let count = bytes.withUnsafeMutableBytes { pread(peakFD, $0.baseAddress, $0.count, 0) }
+            return Int64(String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self).trimmingNewline()) ?? 0
+        }
         let file = version == 2 ? "/memory.peak" : "/memory.max_usage_in_bytes"
         return Int64(readSmallFile(path + file)?.trimmingNewline() ?? "") ?? 0
     }
 
-    /// On cgroup v1. A write to v2's memory.peak resets it only for reads through the same
-    /// fd, so there a reused worker's peak counts from the worker's start.
-    func resetPeak() {
-        guard version == 1 else { return }
-        writeFile(path + "/memory.max_usage_in_bytes", "0")
+    /// Whether `peakBytes` is the current run's: false for a kept worker's later runs
+    /// under cgroup v2 before Linux 6.12, where it is the worker's whole life's.
+    var peakIsThisRuns: Bool { !peakCarriesOver.load(ordering: .relaxed) }
+
+    /// Starts the peak over from what is in use now, as a kept worker's next run begins;
+    /// false where it cannot (see `peakIsThisRuns`). (A worker's first run needs none: its
+    /// group is fresh, or pooled only where the peak starts over in `takeV2`.)
+    func resetPeak() -> Bool {
+        if version == 1 { return writeFile(path + "/memory.max_usage_in_bytes", "0") }
+        if peakFD >= 0 { return write(peakFD, "0", 1) == 1 }
+        peakCarriesOver.store(true, ordering: .relaxed)
+        return false
     }
 
     var outOfMemory: Bool { Self.oomKills(at: path, version: version) > oomKillsBefore }
@@ -87,6 +112,7 @@ final class MemoryCgroup: CgroupDirectory {
     }
 
     func release() {
+        if peakFD >= 0 { close(peakFD) }
         guard version == 1 else { return } // the run group's own release handles it
         // Drop what the last run left charged (page cache), so that the next peak is its own;
         // a little is left as it is: reclaiming it costs more than a short run's own setup.

@@ -1,5 +1,6 @@
 import Foundation
 import PurserProtocol
+import PurserRuntime
 import PurserTestSupport
 import Testing
 
@@ -78,5 +79,29 @@ struct CgroupV2DelegationTests {
             }
         }
         for _ in 0..<200 where rmdir(path) != 0 && errno == EBUSY { usleep(10_000) }
+    }
+}
+
+/// Run groups are pooled (where their peak can start over: cgroup v1, and v2 from Linux
+/// 6.12, where a write to memory.peak resets it only for reads through the same fd).
+@Suite("Pooled groups", .serialized, .timeLimit(.minutes(2)))
+struct PooledGroupTests {
+    /// A small run right after a big one, likely in the big one's group, reports its own peak.
+    @Test func aRunsPeakIsItsOwnInAReusedGroup() async throws {
+        let home = Fixtures.temporaryHome()
+        // Time enough under software emulation (.ci/cgroup-v2).
+        func scripted(_ input: JSONValue) -> RunRequest {
+            var request = Fixtures.run(Fixtures.product("scripted"), input: input)
+            request.wallTimeMs = 60_000
+            return request
+        }
+        let big = try await run(scripted(["touchMiB": 96]), home: home)
+        #expect(big.verdict == .ok)
+        #expect(big.usage.memoryPeakBytes >= 96 << 20)
+        for _ in 0..<3 {
+            let small = try await run(scripted(["spend": 0]), home: home)
+            #expect(small.verdict == .ok)
+            #expect(small.usage.memoryPeakBytes < 48 << 20, "\(small.containment): \(small.usage.memoryPeakBytes)")
+        }
     }
 }
