@@ -35,10 +35,12 @@ enum CgroupHierarchy {
     }
 
     /// `<mount><own group>/purser`, created if need be, with groups that dead supervisors
-    /// left there removed; nil where it cannot be made.
+    /// left there removed; nil where it cannot be made. For cgroup2, the own group is the
+    /// one that delegates (see `CgroupDelegation`).
     static func base(controller: String?) -> String? {
         guard let mount = mountPoint(controller: controller), let own = ownPath(controller: controller) else { return nil }
-        let base = mount + (own == "/" ? "" : own) + "/purser"
+        let group = controller == nil ? CgroupDelegation.delegatingGroup(mount: mount, own: own) : mount + (own == "/" ? "" : own)
+        let base = group + "/purser"
         if mkdir(base, 0o755) != 0 && errno != EEXIST { return nil }
         removeAbandonedGroups(in: base)
         return base

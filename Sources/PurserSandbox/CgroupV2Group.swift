@@ -37,7 +37,8 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
     /// the v1 groups serve instead (see `MemoryCgroup`, `PidsCgroup`).
     static let controllers: Set<String> = {
         guard let base else { return [] }
-        for controller in ["memory", "pids"] { writeFile(base + "/cgroup.subtree_control", "+" + controller) }
+        let delegated = CgroupDelegation.enable(["memory", "pids"], in: String(base.dropLast("/purser".count)))
+        for controller in delegated { writeFile(base + "/cgroup.subtree_control", "+" + controller) }
         let enabled = readSmallFile(base + "/cgroup.subtree_control")?.split(whereSeparator: { $0 == " " || $0 == "\n" }) ?? []
         return Set(enabled.map(String.init)).intersection(["memory", "pids"])
     }()
@@ -51,6 +52,12 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
         defer { rmdir(probe) }
         return writeFile(probe + "/memory.peak", "0")
     }()
+
+    /// The v2 group that holds a run's limits: its run group, or the one a run contained
+    /// by process group joins for them.
+    static func limiting(_ runGroup: (any RunGroup)?) -> CgroupV2Group? {
+        runGroup as? CgroupV2Group ?? (runGroup as? ProcessGroupRunGroup)?.limits
+    }
 
     private static let pool = GroupPool<CgroupV2Group>(capacity: 64)
 

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A run's memory group: its limit (swap included), its true peak, and whether the OOM
 /// killer acted. The run's own cgroup v2 group where that hierarchy has the memory
@@ -12,12 +13,15 @@ final class MemoryCgroup: CgroupDirectory {
     let version: Int
     /// The caller's group, for a step's v1 group.
     private let parent: MemoryCgroup?
-    /// v2: this run's own open `memory.peak`. A write resets the peak only for reads through
-    /// the fd it went through (Linux 6.12), so the run reads its peak through the fd it reset.
-    private let peakFD: Int32
     let children = ChildGroups()
     /// The group's OOM-kill count when this run took it.
     private let oomKillsBefore: Int
+    /// v2 from Linux 6.12: memory.peak opened for writing. A write there starts the peak
+    /// over for reads through that fd only, so the peak is read through it too. -1 elsewhere.
+    private let peakFD: Int32
+    /// v2 before Linux 6.12, where memory.peak never starts over: set once a kept worker's
+    /// later run began, whose peak the group cannot tell apart.
+    private let peakCarriesOver = Atomic<Bool>(false)
     var description: String { "memory-cgroup\(version):\(path)" }
 
     private init(path: String, procsFD: Int32, version: Int = 1, parent: MemoryCgroup? = nil, peakFD: Int32 = -1) {
@@ -33,7 +37,7 @@ final class MemoryCgroup: CgroupDirectory {
     /// nil where the host has no usable memory controller, or the limit did not take. (A
     /// step's v2 group is inside its caller's because its run group is.)
     static func take(limitBytes: UInt64?, runGroup: (any RunGroup)?, parent: MemoryCgroup? = nil) -> MemoryCgroup? {
-        if let group = runGroup as? CgroupV2Group, CgroupV2Group.controllers.contains("memory") {
+        if let group = CgroupV2Group.limiting(runGroup), CgroupV2Group.controllers.contains("memory") {
             return takeV2(limitBytes: limitBytes, path: group.path)
         }
         return take(limitBytes: limitBytes, parent: parent?.version == 1 ? parent : nil)
@@ -42,12 +46,13 @@ final class MemoryCgroup: CgroupDirectory {
     private static func takeV2(limitBytes: UInt64?, path: String) -> MemoryCgroup? {
         guard writeFile(path + "/memory.max", limitBytes.map { "\($0)" } ?? "max") else { return nil }
         writeFile(path + "/memory.swap.max", "0")
-        // Read-only before Linux 6.12; absent before 5.19.
+        // A pooled group's memory.peak still holds its earlier runs' peak.
         var peakFD = open(path + "/memory.peak", O_RDWR | O_CLOEXEC)
-        if peakFD < 0 { peakFD = open(path + "/memory.peak", O_RDONLY | O_CLOEXEC) }
-        let group = MemoryCgroup(path: path, procsFD: -1, version: 2, peakFD: peakFD)
-        group.resetPeak()
-        return group
+        if peakFD >= 0 && write(peakFD, "0", 1) != 1 {
+            close(peakFD)
+            peakFD = -1
+        }
+        return MemoryCgroup(path: path, procsFD: -1, version: 2, peakFD: peakFD)
     }
 
     static let base: String? = {
@@ -83,19 +88,27 @@ final class MemoryCgroup: CgroupDirectory {
 
     /// The tree's peak since the group was taken or its peak last reset.
     func peakBytes() -> Int64 {
-        let text = version == 2 ? readSmallFile(fd: peakFD) : readSmallFile(path + "/memory.max_usage_in_bytes")
-        return Int64(text?.trimmingNewline() ?? "") ?? 0
+        if peakFD >= 0 {
+            var bytes = [UInt8](repeating: 0, count: 32)
+            let count = bytes.withUnsafeMutableBytes { pread(peakFD, $0.baseAddress, $0.count, 0) }
+            return Int64(String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self).trimmingNewline()) ?? 0
+        }
+        let file = version == 2 ? "/memory.peak" : "/memory.max_usage_in_bytes"
+        return Int64(readSmallFile(path + file)?.trimmingNewline() ?? "") ?? 0
     }
 
-    /// Starts the peak over from what is in use now. Before Linux 6.12, v2's cannot be: a
-    /// group is then not pooled (`CgroupV2Group.peakResets`), and a kept worker's peak
-    /// counts from the worker's start.
-    func resetPeak() {
-        if version == 2 {
-            _ = "0".withCString { pwrite(peakFD, $0, 1, 0) }
-        } else {
-            writeFile(path + "/memory.max_usage_in_bytes", "0")
-        }
+    /// Whether `peakBytes` is the current run's: false for a kept worker's later runs
+    /// under cgroup v2 before Linux 6.12, where it is the worker's whole life's.
+    var peakIsThisRuns: Bool { !peakCarriesOver.load(ordering: .relaxed) }
+
+    /// Starts the peak over from what is in use now, as a kept worker's next run begins;
+    /// false where it cannot (see `peakIsThisRuns`). (A worker's first run needs none: its
+    /// group is fresh, or pooled only where the peak starts over in `takeV2`.)
+    func resetPeak() -> Bool {
+        if version == 1 { return writeFile(path + "/memory.max_usage_in_bytes", "0") }
+        if peakFD >= 0 { return write(peakFD, "0", 1) == 1 }
+        peakCarriesOver.store(true, ordering: .relaxed)
+        return false
     }
 
     var outOfMemory: Bool { Self.oomKills(at: path, version: version) > oomKillsBefore }

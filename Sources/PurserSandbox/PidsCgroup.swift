@@ -20,7 +20,7 @@ final class PidsCgroup: CgroupDirectory {
     }
 
     static func take(limit: Int, runGroup: (any RunGroup)?, parent: PidsCgroup? = nil) -> PidsCgroup? {
-        if let group = runGroup as? CgroupV2Group, CgroupV2Group.controllers.contains("pids") {
+        if let group = CgroupV2Group.limiting(runGroup), CgroupV2Group.controllers.contains("pids") {
             return writeFile(group.path + "/pids.max", "\(limit)") ? PidsCgroup(path: group.path, procsFD: -1) : nil
         }
         // A v2 parent is the caller's run group: this run's is already inside it.

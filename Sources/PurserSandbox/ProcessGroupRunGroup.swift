@@ -7,10 +7,19 @@ import Synchronization
 /// end; `killAll` kills the group and every recorded process. A descendant that leaves
 /// after the last snapshot, by outliving a worker that exits on its own, can escape:
 /// this is why cgroups come first.
+///
+/// Where the memory and pids controllers are on cgroup v2, a process's limits can only be
+/// in its one v2 group: the worker still joins a group of its own, `limits`, which holds
+/// them and nothing else (it kills nothing until the run is over).
 final class ProcessGroupRunGroup: RunGroup {
-    var procsFD: Int32 { -1 }
-    var description: String { "process-group" }
+    let limits: CgroupV2Group?
+    var procsFD: Int32 { limits?.procsFD ?? -1 }
+    var description: String { "process-group" + (limits.map { ", limits in \($0.description)" } ?? "") }
     private let known = Mutex<[pid_t: UInt64]>([:])
+
+    init(limits: CgroupV2Group? = nil) {
+        self.limits = limits
+    }
 
     func snapshot(leader: pid_t) {
         let found = ProcessTable.descendants(of: leader)
@@ -32,7 +41,7 @@ final class ProcessGroupRunGroup: RunGroup {
         return groupGone && known.withLock({ $0 }).allSatisfy { ProcessTable.startTime(of: $0.key) != $0.value }
     }
 
-    func release() {}
+    func release() { limits?.release() }
 }
 
 /// Reads /proc; works without CONFIG_PROC_CHILDREN.

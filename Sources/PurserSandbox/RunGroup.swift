@@ -20,7 +20,7 @@ func makeRunGroup(_ containment: Containment, parent: (any RunGroup)?) throws(Sa
     if containment == .automatic, parent == nil, let group = try CgroupV2Group.take() {
         return group
     }
-    return ProcessGroupRunGroup()
+    return ProcessGroupRunGroup(limits: CgroupV2Group.controllers.isEmpty ? nil : try CgroupV2Group.take())
 }
 
 /// A run's groups: the run group that holds its processes together, and the memory, pids

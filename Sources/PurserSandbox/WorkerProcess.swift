@@ -134,10 +134,10 @@ public final class WorkerProcess: Sendable {
         return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 
-    /// The run's peak memory so far: its memory cgroup's where it has one, else the
-    /// worker's own high-water mark.
+    /// The run's peak memory so far: its memory cgroup's where it has one (and that peak
+    /// is the run's), else the worker's own high-water mark.
     public func memoryPeakBytes() -> Int64 {
-        if let memory { return memory.peakBytes() }
+        if let memory, memory.peakIsThisRuns { return memory.peakBytes() }
         // "VmHWM:    1234 kB"
         let kilobytes = statusField("VmHWM")?.prefix(while: \.isNumber)
         return (kilobytes.flatMap { Int64($0) } ?? 0) * 1024
@@ -145,7 +145,7 @@ public final class WorkerProcess: Sendable {
 
     /// Starts the peak over from what is in use now, for the worker's next run.
     public func resetMemoryPeak() {
-        if let memory { return memory.resetPeak() }
+        if let memory, memory.resetPeak() { return }
         // 5: reset the peak resident set size (proc(5), clear_refs).
         writeFile("/proc/\(pid)/clear_refs", "5")
     }

@@ -44,10 +44,13 @@ public enum Fixtures {
         NSTemporaryDirectory() + "purser-tests-\(getpid())"
     }
 
-    /// Short waits, so a test of the stop sequence takes a second, not several.
+    /// Short waits, so a test of the stop sequence takes a second, not several. The time a
+    /// worker has to start is multiplied by PURSER_TEST_STARTUP_SCALE (software emulation
+    /// under .ci/cgroup-v2 starts a Python or Swift worker several times slower).
     public static var quickTiming: SessionTiming {
         var timing = SessionTiming()
-        timing.startupMs = 5_000
+        let scale = ProcessInfo.processInfo.environment["PURSER_TEST_STARTUP_SCALE"].flatMap { Int64($0) } ?? 1
+        timing.startupMs = 5_000 * max(scale, 1)
         timing.cancelGraceMs = 300
         timing.exitGraceMs = 300
         timing.termGraceMs = 300
