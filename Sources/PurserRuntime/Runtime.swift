@@ -17,10 +17,13 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible {
 
     public let code: Code
     public let message: String
+    /// What ran, when the failure came after the run (its end could not be recorded).
+    public var report: RunReport?
 
-    public init(code: Code, message: String) {
+    public init(code: Code, message: String, report: RunReport? = nil) {
         self.code = code
         self.message = message
+        self.report = report
     }
 
     public var description: String { message }
@@ -128,8 +131,13 @@ public struct Runtime: Sendable {
         report.usage.stepCredits = account.stepCredits
         report.usage.credits = min(report.usage.reportedCredits + account.charged + account.stepCredits, request.credits)
         if let ledger, let node = held?.node {
-            try ledger.settle(node, holder: held?.holder, report: report)
             report.ledgerNode = node.id
+            do {
+                try ledger.settle(node, holder: held?.holder, report: report)
+            } catch {
+                report.unsettled = error.message
+                throw RuntimeError(code: error.code, message: error.message, report: report)
+            }
         }
         return report
     }

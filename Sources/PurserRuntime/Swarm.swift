@@ -95,12 +95,15 @@ public struct SwarmReport: Sendable {
     public var tiers: [TierSummary]
     public var analytics: Analytics?
     public var wallMs: Int64
+    /// Why the swarm stopped early: the ledger's store failed under it. Routines running
+    /// then were cancelled; their holds, and the swarm's, stay open in the store.
+    public var storeFailed: String? = nil
 
     public var verdictCounts: [String: Int] {
         routines.reduce(into: [:]) { $0[$1.verdict, default: 0] += 1 }
     }
 
-    public var allOK: Bool { denied == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue } }
+    public var allOK: Bool { denied == nil && storeFailed == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue } }
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -112,6 +115,7 @@ public struct SwarmReport: Sendable {
         ]
         if let swarmNode { object["swarmNode"] = .number(JSONNumber(swarmNode)) }
         if let denied { object["denied"] = .string(denied) }
+        if let storeFailed { object["storeFailed"] = .string(storeFailed) }
         if let analytics {
             object["analytics"] = [
                 "reservationAccuracy": .number(JSONNumber(analytics.reservationAccuracy) ?? JSONNumber(0)),
@@ -206,9 +210,10 @@ public final class SwarmRunner: Sendable {
         return .path(path)
     }
 
-    /// Runs the swarm, and keeps its report in the store for `purser runs`.
+    /// Runs the swarm, and keeps its report in the store for `purser runs` (unless the store failed).
     public func run() async throws(RuntimeError) -> SwarmReport {
         let report = try await runSwarm()
+        guard report.storeFailed == nil else { return report }
         try? runtime.ledger?.store.saveRun(RunRecord(
             id: report.runID, swarm: report.swarm, team: report.team, ok: report.allOK, startedMs: report.startedMs,
             report: report.json.serialized()))
@@ -249,13 +254,18 @@ public final class SwarmRunner: Sendable {
         await runRoutines(schedule, store: store)
         await schedule.workers.retireAll()
         let outcome = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue } ? "ok" : "failed"
-        do {
-            _ = try store.settle(swarm.id, usage: .none, outcome: outcome, holder: holder)
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
+        if schedule.storeFailure == nil {
+            do {
+                _ = try store.settle(swarm.id, usage: .none, outcome: outcome, holder: holder)
+                emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(swarm.id))])
+            } catch where error.code == .storeFailed {
+                schedule.storeFailure = "settling swarm \(swarm.id): \(error.message)"
+            } catch {
+                throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
+            }
         }
-        emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(swarm.id))])
         var report = report(schedule, store: store, swarm: swarm, team: team, started: started)
+        report.storeFailed = schedule.storeFailure
         report.runID = runID
         report.startedMs = startedMs
         return report
@@ -282,7 +292,8 @@ public final class SwarmRunner: Sendable {
     // MARK: - Scheduling
 
     enum Finished: Sendable {
-        case run(name: String, node: Node, report: RunReport?, error: String?)
+        /// `ledgerFailed`: the run's end could not be recorded (the store failed).
+        case run(name: String, node: Node, report: RunReport?, error: String?, ledgerFailed: Bool)
         case tick
     }
 
@@ -294,22 +305,27 @@ public final class SwarmRunner: Sendable {
             // routine overtake that run's dependents.
             var mayStart = true
             while true {
-                for (name, node, request) in mayStart ? startWhatFits(schedule, store: store) : [] {
+                if schedule.storeFailure != nil { stop(schedule) }
+                for (name, node, request) in mayStart && !schedule.stopping ? startWhatFits(schedule, store: store) : [] {
                     // A task of its own, so that a preemption can cancel this one run.
                     let task = Task<Finished, Never> {
                         defer { if let fd = request.executableFD { close(fd) } }
                         do {
                             let report = try await runtime.exec(request) { event in self.forward(event, routine: name) }
-                            return .run(name: name, node: node, report: report, error: nil)
+                            return .run(name: name, node: node, report: report, error: nil, ledgerFailed: false)
+                        } catch let error as RuntimeError {
+                            return .run(
+                                name: name, node: node, report: error.report, error: error.message,
+                                ledgerFailed: error.code == .ledger)
                         } catch {
-                            return .run(name: name, node: node, report: nil, error: "\(error)")
+                            return .run(name: name, node: node, report: nil, error: "\(error)", ledgerFailed: false)
                         }
                     }
                     schedule.tasks[name] = task
                     group.addTask { await task.value }
                 }
                 if schedule.running == 0 {
-                    guard schedule.hasReady else { break }
+                    guard schedule.hasReady, !schedule.stopping else { break }
                     // Nothing runs, so nothing will return budget: what still waits never fits.
                     schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running", self)
                     continue
@@ -327,14 +343,24 @@ public final class SwarmRunner: Sendable {
                     schedule.ticking = false
                     schedule.expireWaits(job.swarm.queueTimeoutMs, self)
                     mayStart = false
-                case .run(let name, let node, let report, let error):
+                case .run(let name, let node, let report, let error, let ledgerFailed):
                     schedule.running -= 1
                     schedule.tasks[name] = nil
+                    if ledgerFailed, schedule.storeFailure == nil { schedule.storeFailure = error }
                     finish(schedule, name, node, report, error, store: store)
                     mayStart = true
                 }
             }
         }
+    }
+
+    /// The store failed: nothing more starts, and what runs is cancelled (its spending could
+    /// not be recorded). Their holds stay open in the store until a reclaim returns them.
+    private func stop(_ schedule: Schedule) {
+        guard !schedule.stopping else { return }
+        schedule.stopping = true
+        emit("store_failed", nil, ["message": .string(schedule.storeFailure ?? "")])
+        for task in schedule.tasks.values { task.cancel() }
     }
 
     /// Reserves for every ready routine that may start now; returns the runs to start.
@@ -379,6 +405,10 @@ public final class SwarmRunner: Sendable {
                     schedule.running -= 1
                     finish(schedule, name, node, nil, error.message, store: store)
                 }
+            case .failure(let error) where error.code == .storeFailed:
+                // Left ready, not started: the swarm stops.
+                schedule.storeFailure = "reserving for \(name): \(error.message)"
+                return starting
             case .failure(let error) where error.code == .insufficient && job.swarm.onConflict != .fail:
                 if schedule.markQueued(name) { emit("queue", name, ["message": .string(error.message)]) }
                 if job.swarm.onConflict == .preempt { preemptFor(routine, schedule, store: store) }
@@ -517,24 +547,37 @@ public final class SwarmRunner: Sendable {
     private func finish(
         _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: String?, store: any LedgerStore
     ) {
-        if report == nil {
+        var returned = report?.returned.credits ?? Credits(micros: node.cap.credits)
+        if report == nil, schedule.storeFailure == nil {
             // The run never started (a bad input, a missing file): its hold goes back whole.
-            _ = try? store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
+            do {
+                _ = try store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
+            } catch where error.code == .storeFailed {
+                schedule.storeFailure = "settling node \(node.id): \(error.message)"
+                returned = .zero
+            } catch {}
+        } else if report == nil {
+            returned = .zero
         }
         let verdict = report?.verdict.rawValue ?? Verdict.error.rawValue
-        emit("verdict", name, [
+        var fields: [String: JSONValue] = [
             "verdict": .string(verdict), "node": .number(JSONNumber(node.id)),
-            "used": (report?.usage.credits ?? .zero).json, "returned": (report?.returned.credits ?? Credits(micros: node.cap.credits)).json,
-        ])
+            "used": (report?.usage.credits ?? .zero).json, "returned": returned.json,
+        ]
+        if let unsettled = report?.unsettled { fields["unsettled"] = .string(unsettled) }
+        emit("verdict", name, fields)
         let routine = schedule.routines[name]!
         schedule.holds[name] = nil
-        if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
+        if schedule.stopping || schedule.storeFailure != nil {
+            // No retry and no requeue: the swarm stops.
+            schedule.preempting.remove(name)
+        } else if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
             // Back in the queue; the attempt does not count as a retry.
             schedule.attempts[name, default: 1] -= 1
             schedule.retry(name)
             return
         }
-        if verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
+        if verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries, schedule.storeFailure == nil {
             emit("retry", name, ["attempt": .number(JSONNumber(Int64(schedule.attempt(name) + 1)))])
             schedule.retry(name)
             return
@@ -545,7 +588,8 @@ public final class SwarmRunner: Sendable {
             cache.remember(key, report.output ?? .null)
         }
         schedule.conclude(name, RoutineOutcome(
-            name: name, verdict: verdict, attempts: schedule.attempt(name), message: report?.error?.message ?? report?.message ?? error,
+            name: name, verdict: verdict, attempts: schedule.attempt(name),
+            message: report?.unsettled ?? report?.error?.message ?? report?.message ?? error,
             output: report?.output, ledgerNode: node.id, report: report), self)
     }
 
@@ -576,7 +620,10 @@ public final class SwarmRunner: Sendable {
     }
 
     private func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
-        let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0) }
+        let notStarted = schedule.storeFailure.map { _ in "not started: the ledger's store failed" }
+        let routines = job.routines.map {
+            schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0, message: notStarted)
+        }
         let tree = (try? store.tree(team: job.team.name)) ?? []
         let swarmNodes = tree.filter { $0.id == swarm.id }
         let routineNodes = tree.filter { $0.parent == swarm.id }
@@ -619,6 +666,9 @@ private final class Schedule: @unchecked Sendable {
     /// Runs in flight, so that a preemption can cancel one, and what each holds.
     var tasks: [String: Task<SwarmRunner.Finished, Never>] = [:]
     var holds: [String: Int64] = [:]
+    /// Why the store failed, once it has: the swarm then stops (`stopping`).
+    var storeFailure: String?
+    var stopping = false
     /// Routines being preempted, and the flags that make their runs end `preempted`.
     var preempting: Set<String> = []
     var preemptFlags: [String: PreemptionFlag] = [:]

@@ -103,16 +103,16 @@ struct Exec: AsyncParsableCommand {
             report = try await task.value
         } catch let error as RuntimeError {
             try refuseIfSandboxUnavailable(error)
-            throw CommandLineError(message: error.message)
+            // It ran, but its end could not be recorded: what ran, then why that is a failure.
+            guard let ran = error.report else { throw commandFailure(error) }
+            show(ran)
+            throw SupervisorFailure(
+                message: error.message + "\npurser: its hold, if the store is still there, returns \(whenHoldsReturn).")
         }
         interrupt.cancel()
         runtime.gateway?.saveStates()
         Runtime.finishCleanup()
-        if json {
-            print(report.json.serialized())
-        } else {
-            printHuman(report)
-        }
+        show(report)
         let code = ExitCodes.code(for: report.verdict)
         if code != 0 { throw ExitCode(code) }
     }
@@ -189,6 +189,14 @@ struct Exec: AsyncParsableCommand {
         return text
     }
 
+    private func show(_ report: RunReport) {
+        if json {
+            print(report.json.serialized())
+        } else {
+            printHuman(report)
+        }
+    }
+
     private func printHuman(_ report: RunReport) {
         if let output = report.output { print("output: \(output.serialized())") }
         if report.verdict == .denied {
@@ -197,6 +205,7 @@ struct Exec: AsyncParsableCommand {
         }
         print("verdict: \(report.verdict.rawValue)" + (report.message.map { " (\($0))" } ?? ""))
         if let error = report.error { print("error: \(error.message) (code \(error.code))") }
+        if let unsettled = report.unsettled { print("ledger: not settled, nothing returned yet (\(unsettled))") }
         if let sandbox = report.sandbox { print(Self.describe(sandbox)) }
         if report.droppedMessages > 0 {
             print("log: \(report.droppedMessages) messages dropped past the run's \(WorkerText.maxRunBytes / 1024) KiB of log and progress text")

@@ -12,7 +12,8 @@ struct Run: AsyncParsableCommand {
             Exit codes: 0 every routine ok, 21 a routine did not end ok (the report says which),
             19 the team could not grant the swarm's reservation, 2 a bad job file (the message
             names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
-            routine's plugin needs (nothing is reserved; see `purser doctor`), 1 supervisor failure.
+            routine's plugin needs (nothing is reserved; see `purser doctor`), 1 supervisor failure
+            (the ledger's store failed: the report of what ran comes first).
             """)
 
     @Argument(help: "The job file.")
@@ -55,16 +56,25 @@ struct Run: AsyncParsableCommand {
             live?.finish()
             try refuseIfSandboxUnavailable(error)
             guard error.code != .invalidRequest else { throw CommandLineError(message: error.message) }
-            printError("purser: \(error.message)")
-            throw ExitCode(1)
+            throw SupervisorFailure(message: error.message)
         }
         live?.finish()
         runtime.gateway?.saveStates()
         sink?.close()
         Runtime.finishCleanup()
         if json { print(report.json.serialized()) } else { SwarmTables.print(report) }
+        if let failure = report.storeFailed { throw Self.stopped(failure) }
         if report.denied != nil { throw ExitCode(ExitCodes.swarmDenied) }
         if !report.allOK { throw ExitCode(ExitCodes.swarmFailed) }
+    }
+
+    /// The store failed under the swarm: what that costs, after the report of what ran.
+    private static func stopped(_ failure: String) -> SupervisorFailure {
+        SupervisorFailure(message: """
+            the ledger's store failed, and the swarm stopped: \(failure)
+            purser: the report above is what ran; routines running then were cancelled. Holds left open in a store \
+            that is still there (the swarm's, and those of the routines that were running) return \(whenHoldsReturn).
+            """)
     }
 
     private func resolve(_ path: String) -> String {
@@ -81,6 +91,7 @@ struct Run: AsyncParsableCommand {
         case "cache_hit": "\(name): ok from the cache (no spawn, no credits)"
         case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
         case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"
+        case "store_failed": "the ledger's store failed; stopping: \(event.fields["message"]?.stringValue ?? "")"
         case "retry": "\(name): retrying (attempt \(event.fields["attempt"]?.serialized() ?? ""))"
         case "verdict":
             "\(name): \(event.fields["verdict"]?.stringValue ?? "") — used \(event.fields["used"]?.serialized() ?? "0"), returned \(event.fields["returned"]?.serialized() ?? "0")"
@@ -88,6 +99,12 @@ struct Run: AsyncParsableCommand {
         }
         if let text { printError("[run] " + text) }
     }
+}
+
+/// When holds a failing store could not close come back.
+var whenHoldsReturn: String {
+    "at the first purser start after this supervisor's lease has run out (PURSER_LEASE_MS, "
+        + "\(Units.formatDuration(RuntimeLedger.leaseMs))), keeping what was recorded as spent"
 }
 
 /// The NDJSON event stream of `--events`.
@@ -117,7 +134,8 @@ enum SwarmTables {
             Swift.print("swarm \(report.swarm): denied (\(denied))")
             return
         }
-        Swift.print("swarm \(report.swarm) on team \(report.team): \(report.allOK ? "ok" : "not all ok") in \(Units.formatDuration(report.wallMs))")
+        let state = report.allOK ? "ok" : report.storeFailed != nil ? "stopped (the ledger's store failed)" : "not all ok"
+        Swift.print("swarm \(report.swarm) on team \(report.team): \(state) in \(Units.formatDuration(report.wallMs))")
         Swift.print("")
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {

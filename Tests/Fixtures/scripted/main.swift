@@ -9,7 +9,8 @@ import Synchronization
 //    "firstRunMarker": "/path", "firstSleepMs": 60000,   (only the first run sleeps)
 //    "whoami": true,   (answers {"pid", "runs"}: this process and how many runs it was sent)
 //    "touchMiB": 64,   (writes to that much fresh memory, and frees it, before answering)
-//    "exitAfterMs": 10}   (answers, then exits that much later: a kept worker gone while idle)
+//    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
+//    "gate": "/path"}   (creates /path.started, then waits until /path exists: a test's cue)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
 let runsSent = Atomic<Int>(0)
@@ -25,6 +26,10 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
             try? await Task.sleep(for: .milliseconds(delay))
             exit(0)
         }
+    }
+    if let gate = input["gate"]?.stringValue {
+        close(open(gate + ".started", O_CREAT | O_WRONLY, 0o600))
+        while access(gate, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
     }
     if input["whoami"]?.boolValue == true { return ["pid": .number(JSONNumber(Int64(getpid()))), "runs": .number(JSONNumber(Int64(runs)))] }
     if let spend = input["spend"]?.numberValue, let credits = try? Credits(spend, field: "spend") {

@@ -1,0 +1,167 @@
+import Foundation
+import PurserProtocol
+import PurserTestSupport
+import Testing
+
+/// What the store's files suffer while a supervisor runs, done from outside as an operator
+/// (or a full disk) would. Each run's first routine waits at a gate until the fault is done.
+enum StoreFault: String, CaseIterable, Sendable {
+    case deleted, immutableIndex, truncatedIndex, diskFull
+
+    /// The immutable flag and tmpfs need root.
+    var possible: Bool { geteuid() == 0 || self == .deleted || self == .truncatedIndex }
+
+    /// What the supervisor must say about it.
+    var words: [String] {
+        switch self {
+        case .deleted: ["deleted or replaced"]
+        case .immutableIndex, .truncatedIndex: ["purser.db-shm"]
+        case .diskFull: ["disk full"]
+        }
+    }
+
+    func apply(store: String, disk: Tmpfs?) {
+        switch self {
+        case .deleted: for suffix in ["", "-wal", "-shm"] { unlink(store + suffix) }
+        case .immutableIndex: setImmutable(store + "-shm", true)
+        case .truncatedIndex: truncate(store + "-shm", 0)
+        case .diskFull: disk?.fill()
+        }
+    }
+}
+
+@Suite("The store fails under a running supervisor", .timeLimit(.minutes(3)))
+struct StoreFaultCommandTests {
+    func environment(_ home: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        environment.removeValue(forKey: "PURSER_LEDGER")
+        return environment
+    }
+
+    /// Runs `arguments` (whose routine waits at `gate`), does the fault once it and the
+    /// routines waiting at `others` have started, opens `gate`, and returns what purser printed.
+    func runThroughFault(
+        _ fault: StoreFault, home: String, disk: Tmpfs?, gate: String, others: [String] = [], _ arguments: [String]
+    ) throws -> CommandResult {
+        let command = try BackgroundCommand(Fixtures.product("purser"), arguments, environment: environment(home))
+        let started = ([gate] + others).allSatisfy { command.waitForFile($0 + ".started") }
+        if started { fault.apply(store: home + "/purser.db", disk: disk) }
+        close(open(gate, O_CREAT | O_WRONLY, 0o600))
+        let result = command.finish()
+        if fault == .immutableIndex { setImmutable(home + "/purser.db-shm", false) }
+        #expect(started, "the routine never started: \(result.stderr)")
+        return result
+    }
+
+    func home(for fault: StoreFault) throws -> (String, Tmpfs?) {
+        guard fault == .diskFull else { return (Fixtures.temporaryHome(), nil) }
+        let disk = try #require(Tmpfs(megabytes: 3))
+        return (disk.path, disk)
+    }
+
+    /// The swarm stops: exit 1, the fault named, the routine still running cancelled (its
+    /// spending could not be recorded), none started after, and the report of what ran.
+    @Test(arguments: StoreFault.allCases)
+    func aSwarmStopsWithExitCode1AndItsReport(fault: StoreFault) async throws {
+        guard fault.possible else { return }
+        let (home, disk) = try home(for: fault)
+        let plugin = try await trustedScripted(home: home)
+        let gate = Fixtures.temporaryHome() + "/gate"
+        let never = Fixtures.temporaryHome() + "/never"
+        let job = Fixtures.temporaryHome() + "/job.yaml"
+        try """
+            team: { name: t, budget: { credits: 100, memory: 8GiB } }
+            swarm: { name: s, reservation: { credits: 20, time: 5m, memory: 2GiB }, concurrency: 2 }
+            routines:
+              - { name: first, plugin: \(plugin), input: { gate: "\(gate)", spend: 1 }, estimate: { credits: 2, memory: 128MiB } }
+              - { name: long, plugin: \(plugin), input: { gate: "\(never)" }, estimate: { credits: 2, time: 2m, memory: 128MiB } }
+              - { name: second, plugin: \(plugin), input: { spend: 1 }, estimate: { credits: 2, memory: 128MiB }, after: [first] }
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let result = try runThroughFault(fault, home: home, disk: disk, gate: gate, others: [never], ["run", job, "--json"])
+        #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+        for word in fault.words { #expect(result.stderr.contains(word), "\(result.stderr)") }
+        let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(report["ok"] == false)
+        let failure = try #require(report["storeFailed"]?.stringValue, "\(result.stdout)")
+        for word in fault.words { #expect(failure.contains(word)) }
+        let verdicts = Dictionary(uniqueKeysWithValues: (report["routines"]?.arrayValue ?? []).compactMap { routine in
+            routine["name"]?.stringValue.map { ($0, routine["verdict"]?.stringValue ?? "") }
+        })
+        #expect(verdicts == ["first": "ok", "long": "cancelled", "second": "skipped"], "\(result.stdout)")
+        if fault == .diskFull { #expect(result.stderr.contains("lease"), "it says when the holds return: \(result.stderr)") }
+        if fault == .deleted {
+            // The next start refuses to make an empty store where the ledger was.
+            let next = try runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment(home))
+            #expect(next.status == 1, "\(next.stderr)")
+            #expect(next.stderr.contains(home + "/.purser.db.marker"), "\(next.stderr)")
+            #expect(access(home + "/purser.db", F_OK) != 0)
+        }
+    }
+
+    /// `purser exec` the same: its report, then exit 1 and the fault named.
+    @Test(arguments: [StoreFault.deleted, .diskFull])
+    func anExecStopsWithExitCode1AndItsReport(fault: StoreFault) throws {
+        guard fault.possible else { return }
+        let (home, disk) = try home(for: fault)
+        let gate = Fixtures.temporaryHome() + "/gate"
+        let result = try runThroughFault(fault, home: home, disk: disk, gate: gate, [
+            "exec", Fixtures.product("scripted"), "--trusted", "--input", #"{"gate": "\#(gate)", "spend": 1}"#, "--json",
+        ])
+        #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+        for word in fault.words { #expect(result.stderr.contains(word), "\(result.stderr)") }
+        let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(report["verdict"] == "ok")
+    }
+
+    /// A new command on a full disk says the disk is full, not "disk I/O error" or that a
+    /// team is missing.
+    @Test(.enabled(if: geteuid() == 0))
+    func aNewCommandOnAFullDiskSaysSo() throws {
+        let disk = try #require(Tmpfs(megabytes: 2))
+        #expect(try runCommand(Fixtures.product("purser"), ["team", "create", "t", "--credits", "5"], environment: environment(disk.path)).status == 0)
+        disk.fill()
+        for arguments in [["exec", Fixtures.product("echo"), "--input", "1"], ["exec", Fixtures.product("echo"), "--input", "1", "--team", "t"]] {
+            let result = try runCommand(Fixtures.product("purser"), arguments, environment: environment(disk.path))
+            #expect(result.status == 1, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("disk full"), "\(arguments): \(result.stderr)")
+        }
+    }
+}
+
+/// A store that fails is the supervisor's failure (exit 1), whatever the command; a bad
+/// location or an unknown team stays bad input (exit 2).
+@Suite("Store failures are exit code 1", .timeLimit(.minutes(2)))
+struct StoreFailureExitCodeTests {
+    static let job = """
+        team: { name: t, budget: { credits: 10 } }
+        swarm: { name: s, reservation: { credits: 5 } }
+        routines:
+          - { name: one, plugin: /bin/true }
+        """
+
+    @Test(arguments: [
+        ["team", "show", "t"], ["team", "create", "x", "--credits", "1"], ["ledger", "audit"], ["ledger", "verify"],
+        ["ledger", "stats"], ["runs", "list"], ["plugin", "list"], ["gateway", "status"], ["exec", "ECHO", "--input", "1"],
+        ["run", "JOB"],
+    ])
+    func aStoreThatCannotBeReadIsExitCode1(arguments: [String]) throws {
+        let home = Fixtures.temporaryHome()
+        try String(repeating: "not a database ", count: 400).write(toFile: home + "/purser.db", atomically: true, encoding: .utf8)
+        try Self.job.write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        environment.removeValue(forKey: "PURSER_LEDGER")
+        let resolved = arguments.map { $0 == "ECHO" ? Fixtures.product("echo") : $0 == "JOB" ? home + "/job.yaml" : $0 }
+        let result = try runCommand(Fixtures.product("purser"), resolved, environment: environment)
+        #expect(result.status == 1, "\(arguments): \(result.stderr)")
+        #expect(result.stderr.contains(home + "/purser.db"), "\(arguments): \(result.stderr)")
+    }
+
+    @Test(arguments: ["postgres://user@[::1/db", "/nonexistent-directory/purser.db"])
+    func aBadLocationIsExitCode2(location: String) throws {
+        let result = try runCommand(Fixtures.product("purser"), ["team", "show", "t", "--ledger", location])
+        #expect(result.status == 2, "\(location): \(result.stderr)")
+        #expect(result.stderr.contains("--ledger"), "\(result.stderr)")
+    }
+}
