@@ -24,11 +24,14 @@ final class SQLiteConnection {
         let status = sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
-            let cause = handle.map { Self.cause(status, sqlite3_system_errno($0)) } ?? ""
+            let files = self.files
+            let cause = handle.map { Self.cause(status, sqlite3_system_errno($0), files) } ?? ""
             sqlite3_close(handle)
             throw LedgerError(.storeFailed, "cannot open \(path): \(cause)\(message)")
         }
         db = handle
+        // "disk I/O error (code 778)", a failed write, rather than "(code 10)".
+        sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, 30_000)
     }
 
@@ -172,15 +175,17 @@ final class SQLiteConnection {
         if status == SQLITE_CONSTRAINT || status & 0xff == SQLITE_CONSTRAINT {
             return LedgerError(.constraint, "the store refused the change: \(message)")
         }
-        return LedgerError(.storeFailed, "\(path): \(Self.cause(status, sqlite3_system_errno(db)))sqlite: \(message) (code \(status))")
+        let cause = Self.cause(status, sqlite3_system_errno(db), files)
+        return LedgerError(.storeFailed, "\(path): \(cause)sqlite: \(message) (code \(status))")
     }
 
-    /// What the operating system said, where that is the truth SQLite's words blur: a full
-    /// disk is "disk I/O error" when the WAL index cannot grow, and "database or disk is
-    /// full" when the database cannot.
-    private static func cause(_ status: Int32, _ systemError: Int32) -> String {
+    /// The truth SQLite's words blur, where the files show it: a full disk is "disk I/O
+    /// error" when the WAL index cannot grow, and "database or disk is full" when the
+    /// database cannot; a file that cannot be written is "disk I/O error" or "readonly".
+    private static func cause(_ status: Int32, _ systemError: Int32, _ files: StoreFiles?) -> String {
         let primary = status & 0xff
-        guard primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN else { return "" }
+        guard [SQLITE_FULL, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_READONLY].contains(primary) else { return "" }
+        if let found = files?.diagnosis() { return found + "; " }
         if primary == SQLITE_FULL && systemError != EDQUOT { return describe(ENOSPC) + "; " }
         return systemError == 0 ? "" : describe(systemError) + "; "
     }

@@ -12,6 +12,7 @@ final class StoreFiles {
     let path: String
     /// Beside the store, hidden from `purser.db*`, so that deleting the store leaves it.
     let marker: String
+    private let directory: String
     private let watched: [String]
     /// Device and inode of each watched file, from when it was first seen.
     private var identities: [(dev: UInt64, ino: UInt64)?]
@@ -24,12 +25,13 @@ final class StoreFiles {
         self.path = path
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { String(path[..<$0]) } ?? "."
+        self.directory = directory.isEmpty ? "/" : directory
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         marker = (slash == nil ? "" : directory + "/") + "." + name + ".marker"
         watched = [path, path + "-wal", path + "-shm"]
         identities = [nil, nil, nil]
-        guard let canonical = realpath(directory.isEmpty ? "/" : directory, nil) else {
-            throw LedgerError(.invalid, "\(path): there is no directory \(directory.isEmpty ? "/" : directory)")
+        guard let canonical = realpath(self.directory, nil) else {
+            throw LedgerError(.invalid, "\(path): there is no directory \(self.directory)")
         }
         let index = String(cString: canonical) + "/" + name + "-shm"
         free(canonical)
@@ -122,6 +124,19 @@ final class StoreFiles {
                         + "in its place while \(marker) is there."))
             }
         }
+    }
+
+    /// Why writing failed, as far as the file system shows: no space left, or a store file
+    /// that cannot be written (immutable, read-only). Nil if neither.
+    func diagnosis() -> String? {
+        var space = statvfs()
+        if statvfs(directory, &space) == 0, space.f_bfree == 0 || (geteuid() != 0 && space.f_bavail == 0) {
+            return describe(ENOSPC)
+        }
+        for file in watched where access(file, F_OK) == 0 && access(file, W_OK) != 0 {
+            return "\(file) cannot be written (\(describe(errno)))"
+        }
+        return nil
     }
 
     /// Keeps the failure: the connection is not used again.

@@ -1,4 +1,5 @@
 import Foundation
+import PurserLedger
 import PurserProtocol
 import PurserTestSupport
 import Testing
@@ -6,7 +7,7 @@ import Testing
 /// What the store's files suffer while a supervisor runs, done from outside as an operator
 /// (or a full disk) would. Each run's first routine waits at a gate until the fault is done.
 enum StoreFault: String, CaseIterable, Sendable {
-    case deleted, immutableIndex, truncatedIndex, diskFull
+    case deleted, immutableIndex, truncatedIndex, immutableLog, diskFull
 
     /// The immutable flag and tmpfs need root.
     var possible: Bool { geteuid() == 0 || self == .deleted || self == .truncatedIndex }
@@ -16,6 +17,7 @@ enum StoreFault: String, CaseIterable, Sendable {
         switch self {
         case .deleted: ["deleted or replaced"]
         case .immutableIndex, .truncatedIndex: ["purser.db-shm"]
+        case .immutableLog: ["purser.db-wal", "cannot be written"]
         case .diskFull: ["disk full"]
         }
     }
@@ -25,6 +27,7 @@ enum StoreFault: String, CaseIterable, Sendable {
         case .deleted: for suffix in ["", "-wal", "-shm"] { unlink(store + suffix) }
         case .immutableIndex: setImmutable(store + "-shm", true)
         case .truncatedIndex: truncate(store + "-shm", 0)
+        case .immutableLog: setImmutable(store + "-wal", true)
         case .diskFull: disk?.fill()
         }
     }
@@ -49,7 +52,7 @@ struct StoreFaultCommandTests {
         if started { fault.apply(store: home + "/purser.db", disk: disk) }
         close(open(gate, O_CREAT | O_WRONLY, 0o600))
         let result = command.finish()
-        if fault == .immutableIndex { setImmutable(home + "/purser.db-shm", false) }
+        for suffix in ["-shm", "-wal"] { setImmutable(home + "/purser.db" + suffix, false) }
         #expect(started, "the routine never started: \(result.stderr)")
         return result
     }
@@ -126,6 +129,28 @@ struct StoreFaultCommandTests {
             #expect(result.status == 1, "\(arguments): \(result.stderr)")
             #expect(result.stderr.contains("disk full"), "\(arguments): \(result.stderr)")
         }
+    }
+}
+
+/// A store file that cannot be written is refused when a command starts, named: not
+/// "attempt to write a readonly database" (exit 2), nor a SIGBUS later.
+@Suite("Unwritable store files", .timeLimit(.minutes(1)), .enabled(if: geteuid() == 0))
+struct UnwritableStoreTests {
+    @Test(arguments: ["", "-wal", "-shm"])
+    func aStoreFileThatCannotBeWrittenIsRefusedNamed(suffix: String) throws {
+        let home = Fixtures.temporaryHome()
+        let path = home + "/purser.db"
+        // Another supervisor holds the store open: its WAL and index files are there.
+        let other = try SQLiteLedger(path: path)
+        _ = try other.createTeam(TeamSpec(name: "t", caps: Resources(credits: 1_000_000)))
+        #expect(setImmutable(path + suffix, true))
+        defer { setImmutable(path + suffix, false) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        environment.removeValue(forKey: "PURSER_LEDGER")
+        let result = try runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot write \(path + suffix): Operation not permitted"), "\(result.stderr)")
     }
 }
 
