@@ -1,6 +1,7 @@
 import Foundation
 import PurserLedger
 import PurserProtocol
+import PurserRuntime
 import PurserTestSupport
 import Testing
 
@@ -188,5 +189,22 @@ struct StoreFailureExitCodeTests {
         let result = try runCommand(Fixtures.product("purser"), ["team", "show", "t", "--ledger", location])
         #expect(result.status == 2, "\(location): \(result.stderr)")
         #expect(result.stderr.contains("--ledger"), "\(result.stderr)")
+    }
+}
+
+/// A swarm whose store fails before it starts is told that, not that its team is missing.
+@Suite("A failing store is not a missing team", .timeLimit(.minutes(1)))
+struct StoreFailureIsNotAMissingTeamTests {
+    @Test func aSwarmOnAStoreThatVanishedFailsAsTheStore() async throws {
+        let home = Fixtures.temporaryHome()
+        try "team: { name: nobody }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: one, plugin: /bin/true }\n"
+            .write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        let runtime = try Runtime.withLedger(home: home)
+        for suffix in ["", "-wal", "-shm"] { unlink(home + "/purser.db" + suffix) }
+        let runner = try SwarmRunner(runtime: runtime, job: JobFile.load(path: home + "/job.yaml"))
+        await #expect { try await runner.run() } throws: { error in
+            guard let error = error as? RuntimeError else { return false }
+            return error.code == .ledger && error.message.contains("deleted or replaced")
+        }
     }
 }
