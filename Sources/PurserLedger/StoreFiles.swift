@@ -64,8 +64,10 @@ final class StoreFiles {
         "Restore the store (all of its files) from a backup, or remove \(marker) to start a new, empty ledger."
     }
 
-    /// After SQLite has opened the store and written its header: the marker, if none yet.
+    /// After SQLite has opened the store and written its header: the files' identities as
+    /// they are now, and the marker, if none yet.
     func opened() throws(LedgerError) {
+        try check()
         guard access(marker, F_OK) != 0 else { return }
         let fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {

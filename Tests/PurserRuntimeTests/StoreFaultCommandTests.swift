@@ -149,7 +149,9 @@ struct UnwritableStoreTests {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
         environment.removeValue(forKey: "PURSER_LEDGER")
-        let result = try runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment)
+        let result = try withExtendedLifetime(other) {
+            try runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment)
+        }
         #expect(result.status == 1, "\(result.stderr)")
         #expect(result.stderr.contains("cannot write \(path + suffix): Operation not permitted"), "\(result.stderr)")
     }
