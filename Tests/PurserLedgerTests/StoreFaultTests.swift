@@ -79,7 +79,7 @@ struct StoreFaultTests {
     }
 
     /// A full disk is named as such, whether the store is already open or opened anew.
-    @Test(.enabled(if: geteuid() == 0))
+    @Test(.enabled(if: Tmpfs.available))
     func aFullDiskIsCalledAFullDisk() throws {
         let disk = try #require(Tmpfs(megabytes: 2))
         let path = disk.path + "/purser.db"

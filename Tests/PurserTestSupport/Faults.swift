@@ -13,6 +13,9 @@ public final class Tmpfs: @unchecked Sendable {
         else { return nil }
     }
 
+    /// Whether this host lets the tests mount one (root, and mounting allowed).
+    public static let available: Bool = Tmpfs(megabytes: 1) != nil
+
     deinit {
         // Lazily: a worker or store still holding a file must not keep the test's tmpfs.
         _ = try? runCommand("/bin/umount", ["-l", path])
@@ -29,6 +32,14 @@ public final class Tmpfs: @unchecked Sendable {
         }
     }
 }
+
+/// Whether files in the tests' temporary directory can be made immutable (root, and a file
+/// system with the attribute).
+public let immutableFilesAvailable: Bool = {
+    let path = Fixtures.temporaryHome() + "/probe"
+    guard FileManager.default.createFile(atPath: path, contents: nil), setImmutable(path, true) else { return false }
+    return setImmutable(path, false)
+}()
 
 /// Sets or clears a file's immutable attribute; false where the file system does not have it.
 @discardableResult
