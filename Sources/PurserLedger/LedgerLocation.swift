@@ -8,10 +8,12 @@ public enum LedgerLocation {
         location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") || location.contains("dbname=")
     }
 
-    public static func open(_ location: String) throws(LedgerError) -> any LedgerStore {
+    /// `retry`: how long a PostgreSQL store that went away is waited for (SQLite waits on
+    /// its busy timeout instead).
+    public static func open(_ location: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) -> any LedgerStore {
         if isPostgres(location) {
             try checkConnectionString(location)
-            return try PostgresLedger(url: location)
+            return try PostgresLedger(url: location, retry: retry)
         }
         return try SQLiteLedger(path: location)
     }

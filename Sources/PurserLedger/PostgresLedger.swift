@@ -7,27 +7,28 @@ import Synchronization
 /// (load a node, then settle it) lock the node's row first (`SQLDialect.lockRow`), so a
 /// reclaim and a late settle of one node queue on that lock. When PostgreSQL aborts a
 /// transaction anyway (40001, or 40P01 on a deadlock) the driver runs its body again, up
-/// to 5 more times.
+/// to 5 more times. When the connection is lost before COMMIT (a restart, a failover),
+/// the driver reconnects, for as long as `retry` allows, and runs the body again.
 public final class PostgresDriver: SQLDriver {
     public let dialect = SQLDialect.postgres
     private let connection: Mutex<PostgresBox>
+    private let retry: StoreRetry
 
-    /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL.
-    public init(url: String) throws(LedgerError) {
+    /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL. The
+    /// first connection is not waited for: a store never reached is a setting to fix.
+    public init(url: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) {
         connection = Mutex(PostgresBox(try PostgresConnection(url: url)))
+        self.retry = retry
     }
 
     /// One statement in autocommit: no BEGIN or COMMIT round trips.
     public func single(_ sql: String, _ arguments: [SQLValue]) throws(LedgerError) -> [[SQLValue]] {
-        try attempt { (connection, mayReset) throws(LedgerError) in
-            try connection.reconnectIfNeeded(mayReset: &mayReset)
-            return try connection.query(sql, arguments, prepared: true)
-        }
+        try attempt { (connection) throws(LedgerError) in try connection.query(sql, arguments, prepared: true) }
     }
 
     public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
-        try attempt { (connection, mayReset) throws(LedgerError) in
-            try connection.begin(mayReset: &mayReset)
+        try attempt { (connection) throws(LedgerError) in
+            try connection.begin()
             let result = try body(connection)
             try connection.rows.flush(connection)
             try connection.commit()
@@ -36,20 +37,24 @@ public final class PostgresDriver: SQLDriver {
     }
 
     /// Runs `work` on the connection, again after a deadlock, a serialization failure or a
-    /// lost connection, as `PostgresConnection.recover` decides.
+    /// lost connection, as `PostgresConnection.recover` decides. Callers wait on the lock
+    /// while one of them waits for the store: the store's calls run on threads kept for
+    /// them, never on Swift's cooperative pool (`StoreThread` in the runtime).
     private func attempt<T>(
-        _ work: (PostgresConnection, inout Bool) throws(LedgerError) -> T
+        _ work: (PostgresConnection) throws(LedgerError) -> T
     ) throws(LedgerError) -> T {
         // The result leaves the lock with the connection still owned by the driver.
         try connection.withLock { (box) throws(LedgerError) -> UnsafeTransfer<T> in
             let connection = box.connection
             var retries = 0
-            var mayReset = true
+            var losses = 0
             while true {
+                // Its own give-up is final: it waited the whole window already.
+                try connection.connect(retry)
                 do throws(LedgerError) {
-                    return UnsafeTransfer(try work(connection, &mayReset))
+                    return UnsafeTransfer(try work(connection))
                 } catch {
-                    try connection.recover(from: error, retries: &retries, mayReset: mayReset)
+                    try connection.recover(from: error, retries: &retries, losses: &losses)
                 }
             }
         }.value
@@ -67,8 +72,8 @@ extension PostgresConnection: SQLSession {}
 public typealias PostgresLedger = SQLLedger<PostgresDriver>
 
 extension SQLLedger where Driver == PostgresDriver {
-    public convenience init(url: String) throws(LedgerError) {
-        try self.init(driver: PostgresDriver(url: url))
+    public convenience init(url: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) {
+        try self.init(driver: PostgresDriver(url: url, retry: retry))
     }
 }
 
@@ -77,16 +82,26 @@ extension SQLLedger where Driver == PostgresDriver {
 final class PostgresConnection {
     /// How often a transaction aborted by a serialization failure or deadlock is run again.
     static let serializationRetries = 5
+    /// How often one call runs again after losing the connection: a server that drops it
+    /// each time the call is made is not briefly away.
+    static let connectionRetries = 5
 
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// The connection string with any password masked, for messages.
     let displayURL: String
     /// Whether the current attempt met a serialization failure or a deadlock (the body
     /// sees only a LedgerError).
     private var sawRetryable = false
+    /// Whether the server said the session is over (a shutdown, a lost link), which libpq
+    /// may not have noticed yet: the next attempt reconnects.
+    var needsReset = false
+    /// Since when the store has been away; nil while connected.
+    var downSince: ContinuousClock.Instant?
+    /// Whether a call gave up in this outage already (later ones fail at once).
+    var gaveUp = false
     private var isFirstTransaction = true
     /// Statements prepared in this session, by their SQL: their names.
-    private var prepared: [String: String] = [:]
+    var prepared: [String: String] = [:]
     /// Names are never reused within a session: one forgotten may still exist on the server.
     private var preparedCount = 0
     let rows = NodeRows(dialect: .postgres)
@@ -114,23 +129,13 @@ final class PostgresConnection {
     /// Where the current attempt stands, for `recover`.
     private var committing = false
 
-    /// Reconnects (at most once per call, as `mayReset` says) if the connection is down.
-    func reconnectIfNeeded(mayReset: inout Bool) throws(LedgerError) {
-        if PQstatus(handle) != CONNECTION_OK {
-            guard mayReset else { throw lost("the connection is down") }
-            mayReset = false
-            PQreset(handle)
-            // A new session: what the old one prepared is gone with it.
-            prepared = [:]
-            guard PQstatus(handle) == CONNECTION_OK else { throw lost("reconnecting failed") }
-        }
+    /// Starts an attempt on a live connection (see `connect`).
+    func startAttempt() {
         sawRetryable = false
         committing = false
     }
 
-    /// Starts an attempt: reconnects if need be, then BEGINs.
-    func begin(mayReset: inout Bool) throws(LedgerError) {
-        try reconnectIfNeeded(mayReset: &mayReset)
+    func begin() throws(LedgerError) {
         rows.reset()
         try execute("BEGIN")
         if isFirstTransaction {
@@ -144,16 +149,18 @@ final class PostgresConnection {
 
     /// After an attempt failed with `error`: rolls back, then returns if the body is to run
     /// again (after a serialization failure or deadlock, up to `serializationRetries`
-    /// times; after losing the connection before COMMIT, if it may still be reset), and
-    /// throws otherwise.
-    func recover(from error: LedgerError, retries: inout Int, mayReset: Bool) throws(LedgerError) {
-        if PQstatus(handle) != CONNECTION_OK {
-            // Before COMMIT nothing was written: reconnect once and run the body again.
+    /// times; after losing the connection before COMMIT, up to `connectionRetries` times,
+    /// `connect` waiting for the store first), and throws otherwise.
+    func recover(from error: LedgerError, retries: inout Int, losses: inout Int) throws(LedgerError) {
+        if PQstatus(handle) != CONNECTION_OK || needsReset {
+            needsReset = true
+            // Before COMMIT nothing was written: run the body again once reconnected.
             // During COMMIT the transaction may or may not have committed: say so.
             if committing {
                 throw lost("the connection dropped during COMMIT; whether it committed is unknown (\(error.message))")
             }
-            guard mayReset else { throw error }
+            losses += 1
+            guard losses <= Self.connectionRetries else { throw error }
             return
         }
         if PQtransactionStatus(handle) != PQTRANS_IDLE { try? execute("ROLLBACK") }
@@ -177,7 +184,7 @@ final class PostgresConnection {
         isFirstTransaction = false
     }
 
-    private func lost(_ detail: String) -> LedgerError {
+    func lost(_ detail: String) -> LedgerError {
         let message = PostgresConnection.trimmed(PQerrorMessage(handle))
         return LedgerError(
             .storeFailed, "lost the connection to PostgreSQL at \(displayURL): \(detail)\(message.isEmpty ? "" : ": " + message)")
@@ -271,6 +278,9 @@ final class PostgresConnection {
     /// Throws unless `result` is a success; notes whether the failure is one to retry.
     private func check(_ result: OpaquePointer?, _ sql: String) throws(LedgerError) {
         guard let result else {
+            // Nothing came back: the statement could not be sent, and libpq may not have
+            // marked the connection bad yet (a write to a socket the server closed).
+            needsReset = true
             throw LedgerError(.storeFailed, "postgres: \(PostgresConnection.trimmed(PQerrorMessage(handle)))")
         }
         let status = PQresultStatus(result)
@@ -280,6 +290,9 @@ final class PostgresConnection {
         if message.isEmpty { message = PostgresConnection.trimmed(PQerrorMessage(handle)) }
         if message.isEmpty { message = String(cString: PQresStatus(status)) }
         if state == "40001" || state == "40P01" { sawRetryable = true }
+        // The server gives every error it sends a SQLSTATE; one without came from libpq,
+        // about the link (which PQstatus may still call good).
+        if state.isEmpty || Self.endsSession(state) { needsReset = true }
         if let code = LedgerError.Code(sqlState: state) {
             let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) } ?? message
             throw LedgerError(code, primary)
@@ -297,98 +310,5 @@ final class PostgresConnection {
         var text = String(cString: message)
         while let last = text.last, last.isWhitespace { text.removeLast() }
         return text
-    }
-
-    // MARK: - Redaction
-
-    /// `url` with its password, if any, replaced by `***`: in a URL's user information
-    /// and `password=` query parameter, or a connection string's `password=` keyword.
-    static func redacted(_ url: String) -> String {
-        let characters = Array(url)
-        for scheme in ["postgresql://", "postgres://"] where url.hasPrefix(scheme) {
-            return redactedURI(characters, from: scheme.count)
-        }
-        return redactedKeywords(characters)
-    }
-
-    private static func redactedURI(_ characters: [Character], from start: Int) -> String {
-        var output = characters
-        let queryStart = characters[start...].firstIndex(of: "?") ?? characters.endIndex
-        // user:password@host…: mask from the first ':' to the last '@' before the query.
-        if let at = characters[start..<queryStart].lastIndex(of: "@"),
-            let colon = characters[start..<at].firstIndex(of: ":")
-        {
-            output.replaceSubrange((colon + 1)..<at, with: Array("***"))
-        }
-        let shift = output.count - characters.count
-        // …?password=…&…
-        var index = queryStart + shift + 1
-        while index < output.count {
-            let end = output[index...].firstIndex(of: "&") ?? output.endIndex
-            if let equals = output[index..<end].firstIndex(of: "="),
-                String(output[index..<equals]).lowercased() == "password"
-            {
-                output.replaceSubrange((equals + 1)..<end, with: Array("***"))
-                index = equals + 1 + 3 + 1
-            } else {
-                index = end + 1
-            }
-        }
-        return String(output)
-    }
-
-    /// Masks `password = value` in a `keyword = value …` string, where a value is either
-    /// bare or in single quotes with backslash escapes, as libpq reads it.
-    private static func redactedKeywords(_ characters: [Character]) -> String {
-        var output: [Character] = []
-        var index = 0
-        func skipSpace() {
-            while index < characters.count, characters[index].isWhitespace {
-                output.append(characters[index])
-                index += 1
-            }
-        }
-        while index < characters.count {
-            skipSpace()
-            let keywordStart = index
-            while index < characters.count, characters[index] != "=", !characters[index].isWhitespace {
-                output.append(characters[index])
-                index += 1
-            }
-            let keyword = String(characters[keywordStart..<index])
-            skipSpace()
-            guard index < characters.count, characters[index] == "=" else { continue }
-            output.append("=")
-            index += 1
-            skipSpace()
-            var value: [Character] = []
-            if index < characters.count, characters[index] == "'" {
-                value.append("'")
-                index += 1
-                while index < characters.count, characters[index] != "'" {
-                    if characters[index] == "\\", index + 1 < characters.count {
-                        value.append(characters[index])
-                        index += 1
-                    }
-                    value.append(characters[index])
-                    index += 1
-                }
-                if index < characters.count {
-                    value.append("'")
-                    index += 1
-                }
-            } else {
-                while index < characters.count, !characters[index].isWhitespace {
-                    if characters[index] == "\\", index + 1 < characters.count {
-                        value.append(characters[index])
-                        index += 1
-                    }
-                    value.append(characters[index])
-                    index += 1
-                }
-            }
-            output += keyword.lowercased() == "password" ? Array("***") : value
-        }
-        return String(output)
     }
 }

@@ -21,11 +21,15 @@ public final class RuntimeLedger: Sendable {
 
     /// The store's files, which no untrusted worker may see (none for PostgreSQL).
     public let files: [String]
+    /// Who hears of the store's retries, reconnects and give-ups.
+    public let notices = StoreNotices()
 
     public init(location: String) throws(RuntimeError) {
         files = LedgerLocation.isPostgres(location) ? [] : [location, location + "-wal", location + "-shm"]
+        let notices = self.notices
+        let retry = StoreRetry(windowMs: try StoreNotices.retryWindowMs()) { notices.say($0) }
         do {
-            store = try LedgerLocation.open(location)
+            store = try LedgerLocation.open(location, retry: retry)
             // Holds of supervisors that died (their leases ran out) go back to their parents.
             _ = try store.reclaimExpired()
         } catch where error.code == .invalid {
@@ -74,7 +78,17 @@ public final class RuntimeLedger: Sendable {
     }
 
     /// Reserves the run's amounts from its team; nil and a message when the team cannot grant them.
-    func reserve(_ request: RunRequest) throws(RuntimeError) -> (node: Node?, holder: Holder?, denial: String?) {
+    func reserve(_ request: RunRequest) async throws(RuntimeError) -> (node: Node?, holder: Holder?, denial: String?) {
+        do throws(LedgerError) {
+            return try await StoreThread.run { () throws(LedgerError) in try self.reserveNow(request) }
+        } catch where error.code == .unknownTeam {
+            throw RuntimeError(code: .invalidRequest, message: "--team: \(error.message)")
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        }
+    }
+
+    private func reserveNow(_ request: RunRequest) throws(LedgerError) -> (node: Node?, holder: Holder?, denial: String?) {
         do throws(LedgerError) {
             let team = if let name = request.team { try store.team(named: name) } else { try LocalTeam.open(in: store) }
             let holder = try holder()
@@ -86,22 +100,38 @@ public final class RuntimeLedger: Sendable {
             return (node, holder, nil)
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             return (nil, nil, error.message)
-        } catch where error.code == .unknownTeam {
-            throw RuntimeError(code: .invalidRequest, message: "--team: \(error.message)")
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
         }
     }
 
-    func settle(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) {
+    /// Settles the run's node with what the run used, on the store's threads.
+    func settle(_ node: Node, holder: Holder?, report: RunReport) async throws(RuntimeError) {
+        let settled = await StoreThread.run { () -> Result<Void, RuntimeError> in
+            Result { () throws(RuntimeError) in try self.settleNow(node, holder: holder, report: report) }
+        }
+        try settled.get()
+    }
+
+    /// A node found closed already counts only if it was closed as this run (an earlier
+    /// try whose answer was lost with the connection: the store charged it once); one
+    /// closed otherwise did not charge this run's usage, and that is said.
+    func settleNow(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) {
+        let outcome = report.verdict.rawValue
+        let settled: Settlement
         do {
-            _ = try store.settle(
+            settled = try store.settle(
                 node.id,
-                usage: Usage(credits: report.usage.credits.micros, timeMs: report.usage.wallMs,
-                    memoryPeakBytes: report.usage.memoryPeakBytes),
-                outcome: report.verdict.rawValue, holder: holder)
+                usage: Usage(
+                    credits: report.usage.credits.micros, timeMs: report.usage.wallMs, memoryPeakBytes: report.usage.memoryPeakBytes),
+                outcome: outcome, holder: holder)
         } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: settling node \(node.id): \(error)")
+            throw RuntimeError(
+                code: error.code == .storeFailed ? .store : .ledger, message: "ledger: settling node \(node.id): \(error)")
+        }
+        guard settled.outcome == outcome else {
+            throw RuntimeError(
+                code: .ledger,
+                message: "ledger: node \(node.id) was closed already (\(settled.outcome), \(Credits(micros: settled.used.credits)) "
+                    + "credits charged): this run's \(report.usage.credits) credits were not charged")
         }
     }
 }

@@ -64,6 +64,9 @@ public struct RunRequest: Sendable {
     /// Where a trusted plugin's worker may be kept between runs and taken from: set by a
     /// swarm for plugins that allow it. Only a worker that declares `sequentialRuns` is kept.
     var workerPool: WorkerPool?
+    /// A step's caller's groups: the step's are made inside them, so its memory, processes
+    /// and CPU time count against the caller's limits too (see `RunCgroups`).
+    var parentGroups: RunCgroups?
 
     public init(
         executable: String, pluginName: String? = nil, input: JSONValue, credits: Credits, wallTimeMs: Int64,
@@ -234,6 +237,11 @@ public struct SandboxReport: Sendable, Hashable {
     public var optedOut: [SandboxLayer]
     /// Deny-listed syscalls the run tried; each failed with EPERM.
     public var deniedSyscalls: [String] = []
+    /// How many deny-listed calls the supervisor saw refused.
+    public var deniedCalls = 0
+    /// The supervisor stopped watching after `deniedCalls`: the kernel refused any later
+    /// ones alone (with ENOSYS), unseen and uncounted.
+    public var deniedCallsCapped = false
 
     public init(_ plan: SandboxPlan) {
         level = plan.level
@@ -249,6 +257,8 @@ public struct SandboxReport: Sendable, Hashable {
             "notEnforced": .array(notEnforced.map { .string($0.rawValue) }),
             "optedOut": .array(optedOut.map { .string($0.rawValue) }),
             "deniedSyscalls": .array(deniedSyscalls.map { .string($0) }),
+            "deniedCalls": .number(JSONNumber(Int64(deniedCalls))),
+            "deniedCallsCapped": .bool(deniedCallsCapped),
         ]
     }
 }

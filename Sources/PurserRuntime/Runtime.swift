@@ -11,13 +11,16 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible {
         public static let invalidRequest = Code("invalid request")
         public static let stateDirectory = Code("state directory")
         public static let ledger = Code("ledger")
+        /// The ledger's store could not be reached, for the whole store retry window.
+        public static let store = Code("store")
         /// The run's sandbox level needs a layer this host lacks.
         public static let sandbox = Code("sandbox")
     }
 
     public let code: Code
     public let message: String
-    /// What ran, when the failure came after the run (its end could not be recorded).
+    /// The run's report when the run ended but could not be settled: what it used is
+    /// known, and must not be lost with the error.
     public var report: RunReport?
 
     public init(code: Code, message: String, report: RunReport? = nil) {
@@ -103,7 +106,7 @@ public struct Runtime: Sendable {
         if let hold = request.hold {
             held = (hold.node, hold.holder, nil)
         } else if let ledger {
-            held = try ledger.reserve(request)
+            held = try await ledger.reserve(request)
         }
         if let denial = held?.denial {
             return RunReport.denied(runID: runID, request: request, message: denial)
@@ -133,9 +136,8 @@ public struct Runtime: Sendable {
         if let ledger, let node = held?.node {
             report.ledgerNode = node.id
             do {
-                try ledger.settle(node, holder: held?.holder, report: report)
+                try await ledger.settle(node, holder: held?.holder, report: report)
             } catch {
-                report.unsettled = error.message
                 throw RuntimeError(code: error.code, message: error.message, report: report)
             }
         }
@@ -237,9 +239,10 @@ public struct Runtime: Sendable {
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
         profile.isolation = plan.isolation
         profile.isolation.sharedPaths = request.readOnlyPaths
+        profile.parentGroups = request.parentGroups
         // Unless the run may go without, a cgroup the plan counts on must really be there.
         if !(request.allowDegraded || allowDegradedSandbox) {
-            profile.requiredCgroups = Set(plan.applied).intersection([.memoryCgroup, .pidsCgroup])
+            profile.requiredCgroups = Set(plan.applied).intersection(SandboxLayer.cgroups)
         }
         return profile
     }

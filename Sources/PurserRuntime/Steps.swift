@@ -1,10 +1,17 @@
 import Glibc
 import PurserLedger
 import PurserProtocol
+import PurserSandbox
+import Synchronization
 
 /// Runs one run's `routine/call`s: each a child step of a registered plugin, reserved
 /// from the caller's own reservation (never from the swarm or the team), whose unused
 /// part goes back to the caller when it ends. Steps nest at most `maxDepth` deep.
+///
+/// A step runs inside its caller's groups (`RunRequest.parentGroups`): its memory,
+/// processes and CPU time count against the caller's limits as well as its own, the
+/// caller's peak and CPU time include its steps', and no step outlives its caller's run
+/// (`endCalls`).
 final class StepLauncher: Sendable {
     static let maxDepth = 4
     static let defaultMemory: Int64 = 256 << 20
@@ -18,6 +25,13 @@ final class StepLauncher: Sendable {
     private let deadlineMs: Int64
     /// The swarm's kept workers, which a trusted step plugin's worker may join (see `WorkerPool`).
     private let workers: WorkerPool?
+    /// Steps running, by call; cancelled when the caller's worker is gone.
+    private let running = Mutex(Running())
+
+    private struct Running {
+        var next = 0
+        var tasks: [Int: Task<Void, Never>] = [:]
+    }
 
     init(
         runtime: Runtime, parent: Node, holder: Holder?, account: RunAccount, depth: Int, tools: [String], deadlineMs: Int64,
@@ -33,32 +47,70 @@ final class StepLauncher: Sendable {
         self.deadlineMs = deadlineMs
     }
 
-    func call(_ params: RoutineCallParams, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void) {
+    /// Runs a step inside the caller's groups, and answers when it ends.
+    func call(_ params: RoutineCallParams, callerGroups: RunCgroups?, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void) {
+        // Called while the caller's worker lives: its groups are there to hold until the step ends.
+        callerGroups?.hold()
+        running.withLock { running in
+            let id = running.next
+            running.next += 1
+            // Registered before it can end (which takes the lock to leave).
+            running.tasks[id] = Task {
+                await self.run(params, callerGroups: callerGroups, reply: reply)
+                callerGroups?.unhold()
+                self.running.withLock { _ = $0.tasks.removeValue(forKey: id) }
+            }
+        }
+    }
+
+    /// Cancels the steps still running: the caller's worker is gone, and its run with it.
+    func endCalls() {
+        for task in running.withLock({ Array($0.tasks.values) }) { task.cancel() }
+    }
+
+    private func run(
+        _ params: RoutineCallParams, callerGroups: RunCgroups?, reply: @escaping @Sendable (Result<JSONValue, RPCError>) -> Void
+    ) async {
+        // The registry and the reservation are store calls: on the store's threads, not
+        // the worker session's queue, whose timers must keep running meanwhile.
+        let preparing = await StoreThread.run { () -> Result<Prepared, RuntimeError> in
+            Result { () throws(RuntimeError) in try self.prepare(params, callerGroups: callerGroups) }
+        }
         let prepared: Prepared
-        do {
-            prepared = try prepare(params)
+        switch preparing {
+        case .success(let value): prepared = value
+        case .failure(let error):
+            // A store that is away is not a refusal of the budget.
+            let verdict = error.code == .store ? "error" : "denied"
+            return reply(.failure(RPCError(
+                code: ErrorCode.routineFailed, message: error.message, data: ["verdict": .string(verdict), "credits": 0])))
+        }
+        defer { close(prepared.opened.fd) }
+        let report: RunReport?
+        do throws(RuntimeError) {
+            report = try await runtime.exec(prepared.request)
         } catch {
-            return reply(.failure(RPCError(code: ErrorCode.routineFailed, message: error.message, data: ["verdict": "denied", "credits": 0])))
-        }
-        let runtime = self.runtime
-        let account = self.account
-        Task {
-            defer { close(prepared.opened.fd) }
-            let report = try? await runtime.exec(prepared.request)
-            if report == nil {
-                _ = try? runtime.ledger?.store.settle(
-                    prepared.node.id, usage: .none, outcome: "error", holder: prepared.request.hold?.holder)
+            // Ended but not settled: settled again with what it used, else (never
+            // started) with nothing. The caller's own settle covers it either way.
+            report = error.report
+            let usage = error.report.map {
+                Usage(credits: $0.usage.credits.micros, timeMs: $0.usage.wallMs, memoryPeakBytes: $0.usage.memoryPeakBytes)
             }
-            let used = report?.usage.credits ?? .zero
-            account.settleStep(held: params.credits, used: used)
-            guard let report, report.verdict == .ok else {
-                let verdict = report?.verdict.rawValue ?? "error"
-                return reply(.failure(RPCError(
-                    code: ErrorCode.routineFailed, message: "\(params.plugin): \(report?.message ?? verdict)",
-                    data: ["verdict": .string(verdict), "credits": used.json])))
+            let store = runtime.ledger?.store
+            let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
+            await StoreThread.run {
+                _ = try? store?.settle(node, usage: usage ?? .none, outcome: report?.verdict.rawValue ?? "error", holder: holder)
             }
-            reply(.success(RoutineCallResult(output: report.output ?? .null, credits: used).json))
         }
+        let used = report?.usage.credits ?? .zero
+        account.settleStep(held: params.credits, used: used)
+        guard let report, report.verdict == .ok else {
+            let verdict = report?.verdict.rawValue ?? "error"
+            return reply(.failure(RPCError(
+                code: ErrorCode.routineFailed, message: "\(params.plugin): \(report?.message ?? verdict)",
+                data: ["verdict": .string(verdict), "credits": used.json])))
+        }
+        reply(.success(RoutineCallResult(output: report.output ?? .null, credits: used).json))
     }
 
     private struct Prepared: Sendable {
@@ -69,7 +121,7 @@ final class StepLauncher: Sendable {
 
     /// The checks, the hold in the caller's account, the step's node in the ledger, and the
     /// plugin's pinned file: each undone if a later one fails.
-    private func prepare(_ params: RoutineCallParams) throws(RuntimeError) -> Prepared {
+    private func prepare(_ params: RoutineCallParams, callerGroups: RunCgroups?) throws(RuntimeError) -> Prepared {
         func refuse(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
         guard depth < Self.maxDepth else { throw refuse("steps nest at most \(Self.maxDepth) deep") }
         guard let record = try PluginRegistry(runtime: runtime).find(params.plugin) else {
@@ -92,6 +144,9 @@ final class StepLauncher: Sendable {
                 plugin: params.plugin, estimate: params.credits.micros, strategy: ReservationStrategy.exact.rawValue))
         } catch {
             account.settleStep(held: params.credits, used: .zero)
+            guard error.code != .storeFailed else {
+                throw RuntimeError(code: .store, message: "\(params.plugin): ledger: \(error.message)")
+            }
             throw refuse("\(params.plugin): \(error.message)")
         }
         let opened: PluginRegistry.OpenedPlugin
@@ -110,6 +165,7 @@ final class StepLauncher: Sendable {
         request.keepExecutableFD = opened.isScript
         request.depth = depth + 1
         request.tools = tools
+        request.parentGroups = callerGroups
         DeclaredManifest(record).apply(to: &request, workers: workers)
         return Prepared(request: request, node: node, opened: opened)
     }

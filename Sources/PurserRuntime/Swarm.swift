@@ -35,6 +35,8 @@ public struct RoutineOutcome: Sendable {
     public var report: RunReport?
     /// Served from the deterministic routine cache: no reservation, no spawn, no credits.
     public var cached = false
+    /// Why the run's settle failed, if it did: its usage is in `report`, not in the ledger.
+    public var settleError: String?
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -44,6 +46,10 @@ public struct RoutineOutcome: Sendable {
         if let output { object["output"] = output }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
         if cached { object["cached"] = true }
+        if let settleError {
+            object["settled"] = false
+            object["settleError"] = .string(settleError)
+        }
         if let report { object["usage"] = report.usage.json }
         // Which process ran it, and its how-manieth run that was (more than 1: a kept worker).
         if let report, let pid = report.pid, report.workerRun > 0 {
@@ -91,19 +97,21 @@ public struct SwarmReport: Sendable {
     public var swarmNode: NodeID?
     /// Why the swarm itself could not start (its team could not grant its reservation).
     public var denied: String?
+    /// The ledger's store stayed away past the store retry window: routines were left
+    /// unstarted or unsettled (each says which), and the report holds what is known.
+    public var storeError: String?
     public var routines: [RoutineOutcome]
     public var tiers: [TierSummary]
     public var analytics: Analytics?
     public var wallMs: Int64
-    /// Why the swarm stopped early: the ledger's store failed under it. Routines running
-    /// then were cancelled; their holds, and the swarm's, stay open in the store.
-    public var storeFailed: String? = nil
 
     public var verdictCounts: [String: Int] {
         routines.reduce(into: [:]) { $0[$1.verdict, default: 0] += 1 }
     }
 
-    public var allOK: Bool { denied == nil && storeFailed == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue } }
+    public var allOK: Bool {
+        denied == nil && storeError == nil && routines.allSatisfy { $0.verdict == Verdict.ok.rawValue && $0.settleError == nil }
+    }
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -115,7 +123,7 @@ public struct SwarmReport: Sendable {
         ]
         if let swarmNode { object["swarmNode"] = .number(JSONNumber(swarmNode)) }
         if let denied { object["denied"] = .string(denied) }
-        if let storeFailed { object["storeFailed"] = .string(storeFailed) }
+        if let storeError { object["storeError"] = .string(storeError) }
         if let analytics {
             object["analytics"] = [
                 "reservationAccuracy": .number(JSONNumber(analytics.reservationAccuracy) ?? JSONNumber(0)),
@@ -139,8 +147,8 @@ public struct SwarmReport: Sendable {
 /// no wait can be part of a cycle: the swarm cannot deadlock. A routine that could not
 /// fit even with nothing else running is denied.
 public final class SwarmRunner: Sendable {
-    private let runtime: Runtime
-    private let job: JobFile
+    let runtime: Runtime
+    let job: JobFile
     private let onEvent: @Sendable (SwarmEvent) -> Void
     /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
     private let plugins: [String: PluginSource]
@@ -210,99 +218,15 @@ public final class SwarmRunner: Sendable {
         return .path(path)
     }
 
-    /// Runs the swarm, and keeps its report in the store for `purser runs` (unless the store failed).
-    public func run() async throws(RuntimeError) -> SwarmReport {
-        let report = try await runSwarm()
-        guard report.storeFailed == nil else { return report }
-        try? runtime.ledger?.store.saveRun(RunRecord(
-            id: report.runID, swarm: report.swarm, team: report.team, ok: report.allOK, startedMs: report.startedMs,
-            report: report.json.serialized()))
-        return report
-    }
-
-    private func runSwarm() async throws(RuntimeError) -> SwarmReport {
-        let started = ContinuousClock.now
-        let runID = "s-" + Runtime.makeRunID().dropFirst(2)
-        let startedMs = unixMilliseconds()
-        let ledger = runtime.ledger!
-        let store = ledger.store
-        let team: Node
-        let holder: Holder
-        team = try openTeam(store)
-        do {
-            holder = try ledger.holder()
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        }
-        let swarm: Node
-        do {
-            swarm = try store.reserve(ReserveRequest(
-                parent: team.id, kind: .swarm, name: job.swarm.name,
-                amounts: Resources(credits: job.swarm.credits.micros, timeMs: job.swarm.timeMs, memoryBytes: job.swarm.memoryBytes),
-                tools: job.swarm.tools, holder: holder))
-        } catch where error.code == .insufficient || error.code == .toolNotPermitted {
-            emit("deny", nil, ["message": .string(error.message)])
-            return SwarmReport(
-                runID: runID, startedMs: startedMs,
-                swarm: job.swarm.name, team: job.team.name, swarmNode: nil, denied: error.message, routines: [], tiers: [],
-                analytics: nil, wallMs: milliseconds(since: started))
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        }
-        emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
-        let schedule = Schedule(job: job, swarm: swarm, holder: holder)
-        await runRoutines(schedule, store: store)
-        await schedule.workers.retireAll()
-        let outcome = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue } ? "ok" : "failed"
-        if schedule.storeFailure == nil {
-            do {
-                _ = try store.settle(swarm.id, usage: .none, outcome: outcome, holder: holder)
-                emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(swarm.id))])
-            } catch where error.code == .storeFailed {
-                schedule.storeFailure = "settling swarm \(swarm.id): \(error.message)"
-            } catch {
-                throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(swarm.id): \(error)")
-            }
-        }
-        var report = report(schedule, store: store, swarm: swarm, team: team, started: started)
-        report.storeFailed = schedule.storeFailure
-        report.runID = runID
-        report.startedMs = startedMs
-        return report
-    }
-
-    /// The job's team; made from `team.budget` when it does not exist yet.
-    private func openTeam(_ store: any LedgerStore) throws(RuntimeError) -> Node {
-        do throws(LedgerError) {
-            return try store.team(named: job.team.name)
-        } catch where error.code != .unknownTeam {
-            // A store that fails is not a team that is missing.
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        } catch {}
-        guard let budget = job.team.budget else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(job.file): team.name: there is no team named \(job.team.name), and team.budget is not given")
-        }
-        do throws(LedgerError) {
-            return try store.createTeam(TeamSpec(
-                name: job.team.name,
-                caps: Resources(credits: budget.credits.micros, timeMs: budget.timeMs, memoryBytes: budget.memoryBytes),
-                workers: budget.workers, tools: budget.tools))
-        } catch {
-            throw RuntimeError(code: .ledger, message: "ledger: \(error)")
-        }
-    }
-
     // MARK: - Scheduling
 
     enum Finished: Sendable {
-        /// `ledgerFailed`: the run's end could not be recorded (the store failed).
-        case run(name: String, node: Node, report: RunReport?, error: String?, ledgerFailed: Bool)
+        /// `error` with a report: the run ended, but could not be settled.
+        case run(name: String, node: Node, report: RunReport?, error: RuntimeError?)
         case tick
     }
 
-    private func runRoutines(_ schedule: Schedule, store: any LedgerStore) async {
+    func runRoutines(_ schedule: Schedule, store: any LedgerStore) async {
         let runtime = self.runtime
         await withTaskGroup(of: Finished.self) { group in
             // Budget is looked at only when a run's end has been taken in (or at the start):
@@ -310,27 +234,31 @@ public final class SwarmRunner: Sendable {
             // routine overtake that run's dependents.
             var mayStart = true
             while true {
-                if schedule.storeFailure != nil { stop(schedule) }
-                for (name, node, request) in mayStart && !schedule.stopping ? startWhatFits(schedule, store: store) : [] {
+                // Scheduling reads and writes the ledger: on the store's threads, not this task's.
+                // Cancelled (the supervisor was told to stop): nothing more starts, and what
+                // runs is cancelled through its task, settles and is reported.
+                let starting = mayStart && !Task.isCancelled ? await StoreThread.run { self.startWhatFits(schedule, store: store) } : []
+                for (name, node, request) in starting {
                     // A task of its own, so that a preemption can cancel this one run.
                     let task = Task<Finished, Never> {
                         defer { if let fd = request.executableFD { close(fd) } }
-                        do {
+                        do throws(RuntimeError) {
                             let report = try await runtime.exec(request) { event in self.forward(event, routine: name) }
-                            return .run(name: name, node: node, report: report, error: nil, ledgerFailed: false)
-                        } catch let error as RuntimeError {
-                            return .run(
-                                name: name, node: node, report: error.report, error: error.message,
-                                ledgerFailed: error.code == .ledger)
+                            return .run(name: name, node: node, report: report, error: nil)
                         } catch {
-                            return .run(name: name, node: node, report: nil, error: "\(error)", ledgerFailed: false)
+                            return .run(name: name, node: node, report: error.report, error: error)
                         }
                     }
                     schedule.tasks[name] = task
-                    group.addTask { await task.value }
+                    group.addTask { await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() } }
                 }
                 if schedule.running == 0 {
-                    guard schedule.hasReady, !schedule.stopping else { break }
+                    guard schedule.hasReady else { break }
+                    if Task.isCancelled {
+                        schedule.concludeAllReady(RoutineOutcome(
+                            name: "", verdict: Verdict.cancelled.rawValue, attempts: 0, message: "the swarm was cancelled before it started"), self)
+                        continue
+                    }
                     // Nothing runs, so nothing will return budget: what still waits never fits.
                     schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running", self)
                     continue
@@ -348,28 +276,22 @@ public final class SwarmRunner: Sendable {
                     schedule.ticking = false
                     schedule.expireWaits(job.swarm.queueTimeoutMs, self)
                     mayStart = false
-                case .run(let name, let node, let report, let error, let ledgerFailed):
+                case .run(let name, let node, let report, let error):
                     schedule.running -= 1
                     schedule.tasks[name] = nil
-                    if ledgerFailed, schedule.storeFailure == nil { schedule.storeFailure = error }
-                    finish(schedule, name, node, report, error, store: store)
+                    await StoreThread.run { self.finish(schedule, name, node, report, error, store: store) }
                     mayStart = true
                 }
             }
         }
     }
 
-    /// The store failed: nothing more starts, and what runs is cancelled (its spending could
-    /// not be recorded). Their holds stay open in the store until a reclaim returns them.
-    private func stop(_ schedule: Schedule) {
-        guard !schedule.stopping else { return }
-        schedule.stopping = true
-        emit("store_failed", nil, ["message": .string(schedule.storeFailure ?? "")])
-        for task in schedule.tasks.values { task.cancel() }
-    }
-
     /// Reserves for every ready routine that may start now; returns the runs to start.
     private func startWhatFits(_ schedule: Schedule, store: any LedgerStore) -> [(String, Node, RunRequest)] {
+        if schedule.storeFailure != nil {
+            schedule.concludeAllReady(notStarted(), self)
+            return []
+        }
         schedule.expireWaits(job.swarm.queueTimeoutMs, self)
         if job.swarm.onConflict == .proportional { shareOut(schedule, store: store) }
         var starting: [(String, Node, RunRequest)] = []
@@ -408,11 +330,12 @@ public final class SwarmRunner: Sendable {
                     // The plugin's file changed since it was pinned: refused, and its hold goes back.
                     schedule.markRunning(name)
                     schedule.running -= 1
-                    finish(schedule, name, node, nil, error.message, store: store)
+                    finish(schedule, name, node, nil, error, store: store)
                 }
             case .failure(let error) where error.code == .storeFailed:
-                // Left ready, not started: the swarm stops.
-                schedule.storeFailure = "reserving for \(name): \(error.message)"
+                // Not a denial: the team was never asked. Nothing more starts.
+                schedule.storeFailure = error.message
+                schedule.concludeAllReady(notStarted(), self)
                 return starting
             case .failure(let error) where error.code == .insufficient && job.swarm.onConflict != .fail:
                 if schedule.markQueued(name) { emit("queue", name, ["message": .string(error.message)]) }
@@ -550,39 +473,37 @@ public final class SwarmRunner: Sendable {
     }
 
     private func finish(
-        _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: String?, store: any LedgerStore
+        _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: RuntimeError?, store: any LedgerStore
     ) {
+        // A store that failed under a run (its settle, its records) stops the swarm.
+        if let error, error.code == .store || error.code == .ledger, schedule.storeFailure == nil {
+            schedule.storeFailure = error.message
+        }
         var returned = report?.returned.credits ?? Credits(micros: node.cap.credits)
-        if report == nil, schedule.storeFailure == nil {
-            // The run never started (a bad input, a missing file): its hold goes back whole.
-            do {
-                _ = try store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
-            } catch where error.code == .storeFailed {
-                schedule.storeFailure = "settling node \(node.id): \(error.message)"
-                returned = .zero
-            } catch {}
-        } else if report == nil {
+        if error != nil, let report {
+            // It ran, and the store did not take its settle: what it used is kept, for
+            // another try when the swarm ends, never replaced by nothing used.
+            schedule.unsettled[name] = (node, report)
+            returned = .zero
+        } else if report == nil, !settleNeverStarted(schedule, node, store: store) {
             returned = .zero
         }
         let verdict = report?.verdict.rawValue ?? Verdict.error.rawValue
-        var fields: [String: JSONValue] = [
+        emit("verdict", name, [
             "verdict": .string(verdict), "node": .number(JSONNumber(node.id)),
             "used": (report?.usage.credits ?? .zero).json, "returned": returned.json,
-        ]
-        if let unsettled = report?.unsettled { fields["unsettled"] = .string(unsettled) }
-        emit("verdict", name, fields)
+        ])
         let routine = schedule.routines[name]!
         schedule.holds[name] = nil
-        if schedule.stopping || schedule.storeFailure != nil {
-            // No retry and no requeue: the swarm stops.
-            schedule.preempting.remove(name)
-        } else if schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
+        // A run the ledger did not take ends the routine: its usage must stay in view.
+        let mayRunAgain = schedule.storeFailure == nil && schedule.unsettled[name] == nil
+        if mayRunAgain, schedule.preempting.remove(name) != nil, verdict == Verdict.preempted.rawValue {
             // Back in the queue; the attempt does not count as a retry.
             schedule.attempts[name, default: 1] -= 1
             schedule.retry(name)
             return
         }
-        if verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries, schedule.storeFailure == nil {
+        if mayRunAgain, verdict != Verdict.ok.rawValue, schedule.attempt(name) <= routine.retries {
             emit("retry", name, ["attempt": .number(JSONNumber(Int64(schedule.attempt(name) + 1)))])
             schedule.retry(name)
             return
@@ -592,10 +513,24 @@ public final class SwarmRunner: Sendable {
         {
             cache.remember(key, report.output ?? .null)
         }
-        schedule.conclude(name, RoutineOutcome(
+        var outcome = RoutineOutcome(
             name: name, verdict: verdict, attempts: schedule.attempt(name),
-            message: report?.unsettled ?? report?.error?.message ?? report?.message ?? error,
-            output: report?.output, ledgerNode: node.id, report: report), self)
+            message: report?.error?.message ?? report?.message ?? (report == nil ? error?.message : nil),
+            output: report?.output, ledgerNode: node.id, report: report)
+        if report != nil { outcome.settleError = error?.message }
+        schedule.conclude(name, outcome, self)
+    }
+
+    /// The run never started (a bad input, a missing file): its hold goes back whole.
+    /// False when the store failed (the swarm then stops, and the hold stays open).
+    private func settleNeverStarted(_ schedule: Schedule, _ node: Node, store: any LedgerStore) -> Bool {
+        do throws(LedgerError) {
+            _ = try store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
+        } catch where error.code == .storeFailed {
+            if schedule.storeFailure == nil { schedule.storeFailure = "ledger: settling node \(node.id): \(error)" }
+            return false
+        } catch {}
+        return true
     }
 
     // MARK: - Reporting
@@ -620,15 +555,12 @@ public final class SwarmRunner: Sendable {
         }
     }
 
-    fileprivate func emit(_ kind: String, _ routine: String?, _ fields: [String: JSONValue]) {
+    func emit(_ kind: String, _ routine: String?, _ fields: [String: JSONValue]) {
         onEvent(SwarmEvent(atMs: unixMilliseconds(), kind: kind, routine: routine, fields: fields))
     }
 
-    private func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
-        let notStarted = schedule.storeFailure.map { _ in "not started: the ledger's store failed" }
-        let routines = job.routines.map {
-            schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0, message: notStarted)
-        }
+    func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
+        let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0) }
         let tree = (try? store.tree(team: job.team.name)) ?? []
         let swarmNodes = tree.filter { $0.id == swarm.id }
         let routineNodes = tree.filter { $0.parent == swarm.id }
@@ -648,8 +580,9 @@ public final class SwarmRunner: Sendable {
     }
 }
 
-/// Where each routine stands; touched only by the scheduling loop.
-private final class Schedule: @unchecked Sendable {
+/// Where each routine stands; touched only by the scheduling loop, one step at a time
+/// (steps that read or write the ledger run on `StoreThread`, awaited by the loop).
+final class Schedule: @unchecked Sendable {
     enum State {
         case waiting
         /// Its times are in `ready`.
@@ -667,13 +600,14 @@ private final class Schedule: @unchecked Sendable {
     /// Each started routine's input, templates filled (the cache's key).
     var inputs: [String: JSONValue] = [:]
     var outcomes: [String: RoutineOutcome] = [:]
+    /// Runs that ended but whose settle the store did not take, with what each used.
+    var unsettled: [String: (node: Node, report: RunReport)] = [:]
+    /// Why the store could not be used: nothing more starts once it is set.
+    var storeFailure: String?
     var running = 0
     /// Runs in flight, so that a preemption can cancel one, and what each holds.
     var tasks: [String: Task<SwarmRunner.Finished, Never>] = [:]
     var holds: [String: Int64] = [:]
-    /// Why the store failed, once it has: the swarm then stops (`stopping`).
-    var storeFailure: String?
-    var stopping = false
     /// Routines being preempted, and the flags that make their runs end `preempted`.
     var preempting: Set<String> = []
     var preemptFlags: [String: PreemptionFlag] = [:]
@@ -789,8 +723,16 @@ private final class Schedule: @unchecked Sendable {
     }
 
     func denyAllReady(_ message: String, _ runner: SwarmRunner) {
+        concludeAllReady(RoutineOutcome(name: "", verdict: Verdict.denied.rawValue, attempts: 0, message: message), runner)
+    }
+
+    /// Ends every ready routine with `outcome` (its name and attempts filled in).
+    func concludeAllReady(_ outcome: RoutineOutcome, _ runner: SwarmRunner) {
         for name in ready.keys {
-            conclude(name, RoutineOutcome(name: name, verdict: Verdict.denied.rawValue, attempts: attempt(name), message: message), runner)
+            var mine = outcome
+            mine.name = name
+            mine.attempts = attempt(name)
+            conclude(name, mine, runner)
         }
     }
 
@@ -817,7 +759,7 @@ private final class Schedule: @unchecked Sendable {
     }
 }
 
-private func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
+func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
     let elapsed = ContinuousClock.now - start
     return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
 }

@@ -15,8 +15,8 @@ import Synchronization
 /// protocol violation) ends its worker as it would without the pool.
 ///
 /// An idle worker holds no reservation, so the pool keeps at most `capacity` of them (a
-/// swarm's: as many as it runs at once, routines and one level of steps): past that, the one
-/// idle longest is shut down.
+/// swarm's: twice as many as it runs at once): past that, the one idle longest is shut
+/// down. A step's worker is never kept: it runs inside its caller's groups (`usable(by:)`).
 final class WorkerPool: Sendable {
     /// What shaped a worker process: a kept worker serves only runs that would have started
     /// the very same process.
@@ -60,10 +60,12 @@ final class WorkerPool: Sendable {
     }
 
     /// The pool a run may use: a trusted plugin's, with no CPU limit (RLIMIT_CPU counts a
-    /// process's whole life, so a kept worker would carry earlier runs' time into later ones).
+    /// process's whole life, so a kept worker would carry earlier runs' time into later ones),
+    /// and not a step's inside its caller's groups (a worker kept there would outlive the
+    /// caller's run, and one kept elsewhere would stand outside the caller's limits).
     static func usable(by request: RunRequest) -> WorkerPool? {
         guard let pool = request.workerPool, request.sandbox == .trusted, request.cpuSeconds == nil,
-            !request.handshakeOnly
+            !request.handshakeOnly, request.parentGroups == nil
         else { return nil }
         return pool
     }

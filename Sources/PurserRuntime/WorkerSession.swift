@@ -36,7 +36,7 @@ final class WorkerSession: @unchecked Sendable {
     private let profile: SandboxProfile
     private let sandbox: SandboxPlan?
     /// Deny-listed syscalls the worker tried, once it is gone.
-    private var deniedSyscalls: [String] = []
+    private var deniedCalls = DeniedCalls()
     private var onEvent: @Sendable (RunEvent) -> Void
     private let queue: DispatchQueue
     private let gateway: Gateway?
@@ -231,6 +231,7 @@ final class WorkerSession: @unchecked Sendable {
         }
         exitSource.activate()
         self.exitSource = exitSource
+        watchCPU()
 
         let params = InitializeParams(
             supervisorVersion: Self.supervisorVersion, workerID: workerID, plugin: request.pluginName,
@@ -601,7 +602,7 @@ final class WorkerSession: @unchecked Sendable {
         guard let steps, phase == .running, callsInFlight.withLock({ $0.count < Self.maxCallsInFlight }) else {
             return answer(.failure(RPCError(code: ErrorCode.routineFailed, message: "routine calls are taken only while the run runs")))
         }
-        steps.call(call, reply: track(id))
+        steps.call(call, callerGroups: process?.cgroups, reply: track(id))
     }
 
     /// Answers the worker's request `id` from any thread.
@@ -738,9 +739,27 @@ final class WorkerSession: @unchecked Sendable {
         timers.append(timer)
     }
 
-    private func after(_ milliseconds: Int64, _ body: @escaping () -> Void) {
+    /// Holds the run's whole tree to its CPU limit, where a cgroup counts its CPU time:
+    /// RLIMIT_CPU holds each process only on its own. Checked while the worker lives, and
+    /// once more when it is gone (`reap`).
+    private func watchCPU() {
+        guard limits.cpuSeconds != nil, process?.countsTreeCPU == true else { return }
+        after(Int64(VerdictClassifier.cpuCheckMs), repeating: true) {
+            guard self.stop == nil, let used = self.process?.cpuNanoseconds() else { return }
+            self.stopIfOverCPU(used) { self.kill(.cpuLimit, $0) }
+        }
+    }
+
+    /// Calls `stop` with why, once the tree has used more CPU time than its limit this run.
+    private func stopIfOverCPU(_ usedNanoseconds: Int64, _ stop: (String) -> Void) {
+        let message = VerdictClassifier.cpuOverrun(usedNanoseconds: usedNanoseconds - cpuAtRunStart, limits: limits)
+        if let message { stop(message) }
+    }
+
+    private func after(_ milliseconds: Int64, repeating: Bool = false, _ body: @escaping () -> Void) {
         let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + .milliseconds(Int(clamping: milliseconds)))
+        let interval = DispatchTimeInterval.milliseconds(Int(clamping: milliseconds))
+        timer.schedule(deadline: .now() + interval, repeating: repeating ? interval : .never)
         let generation = self.generation
         timer.setEventHandler {
             guard self.phase != .finished, self.generation == generation else { return }
@@ -781,9 +800,18 @@ final class WorkerSession: @unchecked Sendable {
 
     private func reap(_ process: WorkerProcess) {
         guard phase != .finished else { return }
-        let exit = process.reap()
-        process.cleanUp()
-        deniedSyscalls = process.deniedSyscalls()
+        var exit = process.reap()
+        if let tree = process.cleanUp() {
+            exit.cpuMs = tree / 1_000_000
+            // However the worker ended, a tree that used more than its limit gets `cpu_limit`.
+            if stop == nil {
+                stopIfOverCPU(tree) { message in
+                    stop = .cpuLimit
+                    stopMessage = message
+                }
+            }
+        }
+        deniedCalls = process.deniedCalls()
         finish(exit: exit)
     }
 
@@ -791,6 +819,7 @@ final class WorkerSession: @unchecked Sendable {
         phase = .finished
         for timer in timers { timer.cancel() }
         timers = []
+        steps?.endCalls()
         closeStdin()
         stdoutSource?.cancel()
         stderrSource?.cancel()
@@ -834,10 +863,12 @@ final class WorkerSession: @unchecked Sendable {
     private func sandboxReport() -> SandboxReport? {
         guard let sandbox else { return nil }
         var report = SandboxReport(sandbox)
-        report.deniedSyscalls = deniedSyscalls
+        report.deniedSyscalls = deniedCalls.names
+        report.deniedCalls = deniedCalls.calls
+        report.deniedCallsCapped = deniedCalls.capped
         // What the spawn really set up, not only what the host offered.
         if let process {
-            let missing = Set(report.applied).intersection([.memoryCgroup, .pidsCgroup]).subtracting(process.attachedCgroups)
+            let missing = Set(report.applied).intersection(SandboxLayer.cgroups).subtracting(process.attachedCgroups)
             report.applied.removeAll { missing.contains($0) }
             report.notEnforced = (report.notEnforced + missing).sorted()
         }

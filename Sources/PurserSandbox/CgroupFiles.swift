@@ -45,15 +45,10 @@ enum CgroupHierarchy {
     }
 
     private static func removeAbandonedGroups(in base: String) {
-        guard let dir = opendir(base) else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+        for entry in directoryEntries(base) {
             // Groups are named s<supervisor pid>-<n>; only an empty group can be removed.
-            guard name.hasPrefix("s"), let owner = pid_t(name.dropFirst().prefix(while: { $0 != "-" })) else { continue }
-            if kill(owner, 0) != 0 && errno == ESRCH { rmdir(base + "/" + name) }
+            guard entry.name.hasPrefix("s"), let owner = pid_t(entry.name.dropFirst().prefix(while: { $0 != "-" })) else { continue }
+            if kill(owner, 0) != 0 && errno == ESRCH { removeTree(base + "/" + entry.name) }
         }
     }
 
@@ -66,8 +61,9 @@ enum CgroupHierarchy {
 
 /// Empty groups kept for the next run: making and removing a cgroup (a memory cgroup most
 /// of all) costs the kernel more than the rest of a short run's setup.
-/// The life of a pooled cgroup v1 run group (memory, pids): its directory and open
-/// `cgroup.procs`, reused from a pool or made anew, and given back or removed.
+/// The life of a pooled cgroup v1 run group (memory, pids, cpuacct): its directory and open
+/// `cgroup.procs`, reused from a pool or made anew, and given back or removed. A step's
+/// group is made inside its caller's (`base` is then the caller's group) and never pooled.
 enum PooledGroup {
     /// `reused`'s directory and fd, or a new directory under `base`; `configure` sets the
     /// group up, and a group it fails for is removed.
@@ -96,6 +92,45 @@ enum PooledGroup {
     }
 }
 
+/// Holds a group's release until the groups made inside it (its steps') are gone: a cgroup
+/// with children can be neither removed nor given to another run.
+final class ChildGroups: Sendable {
+    private struct State {
+        var count = 0
+        var release: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    func add() { state.withLock { $0.count += 1 } }
+
+    /// A child group was removed: the last one lets a waiting release go.
+    func remove() {
+        let release = state.withLock { state -> (@Sendable () -> Void)? in
+            state.count -= 1
+            guard state.count == 0 else { return nil }
+            defer { state.release = nil }
+            return state.release
+        }
+        release?()
+    }
+
+    /// Runs `body` now, or once the last child group is removed; then tells `parent` (the
+    /// caller's group, for a step's) that this one is gone.
+    func release(then parent: ChildGroups?, _ body: @escaping @Sendable () -> Void) {
+        let whole: @Sendable () -> Void = {
+            body()
+            parent?.remove()
+        }
+        let now = state.withLock { state -> Bool in
+            guard state.count > 0 else { return true }
+            state.release = whole
+            return false
+        }
+        if now { whole() }
+    }
+}
+
 /// A run's cgroup directory and its open `cgroup.procs`.
 protocol CgroupDirectory: AnyObject, Sendable {
     var path: String { get }
@@ -114,7 +149,7 @@ final class GroupPool<Group: AnyObject & Sendable>: Sendable {
     func removeIdle() where Group: CgroupDirectory {
         for group in idle.withLock({ idle in defer { idle = [] }; return idle }) {
             close(group.procsFD)
-            removeDirectory(group.path)
+            removeTree(group.path)
         }
     }
 
@@ -132,10 +167,22 @@ func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
+    return readAll(limit: limit) { buffer, _ in read(fd, buffer.baseAddress, buffer.count) }
+}
+
+/// The whole file from its start, through an fd kept open (as `memory.peak`'s must be).
+func readSmallFile(fd: Int32, limit: Int = 64 * 1024) -> String? {
+    guard fd >= 0 else { return nil }
+    return readAll(limit: limit) { buffer, offset in pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+}
+
+/// Reads chunks (`next` gets the buffer and how much is read so far) until end of file, an
+/// error, or `limit`.
+private func readAll(limit: Int, _ next: (UnsafeMutableRawBufferPointer, Int) -> Int) -> String {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while bytes.count < limit {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        let n = chunk.withUnsafeMutableBytes { next($0, bytes.count) }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
@@ -149,6 +196,29 @@ func writeFile(_ path: String, _ text: String) -> Bool {
     guard fd >= 0 else { return false }
     defer { close(fd) }
     return text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
+}
+
+/// Removes an empty group and the empty groups inside it, deepest first (a group left by a
+/// supervisor that died may still hold its worker's leaf or its steps' groups).
+func removeTree(_ path: String) {
+    for entry in directoryEntries(path) where entry.isDirectory && entry.name != "." && entry.name != ".." {
+        removeTree(path + "/" + entry.name)
+    }
+    rmdir(path)
+}
+
+/// The names in a directory (with "." and ".."); none if it cannot be read.
+func directoryEntries(_ path: String) -> [(name: String, isDirectory: Bool)] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var entries: [(name: String, isDirectory: Bool)] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        entries.append((name, entry.pointee.d_type == UInt8(DT_DIR)))
+    }
+    return entries
 }
 
 /// rmdir fails with EBUSY until the last member is reaped by its parent.

@@ -1,14 +1,24 @@
 import Glibc
 
-/// A cgroup v2 group per run; `cgroup.kill` ends the whole tree in one write.
+/// A cgroup v2 group per run; `cgroup.kill` ends the whole tree in one write. The worker's
+/// processes live in a leaf, `worker`, so that the group may hand its controllers down to
+/// the groups its steps get inside it (a v2 group that does so may hold no process of its
+/// own): the group's limits, peak, CPU time and kill then cover the run's whole tree.
 final class CgroupV2Group: RunGroup, CgroupDirectory {
     let path: String
+    /// The leaf's `cgroup.procs`.
     let procsFD: Int32
+    /// The caller's group, for a step's.
+    private let parent: CgroupV2Group?
+    let children = ChildGroups()
     var description: String { "cgroup2:\(path)" }
 
-    private init(path: String, procsFD: Int32) {
+    static let leaf = "worker"
+
+    private init(path: String, procsFD: Int32, parent: CgroupV2Group?) {
         self.path = path
         self.procsFD = procsFD
+        self.parent = parent
     }
 
     /// Where this supervisor may create run groups, or nil when cgroup v2 is not usable here.
@@ -46,18 +56,35 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
 
     static func drainPool() { pool.removeIdle() }
 
-    /// An empty group from the pool or a new one; nil where cgroup v2 is not usable.
-    static func take() throws(SandboxError) -> CgroupV2Group? {
+    /// An empty group from the pool or a new one; nil where cgroup v2 is not usable. A
+    /// step's group is made inside its caller's, `parent`, and never pooled.
+    static func take(parent: CgroupV2Group? = nil) throws(SandboxError) -> CgroupV2Group? {
         guard let base else { return nil }
-        if let group = pool.take() { return group }
-        let path = base + "/" + CgroupHierarchy.uniqueName()
+        if parent == nil, let group = pool.take() { return group }
+        let path = (parent?.path ?? base) + "/" + CgroupHierarchy.uniqueName()
         do {
             try syscall("mkdir \(path)") { mkdir(path, 0o755) }
-            let fd = try syscall("open \(path)/cgroup.procs") { open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC) }
-            return CgroupV2Group(path: path, procsFD: fd)
+            try delegate(path)
+            try syscall("mkdir \(path)/\(leaf)") { mkdir(path + "/" + leaf, 0o755) }
+            let fd = try syscall("open \(path)/\(leaf)/cgroup.procs") { open(path + "/" + leaf + "/cgroup.procs", O_WRONLY | O_CLOEXEC) }
+            parent?.children.add()
+            return CgroupV2Group(path: path, procsFD: fd, parent: parent)
         } catch {
+            _ = rmdir(path + "/" + leaf)
             _ = rmdir(path)
             throw SandboxError(code: .cgroupFailed, errno: error.errno, message: error.message)
+        }
+    }
+
+    /// Enables the run groups' controllers for the groups inside `path` (its leaf and its
+    /// steps'), so that a step's group has limits of its own within the run's.
+    private static func delegate(_ path: String) throws(SandboxError) {
+        guard !controllers.isEmpty else { return }
+        let wanted = controllers.sorted()
+        writeFile(path + "/cgroup.subtree_control", wanted.map { "+" + $0 }.joined(separator: " "))
+        let enabled = readSmallFile(path + "/cgroup.subtree_control")?.split(whereSeparator: { $0 == " " || $0 == "\n" }) ?? []
+        guard Set(enabled.map(String.init)).isSuperset(of: wanted) else {
+            throw SandboxError(code: .cgroupFailed, message: "cannot enable \(wanted.joined(separator: " and ")) in \(path)")
         }
     }
 
@@ -65,27 +92,41 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
         if !writeFile(path + "/cgroup.kill", "1") {
             // Without cgroup.kill: kill each member, repeatedly, since one may fork meanwhile.
             for _ in 0..<100 {
-                let pids = readSmallFile(path + "/cgroup.procs")?.split(separator: "\n").compactMap { pid_t($0) } ?? []
+                let pids = Self.members(of: path)
                 if pids.isEmpty { break }
                 for pid in pids { kill(pid, SIGKILL) }
             }
         }
     }
 
+    /// The processes in `path` and in every group inside it.
+    private static func members(of path: String) -> [pid_t] {
+        let own = readSmallFile(path + "/cgroup.procs")?.split(separator: "\n").compactMap { pid_t($0) } ?? []
+        let inner = directoryEntries(path).filter { $0.isDirectory && $0.name != "." && $0.name != ".." }
+        return own + inner.flatMap { members(of: path + "/" + $0.name) }
+    }
+
+    /// Whether no process is left in the group or in any group inside it.
     func isEmpty(leader: pid_t) -> Bool {
         guard let events = readSmallFile(path + "/cgroup.events") else { return true }
         return events.contains("populated 0")
     }
 
-    /// A group goes back to the pool only when it is empty, holds no charge for unreaped
-    /// processes, and its memory peak can start over.
+    /// Once the steps' groups inside it are gone, a group goes back to the pool only when it
+    /// is a run's own (not a step's), is empty, holds no charge for unreaped processes, and
+    /// its memory peak can start over.
     func release() {
+        children.release(then: parent?.children) { self.releaseNow() }
+    }
+
+    private func releaseNow() {
         let controllers = Self.controllers
         if controllers.contains("memory") { writeFile(path + "/memory.reclaim", "\(1 << 40)") }
-        let reusable = isEmpty(leader: 0) && Self.peakResets
+        let reusable = parent == nil && isEmpty(leader: 0) && Self.peakResets
             && (!controllers.contains("pids") || readSmallFile(path + "/pids.current")?.trimmingNewline() == "0")
         if reusable && Self.pool.give(self) { return }
         close(procsFD)
+        removeDirectory(path + "/" + Self.leaf) { killAll(leader: 0) }
         removeDirectory(path) { killAll(leader: 0) }
     }
 }

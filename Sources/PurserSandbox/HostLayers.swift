@@ -43,7 +43,6 @@ public enum HostLayers {
             let v1 = CgroupHierarchy.mountPoint(controller: controller)
             return (v2Controllers.contains(controller) ? "cgroup v2" : "cgroup v1") + (v1.map { " (v1 at \($0))" } ?? "")
         }
-        let cpu = CgroupHierarchy.mountPoint(controller: "cpu") != nil || v2Controllers.contains("cpu")
         return [
             HostLayer(
                 name: "cgroup v2 group per run", layer: nil, available: v2 != nil, applied: v2 != nil,
@@ -51,9 +50,9 @@ public enum HostLayers {
                 advice: v2 == nil ? "mount cgroup2 and delegate a subtree (Linux ≥ 5.14 for cgroup.kill); until then runs are contained by process group" : nil),
             row("memory controller", .memoryCgroup, host, version("memory") + ": limit = reservation, peak, OOM kill"),
             row("pids controller", .pidsCgroup, host, version("pids") + ": processes and threads capped"),
-            HostLayer(
-                name: "cpu controller", layer: nil, available: cpu, applied: false,
-                detail: cpu ? "present; CPU time is capped by RLIMIT_CPU instead" : "not mounted", advice: nil),
+            row("CPU accounting", .cpuCgroup, host,
+                (v2 != nil ? "cgroup v2 (cpu.stat of the run's group)" : "cgroup v1 cpuacct")
+                    + ": the CPU time of the run's whole tree, steps included, checked every \(VerdictClassifier.cpuCheckMs) ms against its limit"),
         ]
     }
 
@@ -94,7 +93,7 @@ public enum HostLayers {
                 name: "no_new_privs", layer: nil, available: noNewPrivs, applied: noNewPrivs,
                 detail: noNewPrivs ? "supported" : "prctl(PR_GET_NO_NEW_PRIVS) failed",
                 advice: noNewPrivs ? nil : "use Linux ≥ 3.5"),
-            row("seccomp filter", .seccomp, host, "deny-list (keyctl, ptrace, io_uring, kexec, modules, mount, bpf, …); denied calls get EPERM and are named in the report"),
+            row("seccomp filter", .seccomp, host, "deny-list (keyctl, ptrace, io_uring, kexec, modules, mount, bpf, …), sockets Unix, TCP, UDP and netlink-route only; denied calls get EPERM, a run's first \(Isolation.watchedDeniedCalls) named in the report"),
         ]
     }
 }

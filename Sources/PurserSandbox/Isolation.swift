@@ -6,6 +6,8 @@ import Synchronization
 public enum SandboxLayer: String, Sendable, Hashable, CaseIterable, Comparable {
     case memoryCgroup = "memory-cgroup"
     case pidsCgroup = "pids-cgroup"
+    /// A cgroup that counts the CPU time of the run's whole tree, against its CPU limit.
+    case cpuCgroup = "cpu-cgroup"
     case network
     case pidNamespace = "pid-namespace"
     case mountNamespace = "mount-namespace"
@@ -14,6 +16,9 @@ public enum SandboxLayer: String, Sendable, Hashable, CaseIterable, Comparable {
     /// A user namespace of the worker's own, which lets a supervisor that is not root make
     /// the other namespaces (through `purser-sandbox`); not needed under a root supervisor.
     case userNamespace = "user-namespace"
+
+    /// The layers a run's cgroups make up.
+    public static let cgroups: Set<SandboxLayer> = [.memoryCgroup, .pidsCgroup, .cpuCgroup]
 
     public static func < (a: Self, b: Self) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -31,7 +36,8 @@ public struct Isolation: Sendable {
     /// `hiddenPaths` hidden, and a private, size-capped tmpfs at /tmp that is also the
     /// working directory.
     public var filesystem = false
-    /// The deny-list filter; denied calls fail with EPERM and are named in the report.
+    /// The deny-list filter; denied calls fail with EPERM and are named in the report (up to
+    /// `watchedDeniedCalls` of them; the kernel refuses any later ones alone, with ENOSYS).
     public var seccomp = false
     /// Runs the worker as this uid and gid, with no supplementary groups (root supervisors only).
     public var user: (uid: UInt32, gid: UInt32)?
@@ -54,6 +60,8 @@ public struct Isolation: Sendable {
     }()
 
     public static let defaultWorkingDirectoryBytes: UInt64 = 64 << 20
+    /// How many refused calls of a run the supervisor answers and counts.
+    public static let watchedDeniedCalls = Int(PURSER_SECCOMP_WATCHED_CALLS)
     /// nobody:nogroup on Debian. Runs are kept apart by their PID namespaces, not by uids.
     public static let sandboxUser: (uid: UInt32, gid: UInt32) = (65534, 65534)
 
@@ -101,6 +109,8 @@ public struct HostSupport: Sendable {
             "no writable memory controller: mount cgroup v1 memory at /sys/fs/cgroup/memory (or delegate v2 memory)")
         support.check(.pidsCgroup, PidsCgroup.base != nil || v2.contains("pids") ? 0 : ENOENT,
             "no writable pids controller: mount cgroup v1 pids at /sys/fs/cgroup/pids (or delegate v2 pids)")
+        support.check(.cpuCgroup, CpuCgroup.base != nil || CgroupV2Group.base != nil ? 0 : ENOENT,
+            "no cgroup counts a run's CPU time: delegate a cgroup v2 subtree (Linux ≥ 5.14) or mount cgroup v1 cpuacct; until then RLIMIT_CPU holds each process on its own, not the run's tree")
         if !root { probe = probeThroughHelper(userNamespace: probe.user_ns) }
         let how = root ? "run as root" : "allow unprivileged user namespaces, or run as root"
         support.check(.network, probe.net_ns, "cannot make a network namespace: \(how)")

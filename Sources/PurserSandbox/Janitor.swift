@@ -22,6 +22,7 @@ public enum Janitor {
         CgroupV2Group.drainPool()
         MemoryCgroup.drainPool()
         PidsCgroup.drainPool()
+        CpuCgroup.drainPool()
         NetworkNamespaces.shared.drain()
     }
 }

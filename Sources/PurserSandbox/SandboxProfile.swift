@@ -27,6 +27,8 @@ public struct SandboxProfile: Sendable {
     public var isolation = Isolation()
     /// Cgroup layers the spawn must set up or fail (a plan that promised them).
     public var requiredCgroups: Set<SandboxLayer> = []
+    /// A step's caller's groups (`WorkerProcess.cgroups`): the step's are made inside them.
+    public var parentGroups: RunCgroups?
 
     public init(
         executable: String, arguments: [String] = [], environment: [String: String] = [:],
@@ -45,7 +47,8 @@ public struct SandboxProfile: Sendable {
 }
 
 public struct ResourceLimits: Sendable, Hashable {
-    /// RLIMIT_CPU, whole seconds of user+system time.
+    /// Whole seconds of user+system time: RLIMIT_CPU for each process, and, where a cgroup
+    /// counts the run's CPU time, for the run's whole tree (see `CpuCgroup`).
     public var cpuSeconds: Int?
     /// RLIMIT_DATA. Not RLIMIT_AS, which breaks runtimes that reserve address space.
     public var dataBytes: UInt64?

@@ -16,8 +16,8 @@ public enum Spawner {
         }
         var result = purser_spawn_result()
         let status = withSpawnArguments(
-            profile, path: path, fds: pipes.childEnds, procsFDs: held.procsFDs, subreaper: held.group is ProcessGroupRunGroup,
-            memoryGroup: held.memory != nil, isolation: held.isolation
+            profile, path: path, fds: pipes.childEnds, procsFDs: held.groups.procsFDs,
+            subreaper: held.groups.group is ProcessGroupRunGroup, memoryGroup: held.groups.memory != nil, isolation: held.isolation
         ) {
             purser_spawn($0, &result)
         }
@@ -52,8 +52,7 @@ public enum Spawner {
         for fd in pipes.supervisorEnds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         let process = WorkerProcess(
             pid: result.pid, pidFD: result.pidfd, stdin: pipes.stdin.write, stdout: pipes.stdout.read,
-            stderr: pipes.stderr.read, stdoutHold: pipes.stdout.write, stderrHold: pipes.stderr.write, group: held.group,
-            memory: held.memory, pids: held.pids,
+            stderr: pipes.stderr.read, stdoutHold: pipes.stdout.write, stderrHold: pipes.stderr.write, groups: held.groups,
             isolation: WorkerIsolation(
                 netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp ? tag : nil,
                 pidNamespace: profile.isolation.processes && !isolation.viaHelper))
@@ -98,23 +97,19 @@ public enum Spawner {
 
     /// What a run holds before its spawn: its groups and its isolation's namespaces and fds.
     private struct Held {
-        let group: any RunGroup
-        let memory: MemoryCgroup?
-        let pids: PidsCgroup?
+        let groups: RunCgroups
         let isolation: SpawnIsolation
 
         init(_ profile: SandboxProfile, path: String) throws(SandboxError) {
-            let group = try makeRunGroup(profile.containment)
+            let groups = try RunCgroups(profile)
             do {
                 isolation = try SpawnIsolation(profile, path: path)
             } catch {
-                group.release()
+                groups.release()
                 throw error
             }
-            self.group = group
-            memory = MemoryCgroup.take(limitBytes: profile.limits.memoryBytes, runGroup: group)
-            pids = profile.limits.processes.flatMap { PidsCgroup.take(limit: $0, runGroup: group) }
-            let missing = profile.requiredCgroups.subtracting(WorkerProcess.cgroupLayers(memory: memory, pids: pids))
+            self.groups = groups
+            let missing = profile.requiredCgroups.subtracting(groups.layers)
             guard missing.isEmpty else {
                 undo()
                 throw SandboxError(
@@ -123,13 +118,9 @@ public enum Spawner {
             }
         }
 
-        var procsFDs: [Int32] { [group.procsFD, memory?.procsFD ?? -1, pids?.procsFD ?? -1].filter { $0 >= 0 } }
-
         /// After a failed spawn.
         func undo() {
-            group.release()
-            memory?.release()
-            pids?.release()
+            groups.release()
             isolation.undo()
         }
     }

@@ -19,10 +19,13 @@ public enum Verdict: String, Sendable, CaseIterable, Codable {
 /// Why the supervisor ended a run itself, if it did.
 public enum StopReason: Sendable, Hashable {
     case timeout, creditsExhausted, protocolViolation, startupFailed, cancelled
+    /// The run's whole tree used more CPU time than its limit (see `VerdictClassifier.cpuOverrun`).
+    case cpuLimit
 
     var verdict: Verdict {
         switch self {
         case .timeout: .timeout
+        case .cpuLimit: .cpuLimit
         case .creditsExhausted: .creditsExhausted
         case .protocolViolation: .protocolViolation
         case .startupFailed: .startupFailed
@@ -40,6 +43,18 @@ public enum VerdictClassifier {
     /// A worker that died holding at least this share of its data limit ran out of memory:
     /// under RLIMIT_DATA an allocation fails, and the runtime then aborts or faults.
     static let memoryShare = 0.75
+
+    /// How often a run's CPU time is checked against its limit while it runs. RLIMIT_CPU
+    /// holds each process on its own; this holds the run's whole tree, which may overshoot
+    /// by at most this long on each CPU.
+    public static let cpuCheckMs = 100
+
+    /// Why the run must stop, once its tree has used more CPU time than its limit; nil
+    /// while it has not (or has no limit).
+    public static func cpuOverrun(usedNanoseconds: Int64, limits: ResourceLimits) -> String? {
+        guard let seconds = limits.cpuSeconds, usedNanoseconds > Int64(seconds) * 1_000_000_000 else { return nil }
+        return "the run's processes used \(usedNanoseconds / 1_000_000) ms of CPU time, over its limit of \(seconds) s"
+    }
 
     public static func classify(
         stop: StopReason?, answer: RunAnswer, initialized: Bool, exit: ExitInfo, limits: ResourceLimits

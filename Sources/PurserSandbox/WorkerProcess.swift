@@ -5,7 +5,8 @@ import Glibc
 public struct ExitInfo: Sendable, Hashable {
     public var exitCode: Int32?
     public var signal: Int32?
-    /// User plus system time, including the children it waited for.
+    /// User plus system time: the run's whole tree where a cgroup counts it (see
+    /// `WorkerProcess.cleanUp`), else the worker's and the children it waited for.
     public var cpuMs: Int64
     /// Peak resident set of the worker or its largest waited-for descendant.
     public var peakMemoryBytes: Int64
@@ -44,32 +45,28 @@ public final class WorkerProcess: Sendable {
     /// up, so its source is only ever unregistered by `cancel()`, on the event thread.
     public let stdoutHoldFD: Int32
     public let stderrHoldFD: Int32
-    let group: any RunGroup
+    /// The run's groups; a step's are made inside them (`SandboxProfile.parentGroups`).
+    public let cgroups: RunCgroups
+    private var group: any RunGroup { cgroups.group }
+    private var memory: MemoryCgroup? { cgroups.memory }
 
-    public var containment: String {
-        group.description + (memory.map { ", " + $0.description } ?? "") + (pids.map { ", " + $0.description } ?? "")
-    }
+    public var containment: String { cgroups.description }
 
-    let memory: MemoryCgroup?
-    let pids: PidsCgroup?
     let isolation: WorkerIsolation
 
     init(
         pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, stdoutHold: Int32,
-        stderrHold: Int32, group: any RunGroup, memory: MemoryCgroup?, pids: PidsCgroup? = nil,
-        isolation: WorkerIsolation = WorkerIsolation()
+        stderrHold: Int32, groups: RunCgroups, isolation: WorkerIsolation = WorkerIsolation()
     ) {
         self.isolation = isolation
-        self.pids = pids
         self.stdoutHoldFD = stdoutHold
         self.stderrHoldFD = stderrHold
-        self.memory = memory
         self.pid = pid
         self.pidFD = pidFD
         self.stdinFD = stdin
         self.stdoutFD = stdout
         self.stderrFD = stderr
-        self.group = group
+        self.cgroups = groups
     }
 
     /// Signals the worker's process group (it is a session leader).
@@ -100,21 +97,18 @@ public final class WorkerProcess: Sendable {
     }
 
     /// The cgroup layers this worker really got.
-    public var attachedCgroups: Set<SandboxLayer> { Self.cgroupLayers(memory: memory, pids: pids) }
+    public var attachedCgroups: Set<SandboxLayer> { cgroups.layers }
 
-    static func cgroupLayers(memory: MemoryCgroup?, pids: PidsCgroup?) -> Set<SandboxLayer> {
-        var layers: Set<SandboxLayer> = []
-        if memory != nil { layers.insert(.memoryCgroup) }
-        if pids != nil { layers.insert(.pidsCgroup) }
-        return layers
-    }
-
-    /// The deny-listed syscalls the run tried, by name (each once); call once, after the run.
-    public func deniedSyscalls() -> [String] {
-        guard let tag = isolation.seccompTag else { return [] }
+    /// The deny-listed calls the run made, as the supervisor saw them; call once, after the run.
+    public func deniedCalls() -> DeniedCalls {
+        guard let tag = isolation.seccompTag else { return DeniedCalls() }
         var numbers = [Int32](repeating: 0, count: 16)
-        let count = Int(purser_seccomp_take(tag, &numbers, 16))
-        return numbers.prefix(count).map { SpawnIsolation.deniedNames[$0] ?? "syscall \($0)" }.sorted()
+        var calls: Int32 = 0
+        var capped: Int32 = 0
+        let count = Int(purser_seccomp_take(tag, &numbers, 16, &calls, &capped))
+        return DeniedCalls(
+            names: numbers.prefix(count).map { SpawnIsolation.deniedNames[$0] ?? "syscall \($0)" }.sorted(),
+            calls: Int(calls), capped: capped != 0)
     }
 
     /// Records the run's process tree, where the containment needs that (process groups).
@@ -127,9 +121,13 @@ public final class WorkerProcess: Sendable {
         group.killAll(leader: pid)
     }
 
-    /// The worker's own CPU time so far (user plus system, its children not counted), for
-    /// a run that ends while the worker lives on; nil once it is gone.
+    /// Whether a cgroup counts the CPU time of the run's whole tree (`cpuNanoseconds`).
+    public var countsTreeCPU: Bool { cgroups.cpu != nil }
+
+    /// CPU time so far (user plus system): the run's whole tree where a cgroup counts it;
+    /// else the worker's own (its children not counted), nil once it is gone.
     public func cpuNanoseconds() -> Int64? {
+        if let cpu = cgroups.cpu { return cpu.usedNanoseconds() }
         var clock = clockid_t()
         var time = timespec()
         guard clock_getcpuclockid(pid, &clock) == 0, clock_gettime(clock, &time) == 0 else { return nil }
@@ -185,8 +183,10 @@ public final class WorkerProcess: Sendable {
     }
 
     /// After the worker was reaped: kills whatever of the run is left, waits until none
-    /// is, and releases the group. No process of a run outlives it.
-    public func cleanUp() {
+    /// is, and releases the group. No process of a run outlives it. Returns the CPU time
+    /// the run's whole tree used, where a cgroup counts it (read before the group goes).
+    @discardableResult
+    public func cleanUp() -> Int64? {
         // Usually the worker was the run's only process and the group is empty already.
         if !group.isEmpty(leader: pid) {
             group.killAll(leader: pid)
@@ -194,20 +194,18 @@ public final class WorkerProcess: Sendable {
                 usleep(1_000)
             }
         }
-        let group = self.group
-        let memory = self.memory
-        let pids = self.pids
+        let cpu = cgroups.cpu?.usedNanoseconds()
+        let groups = cgroups
         // A namespace goes back to the pool only when nothing of this run can be in it.
         let netns = isolation.netnsFD
         let emptied = group.isEmpty(leader: pid)
         Janitor.later {
-            group.release()
-            memory?.release()
-            pids?.release()
+            groups.release()
             if netns >= 0 {
                 if emptied { NetworkNamespaces.shared.give(netns) } else { close(netns) }
             }
         }
+        return cpu
     }
 }
 
@@ -216,4 +214,21 @@ struct WorkerIsolation: Sendable {
     var netnsFD: Int32 = -1
     var seccompTag: UInt64?
     var pidNamespace = false
+}
+
+/// The deny-listed calls of one run that the supervisor was told of.
+public struct DeniedCalls: Sendable, Hashable {
+    /// Each syscall by name, once.
+    public var names: [String] = []
+    /// How many calls were refused with the supervisor watching.
+    public var calls = 0
+    /// The supervisor stopped watching once it had seen its share: later refused calls were
+    /// answered by the kernel alone, and are not counted.
+    public var capped = false
+
+    public init(names: [String] = [], calls: Int = 0, capped: Bool = false) {
+        self.names = names
+        self.calls = calls
+        self.capped = capped
+    }
 }

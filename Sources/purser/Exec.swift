@@ -97,19 +97,21 @@ struct Exec: AsyncParsableCommand {
         let task = Task {
             try await runtime.exec(request) { event in Self.show(event, json: json) }
         }
-        let interrupt = Self.cancelOnInterrupt(task)
+        let interrupts = Interrupts { task.cancel() }
         let report: RunReport
         do {
             report = try await task.value
         } catch let error as RuntimeError {
             try refuseIfSandboxUnavailable(error)
-            // It ran, but its end could not be recorded: what ran, then why that is a failure.
-            guard let ran = error.report else { throw commandFailure(error) }
+            // It ran, but the store did not take its settle: what it used is still said, marked
+            // unsettled (nothing was returned), then why that is the supervisor's failure.
+            guard var ran = error.report else { throw commandFailure(error) }
+            ran.unsettled = error.message
             show(ran)
             throw SupervisorFailure(
                 message: error.message + "\npurser: its hold, if the store is still there, returns \(whenHoldsReturn).")
         }
-        interrupt.cancel()
+        interrupts.stop()
         runtime.gateway?.saveStates()
         Runtime.finishCleanup()
         show(report)
@@ -160,14 +162,6 @@ struct Exec: AsyncParsableCommand {
         return result
     }
 
-    private static func cancelOnInterrupt(_ task: Task<RunReport, any Error>) -> any DispatchSourceSignal {
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { task.cancel() }
-        source.activate()
-        return source
-    }
-
     private static func show(_ event: RunEvent, json: Bool) {
         switch event {
         case .log(let log): printError("[worker \(log.level)] \(log.message)")
@@ -185,7 +179,10 @@ struct Exec: AsyncParsableCommand {
         var text = "sandbox: \(sandbox.level.rawValue)"
         if !sandbox.notEnforced.isEmpty { text += "; NOT ENFORCED: " + sandbox.notEnforced.map(\.rawValue).joined(separator: ", ") }
         if !sandbox.optedOut.isEmpty { text += "; opted out: " + sandbox.optedOut.map(\.rawValue).joined(separator: ", ") }
-        if !sandbox.deniedSyscalls.isEmpty { text += "; denied syscalls: " + sandbox.deniedSyscalls.joined(separator: ", ") }
+        if !sandbox.deniedSyscalls.isEmpty {
+            let count = "\(sandbox.deniedCalls)\(sandbox.deniedCallsCapped ? "+" : "") calls"
+            text += "; denied syscalls: " + sandbox.deniedSyscalls.joined(separator: ", ") + " (\(count))"
+        }
         return text
     }
 

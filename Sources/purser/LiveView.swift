@@ -18,6 +18,8 @@ final class LiveView: @unchecked Sendable {
         var used = Credits.zero
         var returned = Credits.zero
         var drawnLines = 0
+        /// The store's last word, while it is away.
+        var store: String?
     }
 
     private let lock = NSLock()
@@ -34,6 +36,7 @@ final class LiveView: @unchecked Sendable {
     func take(_ event: SwarmEvent) {
         lock.lock()
         defer { lock.unlock() }
+        if event.kind == "store" { state.store = event.fields["message"]?.stringValue }
         guard let name = event.routine else { return }
         func credits(_ key: String) -> Credits {
             event.fields[key]?.numberValue.flatMap { try? Credits($0, field: key) } ?? .zero
@@ -77,6 +80,7 @@ final class LiveView: @unchecked Sendable {
             "credits: \(state.granted) granted, \(state.used) used, \(state.returned) returned",
         ]
         if !slowest.isEmpty { lines.append("longest running: " + slowest.joined(separator: ", ")) }
+        if let store = state.store { lines.append("ledger: " + store) }
         var frame = String(repeating: "\u{1B}[1A\u{1B}[2K", count: state.drawnLines)
         frame += lines.map { "\u{1B}[2K" + $0 }.joined(separator: "\n") + "\n"
         state.drawnLines = lines.count

@@ -52,7 +52,7 @@ struct SupervisorFailure: Error {
 
 /// A runtime error as the command's failure: bad input (2) or the supervisor's own (1).
 func commandFailure(_ error: RuntimeError) -> any Error {
-    error.code == .ledger || error.code == .stateDirectory
+    [.ledger, .store, .stateDirectory].contains(error.code)
         ? SupervisorFailure(message: error.message) : CommandLineError(message: error.message)
 }
 

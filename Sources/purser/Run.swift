@@ -12,8 +12,10 @@ struct Run: AsyncParsableCommand {
             Exit codes: 0 every routine ok, 21 a routine did not end ok (the report says which),
             19 the team could not grant the swarm's reservation, 2 a bad job file (the message
             names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
-            routine's plugin needs (nothing is reserved; see `purser doctor`), 1 supervisor failure
-            (the ledger's store failed: the report of what ran comes first).
+            routine's plugin needs (nothing is reserved; see `purser doctor`), 18 cancelled by
+            SIGINT or SIGTERM (every run ends cancelled, settles and is reported; a second signal
+            stops at once), 1 supervisor failure: the ledger's store failed, or was away past
+            PURSER_STORE_RETRY (the report of what is known comes first).
             """)
 
     @Argument(help: "The job file.")
@@ -46,12 +48,20 @@ struct Run: AsyncParsableCommand {
         // On a terminal, a view redrawn in place; elsewhere, one line per event.
         let live = !json && isatty(2) == 1 ? LiveView(routines: parsed.routines.count) : nil
         let report: SwarmReport
+        let interrupts: Interrupts
         do throws(RuntimeError) {
             let runner = try SwarmRunner(runtime: runtime, job: parsed) { event in
                 sink?.write(event)
                 if let live { live.take(event) } else if !json { Self.show(event) }
+                // The store's retries and give-ups reach stderr whatever the mode.
+                if event.kind == "store", live == nil, json { printError("[purser] ledger: \(event.fields["message"]?.stringValue ?? "")") }
             }
-            report = try await runner.run()
+            let task = Task { () -> Result<SwarmReport, RuntimeError> in
+                do throws(RuntimeError) { return .success(try await runner.run()) } catch { return .failure(error) }
+            }
+            interrupts = Interrupts { task.cancel() }
+            report = try await task.value.get()
+            interrupts.stop()
         } catch {
             live?.finish()
             try refuseIfSandboxUnavailable(error)
@@ -63,7 +73,8 @@ struct Run: AsyncParsableCommand {
         sink?.close()
         Runtime.finishCleanup()
         if json { print(report.json.serialized()) } else { SwarmTables.print(report) }
-        if let failure = report.storeFailed { throw Self.stopped(failure) }
+        if let storeError = report.storeError { throw Self.stopped(storeError) }
+        if interrupts.fired { throw ExitCode(ExitCodes.code(for: .cancelled)) }
         if report.denied != nil { throw ExitCode(ExitCodes.swarmDenied) }
         if !report.allOK { throw ExitCode(ExitCodes.swarmFailed) }
     }
@@ -72,8 +83,9 @@ struct Run: AsyncParsableCommand {
     private static func stopped(_ failure: String) -> SupervisorFailure {
         SupervisorFailure(message: """
             the ledger's store failed, and the swarm stopped: \(failure)
-            purser: the report above is what ran; routines running then were cancelled. Holds left open in a store \
-            that is still there (the swarm's, and those of the routines that were running) return \(whenHoldsReturn).
+            purser: the report above is what is known: routines not started, and runs the store did not settle \
+            (settled: false, with what each used). Holds left open in a store that is still there (the swarm's, \
+            and those of the unsettled runs) return \(whenHoldsReturn).
             """)
     }
 
@@ -91,8 +103,9 @@ struct Run: AsyncParsableCommand {
         case "cache_hit": "\(name): ok from the cache (no spawn, no credits)"
         case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
         case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"
-        case "store_failed": "the ledger's store failed; stopping: \(event.fields["message"]?.stringValue ?? "")"
         case "retry": "\(name): retrying (attempt \(event.fields["attempt"]?.serialized() ?? ""))"
+        case "store": "ledger: \(event.fields["message"]?.stringValue ?? "")"
+        case "settle": "\(name): settled at last, \(event.fields["used"]?.serialized() ?? "0") used"
         case "verdict":
             "\(name): \(event.fields["verdict"]?.stringValue ?? "") — used \(event.fields["used"]?.serialized() ?? "0"), returned \(event.fields["returned"]?.serialized() ?? "0")"
         default: nil
@@ -134,13 +147,14 @@ enum SwarmTables {
             Swift.print("swarm \(report.swarm): denied (\(denied))")
             return
         }
-        let state = report.allOK ? "ok" : report.storeFailed != nil ? "stopped (the ledger's store failed)" : "not all ok"
+        let state = report.allOK ? "ok" : report.storeError != nil ? "stopped (the ledger's store failed)" : "not all ok"
         Swift.print("swarm \(report.swarm) on team \(report.team): \(state) in \(Units.formatDuration(report.wallMs))")
         Swift.print("")
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {
             let used = routine.report.map { "\($0.usage.credits)" } ?? "-"
-            Swift.print(row([routine.name, routine.cached ? "ok (cached)" : routine.verdict, "\(routine.attempts)", used, routine.message ?? ""]))
+            let verdict = routine.cached ? "ok (cached)" : routine.settleError != nil ? routine.verdict + " (not settled)" : routine.verdict
+            Swift.print(row([routine.name, verdict, "\(routine.attempts)", used, routine.settleError ?? routine.message ?? ""]))
         }
         Swift.print("")
         Swift.print(row(["tier", "nodes", "reserved", "used", "returned", "time used", "peak memory"]))
@@ -159,6 +173,9 @@ enum SwarmTables {
             ]))
         }
         Swift.print("")
+        if let storeError = report.storeError {
+            Swift.print("ledger: the store is away (\(storeError)); the tiers show what it holds, the routines what each used")
+        }
         Swift.print("verdicts: " + report.verdictCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         for routine in report.routines {
             // A sandbox that is not the whole untrusted profile is worth a line of its own.

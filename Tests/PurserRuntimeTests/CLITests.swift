@@ -147,7 +147,7 @@ struct ExecCommandTests {
         #expect(walls.status == 0, "\(walls.stderr)")
         let report = try JSONParser.parse(walls.stdout)
         #expect(report["sandbox"]?["applied"] == ["network", "pid-namespace", "mount-namespace", "seccomp", "user-namespace"])
-        #expect(report["sandbox"]?["notEnforced"] == ["memory-cgroup", "pids-cgroup", "unprivileged-user"])
+        #expect(report["sandbox"]?["notEnforced"] == ["memory-cgroup", "pids-cgroup", "cpu-cgroup", "unprivileged-user"])
         #expect(report["output"]?["results"]?["tcp"] == "ENETUNREACH")
         #expect(report["output"]?["processes"] == 1)
         #expect(report["output"]?["uid"] == 65534)

@@ -142,6 +142,8 @@ struct SandboxTests {
         #expect(report.output?["/dev/ptmx"] != "OK", "every mount is nodev but a few devices")
         #expect(report.verdict == .ok, "a denied call fails; the worker goes on")
         #expect(report.sandbox?.deniedSyscalls == denied.sorted())
+        #expect(report.sandbox?.deniedCalls == denied.count, "clone3 is refused by the kernel alone")
+        #expect(report.sandbox?.deniedCallsCapped == false)
 
         var trusted = Fixtures.hostile("syscalls")
         trusted.sandbox = .trusted
@@ -236,7 +238,7 @@ struct SandboxTests {
         let report = try await run(request, runtime: runtime)
         #expect(report.verdict == verdict)
         #expect(report.sandbox?.notEnforced == off.sorted())
-        #expect(report.sandbox?.applied == [.memoryCgroup, .pidsCgroup])
+        #expect(report.sandbox?.applied == [.memoryCgroup, .pidsCgroup, .cpuCgroup])
     }
 
     @Test func trustedPluginsOptOutVisibly() async throws {

@@ -50,14 +50,14 @@ struct StoreFaultCommandTests {
     }
 
     /// Runs `arguments` (whose routine waits at `gate`), does the fault once it and the
-    /// routines waiting at `others` have started, opens `gate`, and returns what purser printed.
+    /// routines waiting at `others` have started, opens those gates, and returns what purser printed.
     func runThroughFault(
         _ fault: StoreFault, home: String, disk: Tmpfs?, gate: String, others: [String] = [], _ arguments: [String]
     ) throws -> CommandResult {
         let command = try BackgroundCommand(Fixtures.product("purser"), arguments, environment: environment(home))
         let started = ([gate] + others).allSatisfy { command.waitForFile($0 + ".started") }
         if started { fault.apply(store: home + "/purser.db", disk: disk) }
-        close(open(gate, O_CREAT | O_WRONLY, 0o600))
+        for opened in [gate] + others { close(open(opened, O_CREAT | O_WRONLY, 0o600)) }
         let result = command.finish()
         for suffix in ["-shm", "-wal"] { setImmutable(home + "/purser.db" + suffix, false) }
         #expect(started, "the routine never started: \(result.stderr)")
@@ -70,34 +70,39 @@ struct StoreFaultCommandTests {
         return (disk.path, disk)
     }
 
-    /// The swarm stops: exit 1, the fault named, the routine still running cancelled (its
-    /// spending could not be recorded), none started after, and the report of what ran.
+    /// The swarm stops: exit 1, the fault named, none started after, and the report of what
+    /// is known: the routines running then finish, unsettled (`settled: false`, their usage).
     @Test(arguments: StoreFault.allCases.filter(\.possible))
     func aSwarmStopsWithExitCode1AndItsReport(fault: StoreFault) async throws {
         let (home, disk) = try home(for: fault)
         let plugin = try await trustedScripted(home: home)
         let gate = Fixtures.temporaryHome() + "/gate"
-        let never = Fixtures.temporaryHome() + "/never"
+        let other = Fixtures.temporaryHome() + "/other"
         let job = Fixtures.temporaryHome() + "/job.yaml"
         try """
             team: { name: t, budget: { credits: 100, memory: 8GiB } }
             swarm: { name: s, reservation: { credits: 20, time: 5m, memory: 2GiB }, concurrency: 2 }
             routines:
               - { name: first, plugin: \(plugin), input: { gate: "\(gate)", spend: 1 }, estimate: { credits: 2, memory: 128MiB } }
-              - { name: long, plugin: \(plugin), input: { gate: "\(never)" }, estimate: { credits: 2, time: 2m, memory: 128MiB } }
+              - { name: long, plugin: \(plugin), input: { gate: "\(other)", spend: 1 }, estimate: { credits: 2, memory: 128MiB } }
               - { name: second, plugin: \(plugin), input: { spend: 1 }, estimate: { credits: 2, memory: 128MiB }, after: [first] }
             """.write(toFile: job, atomically: true, encoding: .utf8)
-        let result = try runThroughFault(fault, home: home, disk: disk, gate: gate, others: [never], ["run", job, "--json"])
+        let result = try runThroughFault(fault, home: home, disk: disk, gate: gate, others: [other], ["run", job, "--json"])
         #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
         for word in fault.words { #expect(result.stderr.contains(word), "\(result.stderr)") }
         let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(report["ok"] == false)
-        let failure = try #require(report["storeFailed"]?.stringValue, "\(result.stdout)")
+        let failure = try #require(report["storeError"]?.stringValue, "\(result.stdout)")
         for word in fault.words { #expect(failure.contains(word)) }
         let verdicts = Dictionary(uniqueKeysWithValues: (report["routines"]?.arrayValue ?? []).compactMap { routine in
             routine["name"]?.stringValue.map { ($0, routine["verdict"]?.stringValue ?? "") }
         })
-        #expect(verdicts == ["first": "ok", "long": "cancelled", "second": "skipped"], "\(result.stdout)")
+        #expect(verdicts == ["first": "ok", "long": "ok", "second": "skipped"], "\(result.stdout)")
+        for routine in report["routines"]?.arrayValue ?? [] where routine["name"] != "second" {
+            // Ran through the fault: what each used is shown, its settle not taken.
+            #expect(routine["settled"] == false, "\(routine)")
+            #expect(routine["settleError"]?.stringValue != nil, "\(routine)")
+        }
         if fault == .diskFull { #expect(result.stderr.contains("lease"), "it says when the holds return: \(result.stderr)") }
         if fault == .deleted {
             // The next start refuses to make an empty store where the ledger was.
@@ -120,6 +125,8 @@ struct StoreFaultCommandTests {
         for word in fault.words { #expect(result.stderr.contains(word), "\(result.stderr)") }
         let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(report["verdict"] == "ok")
+        let unsettled = try #require(report["unsettled"]?.stringValue, "\(result.stdout)")
+        for word in fault.words { #expect(unsettled.contains(word), "\(unsettled)") }
     }
 
     /// A new command on a full disk says the disk is full, not "disk I/O error" or that a
@@ -210,7 +217,7 @@ struct StoreFailureIsNotAMissingTeamTests {
         let runner = try SwarmRunner(runtime: runtime, job: JobFile.load(path: home + "/job.yaml"))
         await #expect { try await runner.run() } throws: { error in
             guard let error = error as? RuntimeError else { return false }
-            return error.code == .ledger && error.message.contains("deleted or replaced")
+            return error.code == .store && error.message.contains("deleted or replaced")
         }
     }
 }

@@ -117,19 +117,33 @@ struct WorkerReuseTests {
         #expect(try ledger.store.verify().isEmpty)
     }
 
-    /// Steps (`routine/call`) of a trusted plugin keep their workers too, apart from the
-    /// routines' (a step's memory hold differs, so its worker is another process).
-    @Test func aTrustedStepsWorkerIsKeptForTheNextStep() async throws {
+    /// A step runs inside its caller's groups, which end with the caller's run: so a trusted
+    /// step's worker is not kept (a kept one would stand outside the next caller's limits).
+    @Test func aTrustedStepsWorkerIsNotKept() async throws {
         let plugin = try await register(trusted: true)
         let call = "input: { call: { plugin: \(plugin), input: { whoami: true } } }, estimate: { credits: 5, time: 20s, memory: 256MiB }"
         let (report, ledger) = try await run([call, call], plugin: plugin)
         #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
         let steps = report.routines.map { $0.output?["step"] }
-        let pids = steps.map { $0?["pid"]?.numberValue?.int64 }
-        #expect(steps.map { $0?["runs"]?.numberValue?.int64 } == [1, 2], "the second step went to the first step's worker")
-        #expect(pids[0] != nil && pids[0] == pids[1])
-        let routinePIDs = report.routines.compactMap { $0.report?.pid }.map { Int64($0) }
-        #expect(!routinePIDs.contains(pids[0] ?? -1), "a step runs in a worker of its own")
+        #expect(steps.map { $0?["runs"]?.numberValue?.int64 } == [1, 1], "each step had a worker of its own")
+        #expect(report.routines.map { $0.report?.workerRun } == [1, 2], "the routines' worker is still kept")
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    /// The memory a trusted step holds counts against its caller's limit, as any step's does:
+    /// the second step, which a kept worker would once have served outside the caller's
+    /// group, cannot hold 80 MiB beside its caller's 80 MiB under 128 MiB.
+    @Test func aTrustedStepCannotTakeMemoryBeyondItsCaller() async throws {
+        let plugin = try await register(trusted: true)
+        let step = "{ plugin: \(plugin), input: { holdMiB: 80, output: { heldMiB: 80 } }, memoryBytes: 134217728 }"
+        let (report, ledger) = try await run([
+            "input: { call: { plugin: \(plugin), input: { whoami: true }, memoryBytes: 134217728 } }, estimate: { credits: 5, time: 20s, memory: 128MiB }",
+            "input: { holdMiB: 80, call: \(step) }, estimate: { credits: 5, time: 20s, memory: 128MiB }",
+        ], plugin: plugin, chained: false)
+        let second = report.routines[1]
+        let stepVerdict = second.output?["verdict"]?.stringValue
+        #expect(second.verdict == "memory_limit" || stepVerdict == "memory_limit", "\(second.verdict) \(second.output ?? nil)")
+        #expect(second.output?["step"]?["heldMiB"] == nil, "caller and step held 80 MiB each at once")
         #expect(try ledger.store.verify().isEmpty)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A real, private PostgreSQL for tests, from the distribution's server package (Debian:
 /// `apt-get install postgresql`, binaries in /usr/lib/postgresql/<version>/bin; or set
@@ -14,6 +15,13 @@ public final class PostgresServer: Sendable {
     public static let shared = PostgresServer()
 
     private let cluster: Result<Cluster, PostgresServerError>
+    /// Clusters started, the shared one and private ones: stopped at exit.
+    private static let started = Mutex<[PostgresServer]>([])
+    private static let stopAtExit: Void = {
+        atexit {
+            for server in PostgresServer.started.withLock({ $0 }) { server.stop() }
+        }
+    }()
 
     struct Cluster: Sendable {
         let binDirectory: String
@@ -26,7 +34,71 @@ public final class PostgresServer: Sendable {
 
     private init() {
         cluster = Result { () throws(PostgresServerError) in try PostgresServer.start() }
-        if case .success = cluster { atexit { PostgresServer.shared.stop() } }
+        if case .success = cluster { Self.stopWhenExiting(self) }
+    }
+
+    private init(cluster: Cluster) {
+        self.cluster = .success(cluster)
+        Self.stopWhenExiting(self)
+    }
+
+    private static func stopWhenExiting(_ server: PostgresServer) {
+        _ = stopAtExit
+        started.withLock { $0.append(server) }
+    }
+
+    /// The cluster for tests that stop, start or restart their server (the shared one
+    /// serves every other test meanwhile): one, made on first use and lent to one test at a
+    /// time, each making its own database on it. `giveBack()` it when done.
+    public static func borrowForFaults() async throws -> PostgresServer {
+        try await offPool {
+            faultTurn.wait()
+            do {
+                return try faultServer.get()
+            } catch {
+                faultTurn.signal()
+                throw error
+            }
+        }
+    }
+
+    private static let faultServer = Result { () throws(PostgresServerError) in PostgresServer(cluster: try start()) }
+    private static let faultTurn = DispatchSemaphore(value: 1)
+
+    /// Starts the server again if the test left it stopped, then lends it to the next test.
+    public func giveBack() {
+        Thread {
+            if !self.isRunning { try? self.startServer() }
+            Self.faultTurn.signal()
+        }.start()
+    }
+
+    /// `pg_ctl status`: whether the server runs.
+    private var isRunning: Bool { (try? control("status", [])) != nil }
+
+    /// `pg_ctl stop -m MODE` and wait: "fast" ends every session (rolling back what is in
+    /// flight), "immediate" is a crash. The directory stays, for `startServer`.
+    public func stopServer(mode: String = "fast") throws {
+        try control("stop", ["-m", mode])
+    }
+
+    /// `pg_ctl start` on the stopped cluster, and wait until it accepts connections.
+    public func startServer() throws {
+        let cluster = try cluster.get()
+        try control("start", ["-l", cluster.directory + "/postgres.log"])
+    }
+
+    /// `pg_ctl restart -m MODE`, as an operator would, and wait until it is back.
+    public func restartServer(mode: String = "fast") throws {
+        let cluster = try cluster.get()
+        try control("restart", ["-m", mode, "-l", cluster.directory + "/postgres.log"])
+    }
+
+    private func control(_ mode: String, _ options: [String]) throws {
+        let cluster = try cluster.get()
+        try PostgresServer.tool(
+            "pg_ctl", ["-D", cluster.directory + "/data", "-w", "-t", "60"] + options + [mode], bin: cluster.binDirectory,
+            directory: cluster.directory)
     }
 
     /// Where the server's programs are (pgbench, psql, …).
@@ -86,17 +158,7 @@ public final class PostgresServer: Sendable {
         let port = freePort()
 
         func run(_ tool: String, _ arguments: [String]) throws(PostgresServerError) {
-            let (executable, fullArguments) =
-                asRoot ? ("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/" + tool] + arguments) : (bin + "/" + tool, arguments)
-            let (status, output) = try PostgresServer.run(
-                executable, fullArguments, directory: directory, output: directory + "/\(tool).out")
-            guard status == 0 else {
-                var message = "\(tool) failed (status \(status)): \(output)"
-                if let log = try? String(contentsOfFile: directory + "/postgres.log", encoding: .utf8) {
-                    message += "\nserver log:\n" + log
-                }
-                throw PostgresServerError(message)
-            }
+            try PostgresServer.tool(tool, arguments, bin: bin, directory: directory)
         }
 
         try run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
@@ -132,6 +194,23 @@ public final class PostgresServer: Sendable {
         return Cluster(
             binDirectory: bin, directory: directory, socketDirectory: directory, port: port, postmasterPID: pid,
             startSeconds: seconds)
+    }
+
+    /// Runs one of the server's programs to its end, as the `postgres` user when root.
+    private static func tool(
+        _ tool: String, _ arguments: [String], bin: String, directory: String
+    ) throws(PostgresServerError) {
+        let (executable, fullArguments) =
+            geteuid() == 0
+            ? ("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/" + tool] + arguments) : (bin + "/" + tool, arguments)
+        let (status, output) = try run(executable, fullArguments, directory: directory, output: directory + "/\(tool).out")
+        guard status == 0 else {
+            var message = "\(tool) failed (status \(status)): \(output)"
+            if let log = try? String(contentsOfFile: directory + "/postgres.log", encoding: .utf8) {
+                message += "\nserver log:\n" + log
+            }
+            throw PostgresServerError(message)
+        }
     }
 
     /// `$PURSER_PG_BINDIR`, or the newest /usr/lib/postgresql/<version>/bin with initdb and pg_ctl.
@@ -179,7 +258,8 @@ public final class PostgresServer: Sendable {
     private static func stop(pid: Int32?, directory: String) {
         let named = (try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8))?
             .split(separator: "\n").first.flatMap { Int32($0) }
-        if let pid = pid ?? named, isPostmaster(pid, directory) {
+        // The file first: a restart leaves the pid taken at start stale.
+        if let pid = named ?? pid, isPostmaster(pid, directory) {
             kill(pid, SIGQUIT)
             // The postmaster is not our child (pg_ctl detached it): poll until it is gone.
             for _ in 0..<500 where kill(pid, 0) == 0 { usleep(10_000) }

@@ -152,19 +152,25 @@ typedef struct {
 /// Runs `path --probe` (the purser-sandbox helper) and returns its exit status, or -1.
 int purser_run_probe(const char *path);
 
+/// How many refused calls of one run the notifier answers (and counts); then it lets go of
+/// the run's listener, and the kernel refuses the rest alone.
+static const int PURSER_SECCOMP_WATCHED_CALLS = 64;
+
 /// The syscalls the deny-list refuses, for reports.
 int purser_seccomp_denied(const purser_syscall **list);
 /// Hands a filter's listener to the notifier thread, which answers each denied call with
 /// EPERM and records its number under `tag`, and closes the listener once its filter has no
-/// process left. Takes ownership of `listener`, unless it fails (-1): then the caller must
-/// end the worker before closing it.
+/// process left, or once it answered PURSER_SECCOMP_WATCHED_CALLS calls (the kernel then
+/// refuses the rest with ENOSYS). Takes ownership of `listener`, unless it fails (-1): then
+/// the caller must end the worker before closing it.
 int purser_seccomp_watch(int listener, uint64_t tag);
 /// As purser_seccomp_watch, for a listener still to come over `socket` (sent by a helper
 /// after the spawn returned). Takes ownership of `socket`, unless it fails, as above.
 int purser_seccomp_watch_socket(int socket, uint64_t tag);
-/// The distinct denied syscall numbers recorded under `tag` (up to `max`); the entry goes
-/// once its listener is closed.
-int purser_seccomp_take(uint64_t tag, int *numbers, int max);
+/// The distinct denied syscall numbers recorded under `tag` (up to `max`), with `calls`, how
+/// many denied calls the notifier answered, and `capped`, 1 if it stopped watching; the entry
+/// goes once its listener is closed.
+int purser_seccomp_take(uint64_t tag, int *numbers, int max, int *calls, int *capped);
 /// Receives a listener fd sent by a spawned child over `socket`; -1 if none came.
 int purser_receive_fd(int socket);
 int purser_socketpair_cloexec(int fds[2]);

@@ -12,7 +12,8 @@
  *   EOF        -> exit 0                   (ignoreterm: never exits)
  * Modes that "pause" stop reading stdin for good, so they keep pausing whatever comes.
  *
- * Other environment: HOSTILE_PIDFILE (grandchild modes), HOSTILE_SLEEP_MS (sleep mode).
+ * Other environment: HOSTILE_PIDFILE (grandchild modes), HOSTILE_SLEEP_MS (sleep mode),
+ * HOSTILE_CHILDREN, HOSTILE_BURN_MS and HOSTILE_DETACH (cpufork).
  * Output goes to fd 1 with write(2), one write per line where possible.
  */
 #ifndef _GNU_SOURCE
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 #include "CWorkerScan.h"
+#include "hostile.h"
 
 extern char **environ;
 
@@ -78,7 +80,7 @@ static void out_put(const char *s, size_t n) {
     if (ws_buf_put(&out, s, n) != 0) die("hostile: out of memory\n");
 }
 
-static void out_str(const char *s) { out_put(s, strlen(s)); }
+void out_str(const char *s) { out_put(s, strlen(s)); }
 
 /* fmt holds one %lld and at most a few other characters. */
 static void out_fmt(const char *fmt, long long v) {
@@ -452,6 +454,68 @@ static void run_forkmany(const Message *m) {
     answer_run_output(text);
 }
 
+/* Spins until this process has used `ms` of CPU time (a new child starts at 0). */
+static void burn_cpu_ms(long long ms) {
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        if ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= ms) return;
+        for (volatile int i = 0; i < 100000; i++) {
+        }
+    }
+}
+
+static long long env_number(const char *name, long long fallback) {
+    const char *value = getenv(name);
+    return value && *value ? strtoll(value, NULL, 10) : fallback;
+}
+
+/* cpufork: starts HOSTILE_CHILDREN (default 8) processes that each burn HOSTILE_BURN_MS
+ * (default 900) ms of their own CPU time, each under any RLIMIT_CPU of a second or more,
+ * and answers {"children": n} once all are done. They are children it waits for, or, with
+ * HOSTILE_DETACH=1, grandchildren (double fork, setsid) it cannot wait for; a pipe tells
+ * when each is done. */
+static void run_cpufork(const Message *m) {
+    (void)m;
+    long long children = env_number("HOSTILE_CHILDREN", 8), burn = env_number("HOSTILE_BURN_MS", 900);
+    int detach = env_number("HOSTILE_DETACH", 0) != 0;
+    int done[2];
+    if (pipe(done) != 0) die("hostile: pipe failed\n");
+    int started = 0;
+    for (long long i = 0; i < children; i++) {
+        pid_t child = fork();
+        if (child < 0) break;
+        if (child == 0) {
+            close(done[0]);
+            if (detach) {
+                setsid();
+                if (fork() != 0) _exit(0);
+            }
+            burn_cpu_ms(burn);
+            (void)!write(done[1], "x", 1);
+            _exit(0);
+        }
+        started++;
+        if (detach) {
+            while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    close(done[1]);
+    char c;
+    for (int i = 0; i < started;) {
+        ssize_t n = read(done[0], &c, 1);
+        if (n == 1) i++;
+        else if (n == 0 || errno != EINTR) break;
+    }
+    close(done[0]);
+    while (!detach && wait(NULL) > 0) {
+    }
+    char text[48];
+    snprintf(text, sizeof text, "{\"children\":%d}", started);
+    answer_run_output(text);
+}
+
 /* peek: tries to read the supervisor's (its parent's) environment through /proc, and
  * answers {"environ": "readable" or "denied", "capEff": <CapEff of /proc/self/status>}. */
 static void run_peek(const Message *m) {
@@ -588,7 +652,7 @@ static void run_cwd(const Message *m) {
 /* ======================= the sandbox's walls ======================= */
 
 /* A JSON member "name":"OK" or "name":"<errno name>", for what one attempt did. */
-static void out_result(const char *name, int error, int first) {
+void out_result(const char *name, int error, int first) {
     if (!first) out_str(",");
     out_json_cstring_or_null(name);
     out_str(":");
@@ -751,6 +815,54 @@ static void run_stoploop(const Message *m) {
         raise(SIGSTOP);
         usleep(1000);
     }
+}
+
+static long env_long(const char *name, long fallback) {
+    const char *value = getenv(name);
+    return value && *value ? atol(value) : fallback;
+}
+
+/* deniedloop: HOSTILE_PROCS processes (default 1) each make a deny-listed call (keyctl)
+ * HOSTILE_CALLS times (default 10000), or for HOSTILE_LOOP_MS if that is set; then tries
+ * to answer its own refused calls (listener.c). Answers {"calls": n, "OK": a, "EPERM": b,
+ * "ENOSYS": c, "other": d, "own listener": ..., "keyctl through own listener": ...}. */
+static void run_deniedloop(const Message *m) {
+    (void)m;
+    long procs = env_long("HOSTILE_PROCS", 1), calls = env_long("HOSTILE_CALLS", 10000), ms = env_long("HOSTILE_LOOP_MS", 0);
+    if (procs < 1 || procs > 256) die("hostile: HOSTILE_PROCS must be 1..256\n");
+    long long *counts = mmap(NULL, sizeof(long long) * 4 * (size_t)procs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (counts == MAP_FAILED) die("hostile: mmap\n");
+    long long until = now_ms() + ms;
+    for (long p = 0; p < procs; p++) {
+        if (fork() != 0) continue;
+        long long *mine = counts + 4 * p;
+        for (long i = 0; ms > 0 ? (i % 1024 != 0 || now_ms() < until) : i < calls; i++) {
+            long result = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0);
+            mine[result >= 0 ? 0 : errno == EPERM ? 1 : errno == ENOSYS ? 2 : 3]++;
+        }
+        _exit(0);
+    }
+    while (wait(NULL) > 0) {}
+    long long sum[4] = {0};
+    for (long p = 0; p < procs; p++)
+        for (int k = 0; k < 4; k++) sum[k] += counts[4 * p + k];
+    out.len = 0;
+    out_fmt("{\"calls\":%lld", sum[0] + sum[1] + sum[2] + sum[3]);
+    out_fmt(",\"OK\":%lld", sum[0]);
+    out_fmt(",\"EPERM\":%lld", sum[1]);
+    out_fmt(",\"ENOSYS\":%lld", sum[2]);
+    out_fmt(",\"other\":%lld", sum[3]);
+    try_own_listener();
+    out_str("}");
+    answer_run_output_from_out();
+}
+
+/* sockets: every way to open a socket, tried (see sockets.c). */
+static void run_sockets(const Message *m) {
+    (void)m;
+    out.len = 0;
+    probe_sockets();
+    answer_run_output_from_out();
 }
 
 /* syscalls: tries each deny-listed call once; answers {"name": "OK" or errno name}. */
@@ -973,12 +1085,15 @@ static const Mode modes[] = {
     {"nnp", NULL, run_nnp},
     {"peek", NULL, run_peek},
     {"forkmany", NULL, run_forkmany},
+    {"cpufork", NULL, run_cpufork},
     {"forkbomb", NULL, run_forkbomb},
     {"steal", NULL, run_steal},
     {"reserve", NULL, run_reserve},
     {"stoploop", NULL, run_stoploop},
     {"walls", NULL, run_walls},
     {"syscalls", NULL, run_syscalls},
+    {"sockets", NULL, run_sockets},
+    {"deniedloop", NULL, run_deniedloop},
     {"sparse", NULL, run_sparse},
     {"fill", NULL, run_fill},
     {"fdleak", NULL, run_fdleak},

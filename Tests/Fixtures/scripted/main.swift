@@ -5,10 +5,13 @@ import Synchronization
 // A routine that does what its input says, for swarm tests:
 //   {"spend": 4200, "sleepMs": 50, "fail": "message", "output": <any>, "crash": true,
 //    "failOnce": "/path",   (fails if the file is missing, creating it: a retry then passes)
-//    "call": {"plugin": "name", "input": <any>, "credits": 2},   (a nested routine/call)
+//    "call": {"plugin": "name", "input": <any>, "credits": 2, "memoryBytes": 1048576},   (a nested routine/call)
 //    "firstRunMarker": "/path", "firstSleepMs": 60000,   (only the first run sleeps)
 //    "whoami": true,   (answers {"pid", "runs"}: this process and how many runs it was sent)
 //    "touchMiB": 64,   (writes to that much fresh memory, and frees it, before answering)
+//    "holdMiB": 64,   (writes to that much fresh memory and holds it until it answers; the
+//                      answer to a "call" then says "heldMiB")
+//    "burnMs": 500,   (burns that much of its own CPU time first)
 //    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
 //    "gate": "/path"}   (creates /path.started, then waits until /path exists: a test's cue)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
@@ -21,6 +24,9 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
         memset(block, 1, Int(mebibytes) << 20)
         free(block)
     }
+    let held = hold(mebibytes: input["holdMiB"]?.numberValue?.int64 ?? 0)
+    defer { free(held.block) }
+    if let milliseconds = input["burnMs"]?.numberValue?.int64 { burnCPU(milliseconds: milliseconds) }
     if let delay = input["exitAfterMs"]?.numberValue?.int64 {
         Task.detached {
             try? await Task.sleep(for: .milliseconds(delay))
@@ -48,10 +54,11 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
         let credits = try? Credits(call["credits"]?.numberValue ?? JSONNumber(1), field: "credits")
     {
         do {
-            let result = try await context.routine(RoutineCallParams(plugin: plugin, input: call["input"] ?? .null, credits: credits))
-            return ["step": result.output, "stepCredits": result.credits.json]
+            let result = try await context.routine(RoutineCallParams(
+                plugin: plugin, input: call["input"] ?? .null, credits: credits, memoryBytes: call["memoryBytes"]?.numberValue?.int64))
+            return ["step": result.output, "stepCredits": result.credits.json, "heldMiB": held.json]
         } catch let error as RPCError {
-            return ["stepError": .string(error.message), "verdict": error.data?["verdict"] ?? .null]
+            return ["stepError": .string(error.message), "verdict": error.data?["verdict"] ?? .null, "heldMiB": held.json]
         }
     }
     if let path = input["failOnce"]?.stringValue, access(path, F_OK) != 0 {
@@ -60,4 +67,26 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
     }
     if let message = input["fail"]?.stringValue { throw PluginError(message: message) }
     return input["output"] ?? ["spent": input["spend"] ?? 0, "input": input]
+}
+
+/// Fresh memory, written to so that it is resident, kept until the run answers.
+func hold(mebibytes: Int64) -> (block: UnsafeMutableRawPointer?, json: JSONValue) {
+    guard mebibytes > 0, let block = malloc(Int(mebibytes) << 20) else { return (nil, 0) }
+    memset(block, 1, Int(mebibytes) << 20)
+    return (block, .number(JSONNumber(mebibytes)))
+}
+
+/// Spins until this process has used `milliseconds` more of CPU time.
+func burnCPU(milliseconds: Int64) {
+    func used() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+    let end = used() + milliseconds
+    var spin = 0
+    while used() < end {
+        for _ in 0..<10_000 { spin &+= 1 }
+    }
+    withExtendedLifetime(spin) {}
 }

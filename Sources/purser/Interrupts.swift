@@ -1,0 +1,45 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// SIGINT and SIGTERM while runs are in flight. The first cancels them: every run ends
+/// `cancelled`, settles what it used, returns the rest, and is reported. A second ends
+/// purser at once, as an operator who means it expects: its workers die with it (their
+/// parent-death signal and cgroups), and what they held returns when its lease lapses.
+final class Interrupts {
+    private final class Count: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    private var sources: [any DispatchSourceSignal] = []
+    private let count = Count()
+
+    /// Starts listening; `cancel` runs once, on the first signal.
+    init(cancel: @escaping @Sendable () -> Void) {
+        let count = self.count
+        sources = [SIGINT, SIGTERM].map { signo in
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler {
+                guard count.value.add(1, ordering: .relaxed).newValue == 1 else {
+                    printError("purser: stopping at once (signal \(signo) again); holds return when their lease lapses")
+                    _exit(128 + signo)
+                }
+                printError("purser: signal \(signo): cancelling; a second one stops at once")
+                cancel()
+            }
+            source.activate()
+            return source
+        }
+    }
+
+    /// Whether a signal came.
+    var fired: Bool { count.value.load(ordering: .relaxed) > 0 }
+
+    /// Stops listening (the signals then end purser as they would by default).
+    func stop() {
+        for source in sources { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
