@@ -30,7 +30,10 @@ let package = Package(
         .target(name: "PurserSandbox", dependencies: ["CPurserSys"], swiftSettings: swiftSettings),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ"], swiftSettings: swiftSettings),
+        // Catches a SIGBUS in SQLite's shared mapping of the WAL index (a store file made
+        // immutable or truncated under it), so that the store fails cleanly instead.
+        .target(name: "CPurserStore", cSettings: cSettings),
+        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore"], swiftSettings: swiftSettings),
         // Config files (YAML or JSON) read with the line of every field, for errors that name it.
         .target(
             name: "PurserConfig", dependencies: ["PurserProtocol", .product(name: "Yams", package: "Yams")],

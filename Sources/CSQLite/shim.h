@@ -15,4 +15,10 @@ static inline int purser_sqlite3_bind_text_n(sqlite3_stmt *statement, int index,
 static inline int purser_sqlite3_disable_memstatus(void) {
     return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
+
+// sqlite3_db_config is variadic. A connection whose store files failed must not checkpoint
+// on close: it would write what it still believes into files that are not the store's.
+static inline int purser_sqlite3_no_checkpoint_on_close(sqlite3 *db) {
+    return sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+}
 #endif

@@ -20,14 +20,18 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
     private nonisolated(unsafe) let connection: Connection
     private let begin: @Sendable (Connection) throws(LedgerError) -> Void
     private let execute: @Sendable (Connection, String) throws(LedgerError) -> Void
+    private let commit: @Sendable (Connection) throws(LedgerError) -> Void
 
+    /// `commit` ends a batch's transaction: COMMIT, after any check that must come first.
     init(
         connection: Connection, begin: @escaping @Sendable (Connection) throws(LedgerError) -> Void,
-        execute: @escaping @Sendable (Connection, String) throws(LedgerError) -> Void
+        execute: @escaping @Sendable (Connection, String) throws(LedgerError) -> Void,
+        commit: @escaping @Sendable (Connection) throws(LedgerError) -> Void
     ) {
         self.connection = connection
         self.begin = begin
         self.execute = execute
+        self.commit = commit
     }
 
     func run<T>(batched: Bool, _ body: (Connection) throws(LedgerError) -> T) throws(LedgerError) -> T {
@@ -111,7 +115,7 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
             try begin(connection)
             try runAll(&batch, connection, joining: joining)
             try connection.rows.flush(connection)
-            try execute(connection, "COMMIT")
+            try commit(connection)
             return nil
         } catch {
             connection.rows.reset()

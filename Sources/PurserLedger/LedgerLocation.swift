@@ -1,4 +1,8 @@
+import CLibPQ
+
 /// Opens the store a location names: a PostgreSQL URL or connection string, else a SQLite file.
+/// A location that cannot name a store (a malformed URL, a missing directory) is `.invalid`:
+/// the caller's mistake; a store that fails is `.storeFailed`.
 public enum LedgerLocation {
     public static func isPostgres(_ location: String) -> Bool {
         location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") || location.contains("dbname=")
@@ -7,8 +11,32 @@ public enum LedgerLocation {
     /// `retry`: how long a PostgreSQL store that went away is waited for (SQLite waits on
     /// its busy timeout instead).
     public static func open(_ location: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) -> any LedgerStore {
-        if isPostgres(location) { return try PostgresLedger(url: location, retry: retry) }
+        if isPostgres(location) {
+            try checkConnectionString(location)
+            return try PostgresLedger(url: location, retry: retry)
+        }
         return try SQLiteLedger(path: location)
+    }
+
+    /// libpq's own parse, and the port a number, before anything connects.
+    static func checkConnectionString(_ location: String) throws(LedgerError) {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(location, &error) else {
+            let message = error == nil ? "out of memory" : PostgresConnection.trimmed(error)
+            PQfreemem(error)
+            throw LedgerError(.invalid, "not a PostgreSQL location: \(message)")
+        }
+        defer { PQconninfoFree(options) }
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if String(cString: keyword) == "port", let value = option.pointee.val {
+                let ports = String(cString: value).split(separator: ",", omittingEmptySubsequences: false)
+                if let bad = ports.first(where: { UInt16($0) == nil }) {
+                    throw LedgerError(.invalid, "not a PostgreSQL location: the port '\(bad)' is not a number")
+                }
+            }
+            option += 1
+        }
     }
 }
 
@@ -28,8 +56,8 @@ public enum LocalTeam {
         } catch where error.code == .unknownTeam {
             do {
                 return try store.createTeam(spec)
-            } catch {
-                // Another process made it first.
+            } catch where error.code == .invalid || error.code == .constraint {
+                // Another process made it first. (A store that fails says so: not "no team".)
                 return try store.team(named: name)
             }
         }

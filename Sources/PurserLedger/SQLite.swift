@@ -10,18 +10,45 @@ final class SQLiteConnection {
     private var keyed: [OpaquePointer?] = []
     let rows = NodeRows(dialect: .sqlite)
 
+    /// The store's files on disk; nil for a database that has none (":memory:").
+    let files: StoreFiles?
+    private let path: String
+
     init(path: String) throws(LedgerError) {
         _ = Self.configured
+        self.path = path
+        // Checked and guarded before SQLite opens (and perhaps creates) anything.
+        files = path.isEmpty || path == ":memory:" || path.hasPrefix("file:") ? nil : try StoreFiles(path: path)
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            let files = self.files
+            let cause = handle.map { Self.cause(status, sqlite3_system_errno($0), files) } ?? ""
             sqlite3_close(handle)
-            throw LedgerError(.storeFailed, "cannot open \(path): \(message)")
+            throw LedgerError(.storeFailed, "cannot open \(path): \(cause)\(message)")
         }
         db = handle
+        // "disk I/O error (code 778)", a failed write, rather than "(code 10)".
+        sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, 30_000)
+    }
+
+    /// Before each commit: the files are still the store's (see `StoreFiles`). A store whose
+    /// files failed is not checkpointed on close either.
+    func checkFiles() throws(LedgerError) {
+        do {
+            try files?.check()
+        } catch {
+            _ = purser_sqlite3_no_checkpoint_on_close(db)
+            throw error
+        }
+    }
+
+    /// A failure found earlier: the store is not touched again.
+    func refuseIfFailed() throws(LedgerError) {
+        if let failure = files?.failure { throw failure }
     }
 
     /// Process-wide settings, made once before the first connection opens.
@@ -37,12 +64,8 @@ final class SQLiteConnection {
     }
 
     func execute(_ sql: String) throws(LedgerError) {
-        var error: UnsafeMutablePointer<CChar>?
-        guard sqlite3_exec(db, sql, nil, nil, &error) == SQLITE_OK else {
-            let message = error.map { String(cString: $0) } ?? "unknown error"
-            sqlite3_free(error)
-            throw LedgerError(.storeFailed, "sqlite: \(message)")
-        }
+        let status = sqlite3_exec(db, sql, nil, nil, nil)
+        guard status == SQLITE_OK else { throw failure(status) }
     }
 
     /// Runs `sql` with `arguments` and returns every row.
@@ -152,6 +175,18 @@ final class SQLiteConnection {
         if status == SQLITE_CONSTRAINT || status & 0xff == SQLITE_CONSTRAINT {
             return LedgerError(.constraint, "the store refused the change: \(message)")
         }
-        return LedgerError(.storeFailed, "sqlite: \(message) (code \(status))")
+        let cause = Self.cause(status, sqlite3_system_errno(db), files)
+        return LedgerError(.storeFailed, "\(path): \(cause)sqlite: \(message) (code \(status))")
+    }
+
+    /// The truth SQLite's words blur, where the files show it: a full disk is "disk I/O
+    /// error" when the WAL index cannot grow, and "database or disk is full" when the
+    /// database cannot; a file that cannot be written is "disk I/O error" or "readonly".
+    private static func cause(_ status: Int32, _ systemError: Int32, _ files: StoreFiles?) -> String {
+        let primary = status & 0xff
+        guard [SQLITE_FULL, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_READONLY].contains(primary) else { return "" }
+        if let found = files?.diagnosis() { return found + "; " }
+        if primary == SQLITE_FULL && systemError != EDQUOT { return describe(ENOSPC) + "; " }
+        return systemError == 0 ? "" : describe(systemError) + "; "
     }
 }

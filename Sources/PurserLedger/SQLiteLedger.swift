@@ -17,16 +17,24 @@ public final class SQLiteDriver: SQLDriver {
 
     public init(path: String) throws(LedgerError) {
         let connection = try SQLiteConnection(path: path)
-        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+        // No memory map of the database file: one truncated under it would be a SIGBUS.
+        try connection.execute(
+            "PRAGMA mmap_size = 0; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+        try connection.files?.opened()
         group = GroupCommit(
             connection: connection,
             // Prepared once and reused: these run around every operation of every batch.
             begin: { (connection) throws(LedgerError) in
+                try connection.refuseIfFailed()
                 try connection.query("BEGIN IMMEDIATE")
                 // Changes when another connection commits: the cached rows are stale then.
                 connection.rows.begin(storeVersion: try connection.query("PRAGMA data_version").first?.first?.int)
             },
-            execute: { (connection, sql) throws(LedgerError) in try connection.query(sql) })
+            execute: { (connection, sql) throws(LedgerError) in try connection.query(sql) },
+            commit: { (connection) throws(LedgerError) in
+                try connection.checkFiles()
+                try connection.query("COMMIT")
+            })
     }
 
     public func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {

@@ -14,7 +14,7 @@ public final class RuntimeLedger: Sendable {
     /// How long a lease lasts without a heartbeat (renewed every third of it):
     /// `$PURSER_LEASE_MS`, by default 10 minutes. A supervisor that dies leaves its holds
     /// for at most this long before the next one to start reclaims them.
-    static let leaseMs: Int64 = {
+    public static let leaseMs: Int64 = {
         if let value = getenv("PURSER_LEASE_MS"), let ms = Int64(String(cString: value)), ms > 0 { return ms }
         return 10 * 60_000
     }()
@@ -32,6 +32,8 @@ public final class RuntimeLedger: Sendable {
             store = try LedgerLocation.open(location, retry: retry)
             // Holds of supervisors that died (their leases ran out) go back to their parents.
             _ = try store.reclaimExpired()
+        } catch where error.code == .invalid {
+            throw RuntimeError(code: .invalidRequest, message: "\(location): \(error)")
         } catch {
             throw RuntimeError(code: .ledger, message: "ledger \(location): \(error)")
         }

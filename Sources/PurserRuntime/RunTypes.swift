@@ -145,9 +145,13 @@ public struct RunReport: Sendable {
     /// Log messages, and progress messages' text, dropped past the run's allowance
     /// (`WorkerTextBudget`).
     public var droppedMessages = 0
+    /// Why the ledger could not record the run's end (its store failed): nothing was
+    /// returned then; the hold stays open in the store until a reclaim returns it.
+    public var unsettled: String? = nil
 
     public var returned: Amounts {
-        Amounts(
+        guard unsettled == nil else { return Amounts(credits: .zero, timeMs: 0, memoryBytes: 0) }
+        return Amounts(
             credits: reserved.credits - usage.credits,
             timeMs: max(0, reserved.timeMs - usage.wallMs),
             memoryBytes: max(0, reserved.memoryBytes - usage.memoryPeakBytes))
@@ -166,6 +170,7 @@ public struct RunReport: Sendable {
             "containment": .string(containment),
         ]
         if let message { object["message"] = .string(message) }
+        if let unsettled { object["unsettled"] = .string(unsettled) }
         if let ledgerNode { object["ledgerNode"] = .number(JSONNumber(ledgerNode)) }
         if workerRun > 0 { object["workerRun"] = .number(JSONNumber(Int64(workerRun))) }
         if droppedMessages > 0 { object["droppedMessages"] = .number(JSONNumber(Int64(droppedMessages))) }

@@ -475,19 +475,23 @@ public final class SwarmRunner: Sendable {
     private func finish(
         _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: RuntimeError?, store: any LedgerStore
     ) {
-        if let error, let report {
+        // A store that failed under a run (its settle, its records) stops the swarm.
+        if let error, error.code == .store || error.code == .ledger, schedule.storeFailure == nil {
+            schedule.storeFailure = error.message
+        }
+        var returned = report?.returned.credits ?? Credits(micros: node.cap.credits)
+        if error != nil, let report {
             // It ran, and the store did not take its settle: what it used is kept, for
             // another try when the swarm ends, never replaced by nothing used.
             schedule.unsettled[name] = (node, report)
-            if error.code == .store, schedule.storeFailure == nil { schedule.storeFailure = error.message }
-        } else if report == nil {
-            // The run never started (a bad input, a missing file): its hold goes back whole.
-            _ = try? store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
+            returned = .zero
+        } else if report == nil, !settleNeverStarted(schedule, node, store: store) {
+            returned = .zero
         }
         let verdict = report?.verdict.rawValue ?? Verdict.error.rawValue
         emit("verdict", name, [
             "verdict": .string(verdict), "node": .number(JSONNumber(node.id)),
-            "used": (report?.usage.credits ?? .zero).json, "returned": (report?.returned.credits ?? Credits(micros: node.cap.credits)).json,
+            "used": (report?.usage.credits ?? .zero).json, "returned": returned.json,
         ])
         let routine = schedule.routines[name]!
         schedule.holds[name] = nil
@@ -515,6 +519,18 @@ public final class SwarmRunner: Sendable {
             output: report?.output, ledgerNode: node.id, report: report)
         if report != nil { outcome.settleError = error?.message }
         schedule.conclude(name, outcome, self)
+    }
+
+    /// The run never started (a bad input, a missing file): its hold goes back whole.
+    /// False when the store failed (the swarm then stops, and the hold stays open).
+    private func settleNeverStarted(_ schedule: Schedule, _ node: Node, store: any LedgerStore) -> Bool {
+        do throws(LedgerError) {
+            _ = try store.settle(node.id, usage: .none, outcome: "error", holder: schedule.holder)
+        } catch where error.code == .storeFailed {
+            if schedule.storeFailure == nil { schedule.storeFailure = "ledger: settling node \(node.id): \(error)" }
+            return false
+        } catch {}
+        return true
     }
 
     // MARK: - Reporting

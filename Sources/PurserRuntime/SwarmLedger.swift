@@ -80,7 +80,12 @@ extension SwarmRunner {
 
     /// The job's team; made from `team.budget` when it does not exist yet.
     private func openTeam(_ store: any LedgerStore) throws(RuntimeError) -> Node {
-        if let team = try? store.team(named: job.team.name) { return team }
+        do throws(LedgerError) {
+            return try store.team(named: job.team.name)
+        } catch where error.code != .unknownTeam {
+            // A store that fails is not a team that is missing.
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        } catch {}
         guard let budget = job.team.budget else {
             throw RuntimeError(
                 code: .invalidRequest,

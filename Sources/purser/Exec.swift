@@ -103,25 +103,18 @@ struct Exec: AsyncParsableCommand {
             report = try await task.value
         } catch let error as RuntimeError {
             try refuseIfSandboxUnavailable(error)
-            // It ran, but the store did not take its settle: what it used is still said.
-            if let report = error.report {
-                if json { print(report.json.serialized()) } else { printHuman(report) }
-            }
-            // The store away past PURSER_STORE_RETRY is a failure of the supervisor's, not bad input.
-            guard error.code != .store else {
-                printError("purser: " + error.message)
-                throw ExitCode(1)
-            }
-            throw CommandLineError(message: error.message)
+            // It ran, but the store did not take its settle: what it used is still said, marked
+            // unsettled (nothing was returned), then why that is the supervisor's failure.
+            guard var ran = error.report else { throw commandFailure(error) }
+            ran.unsettled = error.message
+            show(ran)
+            throw SupervisorFailure(
+                message: error.message + "\npurser: its hold, if the store is still there, returns \(whenHoldsReturn).")
         }
         interrupts.stop()
         runtime.gateway?.saveStates()
         Runtime.finishCleanup()
-        if json {
-            print(report.json.serialized())
-        } else {
-            printHuman(report)
-        }
+        show(report)
         let code = ExitCodes.code(for: report.verdict)
         if code != 0 { throw ExitCode(code) }
     }
@@ -193,6 +186,14 @@ struct Exec: AsyncParsableCommand {
         return text
     }
 
+    private func show(_ report: RunReport) {
+        if json {
+            print(report.json.serialized())
+        } else {
+            printHuman(report)
+        }
+    }
+
     private func printHuman(_ report: RunReport) {
         if let output = report.output { print("output: \(output.serialized())") }
         if report.verdict == .denied {
@@ -201,6 +202,7 @@ struct Exec: AsyncParsableCommand {
         }
         print("verdict: \(report.verdict.rawValue)" + (report.message.map { " (\($0))" } ?? ""))
         if let error = report.error { print("error: \(error.message) (code \(error.code))") }
+        if let unsettled = report.unsettled { print("ledger: not settled, nothing returned yet (\(unsettled))") }
         if let sandbox = report.sandbox { print(Self.describe(sandbox)) }
         if report.droppedMessages > 0 {
             print("log: \(report.droppedMessages) messages dropped past the run's \(WorkerText.maxRunBytes / 1024) KiB of log and progress text")

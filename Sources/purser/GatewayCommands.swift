@@ -58,7 +58,8 @@ struct GatewayCommand: ParsableCommand {
                     try? IntegrationStatus(json: JSONParser.parse(Array(text.utf8)))
                 }.sorted { $0.name < $1.name }
             } catch {
-                throw CommandLineError(message: "gateway status: \(error)")
+                // Reading the store failed: the supervisor's failure, not the command's input.
+                throw SupervisorFailure(message: "gateway status: \(error)")
             }
             if json {
                 print(JSONValue.array(states.map(\.json)).serialized())

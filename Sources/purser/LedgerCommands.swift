@@ -13,8 +13,12 @@ struct LedgerOptions: ParsableArguments {
     func runtime() throws -> Runtime {
         do {
             return try Runtime.withLedger(location: location)
+        } catch where error.code == .invalidRequest {
+            // A location that names no store: say where it came from.
+            let source = location != nil ? "--ledger" : getenv("PURSER_LEDGER") != nil ? "$PURSER_LEDGER" : "$PURSER_HOME"
+            throw CommandLineError(message: "\(source): \(error.message)")
         } catch {
-            throw CommandLineError(message: error.message)
+            throw commandFailure(error)
         }
     }
 
@@ -24,12 +28,13 @@ struct LedgerOptions: ParsableArguments {
     }
 }
 
-/// Runs a ledger call; its errors are bad input (exit 2) with the ledger's own message.
+/// Runs a ledger call; its errors are bad input (exit 2), or a store failure (exit 1), with
+/// the ledger's own message.
 func ledgerCall<T>(_ body: () throws(LedgerError) -> T) throws -> T {
     do {
         return try body()
     } catch {
-        throw CommandLineError(message: error.message)
+        throw commandFailure(error)
     }
 }
 

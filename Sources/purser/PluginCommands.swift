@@ -14,7 +14,7 @@ struct PluginCommand: AsyncParsableCommand {
         do {
             return try PluginRegistry(runtime: options.runtime())
         } catch let error as RuntimeError {
-            throw CommandLineError(message: error.message)
+            throw commandFailure(error)
         }
     }
 
@@ -64,7 +64,7 @@ struct PluginCommand: AsyncParsableCommand {
                     print("\(added.rawValue): \(record.name) → \(record.path) (sha256 \(record.sha256.prefix(16))…)")
                 }
             } catch {
-                throw CommandLineError(message: error.message)
+                throw commandFailure(error)
             }
         }
     }
@@ -133,11 +133,12 @@ struct PluginCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs a runtime call; its errors are bad input (exit 2) with the runtime's message.
+/// Runs a runtime call; its errors are bad input (exit 2), or the supervisor's failure
+/// (exit 1), with the runtime's message.
 func runtimeCall<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as RuntimeError {
-        throw CommandLineError(message: error.message)
+        throw commandFailure(error)
     }
 }

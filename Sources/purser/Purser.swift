@@ -1,4 +1,5 @@
 import ArgumentParser
+import PurserLedger
 import PurserRuntime
 
 struct Purser: AsyncParsableCommand {
@@ -21,6 +22,9 @@ enum Main {
             }
         } catch let error as CommandLineError {
             fail(error.message)
+        } catch let error as SupervisorFailure {
+            printError("purser: " + error.message)
+            Purser.exit(withError: ExitCode(1))
         } catch {
             // Argument parser errors: bad flags and values are exit code 2, not 64.
             if Purser.exitCode(for: error) == .validationFailure {
@@ -39,4 +43,21 @@ enum Main {
 /// Bad input from the command line: named, and exit code 2.
 struct CommandLineError: Error {
     let message: String
+}
+
+/// The supervisor itself failed (its store, its state directory), not its input: exit code 1.
+struct SupervisorFailure: Error {
+    let message: String
+}
+
+/// A runtime error as the command's failure: bad input (2) or the supervisor's own (1).
+func commandFailure(_ error: RuntimeError) -> any Error {
+    [.ledger, .store, .stateDirectory].contains(error.code)
+        ? SupervisorFailure(message: error.message) : CommandLineError(message: error.message)
+}
+
+/// A ledger error as the command's failure: a failing store is the supervisor's (1), the
+/// rest (an unknown team, a bad amount) bad input (2).
+func commandFailure(_ error: LedgerError) -> any Error {
+    error.code == .storeFailed ? SupervisorFailure(message: error.message) : CommandLineError(message: error.message)
 }

@@ -14,8 +14,8 @@ struct Run: AsyncParsableCommand {
             names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
             routine's plugin needs (nothing is reserved; see `purser doctor`), 18 cancelled by
             SIGINT or SIGTERM (every run ends cancelled, settles and is reported; a second signal
-            stops at once), 1 supervisor failure, or the ledger's store away past
-            PURSER_STORE_RETRY (the report shows what is known).
+            stops at once), 1 supervisor failure: the ledger's store failed, or was away past
+            PURSER_STORE_RETRY (the report of what is known comes first).
             """)
 
     @Argument(help: "The job file.")
@@ -66,21 +66,27 @@ struct Run: AsyncParsableCommand {
             live?.finish()
             try refuseIfSandboxUnavailable(error)
             guard error.code != .invalidRequest else { throw CommandLineError(message: error.message) }
-            printError("purser: \(error.message)")
-            throw ExitCode(1)
+            throw SupervisorFailure(message: error.message)
         }
         live?.finish()
         runtime.gateway?.saveStates()
         sink?.close()
         Runtime.finishCleanup()
         if json { print(report.json.serialized()) } else { SwarmTables.print(report) }
-        if let storeError = report.storeError {
-            printError("purser: \(storeError) (the ledger's store is away: the report shows what is known)")
-            throw ExitCode(1)
-        }
+        if let storeError = report.storeError { throw Self.stopped(storeError) }
         if interrupts.fired { throw ExitCode(ExitCodes.code(for: .cancelled)) }
         if report.denied != nil { throw ExitCode(ExitCodes.swarmDenied) }
         if !report.allOK { throw ExitCode(ExitCodes.swarmFailed) }
+    }
+
+    /// The store failed under the swarm: what that costs, after the report of what ran.
+    private static func stopped(_ failure: String) -> SupervisorFailure {
+        SupervisorFailure(message: """
+            the ledger's store failed, and the swarm stopped: \(failure)
+            purser: the report above is what is known: routines not started, and runs the store did not settle \
+            (settled: false, with what each used). Holds left open in a store that is still there (the swarm's, \
+            and those of the unsettled runs) return \(whenHoldsReturn).
+            """)
     }
 
     private func resolve(_ path: String) -> String {
@@ -106,6 +112,12 @@ struct Run: AsyncParsableCommand {
         }
         if let text { printError("[run] " + text) }
     }
+}
+
+/// When holds a failing store could not close come back.
+var whenHoldsReturn: String {
+    "at the first purser start after this supervisor's lease has run out (PURSER_LEASE_MS, "
+        + "\(Units.formatDuration(RuntimeLedger.leaseMs))), keeping what was recorded as spent"
 }
 
 /// The NDJSON event stream of `--events`.
@@ -135,7 +147,8 @@ enum SwarmTables {
             Swift.print("swarm \(report.swarm): denied (\(denied))")
             return
         }
-        Swift.print("swarm \(report.swarm) on team \(report.team): \(report.allOK ? "ok" : "not all ok") in \(Units.formatDuration(report.wallMs))")
+        let state = report.allOK ? "ok" : report.storeError != nil ? "stopped (the ledger's store failed)" : "not all ok"
+        Swift.print("swarm \(report.swarm) on team \(report.team): \(state) in \(Units.formatDuration(report.wallMs))")
         Swift.print("")
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {

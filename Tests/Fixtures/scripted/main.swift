@@ -12,7 +12,8 @@ import Synchronization
 //    "holdMiB": 64,   (writes to that much fresh memory and holds it until it answers; the
 //                      answer to a "call" then says "heldMiB")
 //    "burnMs": 500,   (burns that much of its own CPU time first)
-//    "exitAfterMs": 10}   (answers, then exits that much later: a kept worker gone while idle)
+//    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
+//    "gate": "/path"}   (creates /path.started, then waits until /path exists: a test's cue)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
 let runsSent = Atomic<Int>(0)
@@ -31,6 +32,10 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
             try? await Task.sleep(for: .milliseconds(delay))
             exit(0)
         }
+    }
+    if let gate = input["gate"]?.stringValue {
+        close(open(gate + ".started", O_CREAT | O_WRONLY, 0o600))
+        while access(gate, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
     }
     if input["whoami"]?.boolValue == true { return ["pid": .number(JSONNumber(Int64(getpid()))), "runs": .number(JSONNumber(Int64(runs)))] }
     if let spend = input["spend"]?.numberValue, let credits = try? Credits(spend, field: "spend") {
