@@ -30,7 +30,8 @@ final class CpuCgroup: CgroupDirectory {
     /// The CPU group for a run whose run group is `runGroup`, inside `parent` for a step;
     /// nil where this host counts CPU time in no cgroup the supervisor may make.
     static func take(runGroup: any RunGroup, parent: CpuCgroup?) -> CpuCgroup? {
-        if let group = runGroup as? CgroupV2Group {
+        // A run contained by process group on cgroup v2 still has a v2 group for its limits.
+        if let group = CgroupV2Group.limiting(runGroup) {
             return total(path: group.path, version: 2) == nil ? nil : CpuCgroup(path: group.path, procsFD: -1, version: 2)
         }
         // A v2 parent is the caller's run group, which a step's run group is always inside.
