@@ -18,7 +18,8 @@ struct Scrubber: Sendable {
         for text in secrets.flatMap(Self.textForms) {
             needles.append(Needle(bytes: Array(text.utf8), mask: Array(Self.mask.utf8)))
             for bigEndian in [false, true] {
-                needles.append(Needle(bytes: Self.utf16(text, bigEndian: bigEndian), mask: Self.utf16(Self.mask, bigEndian: bigEndian)))
+                let mask = Self.utf16(Self.mask, bigEndian: bigEndian)
+                needles.append(Needle(bytes: Self.utf16(text, bigEndian: bigEndian), mask: mask))
             }
         }
         table = NeedleTable(needles)
