@@ -61,8 +61,9 @@ public struct Integration: Sendable {
     public var base: BaseURL
     public var methods: Set<String>
     public var credentials: [Credential]
-    /// The request headers a worker may set, lower-cased (see `HeaderPolicy`).
-    public var workerHeaders: Set<String>
+    /// The request headers a worker may set, lower-cased: set only from the config, through
+    /// `HeaderPolicy.allowList`, which refuses the names no worker may set.
+    public internal(set) var workerHeaders: Set<String>
     public var rateLimit: RateLimit?
     public var maxConcurrent: Int?
     public var quotas: [Quota]

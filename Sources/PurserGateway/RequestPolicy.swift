@@ -24,7 +24,9 @@ enum RequestPolicy {
             try HeaderPolicy.check(name, value, integration)
             headers.append("\(name): \(value)")
         }
-        let variant = [asked] + params.headers.map { "\($0.key.lowercased()): \($0.value)" }.sorted()
+        // Only a GET to a cached integration is looked up by it.
+        let cached = integration.cache != nil && method == "GET"
+        let variant = cached ? [asked] + params.headers.map { "\($0.key.lowercased()): \($0.value)" }.sorted() : []
         headers += credentialHeaders(integration)
         return UpstreamRequest(
             url: url, method: method, headers: headers, body: params.body,

@@ -18,22 +18,27 @@ struct Scrubber: Sendable {
         for text in secrets.flatMap(Self.textForms) {
             needles.append(Needle(bytes: Array(text.utf8), mask: Array(Self.mask.utf8)))
             for bigEndian in [false, true] {
-                needles.append(Needle(bytes: Self.utf16(text, bigEndian: bigEndian), mask: Self.utf16(Self.mask, bigEndian: bigEndian)))
+                let mask = Self.utf16(Self.mask, bigEndian: bigEndian)
+                needles.append(Needle(bytes: Self.utf16(text, bigEndian: bigEndian), mask: mask))
             }
         }
         table = NeedleTable(needles)
         lowercaseTable = NeedleTable(needles.map { Needle(bytes: $0.bytes.map(Self.lowercased), mask: $0.mask) })
     }
 
-    func scrub(_ text: String) -> String {
-        String(decoding: table.scrub(Array(text.utf8)), as: UTF8.self)
-    }
+    func scrub(_ text: String) -> String { Self.scrub(text, table) }
 
-    func scrub(_ bytes: [UInt8]) -> [UInt8] { table.scrub(bytes) }
+    func scrub(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBufferPointer(table.scrubbed) ?? bytes }
 
     /// For text an upstream's secret may reach only lower-cased, such as header names.
-    func scrubLowercased(_ text: String) -> String {
-        String(decoding: lowercaseTable.scrub(Array(text.utf8)), as: UTF8.self)
+    func scrubLowercased(_ text: String) -> String { Self.scrub(text, lowercaseTable) }
+
+    /// `text` itself, uncopied, when no needle is in it.
+    private static func scrub(_ text: String, _ table: NeedleTable) -> String {
+        guard !table.isEmpty else { return text }
+        let scrubbed = text.utf8.withContiguousStorageIfAvailable(table.scrubbed)
+            ?? Array(text.utf8).withUnsafeBufferPointer(table.scrubbed)
+        return scrubbed.map { String(decoding: $0, as: UTF8.self) } ?? text
     }
 
     // MARK: - Forms
@@ -119,7 +124,7 @@ private struct Needle: Sendable {
 /// haystack only the needles that can start there are tried.
 private struct NeedleTable: Sendable {
     private let buckets: [[Needle]]
-    private let isEmpty: Bool
+    let isEmpty: Bool
 
     init(_ needles: [Needle]) {
         var seen: Set<[UInt8]> = []
@@ -132,29 +137,27 @@ private struct NeedleTable: Sendable {
         isEmpty = seen.isEmpty
     }
 
-    /// `bytes` with every needle replaced by its mask; `bytes` itself, uncopied, when none is there.
-    func scrub(_ bytes: [UInt8]) -> [UInt8] {
-        guard !isEmpty else { return bytes }
-        return bytes.withUnsafeBufferPointer { haystack in
-            var output: [UInt8] = []
-            var copied = 0
-            var index = 0
-            while index < haystack.count {
-                let bucket = buckets[Int(haystack[index])]
-                guard !bucket.isEmpty, let needle = bucket.first(where: { Self.matches($0.bytes, haystack, at: index) }) else {
-                    index += 1
-                    continue
-                }
-                if output.isEmpty { output.reserveCapacity(haystack.count) }
-                output.append(contentsOf: haystack[copied..<index])
-                output.append(contentsOf: needle.mask)
-                index += needle.bytes.count
-                copied = index
+    /// `haystack` with every needle replaced by its mask; nil when none is there.
+    func scrubbed(_ haystack: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard !isEmpty else { return nil }
+        var output: [UInt8] = []
+        var copied = 0
+        var index = 0
+        while index < haystack.count {
+            let bucket = buckets[Int(haystack[index])]
+            guard !bucket.isEmpty, let needle = bucket.first(where: { Self.matches($0.bytes, haystack, at: index) }) else {
+                index += 1
+                continue
             }
-            guard copied > 0 else { return bytes }
-            output.append(contentsOf: haystack[copied...])
-            return output
+            if output.isEmpty { output.reserveCapacity(haystack.count) }
+            output.append(contentsOf: haystack[copied..<index])
+            output.append(contentsOf: needle.mask)
+            index += needle.bytes.count
+            copied = index
         }
+        guard copied > 0 else { return nil }
+        output.append(contentsOf: haystack[copied...])
+        return output
     }
 
     private static func matches(_ needle: [UInt8], _ haystack: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {

@@ -7,7 +7,7 @@ import Testing
 
 /// One way a worker may ask the upstream to shape its answer: the calls it makes to /echo
 /// (several for a split answer), each with query and headers.
-struct AnswerShape: Sendable, CustomTestStringConvertible {
+struct AnswerShape: Sendable {
     var name: String
     var calls: [(query: [String: String], headers: [String: String])]
 
@@ -20,8 +20,6 @@ struct AnswerShape: Sendable, CustomTestStringConvertible {
         self.name = name
         self.calls = calls
     }
-
-    var testDescription: String { name }
 
     /// Consecutive ranges that cover an echo of the request: each piece alone holds part of
     /// a credential at most; joined, all of it.
@@ -82,28 +80,31 @@ struct GatewayAnswerTests {
             ConfigValue.parse(yaml, file: "test.yaml"), environment: ["SECRET": secretToken, "ODD": Self.oddKey]))
     }
 
-    @Test(arguments: AnswerShape.all)
-    func noAnswerRevealsTheCredential(shape: AnswerShape) async throws {
+    @Test func noAnswerRevealsTheCredential() async throws {
         let gateway = try gateway()
-        var pieces: [[UInt8]] = []
-        for call in shape.calls {
-            pieces += await gateway.call("/echo", query: call.query, headers: call.headers, account: TestAccount()).workerView
+        for shape in AnswerShape.all {
+            var pieces: [[UInt8]] = []
+            for call in shape.calls {
+                pieces += await gateway.call("/echo", query: call.query, headers: call.headers, account: TestAccount()).workerView
+            }
+            let found = try revealed([secretToken, Self.oddKey], in: pieces)
+            #expect(found.isEmpty, "\(shape.name): a worker recovers a credential: \(found)")
         }
-        let found = try revealed([secretToken, Self.oddKey], in: pieces)
-        #expect(found.isEmpty, "a worker recovers a credential: \(found)")
     }
 
     /// An upstream that compresses unasked is decoded before the scrubber reads it: the
     /// worker gets the plain, scrubbed body, and no header saying it is still encoded.
-    @Test(arguments: ["gzip", "deflate", "x-gzip", "gzip,gzip", "deflate,gzip", "identity"])
-    func compressedAnswersComeBackDecodedAndScrubbed(coding: String) async throws {
-        let result = try await gateway().call("/echo", query: ["ce": coding], account: TestAccount()).get()
-        #expect(result.status == 200)
-        let body = String(decoding: result.body, as: UTF8.self)
-        #expect(body.hasPrefix("{\"method\":\"GET\""), "\(body.prefix(80))")
-        #expect(body.contains("\"Authorization\":\"[redacted]\""), "\(body.prefix(300))")
-        #expect(result.headers["content-encoding"] == nil)
-        #expect(server.requests().last?.header("Accept-Encoding") == "identity", "the gateway asks for an uncoded answer")
+    @Test func compressedAnswersComeBackDecodedAndScrubbed() async throws {
+        let gateway = try gateway()
+        for coding in ["gzip", "deflate", "x-gzip", "gzip,gzip", "deflate,gzip", "identity"] {
+            let result = try await gateway.call("/echo", query: ["ce": coding], account: TestAccount()).get()
+            #expect(result.status == 200, "\(coding)")
+            let body = String(decoding: result.body, as: UTF8.self)
+            #expect(body.hasPrefix("{\"method\":\"GET\""), "\(coding): \(body.prefix(80))")
+            #expect(body.contains("\"Authorization\":\"[redacted]\""), "\(coding): \(body.prefix(300))")
+            #expect(result.headers["content-encoding"] == nil, "\(coding)")
+            #expect(server.requests().last?.header("Accept-Encoding") == "identity", "the gateway asks for an uncoded answer")
+        }
     }
 
     /// A coding the gateway cannot decode is not passed on, and does not count against the

@@ -263,7 +263,8 @@ struct GatewayRunTests {
         runtime.gateway = try runtime.makeGateway(config: try apiConfig(server, "cache: { ttl: 1m }"))
         let store = try #require(runtime.ledger?.store)
         for team in ["a", "b"] {
-            _ = try store.createTeam(TeamSpec(name: team, caps: Resources(credits: 1_000_000_000, timeMs: 3_600_000, memoryBytes: 8 << 30), tools: ["api"]))
+            let caps = Resources(credits: 1_000_000_000, timeMs: 3_600_000, memoryBytes: 8 << 30)
+            _ = try store.createTeam(TeamSpec(name: team, caps: caps, tools: ["api"]))
         }
         var cached: [String: [Bool]] = [:]
         for team in ["a", "b", "b"] {
