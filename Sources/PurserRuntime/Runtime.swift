@@ -47,11 +47,21 @@ public struct Runtime: Sendable {
     /// The layers this host offers (probed once per process; tests take some away).
     public var host = HostSupport.current
 
+    /// What supervisors that died left and this one could not clear at its start.
+    public let leftovers: [String]
+
     public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil, gateway: Gateway? = nil) {
         self.home = home
         self.ledger = ledger
         self.gateway = gateway
         Self.prepareProcess()
+        leftovers = Self.clearDeadSupervisors(home: home)
+    }
+
+    /// Before any run, and before the ledger reclaims their holds: what supervisors that
+    /// died left on this host is killed and removed (see `Janitor.clearDeadSupervisors`).
+    private static func clearDeadSupervisors(home: String) -> [String] {
+        Janitor.clearDeadSupervisors(runDirectories: home + "/work")
     }
 
     /// A gateway for `config`, sharing quotas and cache through this runtime's ledger store.
@@ -66,6 +76,7 @@ public struct Runtime: Sendable {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
+        _ = clearDeadSupervisors(home: home)
         let ledger = try RuntimeLedger(location: location ?? RuntimeLedger.defaultLocation(home: home))
         return Runtime(home: home, ledger: ledger)
     }

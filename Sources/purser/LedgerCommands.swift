@@ -11,11 +11,14 @@ struct LedgerOptions: ParsableArguments {
     var location: String?
 
     func runtime() throws -> Runtime {
+        let runtime: Runtime
         do {
-            return try Runtime.withLedger(location: location)
+            runtime = try Runtime.withLedger(location: location)
         } catch {
             throw CommandLineError(message: error.message)
         }
+        for leftover in runtime.leftovers { printError("purser: a dead supervisor's \(leftover) could not be cleared") }
+        return runtime
     }
 
     func store() throws -> any LedgerStore {

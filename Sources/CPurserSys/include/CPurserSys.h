@@ -104,6 +104,13 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
 
 int purser_pipe_cloexec(int fds[2]);
 
+/// pidfd_open(pid, 0), close-on-exec (Linux 5.3): a handle on one process, never on
+/// whatever later reuses its pid. -1 with errno.
+int purser_pidfd_open(int pid);
+
+/// pidfd_send_signal(pidfd, signal, NULL, 0) (Linux 5.1). -1 with errno (ESRCH: it is gone).
+int purser_pidfd_signal(int pidfd, int signal);
+
 /// prctl(option, 0, 0, 0, 0) for the read-only queries (PR_GET_NO_NEW_PRIVS,
 /// PR_GET_SECCOMP, PR_GET_DUMPABLE): prctl is variadic, so Swift cannot call it.
 int purser_prctl_query(int option);
