@@ -4,9 +4,10 @@ import Synchronization
 
 /// What dead supervisors left in one cgroup hierarchy. A group is named `s<owner>-<n>`
 /// (`CgroupHierarchy.uniqueName`); one whose owner is certainly dead
-/// (`SupervisorIdentity.isDead`) is killed whole, and once empty removed, deepest first (a
-/// step's groups are inside its caller's). A trusted run's escaped descendants (setsid,
-/// double fork) are still in its groups, which is where they are found.
+/// (`SupervisorIdentity.isDead`) is killed whole (`purser_cgroup_kill_tree`: `cgroup.kill`
+/// on v2; `pids.max` 0, then each member through a pidfd, on v1), and once empty removed,
+/// deepest first (a step's groups are inside its caller's). A trusted run's escaped
+/// descendants (setsid, double fork) are still in its groups, which is where they are found.
 enum AbandonedGroups {
     /// The dead supervisors' groups still there after `clear` (a process that would not
     /// die, a group that would not go).
@@ -28,44 +29,15 @@ enum AbandonedGroups {
                 removeTree(path)
             }
         }
-        guard !dead.isEmpty else { return }
-        for group in dead { stopForks(group) }
-        killUntilEmpty(dead)
+        // Every group killed first, then all waited for together: about ten seconds in all
+        // for a process stuck in the kernel, whose group the next start tries again.
+        var dying = dead
+        for _ in 0..<2000 where !dying.isEmpty {
+            dying = dying.filter { purser_cgroup_kill_tree($0, 1) != 0 }
+        }
         for group in dead { removeTree(group) }
         let remaining = dead.filter { access($0, F_OK) == 0 }
         left.withLock { $0 += remaining }
-    }
-
-    /// cgroup v2: `cgroup.kill` kills the whole tree at once, forks in flight included.
-    /// cgroup v1 has no such file, and a run's processes are in no freezer group, but its
-    /// pids group can stop them forking: `pids.max` 0 holds for every group inside it too.
-    private static func stopForks(_ group: String) {
-        if writeFile(group + "/cgroup.kill", "1") { return }
-        writeFile(group + "/pids.max", "0")
-    }
-
-    /// Kills every member of the groups (and of the groups inside them) until none is left;
-    /// gives up after about ten seconds (a process stuck in the kernel), leaving the rest for
-    /// the next start.
-    private static func killUntilEmpty(_ groups: [String]) {
-        for _ in 0..<2000 {
-            let pids = groups.flatMap(groupMembers)
-            if pids.isEmpty { return }
-            killMembers(pids, of: groups)
-            usleep(5_000)
-        }
-    }
-
-    /// Through pidfds, so that a pid reused after it was read is never signalled: a pidfd
-    /// names one process, and it is signalled only if the pid is still a member once the
-    /// pidfd is open.
-    private static func killMembers(_ pids: [pid_t], of groups: [String]) {
-        let handles = pids.map { ($0, purser_pidfd_open($0)) }.filter { $0.1 >= 0 }
-        let members = Set(groups.flatMap(groupMembers))
-        for (pid, pidfd) in handles {
-            if members.contains(pid) { _ = purser_pidfd_signal(pidfd, SIGKILL) }
-            close(pidfd)
-        }
     }
 }
 

@@ -12,13 +12,23 @@ struct AbandonedGroupTests {
     enum Hierarchy: String, CaseIterable, Sendable {
         case v2, pids, memory, cpuacct
 
-        var base: String? {
+        var purserBase: String? {
             switch self {
             case .v2: CgroupV2Group.base
             case .pids: PidsCgroup.base
             case .memory: MemoryCgroup.base
             case .cpuacct: CpuCgroup.base
             }
+        }
+
+        /// A base of this test's own inside purser's, which the sweeps of other supervisors
+        /// starting meanwhile (other tests') do not look into; removed when `body` returns.
+        func withBase(_ body: (String) throws -> Void) throws {
+            guard let purser = purserBase else { return }
+            let base = purser + "/test-" + UUID().uuidString
+            #expect(mkdir(base, 0o755) == 0)
+            defer { rmdir(base) }
+            try body(base)
         }
     }
 
@@ -48,7 +58,10 @@ struct AbandonedGroupTests {
 
     @Test(arguments: Hierarchy.allCases)
     func aDeadSupervisorsGroupIsKilledWholeAndRemoved(hierarchy: Hierarchy) throws {
-        guard let base = hierarchy.base else { return }
+        try hierarchy.withBase { base in try killsWholeAndRemoves(hierarchy, base: base) }
+    }
+
+    func killsWholeAndRemoves(_ hierarchy: Hierarchy, base: String) throws {
         let owner = try deadOwner()
         let top = base + "/s\(owner)-1"
         let nested = top + "/s\(owner)-2"
@@ -73,7 +86,10 @@ struct AbandonedGroupTests {
 
     @Test(arguments: Hierarchy.allCases)
     func aLiveSupervisorsGroupIsLeftAlone(hierarchy: Hierarchy) throws {
-        guard let base = hierarchy.base else { return }
+        try hierarchy.withBase { base in try leavesAlone(hierarchy, base: base) }
+    }
+
+    func leavesAlone(_ hierarchy: Hierarchy, base: String) throws {
         let me = try #require(SupervisorIdentity.current)
         let group = base + "/s\(me.local)-live\(UInt32.random(in: 0...UInt32.max))"
         #expect(mkdir(group, 0o755) == 0)

@@ -111,6 +111,13 @@ int purser_pidfd_open(int pid);
 /// pidfd_send_signal(pidfd, signal, NULL, 0) (Linux 5.1). -1 with errno (ESRCH: it is gone).
 int purser_pidfd_signal(int pidfd, int signal);
 
+/// Kills every process in the cgroup at `group` and in the groups inside it: `cgroup.kill`
+/// (v2), else `pids.max` 0 (a v1 pids group: no more forks), then SIGKILL to each member
+/// still there, through a pidfd, then 5 ms, for up to `rounds` rounds. 0 once empty; -1
+/// (EBUSY) if members are still there (dying, or stuck in the kernel): call again.
+/// For a supervisor's start and for purser-watchdog; not for a spawn child.
+int purser_cgroup_kill_tree(const char *group, int rounds);
+
 /// prctl(option, 0, 0, 0, 0) for the read-only queries (PR_GET_NO_NEW_PRIVS,
 /// PR_GET_SECCOMP, PR_GET_DUMPABLE): prctl is variadic, so Swift cannot call it.
 int purser_prctl_query(int option);
