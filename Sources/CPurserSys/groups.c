@@ -132,3 +132,19 @@ int purser_cgroup_kill_tree(const char *group, int rounds) {
         nanosleep(&pause, NULL);
     }
 }
+
+int purser_cgroup_kill_trees(const char *const *groups, int count, int rounds) {
+    bool *done = calloc(count > 0 ? (size_t)count : 1, sizeof *done);
+    if (!done) return count;
+    int pending = count;
+    for (int round = 0; round < rounds && pending > 0; round++) {
+        pending = 0;
+        for (int i = 0; i < count; i++) {
+            if (done[i]) continue;
+            done[i] = purser_cgroup_kill_tree(groups[i], 1) == 0;
+            if (!done[i]) pending++;
+        }
+    }
+    free(done);
+    return pending;
+}

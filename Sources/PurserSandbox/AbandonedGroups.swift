@@ -29,12 +29,10 @@ enum AbandonedGroups {
                 removeTree(path)
             }
         }
-        // Every group killed first, then all waited for together: about ten seconds in all
-        // for a process stuck in the kernel, whose group the next start tries again.
-        var dying = dead
-        for _ in 0..<2000 where !dying.isEmpty {
-            dying = dying.filter { purser_cgroup_kill_tree($0, 1) != 0 }
-        }
+        // About ten seconds in all for a process stuck in the kernel, whose group the next
+        // start tries again.
+        let paths = CStringArray(dead)
+        _ = purser_cgroup_kill_trees(paths.constPointer, Int32(paths.count), 2000)
         for group in dead { removeTree(group) }
         let remaining = dead.filter { access($0, F_OK) == 0 }
         left.withLock { $0 += remaining }

@@ -91,6 +91,27 @@ struct SupervisorDeathTests {
         }
     }
 
+    /// The purser-watchdog processes watching `pid`.
+    func watchdogs(of pid: Int32) -> [Int32] {
+        let watchdog = (Fixtures.product("purser-watchdog") as NSString).resolvingSymlinksInPath
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
+        return pids.filter { candidate in
+            guard (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(candidate)/exe")) == watchdog,
+                let stat = try? String(contentsOfFile: "/proc/\(candidate)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return stat[stat.index(after: close)...].split(separator: " ").dropFirst().first == Substring("\(pid)")
+        }
+    }
+
+    /// Kills the supervisor's watchdog first, as a process-group kill or the OOM killer
+    /// might: what it would have killed is then left for the next start.
+    func killWatchdog(of process: Process) {
+        let found = watchdogs(of: process.processIdentifier)
+        #expect(found.count == 1, "one purser-watchdog watches purser \(process.processIdentifier): \(found)")
+        for pid in found { kill(pid, SIGKILL) }
+    }
+
     func kill9(_ process: Process) async throws {
         kill(process.processIdentifier, SIGKILL)
         nonisolated(unsafe) let process = process
@@ -153,7 +174,9 @@ struct SupervisorDeathTests {
             }
         }
         let left = leftovers(of: runProcesses())
+        killWatchdog(of: process)
         try await kill9(process)
+        #expect(runProcesses().count == 3, "without its watchdog, the trusted runs' escapees outlive the supervisor")
         let next = try await purser(["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"])
         #expect(next.status == 0, "\(next.stderr)")
         try expectNothingLeft(left, teams: ["death", "local"])
@@ -199,7 +222,29 @@ struct SupervisorDeathTests {
             #expect(FileManager.default.fileExists(atPath: path), "a live supervisor's \(path) was removed")
         }
         #expect(try SQLiteLedger(path: home + "/purser.db").team(named: "local").reserved.credits == 5_000_000)
+        killWatchdog(of: process)
         try await kill9(process)
+        #expect(runProcesses().count == 1, "without its watchdog, the trusted run's grandchild outlives the supervisor")
+        let next = try await purser(["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"])
+        #expect(next.status == 0, "\(next.stderr)")
+        try expectNothingLeft(left, teams: ["local"])
+    }
+
+    /// With its watchdog, a supervisor's death kills every process of its runs at once, a
+    /// trusted run's escaped grandchild included: no later start is needed for that (only to
+    /// remove what is left and reclaim the holds).
+    @Test func aKilledSupervisorsWatchdogKillsItsRunsAtOnce() async throws {
+        let process = try start([
+            "exec", Fixtures.product("hostile"), "--trusted", "--credits", "5", "--time", "5m",
+            "--env", "HOSTILE_MODE", "--env", "HOSTILE_TAG", "--env", "HOSTILE_PIDFILE",
+        ])
+        try await waitUntil("the grandchild's pid file") { FileManager.default.fileExists(atPath: home + "/grandchild.pid") }
+        let watchdog = watchdogs(of: process.processIdentifier)
+        #expect(watchdog.count == 1, "no purser-watchdog watches purser \(process.processIdentifier)")
+        let left = leftovers(of: runProcesses())
+        try await kill9(process)
+        try await waitUntil("the watchdog's end") { watchdog.allSatisfy { !Fixtures.isAlive($0) } }
+        #expect(runProcesses().isEmpty, "processes of the dead supervisor's runs outlived it")
         let next = try await purser(["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"])
         #expect(next.status == 0, "\(next.stderr)")
         try expectNothingLeft(left, teams: ["local"])

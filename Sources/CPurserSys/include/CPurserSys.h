@@ -118,6 +118,11 @@ int purser_pidfd_signal(int pidfd, int signal);
 /// For a supervisor's start and for purser-watchdog; not for a spawn child.
 int purser_cgroup_kill_tree(const char *group, int rounds);
 
+/// `purser_cgroup_kill_tree` for several groups: every one killed first, then all waited for
+/// together, a round (about 5 ms) at a time, for up to `rounds` rounds. Returns how many
+/// are still not empty.
+int purser_cgroup_kill_trees(const char *const *groups, int count, int rounds);
+
 /// prctl(option, 0, 0, 0, 0) for the read-only queries (PR_GET_NO_NEW_PRIVS,
 /// PR_GET_SECCOMP, PR_GET_DUMPABLE): prctl is variadic, so Swift cannot call it.
 int purser_prctl_query(int option);
