@@ -119,6 +119,9 @@ public struct Runtime: Sendable {
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }
+        if let problem = Janitor.startWatchdog() {
+            onEvent(.notice("no watchdog (\(problem)): if this supervisor is killed, its trusted runs' escaped processes live until the next start"))
+        }
         let account = RunAccount(
             budget: request.credits, onRecord: { onEvent(.gatewayCall($0)) }, writer: writer(held?.node, holder: held?.holder, onEvent))
         let steps = ledger.flatMap { _ in held?.node }.map { node in

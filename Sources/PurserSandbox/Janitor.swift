@@ -45,6 +45,17 @@ public enum Janitor {
         return groups + directories
     }
 
+    /// Before the first run: starts this supervisor's `purser-watchdog`, which kills its
+    /// runs' groups the moment it dies. Says, once, why none could be started where one
+    /// should (then a trusted run's escaped descendants outlive a killed supervisor until
+    /// the next start).
+    public static func startWatchdog() -> String? {
+        guard let problem = Watchdog.start() else { return nil }
+        return watchdogTold.exchange(true, ordering: .relaxed) ? nil : problem
+    }
+
+    private static let watchdogTold = Atomic<Bool>(false)
+
     /// Making each base clears it (`CgroupHierarchy.base`); cgroup v2's `cgroup.kill` first.
     private static let deadGroups: [String] = {
         _ = (CgroupV2Group.base, PidsCgroup.base, MemoryCgroup.base, CpuCgroup.base)

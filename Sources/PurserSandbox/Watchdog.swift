@@ -8,38 +8,79 @@ import Glibc
 /// process holds (close-on-exec, and closed in every spawn child), in a session of its own
 /// (a terminal's Ctrl-C does not reach it), outside every run's groups.
 enum Watchdog {
-    /// Starts the watchdog if none is running yet; a cheap check after the first call.
-    static func start() { _ = problem }
+    /// Starts the watchdog if none is running yet (a cheap check after the first call), and
+    /// says why none watches this supervisor, where one should: nil when one does, or when
+    /// there are no groups to watch.
+    @discardableResult
+    static func start() -> String? {
+        guard let problem = launched else { return nil }
+        return problem.quiet ? nil : problem.message
+    }
 
-    /// Why no watchdog watches this supervisor; nil when one does (once `start` was called).
-    static let problem: String? = launch()
+    /// Why no watchdog could watch a supervisor here (nil: one can), without starting one.
+    static var unavailable: String? {
+        if case .failure(let problem) = plan { return problem.message }
+        return nil
+    }
+
+    private struct Problem: Error {
+        let message: String
+        /// Nothing to say on each run: there is nothing to watch.
+        var quiet = false
+    }
+
+    private struct Plan {
+        let path: String
+        /// This supervisor's `SupervisorIdentity.local`, which names its groups.
+        let owner: String
+        let bases: [String]
+    }
+
+    private static let plan: Result<Plan, Problem> = {
+        let bases = [CgroupV2Group.base, MemoryCgroup.base, PidsCgroup.base, CpuCgroup.base].compactMap { $0 }
+        guard !bases.isEmpty else {
+            return .failure(Problem(message: "no cgroups to watch: runs are contained by process group", quiet: true))
+        }
+        guard let owner = SupervisorIdentity.current?.local else {
+            return .failure(Problem(message: "this process cannot tell its own identity from /proc"))
+        }
+        guard let path = siblingExecutable("purser-watchdog", override: "PURSER_WATCHDOG"), access(path, X_OK) == 0 else {
+            return .failure(Problem(message: "purser-watchdog is not next to this executable (or at $PURSER_WATCHDOG)"))
+        }
+        return .success(Plan(path: path, owner: owner, bases: bases))
+    }()
+
+    private static let launched: Problem? = {
+        switch plan {
+        case .failure(let problem): return problem
+        case .success(let plan):
+            do throws(Problem) {
+                try launch(plan)
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }()
 
     /// The write end, never closed: the watchdog acts when the kernel closes it.
     nonisolated(unsafe) private static var keptWriteEnd: Int32 = -1
 
-    private static func launch() -> String? {
-        guard let owner = SupervisorIdentity.current?.local else { return "this supervisor cannot tell its own identity" }
-        guard let path = siblingExecutable("purser-watchdog", override: "PURSER_WATCHDOG") else {
-            return "purser-watchdog is not next to this executable (or at $PURSER_WATCHDOG)"
-        }
-        let bases = [CgroupV2Group.base, MemoryCgroup.base, PidsCgroup.base, CpuCgroup.base].compactMap { $0 }
-        guard !bases.isEmpty else { return "no cgroups to watch" }
+    private static func launch(_ plan: Plan) throws(Problem) {
         var ends: [Int32] = [-1, -1]
-        guard purser_pipe_cloexec(&ends) == 0 else { return "pipe: " + String(cString: strerror(errno)) }
+        guard purser_pipe_cloexec(&ends) == 0 else { throw Problem(message: "pipe: " + String(cString: strerror(errno))) }
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer {
             close(ends[0])
             if null >= 0 { close(null) }
         }
         var result = purser_spawn_result()
-        let status = spawn(path, arguments: [path, owner] + bases, stdio: null, pipe: ends[0], &result)
-        guard status == 0 else {
+        guard spawn(plan.path, arguments: [plan.path, plan.owner] + plan.bases, stdio: null, pipe: ends[0], &result) == 0 else {
             close(ends[1])
-            return "cannot start \(path): " + String(cString: strerror(result.error))
+            throw Problem(message: "cannot start \(plan.path): " + String(cString: strerror(result.error)))
         }
         close(result.pidfd)
         keptWriteEnd = ends[1]
-        return nil
     }
 
     private static func spawn(

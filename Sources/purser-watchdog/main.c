@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +67,8 @@ int main(int argc, char **argv) {
     struct stat pipe_status;
     if (fstat(3, &pipe_status) != 0 || !S_ISFIFO(pipe_status.st_mode)) usage("fd 3 is not a pipe");
     if (chdir("/") != 0) usage("cannot leave the supervisor's directory");
+    // Like the supervisor: a worker of the same uid cannot read its memory through /proc.
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     char prefix[256];
     if (snprintf(prefix, sizeof prefix, "s%s-", argv[1]) >= (int)sizeof prefix) usage("the owner is too long");
 

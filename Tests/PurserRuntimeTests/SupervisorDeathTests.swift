@@ -249,6 +249,22 @@ struct SupervisorDeathTests {
         #expect(next.status == 0, "\(next.stderr)")
         try expectNothingLeft(left, teams: ["local"])
     }
+
+    /// Where the watchdog is missing, purser says so, in the run and in `purser doctor`.
+    @Test func aMissingWatchdogIsSaid() async throws {
+        var changed = self.environment
+        changed["PURSER_WATCHDOG"] = home + "/nonexistent"
+        let environment = changed
+        let result = try await offPool {
+            try runCommand(Fixtures.product("purser"), ["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"], environment: environment)
+        }
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("no watchdog"), "\(result.stderr)")
+        let doctor = try await offPool { try runCommand(Fixtures.product("purser"), ["doctor", "--json"], environment: environment) }
+        let row = try JSONParser.parse(doctor.stdout).arrayValue?.first { $0["name"] == "supervisor death" }
+        #expect(row?["available"] == false)
+        #expect(row?["advice"]?.stringValue?.contains("purser-watchdog") == true)
+    }
 }
 
 /// The cgroups purser made for a process: the directories under a `purser` base of each
