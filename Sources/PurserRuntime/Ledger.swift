@@ -14,7 +14,7 @@ public final class RuntimeLedger: Sendable {
     /// How long a lease lasts without a heartbeat (renewed every third of it):
     /// `$PURSER_LEASE_MS`, by default 10 minutes. A supervisor that dies leaves its holds
     /// for at most this long before the next one to start reclaims them; the next one to
-    /// start on its host reclaims them at once (`deadHolders`).
+    /// start on its host reclaims them at once (`isDeadHolder`).
     static let leaseMs: Int64 = {
         if let value = getenv("PURSER_LEASE_MS"), let ms = Int64(String(cString: value)), ms > 0 { return ms }
         return 10 * 60_000

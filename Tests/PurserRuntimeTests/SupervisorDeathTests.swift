@@ -176,6 +176,8 @@ struct SupervisorDeathTests {
         let left = leftovers(of: runProcesses())
         killWatchdog(of: process)
         try await kill9(process)
+        // The workers die by their parent-death signal, a moment after purser.
+        try await waitUntil("the workers' end") { runProcesses().count <= 3 }
         #expect(runProcesses().count == 3, "without its watchdog, the trusted runs' escapees outlive the supervisor")
         let next = try await purser(["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"])
         #expect(next.status == 0, "\(next.stderr)")
@@ -224,6 +226,7 @@ struct SupervisorDeathTests {
         #expect(try SQLiteLedger(path: home + "/purser.db").team(named: "local").reserved.credits == 5_000_000)
         killWatchdog(of: process)
         try await kill9(process)
+        try await waitUntil("the worker's end") { runProcesses().count <= 1 }
         #expect(runProcesses().count == 1, "without its watchdog, the trusted run's grandchild outlives the supervisor")
         let next = try await purser(["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"])
         #expect(next.status == 0, "\(next.stderr)")
