@@ -104,8 +104,8 @@ struct SupervisorDeathTests {
         }
     }
 
-    /// Kills the supervisor's watchdog first, as a process-group kill or the OOM killer
-    /// might: what it would have killed is then left for the next start.
+    /// Kills the supervisor's watchdog first, as a trusted worker of the same uid or the OOM
+    /// killer might: what it would have killed is then left for the next start.
     func killWatchdog(of process: Process) {
         let found = watchdogs(of: process.processIdentifier)
         #expect(found.count == 1, "one purser-watchdog watches purser \(process.processIdentifier): \(found)")
