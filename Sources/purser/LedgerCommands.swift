@@ -11,9 +11,8 @@ struct LedgerOptions: ParsableArguments {
     var location: String?
 
     func runtime() throws -> Runtime {
-        let runtime: Runtime
         do {
-            runtime = try Runtime.withLedger(location: location)
+            return try Runtime.withLedger(location: location)
         } catch where error.code == .invalidRequest {
             // A location that names no store: say where it came from.
             let source = location != nil ? "--ledger" : getenv("PURSER_LEDGER") != nil ? "$PURSER_LEDGER" : "$PURSER_HOME"
@@ -21,8 +20,6 @@ struct LedgerOptions: ParsableArguments {
         } catch {
             throw commandFailure(error)
         }
-        for leftover in runtime.leftovers { printError("purser: a dead supervisor's \(leftover) could not be cleared") }
-        return runtime
     }
 
     func store() throws -> any LedgerStore {
