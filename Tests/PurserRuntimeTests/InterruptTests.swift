@@ -10,36 +10,10 @@ import Testing
 struct InterruptTests {
     let home = Fixtures.temporaryHome()
 
-    func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
-        process.arguments = arguments
+    func start(_ arguments: [String]) throws -> BackgroundCommand {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return (process, out, err)
-    }
-
-    /// Reads what it printed and waits for its end off the cooperative pool, which blocking
-    /// reads would starve.
-    func finish(_ process: Process, _ out: Pipe, _ err: Pipe) async -> (status: Int32, stdout: [UInt8], stderr: String) {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let group = DispatchGroup()
-                nonisolated(unsafe) var stderr = Data()
-                DispatchQueue.global().async(group: group) { stderr = err.fileHandleForReading.readDataToEndOfFile() }
-                let stdout = out.fileHandleForReading.readDataToEndOfFile()
-                group.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: (process.terminationStatus, Array(stdout), String(decoding: stderr, as: UTF8.self)))
-            }
-        }
+        return try BackgroundCommand(Fixtures.product("purser"), arguments, environment: environment)
     }
 
     /// Waits (bounded) until `file` holds `count` lines containing `needle`.
@@ -66,12 +40,12 @@ struct InterruptTests {
               - { name: c, plugin: \(scripted), input: { spend: 3, sleepMs: 60000 }, estimate: { credits: 10 } }
               - { name: d, plugin: \(scripted), input: { spend: 1 }, estimate: { credits: 10 }, after: [a] }
             """.write(toFile: job, atomically: true, encoding: .utf8)
-        let (process, out, err) = try start(["run", job, "--json", "--events", events])
+        let command = try start(["run", job, "--json", "--events", events])
         try await waitFor("\"spend\"", count: 2, in: events)
-        kill(process.processIdentifier, signo)
-        let (status, stdout, stderr) = await finish(process, out, err)
-        #expect(status == ExitCodes.code(for: .cancelled), "\(stderr)")
-        let report = try JSONParser.parse(stdout)
+        kill(command.pid, signo)
+        let result = try await offPool { command.finish() }
+        #expect(result.status == ExitCodes.code(for: .cancelled), "\(result.stderr)")
+        let report = try JSONParser.parse(result.stdout)
         let verdicts = report["routines"]?.arrayValue?.compactMap { routine in
             routine["name"]?.stringValue.map { ($0, routine["verdict"]?.stringValue ?? "") }
         } ?? []
@@ -84,18 +58,18 @@ struct InterruptTests {
     }
 
     @Test func aSignalledExecCancelsAndReports() async throws {
-        let (process, out, err) = try start([
+        let command = try start([
             "exec", Fixtures.product("scripted"), "--input", #"{"spend":2,"sleepMs":60000}"#, "--credits", "5", "--time", "5m", "--json",
         ])
         // Once the worker runs: a thread of purser's (the spawner's) has a child.
-        for _ in 0..<1200 where !hasChild(process.processIdentifier) {
+        for _ in 0..<1200 where !hasChild(command.pid) {
             try await Task.sleep(for: .milliseconds(50))
         }
         try await Task.sleep(for: .milliseconds(200))
-        kill(process.processIdentifier, SIGTERM)
-        let (status, stdout, stderr) = await finish(process, out, err)
-        #expect(status == ExitCodes.code(for: .cancelled), "\(stderr)")
-        #expect(try JSONParser.parse(stdout)["verdict"] == "cancelled")
+        kill(command.pid, SIGTERM)
+        let result = try await offPool { command.finish() }
+        #expect(result.status == ExitCodes.code(for: .cancelled), "\(result.stderr)")
+        #expect(try JSONParser.parse(result.stdout)["verdict"] == "cancelled")
         let store = try Runtime.withLedger(home: home).ledger!.store
         #expect(try store.verify().isEmpty)
         #expect(try store.team(named: "local").reserved.credits == 0, "a hold was left open")

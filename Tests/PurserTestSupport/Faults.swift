@@ -74,6 +74,8 @@ public final class BackgroundCommand: @unchecked Sendable {
         }
     }
 
+    public var pid: Int32 { process.processIdentifier }
+
     public func finish() -> CommandResult {
         group.wait()
         process.waitUntilExit()
