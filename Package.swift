@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "purser", targets: ["purser"]),
         .executable(name: "purser-sandbox", targets: ["purser-sandbox"]),
+        .executable(name: "purser-watchdog", targets: ["purser-watchdog"]),
         .library(name: "PurserPluginKit", targets: ["PurserPluginKit"]),
         .library(name: "PurserRuntime", targets: ["PurserRuntime"]),
     ],
@@ -59,6 +60,9 @@ let package = Package(
         // What a supervisor that is not root runs between itself and an untrusted worker.
         .executableTarget(
             name: "purser-sandbox", dependencies: ["CPurserSys"], path: "Sources/purser-sandbox", cSettings: cSettings),
+        // Kills a supervisor's runs the moment it dies (see its header).
+        .executableTarget(
+            name: "purser-watchdog", dependencies: ["CPurserSys"], path: "Sources/purser-watchdog", cSettings: cSettings),
         .target(name: "PurserPluginKit", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
 
         // Example plugins.
@@ -136,7 +140,7 @@ let package = Package(
             name: "PurserRuntimeTests",
             dependencies: [
                 "PurserRuntime", "PurserSandbox", "PurserTestSupport", "PurserConfig",
-                "hostile", "cworker", "echo", "wordcount", "noisy", "purser", "scripted", "fetch",
+                "hostile", "cworker", "echo", "wordcount", "noisy", "purser", "scripted", "fetch", "purser-watchdog",
             ],
             swiftSettings: swiftSettings),
     ]

@@ -313,6 +313,16 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result) {
 
 int purser_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+int purser_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, (pid_t)pid, 0U); }
+
+int purser_pidfd_signal(int pidfd, int signal) {
+    int result;
+    do {
+        result = (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0U);
+    } while (result < 0 && errno == EINTR);
+    return result;
+}
+
 int purser_prctl_query(int option) { return prctl(option, 0, 0, 0, 0); }
 
 int purser_prctl_set(int option, unsigned long value) { return prctl(option, value, 0, 0, 0); }

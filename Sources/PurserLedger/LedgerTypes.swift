@@ -225,6 +225,11 @@ public protocol LedgerStore: Sendable {
     func heartbeat(_ holder: Holder, ttlMs: Int64) throws(LedgerError)
     /// Closes every hold of every expired lease, keeping what was spent charged.
     func reclaimExpired() throws(LedgerError) -> [Settlement]
+    /// The holders whose leases are live.
+    func liveLeases() throws(LedgerError) -> [String]
+    /// Ends these holders' leases now, as if they had expired, and closes their holds: for
+    /// holders known to be dead (a supervisor of this host whose process is gone).
+    func reclaim(leases holders: [String]) throws(LedgerError) -> [Settlement]
 
     func audit(node: NodeID?, team: String?) throws(LedgerError) -> [AuditEvent]
     func verify() throws(LedgerError) -> [Violation]

@@ -295,6 +295,22 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
         return try reclaimOrphans()
     }
 
+    public func liveLeases() throws(LedgerError) -> [String] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT holder FROM leases WHERE state = 'live' ORDER BY holder").compactMap { $0[0].string }
+        }
+    }
+
+    public func reclaim(leases holders: [String]) throws(LedgerError) -> [Settlement] {
+        guard !holders.isEmpty else { return [] }
+        try driver.transaction { (session) throws(LedgerError) in
+            for holder in holders {
+                try session.run("UPDATE leases SET state = 'reclaimed' WHERE holder = $1 AND state = 'live'", holder.sql)
+            }
+        }
+        return try reclaimOrphans()
+    }
+
     /// Closes, children first, every open node whose lease was reclaimed or whose epoch is
     /// older than its holder's lease. It looks at all of them, not just those of this
     /// sweep, so a node missed before (a crash between the two steps) is closed now.

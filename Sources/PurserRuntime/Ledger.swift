@@ -13,7 +13,8 @@ public final class RuntimeLedger: Sendable {
     private let heartbeat = Mutex<UncheckedTimer?>(nil)
     /// How long a lease lasts without a heartbeat (renewed every third of it):
     /// `$PURSER_LEASE_MS`, by default 10 minutes. A supervisor that dies leaves its holds
-    /// for at most this long before the next one to start reclaims them.
+    /// for at most this long before the next one to start reclaims them; the next one to
+    /// start on its host reclaims them at once (`isDeadHolder`).
     public static let leaseMs: Int64 = {
         if let value = getenv("PURSER_LEASE_MS"), let ms = Int64(String(cString: value)), ms > 0 { return ms }
         return 10 * 60_000
@@ -30,8 +31,10 @@ public final class RuntimeLedger: Sendable {
         let retry = StoreRetry(windowMs: try StoreNotices.retryWindowMs()) { notices.say($0) }
         do {
             store = try LedgerLocation.open(location, retry: retry)
-            // Holds of supervisors that died (their leases ran out) go back to their parents.
+            // Holds of supervisors that died (their leases ran out, or they were of this host
+            // and their process is gone) go back to their parents.
             _ = try store.reclaimExpired()
+            _ = try store.reclaim(leases: try store.liveLeases().filter(Self.isDeadHolder))
         } catch where error.code == .invalid {
             throw RuntimeError(code: .invalidRequest, message: "\(location): \(error)")
         } catch {
@@ -54,10 +57,19 @@ public final class RuntimeLedger: Sendable {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count)
         let id = "purser-\(String(cString: host))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            + (SupervisorIdentity.current.map { "@" + $0.global } ?? "")
         let holder = try store.acquireLease(holder: id, ttlMs: Self.leaseMs)
         lease.withLock { $0 = holder }
         startHeartbeat(holder)
         return holder
+    }
+
+    /// Whether a lease's holder is a supervisor of this host (same boot, same PID namespace)
+    /// whose process is gone: its id ends "@" and its `SupervisorIdentity`. Holders of other
+    /// hosts, and ids without one, wait for their lease to lapse.
+    static func isDeadHolder(_ id: String) -> Bool {
+        guard let at = id.lastIndex(of: "@") else { return false }
+        return SupervisorIdentity(id[id.index(after: at)...])?.isDead ?? false
     }
 
     /// Renews the lease while this supervisor lives; when it dies, the lease runs out and

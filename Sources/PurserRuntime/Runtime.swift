@@ -53,11 +53,21 @@ public struct Runtime: Sendable {
     /// The layers this host offers (probed once per process; tests take some away).
     public var host = HostSupport.current
 
+    /// What supervisors that died left and this one could not clear at its start.
+    public let leftovers: [String]
+
     public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil, gateway: Gateway? = nil) {
         self.home = home
         self.ledger = ledger
         self.gateway = gateway
         Self.prepareProcess()
+        leftovers = Self.clearDeadSupervisors(home: home)
+    }
+
+    /// Before any run, and before the ledger reclaims their holds: what supervisors that
+    /// died left on this host is killed and removed (see `Janitor.clearDeadSupervisors`).
+    private static func clearDeadSupervisors(home: String) -> [String] {
+        Janitor.clearDeadSupervisors(runDirectories: home + "/work")
     }
 
     /// A gateway for `config`, sharing quotas and cache through this runtime's ledger store.
@@ -72,6 +82,7 @@ public struct Runtime: Sendable {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
+        _ = clearDeadSupervisors(home: home)
         let ledger = try RuntimeLedger(location: location ?? RuntimeLedger.defaultLocation(home: home))
         return Runtime(home: home, ledger: ledger)
     }
@@ -113,6 +124,9 @@ public struct Runtime: Sendable {
         }
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
+        }
+        if let problem = Janitor.startWatchdog() {
+            onEvent(.notice("no watchdog (\(problem)): if this supervisor is killed, its trusted runs' escaped processes live until the next start"))
         }
         let account = RunAccount(
             budget: request.credits, team: held?.node?.team ?? request.team, onRecord: { onEvent(.gatewayCall($0)) },

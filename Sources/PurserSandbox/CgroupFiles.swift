@@ -34,31 +34,27 @@ enum CgroupHierarchy {
         return nil
     }
 
-    /// `<mount><own group>/purser`, created if need be, with groups that dead supervisors
-    /// left there removed; nil where it cannot be made. For cgroup2, the own group is the
-    /// one that delegates (see `CgroupDelegation`).
+    /// `<mount><own group>/purser`, created if need be, with what dead supervisors left
+    /// there killed and removed (`AbandonedGroups`); nil where it cannot be made. For
+    /// cgroup2, the own group is the one that delegates (see `CgroupDelegation`).
     static func base(controller: String?) -> String? {
         guard let mount = mountPoint(controller: controller), let own = ownPath(controller: controller) else { return nil }
         let group = controller == nil ? CgroupDelegation.delegatingGroup(mount: mount, own: own) : mount + (own == "/" ? "" : own)
         let base = group + "/purser"
         if mkdir(base, 0o755) != 0 && errno != EEXIST { return nil }
-        removeAbandonedGroups(in: base)
+        AbandonedGroups.clear(in: base)
         return base
-    }
-
-    private static func removeAbandonedGroups(in base: String) {
-        for entry in directoryEntries(base) {
-            // Groups are named s<supervisor pid>-<n>; only an empty group can be removed.
-            guard entry.name.hasPrefix("s"), let owner = pid_t(entry.name.dropFirst().prefix(while: { $0 != "-" })) else { continue }
-            if kill(owner, 0) != 0 && errno == ESRCH { removeTree(base + "/" + entry.name) }
-        }
     }
 
     private static let counter = Atomic<Int>(0)
 
+    /// `s<owner>-<n>`, the owner being this supervisor's `SupervisorIdentity.local` (its pid
+    /// alone where /proc cannot tell who it is: such groups are never taken for a dead one's).
     static func uniqueName() -> String {
-        "s\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)"
+        "s\(owner)-\(counter.add(1, ordering: .relaxed).newValue)"
     }
+
+    private static let owner = SupervisorIdentity.current?.local ?? "\(getpid())"
 }
 
 /// Empty groups kept for the next run: making and removing a cgroup (a memory cgroup most

@@ -99,18 +99,11 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
         if !writeFile(path + "/cgroup.kill", "1") {
             // Without cgroup.kill: kill each member, repeatedly, since one may fork meanwhile.
             for _ in 0..<100 {
-                let pids = Self.members(of: path)
+                let pids = groupMembers(path)
                 if pids.isEmpty { break }
                 for pid in pids { kill(pid, SIGKILL) }
             }
         }
-    }
-
-    /// The processes in `path` and in every group inside it.
-    private static func members(of path: String) -> [pid_t] {
-        let own = readSmallFile(path + "/cgroup.procs")?.split(separator: "\n").compactMap { pid_t($0) } ?? []
-        let inner = directoryEntries(path).filter { $0.isDirectory && $0.name != "." && $0.name != ".." }
-        return own + inner.flatMap { members(of: path + "/" + $0.name) }
     }
 
     /// Whether no process is left in the group or in any group inside it.

@@ -94,7 +94,21 @@ public enum HostLayers {
                 detail: noNewPrivs ? "supported" : "prctl(PR_GET_NO_NEW_PRIVS) failed",
                 advice: noNewPrivs ? nil : "use Linux ≥ 3.5"),
             row("seccomp filter", .seccomp, host, "deny-list (keyctl, ptrace, io_uring, kexec, modules, mount, bpf, …), sockets Unix, TCP, UDP and netlink-route only; denied calls get EPERM, a run's first \(Isolation.watchedDeniedCalls) named in the report"),
+            supervisorDeath(),
         ]
+    }
+
+    /// What the supervisor's death (kill -9, a crash) kills at once, and what the next start.
+    private static func supervisorDeath() -> HostLayer {
+        let problem = Watchdog.unavailable
+        let atOnce = "kills at once the worker (its parent-death signal) and an untrusted run's PID namespace"
+        let next = "the next purser to start here removes its groups and run directories and reclaims its holds"
+        return HostLayer(
+            name: "supervisor death", layer: nil, available: problem == nil, applied: problem == nil,
+            detail: problem == nil
+                ? atOnce + ", and through purser-watchdog every process in the run's cgroups (a trusted run's escaped descendants too); " + next
+                : atOnce + "; a trusted run's escaped descendants live until the next purser to start here kills its groups, which also " + next.dropFirst("the next purser to start here ".count),
+            advice: problem.map { $0 + ": build or install purser-watchdog next to purser" })
     }
 }
 

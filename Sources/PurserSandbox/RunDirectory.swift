@@ -33,7 +33,9 @@ public struct RunDirectory: Sendable {
             defer { free(resolved) }
             return String(cString: resolved)
         } ?? parent
-        var template = Array((absolute + "/run-XXXXXX").utf8CString)
+        // Named for this supervisor, so that what it leaves if it dies is found and removed.
+        let owner = try RunDirectoryOwners.id(under: parent)
+        var template = Array((absolute + "/run-\(owner)-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
             throw SandboxError(code: .syscallFailed, errno: errno, message: "mkdtemp in \(parent)")
@@ -57,8 +59,13 @@ public struct RunDirectory: Sendable {
     }
 
     public func remove() {
+        Self.remove(path: path)
+    }
+
+    /// Removes a run directory and everything in it, following no symlink.
+    static func remove(path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if fd >= 0 { Self.removeContents(of: fd, depth: 0) }
+        if fd >= 0 { removeContents(of: fd, depth: 0) }
         rmdir(path)
     }
 
@@ -90,13 +97,14 @@ public struct RunDirectory: Sendable {
     private static let pool = Mutex<[String: [String]]>([:])
     private static var poolLimit: Int { 128 }
 
-    /// At shutdown: removes the kept directories.
+    /// At shutdown: removes the kept directories, and gives up this supervisor's claims.
     static func drainPool() {
         let kept = pool.withLock { pool in
             defer { pool = [:] }
             return pool.values.flatMap { $0 }
         }
         for path in kept { rmdir(path) }
+        RunDirectoryOwners.release()
     }
 
     /// Past this depth a worker's nesting is left for the OS's tmp cleaner rather than

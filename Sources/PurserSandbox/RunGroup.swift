@@ -34,6 +34,8 @@ public struct RunCgroups: Sendable {
     let cpu: CpuCgroup?
 
     init(_ profile: SandboxProfile) throws(SandboxError) {
+        // Before the first run's groups exist: from then on, this supervisor's death kills them.
+        Watchdog.start()
         let parent = profile.parentGroups
         let group = try makeRunGroup(profile.containment, parent: parent?.group)
         self.group = group

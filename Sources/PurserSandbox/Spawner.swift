@@ -132,14 +132,7 @@ public enum Spawner {
     public static let dataBackstopFloor: UInt64 = 64 << 30
 
     /// `purser-sandbox`, next to this executable (or `$PURSER_SANDBOX_HELPER`); nil if absent.
-    public static let helperPath: String? = {
-        if let given = getenv("PURSER_SANDBOX_HELPER") { return String(cString: given) }
-        guard let exe = realpath("/proc/self/exe", nil) else { return nil }
-        defer { free(exe) }
-        let path = String(String(cString: exe).split(separator: "/", omittingEmptySubsequences: false).dropLast()
-            .joined(separator: "/")) + "/purser-sandbox"
-        return access(path, X_OK) == 0 ? path : nil
-    }()
+    public static let helperPath: String? = siblingExecutable("purser-sandbox", override: "PURSER_SANDBOX_HELPER")
 
     /// The highest capability number this kernel knows.
     static let capLast: Int32 = Int32(readSmallFile("/proc/sys/kernel/cap_last_cap")?.trimmingNewline() ?? "") ?? 40

@@ -37,7 +37,7 @@ struct Doctor: ParsableCommand {
             : "missing \(missing.map(\.rawValue).joined(separator: ", ")): exec and run refuse it unless --allow-degraded."))
         print("trusted (manifest `trusted: true`, or exec --trusted): cgroups, rlimits, no capabilities, no_new_privs;")
         print("no namespaces, filter or sandbox user.")
-        print("always: a new session, the supervisor's death kills the run, rlimits (CPU, data, files, core),")
-        print("a clean environment, only fds 0-2.")
+        print("always: a new session, the parent-death signal (see \"supervisor death\" above), rlimits (CPU, data,")
+        print("files, core), a clean environment, only fds 0-2.")
     }
 }

@@ -4,8 +4,9 @@ import Synchronization
 
 /// SIGINT and SIGTERM while runs are in flight. The first cancels them: every run ends
 /// `cancelled`, settles what it used, returns the rest, and is reported. A second ends
-/// purser at once, as an operator who means it expects: its workers die with it (their
-/// parent-death signal and cgroups), and what they held returns when its lease lapses.
+/// purser at once, as an operator who means it expects: its runs die with it (the workers'
+/// parent-death signal, and purser-watchdog for the rest of their groups), and what they
+/// held is reclaimed by the next purser to start on this host (or when its lease lapses).
 final class Interrupts {
     private final class Count: Sendable {
         let value = Atomic<Int>(0)
@@ -22,7 +23,7 @@ final class Interrupts {
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
                 guard count.value.add(1, ordering: .relaxed).newValue == 1 else {
-                    printError("purser: stopping at once (signal \(signo) again); holds return when their lease lapses")
+                    printError("purser: stopping at once (signal \(signo) again); the next start on this host reclaims the holds")
                     _exit(128 + signo)
                 }
                 printError("purser: signal \(signo): cancelling; a second one stops at once")

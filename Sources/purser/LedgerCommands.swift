@@ -11,8 +11,9 @@ struct LedgerOptions: ParsableArguments {
     var location: String?
 
     func runtime() throws -> Runtime {
+        let runtime: Runtime
         do {
-            return try Runtime.withLedger(location: location)
+            runtime = try Runtime.withLedger(location: location)
         } catch where error.code == .invalidRequest {
             // A location that names no store: say where it came from.
             let source = location != nil ? "--ledger" : getenv("PURSER_LEDGER") != nil ? "$PURSER_LEDGER" : "$PURSER_HOME"
@@ -20,6 +21,8 @@ struct LedgerOptions: ParsableArguments {
         } catch {
             throw commandFailure(error)
         }
+        for leftover in runtime.leftovers { printError("purser: a dead supervisor's \(leftover) could not be cleared") }
+        return runtime
     }
 
     func store() throws -> any LedgerStore {

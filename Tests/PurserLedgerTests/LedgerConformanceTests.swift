@@ -230,6 +230,31 @@ struct LedgerConformanceTests {
         try expectVerified(store)
     }
 
+    @Test("a holder known dead is reclaimed at once, before its lease lapses; others are not", arguments: StoreKind.allCases)
+    func reclaimingNamedLeases(kind: StoreKind) throws {
+        let store = try kind.make()
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let dead = try store.acquireLease(holder: "dead", ttlMs: 600_000)
+        let live = try store.acquireLease(holder: "live", ttlMs: 600_000)
+        let held = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit), holder: dead))
+        try store.spend(held.id, credits: 2 * credit, holder: dead)
+        let kept = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .routine, name: "s", amounts: Resources(credits: 1 * credit), holder: live))
+        #expect(try store.liveLeases() == ["dead", "live"])
+        #expect(try store.reclaimExpired().isEmpty, "neither lease has lapsed")
+        let reclaimed = try store.reclaim(leases: ["dead"])
+        #expect(reclaimed.map(\.node) == [held.id])
+        #expect(reclaimed.first?.used.credits == 2 * credit, "what was spent stays charged")
+        #expect(try store.node(kept.id).isOpen, "a live holder's hold was closed")
+        #expect(try store.liveLeases() == ["live"])
+        #expect(try store.reclaim(leases: ["dead", "nobody"]).isEmpty, "reclaiming again changes nothing")
+        #expect(throws: LedgerError.self) { try store.spend(held.id, credits: 1, holder: dead) }
+        #expect(throws: LedgerError.self) { try store.heartbeat(dead, ttlMs: 1000) }
+        #expect(try store.node(team.id).available.credits == 7 * credit)
+        try expectVerified(store)
+    }
+
     @Test("a restarted holder's earlier epoch is reclaimed", arguments: StoreKind.allCases)
     func epochs(kind: StoreKind) throws {
         let store = try kind.make()

@@ -104,6 +104,25 @@ int purser_spawn(const purser_spawn_args *args, purser_spawn_result *result);
 
 int purser_pipe_cloexec(int fds[2]);
 
+/// pidfd_open(pid, 0), close-on-exec (Linux 5.3): a handle on one process, never on
+/// whatever later reuses its pid. -1 with errno.
+int purser_pidfd_open(int pid);
+
+/// pidfd_send_signal(pidfd, signal, NULL, 0) (Linux 5.1). -1 with errno (ESRCH: it is gone).
+int purser_pidfd_signal(int pidfd, int signal);
+
+/// Kills every process in the cgroup at `group` and in the groups inside it: `cgroup.kill`
+/// (v2), else `pids.max` 0 (a v1 pids group: no more forks), then SIGKILL to each member
+/// still there, through a pidfd, then 5 ms, for up to `rounds` rounds. 0 once empty; -1
+/// (EBUSY) if members are still there (dying, or stuck in the kernel): call again.
+/// For a supervisor's start and for purser-watchdog; not for a spawn child.
+int purser_cgroup_kill_tree(const char *group, int rounds);
+
+/// `purser_cgroup_kill_tree` for several groups: every one killed first, then all waited for
+/// together, a round (about 5 ms) at a time, for up to `rounds` rounds. Returns how many
+/// are still not empty.
+int purser_cgroup_kill_trees(const char *const *groups, int count, int rounds);
+
 /// prctl(option, 0, 0, 0, 0) for the read-only queries (PR_GET_NO_NEW_PRIVS,
 /// PR_GET_SECCOMP, PR_GET_DUMPABLE): prctl is variadic, so Swift cannot call it.
 int purser_prctl_query(int option);

@@ -13,7 +13,9 @@ import Synchronization
 //                      answer to a "call" then says "heldMiB")
 //    "burnMs": 500,   (burns that much of its own CPU time first)
 //    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
-//    "gate": "/path"}   (creates /path.started, then waits until /path exists: a test's cue)
+//    "gate": "/path",   (creates /path.started, then waits until /path exists: a test's cue)
+//    "escape": "TAG"}   (first starts `sleep 3600` in a session of its own, orphaned, with
+//                        HOSTILE_TAG=TAG in its environment, so that tests can find it)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
 // with "spent"), an error with `fail`, or dies with `crash`.
 let runsSent = Atomic<Int>(0)
@@ -25,6 +27,7 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
         free(block)
     }
     let held = hold(mebibytes: input["holdMiB"]?.numberValue?.int64 ?? 0)
+    if let tag = input["escape"]?.stringValue { escape(tag: tag) }
     defer { free(held.block) }
     if let milliseconds = input["burnMs"]?.numberValue?.int64 { burnCPU(milliseconds: milliseconds) }
     if let delay = input["exitAfterMs"]?.numberValue?.int64 {
@@ -89,4 +92,20 @@ func burnCPU(milliseconds: Int64) {
         for _ in 0..<10_000 { spin &+= 1 }
     }
     withExtendedLifetime(spin) {}
+}
+
+/// A shell that starts `setsid sleep 3600` in the background and exits: the sleeper leaves
+/// this process's session and is orphaned. Returns once the shell is gone.
+func escape(tag: String) {
+    func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] {
+        strings.map { string in string.withCString { strdup($0) } } + [nil]
+    }
+    let argv = cStrings(["/bin/sh", "-c", "setsid sleep 3600 </dev/null >/dev/null 2>&1 &"])
+    let envp = cStrings(["HOSTILE_TAG=\(tag)", "PATH=/usr/bin:/bin"])
+    var pid: pid_t = 0
+    if posix_spawn(&pid, "/bin/sh", nil, nil, argv, envp) == 0 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+    for pointer in argv + envp { free(pointer) }
 }
