@@ -111,7 +111,7 @@ func brokered(_ runtime: Runtime, calls: Int) async throws -> (rate: Double, med
 /// libcurl's multi interface with 16 handles.
 func serverCeiling(_ url: String) throws -> (rate: Double, tool: String) {
     if let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
-        let result = try runCommand(wrk, ["-t2", "-c16", "-d5s", url])
+        let result = try runCommandBlocking(wrk, ["-t2", "-c16", "-d5s", url])
         if let line = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
             let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces))
         {

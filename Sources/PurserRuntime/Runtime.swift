@@ -102,17 +102,7 @@ public struct Runtime: Sendable {
         let request = try validated(request)
         let plan = try sandboxPlan(request)
         let runID = Self.makeRunID()
-        let budget = Budget(
-            credits: request.credits, deadlineMs: unixMilliseconds() + request.wallTimeMs,
-            memoryBytes: request.memoryBytes, tools: request.tools)
-        let runLine = RPCMessage.request(
-            id: .number(2), method: Method.run, params: RunParams(runID: runID, input: request.input, budget: budget).json
-        ).line()
-        guard runLine.count - 1 <= request.maxLineBytes else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "the input makes a run message of \(runLine.count - 1) bytes; the line limit is \(request.maxLineBytes)")
-        }
+        try checkRunLine(request, runID: runID, budget: Self.budget(request))
         var held: (node: Node?, holder: Holder?, denial: String?)?
         if let hold = request.hold {
             held = (hold.node, hold.holder, nil)
@@ -122,6 +112,9 @@ public struct Runtime: Sendable {
         if let denial = held?.denial {
             return RunReport.denied(runID: runID, request: request, message: denial)
         }
+        // The run's wall time starts now, once it holds its reservation: a wait for the
+        // store (busy, or away and being reconnected to) is the supervisor's, not the run's.
+        let budget = Self.budget(request)
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }
@@ -157,6 +150,26 @@ public struct Runtime: Sendable {
             }
         }
         return report
+    }
+
+    /// The run's budget, its deadline counted from now.
+    private static func budget(_ request: RunRequest) -> Budget {
+        Budget(
+            credits: request.credits, deadlineMs: unixMilliseconds() + request.wallTimeMs, memoryBytes: request.memoryBytes,
+            tools: request.tools)
+    }
+
+    /// Refuses, before anything is reserved, an input whose run message would not fit on
+    /// one line. (A deadline taken later has as many digits.)
+    private func checkRunLine(_ request: RunRequest, runID: String, budget: Budget) throws(RuntimeError) {
+        let runLine = RPCMessage.request(
+            id: .number(2), method: Method.run, params: RunParams(runID: runID, input: request.input, budget: budget).json
+        ).line()
+        guard runLine.count - 1 <= request.maxLineBytes else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "the input makes a run message of \(runLine.count - 1) bytes; the line limit is \(request.maxLineBytes)")
+        }
     }
 
     /// Runs the request on a kept worker if one takes it, else on a worker of its own.

@@ -18,7 +18,7 @@ struct ConfigBoundsTests {
     }
 
     @Test(arguments: [5, 7, 9, 12])
-    func aliasBombsAreRefusedWithTheirLine(levels: Int) throws {
+    func aliasBombsAreRefusedWithTheirLine(levels: Int) async throws {
         let text = Self.laughs(levels: levels)
         #expect {
             _ = try ConfigValue.parse(text, file: "bomb.yaml")
@@ -29,7 +29,7 @@ struct ConfigBoundsTests {
         }
     }
 
-    @Test func aliasesUsedAsMeantStillWork() throws {
+    @Test func aliasesUsedAsMeantStillWork() async throws {
         let text = """
             defaults: &defaults {time: 10s, memory: 64MiB}
             a: *defaults
@@ -41,7 +41,7 @@ struct ConfigBoundsTests {
         #expect(try value.mapping()["b"]?.mapping()["time"]?.string() == "10s")
     }
 
-    @Test func aliasedTextIsBoundedToo() throws {
+    @Test func aliasedTextIsBoundedToo() async throws {
         let big = String(repeating: "x", count: 1 << 20)
         var text = "big: &big \"\(big)\"\nmany: ["
         text += Array(repeating: "*big", count: 40).joined(separator: ",") + "]\n"
@@ -68,7 +68,7 @@ struct ConfigBoundsTests {
 
     /// Through the command line, as a user meets it: exit 2, the file and line, at once, and
     /// nothing written.
-    @Test func aBombJobFileIsBadInputAndWritesNothing() throws {
+    @Test func aBombJobFileIsBadInputAndWritesNothing() async throws {
         let home = Fixtures.temporaryHome()
         let job = home + "-job.yaml"
         let text = "team: {name: t, credits: 10}\nswarm: {name: s, credits: 5}\n" + Self.laughs(at: "routines")
@@ -76,7 +76,7 @@ struct ConfigBoundsTests {
         defer { unlink(job) }
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        let result = try runCommand(Fixtures.product("purser"), ["run", job], environment: environment)
+        let result = try await runCommand(Fixtures.product("purser"), ["run", job], environment: environment)
         #expect(result.status == 2, "\(result.stderr)")
         #expect(result.stderr.contains(job + ":"), "\(result.stderr)")
         let written = (try? FileManager.default.contentsOfDirectory(atPath: home)) ?? []

@@ -63,7 +63,7 @@ struct AnswerShape: Sendable {
 struct GatewayAnswerTests {
     let server: HTTPTestServer
 
-    init() throws { server = try HTTPTestServer() }
+    init() async throws { server = try await HTTPTestServer.start() }
 
     /// A key full of what escapes change: '/', '+', '&', '"', '<', '>', '\''.
     static let oddKey = "k3y/with+odd&\"<chars>'=9f2"
@@ -87,7 +87,7 @@ struct GatewayAnswerTests {
             for call in shape.calls {
                 pieces += await gateway.call("/echo", query: call.query, headers: call.headers, account: TestAccount()).workerView
             }
-            let found = try revealed([secretToken, Self.oddKey], in: pieces)
+            let found = try await revealed([secretToken, Self.oddKey], in: pieces)
             #expect(found.isEmpty, "\(shape.name): a worker recovers a credential: \(found)")
         }
     }

@@ -11,7 +11,7 @@ import Testing
 struct GatewayCacheTests {
     let server: HTTPTestServer
 
-    init() throws { server = try HTTPTestServer() }
+    init() async throws { server = try await HTTPTestServer.start() }
 
     func cachedGateway(_ extra: String = "", store: MemoryGatewayStore = MemoryGatewayStore()) throws -> Gateway {
         try Gateway(config: apiConfig(server, "cache: { ttl: 1m\(extra) }"), store: store)

@@ -12,7 +12,7 @@ import Testing
 struct GatewayRequestRulesTests {
     let server: HTTPTestServer
 
-    init() throws { server = try HTTPTestServer() }
+    init() async throws { server = try await HTTPTestServer.start() }
 
     /// Headers outside the default allow-list, each refused before anything is sent, on
     /// an integration that allows GET only.

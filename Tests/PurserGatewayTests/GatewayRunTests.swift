@@ -14,8 +14,8 @@ struct GatewayRunTests {
     let server: HTTPTestServer
     let home: String
 
-    init() throws {
-        server = try HTTPTestServer()
+    init() async throws {
+        server = try await HTTPTestServer.start()
         home = Fixtures.temporaryHome()
     }
 
@@ -35,23 +35,23 @@ struct GatewayRunTests {
         return path
     }
 
-    func purser(_ arguments: [String]) throws -> CommandResult {
+    func purser(_ arguments: [String]) async throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
         environment["API_TOKEN"] = secretToken
-        return try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
     }
 
-    func fetch(_ input: String, credits: String = "100", tools: String = "api,keyed", config: String) throws -> CommandResult {
-        try purser([
+    func fetch(_ input: String, credits: String = "100", tools: String = "api,keyed", config: String) async throws -> CommandResult {
+        try await purser([
             "exec", Fixtures.product("fetch"), "--gateway", config, "--tools", tools, "--credits", credits, "--json",
             "--input", input,
         ])
     }
 
-    @Test func aWorkerWithTenCreditsGetsThreeCallsAtThreeEach() throws {
+    @Test func aWorkerWithTenCreditsGetsThreeCallsAtThreeEach() async throws {
         let config = try configFile("    cost: { perRequest: 3 }")
-        let run = try fetch(#"{"integration":"api","path":"/ok","repeat":4}"#, credits: "10", config: config)
+        let run = try await fetch(#"{"integration":"api","path":"/ok","repeat":4}"#, credits: "10", config: config)
         #expect(run.status == 0, "\(run.stderr)")
         let report = try JSONParser.parse(run.stdout)
         let calls = report["output"]?["calls"]?.arrayValue ?? []
@@ -70,7 +70,7 @@ struct GatewayRunTests {
     /// A worker that echoes everything the gateway gives it, against routes that echo the
     /// request back, sees no secret; neither do the report, stderr, the audit trail or the
     /// status the gateway saves.
-    @Test func theCredentialNeverReachesTheWorkerOrTheRecords() throws {
+    @Test func theCredentialNeverReachesTheWorkerOrTheRecords() async throws {
         let config = try configFile()
         var seen: [String] = []
         for input in [
@@ -80,7 +80,7 @@ struct GatewayRunTests {
             #"{"integration":"api","path":"/status/500"}"#,
             #"{"integration":"api","path":"/echo","headers":{"Authorization":"mine"}}"#,
         ] {
-            let run = try fetch(input, config: config)
+            let run = try await fetch(input, config: config)
             #expect(run.status == 0, "\(run.stderr)")
             seen += [run.stdout, run.stderr]
         }
@@ -88,8 +88,8 @@ struct GatewayRunTests {
         #expect(logged.contains { $0.header("Authorization") == "Bearer \(secretToken)" }, "the upstream got the credential")
         #expect(logged.contains { $0.path.contains("api_key=\(secretToken)") })
         #expect(seen.joined().contains("[redacted]"))
-        seen.append(try purser(["ledger", "audit", "--json"]).stdout)
-        seen.append(try purser(["gateway", "status", "--json"]).stdout)
+        seen.append(try await purser(["ledger", "audit", "--json"]).stdout)
+        seen.append(try await purser(["gateway", "status", "--json"]).stdout)
         for text in seen { #expect(!text.contains(secretToken)) }
         let database = try Data(contentsOf: URL(fileURLWithPath: home + "/purser.db"))
         #expect(database.range(of: Data(secretToken.utf8)) == nil, "the store holds the secret")
@@ -251,7 +251,7 @@ struct GatewayRunTests {
             for (name, value) in answer["headers"]?.objectValue ?? [:] { pieces.append(Array("\(name): \(value.stringValue ?? "")".utf8)) }
             if let message = answer["message"]?.stringValue { pieces.append(Array(message.utf8)) }
         }
-        let found = try revealed([secretToken], in: pieces)
+        let found = try await revealed([secretToken], in: pieces)
         #expect(found.isEmpty, "the worker recovers the credential: \(found)")
         #expect(server.requests().contains { $0.header("Authorization") == "Bearer \(secretToken)" })
     }
@@ -279,18 +279,18 @@ struct GatewayRunTests {
         #expect(server.requests().count == 2)
     }
 
-    @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() throws {
+    @Test func checkNamesTheBadFieldAndStatusShowsTheIntegrations() async throws {
         let bad = home + "/bad.yaml"
         try "integrations:\n  api:\n    baseURL: http://example.com/\n    rateLimit: { rate: 10/s, burst: 0 }\n"
             .write(toFile: bad, atomically: true, encoding: .utf8)
-        let checked = try purser(["gateway", "check", bad])
+        let checked = try await purser(["gateway", "check", bad])
         #expect(checked.status == 2)
         #expect(checked.stderr.contains("bad.yaml:4: integrations.api.rateLimit.burst:"), "\(checked.stderr)")
         let good = try configFile("    rateLimit: { rate: 5/s, burst: 2 }\n    quotas: [{ per: day, requests: 100 }]")
-        #expect(try purser(["gateway", "check", good]).status == 0)
-        let run = try fetch(#"{"integration":"api","path":"/ok","repeat":3}"#, config: good)
+        #expect(try await purser(["gateway", "check", good]).status == 0)
+        let run = try await fetch(#"{"integration":"api","path":"/ok","repeat":3}"#, config: good)
         #expect(run.status == 0)
-        let status = try JSONParser.parse(try purser(["gateway", "status", "--json"]).stdout)
+        let status = try JSONParser.parse(try await purser(["gateway", "status", "--json"]).stdout)
         let api = try #require(status.arrayValue?.first { $0["name"] == "api" })
         #expect(api["calls"] == 3)
         #expect(api["refused"]?["rate_limited"] == 1, "a burst of 2 at 5/s admits 2 of 3 at once")

@@ -92,7 +92,7 @@ func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
 
 /// What a worker could make of `pieces` (bytes it was given): for each secret it recovers,
 /// how ("FILE: gunzip" ...), from Tests/Fixtures/httpd/reveal.py. Empty when none.
-func revealed(_ secrets: [String], in pieces: [[UInt8]]) throws -> [String] {
+func revealed(_ secrets: [String], in pieces: [[UInt8]]) async throws -> [String] {
     let folder = Fixtures.temporaryHome()
     defer { try? FileManager.default.removeItem(atPath: folder) }
     var paths: [String] = []
@@ -101,7 +101,7 @@ func revealed(_ secrets: [String], in pieces: [[UInt8]]) throws -> [String] {
         try Data(piece).write(to: URL(fileURLWithPath: paths[index]))
     }
     let script = Fixtures.file("Tests/Fixtures/httpd/reveal.py")
-    let run = try runCommand("/usr/bin/env", ["python3", script] + secrets.flatMap { ["-s", $0] } + paths)
+    let run = try await runCommand("/usr/bin/env", ["python3", script] + secrets.flatMap { ["-s", $0] } + paths)
     guard run.status == 0 || run.status == 1, run.stderr.isEmpty else { throw RevealError(description: run.stderr) }
     return run.stdout.split(separator: "\n").map(String.init)
 }

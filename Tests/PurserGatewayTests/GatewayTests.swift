@@ -169,7 +169,7 @@ struct RateLimiterTests {
 struct GatewayCallTests {
     let server: HTTPTestServer
 
-    init() throws { server = try HTTPTestServer() }
+    init() async throws { server = try await HTTPTestServer.start() }
 
     @Test func callsGoUpstreamWithTheCredentialAndComeBackWithout() async throws {
         let gateway = try Gateway(config: apiConfig(server, "cost: { perRequest: 1 }"))
@@ -217,7 +217,7 @@ struct GatewayCallTests {
     /// Every way a worker might aim the gateway elsewhere is refused, and none of them
     /// reaches any server.
     @Test func nothingLeavesTheBaseURL() async throws {
-        let other = try HTTPTestServer()
+        let other = try await HTTPTestServer.start()
         let gateway = try Gateway(config: apiConfig(server, base: server.baseURL + "/api/"))
         let account = TestAccount()
         let attempts = [
@@ -236,7 +236,7 @@ struct GatewayCallTests {
     }
 
     @Test func redirectsAreFollowedOnlyUnderTheBase() async throws {
-        let other = try HTTPTestServer()
+        let other = try await HTTPTestServer.start()
         let gateway = try Gateway(config: apiConfig(server, "cost: { perRequest: 1 }"))
         let account = TestAccount()
         let away = await gateway.call("/redirect", query: ["to": other.baseURL + "/ok"], account: account)

@@ -26,7 +26,7 @@ func expectVerified(_ store: any LedgerStore, sourceLocation: SourceLocation = #
     #expect(violations.isEmpty, "\(violations)", sourceLocation: sourceLocation)
 }
 
-@Suite("Ledger conformance", .timeLimit(.minutes(2)))
+@Suite("Ledger conformance", .storeWork, .timeLimit(.minutes(2)))
 struct LedgerConformanceTests {
     @Test("the design's walkthrough, to the credit", arguments: StoreKind.allCases)
     func walkthrough(kind: StoreKind) throws {
@@ -270,7 +270,7 @@ struct LedgerConformanceTests {
     }
 }
 
-@Suite("verify finds what is wrong", .timeLimit(.minutes(1)))
+@Suite("verify finds what is wrong", .storeWork, .timeLimit(.minutes(1)))
 struct LedgerVerifyTests {
     /// Corrupts the store behind the ledger's back, in a way each row's CHECK constraint
     /// still allows: verify must name the node.
@@ -373,7 +373,7 @@ struct LedgerVerifyTests {
 }
 
 /// PostgreSQL runs reserve and settle as statements prepared once per session.
-@Suite("PostgreSQL prepared calls", .timeLimit(.minutes(1)))
+@Suite("PostgreSQL prepared calls", .storeWork, .timeLimit(.minutes(1)))
 struct PostgresPreparedTests {
     /// A session's prepared statements can vanish (`DEALLOCATE ALL`, a pooler): the next
     /// call prepares its statement again instead of failing.

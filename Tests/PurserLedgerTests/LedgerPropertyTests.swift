@@ -4,7 +4,7 @@ import Synchronization
 import PurserTestSupport
 import Testing
 
-@Suite("Ledger under random operations and many processes", .timeLimit(.minutes(3)))
+@Suite("Ledger under random operations and many processes", .storeWork, .timeLimit(.minutes(3)))
 struct LedgerPropertyTests {
     /// Thousands of random reserve, spend, return, fail, crash and reclaim steps over a
     /// random tree; the invariant must hold after every one.
@@ -215,7 +215,7 @@ struct Xorshift {
     }
 }
 
-@Suite("Ledger with concurrent callers in one process", .timeLimit(.minutes(2)))
+@Suite("Ledger with concurrent callers in one process", .storeWork, .timeLimit(.minutes(2)))
 struct LedgerThreadTests {
     /// Group commit batches concurrent transactions: a failure in one must not touch the others.
     @Test(arguments: StoreKind.allCases)

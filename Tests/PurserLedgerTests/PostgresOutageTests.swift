@@ -8,7 +8,7 @@ import Testing
 /// one serves every other test meanwhile). Nothing here measures time: the server
 /// is stopped before the call that must wait, and started again from another thread. What
 /// blocks (the server's programs, calls that wait for it) runs `offPool`.
-@Suite("PostgreSQL outages", .serialized, .timeLimit(.minutes(3)))
+@Suite("PostgreSQL outages", .storeWork, .serialized, .timeLimit(.minutes(3)))
 struct PostgresOutageTests {
     /// Stops `server`, runs `body`, which meets a server that is down, and starts the server
     /// again from another thread once `delay` has passed; returns once it is back.

@@ -5,7 +5,7 @@ import PurserTestSupport
 import Testing
 
 /// The SQLite store when its files are taken, replaced or starved under it.
-@Suite("SQLite store faults", .timeLimit(.minutes(1)))
+@Suite("SQLite store faults", .storeWork, .timeLimit(.minutes(1)))
 struct StoreFaultTests {
     enum Loss: String, CaseIterable, Sendable {
         case allDeleted, databaseDeleted, walDeleted, shmDeleted, replaced, movedAway

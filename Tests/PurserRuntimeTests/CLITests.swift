@@ -9,19 +9,19 @@ import Testing
 struct ExecCommandTests {
     let home = Fixtures.temporaryHome()
 
-    func purser(_ arguments: [String], directory: String? = nil) throws -> CommandResult {
+    func purser(_ arguments: [String], directory: String? = nil) async throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        return try runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: directory)
+        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: directory)
     }
 
-    @Test func aRelativePluginPathIsResolvedBeforeTheWorkerChangesDirectory() throws {
-        let result = try purser(["exec", "./echo", "--input", "1"], directory: Fixtures.buildDirectory)
+    @Test func aRelativePluginPathIsResolvedBeforeTheWorkerChangesDirectory() async throws {
+        let result = try await purser(["exec", "./echo", "--input", "1"], directory: Fixtures.buildDirectory)
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
     }
 
-    @Test func jsonReportHasEveryKey() throws {
-        let result = try purser(["exec", Fixtures.product("wordcount"), "--input", #"{"text":"a b c"}"#, "--credits", "2", "--json"])
+    @Test func jsonReportHasEveryKey() async throws {
+        let result = try await purser(["exec", Fixtures.product("wordcount"), "--input", #"{"text":"a b c"}"#, "--credits", "2", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         for key in ["verdict", "output", "usage", "reserved", "returned", "stderrTail"] {
@@ -35,16 +35,16 @@ struct ExecCommandTests {
 
     /// `--credits -3` is the value -3, refused as such, not a missing value and another flag.
     @Test(arguments: ["--credits", "--memory", "--time", "--cpu"])
-    func aNegativeValueGetsTheSameAnswerWrittenEitherWay(flag: String) throws {
-        let spaced = try purser(["exec", Fixtures.product("echo"), flag, "-3", "--input", "1"])
-        let joined = try purser(["exec", Fixtures.product("echo"), "\(flag)=-3", "--input", "1"])
+    func aNegativeValueGetsTheSameAnswerWrittenEitherWay(flag: String) async throws {
+        let spaced = try await purser(["exec", Fixtures.product("echo"), flag, "-3", "--input", "1"])
+        let joined = try await purser(["exec", Fixtures.product("echo"), "\(flag)=-3", "--input", "1"])
         #expect(spaced.status == 2 && joined.status == 2)
         #expect(spaced.stderr == joined.stderr)
         #expect(spaced.stderr.contains("'-3'") && spaced.stderr.contains(flag), "\(spaced.stderr)")
     }
 
-    @Test func humanReportShowsReservedUsedReturned() throws {
-        let result = try purser(["exec", Fixtures.product("echo"), "--input", "[1,2]", "--time", "5s", "--memory", "64MiB"])
+    @Test func humanReportShowsReservedUsedReturned() async throws {
+        let result = try await purser(["exec", Fixtures.product("echo"), "--input", "[1,2]", "--time", "5s", "--memory", "64MiB"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("output: [1,2]"))
         #expect(result.stdout.contains("verdict: ok"))
@@ -62,42 +62,42 @@ struct ExecCommandTests {
         (["--input-file", "/nonexistent/input.json"], "--input-file"),
         (["--env", "PURSER_SURELY_UNSET_VARIABLE"], "--env"),
     ])
-    func badInputIsExitCode2AndNamesTheFlag(arguments: [String], flag: String) throws {
-        let result = try purser(["exec", Fixtures.product("echo")] + arguments)
+    func badInputIsExitCode2AndNamesTheFlag(arguments: [String], flag: String) async throws {
+        let result = try await purser(["exec", Fixtures.product("echo")] + arguments)
         #expect(result.status == 2, "\(arguments): \(result.stderr)")
         #expect(result.stderr.contains(flag), "\(result.stderr) should name \(flag)")
         let runs = (try? FileManager.default.contentsOfDirectory(atPath: home + "/work")) ?? []
         #expect(runs.isEmpty, "bad input must not leave a run behind")
     }
 
-    @Test func aMissingPluginIsExitCode2() throws {
-        let result = try purser(["exec", "/nonexistent/plugin"])
+    @Test func aMissingPluginIsExitCode2() async throws {
+        let result = try await purser(["exec", "/nonexistent/plugin"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("/nonexistent/plugin"))
     }
 
     /// A layer switched off by configuration: refused with exit code 3 and the layer named,
     /// unless downgrading is allowed, which the report then says.
-    @Test func aMissingSandboxLayerIsRefusedUnlessAllowed() throws {
+    @Test func aMissingSandboxLayerIsRefusedUnlessAllowed() async throws {
         let environment = ProcessInfo.processInfo.environment.merging(
             ["PURSER_HOME": Fixtures.temporaryHome(), "PURSER_SANDBOX_DISABLE": "network"]) { $1 }
         let hostile = Fixtures.product("hostile")
-        let refused = try runCommand(Fixtures.product("purser"), ["exec", hostile, "--json"], environment: environment)
+        let refused = try await runCommand(Fixtures.product("purser"), ["exec", hostile, "--json"], environment: environment)
         #expect(refused.status == 3)
         #expect(refused.stderr.contains("network: switched off by configuration"))
         #expect(refused.stdout.isEmpty)
-        let allowed = try runCommand(
+        let allowed = try await runCommand(
             Fixtures.product("purser"), ["exec", hostile, "--allow-degraded", "--input", "1"], environment: environment)
         #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(allowed.stdout.contains("sandbox: untrusted; NOT ENFORCED: network"))
         #expect(allowed.stderr.contains("sandbox downgraded: network not enforced"))
-        let trusted = try runCommand(Fixtures.product("purser"), ["exec", hostile, "--trusted", "--input", "1"], environment: environment)
+        let trusted = try await runCommand(Fixtures.product("purser"), ["exec", hostile, "--trusted", "--input", "1"], environment: environment)
         #expect(trusted.status == 0, "a trusted plugin wants no network namespace")
     }
 
     /// `purser run` on a host without a layer: exit 3 and nothing reserved, or, allowed to
     /// downgrade, the routine's line says what was not enforced.
-    @Test func aSwarmOnAHostWithoutALayer() throws {
+    @Test func aSwarmOnAHostWithoutALayer() async throws {
         let job = home + "/job.yaml"
         try """
             team: { name: tj, budget: { credits: 10 } }
@@ -106,18 +106,18 @@ struct ExecCommandTests {
               - { name: a, plugin: \(Fixtures.product("hostile")), input: 1 }
             """.write(toFile: job, atomically: true, encoding: .utf8)
         let environment = ProcessInfo.processInfo.environment.merging(["PURSER_HOME": home, "PURSER_SANDBOX_DISABLE": "network"]) { $1 }
-        let refused = try runCommand(Fixtures.product("purser"), ["run", job], environment: environment)
+        let refused = try await runCommand(Fixtures.product("purser"), ["run", job], environment: environment)
         #expect(refused.status == 3)
         #expect(refused.stderr.contains("network: switched off by configuration"))
-        let degraded = try runCommand(Fixtures.product("purser"), ["run", job, "--allow-degraded"], environment: environment)
+        let degraded = try await runCommand(Fixtures.product("purser"), ["run", job, "--allow-degraded"], environment: environment)
         #expect(degraded.status == 0, "\(degraded.stderr)")
         #expect(degraded.stdout.contains("a: sandbox: untrusted; NOT ENFORCED: network"))
     }
 
     /// Once `purser exec` has exited, none of the cgroups its run used is left on the host
     /// (they are pooled while it runs).
-    @Test func noCgroupOutlivesTheCommand() throws {
-        let result = try purser(["exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=grandchild", "--json"])
+    @Test func noCgroupOutlivesTheCommand() async throws {
+        let result = try await purser(["exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=grandchild", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let containment = try #require(JSONParser.parse(result.stdout)["containment"]?.stringValue)
         let groups = containment.split(separator: ",").compactMap { $0.split(separator: ":", maxSplits: 1).last.map(String.init) }
@@ -131,19 +131,19 @@ struct ExecCommandTests {
     /// refuses an untrusted plugin unless allowed to downgrade, and then says so. The walls
     /// and the filter hold all the same.
     @Test(.enabled(if: geteuid() == 0 && Fixtures.reachableByOthers(Fixtures.product("hostile"))))
-    func aSupervisorThatIsNotRootSandboxesThroughAUserNamespace() throws {
+    func aSupervisorThatIsNotRootSandboxesThroughAUserNamespace() async throws {
         let home = Fixtures.temporaryHome()
         chown(home, 65534, 65534)
-        func purser(_ mode: String, _ extra: [String] = []) throws -> CommandResult {
-            try runCommand("/usr/bin/setpriv", [
+        func purser(_ mode: String, _ extra: [String] = []) async throws -> CommandResult {
+            try await runCommand("/usr/bin/setpriv", [
                 "--reuid=65534", "--regid=65534", "--clear-groups", "env", "PURSER_HOME=\(home)/h", Fixtures.product("purser"),
                 "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=\(mode)", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json",
             ] + extra)
         }
-        let refused = try purser("walls")
+        let refused = try await purser("walls")
         #expect(refused.status == 3, "\(refused.stderr)")
         #expect(refused.stderr.contains("unprivileged-user: Operation not permitted"))
-        let walls = try purser("walls", ["--allow-degraded"])
+        let walls = try await purser("walls", ["--allow-degraded"])
         #expect(walls.status == 0, "\(walls.stderr)")
         let report = try JSONParser.parse(walls.stdout)
         #expect(report["sandbox"]?["applied"] == ["network", "pid-namespace", "mount-namespace", "seccomp", "user-namespace"])
@@ -151,14 +151,14 @@ struct ExecCommandTests {
         #expect(report["output"]?["results"]?["tcp"] == "ENETUNREACH")
         #expect(report["output"]?["processes"] == 1)
         #expect(report["output"]?["uid"] == 65534)
-        let syscalls = try JSONParser.parse(try purser("syscalls", ["--allow-degraded"]).stdout)
+        let syscalls = try JSONParser.parse(try await purser("syscalls", ["--allow-degraded"]).stdout)
         #expect(syscalls["output"]?["keyctl"] == "EPERM")
         #expect(syscalls["sandbox"]?["deniedSyscalls"] == ["bpf", "clone", "io_uring_setup", "keyctl", "mount", "ptrace", "setns", "unshare"])
     }
 
     @Test(arguments: [("loop", Int32(12)), ("exitrun", 11), ("noinit", 17), ("flood", 16), ("overspend", 15)])
-    func verdictsHaveTheirOwnExitCodes(mode: String, code: Int32) throws {
-        let result = try purser([
+    func verdictsHaveTheirOwnExitCodes(mode: String, code: Int32) async throws {
+        let result = try await purser([
             "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=\(mode)", "--time", "300ms", "--credits", "5",
             "--json",
         ])
@@ -197,50 +197,50 @@ struct UnitTests {
 struct LedgerCommandTests {
     let home = Fixtures.temporaryHome()
 
-    func purser(_ arguments: [String]) throws -> CommandResult {
+    func purser(_ arguments: [String]) async throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
         environment.removeValue(forKey: "PURSER_LEDGER")
-        return try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
     }
 
-    func teamJSON(_ name: String) throws -> [JSONValue] {
-        let result = try purser(["team", "show", name, "--json"])
+    func teamJSON(_ name: String) async throws -> [JSONValue] {
+        let result = try await purser(["team", "show", name, "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         return try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue ?? []
     }
 
-    @Test func execDrawsFromTheTeamAndReturnsToIt() throws {
-        #expect(try purser(["team", "create", "acme", "--credits", "100", "--workers", "4"]).status == 0)
-        let run = try purser(["exec", Fixtures.product("wordcount"), "--team", "acme", "--credits", "5", "--input", #""one two three""#, "--json"])
+    @Test func execDrawsFromTheTeamAndReturnsToIt() async throws {
+        #expect(try await purser(["team", "create", "acme", "--credits", "100", "--workers", "4"]).status == 0)
+        let run = try await purser(["exec", Fixtures.product("wordcount"), "--team", "acme", "--credits", "5", "--input", #""one two three""#, "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try JSONParser.parse(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(report["ledgerNode"] != nil)
-        let nodes = try teamJSON("acme")
+        let nodes = try await teamJSON("acme")
         let team = try #require(nodes.first)
         #expect(team["available"]?["credits"] == .number(JSONNumber(text: "99.997")!))
         #expect(team["consumed"]?["credits"] == .number(JSONNumber(text: "0.003")!))
         #expect(nodes.count == 2)
         #expect(nodes[1]["returned"]?["credits"] == .number(JSONNumber(text: "4.997")!))
-        #expect(try purser(["ledger", "verify"]).status == 0)
+        #expect(try await purser(["ledger", "verify"]).status == 0)
     }
 
-    @Test func aReservationTheTeamCannotGrantIsDeniedAndTakesNothing() throws {
-        #expect(try purser(["team", "create", "small", "--credits", "1"]).status == 0)
-        let run = try purser(["exec", Fixtures.product("echo"), "--team", "small", "--credits", "2", "--input", "1"])
+    @Test func aReservationTheTeamCannotGrantIsDeniedAndTakesNothing() async throws {
+        #expect(try await purser(["team", "create", "small", "--credits", "1"]).status == 0)
+        let run = try await purser(["exec", Fixtures.product("echo"), "--team", "small", "--credits", "2", "--input", "1"])
         #expect(run.status == 19, "\(run.stdout) \(run.stderr)")
         #expect(run.stdout.contains("denied"))
-        let nodes = try teamJSON("small")
+        let nodes = try await teamJSON("small")
         #expect(nodes.count == 1)
         #expect(nodes.first?["available"]?["credits"] == 1)
     }
 
-    @Test func aKilledRunStillReturnsWhatItDidNotUse() throws {
-        #expect(try purser(["team", "create", "t", "--credits", "10"]).status == 0)
-        let run = try purser(["exec", Fixtures.product("hostile"), "--team", "t", "--credits", "4", "--time", "300ms",
+    @Test func aKilledRunStillReturnsWhatItDidNotUse() async throws {
+        #expect(try await purser(["team", "create", "t", "--credits", "10"]).status == 0)
+        let run = try await purser(["exec", Fixtures.product("hostile"), "--team", "t", "--credits", "4", "--time", "300ms",
             "--env", "HOSTILE_MODE=loop"])
         #expect(run.status == 12)
-        let team = try #require(try teamJSON("t").first)
+        let team = try #require(try await teamJSON("t").first)
         #expect(team["available"]?["credits"] == 10)
         #expect(team["reserved"]?["credits"] == 0)
     }
@@ -253,21 +253,21 @@ struct LedgerCommandTests {
         ["exec", "/bin/true", "--team", "nobody"],
         ["ledger", "audit", "--node", "abc"],
     ])
-    func badInputIsExitCode2(arguments: [String]) throws {
-        let result = try purser(arguments)
+    func badInputIsExitCode2(arguments: [String]) async throws {
+        let result = try await purser(arguments)
         #expect(result.status == 2, "\(arguments): \(result.stdout) \(result.stderr)")
         #expect(!result.stderr.isEmpty)
     }
 
-    @Test func statsAndAuditDescribeTheRuns() throws {
-        #expect(try purser(["team", "create", "s", "--credits", "10"]).status == 0)
-        for _ in 0..<2 { _ = try purser(["exec", Fixtures.product("wordcount"), "--team", "s", "--credits", "1", "--input", #""a b""#]) }
-        let stats = try purser(["ledger", "stats", "--team", "s", "--json"])
+    @Test func statsAndAuditDescribeTheRuns() async throws {
+        #expect(try await purser(["team", "create", "s", "--credits", "10"]).status == 0)
+        for _ in 0..<2 { _ = try await purser(["exec", Fixtures.product("wordcount"), "--team", "s", "--credits", "1", "--input", #""a b""#]) }
+        let stats = try await purser(["ledger", "stats", "--team", "s", "--json"])
         #expect(stats.status == 0)
         let all = try JSONParser.parse(String(stats.stdout.split(separator: "\n").first ?? ""))
         #expect(all["nodes"] == 2)
         #expect(all["utilizationEfficiency"]?.numberValue.map { abs($0.double - 0.002) < 1e-9 } == true)
-        let audit = try purser(["ledger", "audit", "--team", "s"])
+        let audit = try await purser(["ledger", "audit", "--team", "s"])
         #expect(audit.stdout.contains("reserve"))
         #expect(audit.stdout.contains("settle"))
         #expect(audit.stdout.contains("return"))
@@ -276,14 +276,14 @@ struct LedgerCommandTests {
 
 @Suite("A supervisor killed mid-run", .timeLimit(.minutes(1)))
 struct SupervisorDeathLedgerTests {
-    @Test func theNextStartReclaimsItsHold() throws {
+    @Test func theNextStartReclaimsItsHold() async throws {
         let home = Fixtures.temporaryHome()
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
         environment["PURSER_LEASE_MS"] = "600"
         environment.removeValue(forKey: "PURSER_LEDGER")
         let purser = Fixtures.product("purser")
-        #expect(try runCommand(purser, ["team", "create", "t", "--credits", "10"], environment: environment).status == 0)
+        #expect(try await runCommand(purser, ["team", "create", "t", "--credits", "10"], environment: environment).status == 0)
         let supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: purser)
         supervisor.arguments = ["exec", Fixtures.product("hostile"), "--team", "t", "--credits", "4", "--time", "60s",
@@ -292,14 +292,14 @@ struct SupervisorDeathLedgerTests {
         supervisor.standardOutput = FileHandle.nullDevice
         supervisor.standardError = FileHandle.nullDevice
         try supervisor.run()
-        func team() throws -> JSONValue? {
-            let shown = try runCommand(purser, ["team", "show", "t", "--json"], environment: environment)
+        func team() async throws -> JSONValue? {
+            let shown = try await runCommand(purser, ["team", "show", "t", "--json"], environment: environment)
             return try JSONParser.parse(shown.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue?.first
         }
         var held = false
         for _ in 0..<200 where !held {
-            held = try team()?["reserved"]?["credits"] == 4
-            if !held { usleep(20_000) }
+            held = try await team()?["reserved"]?["credits"] == 4
+            if !held { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(held, "the run never reserved")
         kill(supervisor.processIdentifier, SIGKILL)
@@ -307,18 +307,18 @@ struct SupervisorDeathLedgerTests {
         // Any later start of purser reclaims holds whose lease ran out.
         var available: JSONValue?
         for _ in 0..<100 where available != 10 {
-            usleep(100_000)
-            available = try team()?["available"]?["credits"]
+            try await Task.sleep(for: .milliseconds(100))
+            available = try await team()?["available"]?["credits"]
         }
         #expect(available == 10, "the dead supervisor's hold was not returned")
-        #expect(try runCommand(purser, ["ledger", "verify"], environment: environment).status == 0)
+        #expect(try await runCommand(purser, ["ledger", "verify"], environment: environment).status == 0)
     }
 }
 
 @Suite("purser doctor")
 struct DoctorTests {
-    @Test func itNamesEveryLayerAndWhatRunsGet() throws {
-        let result = try runCommand(Fixtures.product("purser"), ["doctor", "--json"])
+    @Test func itNamesEveryLayerAndWhatRunsGet() async throws {
+        let result = try await runCommand(Fixtures.product("purser"), ["doctor", "--json"])
         #expect(result.status == 0)
         let layers = try JSONParser.parse(result.stdout).arrayValue ?? []
         let names = layers.compactMap { $0["name"]?.stringValue }

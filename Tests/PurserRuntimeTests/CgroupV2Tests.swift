@@ -28,7 +28,7 @@ struct CgroupV2DelegationTests {
     /// group's leaf, alive. A second supervisor started from that leaf uses the same
     /// delegation instead of moving everyone one level deeper.
     @Test(.enabled(if: root != nil))
-    func aSupervisorSharingItsGroupStillGetsMemoryAndPids() throws {
+    func aSupervisorSharingItsGroupStillGetsMemoryAndPids() async throws {
         let group = try #require(Self.root) + "/purser-test-\(UUID().uuidString.prefix(8))"
         #expect(mkdir(group, 0o755) == 0)
         let bystander = Process()
@@ -45,7 +45,7 @@ struct CgroupV2DelegationTests {
         try procs.write(contentsOf: Data("\(bystander.processIdentifier)".utf8))
         try procs.close()
 
-        let first = try membomb(startingIn: group)
+        let first = try await membomb(startingIn: group)
         #expect(first.status == 14, "\(first.stdout) \(first.stderr)")
         let containment = try JSONParser.parse(first.stdout)["containment"]?.stringValue ?? ""
         #expect(containment.contains("memory-cgroup2:\(group)/purser/"), "\(containment)")
@@ -54,16 +54,16 @@ struct CgroupV2DelegationTests {
         let moved = try String(contentsOfFile: "/proc/\(bystander.processIdentifier)/cgroup", encoding: .utf8)
         #expect(moved.hasSuffix("/purser-supervisor\n"), "\(moved)")
 
-        let second = try membomb(startingIn: group + "/purser-supervisor")
+        let second = try await membomb(startingIn: group + "/purser-supervisor")
         #expect(second.status == 14, "\(second.stdout) \(second.stderr)")
         #expect(try JSONParser.parse(second.stdout)["containment"]?.stringValue?.contains("memory-cgroup2:\(group)/purser/") == true)
         #expect(!FileManager.default.fileExists(atPath: group + "/purser-supervisor/purser-supervisor"))
     }
 
-    private func membomb(startingIn group: String) throws -> CommandResult {
+    private func membomb(startingIn group: String) async throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = Fixtures.temporaryHome()
-        return try runCommand("/bin/sh", [
+        return try await runCommand("/bin/sh", [
             "-c", #"echo $$ > "$0/cgroup.procs" && exec "$@""#, group, Fixtures.product("purser"), "exec",
             Fixtures.product("hostile"), "--env", "HOSTILE_MODE=membomb", "--memory", "64MiB", "--json",
         ], environment: environment)

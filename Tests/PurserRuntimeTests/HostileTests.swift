@@ -322,7 +322,7 @@ struct LifecycleTests {
     /// Under the untrusted profile, the worker (its PID namespace's init) and its setsid
     /// grandchild both die with the supervisor. The worker never reads stdin after its run
     /// starts, so only the parent-death signal can end it.
-    @Test func workersDieWithTheirSupervisor() throws {
+    @Test func workersDieWithTheirSupervisor() async throws {
         let home = Fixtures.temporaryHome()
         let tag = UUID().uuidString
         let supervisor = Process()
@@ -338,7 +338,7 @@ struct LifecycleTests {
         var seen: [Int32] = []
         for _ in 0..<500 where seen.count < 2 {
             seen = Fixtures.processes(tagged: tag)
-            if seen.count < 2 { usleep(10_000) }
+            if seen.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(seen.count == 2, "the worker and its grandchild never ran")
         kill(supervisor.processIdentifier, SIGKILL)
@@ -346,7 +346,7 @@ struct LifecycleTests {
         var left = seen
         for _ in 0..<500 where !left.isEmpty {
             left = Fixtures.processes(tagged: tag)
-            if !left.isEmpty { usleep(10_000) }
+            if !left.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(left.isEmpty, "\(left) outlived their supervisor")
     }

@@ -43,7 +43,7 @@ struct InterruptTests {
         let command = try start(["run", job, "--json", "--events", events])
         try await waitFor("\"spend\"", count: 2, in: events)
         kill(command.pid, signo)
-        let result = try await offPool { command.finish() }
+        let result = await command.finish()
         #expect(result.status == ExitCodes.code(for: .cancelled), "\(result.stderr)")
         let report = try JSONParser.parse(result.stdout)
         let verdicts = report["routines"]?.arrayValue?.compactMap { routine in
@@ -67,7 +67,7 @@ struct InterruptTests {
         }
         try await Task.sleep(for: .milliseconds(200))
         kill(command.pid, SIGTERM)
-        let result = try await offPool { command.finish() }
+        let result = await command.finish()
         #expect(result.status == ExitCodes.code(for: .cancelled), "\(result.stderr)")
         #expect(try JSONParser.parse(result.stdout)["verdict"] == "cancelled")
         let store = try Runtime.withLedger(home: home).ledger!.store

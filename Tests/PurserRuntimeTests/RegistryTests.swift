@@ -9,10 +9,10 @@ import Testing
 struct RegistryTests {
     let home = Fixtures.temporaryHome()
 
-    func purser(_ arguments: [String]) throws -> CommandResult {
+    func purser(_ arguments: [String]) async throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home + "/state"
-        return try runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: home)
+        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: home)
     }
 
     /// A copy of a built plugin in the test's folder, so it can be changed under the registry.
@@ -23,26 +23,26 @@ struct RegistryTests {
         return path
     }
 
-    @Test func addingTheSameFileTwiceChangesNothing() throws {
+    @Test func addingTheSameFileTwiceChangesNothing() async throws {
         let path = try copy("wordcount", to: "wc")
-        let first = try JSONParser.parse(try purser(["plugin", "add", path, "--json"]).stdout)
-        let second = try JSONParser.parse(try purser(["plugin", "add", path, "--json"]).stdout)
+        let first = try JSONParser.parse(try await purser(["plugin", "add", path, "--json"]).stdout)
+        let second = try JSONParser.parse(try await purser(["plugin", "add", path, "--json"]).stdout)
         #expect(first["result"] == "added")
         #expect(second["result"] == "unchanged")
         #expect(first["sha256"] == second["sha256"])
         #expect(first["name"] == "wordcount", "the name it gave in initialize")
         #expect(first["version"] == "1.0.0")
-        let listed = try JSONParser.parse(try purser(["plugin", "list", "--json"]).stdout)
+        let listed = try JSONParser.parse(try await purser(["plugin", "list", "--json"]).stdout)
         #expect(listed.arrayValue?.count == 1)
     }
 
     /// A trusted plugin may opt out of some layers and keep the rest; the run's report says
     /// which. An untrusted one may not, and an unknown layer is named with the line.
-    @Test func aTrustedPluginOptsOutOfTheLayersItsManifestNames() throws {
+    @Test func aTrustedPluginOptsOutOfTheLayersItsManifestNames() async throws {
         let manifest = home + "/keep-network.yaml"
         try "trusted: true\noptOut: [mount-namespace, unprivileged-user]\n".write(toFile: manifest, atomically: true, encoding: .utf8)
-        #expect(try purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h", "--manifest", manifest]).status == 0)
-        let run = try purser(["exec", "h", "--env", "HOSTILE_MODE=walls", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json"])
+        #expect(try await purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h", "--manifest", manifest]).status == 0)
+        let run = try await purser(["exec", "h", "--env", "HOSTILE_MODE=walls", "--env", "HOSTILE_TCP=127.0.0.1:1", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try JSONParser.parse(run.stdout)
         #expect(report["sandbox"]?["level"] == "trusted")
@@ -56,33 +56,33 @@ struct RegistryTests {
             ("trusted: true\noptOut: [memory-cgroup]\n", "keep-network.yaml:2: optOut: 'memory-cgroup' is not a layer"),
         ] {
             try text.write(toFile: manifest, atomically: true, encoding: .utf8)
-            let refused = try purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h2", "--manifest", manifest])
+            let refused = try await purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h2", "--manifest", manifest])
             #expect(refused.status == 2)
             #expect(refused.stderr.contains(message), "\(refused.stderr)")
         }
     }
 
-    @Test func aChangedBinaryIsRefusedUntilItIsAddedAgain() throws {
+    @Test func aChangedBinaryIsRefusedUntilItIsAddedAgain() async throws {
         let path = try copy("wordcount", to: "tool")
-        #expect(try purser(["plugin", "add", path, "--name", "tool"]).status == 0)
-        #expect(try purser(["exec", "tool", "--input", #"{"text":"a b"}"#]).status == 0)
+        #expect(try await purser(["plugin", "add", path, "--name", "tool"]).status == 0)
+        #expect(try await purser(["exec", "tool", "--input", #"{"text":"a b"}"#]).status == 0)
         // Replace the file's contents in place: same path, different bytes.
         try FileManager.default.removeItem(atPath: path)
         try FileManager.default.copyItem(atPath: Fixtures.product("echo"), toPath: path)
-        let refused = try purser(["exec", "tool", "--input", "1"])
+        let refused = try await purser(["exec", "tool", "--input", "1"])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("changed since it was pinned"), "\(refused.stderr)")
-        #expect(try purser(["plugin", "verify"]).status == 1)
+        #expect(try await purser(["plugin", "verify"]).status == 1)
         let job = home + "/job.yaml"
         try "team: { name: t, budget: { credits: 10 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: tool }\n"
             .write(toFile: job, atomically: true, encoding: .utf8)
-        let run = try purser(["run", job])
+        let run = try await purser(["run", job])
         #expect(run.status == 2)
         #expect(run.stderr.contains("job.yaml:4: routines.a.plugin: plugin tool:"), "\(run.stderr)")
-        let readded = try JSONParser.parse(try purser(["plugin", "add", path, "--name", "tool", "--json"]).stdout)
+        let readded = try JSONParser.parse(try await purser(["plugin", "add", path, "--name", "tool", "--json"]).stdout)
         #expect(readded["result"] == "repinned")
-        #expect(try purser(["exec", "tool", "--input", "1"]).status == 0)
-        #expect(try purser(["plugin", "verify"]).status == 0)
+        #expect(try await purser(["exec", "tool", "--input", "1"]).status == 0)
+        #expect(try await purser(["plugin", "verify"]).status == 0)
     }
 
     /// Within one supervisor a plugin's digest is remembered while its file is left alone
@@ -104,20 +104,20 @@ struct RegistryTests {
         #expect(throws: RuntimeError.self) { close(try PluginRegistry.openPinned(record).fd) }
     }
 
-    @Test func aPluginThatFailsTheHandshakeIsRefused() throws {
-        let result = try purser(["plugin", "add", "/bin/true"])
+    @Test func aPluginThatFailsTheHandshakeIsRefused() async throws {
+        let result = try await purser(["plugin", "add", "/bin/true"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("failed the initialize handshake"), "\(result.stderr)")
-        #expect(try JSONParser.parse(try purser(["plugin", "list", "--json"]).stdout).arrayValue?.isEmpty == true)
+        #expect(try JSONParser.parse(try await purser(["plugin", "list", "--json"]).stdout).arrayValue?.isEmpty == true)
     }
 
     /// A deterministic plugin's repeat costs no credits and no spawn; another input, or a
     /// plugin not declared deterministic, runs.
-    @Test func deterministicResultsComeFromTheCache() throws {
+    @Test func deterministicResultsComeFromTheCache() async throws {
         let manifest = home + "/det.yaml"
         try "deterministic: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
-        #expect(try purser(["plugin", "add", Fixtures.product("scripted"), "--name", "det", "--manifest", manifest]).status == 0)
-        #expect(try purser(["plugin", "add", Fixtures.product("scripted"), "--name", "plain"]).status == 0)
+        #expect(try await purser(["plugin", "add", Fixtures.product("scripted"), "--name", "det", "--manifest", manifest]).status == 0)
+        #expect(try await purser(["plugin", "add", Fixtures.product("scripted"), "--name", "plain"]).status == 0)
         let job = home + "/job.yaml"
         try """
             team: { name: t, budget: { credits: 100 } }
@@ -127,8 +127,8 @@ struct RegistryTests {
               - { name: b, plugin: plain, input: { spend: 0.5, output: { n: 2 } } }
               - { name: c, plugin: det, input: { spend: 0.5, output: { n: "${a.output.n}", from: a } }, after: [a] }
             """.write(toFile: job, atomically: true, encoding: .utf8)
-        let first = try JSONParser.parse(try purser(["run", job, "--json"]).stdout)
-        let second = try JSONParser.parse(try purser(["run", job, "--json"]).stdout)
+        let first = try JSONParser.parse(try await purser(["run", job, "--json"]).stdout)
+        let second = try JSONParser.parse(try await purser(["run", job, "--json"]).stdout)
         func cached(_ report: JSONValue) -> [Bool] { (report["routines"]?.arrayValue ?? []).map { $0["cached"] == true } }
         #expect(cached(first) == [false, false, false])
         #expect(cached(second) == [true, false, true], "same file, same input: from the cache")
@@ -139,18 +139,18 @@ struct RegistryTests {
 
     /// A manifest's default estimate applies when the job gives none, its maximum caps what
     /// is reserved, and the tools it needs must be given.
-    @Test func manifestsShapeReservations() throws {
+    @Test func manifestsShapeReservations() async throws {
         let manifest = home + "/m.yaml"
         try "reservation: { default: { credits: 2 }, max: { credits: 3, memory: 64MiB } }\ntools: [search]\n"
             .write(toFile: manifest, atomically: true, encoding: .utf8)
-        #expect(try purser(["plugin", "add", Fixtures.product("scripted"), "--name", "m", "--manifest", manifest]).status == 0)
+        #expect(try await purser(["plugin", "add", Fixtures.product("scripted"), "--name", "m", "--manifest", manifest]).status == 0)
         let job = home + "/job.yaml"
         func write(_ routines: String) throws {
             try "team: { name: t, budget: { credits: 100 } }\nswarm: { name: s, reservation: { credits: 50, tools: [search] } }\nroutines:\n\(routines)"
                 .write(toFile: job, atomically: true, encoding: .utf8)
         }
         try write("  - { name: a, plugin: m, tools: [search] }\n  - { name: b, plugin: m, tools: [search], estimate: { credits: 10 } }\n")
-        let run = try purser(["run", job, "--events", home + "/events.ndjson", "--json"])
+        let run = try await purser(["run", job, "--events", home + "/events.ndjson", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let grants = try String(contentsOfFile: home + "/events.ndjson", encoding: .utf8).split(separator: "\n")
             .map { try JSONParser.parse(String($0)) }.filter { $0["event"] == "grant" }
@@ -158,25 +158,25 @@ struct RegistryTests {
         #expect(credits["a"] == .number(JSONNumber(text: "2.4")!), "the default, ×1.2")
         #expect(credits["b"] == 3, "capped at the maximum")
         try write("  - { name: a, plugin: m }\n")
-        let refused = try purser(["run", job])
+        let refused = try await purser(["run", job])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("routines.a.tools: plugin m needs search"), "\(refused.stderr)")
     }
 
-    @Test func registeredPluginsRunByNameInJobs() throws {
+    @Test func registeredPluginsRunByNameInJobs() async throws {
         let manifest = home + "/plugin.yaml"
         try "name: shouter\ntrusted: false\ndeterministic: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
-        #expect(try purser(["plugin", "add", Fixtures.file("Plugins/shout/shout.py"), "--manifest", manifest]).status == 0)
-        let shown = try JSONParser.parse(try purser(["plugin", "show", "shouter", "--json"]).stdout)
+        #expect(try await purser(["plugin", "add", Fixtures.file("Plugins/shout/shout.py"), "--manifest", manifest]).status == 0)
+        let shown = try JSONParser.parse(try await purser(["plugin", "show", "shouter", "--json"]).stdout)
         #expect(shown["manifest"]?["deterministic"] == true)
         let job = home + "/job.yaml"
         try "team: { name: t, budget: { credits: 10 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: shouter, input: { text: quiet } }\n"
             .write(toFile: job, atomically: true, encoding: .utf8)
-        let run = try purser(["run", job, "--json"])
+        let run = try await purser(["run", job, "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try JSONParser.parse(run.stdout)["routines"]?[0]?["output"]?["text"] == "QUIET")
-        #expect(try purser(["plugin", "remove", "shouter"]).status == 0)
-        #expect(try purser(["plugin", "remove", "shouter"]).status == 2)
+        #expect(try await purser(["plugin", "remove", "shouter"]).status == 0)
+        #expect(try await purser(["plugin", "remove", "shouter"]).status == 2)
     }
 }
 

@@ -27,7 +27,7 @@ struct SandboxTests {
     }
 
     @Test func noNetworkNoSocketsNoSupervisorFilesNoOtherProcesses() async throws {
-        let server = try HTTPTestServer()
+        let server = try await HTTPTestServer.start()
         defer { server.stop() }
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: outside) }

@@ -53,12 +53,13 @@ struct StoreFaultCommandTests {
     /// routines waiting at `others` have started, opens those gates, and returns what purser printed.
     func runThroughFault(
         _ fault: StoreFault, home: String, disk: Tmpfs?, gate: String, others: [String] = [], _ arguments: [String]
-    ) throws -> CommandResult {
+    ) async throws -> CommandResult {
         let command = try BackgroundCommand(Fixtures.product("purser"), arguments, environment: environment(home))
-        let started = ([gate] + others).allSatisfy { command.waitForFile($0 + ".started") }
+        var started = true
+        for path in [gate] + others where started { started = await command.waitForFile(path + ".started") }
         if started { fault.apply(store: home + "/purser.db", disk: disk) }
         for opened in [gate] + others { close(open(opened, O_CREAT | O_WRONLY, 0o600)) }
-        let result = command.finish()
+        let result = await command.finish()
         for suffix in ["-shm", "-wal"] { setImmutable(home + "/purser.db" + suffix, false) }
         #expect(started, "the routine never started: \(result.stderr)")
         return result
@@ -87,7 +88,7 @@ struct StoreFaultCommandTests {
               - { name: long, plugin: \(plugin), input: { gate: "\(other)", spend: 1 }, estimate: { credits: 2, memory: 128MiB } }
               - { name: second, plugin: \(plugin), input: { spend: 1 }, estimate: { credits: 2, memory: 128MiB }, after: [first] }
             """.write(toFile: job, atomically: true, encoding: .utf8)
-        let result = try runThroughFault(fault, home: home, disk: disk, gate: gate, others: [other], ["run", job, "--json"])
+        let result = try await runThroughFault(fault, home: home, disk: disk, gate: gate, others: [other], ["run", job, "--json"])
         #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
         for word in fault.words { #expect(result.stderr.contains(word), "\(result.stderr)") }
         let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -106,7 +107,7 @@ struct StoreFaultCommandTests {
         if fault == .diskFull { #expect(result.stderr.contains("lease"), "it says when the holds return: \(result.stderr)") }
         if fault == .deleted {
             // The next start refuses to make an empty store where the ledger was.
-            let next = try runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment(home))
+            let next = try await runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment(home))
             #expect(next.status == 1, "\(next.stderr)")
             #expect(next.stderr.contains(home + "/.purser.db.marker"), "\(next.stderr)")
             #expect(access(home + "/purser.db", F_OK) != 0)
@@ -115,10 +116,10 @@ struct StoreFaultCommandTests {
 
     /// `purser exec` the same: its report, then exit 1 and the fault named.
     @Test(arguments: [StoreFault.deleted, .diskFull].filter(\.possible))
-    func anExecStopsWithExitCode1AndItsReport(fault: StoreFault) throws {
+    func anExecStopsWithExitCode1AndItsReport(fault: StoreFault) async throws {
         let (home, disk) = try home(for: fault)
         let gate = Fixtures.temporaryHome() + "/gate"
-        let result = try runThroughFault(fault, home: home, disk: disk, gate: gate, [
+        let result = try await runThroughFault(fault, home: home, disk: disk, gate: gate, [
             "exec", Fixtures.product("scripted"), "--trusted", "--input", #"{"gate": "\#(gate)", "spend": 1}"#, "--json",
         ])
         #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
@@ -132,12 +133,12 @@ struct StoreFaultCommandTests {
     /// A new command on a full disk says the disk is full, not "disk I/O error" or that a
     /// team is missing.
     @Test(.enabled(if: Tmpfs.available))
-    func aNewCommandOnAFullDiskSaysSo() throws {
+    func aNewCommandOnAFullDiskSaysSo() async throws {
         let disk = try #require(Tmpfs(megabytes: 2))
-        #expect(try runCommand(Fixtures.product("purser"), ["team", "create", "t", "--credits", "5"], environment: environment(disk.path)).status == 0)
+        #expect(try await runCommand(Fixtures.product("purser"), ["team", "create", "t", "--credits", "5"], environment: environment(disk.path)).status == 0)
         disk.fill()
         for arguments in [["exec", Fixtures.product("echo"), "--input", "1"], ["exec", Fixtures.product("echo"), "--input", "1", "--team", "t"]] {
-            let result = try runCommand(Fixtures.product("purser"), arguments, environment: environment(disk.path))
+            let result = try await runCommand(Fixtures.product("purser"), arguments, environment: environment(disk.path))
             #expect(result.status == 1, "\(arguments): \(result.stderr)")
             #expect(result.stderr.contains("disk full"), "\(arguments): \(result.stderr)")
         }
@@ -149,7 +150,7 @@ struct StoreFaultCommandTests {
 @Suite("Unwritable store files", .timeLimit(.minutes(1)), .enabled(if: immutableFilesAvailable))
 struct UnwritableStoreTests {
     @Test(arguments: ["", "-wal", "-shm"])
-    func aStoreFileThatCannotBeWrittenIsRefusedNamed(suffix: String) throws {
+    func aStoreFileThatCannotBeWrittenIsRefusedNamed(suffix: String) async throws {
         let home = Fixtures.temporaryHome()
         let path = home + "/purser.db"
         // Another supervisor holds the store open: its WAL and index files are there.
@@ -160,9 +161,8 @@ struct UnwritableStoreTests {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
         environment.removeValue(forKey: "PURSER_LEDGER")
-        let result = try withExtendedLifetime(other) {
-            try runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment)
-        }
+        let result = try await runCommand(Fixtures.product("purser"), ["team", "show", "t"], environment: environment)
+        withExtendedLifetime(other) {}
         #expect(result.status == 1, "\(result.stderr)")
         #expect(result.stderr.contains("cannot write \(path + suffix): Operation not permitted"), "\(result.stderr)")
     }
@@ -184,7 +184,7 @@ struct StoreFailureExitCodeTests {
         ["ledger", "stats"], ["runs", "list"], ["plugin", "list"], ["gateway", "status"], ["exec", "ECHO", "--input", "1"],
         ["run", "JOB"],
     ])
-    func aStoreThatCannotBeReadIsExitCode1(arguments: [String]) throws {
+    func aStoreThatCannotBeReadIsExitCode1(arguments: [String]) async throws {
         let home = Fixtures.temporaryHome()
         try String(repeating: "not a database ", count: 400).write(toFile: home + "/purser.db", atomically: true, encoding: .utf8)
         try Self.job.write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
@@ -192,14 +192,14 @@ struct StoreFailureExitCodeTests {
         environment["PURSER_HOME"] = home
         environment.removeValue(forKey: "PURSER_LEDGER")
         let resolved = arguments.map { $0 == "ECHO" ? Fixtures.product("echo") : $0 == "JOB" ? home + "/job.yaml" : $0 }
-        let result = try runCommand(Fixtures.product("purser"), resolved, environment: environment)
+        let result = try await runCommand(Fixtures.product("purser"), resolved, environment: environment)
         #expect(result.status == 1, "\(arguments): \(result.stderr)")
         #expect(result.stderr.contains(home + "/purser.db"), "\(arguments): \(result.stderr)")
     }
 
     @Test(arguments: ["postgres://user@[::1/db", "/nonexistent-directory/purser.db"])
-    func aBadLocationIsExitCode2(location: String) throws {
-        let result = try runCommand(Fixtures.product("purser"), ["team", "show", "t", "--ledger", location])
+    func aBadLocationIsExitCode2(location: String) async throws {
+        let result = try await runCommand(Fixtures.product("purser"), ["team", "show", "t", "--ledger", location])
         #expect(result.status == 2, "\(location): \(result.stderr)")
         #expect(result.stderr.contains("--ledger"), "\(result.stderr)")
     }

@@ -122,7 +122,7 @@ struct StoreOutageTests {
         let command = Task {
             defer { ended.store(true, ordering: .releasing) }
             return try await offPool {
-                try runCommand(
+                try runCommandBlocking(
                     Fixtures.product("purser"), ["run", path, "--ledger", url, "--json", "--events", eventsFile],
                     environment: runEnvironment)
             }
@@ -155,7 +155,7 @@ struct StoreOutageTests {
         environment["PURSER_STORE_RETRY"] = nil
         let verifyEnvironment = environment
         let verify = try await offPool {
-            try runCommand(Fixtures.product("purser"), ["ledger", "verify", "--ledger", url], environment: verifyEnvironment)
+            try runCommandBlocking(Fixtures.product("purser"), ["ledger", "verify", "--ledger", url], environment: verifyEnvironment)
         }
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         let store = try PostgresLedger(url: url)

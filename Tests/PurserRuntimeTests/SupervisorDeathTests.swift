@@ -26,14 +26,7 @@ struct SupervisorDeathTests {
 
     /// Runs purser to its end off the cooperative pool, which a blocking wait would starve.
     func purser(_ arguments: [String]) async throws -> CommandResult {
-        let environment = self.environment
-        return try await offPool { try runCommand(Fixtures.product("purser"), arguments, environment: environment) }
-    }
-
-    func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
+        try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
     }
 
     /// Starts purser with its output in files of the home (a killed process leaves its pipes).
@@ -259,11 +252,11 @@ struct SupervisorDeathTests {
         changed["PURSER_WATCHDOG"] = home + "/nonexistent"
         let environment = changed
         let result = try await offPool {
-            try runCommand(Fixtures.product("purser"), ["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"], environment: environment)
+            try runCommandBlocking(Fixtures.product("purser"), ["exec", Fixtures.product("echo"), "--input", "1", "--credits", "1"], environment: environment)
         }
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("no watchdog"), "\(result.stderr)")
-        let doctor = try await offPool { try runCommand(Fixtures.product("purser"), ["doctor", "--json"], environment: environment) }
+        let doctor = try await offPool { try runCommandBlocking(Fixtures.product("purser"), ["doctor", "--json"], environment: environment) }
         let row = try JSONParser.parse(doctor.stdout).arrayValue?.first { $0["name"] == "supervisor death" }
         #expect(row?["available"] == false)
         #expect(row?["advice"]?.stringValue?.contains("purser-watchdog") == true)

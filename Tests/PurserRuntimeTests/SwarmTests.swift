@@ -249,18 +249,18 @@ struct JobFileTests {
         ("team: { name: t }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { plugin: /bin/true }\n",
          "job.yaml:4: routines[0].name: missing"),
     ])
-    func badJobFilesNameTheirLineAndField(yaml: String, expected: String) throws {
+    func badJobFilesNameTheirLineAndField(yaml: String, expected: String) async throws {
         let home = Fixtures.temporaryHome()
         try yaml.write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        let result = try runCommand(Fixtures.product("purser"), ["run", home + "/job.yaml"], environment: environment)
+        let result = try await runCommand(Fixtures.product("purser"), ["run", home + "/job.yaml"], environment: environment)
         #expect(result.status == 2)
         #expect(result.stderr.contains(expected), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: home + "/purser.db"), "nothing was reserved, not even a store")
     }
 
-    @Test func runsAreKeptAndShownWithTheirEvents() throws {
+    @Test func runsAreKeptAndShownWithTheirEvents() async throws {
         let home = Fixtures.temporaryHome()
         try """
             team: { name: t, budget: { credits: 100 } }
@@ -272,10 +272,10 @@ struct JobFileTests {
             """.write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        func purser(_ arguments: [String]) throws -> CommandResult {
-            try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        func purser(_ arguments: [String]) async throws -> CommandResult {
+            try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
         }
-        let run = try purser(["run", home + "/job.yaml", "--events", home + "/events.ndjson", "--json"])
+        let run = try await purser(["run", home + "/job.yaml", "--events", home + "/events.ndjson", "--json"])
         #expect(run.status == 21, "a routine failed: \(run.stderr)")
         let report = try JSONParser.parse(run.stdout)
         #expect(report["verdicts"] == ["ok": 2, "error": 1])
@@ -283,22 +283,22 @@ struct JobFileTests {
             .map { try JSONParser.parse(String($0)) }
         let kinds = Set(events.compactMap { $0["event"]?.stringValue })
         #expect(kinds.isSuperset(of: ["reserve", "grant", "start", "spend", "verdict", "return", "fail"]), "\(kinds)")
-        let listed = try JSONParser.parse(try purser(["runs", "list", "--json"]).stdout)
+        let listed = try JSONParser.parse(try await purser(["runs", "list", "--json"]).stdout)
         let id = try #require(listed.arrayValue?.first?["id"]?.stringValue)
         #expect(listed.arrayValue?.first?["ok"] == false)
-        let shown = try JSONParser.parse(try purser(["runs", "show", id, "--json"]).stdout)
+        let shown = try JSONParser.parse(try await purser(["runs", "show", id, "--json"]).stdout)
         #expect(shown["routines"]?.arrayValue?.count == 3)
-        #expect(try purser(["runs", "show", "s-nope"]).status == 2)
-        #expect(try purser(["ledger", "verify"]).status == 0)
+        #expect(try await purser(["runs", "show", "s-nope"]).status == 2)
+        #expect(try await purser(["ledger", "verify"]).status == 0)
     }
 
-    @Test func aMissingPluginIsRefusedBeforeAnythingIsReserved() throws {
+    @Test func aMissingPluginIsRefusedBeforeAnythingIsReserved() async throws {
         let home = Fixtures.temporaryHome()
         try "team: { name: t, budget: { credits: 5 } }\nswarm: { name: s, reservation: { credits: 5 } }\nroutines:\n  - { name: a, plugin: ./nope }\n"
             .write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        let result = try runCommand(Fixtures.product("purser"), ["run", home + "/job.yaml"], environment: environment)
+        let result = try await runCommand(Fixtures.product("purser"), ["run", home + "/job.yaml"], environment: environment)
         #expect(result.status == 2)
         #expect(result.stderr.contains("job.yaml:4: routines.a.plugin: no executable at"), "\(result.stderr)")
         let store = try SQLiteLedger(path: home + "/purser.db")

@@ -10,14 +10,14 @@ import Testing
 struct WorkerTextTests {
     let home = Fixtures.temporaryHome()
 
-    func purser(_ arguments: [String]) throws -> CommandResult {
+    func purser(_ arguments: [String]) async throws -> CommandResult {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
-        return try runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
     }
 
-    func logforge(_ extra: [String]) throws -> CommandResult {
-        try purser(["exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=logforge", "--input", "1"] + extra)
+    func logforge(_ extra: [String]) async throws -> CommandResult {
+        try await purser(["exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=logforge", "--input", "1"] + extra)
     }
 
     /// Characters a terminal acts on or that reorder text: none may reach purser's output raw.
@@ -29,8 +29,8 @@ struct WorkerTextTests {
         }.map { "U+" + String($0.value, radix: 16) }
     }
 
-    @Test func aWorkersTextCannotForgeLinesOrDriveTheTerminal() throws {
-        let result = try logforge([])
+    @Test func aWorkersTextCannotForgeLinesOrDriveTheTerminal() async throws {
+        let result = try await logforge([])
         #expect(result.status != 0, "the worker answered with an error")
         let output = result.stdout + result.stderr
         #expect(Self.controls(in: output).isEmpty, "raw control characters: \(Set(Self.controls(in: output)))")
@@ -41,8 +41,8 @@ struct WorkerTextTests {
         #expect(result.stdout.contains("stderr\\x1b]52"), "the stderr tail is escaped too")
     }
 
-    @Test func aFloodOfLogTextIsBoundedAndCounted() throws {
-        let result = try logforge(["--json"])
+    @Test func aFloodOfLogTextIsBoundedAndCounted() async throws {
+        let result = try await logforge(["--json"])
         // 200 messages of 64 KiB: 12.5 MiB offered, at most the run's allowance shown.
         #expect(result.stderr.utf8.count < WorkerText.maxRunBytes + 64 * 1024, "\(result.stderr.utf8.count) bytes on stderr")
         let report = try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -68,7 +68,7 @@ struct WorkerTextTests {
         #expect(shown.hasSuffix("…[cut \(10_000 - WorkerText.maxMessageBytes) bytes]"), "\(shown.suffix(30))")
     }
 
-    @Test func theJSONSerializerEscapesDELC1AndBidiControls() throws {
+    @Test func theJSONSerializerEscapesDELC1AndBidiControls() async throws {
         let value = JSONValue.string("a\u{7f}b\u{9b}c\u{a0}d\u{202e}e\u{2069}f\u{2030}\u{2028}")
         #expect(value.serialized() == #""a\u007fb\u009bc"# + "\u{a0}" + #"d\u202ee\u2069f"# + "\u{2030}" + #"\u2028""#)
         #expect(try JSONParser.parse(value.serialized()) == value)

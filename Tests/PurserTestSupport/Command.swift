@@ -7,7 +7,16 @@ public struct CommandResult: Sendable {
     public let stderr: String
 }
 
+/// Runs a command to its end on a thread of its own: a test waiting on the cooperative
+/// pool (two threads on two cores) would stall every other test meanwhile.
 public func runCommand(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
+) async throws -> CommandResult {
+    try await offPool { try runCommandBlocking(executable, arguments, environment: environment, directory: directory) }
+}
+
+/// `runCommand` for code that is already off the pool (or not async at all).
+public func runCommandBlocking(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
 ) throws -> CommandResult {
     let process = Process()
@@ -25,10 +34,13 @@ public func runCommand(
     let group = DispatchGroup()
     nonisolated(unsafe) var errData = Data()
     group.enter()
-    DispatchQueue.global().async {
+    // A thread of its own: a Dispatch thread blocked here for the command's whole life is
+    // one the process's Dispatch work (timers, store calls) waits for, and Dispatch adds
+    // threads slowly (about 10 s to get past a dozen blocked ones, measured).
+    Thread {
         errData = err.fileHandleForReading.readDataToEndOfFile()
         group.leave()
-    }
+    }.start()
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     process.waitUntilExit()

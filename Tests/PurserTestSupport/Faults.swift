@@ -9,7 +9,7 @@ public final class Tmpfs: @unchecked Sendable {
     public init?(megabytes: Int) {
         path = Fixtures.temporaryHome()
         guard geteuid() == 0,
-            (try? runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0755", "tmpfs", path]))?.status == 0
+            (try? runCommandBlocking("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0755", "tmpfs", path]))?.status == 0
         else { return nil }
     }
 
@@ -18,7 +18,7 @@ public final class Tmpfs: @unchecked Sendable {
 
     deinit {
         // Lazily: a worker or store still holding a file must not keep the test's tmpfs.
-        _ = try? runCommand("/bin/umount", ["-l", path])
+        _ = try? runCommandBlocking("/bin/umount", ["-l", path])
     }
 
     /// Writes zeros beside the store until the file system refuses even a byte more.
@@ -44,7 +44,7 @@ public let immutableFilesAvailable: Bool = {
 /// Sets or clears a file's immutable attribute; false where the file system does not have it.
 @discardableResult
 public func setImmutable(_ path: String, _ immutable: Bool) -> Bool {
-    ((try? runCommand("/usr/bin/chattr", [immutable ? "+i" : "-i", path]))?.status ?? 1) == 0
+    ((try? runCommandBlocking("/usr/bin/chattr", [immutable ? "+i" : "-i", path]))?.status ?? 1) == 0
 }
 
 /// A command left to run while the test does something to it; `finish` waits for its end.
@@ -66,17 +66,22 @@ public final class BackgroundCommand: @unchecked Sendable {
         try process.run()
         for (pipe, isOut) in [(outPipe, true), (errPipe, false)] {
             group.enter()
-            DispatchQueue.global().async {
+            // Not on Dispatch's threads (see `runCommandBlocking`).
+            Thread {
                 let data = pipe.fileHandleForReading.readDataToEndOfFile()
                 if isOut { self.out = data } else { self.err = data }
                 self.group.leave()
-            }
+            }.start()
         }
     }
 
     public var pid: Int32 { process.processIdentifier }
 
-    public func finish() -> CommandResult {
+    public func finish() async -> CommandResult {
+        await offPool { self.finishBlocking() }
+    }
+
+    private func finishBlocking() -> CommandResult {
         group.wait()
         process.waitUntilExit()
         // A death by signal is 128 + the signal, as a shell says it: never a clean exit code.
@@ -87,10 +92,10 @@ public final class BackgroundCommand: @unchecked Sendable {
 
     /// Waits until `path` exists (true), or the command has ended without it (false). No
     /// deadline of its own: the suite's time limit is the bound.
-    public func waitForFile(_ path: String) -> Bool {
+    public func waitForFile(_ path: String) async -> Bool {
         while access(path, F_OK) != 0 {
             guard process.isRunning else { return access(path, F_OK) == 0 }
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
         }
         return true
     }

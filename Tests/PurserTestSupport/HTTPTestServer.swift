@@ -25,7 +25,13 @@ public final class HTTPTestServer: Sendable {
 
     private var logPath: String { directory + "/requests.jsonl" }
 
-    /// Starts the server and returns once it listens (at most 10 s).
+    /// Starts the server on a thread of its own (Python's start-up takes a while, and an
+    /// async test must not wait on the cooperative pool) and returns once it listens.
+    public static func start() async throws -> HTTPTestServer {
+        try await offPool { try HTTPTestServer() }
+    }
+
+    /// Starts the server and returns once it listens (at most 10 s). Async tests use `start()`.
     public init() throws(HTTPTestServerError) {
         let directory = try HTTPTestServer.makeDirectory()
         do {

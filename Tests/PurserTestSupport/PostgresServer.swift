@@ -107,6 +107,12 @@ public final class PostgresServer: Sendable {
     /// How long initdb and pg_ctl start took, in seconds.
     public var startSeconds: Double? { try? cluster.get().startSeconds }
 
+    /// A fresh database on the shared cluster, made off the cooperative pool: the first
+    /// call starts the cluster (initdb, seconds), and every test that needs one waits for it.
+    public static func database() async throws -> String {
+        try await offPool { try shared.makeDatabase() }
+    }
+
     /// Creates a fresh, empty database with a unique name and returns a libpq connection
     /// string for it.
     public func makeDatabase() throws -> String {
