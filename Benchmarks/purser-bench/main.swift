@@ -140,7 +140,7 @@ func sandboxBenchmark() async throws {
 /// The goal (3x the floor) is group commit's, so it is taken where callers wait together:
 /// at 128. A batch holds at most one operation a caller, and on two cores the one thread
 /// that runs it spends about 11 µs of CPU an operation plus a COMMIT and an fsync a batch;
-/// 32 callers fill batches of about 26, which is 2.2x-2.9x here (see the README).
+/// 32 callers fill batches of about 26, which is 2.2x-2.9x here (see docs/benchmarks.md).
 func ledgerBenchmark() throws {
     let directory = NSTemporaryDirectory() + "purser-ledger-bench-\(getpid())"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
