@@ -1,8 +1,8 @@
 public import PurserConfig
 public import PurserProtocol
 
-/// What a gateway config file says: the integrations workers may call. See the README,
-/// "Gateway", for the format.
+/// What a gateway config file says: the integrations workers may call. See protocol/GATEWAY.md
+/// for the format.
 public struct GatewayConfig: Sendable {
     public var integrations: [Integration]
     public var file: String

@@ -2,7 +2,7 @@ public import PurserConfig
 import PurserLedger
 public import PurserProtocol
 
-/// A swarm to run: `purser run JOB.yaml`. See the README, "Swarms", for the format.
+/// A swarm to run: `purser run JOB.yaml`. See docs/jobs.md for the format.
 public struct JobFile: Sendable {
     public struct Team: Sendable {
         public var name: String
