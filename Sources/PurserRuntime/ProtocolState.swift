@@ -22,6 +22,7 @@ struct ProtocolState {
     static let maxStrayLines = 16
     static let maxUnknownNotifications = 64
 
+    /// Set through `WorkerSession.phase`, which tells the calls and the pool.
     var phase = Phase.initializing
     /// What the worker said of itself in answer to initialize.
     var plugin: InitializeResult?

@@ -42,12 +42,12 @@ final class WorkerSession: @unchecked Sendable {
     var conversation = ProtocolState()
     private let idle = Atomic<Bool>(false)
 
-    var process: WorkerProcess?
-    var transport: WorkerTransport?
-    var calls: WorkerCalls?
+    private(set) var process: WorkerProcess?
+    private(set) var transport: WorkerTransport?
+    private(set) var calls: WorkerCalls?
     /// Deny-listed syscalls the worker tried, once it is gone.
     var deniedCalls = DeniedCalls()
-    var exitSource: (any DispatchSourceRead)?
+    private(set) var exitSource: (any DispatchSourceRead)?
     var watchingExit = false
     /// The worker is known to have exited; it is reaped once its pidfd is no longer watched.
     var exiting = false
