@@ -44,7 +44,7 @@ final class IntegrationState: Sendable {
     /// Breaker, rate limit and concurrency in one step, then the quotas in the store. A
     /// refusal anywhere undoes what was taken before it.
     func admit(store: any GatewayStore) throws(GatewayFailure) -> Admission {
-        let nowMs = wallMilliseconds()
+        let nowMs = unixMilliseconds()
         try state.withLock { (state) throws(GatewayFailure) in
             guard state.breaker.state != .open || state.breaker.allowsTrial(nowMs: nowMs) else {
                 throw GatewayFailure(
@@ -87,7 +87,7 @@ final class IntegrationState: Sendable {
         state.withLock { state in
             state.inFlight -= 1
             if let healthy, wentUpstream {
-                state.breaker.record(success: healthy, nowMs: wallMilliseconds())
+                state.breaker.record(success: healthy, nowMs: unixMilliseconds())
             } else {
                 state.breaker.release()
             }
@@ -113,7 +113,7 @@ final class IntegrationState: Sendable {
     }
 
     func status(store: any GatewayStore) -> IntegrationStatus {
-        let nowMs = wallMilliseconds()
+        let nowMs = unixMilliseconds()
         let snapshot = state.withLock { state in
             (state.limiter, state.breaker, state.inFlight, state.counters)
         }
@@ -136,7 +136,7 @@ final class IntegrationState: Sendable {
 
     /// At most once a second unless forced: status is for people, not for the hot path.
     func save(to store: any GatewayStore, force: Bool) {
-        let nowMs = wallMilliseconds()
+        let nowMs = unixMilliseconds()
         let due = state.withLock { state -> Bool in
             guard force || nowMs - state.savedAt >= 1000 else { return false }
             state.savedAt = nowMs
@@ -159,7 +159,7 @@ final class IntegrationState: Sendable {
     }
 
     func recall(_ key: String, store: any GatewayStore) -> GatewayCallResult? {
-        let nowMs = wallMilliseconds()
+        let nowMs = unixMilliseconds()
         if let hit = state.withLock({ $0.cache.get(key, nowMs: nowMs) }) { return hit }
         guard let text = try? store.cachedResponse(key: key, nowMs: nowMs),
             let json = try? JSONParser.parse(Array(text.utf8)), let result = try? GatewayCallResult(json: json)
@@ -168,7 +168,7 @@ final class IntegrationState: Sendable {
     }
 
     func remember(_ key: String, _ result: GatewayCallResult, ttlMs: Int64, store: any GatewayStore) {
-        let expires = wallMilliseconds() + ttlMs
+        let expires = unixMilliseconds() + ttlMs
         state.withLock { $0.cache.put(key, result, expiresMs: expires) }
         try? store.storeResponse(key: key, value: result.json.serialized(), expiresMs: expires)
     }

@@ -100,7 +100,7 @@ enum RequestPolicy {
     static func remainingMs(_ call: Call, _ integration: Integration) -> Int64 {
         let elapsed = (monotonicNanoseconds() - call.started) / 1_000_000
         var remaining = integration.totalTimeoutMs - elapsed
-        if let deadline = call.caller.deadlineMs { remaining = min(remaining, deadline - wallMilliseconds()) }
+        if let deadline = call.caller.deadlineMs { remaining = min(remaining, deadline - unixMilliseconds()) }
         return remaining
     }
 
@@ -115,7 +115,7 @@ enum RequestPolicy {
         let trimmed = value.trimmingCharacters()
         if let seconds = Int64(trimmed), seconds >= 0 { return min(seconds, 3600) * 1000 }
         guard let at = httpDateMs(trimmed) else { return nil }
-        return min(max(0, at - wallMilliseconds()), 3_600_000)
+        return min(max(0, at - unixMilliseconds()), 3_600_000)
     }
 
     /// "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110's preferred format).

@@ -76,3 +76,21 @@ struct WorkerTextBudget {
     /// Whether this was the first message dropped: the moment to say so once.
     var justStartedDropping: Bool { dropped == 1 }
 }
+
+/// Printable, bounded view of a line for logs.
+func escapedPrefix(_ line: ArraySlice<UInt8>, limit: Int = 200) -> String {
+    var text = ""
+    for byte in line.prefix(limit) {
+        switch byte {
+        case 0x20..<0x7F where byte != 0x5C: text.unicodeScalars.append(Unicode.Scalar(byte))
+        default: text += "\\x" + String(byte, radix: 16).leftPadded(to: 2)
+        }
+    }
+    return line.count > limit ? text + "…" : text
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -189,4 +189,25 @@ struct WorkerReuseTests {
         #expect(nodes.map(\.consumed.credits) == [3_000_000, 0])
         #expect(try ledger.store.verify().isEmpty)
     }
+
+    /// Nothing of a kept worker's run is the next run's: not its dropped log text, its
+    /// stderr, its credits, nor its CPU time.
+    @Test func aKeptWorkersNextRunInheritsNothing() async throws {
+        let plugin = try await register(trusted: true)
+        let (report, ledger) = try await run([
+            "input: { spend: 3, logKiB: 400, stderr: first-run, burnMs: 600 }, estimate: { credits: 5, time: 20s, memory: 256MiB }",
+            Self.whoami,
+        ], plugin: plugin)
+        #expect(report.allOK, "\(report.routines.map { "\($0.name) \($0.verdict) \($0.message ?? "")" })")
+        let first = try #require(report.routines[0].report)
+        let second = try #require(report.routines[1].report)
+        #expect(second.workerRun == 2, "the worker was kept")
+        #expect(first.droppedMessages > 0 && first.stderrTail.contains("first-run") && first.usage.cpuMs >= 600)
+        #expect(second.droppedMessages == 0, "the first run's dropped messages")
+        #expect(!second.stderrTail.contains("first-run"), "the first run's stderr")
+        #expect(second.usage.credits == .zero && second.usage.reportedCredits == .zero, "the first run's credits")
+        #expect(second.usage.cpuMs < 300, "the first run's CPU time: \(second.usage.cpuMs) ms")
+        #expect(second.message == nil && second.output?["runs"] == 2)
+        #expect(try ledger.store.verify().isEmpty)
+    }
 }

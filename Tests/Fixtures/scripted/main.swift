@@ -12,6 +12,8 @@ import Synchronization
 //    "holdMiB": 64,   (writes to that much fresh memory and holds it until it answers; the
 //                      answer to a "call" then says "heldMiB")
 //    "burnMs": 500,   (burns that much of its own CPU time first)
+//    "logKiB": 300,   (logs that much text, in 4 KiB messages, before answering)
+//    "stderr": "text",   (writes text to its stderr, first)
 //    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
 //    "gate": "/path",   (creates /path.started, then waits until /path exists: a test's cue)
 //    "escape": "TAG"}   (first starts `sleep 3600` in a session of its own, orphaned, with
@@ -22,6 +24,7 @@ let runsSent = Atomic<Int>(0)
 
 Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
     let runs = runsSent.add(1, ordering: .relaxed).newValue
+    if let text = input["stderr"]?.stringValue { _ = write(2, text, text.utf8.count) }
     if let mebibytes = input["touchMiB"]?.numberValue?.int64, mebibytes > 0, let block = malloc(Int(mebibytes) << 20) {
         memset(block, 1, Int(mebibytes) << 20)
         free(block)
@@ -30,6 +33,9 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
     if let tag = input["escape"]?.stringValue { escape(tag: tag) }
     defer { free(held.block) }
     if let milliseconds = input["burnMs"]?.numberValue?.int64 { burnCPU(milliseconds: milliseconds) }
+    if let kibibytes = input["logKiB"]?.numberValue?.int64 {
+        for _ in 0..<(kibibytes + 3) / 4 { context.log("info", String(repeating: "x", count: 4000)) }
+    }
     if let delay = input["exitAfterMs"]?.numberValue?.int64 {
         Task.detached {
             try? await Task.sleep(for: .milliseconds(delay))
