@@ -26,6 +26,8 @@ let package = Package(
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
         .target(name: "PurserProtocol", swiftSettings: swiftSettings),
+        // Containers the caches share (an O(1) least-recently-used map).
+        .target(name: "PurserCollections", swiftSettings: swiftSettings),
         // Syscalls Swift cannot make itself (clone-based spawn, variadic prctl).
         .target(name: "CPurserSys", cSettings: cSettings),
         .target(name: "PurserSandbox", dependencies: ["CPurserSys"], swiftSettings: swiftSettings),
@@ -44,11 +46,13 @@ let package = Package(
             name: "CPurserCurl", cSettings: cSettings,
             linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("pthread")]),
         .target(
-            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "CPurserCurl"],
+            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl"],
             swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
-            dependencies: ["PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig"],
+            dependencies: [
+                "PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserCollections",
+            ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
@@ -120,6 +124,7 @@ let package = Package(
             dependencies: ["PurserRuntime", "PurserProtocol"],
             path: "Tests/PurserTestSupport",
             swiftSettings: swiftSettings),
+        .testTarget(name: "PurserCollectionsTests", dependencies: ["PurserCollections"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserProtocolTests",
             dependencies: ["PurserProtocol", "PurserTestSupport", "echo"],
