@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "PurserCollections", swiftSettings: swiftSettings),
         // Syscalls Swift cannot make itself (clone-based spawn, variadic prctl).
         .target(name: "CPurserSys", cSettings: cSettings),
-        .target(name: "PurserSandbox", dependencies: ["CPurserSys"], swiftSettings: swiftSettings),
+        // SHA-256 through libcrypto (OpenSSL), which libcurl already loads.
+        .target(name: "CPurserCrypto", cSettings: cSettings, linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "PurserSandbox", dependencies: ["CPurserSys", "CPurserCrypto"], swiftSettings: swiftSettings),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Catches a SIGBUS in SQLite's shared mapping of the WAL index (a store file made
