@@ -26,9 +26,13 @@ let package = Package(
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
         .target(name: "PurserProtocol", swiftSettings: swiftSettings),
+        // Containers the caches share (an O(1) least-recently-used map).
+        .target(name: "PurserCollections", swiftSettings: swiftSettings),
         // Syscalls Swift cannot make itself (clone-based spawn, variadic prctl).
         .target(name: "CPurserSys", cSettings: cSettings),
-        .target(name: "PurserSandbox", dependencies: ["CPurserSys"], swiftSettings: swiftSettings),
+        // SHA-256 through libcrypto (OpenSSL), which libcurl already loads.
+        .target(name: "CPurserCrypto", cSettings: cSettings, linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "PurserSandbox", dependencies: ["CPurserSys", "CPurserCrypto"], swiftSettings: swiftSettings),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Catches a SIGBUS in SQLite's shared mapping of the WAL index (a store file made
@@ -44,11 +48,13 @@ let package = Package(
             name: "CPurserCurl", cSettings: cSettings,
             linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("pthread")]),
         .target(
-            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "CPurserCurl"],
+            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl"],
             swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
-            dependencies: ["PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig"],
+            dependencies: [
+                "PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserCollections",
+            ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
@@ -120,6 +126,7 @@ let package = Package(
             dependencies: ["PurserRuntime", "PurserProtocol"],
             path: "Tests/PurserTestSupport",
             swiftSettings: swiftSettings),
+        .testTarget(name: "PurserCollectionsTests", dependencies: ["PurserCollections"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserProtocolTests",
             dependencies: ["PurserProtocol", "PurserTestSupport", "echo"],

@@ -294,5 +294,6 @@ case "ledger-postgres": try postgresBenchmark()
 case "gateway": try await gatewayBenchmark()
 case "swarm": try await swarmBenchmark()
 case "sandbox": try await sandboxBenchmark()
+case "sha256": try digestBenchmark()
 case "spawn", nil, .some(_): try await spawnBenchmark()
 }

@@ -1,5 +1,6 @@
 import Dispatch
 public import PurserProtocol
+import PurserCollections
 import Synchronization
 
 /// One integration's live state in this supervisor: its limiter, breaker, calls in
@@ -19,7 +20,7 @@ final class IntegrationState: Sendable {
         var breaker: CircuitBreaker
         var inFlight = 0
         var counters = Counters()
-        var cache = LRUCache(capacity: 1)
+        var cache = AnswerCache(capacity: 1)
         var savedAt: Int64 = 0
     }
 
@@ -36,7 +37,7 @@ final class IntegrationState: Sendable {
         touchesStore = !integration.quotas.isEmpty || integration.cache != nil
         state = Mutex(Mutable(
             limiter: integration.rateLimit.map(GCRA.init), breaker: CircuitBreaker(integration.breaker),
-            cache: LRUCache(capacity: integration.cache?.maxEntries ?? 1)))
+            cache: AnswerCache(capacity: integration.cache?.maxEntries ?? 1)))
     }
 
     // MARK: - Admission
@@ -222,31 +223,23 @@ struct Admission: Sendable {
     }
 }
 
-/// A small least-recently-used map for cached answers.
-struct LRUCache: Sendable {
-    private var entries: [String: (result: GatewayCallResult, expiresMs: Int64, used: UInt64)] = [:]
-    private var tick: UInt64 = 0
-    let capacity: Int
+/// Cached answers in memory, the least recently used dropped first, each until it expires.
+struct AnswerCache: Sendable {
+    private var entries: LRU<String, (result: GatewayCallResult, expiresMs: Int64)>
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
+    init(capacity: Int) { entries = LRU(capacity: capacity) }
 
     mutating func get(_ key: String, nowMs: Int64) -> GatewayCallResult? {
-        guard let entry = entries[key] else { return nil }
+        guard let entry = entries.get(key) else { return nil }
         guard entry.expiresMs > nowMs else {
-            entries[key] = nil
+            entries.remove(key)
             return nil
         }
-        tick += 1
-        entries[key]?.used = tick
         return entry.result
     }
 
     mutating func put(_ key: String, _ result: GatewayCallResult, expiresMs: Int64) {
-        tick += 1
-        entries[key] = (result, expiresMs, tick)
-        if entries.count > capacity, let oldest = entries.min(by: { $0.value.used < $1.value.used })?.key {
-            entries[oldest] = nil
-        }
+        entries.set(key, (result, expiresMs))
     }
 }
 

@@ -230,7 +230,8 @@ public struct PluginRegistry: Sendable {
 
 /// Digests of executables already hashed in this process, by file and status: a swarm of a
 /// thousand routines of one registered plugin hashes its file once, not a thousand times
-/// (a 1 MiB Swift plugin costs about 15 ms of CPU to hash here).
+/// (libcrypto takes about 0.75 ms of CPU for each MiB here, more than the 0.7 ms a routine
+/// on a kept worker costs the supervisor in all: `purser-bench sha256`, docs/benchmarks.md).
 ///
 /// A digest is reused only while the file is the same inode with the same size and change
 /// time; no write, truncate, rename over or chmod leaves the change time as it was, and no

@@ -1,7 +1,7 @@
+import PurserCollections
 import PurserLedger
 import PurserProtocol
 import PurserSandbox
-import Synchronization
 
 /// Results of deterministic plugins, by (the plugin file's SHA-256, the input): a repeat
 /// costs no credits and no spawn. An in-memory tier in front of the store's cache table,
@@ -13,7 +13,7 @@ final class RoutineCache: Sendable {
     static let keepMs: Int64 = 10 * 365 * 86_400_000
 
     private let store: any LedgerStore
-    private let memory = Mutex<[String: JSONValue]>([:])
+    private let memory = SharedLRU<String, JSONValue>(capacity: capacity)
 
     init(store: any LedgerStore) { self.store = store }
 
@@ -22,7 +22,7 @@ final class RoutineCache: Sendable {
     }
 
     func lookUp(_ key: String) -> JSONValue? {
-        if let hit = memory.withLock({ $0[key] }) { return hit }
+        if let hit = memory.get(key) { return hit }
         guard let text = try? store.cachedValue(key: key, nowMs: unixMilliseconds()),
             let output = try? JSONParser.parse(Array(text.utf8))
         else { return nil }
@@ -31,10 +31,7 @@ final class RoutineCache: Sendable {
     }
 
     func remember(_ key: String, _ output: JSONValue, persist: Bool = true) {
-        memory.withLock { entries in
-            if entries.count >= Self.capacity, let any = entries.keys.first { entries[any] = nil }
-            entries[key] = output
-        }
+        memory.set(key, output)
         if persist { try? store.storeCachedValue(key: key, value: output.serialized(), expiresMs: unixMilliseconds() + Self.keepMs) }
     }
 }

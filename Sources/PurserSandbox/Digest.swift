@@ -1,4 +1,4 @@
-import CPurserSys
+import CPurserCrypto
 import Glibc
 
 /// The SHA-256 of the whole file behind `fd`, read from offset 0 to the end with pread (the
@@ -13,7 +13,12 @@ public func sha256(fd: Int32) throws(SandboxError) -> [UInt8] {
 /// The SHA-256 of `bytes`, as lower-case hex.
 public func sha256Hex(_ bytes: [UInt8]) -> String {
     var digest = [UInt8](repeating: 0, count: 32)
-    bytes.withUnsafeBytes { data in digest.withUnsafeMutableBufferPointer { purser_sha256(data.baseAddress, data.count, $0.baseAddress) } }
+    let status = bytes.withUnsafeBytes { data in
+        digest.withUnsafeMutableBufferPointer { purser_sha256(data.baseAddress, data.count, $0.baseAddress) }
+    }
+    // libcrypto fails only when it cannot allocate its context, and a cache key is no
+    // place to carry that error: stop loudly rather than key on zeros.
+    precondition(status == 0, "libcrypto's SHA-256 failed (errno \(errno))")
     return hexString(digest)
 }
 

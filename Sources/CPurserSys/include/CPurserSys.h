@@ -194,11 +194,4 @@ int purser_seccomp_take(uint64_t tag, int *numbers, int max, int *calls, int *ca
 int purser_receive_fd(int socket);
 int purser_socketpair_cloexec(int fds[2]);
 
-/// SHA-256 (FIPS 180-4) of the whole file behind `fd`, read with pread from offset 0 to the
-/// end, so the fd's own offset is neither used nor moved. Returns 0, or -1 with errno set.
-int purser_sha256_fd(int fd, unsigned char digest[32]);
-
-/// SHA-256 of a buffer (cache keys).
-void purser_sha256(const void *data, size_t length, unsigned char digest[32]);
-
 #endif
