@@ -22,6 +22,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -48,7 +49,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
-            dependencies: ["PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig"],
+            dependencies: [
+                "PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
