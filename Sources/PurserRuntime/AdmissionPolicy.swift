@@ -71,6 +71,12 @@ public struct AdmissionShare: Sendable, Hashable {
     public var name: String
     public var credits: Int64
     public var asked: Int64
+
+    public init(name: String, credits: Int64, asked: Int64) {
+        self.name = name
+        self.credits = credits
+        self.asked = asked
+    }
 }
 
 /// A place in line, compared field by field. It does not change while a routine waits, so
@@ -96,14 +102,14 @@ public protocol AdmissionBudget {
 
 extension AdmissionRank {
     /// First come, first served.
-    static func firstCome(_ candidate: AdmissionCandidate) -> AdmissionRank {
+    public static func firstCome(_ candidate: AdmissionCandidate) -> AdmissionRank {
         AdmissionRank(first: Int64(candidate.arrival), second: 0, third: Int64(candidate.position))
     }
 
     /// Priority plus one point per `agingMs` waited since it became ready; then who was
     /// ready first, then the job's order. Comparing `priority + (now − readyMs) / agingMs`
     /// at any one `now` is comparing `readyMs − priority × agingMs`, which does not move.
-    static func aged(_ candidate: AdmissionCandidate, agingMs: Int64) -> AdmissionRank {
+    public static func aged(_ candidate: AdmissionCandidate, agingMs: Int64) -> AdmissionRank {
         let (lift, overflow) = candidate.priority.multipliedReportingOverflow(by: agingMs)
         let bounded = overflow ? (candidate.priority > 0 ? Int64.max / 2 : Int64.min / 2) : lift
         let (first, overflowed) = candidate.readyMs.subtractingReportingOverflow(bounded)
