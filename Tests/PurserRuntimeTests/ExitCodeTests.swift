@@ -37,6 +37,16 @@ struct ExitCodeTests {
         }
     }
 
+    /// docs/cli.md's table of `purser exec`'s codes says what the list says.
+    @Test func theDocsTableAgreesWithTheList() throws {
+        let page = try String(contentsOfFile: Fixtures.file("docs/cli.md"), encoding: .utf8)
+        for status in ExitCodes.exec {
+            let name = status.meaning.split(separator: ":").first.map(String.init) ?? status.meaning
+            let cell = Verdict(rawValue: name) != nil ? "| \(status.code) | `\(name)`" : "| \(status.code) | "
+            #expect(page.contains(cell), "docs/cli.md has no row \(cell)")
+        }
+    }
+
     /// The lines after "Exit codes:" that start with a number.
     static func exitCodes(in help: String) -> [(code: Int32, text: String)] {
         let lines = help.split(separator: "\n", omittingEmptySubsequences: false)
