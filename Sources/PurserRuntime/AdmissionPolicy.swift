@@ -5,7 +5,7 @@
 public protocol AdmissionPolicy: Sendable {
     /// Where a ready routine stands in line: the lowest rank is served first.
     func rank(_ candidate: AdmissionCandidate) -> AdmissionRank
-    /// The first in line does not fit in what is left.
+    /// What becomes of the first in line when it does not fit in what is left.
     func misfit(_ candidate: AdmissionCandidate) -> Misfit
     /// Credits to grant some of the first routines in line (as many as may start) instead
     /// of what each asks, in their order; empty: each asks for its whole request.
