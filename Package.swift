@@ -22,6 +22,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -54,6 +55,7 @@ let package = Package(
             name: "PurserRuntime",
             dependencies: [
                 "PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserCollections",
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(

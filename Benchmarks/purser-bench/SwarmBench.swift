@@ -102,7 +102,7 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     let report = try await runner.run()
     let seconds = secondsSince(start)
     guard report.allOK else {
-        let failed = report.routines.filter { $0.verdict != Verdict.ok.rawValue }
+        let failed = report.routines.filter { $0.verdict != .ok }
         throw PostgresServerError(
             "swarm at concurrency \(concurrency): \(report.denied ?? "") \(failed.count) routines failed, first: "
                 + "\(failed.first.map { "\($0.name) \($0.verdict) \($0.message ?? "")" } ?? "")")

@@ -127,7 +127,7 @@ public final class RuntimeLedger: Sendable {
     /// try whose answer was lost with the connection: the store charged it once); one
     /// closed otherwise did not charge this run's usage, and that is said.
     func settleNow(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) {
-        let outcome = report.verdict.rawValue
+        let outcome = LedgerOutcome.of(report.verdict)
         let settled: Settlement
         do {
             settled = try store.settle(

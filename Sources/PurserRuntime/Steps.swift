@@ -81,7 +81,7 @@ final class StepLauncher: Sendable {
         case .success(let value): prepared = value
         case .failure(let error):
             // A store that is away is not a refusal of the budget.
-            let verdict = error.code == .store ? "error" : "denied"
+            let verdict = (error.code == .store ? Verdict.error : .denied).rawValue
             return reply(.failure(RPCError(
                 code: ErrorCode.routineFailed, message: error.message, data: ["verdict": .string(verdict), "credits": 0])))
         }
@@ -99,13 +99,13 @@ final class StepLauncher: Sendable {
             let store = runtime.ledger?.store
             let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
             await StoreThread.run {
-                _ = try? store?.settle(node, usage: usage ?? .none, outcome: report?.verdict.rawValue ?? "error", holder: holder)
+                _ = try? store?.settle(node, usage: usage ?? .none, verdict: report?.verdict ?? .error, holder: holder)
             }
         }
         let used = report?.usage.credits ?? .zero
         account.settleStep(held: params.credits, used: used)
         guard let report, report.verdict == .ok else {
-            let verdict = report?.verdict.rawValue ?? "error"
+            let verdict = (report?.verdict ?? .error).rawValue
             return reply(.failure(RPCError(
                 code: ErrorCode.routineFailed, message: "\(params.plugin): \(report?.message ?? verdict)",
                 data: ["verdict": .string(verdict), "credits": used.json])))
@@ -153,7 +153,7 @@ final class StepLauncher: Sendable {
         do {
             opened = try PluginRegistry.openPinned(record)
         } catch {
-            _ = try? runtime.ledger!.store.settle(node.id, usage: .none, outcome: "error", holder: holder)
+            _ = try? runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder)
             account.settleStep(held: params.credits, used: .zero)
             throw error
         }

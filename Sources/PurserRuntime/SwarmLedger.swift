@@ -44,7 +44,7 @@ extension SwarmRunner {
                 analytics: nil, wallMs: milliseconds(since: started))
         }
         emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
-        let schedule = Schedule(job: job, swarm: swarm, holder: holder)
+        let schedule = Schedule(plan: plan, swarm: swarm, holder: holder) { [self] in emit($0, $1, $2) }
         await runRoutines(schedule, store: store)
         await schedule.workers.retireAll()
         let closing = await StoreThread.run { () -> Result<SwarmReport, RuntimeError> in
@@ -125,9 +125,9 @@ extension SwarmRunner {
             schedule.storeFailure = schedule.outcomes.values.first { $0.ledgerNode == first.node.id }?.settleError
         }
         guard schedule.unsettled.isEmpty else { return }
-        let allOK = schedule.outcomes.allSatisfy { $0.value.verdict == Verdict.ok.rawValue }
+        let allOK = schedule.outcomes.allSatisfy { $0.value.verdict == .ok }
         do throws(LedgerError) {
-            _ = try store.settle(schedule.swarm.id, usage: .none, outcome: allOK ? "ok" : "failed", holder: schedule.holder)
+            _ = try store.settle(schedule.swarm.id, usage: .none, outcome: LedgerOutcome.swarm(allOK: allOK), holder: schedule.holder)
         } catch where error.code == .storeFailed {
             schedule.storeFailure = schedule.storeFailure ?? "ledger: settling swarm \(schedule.swarm.id): \(error)"
             return
@@ -139,6 +139,6 @@ extension SwarmRunner {
 
     /// How a routine ends that the swarm did not start because the store is away.
     func notStarted() -> RoutineOutcome {
-        RoutineOutcome(name: "", verdict: "skipped", attempts: 0, message: "not started: the ledger's store is away (storeError)")
+        RoutineOutcome(name: "", verdict: .skipped, attempts: 0, message: "not started: the ledger's store is away (storeError)")
     }
 }

@@ -1,7 +1,9 @@
 import Glibc
 
-/// Exactly one per run.
-public enum Verdict: String, Sendable, CaseIterable, Codable {
+/// Exactly one per run; and one per routine of a swarm, which may also end `skipped`
+/// without a run. The raw values are the names in reports, events and the ledger's
+/// `outcome` column; the exit codes are in `ExitCodes`.
+public enum Verdict: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
     case ok
     case error
     case crashed
@@ -14,6 +16,11 @@ public enum Verdict: String, Sendable, CaseIterable, Codable {
     case cancelled
     case denied
     case preempted
+    /// A routine of a swarm that was not run: a routine it runs after did not end ok, or
+    /// the swarm stopped before it started.
+    case skipped
+
+    public var description: String { rawValue }
 }
 
 /// Why the supervisor ended a run itself, if it did.

@@ -10,13 +10,7 @@ import PurserRuntime
 struct Exec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one routine under a reservation and report its verdict, usage and returns.",
-        discussion: """
-            Exit codes: 0 ok, 10 error, 11 crashed, 12 timeout, 13 cpu_limit, 14 memory_limit,
-            15 credits_exhausted, 16 protocol_violation, 17 startup_failed, 18 cancelled,
-            19 denied (the team could not grant the reservation), 2 bad command-line input,
-            3 the host lacks a sandbox layer the plugin needs (see `purser doctor`; --allow-degraded),
-            1 supervisor failure.
-            """)
+        discussion: ExitCodes.help(ExitCodes.exec))
 
     @Argument(help: "The plugin executable.")
     var plugin: String

@@ -3,6 +3,7 @@ import Foundation
 import PurserConfig
 import PurserProtocol
 import PurserRuntime
+import PurserSandbox
 
 /// The live view of `purser run` on a terminal: routines waiting, running, done and
 /// failed; credits granted, used and returned; the longest-running routines. Redrawn in
@@ -56,8 +57,10 @@ final class LiveView: @unchecked Sendable {
         default: break
         }
         if event.kind == "verdict" {
-            if event.fields["verdict"]?.stringValue == "ok" { state.done += 1 } else if event.fields["verdict"]?.stringValue != "preempted" {
-                state.failed += 1
+            switch event.fields["verdict"]?.stringValue.flatMap(Verdict.init(rawValue:)) {
+            case .ok: state.done += 1
+            case .preempted: break  // back in line, not failed
+            default: state.failed += 1
             }
         }
         if event.kind == "deny" || event.kind == "skip" { state.failed += 1 }

@@ -24,7 +24,7 @@ enum Main {
             fail(error.message)
         } catch let error as SupervisorFailure {
             printError("purser: " + error.message)
-            Purser.exit(withError: ExitCode(1))
+            Purser.exit(withError: ExitCode(ExitCodes.supervisorFailure))
         } catch {
             // Argument parser errors: bad flags and values are exit code 2, not 64.
             if Purser.exitCode(for: error) == .validationFailure {

@@ -8,15 +8,7 @@ import PurserRuntime
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a swarm of routines from a job file (YAML or JSON) under a team budget.",
-        discussion: """
-            Exit codes: 0 every routine ok, 21 a routine did not end ok (the report says which),
-            19 the team could not grant the swarm's reservation, 2 a bad job file (the message
-            names the line and the field; nothing is reserved), 3 the host lacks a sandbox layer a
-            routine's plugin needs (nothing is reserved; see `purser doctor`), 18 cancelled by
-            SIGINT or SIGTERM (every run ends cancelled, settles and is reported; a second signal
-            stops at once), 1 supervisor failure: the ledger's store failed, or was away past
-            PURSER_STORE_RETRY (the report of what is known comes first).
-            """)
+        discussion: ExitCodes.help(ExitCodes.run))
 
     @Argument(help: "The job file.")
     var job: String
@@ -153,7 +145,7 @@ enum SwarmTables {
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {
             let used = routine.report.map { "\($0.usage.credits)" } ?? "-"
-            let verdict = routine.cached ? "ok (cached)" : routine.settleError != nil ? routine.verdict + " (not settled)" : routine.verdict
+            let verdict = routine.cached ? "ok (cached)" : routine.verdict.rawValue + (routine.settleError != nil ? " (not settled)" : "")
             Swift.print(row([routine.name, verdict, "\(routine.attempts)", used, routine.settleError ?? routine.message ?? ""]))
         }
         Swift.print("")

@@ -137,6 +137,28 @@ struct RegistryTests {
         #expect(second["tiers"]?[1]?["nodes"] == 1, "nothing was reserved for the cached ones")
     }
 
+    /// A routine made ready by a cache hit, with nothing else running, is served in the same
+    /// look at the line: it used to be left for later and then denied as if it could never fit.
+    @Test func aCacheHitsDependentRunsWhenNothingElseDoes() async throws {
+        let manifest = home + "/det.yaml"
+        try "deterministic: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        #expect(try await purser(["plugin", "add", Fixtures.product("scripted"), "--name", "det", "--manifest", manifest]).status == 0)
+        let job = home + "/chain.yaml"
+        try """
+            team: { name: t, budget: { credits: 100 } }
+            swarm: { name: s, reservation: { credits: 50 } }
+            routines:
+              - { name: a, plugin: det, input: { output: { n: 1 } } }
+              - { name: b, plugin: \(Fixtures.product("scripted")), input: { output: "${a.output.n}" }, after: [a] }
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        #expect(try await purser(["run", job, "--json"]).status == 0)
+        let second = try await purser(["run", job, "--json"])
+        #expect(second.status == 0, "\(second.stdout)")
+        let report = try JSONParser.parse(second.stdout)
+        #expect(report["routines"]?[0]?["cached"] == true)
+        #expect(report["routines"]?[1]?["verdict"] == "ok")
+    }
+
     /// A manifest's default estimate applies when the job gives none, its maximum caps what
     /// is reserved, and the tools it needs must be given.
     @Test func manifestsShapeReservations() async throws {

@@ -104,7 +104,7 @@ struct SwarmTests {
               - { name: later, plugin: \(scripted), after: [broken] }
             """)
         let verdicts = Dictionary(uniqueKeysWithValues: report.routines.map { ($0.name, $0.verdict) })
-        #expect(verdicts == ["flaky": "ok", "broken": "error", "later": "skipped"])
+        #expect(verdicts == ["flaky": .ok, "broken": .error, "later": .skipped])
         #expect(report.routines.first { $0.name == "flaky" }?.attempts == 2)
         #expect(order(events, "grant").filter { $0 == "flaky" }.count == 2, "each attempt reserves anew")
         #expect(try ledger.store.verify().isEmpty)
@@ -126,7 +126,7 @@ struct SwarmTests {
 
     @Test func failDeniesWhatDoesNotFitAtOnce() async throws {
         let (report, events, ledger) = try await run(contended("fail"))
-        #expect(report.routines.map(\.verdict) == ["ok", "denied", "denied"])
+        #expect(report.routines.map(\.verdict) == [.ok, .denied, .denied])
         #expect(order(events, "grant") == ["a"])
         #expect(try ledger.store.verify().isEmpty)
     }
@@ -151,7 +151,7 @@ struct SwarmTests {
               - { name: a, plugin: \(scripted), input: { sleepMs: 1500 }, estimate: { credits: 6 } }
               - { name: b, plugin: \(scripted), estimate: { credits: 6 } }
             """)
-        #expect(report.routines.map(\.verdict) == ["ok", "denied"])
+        #expect(report.routines.map(\.verdict) == [.ok, .denied])
         #expect(report.routines[1].message?.contains("queueTimeout") == true)
     }
 

@@ -96,7 +96,7 @@ struct WorkerReuseTests {
             Self.whoami,
             Self.whoami,
         ], plugin: plugin, chained: false)
-        #expect(report.routines.map(\.verdict) == ["ok", "timeout", "ok", "crashed", "ok", "ok"])
+        #expect(report.routines.map(\.verdict) == [.ok, .timeout, .ok, .crashed, .ok, .ok])
         let seen = report.routines.map(seen)
         #expect(seen[2].runs == 1 && seen[2].pid != seen[0].pid, "the timed-out run's worker was not kept")
         #expect(seen[4].runs == 1 && seen[4].pid != seen[2].pid, "the crashed run's worker was not kept")
@@ -142,7 +142,7 @@ struct WorkerReuseTests {
         ], plugin: plugin, chained: false)
         let second = report.routines[1]
         let stepVerdict = second.output?["verdict"]?.stringValue
-        #expect(second.verdict == "memory_limit" || stepVerdict == "memory_limit", "\(second.verdict) \(second.output ?? nil)")
+        #expect(second.verdict == .memoryLimit || stepVerdict == "memory_limit", "\(second.verdict) \(second.output ?? nil)")
         #expect(second.output?["step"]?["heldMiB"] == nil, "caller and step held 80 MiB each at once")
         #expect(try ledger.store.verify().isEmpty)
     }

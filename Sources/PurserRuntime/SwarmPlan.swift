@@ -1,0 +1,122 @@
+import Glibc
+import PurserLedger
+import PurserProtocol
+
+/// What a job file asks for, checked before anything is reserved: each routine's plugin
+/// (a path, or a registered plugin checked against its pin), that the host can sandbox it,
+/// the order of the file, and who runs after whom. Templates and the graph were checked
+/// when the file was loaded (`JobFile`).
+struct SwarmPlan: Sendable {
+    let job: JobFile
+    /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
+    let plugins: [String: PluginSource]
+    /// Routines by name, their place in the file, and who runs after each.
+    let routines: [String: JobFile.Routine]
+    let positions: [String: Int]
+    let dependents: [String: [String]]
+
+    enum PluginSource: Sendable {
+        case path(String)
+        case registered(PluginRecord, DeclaredManifest)
+    }
+
+    init(job: JobFile, runtime: Runtime) throws(RuntimeError) {
+        let registry = try PluginRegistry(runtime: runtime)
+        var plugins: [String: PluginSource] = [:]
+        for routine in job.routines { plugins[routine.name] = try Self.resolve(routine, in: job, registry: registry) }
+        // A host that cannot sandbox a routine refuses the swarm before anything is reserved.
+        for source in plugins.values {
+            switch source {
+            case .registered(let record, let manifest):
+                _ = try runtime.sandboxPlan(manifest.sandbox, optOut: manifest.optOut, plugin: record.name)
+            case .path(let path):
+                _ = try runtime.sandboxPlan(.untrusted, optOut: nil, plugin: String(path.split(separator: "/").last ?? ""))
+            }
+        }
+        self.job = job
+        self.plugins = plugins
+        routines = Dictionary(uniqueKeysWithValues: job.routines.map { ($0.name, $0) })
+        positions = Dictionary(uniqueKeysWithValues: job.routines.enumerated().map { ($1.name, $0) })
+        var dependents: [String: [String]] = [:]
+        for routine in job.routines { for before in routine.after { dependents[before, default: []].append(routine.name) } }
+        self.dependents = dependents
+    }
+
+    /// A name is a registered plugin, checked against its pin now (and again at each run);
+    /// a path is relative to the job file.
+    static func resolve(_ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry) throws(RuntimeError) -> PluginSource {
+        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin"
+        guard routine.plugin.contains("/") else {
+            guard let record = try registry.find(routine.plugin) else {
+                throw RuntimeError(
+                    code: .invalidRequest,
+                    message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
+            }
+            do {
+                close(try PluginRegistry.openPinned(record).fd)
+            } catch {
+                throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
+            }
+            let manifest = DeclaredManifest(record)
+            let missing = Set(manifest.tools).subtracting(routine.tools)
+            guard missing.isEmpty else {
+                throw RuntimeError(
+                    code: .invalidRequest,
+                    message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).tools: plugin \(record.name) needs \(missing.sorted().joined(separator: ", "))")
+            }
+            return .registered(record, manifest)
+        }
+        var path = routine.plugin
+        if !path.hasPrefix("/"), let slash = job.file.lastIndex(of: "/") { path = String(job.file[...slash]) + path }
+        guard access(path, X_OK) == 0 else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: no executable at \(path)")
+        }
+        return .path(path)
+    }
+
+    /// The cache key of a routine whose plugin is registered as deterministic.
+    func cacheKey(_ routine: JobFile.Routine, _ input: JSONValue) -> String? {
+        guard case .registered(let record, let manifest) = plugins[routine.name], manifest.deterministic else { return nil }
+        return RoutineCache.key(digest: record.sha256, input: input)
+    }
+
+    /// A registered plugin's manifest: its default estimate when the job gives none, and
+    /// its maximum as a cap on what is reserved.
+    func planned(_ routine: JobFile.Routine) -> (estimate: Amounts, max: Amounts?) {
+        guard case .registered(_, let manifest) = plugins[routine.name] else { return (routine.estimate, nil) }
+        let estimate = routine.estimateGiven ? routine.estimate : manifest.defaultReservation ?? routine.estimate
+        return (estimate, manifest.maxReservation)
+    }
+
+    /// The routine as a run under its hold; a registered plugin's file is opened through its
+    /// pin (the caller closes the fd after the run).
+    func runRequest(
+        _ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold, workers: WorkerPool
+    ) throws(RuntimeError) -> RunRequest {
+        var executable: String
+        var opened: PluginRegistry.OpenedPlugin?
+        switch plugins[routine.name]! {
+        case .path(let path): executable = path
+        case .registered(let record, _):
+            executable = record.path
+            opened = try PluginRegistry.openPinned(record)
+        }
+        var request = RunRequest(
+            executable: executable, pluginName: routine.name, input: input,
+            credits: Credits(micros: hold.node.cap.credits), wallTimeMs: hold.node.cap.timeMs, memoryBytes: hold.node.cap.memoryBytes)
+        request.tools = routine.tools
+        request.hold = hold
+        request.executableFD = opened?.fd
+        request.keepExecutableFD = opened?.isScript ?? false
+        if case .registered(_, let manifest) = plugins[routine.name] {
+            manifest.apply(to: &request, workers: workers)
+            // Only the variables its manifest names, with the supervisor's values.
+            for name in manifest.environment {
+                if let value = getenv(name) { request.environment[name] = String(cString: value) }
+            }
+        }
+        return request
+    }
+}
