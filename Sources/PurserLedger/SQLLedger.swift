@@ -212,14 +212,7 @@ public final class SQLLedger<Driver: SQLDriver>: LedgerStore {
             _ = try settle(session, child, usage: .none, outcome: "abandoned", holder: nil)
         }
         let after = try rows.node(id, session)
-        // Charge the larger of what was recorded and what is declared, never past the cap.
-        let used = Resources(
-            credits: min(after.cap.credits, max(after.consumed.credits, usage.credits)),
-            timeMs: min(after.cap.timeMs, max(after.consumed.timeMs, usage.timeMs)),
-            memoryBytes: max(after.consumed.memoryBytes, usage.memoryPeakBytes))
-        let returned = Resources(
-            credits: after.cap.credits - used.credits, timeMs: after.cap.timeMs - used.timeMs,
-            memoryBytes: max(0, after.cap.memoryBytes - used.memoryBytes))
+        let (used, returned) = ChargeRule.settle(cap: after.cap, recorded: after.consumed, declared: usage)
         if usage.credits > after.cap.credits {
             rows.event(id, team: node.team, kind: "overspend_refused", Resources(credits: usage.credits - after.cap.credits),
                 "declared \(usage.credits) µcredits, cap \(after.cap.credits)")

@@ -115,26 +115,26 @@ public final class RuntimeLedger: Sendable {
         }
     }
 
-    /// Settles the run's node with what the run used, on the store's threads.
-    func settle(_ node: Node, holder: Holder?, report: RunReport) async throws(RuntimeError) {
-        let settled = await StoreThread.run { () -> Result<Void, RuntimeError> in
+    /// Settles the run's node with what the run used, on the store's threads; returns what
+    /// the ledger charged and gave back.
+    func settle(_ node: Node, holder: Holder?, report: RunReport) async throws(RuntimeError) -> Settlement {
+        let settled = await StoreThread.run { () -> Result<Settlement, RuntimeError> in
             Result { () throws(RuntimeError) in try self.settleNow(node, holder: holder, report: report) }
         }
-        try settled.get()
+        return try settled.get()
     }
 
     /// A node found closed already counts only if it was closed as this run (an earlier
     /// try whose answer was lost with the connection: the store charged it once); one
     /// closed otherwise did not charge this run's usage, and that is said.
-    func settleNow(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) {
+    @discardableResult
+    func settleNow(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) -> Settlement {
         let outcome = report.verdict.rawValue
         let settled: Settlement
         do {
             settled = try store.settle(
                 node.id,
-                usage: Usage(
-                    credits: report.usage.credits.micros, timeMs: report.usage.wallMs, memoryPeakBytes: report.usage.memoryPeakBytes),
-                outcome: outcome, holder: holder)
+                usage: report.declaredUsage, outcome: outcome, holder: holder)
         } catch {
             throw RuntimeError(
                 code: error.code == .storeFailed ? .store : .ledger, message: "ledger: settling node \(node.id): \(error)")
@@ -145,6 +145,7 @@ public final class RuntimeLedger: Sendable {
                 message: "ledger: node \(node.id) was closed already (\(settled.outcome), \(Credits(micros: settled.used.credits)) "
                     + "credits charged): this run's \(report.usage.credits) credits were not charged")
         }
+        return settled
     }
 }
 

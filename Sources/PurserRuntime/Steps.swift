@@ -93,9 +93,7 @@ final class StepLauncher: Sendable {
             // Ended but not settled: settled again with what it used, else (never
             // started) with nothing. The caller's own settle covers it either way.
             report = error.report
-            let usage = error.report.map {
-                Usage(credits: $0.usage.credits.micros, timeMs: $0.usage.wallMs, memoryPeakBytes: $0.usage.memoryPeakBytes)
-            }
+            let usage = error.report?.declaredUsage
             let store = runtime.ledger?.store
             let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
             await StoreThread.run {

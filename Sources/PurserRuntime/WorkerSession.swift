@@ -847,7 +847,8 @@ final class WorkerSession: @unchecked Sendable {
             output: verdict == .ok ? output : nil,
             error: verdict == .error ? runError : nil,
             usage: RunUsage(
-                credits: min(reported + gatewayCredits, budget.credits), reportedCredits: reported,
+                // What it declares; `Runtime.exec` has the ledger's rule charge it.
+                credits: reported + gatewayCredits, reportedCredits: reported,
                 // The worker's CPU since this run began: a kept worker's earlier runs are not this one's.
                 gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: max(0, exitInfo.cpuMs - cpuAtRunStart / 1_000_000),
                 memoryPeakBytes: exitInfo.peakMemoryBytes),
