@@ -116,9 +116,9 @@ final class RunAccount: GatewayAccount {
 /// The gateway's shared state in the ledger's store, so supervisors sharing a store share
 /// quotas, the cache's persistent tier, and `purser gateway status`.
 public struct LedgerGatewayStore: GatewayStore {
-    public let store: any LedgerStore
+    public let store: any GatewayStateStore
 
-    public init(store: any LedgerStore) { self.store = store }
+    public init(store: any GatewayStateStore) { self.store = store }
 
     public func consumeQuota(key: String, requests: Int64, credits: Int64, maxRequests: Int64?, maxCredits: Int64?) throws -> Bool {
         try store.consumeQuota(key: key, requests: requests, credits: credits, maxRequests: maxRequests, maxCredits: maxCredits)
