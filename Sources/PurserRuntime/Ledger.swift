@@ -104,11 +104,10 @@ public final class RuntimeLedger: Sendable {
         do throws(LedgerError) {
             let team = if let name = request.team { try store.team(named: name) } else { try LocalTeam.open(in: store) }
             let holder = try holder()
-            let node = try store.reserve(ReserveRequest(
-                parent: team.id, kind: .routine, name: request.pluginName,
-                amounts: Resources(credits: request.credits.micros, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
-                tools: request.tools, holder: holder, plugin: request.pluginName, estimate: request.credits.micros,
-                strategy: ReservationStrategy.exact.rawValue))
+            let node = try store.reserve(.run(
+                .routine, name: request.pluginName, plugin: request.pluginName,
+                amounts: Amounts(credits: request.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
+                from: team.id, tools: request.tools, holder: holder))
             return (node, holder, nil)
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             return (nil, nil, error.message)

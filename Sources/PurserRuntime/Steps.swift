@@ -136,10 +136,10 @@ final class StepLauncher: Sendable {
         let memory = params.memoryBytes ?? min(Self.defaultMemory, parent.cap.memoryBytes / 2)
         let node: Node
         do {
-            node = try runtime.ledger!.store.reserve(ReserveRequest(
-                parent: parent.id, kind: .step, name: params.plugin,
-                amounts: Resources(credits: params.credits.micros, timeMs: time, memoryBytes: memory), tools: tools, holder: holder,
-                plugin: params.plugin, estimate: params.credits.micros, strategy: ReservationStrategy.exact.rawValue))
+            node = try runtime.ledger!.store.reserve(.run(
+                .step, name: params.plugin, plugin: params.plugin,
+                amounts: Amounts(credits: params.credits, timeMs: time, memoryBytes: memory), from: parent.id, tools: tools,
+                holder: holder))
         } catch {
             account.settleStep(held: params.credits, used: .zero)
             guard error.code != .storeFailed else {
