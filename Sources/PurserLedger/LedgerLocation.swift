@@ -11,11 +11,20 @@ public enum LedgerLocation {
     /// `retry`: how long a PostgreSQL store that went away is waited for (SQLite waits on
     /// its busy timeout instead).
     public static func open(_ location: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) -> any LedgerStore {
+        try ledger(driver(location, retry: retry))
+    }
+
+    /// The driver for a location, for a caller that opens one store alone (`SQLStore.open`).
+    public static func driver(_ location: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) -> any SQLDriver {
         if isPostgres(location) {
             try checkConnectionString(location)
-            return try PostgresLedger(url: location, retry: retry)
+            return try PostgresDriver(url: location, retry: retry)
         }
-        return try SQLiteLedger(path: location)
+        return try SQLiteDriver(path: location)
+    }
+
+    private static func ledger<Driver: SQLDriver>(_ driver: Driver) throws(LedgerError) -> any LedgerStore {
+        try SQLLedger(driver: driver)
     }
 
     /// libpq's own parse, and the port a number, before anything connects.

@@ -4,7 +4,7 @@
 /// On SQLite one set serves a whole group-commit batch: a team row that thirty reserves
 /// touch is read once and written once, and a reserve costs no statement of its own until
 /// the flush. A batch that callers join while it runs flushes as it goes, leaving the
-/// rows still open for the last flush. The rules (`SQLLedger`) check everything before they change a row here, so an
+/// rows still open for the last flush. The rules (`SQLBudgetStore`) check everything before they change a row here, so an
 /// operation that is refused leaves the set as it found it.
 ///
 /// Where the store says whether anyone else wrote since (SQLite's `PRAGMA data_version`),

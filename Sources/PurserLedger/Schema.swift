@@ -1,4 +1,5 @@
-/// The ledger's tables, in SQL both SQLite and PostgreSQL accept. The CHECK constraints
+/// The budget store's tables (nodes, events, leases), in SQL both SQLite and PostgreSQL
+/// accept; the other stores keep theirs with their queries (`SQLStore`). The CHECK constraints
 /// are the second line of defence: whatever the code does, the store refuses a balance
 /// below zero, an open node whose parts do not add up to its cap, or a closed node that
 /// still holds anything.
@@ -79,22 +80,6 @@ enum Schema {
             // No query reads events by node through an index (the audit filters in one
             // scan), and keeping one cost every event written a second B-tree insert.
             "DROP INDEX IF EXISTS events_node",
-            // The gateway's shared state: quota counters by window, cached responses, and
-            // each integration's last status (GatewayStore).
-            "CREATE TABLE IF NOT EXISTS gateway_quota (key TEXT PRIMARY KEY, requests BIGINT NOT NULL, credits BIGINT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS gateway_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_ms BIGINT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS gateway_cache_expiry ON gateway_cache(expires_ms)",
-            "CREATE TABLE IF NOT EXISTS gateway_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, saved_ms BIGINT NOT NULL)",
-            // Registered plugins, pinned by SHA-256 (`purser plugin add`).
-            """
-            CREATE TABLE IF NOT EXISTS plugins (name TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL,
-                info TEXT NOT NULL, added_ms BIGINT NOT NULL)
-            """,
-            // Past swarm runs, for `purser runs list|show`: the final report as JSON.
-            """
-            CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, swarm TEXT NOT NULL, team TEXT NOT NULL,
-                ok BIGINT NOT NULL, started_ms BIGINT NOT NULL, report TEXT NOT NULL)
-            """,
             """
             CREATE TABLE IF NOT EXISTS leases (
                 holder TEXT PRIMARY KEY,

@@ -1,6 +1,6 @@
 /// On PostgreSQL, reserve and settle also exist as functions in the database, so that
 /// each is one round trip, in one implicit transaction, holding the team's row lock only
-/// while the server runs it. They follow `SQLLedger.reserve` and `SQLLedger.settle`
+/// while the server runs it. They follow `SQLBudgetStore.reserve` and `SQLBudgetStore.settle`
 /// rule for rule, with the same messages; the conformance suite runs every case through
 /// them on PostgreSQL and through the Swift path on SQLite. Errors carry SQLSTATEs of
 /// class PU (see `LedgerError.Code.init(sqlState:)`).

@@ -104,37 +104,36 @@ public final class RuntimeLedger: Sendable {
         do throws(LedgerError) {
             let team = if let name = request.team { try store.team(named: name) } else { try LocalTeam.open(in: store) }
             let holder = try holder()
-            let node = try store.reserve(ReserveRequest(
-                parent: team.id, kind: .routine, name: request.pluginName,
-                amounts: Resources(credits: request.credits.micros, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
-                tools: request.tools, holder: holder, plugin: request.pluginName, estimate: request.credits.micros,
-                strategy: ReservationStrategy.exact.rawValue))
+            let node = try store.reserve(.run(
+                .routine, name: request.pluginName, plugin: request.pluginName,
+                amounts: Amounts(credits: request.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
+                from: team.id, tools: request.tools, holder: holder))
             return (node, holder, nil)
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             return (nil, nil, error.message)
         }
     }
 
-    /// Settles the run's node with what the run used, on the store's threads.
-    func settle(_ node: Node, holder: Holder?, report: RunReport) async throws(RuntimeError) {
-        let settled = await StoreThread.run { () -> Result<Void, RuntimeError> in
+    /// Settles the run's node with what the run used, on the store's threads; returns what
+    /// the ledger charged and gave back.
+    func settle(_ node: Node, holder: Holder?, report: RunReport) async throws(RuntimeError) -> Settlement {
+        let settled = await StoreThread.run { () -> Result<Settlement, RuntimeError> in
             Result { () throws(RuntimeError) in try self.settleNow(node, holder: holder, report: report) }
         }
-        try settled.get()
+        return try settled.get()
     }
 
     /// A node found closed already counts only if it was closed as this run (an earlier
     /// try whose answer was lost with the connection: the store charged it once); one
     /// closed otherwise did not charge this run's usage, and that is said.
-    func settleNow(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) {
+    @discardableResult
+    func settleNow(_ node: Node, holder: Holder?, report: RunReport) throws(RuntimeError) -> Settlement {
         let outcome = LedgerOutcome.of(report.verdict)
         let settled: Settlement
         do {
             settled = try store.settle(
                 node.id,
-                usage: Usage(
-                    credits: report.usage.credits.micros, timeMs: report.usage.wallMs, memoryPeakBytes: report.usage.memoryPeakBytes),
-                outcome: outcome, holder: holder)
+                usage: report.declaredUsage, outcome: outcome, holder: holder)
         } catch {
             throw RuntimeError(
                 code: error.code == .storeFailed ? .store : .ledger, message: "ledger: settling node \(node.id): \(error)")
@@ -145,6 +144,7 @@ public final class RuntimeLedger: Sendable {
                 message: "ledger: node \(node.id) was closed already (\(settled.outcome), \(Credits(micros: settled.used.credits)) "
                     + "credits charged): this run's \(report.usage.credits) credits were not charged")
         }
+        return settled
     }
 }
 

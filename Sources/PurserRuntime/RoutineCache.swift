@@ -9,21 +9,19 @@ import PurserSandbox
 /// changes has another digest, so its old results are never served for it.
 final class RoutineCache: Sendable {
     static let capacity = 1024
-    /// Results do not go stale: the same file and input give the same output.
-    static let keepMs: Int64 = 10 * 365 * 86_400_000
 
-    private let store: any LedgerStore
+    private let store: any RoutineCacheStore
     private let memory = SharedLRU<String, JSONValue>(capacity: capacity)
 
-    init(store: any LedgerStore) { self.store = store }
+    init(store: any RoutineCacheStore) { self.store = store }
 
     static func key(digest: String, input: JSONValue) -> String {
-        "routine:" + sha256Hex(Array((digest + "\n" + input.serialized()).utf8))
+        sha256Hex(Array((digest + "\n" + input.serialized()).utf8))
     }
 
     func lookUp(_ key: String) -> JSONValue? {
         if let hit = memory.get(key) { return hit }
-        guard let text = try? store.cachedValue(key: key, nowMs: unixMilliseconds()),
+        guard let text = try? store.cachedResult(key: key),
             let output = try? JSONParser.parse(Array(text.utf8))
         else { return nil }
         remember(key, output, persist: false)
@@ -32,7 +30,7 @@ final class RoutineCache: Sendable {
 
     func remember(_ key: String, _ output: JSONValue, persist: Bool = true) {
         memory.set(key, output)
-        if persist { try? store.storeCachedValue(key: key, value: output.serialized(), expiresMs: unixMilliseconds() + Self.keepMs) }
+        if persist { try? store.storeResult(key: key, value: output.serialized()) }
     }
 }
 

@@ -93,6 +93,12 @@ public struct Amounts: Sendable, Hashable {
         self.memoryBytes = memoryBytes
     }
 
+    init(_ resources: Resources) {
+        self.init(credits: Credits(micros: resources.credits), timeMs: resources.timeMs, memoryBytes: resources.memoryBytes)
+    }
+
+    var resources: Resources { Resources(credits: credits.micros, timeMs: timeMs, memoryBytes: memoryBytes) }
+
     public var json: JSONValue {
         ["credits": credits.json, "timeMs": .number(JSONNumber(timeMs)), "memoryBytes": .number(JSONNumber(memoryBytes))]
     }
@@ -148,13 +154,33 @@ public struct RunReport: Sendable {
     /// Why the ledger could not record the run's end (its store failed): nothing was
     /// returned then; the hold stays open in the store until a reclaim returns it.
     public var unsettled: String? = nil
+    /// What the ledger gave back when it settled the run's node.
+    public var settlement: Amounts? = nil
 
+    /// What the ledger gave back; nothing while the run is unsettled; without a ledger, what
+    /// the ledger's rule would have.
     public var returned: Amounts {
+        if let settlement { return settlement }
         guard unsettled == nil else { return Amounts(credits: .zero, timeMs: 0, memoryBytes: 0) }
-        return Amounts(
-            credits: reserved.credits - usage.credits,
-            timeMs: max(0, reserved.timeMs - usage.wallMs),
-            memoryBytes: max(0, reserved.memoryBytes - usage.memoryPeakBytes))
+        return Amounts(ChargeRule.settle(cap: reserved.resources, declared: declaredUsage).returned)
+    }
+
+    /// What the run declares it used, for the ledger's settle.
+    var declaredUsage: Usage {
+        Usage(credits: usage.credits.micros, timeMs: usage.wallMs, memoryPeakBytes: usage.memoryPeakBytes)
+    }
+
+    /// What the ledger's rule charges for `declared` credits: never past the reservation.
+    func charge(declared: Credits) -> Credits {
+        var usage = declaredUsage
+        usage.credits = declared.micros
+        return Credits(micros: ChargeRule.settle(cap: reserved.resources, declared: usage).used.credits)
+    }
+
+    /// Takes the ledger's figures: what it charged and what it gave back.
+    mutating func settled(_ settlement: Settlement) {
+        usage.credits = Credits(micros: settlement.used.credits)
+        self.settlement = Amounts(settlement.returned)
     }
 
     public var json: JSONValue {

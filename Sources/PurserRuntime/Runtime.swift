@@ -140,11 +140,11 @@ public struct Runtime: Sendable {
         await account.drain()
         report.usage.gatewayCredits = account.charged
         report.usage.stepCredits = account.stepCredits
-        report.usage.credits = min(report.usage.reportedCredits + account.charged + account.stepCredits, request.credits)
+        report.usage.credits = report.charge(declared: report.usage.reportedCredits + account.charged + account.stepCredits)
         if let ledger, let node = held?.node {
             report.ledgerNode = node.id
             do {
-                try await ledger.settle(node, holder: held?.holder, report: report)
+                report.settled(try await ledger.settle(node, holder: held?.holder, report: report))
             } catch {
                 throw RuntimeError(code: error.code, message: error.message, report: report)
             }

@@ -93,9 +93,7 @@ final class StepLauncher: Sendable {
             // Ended but not settled: settled again with what it used, else (never
             // started) with nothing. The caller's own settle covers it either way.
             report = error.report
-            let usage = error.report.map {
-                Usage(credits: $0.usage.credits.micros, timeMs: $0.usage.wallMs, memoryPeakBytes: $0.usage.memoryPeakBytes)
-            }
+            let usage = error.report?.declaredUsage
             let store = runtime.ledger?.store
             let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
             await StoreThread.run {
@@ -138,10 +136,10 @@ final class StepLauncher: Sendable {
         let memory = params.memoryBytes ?? min(Self.defaultMemory, parent.cap.memoryBytes / 2)
         let node: Node
         do {
-            node = try runtime.ledger!.store.reserve(ReserveRequest(
-                parent: parent.id, kind: .step, name: params.plugin,
-                amounts: Resources(credits: params.credits.micros, timeMs: time, memoryBytes: memory), tools: tools, holder: holder,
-                plugin: params.plugin, estimate: params.credits.micros, strategy: ReservationStrategy.exact.rawValue))
+            node = try runtime.ledger!.store.reserve(.run(
+                .step, name: params.plugin, plugin: params.plugin,
+                amounts: Amounts(credits: params.credits, timeMs: time, memoryBytes: memory), from: parent.id, tools: tools,
+                holder: holder))
         } catch {
             account.settleStep(held: params.credits, used: .zero)
             guard error.code != .storeFailed else {

@@ -125,11 +125,10 @@ extension SwarmRunner {
         }
         emit("reserve", routine.name, ["credits": Credits(micros: credits).json, "strategy": .string(strategy.rawValue)])
         do {
-            return .success(try store.reserve(ReserveRequest(
-                parent: schedule.swarm.id, kind: .routine, name: routine.name,
-                amounts: Resources(credits: credits, timeMs: timeMs, memoryBytes: memory),
-                tools: routine.tools, holder: schedule.holder, plugin: routine.plugin, estimate: estimate.credits.micros,
-                strategy: strategy.rawValue)))
+            return .success(try store.reserve(.run(
+                .routine, name: routine.name, plugin: routine.plugin,
+                amounts: Amounts(credits: Credits(micros: credits), timeMs: timeMs, memoryBytes: memory), from: schedule.swarm.id,
+                tools: routine.tools, holder: schedule.holder, estimate: estimate.credits, strategy: strategy)))
         } catch {
             return .failure(error)
         }

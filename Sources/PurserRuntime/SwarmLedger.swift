@@ -66,10 +66,7 @@ extension SwarmRunner {
         let team = try openTeam(store)
         do throws(LedgerError) {
             let holder = try runtime.ledger!.holder()
-            let swarm = try store.reserve(ReserveRequest(
-                parent: team.id, kind: .swarm, name: job.swarm.name,
-                amounts: Resources(credits: job.swarm.credits.micros, timeMs: job.swarm.timeMs, memoryBytes: job.swarm.memoryBytes),
-                tools: job.swarm.tools, holder: holder))
+            let swarm = try store.reserve(.swarm(job.swarm, from: team.id, holder: holder))
             return .granted(team: team, holder: holder, swarm: swarm)
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             return .denied(error.message)

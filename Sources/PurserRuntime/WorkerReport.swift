@@ -19,7 +19,8 @@ extension WorkerSession {
             output: verdict == .ok ? current.output : nil,
             error: verdict == .error ? current.runError : nil,
             usage: RunUsage(
-                credits: min(reported + gatewayCredits, current.budget.credits), reportedCredits: reported,
+                // What it declares; `Runtime.exec` has the ledger's rule charge it.
+                credits: reported + gatewayCredits, reportedCredits: reported,
                 // The worker's CPU since this run began: a kept worker's earlier runs are not this one's.
                 gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: max(0, exitInfo.cpuMs - current.cpuAtStart / 1_000_000),
                 memoryPeakBytes: exitInfo.peakMemoryBytes),

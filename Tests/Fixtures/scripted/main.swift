@@ -6,6 +6,7 @@ import Synchronization
 //   {"spend": 4200, "sleepMs": 50, "fail": "message", "output": <any>, "crash": true,
 //    "failOnce": "/path",   (fails if the file is missing, creating it: a retry then passes)
 //    "call": {"plugin": "name", "input": <any>, "credits": 2, "memoryBytes": 1048576},   (a nested routine/call)
+//    "calls": [{"plugin": …, "input": …, "credits": 1, "timeMs": 5000}, …],   (steps at once; answers {"steps": [outputs]})
 //    "firstRunMarker": "/path", "firstSleepMs": 60000,   (only the first run sleeps)
 //    "whoami": true,   (answers {"pid", "runs"}: this process and how many runs it was sent)
 //    "touchMiB": 64,   (writes to that much fresh memory, and frees it, before answering)
@@ -70,12 +71,29 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
             return ["stepError": .string(error.message), "verdict": error.data?["verdict"] ?? .null, "heldMiB": held.json]
         }
     }
+    if let calls = input["calls"]?.arrayValue { return try await concurrently(calls, context) }
     if let path = input["failOnce"]?.stringValue, access(path, F_OK) != 0 {
         close(open(path, O_CREAT | O_WRONLY, 0o600))
         throw PluginError(message: "failing once")
     }
     if let message = input["fail"]?.stringValue { throw PluginError(message: message) }
     return input["output"] ?? ["spent": input["spend"] ?? 0, "input": input]
+}
+
+/// Runs every step at once, and answers their outputs in order.
+func concurrently(_ calls: [JSONValue], _ context: RunContext) async throws -> JSONValue {
+    try await withThrowingTaskGroup(of: (Int, JSONValue).self) { group in
+        for (index, call) in calls.enumerated() {
+            let params = RoutineCallParams(
+                plugin: call["plugin"]?.stringValue ?? "", input: call["input"] ?? .null,
+                credits: (try? Credits(call["credits"]?.numberValue ?? JSONNumber(1), field: "credits")) ?? .zero,
+                timeMs: call["timeMs"]?.numberValue?.int64)
+            group.addTask { (index, try await context.routine(params).output) }
+        }
+        var outputs = [JSONValue](repeating: .null, count: calls.count)
+        for try await (index, output) in group { outputs[index] = output }
+        return ["steps": .array(outputs)]
+    }
 }
 
 /// Fresh memory, written to so that it is resident, kept until the run answers.

@@ -1,0 +1,57 @@
+import PurserLedger
+import PurserTestSupport
+import Testing
+
+/// Budgets and leases alone (`SQLBudgetStore`), over a database with only their tables.
+/// `LedgerConformanceTests` holds the rules in depth, through the composed `LedgerStore`.
+@Suite("Budget and lease store conformance", .storeWork, .timeLimit(.minutes(1)))
+struct BudgetStoreConformanceTests {
+    static func open<Driver: SQLDriver>(_ driver: Driver) throws -> any BudgetStore & LeaseStore {
+        try SQLBudgetStore<Driver>.open(driver)
+    }
+
+    @Test("settle charges by the charge rule and says what it charged and returned", arguments: StoreKind.allCases)
+    func settlement(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit, timeMs: 60_000, memoryBytes: 64 * mb)))
+        let cap = Resources(credits: 4 * credit, timeMs: 10_000, memoryBytes: 8 * mb)
+        let node = try store.reserve(ReserveRequest(parent: team.id, kind: .routine, name: "r", amounts: cap))
+        try store.spend(node.id, credits: 3 * credit, holder: nil)
+        // Declares less credit than was recorded, more time than it held.
+        let declared = Usage(credits: 1 * credit, timeMs: 20_000, memoryPeakBytes: 2 * mb)
+        let settled = try store.settle(node.id, usage: declared, outcome: "ok", holder: nil)
+        let rule = ChargeRule.settle(cap: cap, recorded: Resources(credits: 3 * credit), declared: declared)
+        #expect(settled.used == rule.used)
+        #expect(settled.returned == rule.returned)
+        #expect(settled.used == Resources(credits: 3 * credit, timeMs: 10_000, memoryBytes: 2 * mb))
+        #expect(settled.returned == Resources(credits: 1 * credit, timeMs: 0, memoryBytes: 6 * mb))
+        let closed = try store.node(node.id)
+        #expect(closed.returned == settled.returned)
+        #expect(try store.settle(node.id, usage: .none, outcome: "ok", holder: nil) == settled, "settling twice changes nothing")
+        #expect(try store.node(team.id).available == Resources(credits: 7 * credit, timeMs: 50_000, memoryBytes: 64 * mb))
+        #expect(try store.verify().isEmpty)
+        #expect(try store.audit(node: node.id, team: nil).map(\.kind) == ["reserve", "spend", "settle", "return"])
+    }
+
+    @Test("a lease's epochs fence its holds, and a reclaim closes them", arguments: StoreKind.allCases)
+    func leases(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit)))
+        let first = try store.acquireLease(holder: "a", ttlMs: 60_000)
+        try store.heartbeat(first, ttlMs: 60_000)
+        let held = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .routine, name: "r", amounts: Resources(credits: 5 * credit), holder: first))
+        let second = try store.acquireLease(holder: "a", ttlMs: 60_000)
+        #expect(second.epoch == first.epoch + 1)
+        #expect(throws: LedgerError.self) { try store.heartbeat(first, ttlMs: 60_000) }
+        #expect(try store.node(held.id).outcome == "reclaimed", "the earlier epoch's hold was reclaimed")
+        let other = try store.acquireLease(holder: "b", ttlMs: 60_000)
+        let kept = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .routine, name: "s", amounts: Resources(credits: 1 * credit), holder: other))
+        #expect(try store.liveLeases() == ["a", "b"])
+        #expect(try store.reclaim(leases: ["b"]).map(\.node) == [kept.id])
+        #expect(try store.liveLeases() == ["a"])
+        #expect(try store.node(team.id).available.credits == 10 * credit)
+        #expect(try store.verify().isEmpty)
+    }
+}
