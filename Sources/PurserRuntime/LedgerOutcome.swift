@@ -10,7 +10,7 @@ enum LedgerOutcome {
     static func swarm(allOK: Bool) -> String { allOK ? of(.ok) : "failed" }
 }
 
-extension LedgerStore {
+extension BudgetStore {
     /// Closes a run's node with its verdict as the outcome.
     func settle(_ id: NodeID, usage: Usage, verdict: Verdict, holder: Holder?) throws(LedgerError) -> Settlement {
         try settle(id, usage: usage, outcome: LedgerOutcome.of(verdict), holder: holder)
