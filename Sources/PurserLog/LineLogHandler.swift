@@ -41,11 +41,12 @@ public struct LineLogHandler: LogHandler {
 
 /// Where log lines go: stderr, or (for tests) a closure.
 public struct LogSink: Sendable {
-    let write: @Sendable (String) -> Void
+    private let output: @Sendable (String) -> Void
 
-    public init(_ write: @escaping @Sendable (String) -> Void) { self.write = write }
+    /// `output` gets each line with its newline.
+    public init(_ output: @escaping @Sendable (String) -> Void) { self.output = output }
 
-    func write(_ line: String) { write(line + "\n") }
+    func write(_ line: String) { output(line + "\n") }
 
     /// Whole lines, one writer at a time, so that lines of several threads never interleave.
     public static let standardError = LogSink { line in

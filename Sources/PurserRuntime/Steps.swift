@@ -97,9 +97,14 @@ final class StepLauncher: Sendable {
                 Usage(credits: $0.usage.credits.micros, timeMs: $0.usage.wallMs, memoryPeakBytes: $0.usage.memoryPeakBytes)
             }
             let store = runtime.ledger?.store
-            let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
+            let (node, holder, logger) = (prepared.node, prepared.request.hold?.holder, runtime.logger)
+            let metadata = LogMetadata.run(report?.runID, node: node, plugin: params.plugin)
             await StoreThread.run {
-                _ = try? store?.settle(node, usage: usage ?? .none, outcome: report?.verdict.rawValue ?? "error", holder: holder)
+                do {
+                    _ = try store?.settle(node.id, usage: usage ?? .none, outcome: report?.verdict.rawValue ?? "error", holder: holder)
+                } catch {
+                    logger.failure("step not settled", metadata, error)
+                }
             }
         }
         let used = report?.usage.credits ?? .zero
@@ -153,7 +158,11 @@ final class StepLauncher: Sendable {
         do {
             opened = try PluginRegistry.openPinned(record)
         } catch {
-            _ = try? runtime.ledger!.store.settle(node.id, usage: .none, outcome: "error", holder: holder)
+            do {
+                _ = try runtime.ledger!.store.settle(node.id, usage: .none, outcome: "error", holder: holder)
+            } catch let settling {
+                runtime.logger.failure("step not settled", LogMetadata.run(nil, node: node, plugin: params.plugin), settling)
+            }
             account.settleStep(held: params.credits, used: .zero)
             throw error
         }

@@ -358,7 +358,10 @@ public final class SwarmRunner: Sendable {
     /// What the strategy reserves for a routine.
     private func request(_ routine: JobFile.Routine, store: any LedgerStore) -> Int64 {
         let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
-        let history = strategy == .adaptive ? (try? store.history(plugin: routine.plugin, team: job.team.name, limit: 50)) ?? [] : []
+        let history = strategy == .adaptive
+            ? logged("reading the plugin's history", routine: routine.name) { () throws(LedgerError) in
+                try store.history(plugin: routine.plugin, team: job.team.name, limit: 50)
+            } ?? [] : []
         return strategy.amount(for: planned(routine).estimate.credits.micros, history: history)
     }
 
@@ -367,7 +370,9 @@ public final class SwarmRunner: Sendable {
     /// `minimum` gets its share, the rest keep waiting for their whole request.
     private func shareOut(_ schedule: Schedule, store: any LedgerStore) {
         schedule.shares = [:]
-        guard let available = try? store.node(schedule.swarm.id).available.credits, available > 0 else { return }
+        guard let available = logged("reading the swarm's node", { () throws(LedgerError) in
+            try store.node(schedule.swarm.id).available.credits
+        }), available > 0 else { return }
         let slots = job.swarm.concurrency - schedule.running
         let contenders = schedule.readyInOrder(policy: .queue).prefix(max(slots, 0)).compactMap { name in
             schedule.routines[name].map { ($0, request($0, store: store)) }
@@ -387,7 +392,9 @@ public final class SwarmRunner: Sendable {
     /// queue, and what they did not use returns to the swarm, where the routine that asked,
     /// first in line by priority, takes it.
     private func preemptFor(_ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore) {
-        guard schedule.preempting.isEmpty, let swarm = try? store.node(schedule.swarm.id) else { return }
+        guard schedule.preempting.isEmpty,
+            let swarm = logged("reading the swarm's node", routine: routine.name, { () throws(LedgerError) in try store.node(schedule.swarm.id) })
+        else { return }
         let lacking = request(routine, store: store) - swarm.available.credits
         guard lacking > 0 else { return }
         let candidates = schedule.tasks.keys.compactMap { name -> (JobFile.Routine, Int64)? in
@@ -529,7 +536,10 @@ public final class SwarmRunner: Sendable {
         } catch where error.code == .storeFailed {
             if schedule.storeFailure == nil { schedule.storeFailure = "ledger: settling node \(node.id): \(error)" }
             return false
-        } catch {}
+        } catch {
+            // Closed already, or fenced: nothing to return, but an operator should know.
+            runtime.logger.failure("hold not returned", swarmMetadata(node: node), error, level: .warning)
+        }
         return true
     }
 
@@ -561,7 +571,7 @@ public final class SwarmRunner: Sendable {
 
     func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
         let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: "skipped", attempts: 0) }
-        let tree = (try? store.tree(team: job.team.name)) ?? []
+        let tree = logged("reading the team's tree for the report") { () throws(LedgerError) in try store.tree(team: job.team.name) } ?? []
         let swarmNodes = tree.filter { $0.id == swarm.id }
         let routineNodes = tree.filter { $0.parent == swarm.id }
         var below = Set(routineNodes.map(\.id))

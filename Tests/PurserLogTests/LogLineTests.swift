@@ -58,7 +58,7 @@ struct LogLineTests {
         logger(.logfmt, into: captured).warning(
             "settle failed: \(Self.forged)", metadata: ["run": "r-1", "node": "42", "plugin": .string(Self.forged)])
         let lines = captured.text.split(separator: "\n")
-        #expect(lines.count == 1, "\(captured.text)")
+        #expect(lines.count == 1 && captured.text.hasSuffix("\n"), "\(captured.text)")
         let pairs = logfmtPairs(lines[0])
         #expect(pairs["level"] == "warning")
         #expect(pairs["label"] == "purser.test")
@@ -75,7 +75,7 @@ struct LogLineTests {
         logger(.json, into: captured).error(
             "heartbeat failed", metadata: ["holder": "h-1", "detail": .string(Self.forged), "msg": "not the message"])
         let lines = captured.text.split(separator: "\n")
-        #expect(lines.count == 1, "\(captured.text)")
+        #expect(lines.count == 1 && captured.text.hasSuffix("\n"), "\(captured.text)")
         let object = try JSONParser.parse(String(lines[0]))
         #expect(object["level"] == "error")
         #expect(object["msg"] == "heartbeat failed")
