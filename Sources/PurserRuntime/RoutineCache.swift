@@ -1,3 +1,4 @@
+import Logging
 import PurserLedger
 import PurserProtocol
 import PurserSandbox
@@ -14,8 +15,13 @@ final class RoutineCache: Sendable {
 
     private let store: any LedgerStore
     private let memory = Mutex<[String: JSONValue]>([:])
+    /// A cache that fails is a miss, or a result not kept: logged, and the swarm goes on.
+    private let logger: Logger
 
-    init(store: any LedgerStore) { self.store = store }
+    init(store: any LedgerStore, logger: Logger = Logger(label: "purser.cache")) {
+        self.store = store
+        self.logger = logger
+    }
 
     static func key(digest: String, input: JSONValue) -> String {
         "routine:" + sha256Hex(Array((digest + "\n" + input.serialized()).utf8))
@@ -23,9 +29,14 @@ final class RoutineCache: Sendable {
 
     func lookUp(_ key: String) -> JSONValue? {
         if let hit = memory.withLock({ $0[key] }) { return hit }
-        guard let text = try? store.cachedValue(key: key, nowMs: unixMilliseconds()),
-            let output = try? JSONParser.parse(Array(text.utf8))
-        else { return nil }
+        let output: JSONValue
+        do {
+            guard let text = try store.cachedValue(key: key, nowMs: unixMilliseconds()) else { return nil }
+            output = try JSONParser.parse(Array(text.utf8))
+        } catch {
+            logger.warning("reading a cached result failed", metadata: ["key": "\(key)", "error": "\(error)"])
+            return nil
+        }
         remember(key, output, persist: false)
         return output
     }
@@ -35,7 +46,12 @@ final class RoutineCache: Sendable {
             if entries.count >= Self.capacity, let any = entries.keys.first { entries[any] = nil }
             entries[key] = output
         }
-        if persist { try? store.storeCachedValue(key: key, value: output.serialized(), expiresMs: unixMilliseconds() + Self.keepMs) }
+        guard persist else { return }
+        do {
+            try store.storeCachedValue(key: key, value: output.serialized(), expiresMs: unixMilliseconds() + Self.keepMs)
+        } catch {
+            logger.warning("keeping a cached result failed", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
     }
 }
 

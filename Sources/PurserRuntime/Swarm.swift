@@ -172,7 +172,7 @@ public final class SwarmRunner: Sendable {
                 _ = try runtime.sandboxPlan(.untrusted, optOut: nil, plugin: String(path.split(separator: "/").last ?? ""))
             }
         }
-        cache = RoutineCache(store: runtime.ledger!.store)
+        cache = RoutineCache(store: runtime.ledger!.store, logger: runtime.logger)
         self.runtime = runtime
         self.job = job
         self.onEvent = onEvent

@@ -28,10 +28,10 @@ struct FailureLogTests {
         return text.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap { try? JSONParser.parse(String($0)) }
     }
 
-    /// Waits (a bounded while, polling) for a log entry whose message contains `words`.
-    func waitForEntry(_ log: String, _ words: String) async {
-        for _ in 0..<3000 where !entries(log).contains(where: { $0["msg"]?.stringValue?.contains(words) == true }) {
-            try? await Task.sleep(for: .milliseconds(10))
+    /// Waits (a bounded while, polling) for the log to hold `words`.
+    func waitForText(_ log: String, _ words: String) async {
+        for _ in 0..<600 where !((try? String(contentsOfFile: log, encoding: .utf8))?.contains(words) ?? false) {
+            try? await Task.sleep(for: .milliseconds(50))
         }
     }
 
@@ -48,7 +48,7 @@ struct FailureLogTests {
         ])
         let started = await command.waitForFile(gate + ".started")
         deleteStore(home)
-        await waitForEntry(log, "heartbeat")
+        await waitForText(log, "lease heartbeat failed")
         close(open(gate, O_CREAT | O_WRONLY, 0o600))
         let result = await command.finish()
         #expect(started && result.status == 1, "\(result.stdout)")
