@@ -141,6 +141,8 @@ let package = Package(
             dependencies: ["PurserGateway", "PurserConfig", "PurserRuntime", "PurserTestSupport", "hostile", "fetch", "purser"],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
             name: "PurserLogTests", dependencies: ["PurserLog", "PurserProtocol", "PurserTestSupport", "purser", logging],
             swiftSettings: swiftSettings),
         .testTarget(
