@@ -175,7 +175,7 @@ final class StepLauncher: Sendable {
         request.depth = depth + 1
         request.tools = tools
         request.parentGroups = callerGroups
-        DeclaredManifest(record).apply(to: &request, workers: workers)
+        PluginManifest(record).apply(to: &request, workers: workers)
         return Prepared(request: request, node: node, opened: opened)
     }
 }

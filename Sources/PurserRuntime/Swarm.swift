@@ -156,7 +156,7 @@ public final class SwarmRunner: Sendable {
 
     enum PluginSource: Sendable {
         case path(String)
-        case registered(PluginRecord, DeclaredManifest)
+        case registered(PluginRecord, PluginManifest)
     }
 
     /// Checks what can be checked before anything is reserved: every plugin exists.
@@ -199,7 +199,7 @@ public final class SwarmRunner: Sendable {
             } catch {
                 throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
             }
-            let manifest = DeclaredManifest(record)
+            let manifest = PluginManifest(record)
             let missing = Set(manifest.tools).subtracting(routine.tools)
             guard missing.isEmpty else {
                 throw RuntimeError(
