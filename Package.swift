@@ -138,7 +138,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserGatewayTests",
-            dependencies: ["PurserGateway", "PurserConfig", "PurserRuntime", "PurserTestSupport", "hostile", "fetch", "purser"],
+            dependencies: [
+                "PurserGateway", "PurserConfig", "PurserRuntime", "PurserTestSupport", "hostile", "fetch", "purser", logging,
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),

@@ -123,8 +123,8 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
             do throws(LedgerError) {
                 try execute(connection, "ROLLBACK")
             } catch let rollback {
-                // The batch's own error is what its callers hear; this one says why the next may fail too.
-                Logger(label: "purser.store").warning("ROLLBACK failed", metadata: ["error": "\(rollback)", "after": "\(error)"])
+                // The batch's own error is what its callers hear; the rollback's is a detail of it (debug).
+                Logger(label: "purser.store").debug("ROLLBACK failed", metadata: ["error": "\(rollback)", "after": "\(error)"])
             }
             return error
         }

@@ -168,7 +168,7 @@ final class PostgresConnection {
             do throws(LedgerError) {
                 try execute("ROLLBACK")
             } catch let rollback {
-                Logger(label: "purser.store").warning("ROLLBACK failed", metadata: ["error": "\(rollback)", "after": "\(error)"])
+                Logger(label: "purser.store").debug("ROLLBACK failed", metadata: ["error": "\(rollback)", "after": "\(error)"])
             }
         }
         guard sawRetryable, retries < Self.serializationRetries else { throw error }
