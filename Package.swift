@@ -139,7 +139,8 @@ let package = Package(
         .testTarget(
             name: "PurserGatewayTests",
             dependencies: [
-                "PurserGateway", "PurserConfig", "PurserRuntime", "PurserTestSupport", "hostile", "fetch", "purser", logging,
+                "PurserGateway", "PurserConfig", "PurserRuntime", "PurserLedger", "PurserProtocol", "PurserTestSupport",
+                "hostile", "fetch", "purser", logging,
             ],
             swiftSettings: swiftSettings),
         .testTarget(
@@ -150,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "PurserRuntimeTests",
             dependencies: [
-                "PurserRuntime", "PurserSandbox", "PurserTestSupport", "PurserConfig",
+                "PurserRuntime", "PurserSandbox", "PurserLedger", "PurserProtocol", "PurserTestSupport", "PurserConfig",
                 "hostile", "cworker", "echo", "wordcount", "noisy", "purser", "scripted", "fetch", "purser-watchdog",
             ],
             swiftSettings: swiftSettings),
