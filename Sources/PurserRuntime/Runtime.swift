@@ -64,7 +64,7 @@ public struct Runtime: Sendable {
         self.home = home
         self.ledger = ledger
         self.gateway = gateway
-        logger = ledger?.logger ?? Logger(label: "purser.runtime")
+        logger = Logger(label: "purser.runtime")
         Self.prepareProcess()
         leftovers = Self.clearDeadSupervisors(home: home)
     }
