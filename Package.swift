@@ -8,6 +8,7 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 let cSettings: [CSetting] = [.define("_GNU_SOURCE")]
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 let package = Package(
     name: "Purser",
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -33,13 +35,13 @@ let package = Package(
         .target(name: "CPurserSys", cSettings: cSettings),
         // SHA-256 through libcrypto (OpenSSL), which libcurl already loads.
         .target(name: "CPurserCrypto", cSettings: cSettings, linkerSettings: [.linkedLibrary("crypto")]),
-        .target(name: "PurserSandbox", dependencies: ["CPurserSys", "CPurserCrypto"], swiftSettings: swiftSettings),
+        .target(name: "PurserSandbox", dependencies: ["CPurserSys", "CPurserCrypto", logging], swiftSettings: swiftSettings),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // Catches a SIGBUS in SQLite's shared mapping of the WAL index (a store file made
         // immutable or truncated under it), so that the store fails cleanly instead.
         .target(name: "CPurserStore", cSettings: cSettings),
-        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore"], swiftSettings: swiftSettings),
+        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore", logging], swiftSettings: swiftSettings),
         // Config files (YAML or JSON) read with the line of every field, for errors that name it.
         .target(
             name: "PurserConfig", dependencies: ["PurserProtocol", .product(name: "Yams", package: "Yams")],
@@ -49,20 +51,22 @@ let package = Package(
             name: "CPurserCurl", cSettings: cSettings,
             linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("pthread")]),
         .target(
-            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl"],
+            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl", logging],
             swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
             dependencies: [
                 "PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserCollections",
-                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"), logging,
             ],
             swiftSettings: swiftSettings),
+        // purser's log lines (logfmt, JSON), every value escaped as worker text is.
+        .target(name: "PurserLog", dependencies: ["PurserRuntime", "PurserProtocol", logging], swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [
-                "PurserRuntime", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PurserRuntime", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox", "PurserLog",
+                logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // What a supervisor that is not root runs between itself and an untrusted worker.
@@ -143,12 +147,20 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserGatewayTests",
-            dependencies: ["PurserGateway", "PurserConfig", "PurserRuntime", "PurserTestSupport", "hostile", "fetch", "purser"],
+            dependencies: [
+                "PurserGateway", "PurserConfig", "PurserRuntime", "PurserLedger", "PurserProtocol", "PurserTestSupport",
+                "hostile", "fetch", "purser", logging,
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserLogTests", dependencies: ["PurserLog", "PurserProtocol", "PurserTestSupport", "purser", logging],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserRuntimeTests",
             dependencies: [
-                "PurserRuntime", "PurserSandbox", "PurserTestSupport", "PurserConfig",
+                "PurserRuntime", "PurserSandbox", "PurserLedger", "PurserProtocol", "PurserTestSupport", "PurserConfig",
                 "hostile", "cworker", "echo", "wordcount", "noisy", "purser", "scripted", "fetch", "purser-watchdog",
             ],
             swiftSettings: swiftSettings),

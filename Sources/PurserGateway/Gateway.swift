@@ -1,4 +1,5 @@
 import Dispatch
+public import Logging
 public import PurserProtocol
 import Synchronization
 
@@ -92,12 +93,14 @@ public final class Gateway: Sendable {
     /// less than handing them to another thread.
     static let inlineBodyBytes = 64 << 10
 
-    public init(config: GatewayConfig, store: (any GatewayStore)? = nil) throws(GatewayFailure) {
+    public init(
+        config: GatewayConfig, store: (any GatewayStore)? = nil, logger: Logger = Logger(label: "purser.gateway")
+    ) throws(GatewayFailure) {
         self.config = config
         self.store = store ?? MemoryGatewayStore()
         engine = try HTTPEngine()
         var states: [String: IntegrationState] = [:]
-        for integration in config.integrations { states[integration.name] = IntegrationState(integration) }
+        for integration in config.integrations { states[integration.name] = IntegrationState(integration, logger: logger) }
         self.states = states
     }
 
@@ -157,13 +160,13 @@ public final class Gateway: Sendable {
         if let key = call.cacheKey, let cached = state.recall(key, store: store) { return answerFromCache(call, state, cached) }
         let admission: Admission
         do {
-            admission = try state.admit(store: store)
+            admission = try state.admit(store: store, runID: call.caller.runID)
         } catch {
             return refuse(call, state, error)
         }
         let maximum = integration.cost.max
         guard call.caller.account.hold(maximum) else {
-            admission.cancel(state, store: store)
+            admission.cancel(state, store: store, runID: call.caller.runID)
             return refuse(call, state, GatewayFailure(
                 .budgetExhausted, "the run's reservation cannot cover this call's \(maximum) credits"))
         }
@@ -265,7 +268,7 @@ public final class Gateway: Sendable {
         case .success(let response): response.status < 500
         case .failure(let failure): failure.reason == .responseTooLarge || failure.reason == .invalidRequest
         }
-        admission.finish(state, store: store, charged: charge, healthy: healthy, wentUpstream: sent > 0)
+        admission.finish(state, store: store, charged: charge, healthy: healthy, wentUpstream: sent > 0, runID: call.caller.runID)
         let record = record(call, state, status: answered?.status, reason: outcome.failure?.reason, charged: charge,
             cached: false, attempts: attempts)
         call.caller.account.settle(held: integration.cost.max, charged: charge, record: record)

@@ -1,4 +1,5 @@
 import Dispatch
+import Logging
 public import PurserProtocol
 import PurserCollections
 import Synchronization
@@ -28,11 +29,14 @@ final class IntegrationState: Sendable {
     let scrubber: Scrubber
     /// Whether a call reads or writes the store on its way (quotas, the cache).
     let touchesStore: Bool
+    /// Store failures a call goes on without (a refund, the cache, the status) are logged here.
+    let logger: Logger
     private let state: Mutex<Mutable>
     private static let saving = DispatchQueue(label: "purser.gateway.save", qos: .utility)
 
-    init(_ integration: Integration) {
+    init(_ integration: Integration, logger: Logger) {
         self.integration = integration
+        self.logger = logger
         scrubber = Scrubber(integration.credentials)
         touchesStore = !integration.quotas.isEmpty || integration.cache != nil
         state = Mutex(Mutable(
@@ -44,7 +48,7 @@ final class IntegrationState: Sendable {
 
     /// Breaker, rate limit and concurrency in one step, then the quotas in the store. A
     /// refusal anywhere undoes what was taken before it.
-    func admit(store: any GatewayStore) throws(GatewayFailure) -> Admission {
+    func admit(store: any GatewayStore, runID: String) throws(GatewayFailure) -> Admission {
         let nowMs = unixMilliseconds()
         try state.withLock { (state) throws(GatewayFailure) in
             guard state.breaker.state != .open || state.breaker.allowsTrial(nowMs: nowMs) else {
@@ -78,7 +82,7 @@ final class IntegrationState: Sendable {
         do {
             try admission.takeQuotas(integration, store: store)
         } catch {
-            admission.cancel(self, store: store)
+            admission.cancel(self, store: store, runID: runID)
             throw error
         }
         return admission
@@ -123,7 +127,7 @@ final class IntegrationState: Sendable {
             limiterAheadMs = max(0, (limiter.tat - monotonicNanoseconds()) / 1_000_000)
         }
         let keys = integration.quotas.map { Admission.quotaKey(integration.name, $0, nowMs: nowMs) }
-        let used = (try? store.quotaUsage(keys: keys)) ?? [:]
+        let used = logged("reading the quotas") { try store.quotaUsage(keys: keys) } ?? [:]
         let quotas = zip(integration.quotas, keys).map { quota, key in
             QuotaStatus(quota: quota, window: String(key.split(separator: "|").last ?? ""), used: used[key] ?? QuotaUsage(requests: 0, credits: 0))
         }
@@ -145,7 +149,9 @@ final class IntegrationState: Sendable {
         }
         guard due else { return }
         let save: @Sendable () -> Void = {
-            try? store.saveState(integration: self.integration.name, json: self.status(store: store).json.serialized(), nowMs: nowMs)
+            self.logged("saving the status") {
+                try store.saveState(integration: self.integration.name, json: self.status(store: store).json.serialized(), nowMs: nowMs)
+            }
         }
         if force { save() } else { Self.saving.async(execute: save) }
     }
@@ -162,16 +168,33 @@ final class IntegrationState: Sendable {
     func recall(_ key: String, store: any GatewayStore) -> GatewayCallResult? {
         let nowMs = unixMilliseconds()
         if let hit = state.withLock({ $0.cache.get(key, nowMs: nowMs) }) { return hit }
-        guard let text = try? store.cachedResponse(key: key, nowMs: nowMs),
-            let json = try? JSONParser.parse(Array(text.utf8)), let result = try? GatewayCallResult(json: json)
-        else { return nil }
-        return result
+        guard let text = logged("reading the cache", { try store.cachedResponse(key: key, nowMs: nowMs) }) ?? nil else { return nil }
+        do {
+            return try GatewayCallResult(json: JSONParser.parse(Array(text.utf8)))
+        } catch {
+            logger.warning("a cached answer cannot be read", metadata: ["integration": "\(integration.name)", "error": "\(error)"])
+            return nil
+        }
     }
 
     func remember(_ key: String, _ result: GatewayCallResult, ttlMs: Int64, store: any GatewayStore) {
         let expires = unixMilliseconds() + ttlMs
         state.withLock { $0.cache.put(key, result, expiresMs: expires) }
-        try? store.storeResponse(key: key, value: result.json.serialized(), expiresMs: expires)
+        logged("caching the answer") { try store.storeResponse(key: key, value: result.json.serialized(), expiresMs: expires) }
+    }
+
+    /// A store call the gateway goes on without: nil when it fails, and the failure logged
+    /// with the integration (and the run, when there is one).
+    @discardableResult
+    func logged<T>(_ what: String, run: String? = nil, _ body: () throws -> T) -> T? {
+        do {
+            return try body()
+        } catch {
+            var metadata: Logger.Metadata = ["integration": "\(integration.name)", "error": "\(error)"]
+            if let run { metadata["run"] = "\(run)" }
+            logger.warning("\(what) failed", metadata: metadata)
+            return nil
+        }
     }
 }
 
@@ -210,14 +233,22 @@ struct Admission: Sendable {
     }
 
     /// A refused call gives back what it took.
-    func cancel(_ state: IntegrationState, store: any GatewayStore) {
-        for entry in taken { try? store.adjustQuota(key: entry.key, requests: -entry.requests, credits: -entry.credits) }
+    func cancel(_ state: IntegrationState, store: any GatewayStore, runID: String) {
+        for entry in taken {
+            state.logged("refunding the quota \(entry.key)", run: runID) {
+                try store.adjustQuota(key: entry.key, requests: -entry.requests, credits: -entry.credits)
+            }
+        }
         state.release(healthy: nil, wentUpstream: false)
     }
 
-    func finish(_ state: IntegrationState, store: any GatewayStore, charged: Credits, healthy: Bool, wentUpstream: Bool) {
+    func finish(
+        _ state: IntegrationState, store: any GatewayStore, charged: Credits, healthy: Bool, wentUpstream: Bool, runID: String
+    ) {
         for entry in taken where entry.credits > 0 {
-            try? store.adjustQuota(key: entry.key, requests: 0, credits: charged.micros - entry.credits)
+            state.logged("refunding the quota \(entry.key)", run: runID) {
+                try store.adjustQuota(key: entry.key, requests: 0, credits: charged.micros - entry.credits)
+            }
         }
         state.release(healthy: healthy, wentUpstream: wentUpstream)
     }

@@ -1,4 +1,5 @@
 import Dispatch
+import Logging
 import Synchronization
 
 /// Group commit: concurrent transactions share one COMMIT, and so one fsync.
@@ -119,7 +120,12 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
             return nil
         } catch {
             connection.rows.reset()
-            try? execute(connection, "ROLLBACK")
+            do throws(LedgerError) {
+                try execute(connection, "ROLLBACK")
+            } catch let rollback {
+                // The batch's own error is what its callers hear; the rollback's is a detail of it (debug).
+                Logger(label: "purser.store").debug("ROLLBACK failed", metadata: ["error": "\(rollback)", "after": "\(error)"])
+            }
             return error
         }
     }

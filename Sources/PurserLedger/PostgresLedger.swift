@@ -1,5 +1,6 @@
 import CLibPQ
 import Glibc
+import Logging
 import Synchronization
 
 /// The shared store: one PostgreSQL database, reached through libpq. Transactions run at
@@ -163,7 +164,13 @@ final class PostgresConnection {
             guard losses <= Self.connectionRetries else { throw error }
             return
         }
-        if PQtransactionStatus(handle) != PQTRANS_IDLE { try? execute("ROLLBACK") }
+        if PQtransactionStatus(handle) != PQTRANS_IDLE {
+            do throws(LedgerError) {
+                try execute("ROLLBACK")
+            } catch let rollback {
+                Logger(label: "purser.store").debug("ROLLBACK failed", metadata: ["error": "\(rollback)", "after": "\(error)"])
+            }
+        }
         guard sawRetryable, retries < Self.serializationRetries else { throw error }
         retries += 1
         // Back off, exponentially and with jitter, so the transactions that collided do not

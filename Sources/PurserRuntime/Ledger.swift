@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+public import Logging
 public import PurserLedger
 import PurserProtocol
 import PurserSandbox
@@ -24,8 +25,11 @@ public final class RuntimeLedger: Sendable {
     public let files: [String]
     /// Who hears of the store's retries, reconnects and give-ups.
     public let notices = StoreNotices()
+    /// Where failures nobody waits for go: a heartbeat, a settle after the run has answered.
+    public let logger: Logger
 
-    public init(location: String) throws(RuntimeError) {
+    public init(location: String, logger: Logger = Logger(label: "purser.ledger")) throws(RuntimeError) {
+        self.logger = logger
         files = LedgerLocation.isPostgres(location) ? [] : [location, location + "-wal", location + "-shm"]
         let notices = self.notices
         let retry = StoreRetry(windowMs: try StoreNotices.retryWindowMs()) { notices.say($0) }
@@ -78,8 +82,15 @@ public final class RuntimeLedger: Sendable {
         let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         let interval = DispatchTimeInterval.milliseconds(Int(max(Self.leaseMs / 3, 1)))
         timer.schedule(deadline: .now() + interval, repeating: interval)
-        let store = self.store
-        timer.setEventHandler { try? store.heartbeat(holder, ttlMs: Self.leaseMs) }
+        let (store, logger) = (self.store, self.logger)
+        timer.setEventHandler {
+            do {
+                try store.heartbeat(holder, ttlMs: Self.leaseMs)
+            } catch {
+                // Nobody waits on a heartbeat: unlogged, a lease that is about to lapse goes unseen.
+                logger.error("lease heartbeat failed", metadata: ["holder": "\(holder.id)", "error": "\(error)"])
+            }
+        }
         timer.activate()
         let box = UncheckedTimer(timer: timer)
         heartbeat.withLock { $0 = box }

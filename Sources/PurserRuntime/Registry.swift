@@ -5,77 +5,6 @@ public import PurserLedger
 public import PurserProtocol
 public import PurserSandbox
 
-/// What a plugin's manifest (`plugin.yaml`) may declare.
-public struct PluginManifest: Sendable {
-    public var name: String?
-    public var defaultReservation: Amounts?
-    public var maxReservation: Amounts?
-    public var tools: [String] = []
-    /// Variables of the supervisor's environment the plugin may be given.
-    public var environment: [String] = []
-    /// Untrusted (the default) plugins get the full sandbox; trusted ones may opt out of layers.
-    public var trusted = false
-    /// With `trusted`: the layers it opts out of (nil: every optional one).
-    public var optOut: Set<SandboxLayer>?
-    /// Same input, same output: results may be cached.
-    public var deterministic = false
-    /// A trusted plugin's worker that declares `sequentialRuns` is kept for the swarm's next
-    /// run of the plugin; false starts a new worker for every run.
-    public var reuse = true
-
-    public init() {}
-
-    public static func load(path: String) throws(ConfigError) -> PluginManifest {
-        let root = try ConfigValue.load(path: path)
-        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "optOut", "deterministic", "reuse"])
-        var manifest = PluginManifest()
-        manifest.name = try fields["name"]?.nonEmptyString()
-        if let reservation = fields["reservation"] {
-            let parts = try reservation.mapping(allowed: ["default", "max"])
-            manifest.defaultReservation = try parts["default"].map { (value) throws(ConfigError) in try amounts(value) }
-            manifest.maxReservation = try parts["max"].map { (value) throws(ConfigError) in try amounts(value) }
-        }
-        manifest.tools = try fields["tools"]?.strings() ?? []
-        manifest.environment = try fields["environment"]?.strings() ?? []
-        manifest.trusted = try fields["trusted"]?.bool() ?? false
-        if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
-        manifest.deterministic = try fields["deterministic"]?.bool() ?? false
-        manifest.reuse = try fields["reuse"]?.bool() ?? true
-        return manifest
-    }
-
-    private static func layers(_ value: ConfigValue, trusted: Bool) throws(ConfigError) -> Set<SandboxLayer> {
-        guard trusted else { throw value.error("only a trusted plugin (trusted: true) may opt out of sandbox layers") }
-        var layers: Set<SandboxLayer> = []
-        for name in try value.strings() {
-            guard let layer = SandboxLayer(rawValue: name), SandboxLevel.optional.contains(layer) else {
-                let known = SandboxLevel.optional.sorted().map(\.rawValue).joined(separator: ", ")
-                throw value.error("'\(name)' is not a layer a plugin may opt out of (\(known))")
-            }
-            layers.insert(layer)
-        }
-        return layers
-    }
-
-    private static func amounts(_ value: ConfigValue) throws(ConfigError) -> Amounts {
-        let parts = try value.mapping(allowed: ["credits", "time", "memory"])
-        return Amounts(
-            credits: try parts["credits"]?.credits() ?? Credits(whole: 1), timeMs: try parts["time"]?.duration() ?? 60_000,
-            memoryBytes: try parts["memory"]?.size() ?? 256 << 20)
-    }
-
-    public var json: JSONValue {
-        var object: [String: JSONValue] = [
-            "tools": .array(tools.map(JSONValue.string)), "environment": .array(environment.map(JSONValue.string)),
-            "trusted": .bool(trusted), "deterministic": .bool(deterministic), "reuse": .bool(reuse),
-        ]
-        if let defaultReservation { object["defaultReservation"] = defaultReservation.json }
-        if let maxReservation { object["maxReservation"] = maxReservation.json }
-        if let optOut { object["optOut"] = .array(optOut.sorted().map { .string($0.rawValue) }) }
-        return .object(object)
-    }
-}
-
 /// Registered plugins, kept in the store so that supervisors sharing it share the registry.
 /// Each is pinned by the SHA-256 of its file, and runs only as that file: the file is
 /// opened once, hashed through the open fd, and executed through the same fd.
@@ -158,10 +87,10 @@ public struct PluginRegistry: Sendable {
     }
 
     /// The level its manifest asks for: untrusted unless `trusted: true`.
-    public static func sandboxLevel(_ record: PluginRecord) -> SandboxLevel { DeclaredManifest(record).sandbox }
+    public static func sandboxLevel(_ record: PluginRecord) -> SandboxLevel { PluginManifest(record).sandbox }
 
     /// The layers its manifest opts out of (trusted plugins; nil: every optional one).
-    public static func sandboxOptOut(_ record: PluginRecord) -> Set<SandboxLayer>? { DeclaredManifest(record).optOut }
+    public static func sandboxOptOut(_ record: PluginRecord) -> Set<SandboxLayer>? { PluginManifest(record).optOut }
 
     public struct OpenedPlugin: Sendable {
         public var fd: Int32

@@ -1,3 +1,4 @@
+import Logging
 import PurserCollections
 import PurserLedger
 import PurserProtocol
@@ -12,8 +13,13 @@ final class RoutineCache: Sendable {
 
     private let store: any RoutineCacheStore
     private let memory = SharedLRU<String, JSONValue>(capacity: capacity)
+    /// A cache that fails is a miss, or a result not kept: logged, and the swarm goes on.
+    private let logger: Logger
 
-    init(store: any RoutineCacheStore) { self.store = store }
+    init(store: any RoutineCacheStore, logger: Logger = Logger(label: "purser.cache")) {
+        self.store = store
+        self.logger = logger
+    }
 
     static func key(digest: String, input: JSONValue) -> String {
         sha256Hex(Array((digest + "\n" + input.serialized()).utf8))
@@ -21,58 +27,25 @@ final class RoutineCache: Sendable {
 
     func lookUp(_ key: String) -> JSONValue? {
         if let hit = memory.get(key) { return hit }
-        guard let text = try? store.cachedResult(key: key),
-            let output = try? JSONParser.parse(Array(text.utf8))
-        else { return nil }
+        let output: JSONValue
+        do {
+            guard let text = try store.cachedResult(key: key) else { return nil }
+            output = try JSONParser.parse(Array(text.utf8))
+        } catch {
+            logger.warning("reading a cached result failed", metadata: ["key": "\(key)", "error": "\(error)"])
+            return nil
+        }
         remember(key, output, persist: false)
         return output
     }
 
     func remember(_ key: String, _ output: JSONValue, persist: Bool = true) {
         memory.set(key, output)
-        if persist { try? store.storeResult(key: key, value: output.serialized()) }
-    }
-}
-
-/// What a registered plugin's manifest declared, as `purser plugin add` recorded it; read
-/// once when a job is loaded, not at every scheduling step.
-struct DeclaredManifest: Sendable {
-    var deterministic = false
-    var tools: [String] = []
-    var environment: [String] = []
-    var defaultReservation: Amounts?
-    var maxReservation: Amounts?
-    /// Untrusted unless the manifest says `trusted: true`.
-    var sandbox = SandboxLevel.untrusted
-    /// A trusted plugin's opted-out layers (nil: every optional one).
-    var optOut: Set<SandboxLayer>?
-    /// A trusted plugin's worker may serve several runs (when it says it takes them).
-    var reuse = true
-
-    init(_ record: PluginRecord) {
-        guard let manifest = (try? JSONParser.parse(Array(record.info.utf8)))?["manifest"] else { return }
-        deterministic = manifest["deterministic"]?.boolValue == true
-        tools = manifest["tools"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        environment = manifest["environment"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        defaultReservation = Self.amounts(manifest["defaultReservation"])
-        maxReservation = Self.amounts(manifest["maxReservation"])
-        sandbox = manifest["trusted"]?.boolValue == true ? .trusted : .untrusted
-        reuse = manifest["reuse"]?.boolValue ?? true
-        optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
-    }
-
-    /// What a run of the plugin takes from its manifest: the sandbox, and whether its worker
-    /// may join `workers` (see `WorkerPool`).
-    func apply(to request: inout RunRequest, workers: WorkerPool?) {
-        request.sandbox = sandbox
-        request.sandboxOptOut = optOut
-        if reuse { request.workerPool = workers }
-    }
-
-    private static func amounts(_ value: JSONValue?) -> Amounts? {
-        guard let value, let credits = value["credits"]?.numberValue.flatMap({ try? Credits($0, field: "credits") }),
-            let time = value["timeMs"]?.numberValue?.int64, let memory = value["memoryBytes"]?.numberValue?.int64
-        else { return nil }
-        return Amounts(credits: credits, timeMs: time, memoryBytes: memory)
+        guard persist else { return }
+        do {
+            try store.storeResult(key: key, value: output.serialized())
+        } catch {
+            logger.warning("keeping a cached result failed", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+public import Logging
 public import PurserGateway
 import PurserLedger
 import PurserProtocol
@@ -56,10 +57,14 @@ public struct Runtime: Sendable {
     /// What supervisors that died left and this one could not clear at its start.
     public let leftovers: [String]
 
+    /// Runs' reservations and the failures no caller hears of (settles after a run, steps', swarms').
+    public var logger: Logger
+
     public init(home: String = Runtime.defaultHome(), ledger: RuntimeLedger? = nil, gateway: Gateway? = nil) {
         self.home = home
         self.ledger = ledger
         self.gateway = gateway
+        logger = Logger(label: "purser.runtime")
         Self.prepareProcess()
         leftovers = Self.clearDeadSupervisors(home: home)
     }
@@ -115,6 +120,9 @@ public struct Runtime: Sendable {
         // The run's wall time starts now, once it holds its reservation: a wait for the
         // store (busy, or away and being reconnected to) is the supervisor's, not the run's.
         let budget = Self.budget(request)
+        if let node = held?.node {
+            logger.debug("run reserved", metadata: LogMetadata.run(runID, node: node, plugin: request.pluginName))
+        }
         if !plan.missing.isEmpty {
             onEvent(.notice("sandbox downgraded: \(plan.missing.map(\.rawValue).joined(separator: ", ")) not enforced"))
         }
@@ -146,6 +154,7 @@ public struct Runtime: Sendable {
             do {
                 report.settled(try await ledger.settle(node, holder: held?.holder, report: report))
             } catch {
+                logger.failure("run not settled", LogMetadata.run(runID, node: node, plugin: request.pluginName), error)
                 throw RuntimeError(code: error.code, message: error.message, report: report)
             }
         }

@@ -95,9 +95,14 @@ final class StepLauncher: Sendable {
             report = error.report
             let usage = error.report?.declaredUsage
             let store = runtime.ledger?.store
-            let (node, holder) = (prepared.node.id, prepared.request.hold?.holder)
+            let (node, holder, logger) = (prepared.node, prepared.request.hold?.holder, runtime.logger)
+            let metadata = LogMetadata.run(report?.runID, node: node, plugin: params.plugin)
             await StoreThread.run {
-                _ = try? store?.settle(node, usage: usage ?? .none, verdict: report?.verdict ?? .error, holder: holder)
+                do {
+                    _ = try store?.settle(node.id, usage: usage ?? .none, verdict: report?.verdict ?? .error, holder: holder)
+                } catch {
+                    logger.failure("step not settled", metadata, error)
+                }
             }
         }
         let used = report?.usage.credits ?? .zero
@@ -151,7 +156,11 @@ final class StepLauncher: Sendable {
         do {
             opened = try PluginRegistry.openPinned(record)
         } catch {
-            _ = try? runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder)
+            do {
+                _ = try runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder)
+            } catch let settling {
+                runtime.logger.failure("step not settled", LogMetadata.run(nil, node: node, plugin: params.plugin), settling)
+            }
             account.settleStep(held: params.credits, used: .zero)
             throw error
         }
@@ -164,7 +173,7 @@ final class StepLauncher: Sendable {
         request.depth = depth + 1
         request.tools = tools
         request.parentGroups = callerGroups
-        DeclaredManifest(record).apply(to: &request, workers: workers)
+        PluginManifest(record).apply(to: &request, workers: workers)
         return Prepared(request: request, node: node, opened: opened)
     }
 }

@@ -29,7 +29,7 @@ public final class SwarmRunner: Sendable {
     public init(runtime: Runtime, job: JobFile, onEvent: @escaping @Sendable (SwarmEvent) -> Void = { _ in }) throws(RuntimeError) {
         guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "a swarm needs a ledger") }
         plan = try SwarmPlan(job: job, runtime: runtime)
-        cache = RoutineCache(store: runtime.ledger!.store)
+        cache = RoutineCache(store: runtime.ledger!.store, logger: runtime.logger)
         self.runtime = runtime
         self.job = job
         self.onEvent = onEvent
@@ -166,7 +166,10 @@ public final class SwarmRunner: Sendable {
         } catch where error.code == .storeFailed {
             if schedule.storeFailure == nil { schedule.storeFailure = "ledger: settling node \(node.id): \(error)" }
             return false
-        } catch {}
+        } catch {
+            // Closed already, or fenced: nothing to return, but an operator should know.
+            runtime.logger.failure("hold not returned", swarmMetadata(node: node), error, level: .warning)
+        }
         return true
     }
 }

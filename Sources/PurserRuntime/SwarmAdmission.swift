@@ -80,7 +80,10 @@ extension SwarmRunner {
     /// What the strategy reserves for a routine.
     func request(_ routine: JobFile.Routine, store: any LedgerStore) -> Int64 {
         let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
-        let history = strategy == .adaptive ? (try? store.history(plugin: routine.plugin, team: job.team.name, limit: 50)) ?? [] : []
+        let history = strategy == .adaptive
+            ? logged("reading the plugin's history", routine: routine.name) { () throws(LedgerError) in
+                try store.history(plugin: routine.plugin, team: job.team.name, limit: 50)
+            } ?? [] : []
         return strategy.amount(for: plan.planned(routine).estimate.credits.micros, history: history)
     }
 
@@ -141,7 +144,9 @@ struct SwarmBudget: AdmissionBudget {
     let swarm: NodeID
     let store: any LedgerStore
 
-    func available() -> Int64? { try? store.node(swarm).available.credits }
+    func available() -> Int64? {
+        runner.logged("reading the swarm's node") { () throws(LedgerError) in try store.node(swarm).available.credits }
+    }
 
     func asked(_ candidate: AdmissionCandidate) -> Int64 {
         guard let routine = runner.plan.routines[candidate.name] else { return 0 }

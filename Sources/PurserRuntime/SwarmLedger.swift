@@ -1,3 +1,4 @@
+import Logging
 import PurserLedger
 import PurserProtocol
 import PurserSandbox
@@ -18,7 +19,15 @@ extension SwarmRunner {
             id: report.runID, swarm: report.swarm, team: report.team, ok: report.allOK, startedMs: report.startedMs,
             report: report.json.serialized())
         let store = ledger.store
-        await StoreThread.run { _ = try? store.saveRun(record) }
+        let (metadata, logger) = (swarmMetadata(runID: report.runID), runtime.logger)
+        await StoreThread.run {
+            do {
+                try store.saveRun(record)
+            } catch {
+                // The swarm's caller has the report; `purser runs` will not.
+                logger.failure("swarm report not kept", metadata, error)
+            }
+        }
         return report
     }
 
@@ -49,7 +58,7 @@ extension SwarmRunner {
         await schedule.workers.retireAll()
         let closing = await StoreThread.run { () -> Result<SwarmReport, RuntimeError> in
             Result { () throws(RuntimeError) in
-                try self.close(schedule, store: store)
+                try self.close(schedule, store: store, runID: runID)
                 return self.report(schedule, store: store, swarm: swarm, team: team, started: started)
             }
         }
@@ -102,7 +111,7 @@ extension SwarmRunner {
     /// the swarm, unless one is still unsettled: closing the swarm would close it as
     /// abandoned, with nothing used. What stays open is the reclaim's once this
     /// supervisor's lease runs out; the report says what it used.
-    private func close(_ schedule: Schedule, store: any LedgerStore) throws(RuntimeError) {
+    private func close(_ schedule: Schedule, store: any LedgerStore, runID: String) throws(RuntimeError) {
         let ledger = runtime.ledger!
         for (name, entry) in schedule.unsettled.sorted(by: { $0.key < $1.key }) {
             do throws(RuntimeError) {
@@ -110,6 +119,7 @@ extension SwarmRunner {
                 schedule.unsettled[name] = nil
                 schedule.outcomes[name]?.settleError = nil
                 emit("settle", name, ["node": .number(JSONNumber(entry.node.id)), "used": entry.report.usage.credits.json])
+                continue
             } catch where error.code == .store {
                 schedule.outcomes[name]?.settleError = error.message
             } catch {
@@ -117,6 +127,10 @@ extension SwarmRunner {
                 schedule.unsettled[name] = nil
                 schedule.outcomes[name]?.settleError = error.message
             }
+            var metadata = swarmMetadata(runID: runID, node: entry.node)
+            metadata["routine"] = "\(name)"
+            metadata["error"] = "\(schedule.outcomes[name]?.settleError ?? "")"
+            runtime.logger.warning("routine not settled", metadata: metadata)
         }
         if let first = schedule.unsettled.values.first, schedule.storeFailure == nil {
             schedule.storeFailure = schedule.outcomes.values.first { $0.ledgerNode == first.node.id }?.settleError
@@ -132,6 +146,27 @@ extension SwarmRunner {
             throw RuntimeError(code: .ledger, message: "ledger: settling swarm \(schedule.swarm.id): \(error)")
         }
         emit("return", nil, ["tier": "swarm", "node": .number(JSONNumber(schedule.swarm.id))])
+    }
+
+    /// What a log line says of this swarm: its run, name and team, and the node concerned.
+    func swarmMetadata(runID: String? = nil, node: Node? = nil) -> Logger.Metadata {
+        var metadata = node.map { LogMetadata.run(runID, node: $0) } ?? (runID.map { ["run": "\($0)"] } ?? [:])
+        metadata["swarm"] = "\(job.swarm.name)"
+        metadata["team"] = "\(job.team.name)"
+        return metadata
+    }
+
+    /// A store read the swarm can go on without (it schedules or reports with less): nil
+    /// when it fails, and the failure logged.
+    func logged<T>(_ what: String, routine: String? = nil, _ read: () throws(LedgerError) -> T) -> T? {
+        do {
+            return try read()
+        } catch {
+            var metadata = swarmMetadata()
+            if let routine { metadata["routine"] = "\(routine)" }
+            runtime.logger.failure("\(what) failed", metadata, error, level: .warning)
+            return nil
+        }
     }
 
     /// How a routine ends that the swarm did not start because the store is away.

@@ -17,7 +17,7 @@ struct SwarmPlan: Sendable {
 
     enum PluginSource: Sendable {
         case path(String)
-        case registered(PluginRecord, DeclaredManifest)
+        case registered(PluginRecord, PluginManifest)
     }
 
     init(job: JobFile, runtime: Runtime) throws(RuntimeError) {
@@ -57,7 +57,7 @@ struct SwarmPlan: Sendable {
             } catch {
                 throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
             }
-            let manifest = DeclaredManifest(record)
+            let manifest = PluginManifest(record)
             let missing = Set(manifest.tools).subtracting(routine.tools)
             guard missing.isEmpty else {
                 throw RuntimeError(

@@ -158,7 +158,7 @@ extension SwarmRunner {
 
     func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
         let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: .skipped, attempts: 0) }
-        let tree = (try? store.tree(team: job.team.name)) ?? []
+        let tree = logged("reading the team's tree for the report") { () throws(LedgerError) in try store.tree(team: job.team.name) } ?? []
         let swarmNodes = tree.filter { $0.id == swarm.id }
         let routineNodes = tree.filter { $0.parent == swarm.id }
         var below = Set(routineNodes.map(\.id))

@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Synchronization
 
 /// Where this supervisor may make cgroups of one hierarchy, found from /proc/self.
@@ -202,7 +203,7 @@ func removeTree(_ path: String) {
     for entry in directoryEntries(path) where entry.isDirectory && entry.name != "." && entry.name != ".." {
         removeTree(path + "/" + entry.name)
     }
-    rmdir(path)
+    if rmdir(path) != 0 && errno != ENOENT { logLeftBehind(path, errno: errno) }
 }
 
 /// The names in a directory (with "." and ".."); none if it cannot be read.
@@ -226,6 +227,13 @@ func removeDirectory(_ path: String, whileBusy: () -> Void = {}) {
         if attempt % 20 == 0 { whileBusy() }
         usleep(5_000)
     }
+    logLeftBehind(path, errno: errno)
+}
+
+/// A group that could not be removed stays on the host (the next start's sweep tries again).
+private func logLeftBehind(_ path: String, errno code: Int32) {
+    Logger(label: "purser.sandbox").warning(
+        "cgroup not removed", metadata: ["path": "\(path)", "error": "\(String(cString: strerror(code)))"])
 }
 
 extension String {

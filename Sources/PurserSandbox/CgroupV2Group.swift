@@ -77,8 +77,8 @@ final class CgroupV2Group: RunGroup, CgroupDirectory {
             parent?.children.add()
             return CgroupV2Group(path: path, procsFD: fd, parent: parent)
         } catch {
-            _ = rmdir(path + "/" + leaf)
-            _ = rmdir(path)
+            // Undoing a half-made group: what cannot be removed is logged by `removeTree`.
+            removeTree(path)
             throw SandboxError(code: .cgroupFailed, errno: error.errno, message: error.message)
         }
     }

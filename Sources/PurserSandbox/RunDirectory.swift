@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Synchronization
 
 /// A run's private working directory: fresh or emptied (mode 0700) before the run and
@@ -66,7 +67,11 @@ public struct RunDirectory: Sendable {
     static func remove(path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd >= 0 { removeContents(of: fd, depth: 0) }
-        rmdir(path)
+        if rmdir(path) != 0, case let code = errno, code != ENOENT {
+            // Left for the next start's sweep; said, so that a filling disk has a cause.
+            Logger(label: "purser.sandbox").warning(
+                "run directory not removed", metadata: ["path": "\(path)", "error": "\(String(cString: strerror(code)))"])
+        }
     }
 
     /// Whether the directory is still the supervisor's and now empty and mode 0700 again (a

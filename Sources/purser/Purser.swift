@@ -6,6 +6,11 @@ struct Purser: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "purser",
         abstract: "Runs plugin workers under budgets: reserve, execute, return.",
+        discussion: """
+            Every command also takes --log-level (trace, debug, info, notice, warning, error, critical; \
+            default info, or $PURSER_LOG_LEVEL) and --log-format (logfmt, the default, or json): \
+            purser's log, on stderr.
+            """,
         version: "0.1.0",
         subcommands: [Exec.self, Run.self, Runs.self, PluginCommand.self, Team.self, Ledger.self, GatewayCommand.self, Doctor.self])
 }
@@ -14,7 +19,9 @@ struct Purser: AsyncParsableCommand {
 enum Main {
     static func main() async {
         do {
-            var command = try Purser.parseAsRoot()
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            try LogSetup.bootstrap(&arguments)
+            var command = try Purser.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PurserConfig
 import PurserGateway
 import PurserProtocol
@@ -130,7 +131,14 @@ final class EventSink: @unchecked Sendable {
         handle.write(Data((event.json.serialized() + "\n").utf8))
     }
 
-    func close() { try? handle.close() }
+    func close() {
+        do {
+            try handle.close()
+        } catch {
+            // The last events may not have reached the file.
+            Logger(label: "purser.events").error("closing the events file failed", metadata: ["error": "\(error)"])
+        }
+    }
 }
 
 enum SwarmTables {

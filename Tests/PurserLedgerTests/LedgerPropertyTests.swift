@@ -11,8 +11,7 @@ struct LedgerPropertyTests {
     @Test(arguments: StoreKind.allCases)
     func randomSequencesKeepTheInvariant(kind: StoreKind) throws {
         let store = try kind.make()
-        var random = SystemRandomNumberGenerator()
-        let seed = UInt64.random(in: 0...UInt64.max, using: &random)
+        let seed = try Self.seed()
         var rng = Xorshift(seed: seed)
         let cap: Int64 = 1_000 * credit
         let team = try store.createTeam(TeamSpec(
@@ -25,11 +24,11 @@ struct LedgerPropertyTests {
                 try randomStep(store, parent: parent, step: step, lease: lease, rng: &rng)
             } catch let error as LedgerError {
                 let expected: [LedgerError.Code] = [.insufficient, .closed, .fenced]
-                #expect(expected.contains(error.code), "seed \(seed), step \(step): \(error)")
+                #expect(expected.contains(error.code), "PURSER_TEST_SEED=\(seed), step \(step): \(error)")
             }
             open = try store.tree(team: "p").filter(\.isOpen)
             let violations = try store.verify()
-            #expect(violations.isEmpty, "seed \(seed), step \(step): \(violations)")
+            #expect(violations.isEmpty, "PURSER_TEST_SEED=\(seed), step \(step): \(violations)")
             if !violations.isEmpty { return }
         }
         // Total spend never exceeds any ancestor's cap.
@@ -37,8 +36,22 @@ struct LedgerPropertyTests {
         let teamNow = try #require(nodes.first)
         #expect(teamNow.consumed.credits + teamNow.reserved.credits + teamNow.available.credits == cap)
         for node in nodes where !node.isOpen {
-            #expect(node.consumed.credits <= node.cap.credits, "seed \(seed)")
+            #expect(node.consumed.credits <= node.cap.credits, "PURSER_TEST_SEED=\(seed)")
         }
+    }
+
+    /// A random sequence's seed: `$PURSER_TEST_SEED` replays the one a failure named; else a new one.
+    static func seed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> UInt64 {
+        guard let text = environment["PURSER_TEST_SEED"] else { return UInt64.random(in: 0...UInt64.max) }
+        guard let seed = UInt64(text) else { throw SeedError(text: text) }
+        return seed
+    }
+
+    struct SeedError: Error { let text: String }
+
+    @Test func aSeedFromTheEnvironmentIsReplayed() throws {
+        #expect(try Self.seed(["PURSER_TEST_SEED": "12345"]) == 12345)
+        #expect(throws: SeedError.self) { try Self.seed(["PURSER_TEST_SEED": "twelve"]) }
     }
 
     private func randomStep(
