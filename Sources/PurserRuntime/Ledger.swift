@@ -79,7 +79,16 @@ public final class RuntimeLedger: Sendable {
         let interval = DispatchTimeInterval.milliseconds(Int(max(Self.leaseMs / 3, 1)))
         timer.schedule(deadline: .now() + interval, repeating: interval)
         let store = self.store
-        timer.setEventHandler { try? store.heartbeat(holder, ttlMs: Self.leaseMs) }
+        // The renewal runs on the store's threads: a store that waits holds up no timer.
+        // One at a time: renewals that would queue behind a waiting one add nothing.
+        let renewing = Flag()
+        timer.setEventHandler {
+            guard !renewing.value.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            StoreThreads.shared.submit {
+                defer { renewing.value.store(false, ordering: .releasing) }
+                try? store.heartbeat(holder, ttlMs: Self.leaseMs)
+            }
+        }
         timer.activate()
         let box = UncheckedTimer(timer: timer)
         heartbeat.withLock { $0 = box }
@@ -146,6 +155,11 @@ public final class RuntimeLedger: Sendable {
                     + "credits charged): this run's \(report.usage.credits) credits were not charged")
         }
     }
+}
+
+/// A flag closures can share.
+final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// A Dispatch timer is thread-safe; it is just not marked Sendable.
