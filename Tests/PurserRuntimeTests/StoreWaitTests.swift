@@ -17,9 +17,9 @@ struct StoreWaitTests {
     let credit: Int64 = 1_000_000
 
     /// PostgreSQL stops while 64 runs are reserving: each waits for it, up to the store
-    /// retry window (30 s). Meanwhile runs that need nothing from the store start, make
+    /// retry window (30 s), then is told its team grants nothing. Meanwhile runs that need nothing from the store start, make
     /// their round trips with their workers and answer within their 3 s; the test then
-    /// starts the server again, and every waiting run, seconds into its 30 s, goes on.
+    /// starts the server again, and every waiting run, seconds into its 30 s, is answered.
     /// (Before store calls had threads of their own, their waits held Dispatch's threads,
     /// on which Swift's tasks and timers also run on Linux: everything stalled until the
     /// waits gave up, 30 s later.)
@@ -28,13 +28,18 @@ struct StoreWaitTests {
         defer { server.giveBack() }
         let url = try await offPool { try server.makeDatabase() }
         let runtime = try Runtime.withLedger(home: home, location: url)
+        // A team that grants nothing: its runs wait for the store, then are denied, and
+        // start no worker.
+        _ = try runtime.ledger?.store.createTeam(TeamSpec(name: "poor", caps: Resources()))
         let away = DispatchSemaphore(value: 0)
         _ = runtime.ledger?.notices.listen { _ in away.signal() }
         try await offPool { try server.stopServer() }
         let reserving = (0..<64).map { _ in
             Task { () -> Result<RunReport, RuntimeError> in
                 do throws(RuntimeError) {
-                    return .success(try await runtime.exec(Fixtures.run(Fixtures.product("echo"), input: "waited")))
+                    var request = Fixtures.run(Fixtures.product("echo"), input: "waited")
+                    request.team = "poor"
+                    return .success(try await runtime.exec(request))
                 } catch {
                     return .failure(error)
                 }
@@ -53,7 +58,7 @@ struct StoreWaitTests {
         #expect(verdicts == [.ok, .ok, .ok], "runs needing nothing from the store were held up by its wait")
         let failures = waited.compactMap { if case .failure(let error) = $0 { error.message } else { nil } }
         #expect(failures.isEmpty, "\(failures.count) runs failed: \(failures.first ?? "")")
-        #expect(waited.compactMap { try? $0.get().verdict }.allSatisfy { $0 == .ok })
+        #expect(waited.compactMap { try? $0.get().verdict }.allSatisfy { $0 == .denied })
     }
 
     /// A run of team `free` holds its reservation and waits on a gate. Then another client
