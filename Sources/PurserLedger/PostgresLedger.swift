@@ -132,6 +132,9 @@ final class PostgresConnection {
         displayURL = PostgresConnection.redacted(url)
         self.outage = outage
         hasConnected = false
+        // The tables were made on the pool's first connection, before this one was opened:
+        // no need to take turns with other processes making them.
+        isFirstTransaction = false
         guard let handle = PQconnectStart(url) else {
             throw LedgerError(.storeFailed, "cannot connect to PostgreSQL at \(displayURL): out of memory")
         }
