@@ -87,7 +87,8 @@ public final class Gateway: Sendable {
     private let states: [String: IntegrationState]
     private let store: any GatewayStore
     private let engine: HTTPEngine
-    /// Where calls are prepared and finished, off the workers' queues and the engine's thread.
+    /// Where large answers are scrubbed and retries wait, off the workers' queues and the
+    /// engine's thread. (Work that touches the store runs where the store says: `GatewayStore.perform`.)
     private let work = DispatchQueue(label: "purser.gateway", attributes: .concurrent)
     /// Answers up to this size are finished on the engine's thread: scrubbing them costs
     /// less than handing them to another thread.
@@ -110,12 +111,12 @@ public final class Gateway: Sendable {
         reply: @escaping @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
     ) {
         let call = Call(params: params, caller: caller, started: monotonicNanoseconds(), reply: reply)
-        // Work that touches the store (quotas, the cache's persistent tier) leaves the
-        // caller's thread; the rest is a few locks, cheaper than a thread hop.
+        // Work that touches the store (quotas, the cache's persistent tier) goes to the
+        // store's threads; the rest is a few locks, cheaper than a thread hop.
         if states[params.integration]?.touchesStore == false {
             start(call)
         } else {
-            work.async { self.start(call) }
+            store.perform { self.start(call) }
         }
     }
 
@@ -185,11 +186,15 @@ public final class Gateway: Sendable {
                 attempts: attempt - 1, sent: sent)
         }
         engine.submit(request) { response in
-            guard state.touchesStore || response.body.count > Self.inlineBodyBytes else {
-                return self.handle(call, state, admission, request, response, attempt: attempt, sent: sent, redirects: redirects)
-            }
-            self.work.async {
+            let handle: @Sendable () -> Void = {
                 self.handle(call, state, admission, request, response, attempt: attempt, sent: sent, redirects: redirects)
+            }
+            if state.touchesStore {
+                self.store.perform(handle)
+            } else if response.body.count > Self.inlineBodyBytes {
+                self.work.async(execute: handle)
+            } else {
+                handle()
             }
         }
     }
@@ -218,7 +223,10 @@ public final class Gateway: Sendable {
         }
         if let delay = retryDelay(call, state, request, response, attempt: attempt) {
             work.asyncAfter(deadline: .now() + .milliseconds(Int(delay))) {
-                self.perform(call, state, admission, request, attempt: attempt + 1, sent: sentNow, redirects: redirects)
+                let retry: @Sendable () -> Void = {
+                    self.perform(call, state, admission, request, attempt: attempt + 1, sent: sentNow, redirects: redirects)
+                }
+                if state.touchesStore { self.store.perform(retry) } else { retry() }
             }
             return
         }

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Where the gateway keeps what outlives a call and is shared between supervisors:
@@ -14,6 +15,15 @@ public protocol GatewayStore: Sendable {
     func storeResponse(key: String, value: String, expiresMs: Int64) throws
     func saveState(integration: String, json: String, nowMs: Int64) throws
     func loadStates() throws -> [String: String]
+    /// Runs `work`, which calls this store, where a wait for the store holds up nothing
+    /// else: the ledger's store threads, or Dispatch for a store that never waits.
+    func perform(_ work: @escaping @Sendable () -> Void)
+}
+
+extension GatewayStore {
+    public func perform(_ work: @escaping @Sendable () -> Void) {
+        DispatchQueue.global().async(execute: work)
+    }
 }
 
 public struct QuotaUsage: Sendable, Hashable {

@@ -12,13 +12,17 @@ import Synchronization
 /// the driver reconnects, for as long as `retry` allows, and runs the body again.
 public final class PostgresDriver: SQLDriver {
     public let dialect = SQLDialect.postgres
-    private let connection: Mutex<PostgresBox>
+    /// Connections per driver: four calls in flight at once, so that a few waiting on a
+    /// row lock or a slow COMMIT leave others theirs; few enough that many supervisors can
+    /// share a server's `max_connections` (100 by default). Each is opened when first needed.
+    public static let poolSize = 4
+    private let pool: PostgresPool
     private let retry: StoreRetry
 
     /// `url` is a libpq connection string (`host=… dbname=…`) or a `postgres://` URL. The
     /// first connection is not waited for: a store never reached is a setting to fix.
     public init(url: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) {
-        connection = Mutex(PostgresBox(try PostgresConnection(url: url)))
+        pool = try PostgresPool(url: url, size: Self.poolSize)
         self.retry = retry
     }
 
@@ -37,32 +41,30 @@ public final class PostgresDriver: SQLDriver {
         }
     }
 
-    /// Runs `work` on the connection, again after a deadlock, a serialization failure or a
-    /// lost connection, as `PostgresConnection.recover` decides. Callers wait on the lock
-    /// while one of them waits for the store: the store's calls run on threads kept for
-    /// them, never on Swift's cooperative pool (`StoreThread` in the runtime).
+    /// Runs `work` on a connection of the pool, again after a deadlock, a serialization
+    /// failure or a lost connection, as `PostgresConnection.recover` decides. A call may
+    /// wait here, for a connection or for the store: the store's calls run on threads kept
+    /// for them (`StoreThreads`), never on Swift's cooperative pool or Dispatch's.
     private func attempt<T>(
         _ work: (PostgresConnection) throws(LedgerError) -> T
     ) throws(LedgerError) -> T {
-        // The result leaves the lock with the connection still owned by the driver.
-        try connection.withLock { (box) throws(LedgerError) -> UnsafeTransfer<T> in
-            let connection = box.connection
+        try pool.with { (connection) throws(LedgerError) -> T in
             var retries = 0
             var losses = 0
             while true {
                 // Its own give-up is final: it waited the whole window already.
                 try connection.connect(retry)
                 do throws(LedgerError) {
-                    return UnsafeTransfer(try work(connection))
+                    return try work(connection)
                 } catch {
                     try connection.recover(from: error, retries: &retries, losses: &losses)
                 }
             }
-        }.value
+        }
     }
 }
 
-/// The connection moves into the Mutex and is only ever touched under it.
+/// A connection is in the pool's idle list or used by one call: never by two at once.
 struct PostgresBox: @unchecked Sendable {
     let connection: PostgresConnection
     init(_ connection: PostgresConnection) { self.connection = connection }
@@ -96,10 +98,10 @@ final class PostgresConnection {
     /// Whether the server said the session is over (a shutdown, a lost link), which libpq
     /// may not have noticed yet: the next attempt reconnects.
     var needsReset = false
-    /// Since when the store has been away; nil while connected.
-    var downSince: ContinuousClock.Instant?
-    /// Whether a call gave up in this outage already (later ones fail at once).
-    var gaveUp = false
+    /// What the pool's connections know of an outage.
+    let outage: PostgresOutage
+    /// Whether this handle was ever connected: one the pool opened is still connecting.
+    var hasConnected: Bool
     private var isFirstTransaction = true
     /// Statements prepared in this session, by their SQL: their names.
     var prepared: [String: String] = [:]
@@ -107,8 +109,10 @@ final class PostgresConnection {
     private var preparedCount = 0
     let rows = NodeRows(dialect: .postgres)
 
-    init(url: String) throws(LedgerError) {
+    init(url: String, outage: PostgresOutage = PostgresOutage()) throws(LedgerError) {
         displayURL = PostgresConnection.redacted(url)
+        self.outage = outage
+        hasConnected = true
         guard let handle = PQconnectdb(url) else {
             throw LedgerError(.storeFailed, "cannot connect to PostgreSQL at \(displayURL): out of memory")
         }
@@ -120,6 +124,22 @@ final class PostgresConnection {
         self.handle = handle
         // CREATE … IF NOT EXISTS reports "already exists, skipping" as a NOTICE; libpq would
         // print it on stderr. Errors still arrive in results.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
+    /// Starts connecting without waiting: `connect` finishes it, or waits for the store as
+    /// after losing a connection.
+    init(starting url: String, outage: PostgresOutage) throws(LedgerError) {
+        displayURL = PostgresConnection.redacted(url)
+        self.outage = outage
+        hasConnected = false
+        // The tables were made on the pool's first connection, before this one was opened:
+        // no need to take turns with other processes making them.
+        isFirstTransaction = false
+        guard let handle = PQconnectStart(url) else {
+            throw LedgerError(.storeFailed, "cannot connect to PostgreSQL at \(displayURL): out of memory")
+        }
+        self.handle = handle
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
     }
 

@@ -2,7 +2,7 @@ import CLibPQ
 import Glibc
 
 /// Getting the connection back after PostgreSQL went away: a restart, a failover, a
-/// dropped link. Only ever called under the driver's lock.
+/// dropped link. Only ever called by the one call using the connection.
 extension PostgresConnection {
     /// SQLSTATEs that end the session: connection exceptions (class 08) and the server
     /// shutting down or not yet taking connections (57P01–57P03).
@@ -17,8 +17,10 @@ extension PostgresConnection {
     func connect(_ retry: StoreRetry) throws(LedgerError) {
         startAttempt()
         guard needsReset || PQstatus(handle) != CONNECTION_OK else { return }
-        let since = downSince ?? .now
-        downSince = since
+        if !hasConnected, PQstatus(handle) != CONNECTION_BAD, drive(until: .now + .seconds(2), { PQconnectPoll($0) }) {
+            return connected()
+        }
+        let since = outage.begin()
         let deadline = since + .milliseconds(retry.windowMs)
         var attempt = 0
         while true {
@@ -26,12 +28,7 @@ extension PostgresConnection {
             if reset(until: max(deadline, .now + .seconds(2))) {
                 retry.onNotice(
                     "PostgreSQL at \(displayURL): the connection was lost; reconnected after \(StoreRetry.format(ms: Self.ms(since: since)))")
-                downSince = nil
-                gaveUp = false
-                needsReset = false
-                // A new session: what the old one prepared is gone with it.
-                prepared = [:]
-                return
+                return connected()
             }
             let reason = PostgresConnection.trimmed(PQerrorMessage(handle)).split(separator: "\n").first.map(String.init) ?? ""
             let left = retry.windowMs - Self.ms(since: since)
@@ -39,8 +36,8 @@ extension PostgresConnection {
                 let away = StoreRetry.format(ms: Self.ms(since: since))
                 let message = "PostgreSQL at \(displayURL) unreachable for \(away): gave up "
                     + "(the store retry window is \(StoreRetry.format(ms: retry.windowMs)), PURSER_STORE_RETRY): \(reason)"
-                retry.onNotice(gaveUp ? "PostgreSQL at \(displayURL) still unreachable (\(away)): a call failed at once" : message)
-                gaveUp = true
+                let again = outage.giveUp()
+                retry.onNotice(again ? "PostgreSQL at \(displayURL) still unreachable (\(away)): a call failed at once" : message)
                 throw LedgerError(.storeFailed, message)
             }
             let pause = min(StoreRetry.pauseMs(attempt: attempt), left)
@@ -49,6 +46,14 @@ extension PostgresConnection {
                     + "giving up in \(StoreRetry.format(ms: left))")
             usleep(UInt32(pause * 1000))
         }
+    }
+
+    /// A new session: what an old one prepared is gone with it.
+    private func connected() {
+        outage.end()
+        hasConnected = true
+        needsReset = false
+        prepared = [:]
     }
 
     /// Milliseconds from `start` to now (negative while `start` is ahead).
@@ -61,6 +66,12 @@ extension PostgresConnection {
     /// that does not answer for as long as TCP does.
     private func reset(until deadline: ContinuousClock.Instant) -> Bool {
         guard PQresetStart(handle) == 1 else { return false }
+        return drive(until: deadline) { PQresetPoll($0) }
+    }
+
+    /// Drives a connection attempt with `step` (PQconnectPoll, PQresetPoll) until it ends
+    /// or `deadline` passes: whether it connected.
+    private func drive(until deadline: ContinuousClock.Instant, _ step: (OpaquePointer) -> PostgresPollingStatusType) -> Bool {
         var status = PGRES_POLLING_WRITING
         while true {
             switch status {
@@ -72,7 +83,7 @@ extension PostgresConnection {
             guard left > 0, waitForSocket(reading: status == PGRES_POLLING_READING, timeoutMs: Int32(clamping: left)) else {
                 return false
             }
-            status = PQresetPoll(handle)
+            status = step(handle)
         }
     }
 

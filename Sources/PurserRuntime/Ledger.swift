@@ -83,12 +83,19 @@ public final class RuntimeLedger: Sendable {
         let interval = DispatchTimeInterval.milliseconds(Int(max(Self.leaseMs / 3, 1)))
         timer.schedule(deadline: .now() + interval, repeating: interval)
         let (store, logger) = (self.store, self.logger)
+        // The renewal runs on the store's threads: a store that waits holds up no timer.
+        // One at a time: renewals that would queue behind a waiting one add nothing.
+        let renewing = Flag()
         timer.setEventHandler {
-            do {
-                try store.heartbeat(holder, ttlMs: Self.leaseMs)
-            } catch {
-                // Nobody waits on a heartbeat: unlogged, a lease that is about to lapse goes unseen.
-                logger.error("lease heartbeat failed", metadata: ["holder": "\(holder.id)", "error": "\(error)"])
+            guard !renewing.value.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            StoreThreads.shared.submit {
+                defer { renewing.value.store(false, ordering: .releasing) }
+                do {
+                    try store.heartbeat(holder, ttlMs: Self.leaseMs)
+                } catch {
+                    // Nobody waits on a heartbeat: unlogged, a lease that is about to lapse goes unseen.
+                    logger.error("lease heartbeat failed", metadata: ["holder": "\(holder.id)", "error": "\(error)"])
+                }
             }
         }
         timer.activate()
@@ -157,6 +164,11 @@ public final class RuntimeLedger: Sendable {
         }
         return settled
     }
+}
+
+/// A flag closures can share.
+final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// A Dispatch timer is thread-safe; it is just not marked Sendable.

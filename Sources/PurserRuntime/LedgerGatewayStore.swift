@@ -32,6 +32,10 @@ public struct LedgerGatewayStore: GatewayStore {
         try store.saveState(name: "gateway:" + integration, value: json, nowMs: nowMs)
     }
 
+    public func perform(_ work: @escaping @Sendable () -> Void) {
+        StoreThreads.shared.submit(work)
+    }
+
     public func loadStates() throws -> [String: String] {
         var states: [String: String] = [:]
         for (name, value) in try store.states() where name.hasPrefix("gateway:") { states[String(name.dropFirst(8))] = value }

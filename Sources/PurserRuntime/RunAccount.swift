@@ -1,5 +1,6 @@
 import Dispatch
 import PurserGateway
+import PurserLedger
 import PurserProtocol
 import Synchronization
 
@@ -22,6 +23,10 @@ final class RunAccount: GatewayAccount {
         var held = Credits.zero
         var unwritten: [(record: GatewayCallRecord, charged: Credits)] = []
         var flushScheduled = false
+        /// A batch is being written, on the store's threads: one at a time, in order.
+        var writing = false
+        /// `drain`s waiting for every record to be written.
+        var drained: [CheckedContinuation<Void, Never>] = []
     }
 
     let budget: Credits
@@ -33,9 +38,11 @@ final class RunAccount: GatewayAccount {
     private let holding = DispatchGroup()
     private let onRecord: @Sendable (GatewayCallRecord) -> Void
     private let writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
+    /// Where the write-behind timer and `drain` wait; the writes run on the store's threads.
     private let records = DispatchQueue(label: "purser.run.records")
 
-    /// `onRecord` sees each call as it ends; `writer` gets them in batches, on a serial queue.
+    /// `onRecord` sees each call as it ends; `writer` gets them in batches, one at a time,
+    /// on the store's threads (`StoreThreads`).
     init(
         budget: Credits, team: String?, onRecord: @escaping @Sendable (GatewayCallRecord) -> Void,
         writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
@@ -81,16 +88,33 @@ final class RunAccount: GatewayAccount {
         holding.leave()
     }
 
-    /// Writes what is waiting; on `records`.
+    /// Writes what is waiting, unless a batch is being written (it writes the rest after).
     private func flush() {
-        let batch = state.withLock { state in
-            defer {
-                state.unwritten = []
-                state.flushScheduled = false
-            }
+        let batch = state.withLock { state -> [(record: GatewayCallRecord, charged: Credits)]? in
+            state.flushScheduled = false
+            guard !state.writing, !state.unwritten.isEmpty else { return nil }
+            state.writing = true
+            defer { state.unwritten = [] }
             return state.unwritten
         }
-        if !batch.isEmpty { writer?(batch) }
+        if let batch { write(batch) }
+    }
+
+    private func write(_ batch: [(record: GatewayCallRecord, charged: Credits)]) {
+        StoreThreads.shared.submit {
+            self.writer?(batch)
+            let (next, drained) = self.state.withLock { state in
+                guard state.unwritten.isEmpty else {
+                    defer { state.unwritten = [] }
+                    return (Optional(state.unwritten), [CheckedContinuation<Void, Never>]())
+                }
+                state.writing = false
+                defer { state.drained = [] }
+                return (nil, state.drained)
+            }
+            if let next { self.write(next) }
+            for waiter in drained { waiter.resume() }
+        }
     }
 
     /// The worker's own running total, from its usage notifications.
@@ -105,8 +129,12 @@ final class RunAccount: GatewayAccount {
     func drain() async {
         await withCheckedContinuation { continuation in
             holding.notify(queue: records) {
-                self.flush()
-                continuation.resume()
+                let idle = self.state.withLock { state -> Bool in
+                    guard state.writing || !state.unwritten.isEmpty else { return true }
+                    state.drained.append(continuation)
+                    return false
+                }
+                if idle { continuation.resume() } else { self.flush() }
             }
         }
     }
