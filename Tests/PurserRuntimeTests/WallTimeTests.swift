@@ -18,13 +18,15 @@ struct WallTimeTests {
             try await offPool {
                 try other.driver.transaction { _ in
                     locked.signal()
-                    usleep(1_500_000)
+                    usleep(4_000_000)
                 }
             }
         }
         await offPool { locked.wait() }
         var request = Fixtures.run(Fixtures.product("echo"), input: "waited")
-        request.wallTimeMs = 1_000
+        // Less than the lock is held: the run passed its deadline before it began, before.
+        request.wallTimeMs = 3_000
+        request.sandbox = .trusted
         let report = try await run(request, runtime: runtime)
         try await holding.value
         #expect(report.verdict == .ok, "\(report.verdict): \(report.message ?? "")")
