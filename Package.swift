@@ -61,7 +61,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.
-        .target(name: "PurserLog", dependencies: ["PurserRuntime", "PurserProtocol", logging], swiftSettings: swiftSettings),
+        .target(name: "PurserLog", dependencies: ["PurserProtocol", logging], swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [

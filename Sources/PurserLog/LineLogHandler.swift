@@ -1,7 +1,6 @@
 import Glibc
 public import Logging
 import PurserProtocol
-import PurserRuntime
 import Synchronization
 
 /// Writes each log event as one line, logfmt or JSON. Every value goes through

@@ -1,7 +1,6 @@
 import Glibc
 import Logging
 import PurserProtocol
-import PurserRuntime
 
 /// One log event's fields, and the two ways of writing them as a line.
 struct LogLine {
