@@ -20,7 +20,6 @@ func concurrencyLevels(default levels: [Int]) -> [Int] {
 }
 
 func swarmBenchmark() async throws {
-    setvbuf(stdout, nil, _IOLBF, 0)  // each figure as soon as it is measured
     let count = iterations
     // Warm up: the page cache for both children, the ledger's code paths, Dispatch's threads.
     // `--no-floor`: the swarm alone (for profiling it, e.g. under perf); ratios are then not printed.

@@ -1,4 +1,5 @@
 import CPurserBenchFloor
+@preconcurrency import Glibc
 import Foundation
 import PurserProtocol
 import PurserRuntime
@@ -13,6 +14,8 @@ func argument(_ name: String, default value: Int) -> Int {
 }
 
 let iterations = argument("--iterations", default: 2000)
+// Each figure as soon as it is measured, also into a pipe: a run that fails later keeps them.
+setvbuf(stdout, nil, _IOLBF, 0)
 let subcommand = CommandLine.arguments.dropFirst().first ?? "spawn"
 
 /// purser-bench's own directory, where SwiftPM put the Swift echo plugin.
