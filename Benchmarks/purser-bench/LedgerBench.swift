@@ -32,9 +32,11 @@ func ledgerBenchmark() throws {
         precondition(seconds > 0, "the SQLite floor loop failed")
         return Double(max(iterations / 2, 1)) / seconds
     }
+    let floorStart = CPUTimes()
     var floor = floorRate()
     print("purser-bench ledger: \(iterations) pairs per run, SQLite WAL, synchronous=FULL")
     show("floor: raw SQLite, UPDATE+INSERT per transaction", floor)
+    print(CPUTimes().since(floorStart, routines: max(iterations / 2, 1), own: "-", per: "transaction"))
     for callers in callerCounts(default: [1, 8, 32, 128]) {
         let store = try SQLiteLedger(path: directory + "/ledger-\(callers).db")
         let team = try store.createTeam(TeamSpec(
@@ -98,9 +100,11 @@ func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
         END;
         """.write(toFile: script, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: script) }
+    var start = CPUTimes()
     let floor = try pgbenchRate(bin: bin, script: script, database: floorDatabase, clients: clients, seconds: seconds)
     print("purser-bench ledger on PostgreSQL: \(clients) clients, \(seconds) s each (test server: fsync off)")
     show("floor: pgbench, UPDATE+INSERT per transaction", floor)
+    print(CPUTimes().since(start, routines: Int(floor) * seconds, own: "pgbench", per: "transaction") + serverNotCounted)
 
     let url = try server.makeDatabase()
     let store = try PostgresLedger(url: url)
@@ -111,8 +115,11 @@ func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
         SELECT id FROM purser_reserve(\(team.id), 'swarm', 'pgbench', '', 10, 10, 0, NULL, NULL, NULL, NULL, NULL, 0) \\gset
         SELECT * FROM purser_settle(:id, 7, 1, 0, 'ok', NULL, NULL, 0);
         """.write(toFile: script, atomically: true, encoding: .utf8)
+    start = CPUTimes()
     let sameSQL = try pgbenchRate(bin: bin, script: script, database: url, clients: clients, seconds: seconds)
     show("floor: pgbench, the ledger's reserve+settle SQL", sameSQL)
+    print(CPUTimes().since(start, routines: Int(sameSQL) * seconds, own: "pgbench", per: "pair") + serverNotCounted)
+    start = CPUTimes()
     let pairs = Mutex(0)
     let failures = Mutex(0)
     let group = DispatchGroup()
@@ -141,9 +148,13 @@ func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
     precondition(verified, "the ledger does not verify")
     let rate = Double(pairs.withLock { $0 }) / Double(seconds)
     show("ledger reserve+settle pairs, \(clients) connections", rate, against: floor)
+    print(CPUTimes().since(start, routines: pairs.withLock { $0 }, own: "-", per: "pair") + serverNotCounted)
     show("  the same, against pgbench running the same SQL", rate, against: sameSQL, goal: 0.8)
     if failures.withLock({ $0 }) > 0 { print("  (\(failures.withLock { $0 }) operations failed and were not counted)") }
 }
+
+/// The server's CPU is its own processes', which are not this one's children.
+let serverNotCounted = " (the server's own not counted)"
 
 /// Transactions per second pgbench reaches running `script`.
 func pgbenchRate(bin: String, script: String, database: String, clients: Int, seconds: Int) throws -> Double {
