@@ -91,24 +91,20 @@ let package = Package(
             name: "delegate", dependencies: ["PurserPluginKit"], path: "Plugins/delegate",
             swiftSettings: swiftSettings),
 
-        // Benchmarks: the fastest real worker, the floor child and the floor loop, in C.
+        // Benchmarks: the fastest real worker (the tests run it too) and the floor loops, in C.
+        // The C children purser-bench runs (cworker, gatewayworker, floorchild, argchild,
+        // benchhttpd) it builds itself with cc, against libc alone (Benchmarks/purser-bench/Children.swift).
         .target(name: "CWorkerScan", path: "Benchmarks/CWorkerScan", cSettings: cSettings),
         .executableTarget(
             name: "cworker", dependencies: ["CWorkerScan"], path: "Benchmarks/cworker",
             cSettings: cSettings),
-        .executableTarget(
-            name: "gatewayworker", dependencies: ["CWorkerScan"], path: "Benchmarks/gatewayworker",
-            cSettings: cSettings),
-        .executableTarget(name: "floorchild", path: "Benchmarks/floorchild", cSettings: cSettings),
-        .executableTarget(name: "argchild", path: "Benchmarks/argchild", cSettings: cSettings),
-        .executableTarget(name: "benchhttpd", path: "Benchmarks/benchhttpd", cSettings: cSettings),
         .target(
             name: "CPurserBenchFloor", dependencies: ["CSQLite"], path: "Benchmarks/CPurserBenchFloor",
             cSettings: cSettings, linkerSettings: [.linkedLibrary("curl")]),
         .executableTarget(
             name: "purser-bench",
             dependencies: [
-                "PurserRuntime", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserTestSupport",
+                "PurserRuntime", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserHarness",
                 "CPurserBenchFloor",
             ],
             path: "Benchmarks/purser-bench",
@@ -127,9 +123,12 @@ let package = Package(
         .executableTarget(
             name: "ledger-stress", dependencies: ["PurserLedger"], path: "Tests/Fixtures/ledger-stress",
             swiftSettings: swiftSettings),
+        // What the tests and the benchmarks both need: the local servers they start
+        // (PostgreSQL, the HTTP upstream), commands run to their end, work kept off the pool.
+        .target(name: "PurserHarness", path: "Tests/PurserHarness", swiftSettings: swiftSettings),
         .target(
             name: "PurserTestSupport",
-            dependencies: ["PurserRuntime", "PurserProtocol"],
+            dependencies: ["PurserRuntime", "PurserProtocol", "PurserHarness"],
             path: "Tests/PurserTestSupport",
             swiftSettings: swiftSettings),
         .testTarget(name: "PurserCollectionsTests", dependencies: ["PurserCollections"], swiftSettings: swiftSettings),

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
@@ -45,8 +44,10 @@ static int requests_in(const char *data, ssize_t length, int *tail) {
 }
 
 int main(int argc, char **argv) {
-    /* Dies with whoever started it, so a benchmark that crashes leaves nothing behind. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Dies with whoever started it, so a benchmark that crashes leaves nothing behind: by
+     * watching its parent, not with PR_SET_PDEATHSIG, which fires when the *thread* that
+     * started it ends (a pool thread that went idle killed the upstream mid-benchmark). */
+    pid_t parent = getppid();
     signal(SIGPIPE, SIG_IGN);
     int server = listen_on(argc > 1 ? atoi(argv[1]) : 0), one = 1;
     int poller = epoll_create1(EPOLL_CLOEXEC);
@@ -56,7 +57,8 @@ int main(int argc, char **argv) {
     char input[65536];
     struct epoll_event events[256];
     for (;;) {
-        int ready = epoll_wait(poller, events, 256, -1);
+        int ready = epoll_wait(poller, events, 256, 1000);
+        if (getppid() != parent) return 0;
         for (int i = 0; i < ready; i++) {
             int fd = events[i].data.fd;
             if (fd == server) {

@@ -4,7 +4,6 @@ import PurserConfig
 import PurserProtocol
 import PurserRuntime
 import PurserSandbox
-import PurserTestSupport
 import Synchronization
 
 // Swarm throughput: routines per second for a swarm of trivial routines (cworker, which
@@ -21,7 +20,6 @@ func concurrencyLevels(default levels: [Int]) -> [Int] {
 }
 
 func swarmBenchmark() async throws {
-    setvbuf(stdout, nil, _IOLBF, 0)  // each figure as soon as it is measured
     let count = iterations
     // Warm up: the page cache for both children, the ledger's code paths, Dispatch's threads.
     // `--no-floor`: the swarm alone (for profiling it, e.g. under perf); ratios are then not printed.
@@ -51,7 +49,7 @@ func swarmBenchmark() async throws {
 func xargsRate(concurrency: Int, count: Int) throws -> Double {
     let xargs = Process()
     xargs.executableURL = URL(fileURLWithPath: "/usr/bin/xargs")
-    xargs.arguments = ["-P", "\(concurrency)", "-n", "1", directory + "/argchild"]
+    xargs.arguments = ["-P", "\(concurrency)", "-n", "1", children + "/argchild"]
     let input = Pipe()
     let output = Pipe()
     xargs.standardInput = input
@@ -84,7 +82,7 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     // `--trusted`: cworker registered with a trusted manifest, as a plugin whose author the
     // user trusts: budgets, protocol and cgroups, without namespaces, seccomp or user; its
     // workers are kept between runs (it declares `sequentialRuns`) unless `--no-reuse`.
-    var plugin = directory + "/cworker"
+    var plugin = children + "/cworker"
     if CommandLine.arguments.contains("--trusted") {
         var manifest = PluginManifest()
         manifest.trusted = true
@@ -103,12 +101,12 @@ func swarmRate(concurrency: Int, count: Int) async throws -> Double {
     let seconds = secondsSince(start)
     guard report.allOK else {
         let failed = report.routines.filter { $0.verdict != .ok }
-        throw PostgresServerError(
-            "swarm at concurrency \(concurrency): \(report.denied ?? "") \(failed.count) routines failed, first: "
+        throw BenchError(
+            code: "swarm", "swarm at concurrency \(concurrency): \(report.denied ?? "") \(failed.count) routines failed, first: "
                 + "\(failed.first.map { "\($0.name) \($0.verdict) \($0.message ?? "")" } ?? "")")
     }
     for (index, routine) in report.routines.enumerated() where routine.output != .number(JSONNumber(Int64(index))) {
-        throw PostgresServerError("routine \(routine.name) answered \(routine.output?.serialized() ?? "nothing"), not \(index)")
+        throw BenchError(code: "swarm", "routine \(routine.name) answered \(routine.output?.serialized() ?? "nothing"), not \(index)")
     }
     let violations = try runtime.ledger!.store.verify()
     precondition(violations.isEmpty, "the ledger does not verify: \(violations)")

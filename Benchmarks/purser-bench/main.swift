@@ -1,11 +1,9 @@
 import CPurserBenchFloor
+@preconcurrency import Glibc
 import Foundation
 import PurserProtocol
-import PurserLedger
 import PurserRuntime
 import PurserSandbox
-import PurserTestSupport
-import Synchronization
 
 // Cold routine rate: spawn → initialize → run → result → reaped, through the library,
 // next to a floor measured in the same run (posix_spawn of a C child, one line round trip).
@@ -16,32 +14,39 @@ func argument(_ name: String, default value: Int) -> Int {
 }
 
 let iterations = argument("--iterations", default: 2000)
+// Each figure as soon as it is measured, also into a pipe: a run that fails later keeps them.
+setvbuf(stdout, nil, _IOLBF, 0)
+let subcommand = CommandLine.arguments.dropFirst().first ?? "spawn"
 
-/// `--callers 1,8,32`: how many threads call the ledger at once, one run each.
-func callerCounts(default counts: [Int]) -> [Int] {
-    guard let index = CommandLine.arguments.firstIndex(of: "--callers"), index + 1 < CommandLine.arguments.count else {
-        return counts
-    }
-    return CommandLine.arguments[index + 1].split(separator: ",").compactMap { Int($0) }
-}
+/// purser-bench's own directory, where SwiftPM put the Swift echo plugin.
 let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+/// The C children's directory: built at start with cc against libc only, and checked (see
+/// Children); the ledger's benchmarks run none.
+let children = subcommand.hasPrefix("ledger") ? "" : buildChildren()
 let home = NSTemporaryDirectory() + "purser-bench-\(getpid())"
 let runtime = Runtime(home: home)
 
+func buildChildren() -> String {
+    do {
+        return try Children.build(into: directory + "/bench-children")
+    } catch {
+        FileHandle.standardError.write(Data("purser-bench: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 func floorRate() -> Double {
-    let seconds = purser_bench_floor(directory + "/floorchild", Int32(iterations))
+    let seconds = purser_bench_floor(children + "/floorchild", Int32(iterations))
     precondition(seconds > 0, "the floor loop failed")
     return Double(iterations) / seconds
 }
 
 func libraryRate(
-    _ plugin: String, count: Int = iterations, containment: Containment = .automatic,
+    _ executable: String, count: Int = iterations, containment: Containment = .automatic,
     sandbox: SandboxLevel = .trusted, host: HostSupport = .current
 ) async throws -> Double {
-    let request0 = RunRequest(
-        executable: directory + "/" + plugin, input: ["n": 1], credits: Credits(whole: 1), wallTimeMs: 10_000,
-        memoryBytes: 256 << 20)
-    var request = request0
+    var request = RunRequest(
+        executable: executable, input: ["n": 1], credits: Credits(whole: 1), wallTimeMs: 10_000, memoryBytes: 256 << 20)
     request.containment = containment
     request.sandbox = sandbox
     request.allowDegraded = true
@@ -50,10 +55,9 @@ func libraryRate(
     let start = ContinuousClock.now
     for _ in 0..<count {
         let report = try await runtime.exec(request)
-        precondition(report.verdict == .ok, "\(plugin): \(report.verdict) \(report.message ?? "")")
+        precondition(report.verdict == .ok, "\(executable): \(report.verdict) \(report.message ?? "")")
     }
-    let elapsed = ContinuousClock.now - start
-    return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    return Double(count) / secondsSince(start)
 }
 
 /// Holds about 1 GiB resident, as a long-lived supervisor with caches might.
@@ -73,23 +77,40 @@ func show(_ label: String, _ rate: Double, against floor: Double? = nil, goal: D
     print(line)
 }
 
+/// Runs `work`, which makes `count` runs and returns their rate, and prints the rate's row
+/// with, under it, the CPU a run took in this process and in the children it reaped.
+func row(
+    _ label: String, count: Int = iterations, against floor: Double? = nil, goal: Double? = nil,
+    _ work: () async throws -> Double
+) async rethrows -> Double {
+    let before = CPUTimes()
+    let rate = try await work()
+    show(label, rate, against: floor, goal: goal)
+    print(CPUTimes().since(before, routines: count, own: "children", per: "run"))
+    return rate
+}
+
 func spawnBenchmark() async throws {
     // Warm up caches and the spawner thread once.
-    _ = try await libraryRate("cworker", count: 50)
+    _ = try await libraryRate(children + "/cworker", count: 50)
     _ = floorRate()
 
     print("purser-bench spawn: \(iterations) runs each, \(ProcessInfo.processInfo.activeProcessorCount) cores")
-    let floor = floorRate()
-    show("floor: C posix_spawn + 1-line round trip", floor)
-    let small = try await libraryRate("cworker")
-    show("purser exec, C worker", small, against: floor, goal: 0.67)
-    let swiftEcho = try await libraryRate("echo", count: max(iterations / 4, 50))
-    show("purser exec, Swift echo plugin (PluginKit)", swiftEcho, against: floor)
-    let processGroup = try await libraryRate("cworker", containment: .processGroup)
-    show("purser exec, C worker, process-group fallback", processGroup, against: floor)
+    let floor = await row("floor: C posix_spawn + 1-line round trip") { floorRate() }
+    let small = try await row("purser exec, C worker", against: floor, goal: 0.67) {
+        try await libraryRate(children + "/cworker")
+    }
+    let echoRuns = max(iterations / 4, 50)
+    _ = try await row("purser exec, Swift echo plugin (PluginKit)", count: echoRuns, against: floor) {
+        try await libraryRate(directory + "/echo", count: echoRuns)
+    }
+    _ = try await row("purser exec, C worker, process-group fallback", against: floor) {
+        try await libraryRate(children + "/cworker", containment: .processGroup)
+    }
     let ballast = growResident()
-    let big = try await libraryRate("cworker")
-    show("purser exec, C worker, supervisor at 1 GiB", big, against: small, goal: 0.9)
+    _ = try await row("purser exec, C worker, supervisor at 1 GiB", against: small, goal: 0.9) {
+        try await libraryRate(children + "/cworker")
+    }
     print(String(format: "resident ballast: %d MiB (first byte %d)", 1024, ballast.load(as: UInt8.self)))
     try? FileManager.default.removeItem(atPath: home)
 }
@@ -100,192 +121,49 @@ func spawnBenchmark() async throws {
 /// take turns in ten rounds, so that a noisy neighbour on this shared machine weighs on all
 /// of them alike.
 func sandboxBenchmark() async throws {
-    _ = try await libraryRate("cworker", count: 50, sandbox: .untrusted)
+    let worker = children + "/cworker"
+    _ = try await libraryRate(worker, count: 50, sandbox: .untrusted)
     print("purser-bench sandbox: \(iterations) runs each, in 10 rounds, \(ProcessInfo.processInfo.activeProcessorCount) cores")
     let layers: [SandboxLayer] = [.network, .pidNamespace, .mountNamespace, .seccomp, .unprivilegedUser]
     let configurations: [(String, SandboxLevel, HostSupport)] =
         [("untrusted (every layer)", .untrusted, .current), ("trusted (cgroups + rlimits)", .trusted, .current)]
         + layers.map { ("untrusted without \($0.rawValue)", .untrusted, HostSupport.current.without([$0])) }
-    var floorSeconds = 0.0
+    var floorSeconds = 0.0, floorCPU = CPUTimes.zero
     var seconds = [Double](repeating: 0, count: configurations.count)
+    var cpu = [CPUTimes](repeating: .zero, count: configurations.count)
     let round = max(iterations / 10, 1)
     for _ in 0..<10 {
-        let floorRound = purser_bench_floor_sandbox(directory + "/floorchild", Int32(round))
+        let floorStart = CPUTimes()
+        let floorRound = purser_bench_floor_sandbox(children + "/floorchild", Int32(round))
+        floorCPU += (floorStart, CPUTimes())
         precondition(floorRound > 0, "the sandbox floor loop failed")
         floorSeconds += floorRound
         for (index, configuration) in configurations.enumerated() {
-            let rate = try await libraryRate("cworker", count: round, sandbox: configuration.1, host: configuration.2)
+            let start = CPUTimes()
+            let rate = try await libraryRate(worker, count: round, sandbox: configuration.1, host: configuration.2)
+            cpu[index] += (start, CPUTimes())
             seconds[index] += Double(round) / rate
         }
     }
-    let runs = Double(round * 10)
-    let floor = runs / floorSeconds
+    let runs = round * 10
+    let floor = Double(runs) / floorSeconds
     show("floor: C fork + unshare(NEWNET) + setrlimit + exec + 1 line", floor)
+    print(floorCPU.since(.zero, routines: runs, own: "children", per: "run"))
     for (index, configuration) in configurations.enumerated() {
-        let rate = runs / seconds[index]
+        let rate = Double(runs) / seconds[index]
         if index < 2 {
             show("purser exec, C worker, " + configuration.0, rate, against: floor, goal: index == 0 ? 0.67 : nil)
         } else {
-            let cost = (seconds[0] - seconds[index]) / runs * 1e6
+            let cost = (seconds[0] - seconds[index]) / Double(runs) * 1e6
             print("  " + configuration.0.padding(toLength: 48, withPad: " ", startingAt: 0)
                 + String(format: "%9.0f /s   the layer costs %+.0f µs a run", rate, cost))
         }
+        print(cpu[index].since(.zero, routines: runs, own: "children", per: "run"))
     }
     try? FileManager.default.removeItem(atPath: home)
 }
 
-/// Reserve+settle pairs per second through the ledger, next to a raw SQLite loop doing
-/// one conditional UPDATE and one INSERT per transaction, at the same durability.
-///
-/// The goal (3x the floor) is group commit's, so it is taken where callers wait together:
-/// at 128. A batch holds at most one operation a caller, and on two cores the one thread
-/// that runs it spends about 11 µs of CPU an operation plus a COMMIT and an fsync a batch;
-/// 32 callers fill batches of about 26, which is 2.2x-2.9x here (see docs/benchmarks.md).
-func ledgerBenchmark() throws {
-    let directory = NSTemporaryDirectory() + "purser-ledger-bench-\(getpid())"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    // The floor and the ledger run under the same process-wide SQLite settings.
-    SQLiteDriver.configureProcess()
-    // This host's speed drifts by a third from one second to the next: each row's ratio is
-    // against the floor measured just before and just after it.
-    func floorRate() -> Double {
-        let seconds = purser_bench_sqlite_floor(directory + "/floor.db", Int32(max(iterations / 2, 1)))
-        precondition(seconds > 0, "the SQLite floor loop failed")
-        return Double(max(iterations / 2, 1)) / seconds
-    }
-    var floor = floorRate()
-    print("purser-bench ledger: \(iterations) pairs per run, SQLite WAL, synchronous=FULL")
-    show("floor: raw SQLite, UPDATE+INSERT per transaction", floor)
-    for callers in callerCounts(default: [1, 8, 32, 128]) {
-        let store = try SQLiteLedger(path: directory + "/ledger-\(callers).db")
-        let team = try store.createTeam(TeamSpec(
-            name: "bench", caps: Resources(credits: Int64.max / 4, timeMs: Int64.max / 4, memoryBytes: Int64.max / 4)))
-        // Callers draw pairs from one counter, as pgbench clients share a run, so that no
-        // straggler ends the run alone.
-        let tickets = Mutex(iterations)
-        let failures = Mutex(0)
-        let group = DispatchGroup()
-        let cpu = CPUTimes()
-        let start = ContinuousClock.now
-        for caller in 0..<callers {
-            group.enter()
-            Thread {
-                var round = 0
-                while tickets.withLock({ (left: inout Int) -> Bool in left -= 1; return left >= 0 }) {
-                    round += 1
-                    do {
-                        let node = try store.reserve(ReserveRequest(
-                            parent: team.id, kind: .swarm, name: "c\(caller)-\(round)", amounts: Resources(credits: 10, timeMs: 10)))
-                        _ = try store.settle(node.id, usage: Usage(credits: 7, timeMs: 1, memoryPeakBytes: 0), outcome: "ok", holder: nil)
-                    } catch {
-                        failures.withLock { $0 += 1 }
-                    }
-                }
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        let elapsed = ContinuousClock.now - start
-        let used = CPUTimes().since(cpu, routines: iterations, own: "-", per: "pair")
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        precondition(failures.withLock { $0 } == 0, "ledger operations failed")
-        let verified = try store.verify().isEmpty
-        precondition(verified, "the ledger does not verify")
-        let after = floorRate()
-        show("ledger reserve+settle pairs, \(callers) caller\(callers == 1 ? "" : "s")", Double(iterations) / seconds,
-            against: (floor + after) / 2, goal: callers >= 128 ? 3.0 : nil)
-        print(used + String(format: "; floor around it %.0f /s and %.0f /s", floor, after))
-        floor = after
-    }
-}
-
-/// The same on PostgreSQL over a Unix socket, next to pgbench running the floor's SQL
-/// against the same server, with as many clients.
-func postgresBenchmark(clients: Int = 8, seconds: Int = 5) throws {
-    let server = PostgresServer.shared
-    guard let bin = server.binDirectory else { throw PostgresServerError("no PostgreSQL") }
-    let floorDatabase = try server.makeDatabase()
-    let setup = try PostgresLedger(url: floorDatabase).driver
-    try setup.transaction { (session) throws(LedgerError) in
-        _ = try session.query("CREATE TABLE balance (id BIGINT PRIMARY KEY, available BIGINT NOT NULL)", [])
-        _ = try session.query("CREATE TABLE moves (id BIGSERIAL PRIMARY KEY, amount BIGINT, at BIGINT)", [])
-        _ = try session.query("INSERT INTO balance VALUES (1, 1000000000000)", [])
-    }
-    let script = NSTemporaryDirectory() + "purser-pgbench-\(getpid()).sql"
-    try """
-        BEGIN;
-        UPDATE balance SET available = available - 1 WHERE id = 1 AND available >= 1;
-        INSERT INTO moves (amount, at) VALUES (1, 1);
-        END;
-        """.write(toFile: script, atomically: true, encoding: .utf8)
-    defer { try? FileManager.default.removeItem(atPath: script) }
-    let floor = try pgbenchRate(bin: bin, script: script, database: floorDatabase, clients: clients, seconds: seconds)
-    print("purser-bench ledger on PostgreSQL: \(clients) clients, \(seconds) s each (test server: fsync off)")
-    show("floor: pgbench, UPDATE+INSERT per transaction", floor)
-
-
-    let url = try server.makeDatabase()
-    let store = try PostgresLedger(url: url)
-    let team = try store.createTeam(TeamSpec(
-        name: "bench", caps: Resources(credits: Int64.max / 4, timeMs: Int64.max / 4, memoryBytes: Int64.max / 4)))
-    // pgbench running the ledger's own SQL: the two calls a reserve+settle pair makes.
-    try """
-        SELECT id FROM purser_reserve(\(team.id), 'swarm', 'pgbench', '', 10, 10, 0, NULL, NULL, NULL, NULL, NULL, 0) \\gset
-        SELECT * FROM purser_settle(:id, 7, 1, 0, 'ok', NULL, NULL, 0);
-        """.write(toFile: script, atomically: true, encoding: .utf8)
-    let sameSQL = try pgbenchRate(bin: bin, script: script, database: url, clients: clients, seconds: seconds)
-    show("floor: pgbench, the ledger's reserve+settle SQL", sameSQL)
-    let pairs = Mutex(0)
-    let failures = Mutex(0)
-    let group = DispatchGroup()
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    for client in 0..<clients {
-        group.enter()
-        Thread {
-            defer { group.leave() }
-            guard let store = try? PostgresLedger(url: url) else { return failures.withLock { $0 += 1 } }
-            var round = 0
-            while ContinuousClock.now < deadline {
-                do {
-                    let node = try store.reserve(ReserveRequest(
-                        parent: team.id, kind: .swarm, name: "c\(client)-\(round)", amounts: Resources(credits: 10, timeMs: 10)))
-                    _ = try store.settle(node.id, usage: Usage(credits: 7, timeMs: 1, memoryPeakBytes: 0), outcome: "ok", holder: nil)
-                    pairs.withLock { $0 += 1 }
-                } catch {
-                    failures.withLock { $0 += 1 }
-                }
-                round += 1
-            }
-        }.start()
-    }
-    group.wait()
-    let verified = try store.verify().isEmpty
-    precondition(verified, "the ledger does not verify")
-    let rate = Double(pairs.withLock { $0 }) / Double(seconds)
-    show("ledger reserve+settle pairs, \(clients) connections", rate, against: floor)
-    show("  the same, against pgbench running the same SQL", rate, against: sameSQL, goal: 0.8)
-    if failures.withLock({ $0 }) > 0 { print("  (\(failures.withLock { $0 }) operations failed and were not counted)") }
-}
-
-/// Transactions per second pgbench reaches running `script`.
-func pgbenchRate(bin: String, script: String, database: String, clients: Int, seconds: Int) throws -> Double {
-    let pgbench = Process()
-    pgbench.executableURL = URL(fileURLWithPath: bin + "/pgbench")
-    pgbench.arguments = ["-n", "-f", script, "-c", "\(clients)", "-j", "2", "-T", "\(seconds)", database]
-    let output = Pipe()
-    pgbench.standardOutput = output
-    pgbench.standardError = FileHandle.nullDevice
-    try pgbench.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    pgbench.waitUntilExit()
-    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
-        let rate = Double(line.dropFirst("tps = ".count).prefix(while: { $0 != " " }))
-    else { throw PostgresServerError("pgbench printed no tps: \(text)") }
-    return rate
-}
-
-switch CommandLine.arguments.dropFirst().first {
+switch subcommand {
 case "ledger":
     try ledgerBenchmark()
     try postgresBenchmark()
@@ -295,5 +173,5 @@ case "gateway": try await gatewayBenchmark()
 case "swarm": try await swarmBenchmark()
 case "sandbox": try await sandboxBenchmark()
 case "sha256": try digestBenchmark()
-case "spawn", nil, .some(_): try await spawnBenchmark()
+default: try await spawnBenchmark()
 }

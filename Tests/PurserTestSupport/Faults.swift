@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PurserHarness
 
 /// A small tmpfs of the test's own, for a disk that fills: mounted on a fresh directory,
 /// unmounted when released. Needs root; nil where mounting is not allowed.
