@@ -40,13 +40,23 @@ struct GatewayLogTests {
         let gateway = try Gateway(
             config: apiConfig(server, "quotas: [{ per: day, credits: 50 }]\ncost: { perRequest: 1, max: 2 }"), store: store,
             logger: log.logger)
-        let call = Task { await gateway.call("/slow", query: ["ms": "1500"], account: TestAccount()) }
-        // The store goes away while the call is upstream, after its quota was taken.
-        for _ in 0..<1000 where !server.requests().contains(where: { $0.path.hasPrefix("/slow") }) {
-            try await Task.sleep(for: .milliseconds(10))
+        // The store goes away while the call is upstream, after its quota was taken: watched
+        // from a thread of its own, so that a busy cooperative pool cannot make it late.
+        let removed = Task {
+            await offPool { () -> Bool in
+                for _ in 0..<3000 {
+                    if server.requests().contains(where: { $0.path.hasPrefix("/slow") }) {
+                        for suffix in ["", "-wal", "-shm"] { unlink(home + "/purser.db" + suffix) }
+                        return true
+                    }
+                    usleep(2_000)
+                }
+                return false
+            }
         }
-        for suffix in ["", "-wal", "-shm"] { unlink(home + "/purser.db" + suffix) }
-        #expect(await call.value.status == 200)
+        let call = await gateway.call("/slow", query: ["ms": "3000"], account: TestAccount())
+        #expect(await removed.value, "the call never reached the upstream")
+        #expect(call.status == 200)
         let refused = try #require(log.all.first { $0.message.hasPrefix("refunding the quota") }, "\(log.all)")
         #expect(refused.metadata["integration"] == "api" && refused.metadata["run"] == "r-test", "\(refused)")
         #expect(refused.metadata["error"]?.description.contains("deleted or replaced") == true, "\(refused)")

@@ -158,8 +158,10 @@ struct ExecCommandTests {
 
     @Test(arguments: [("loop", Int32(12)), ("exitrun", 11), ("noinit", 17), ("flood", 16), ("overspend", 15)])
     func verdictsHaveTheirOwnExitCodes(mode: String, code: Int32) async throws {
+        // Only the loop is meant to meet its deadline; the others get time enough on a busy host.
+        let time = mode == "loop" || mode == "noinit" ? "300ms" : "10s"
         let result = try await purser([
-            "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=\(mode)", "--time", "300ms", "--credits", "5",
+            "exec", Fixtures.product("hostile"), "--env", "HOSTILE_MODE=\(mode)", "--time", time, "--credits", "5",
             "--json",
         ])
         #expect(result.status == code, "\(mode): \(result.stdout) \(result.stderr)")
