@@ -40,13 +40,15 @@ struct GatewayLogTests {
         let gateway = try Gateway(
             config: apiConfig(server, "quotas: [{ per: day, credits: 50 }]\ncost: { perRequest: 1, max: 2 }"), store: store,
             logger: log.logger)
-        // The store goes away while the call is upstream, after its quota was taken: watched
-        // from a thread of its own, so that a busy cooperative pool cannot make it late.
+        // The store goes away while the call is upstream, after its quota was taken; only
+        // then does the upstream answer (it waits for the gate).
+        let gate = home + "/answer"
         let removed = Task {
             await offPool { () -> Bool in
-                for _ in 0..<3000 {
-                    if server.requests().contains(where: { $0.path.hasPrefix("/slow") }) {
+                for _ in 0..<15_000 {
+                    if server.requests().contains(where: { $0.path.hasPrefix("/wait") }) {
                         for suffix in ["", "-wal", "-shm"] { unlink(home + "/purser.db" + suffix) }
+                        close(open(gate, O_CREAT | O_WRONLY, 0o600))
                         return true
                     }
                     usleep(2_000)
@@ -54,15 +56,10 @@ struct GatewayLogTests {
                 return false
             }
         }
-        let call = await gateway.call("/slow", query: ["ms": "3000"], account: TestAccount())
+        let call = await gateway.call("/wait", query: ["file": gate], account: TestAccount())
         #expect(await removed.value, "the call never reached the upstream")
         #expect(call.status == 200)
-        // The refund's store call runs on the store's threads, which other work may keep busy.
-        for _ in 0..<500 where !log.all.contains(where: { $0.message.hasPrefix("refunding the quota") }) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let refused = try #require(
-            log.all.first { $0.message.hasPrefix("refunding the quota") }, "\(log.all); the call: \(call)")
+        let refused = try #require(log.all.first { $0.message.hasPrefix("refunding the quota") }, "\(log.all); the call: \(call)")
         #expect(refused.metadata["integration"] == "api" && refused.metadata["run"] == "r-test", "\(refused)")
         #expect(refused.metadata["error"]?.description.contains("deleted or replaced") == true, "\(refused)")
     }

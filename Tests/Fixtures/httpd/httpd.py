@@ -35,6 +35,8 @@ headers only), so a test may POST to /usage or /status/500 too. Unknown paths: 4
                                           named X-Token-TOKEN
     /usage?tokens=N       200 {"usage":{"total_tokens":N}} and X-Cost: N (N: 10)
     /slow?ms=N            sleeps N ms (2000), then 200 {"slow":true}
+    /wait?file=PATH       waits until PATH exists (at most 60 s), then 200 {"waited":true}:
+                          a test decides when the answer leaves
     /status/CODE          that status, {"status":CODE}; 429 adds Retry-After: ?retry= (1);
                           204 and 304 have no body, as HTTP requires; 1xx is refused (400)
     /flaky?fail=N&key=K   the first N (1) requests with key K ("default") answer 503
@@ -303,6 +305,13 @@ class Handler(BaseHTTPRequestHandler):
         tokens = self.number("tokens", 10)
         self.send_json(200, {"usage": {"total_tokens": tokens}}, headers=[("X-Cost", str(tokens))])
 
+    def wait(self, path, headers, body):
+        gate = self.query.get("file", "")
+        deadline = time.monotonic() + 60
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.send_json(200, {"waited": True})
+
     def slow(self, path, headers, body):
         time.sleep(max(0, self.number("ms", 2000)) / 1000)
         self.send_json(200, {"slow": True})
@@ -394,6 +403,7 @@ ROUTES = {
     "/echo": Handler.echo,
     "/usage": Handler.usage,
     "/slow": Handler.slow,
+    "/wait": Handler.wait,
     "/flaky": Handler.flaky,
     "/reset": Handler.reset,
     "/big": Handler.big,
