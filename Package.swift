@@ -91,13 +91,11 @@ let package = Package(
             name: "delegate", dependencies: ["PurserPluginKit"], path: "Plugins/delegate",
             swiftSettings: swiftSettings),
 
-        // Benchmarks: the fastest real worker (the tests run it too) and the floor loops, in C.
-        // The C children purser-bench runs (cworker, gatewayworker, floorchild, argchild,
-        // benchhttpd) it builds itself with cc, against libc alone (Benchmarks/purser-bench/Children.swift).
+        // Benchmarks. The C children purser-bench runs (cworker, gatewayworker, floorchild,
+        // argchild, benchhttpd), and the cworker the tests run, are built with cc against
+        // libc alone (Tests/PurserHarness/CChildren.swift), never by SwiftPM, which would link
+        // them against the Swift runtime. The hostile test plugin shares their scanner.
         .target(name: "CWorkerScan", path: "Benchmarks/CWorkerScan", cSettings: cSettings),
-        .executableTarget(
-            name: "cworker", dependencies: ["CWorkerScan"], path: "Benchmarks/cworker",
-            cSettings: cSettings),
         .target(
             name: "CPurserBenchFloor", dependencies: ["CSQLite"], path: "Benchmarks/CPurserBenchFloor",
             cSettings: cSettings, linkerSettings: [.linkedLibrary("curl")]),
@@ -160,7 +158,7 @@ let package = Package(
             name: "PurserRuntimeTests",
             dependencies: [
                 "PurserRuntime", "PurserSandbox", "PurserLedger", "PurserProtocol", "PurserTestSupport", "PurserConfig",
-                "hostile", "cworker", "echo", "wordcount", "noisy", "purser", "scripted", "fetch", "purser-watchdog",
+                "hostile", "echo", "wordcount", "noisy", "purser", "scripted", "fetch", "purser-watchdog",
             ],
             swiftSettings: swiftSettings),
     ]

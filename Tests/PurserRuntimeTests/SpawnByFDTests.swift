@@ -81,7 +81,7 @@ struct SpawnByFDTests {
         let directory = Fixtures.temporaryHome()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let plugin = directory + "/plugin"
-        try copyExecutable(Fixtures.product("cworker"), to: plugin)
+        try copyExecutable(try await offPool { try Fixtures.cworker() }, to: plugin)
         let fd = try openReadOnly(plugin)
         defer { close(fd) }
         let pinned = try sha256(fd: fd)

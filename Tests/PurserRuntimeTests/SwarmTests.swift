@@ -217,8 +217,9 @@ struct SwarmTests {
             routines:
 
             """
+        let cworker = try await offPool { try Fixtures.cworker() }
         for index in 0..<1000 {
-            yaml += "  - { name: r\(index), plugin: \(Fixtures.product("cworker")), input: \(index), estimate: { credits: 1, memory: 64MiB } }\n"
+            yaml += "  - { name: r\(index), plugin: \(cworker), input: \(index), estimate: { credits: 1, memory: 64MiB } }\n"
         }
         let (report, _, ledger) = try await run(yaml)
         #expect(report.routines.count == 1000)

@@ -25,6 +25,17 @@ public enum Fixtures {
     public static func product(_ name: String) -> String { buildDirectory + "/" + name }
     public static func file(_ relative: String) -> String { repositoryRoot + "/" + relative }
 
+    /// The benchmarks' C worker, built with cc against libc alone (`CChildren`), once per
+    /// test process, beside the products.
+    public static func cworker() throws -> String { try builtCWorker.get() }
+
+    private static let builtCWorker = Result { () throws -> String in
+        let directory = buildDirectory + "/c-children-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try CChildren.build(["cworker/main.c", "CWorkerScan/scan.c"], to: directory + "/cworker")
+        return directory + "/cworker"
+    }
+
     /// A fresh `$PURSER_HOME` for one test, inside a folder of this test process's that is
     /// removed when the process exits (runs of the suite left tens of thousands behind).
     public static func temporaryHome() -> String {
