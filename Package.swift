@@ -119,7 +119,7 @@ let package = Package(
             name: "scripted", dependencies: ["PurserPluginKit"], path: "Tests/Fixtures/scripted",
             swiftSettings: swiftSettings),
         .executableTarget(
-            name: "ledger-stress", dependencies: ["PurserLedger"], path: "Tests/Fixtures/ledger-stress",
+            name: "ledger-stress", dependencies: ["PurserLedger", "PurserHarness"], path: "Tests/Fixtures/ledger-stress",
             swiftSettings: swiftSettings),
         // What the tests and the benchmarks both need: the local servers they start
         // (PostgreSQL, the HTTP upstream), commands run to their end, work kept off the pool.
@@ -129,7 +129,7 @@ let package = Package(
             dependencies: ["PurserRuntime", "PurserProtocol", "PurserHarness"],
             path: "Tests/PurserTestSupport",
             swiftSettings: swiftSettings),
-        .testTarget(name: "PurserCollectionsTests", dependencies: ["PurserCollections"], swiftSettings: swiftSettings),
+        .testTarget(name: "PurserCollectionsTests", dependencies: ["PurserCollections", "PurserHarness"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserProtocolTests",
             dependencies: ["PurserProtocol", "PurserTestSupport", "echo"],

@@ -1,4 +1,5 @@
 import PurserCollections
+import PurserHarness
 import Testing
 
 @Suite("LRU", .timeLimit(.minutes(1)))
@@ -114,18 +115,5 @@ struct LRUTests {
         #expect(Set(keys).count == keys.count)
         #expect(shared.count <= 50)
         for key in keys { #expect(shared.get(key) == key * 3) }
-    }
-}
-
-/// A small seeded generator, so that a failing step can be replayed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -36,10 +36,7 @@ struct GatewayRunTests {
     }
 
     func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        environment["API_TOKEN"] = secretToken
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        try await runPurser(arguments, home: home, extra: ["API_TOKEN": secretToken])
     }
 
     func fetch(_ input: String, credits: String = "100", tools: String = "api,keyed", config: String) async throws -> CommandResult {

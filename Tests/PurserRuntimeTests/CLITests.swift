@@ -10,9 +10,7 @@ struct ExecCommandTests {
     let home = Fixtures.temporaryHome()
 
     func purser(_ arguments: [String], directory: String? = nil) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: directory)
+        try await runPurser(arguments, home: home, directory: directory)
     }
 
     @Test func aRelativePluginPathIsResolvedBeforeTheWorkerChangesDirectory() async throws {
@@ -200,10 +198,7 @@ struct LedgerCommandTests {
     let home = Fixtures.temporaryHome()
 
     func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        environment.removeValue(forKey: "PURSER_LEDGER")
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        try await runPurser(arguments, home: home)
     }
 
     func teamJSON(_ name: String) async throws -> [JSONValue] {

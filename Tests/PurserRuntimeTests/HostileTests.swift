@@ -125,10 +125,15 @@ struct HostileTests {
             defer { finished.withLock { $0 = true } }
             return try await run(request)
         }
-        var seen = 0
-        while seen < 2, !finished.withLock({ $0 }) {
-            try await Task.sleep(for: .milliseconds(10))
-            seen = Fixtures.processes(tagged: tag).count
+        // Watched from a thread of its own: a busy cooperative pool must not make the
+        // watch miss the run it is watching.
+        let seen = await offPool { () -> Int in
+            var seen = 0
+            while seen < 2, !finished.withLock({ $0 }) {
+                usleep(10_000)
+                seen = Fixtures.processes(tagged: tag).count
+            }
+            return seen
         }
         let report = try await running.value
         #expect(seen == 2, "the worker and its grandchild were never seen together")

@@ -10,9 +10,7 @@ struct RegistryTests {
     let home = Fixtures.temporaryHome()
 
     func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home + "/state"
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment, directory: home)
+        try await runPurser(arguments, home: home + "/state", directory: home)
     }
 
     /// A copy of a built plugin in the test's folder, so it can be changed under the registry.

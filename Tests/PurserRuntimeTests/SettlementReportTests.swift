@@ -12,10 +12,7 @@ struct SettlementReportTests {
     let home = Fixtures.temporaryHome()
 
     func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        environment.removeValue(forKey: "PURSER_LEDGER")
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        try await runPurser(arguments, home: home)
     }
 
     /// Two steps of `scripted`, each sleeping 1.5 s, at once.

@@ -11,9 +11,7 @@ struct WorkerTextTests {
     let home = Fixtures.temporaryHome()
 
     func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
+        try await runPurser(arguments, home: home)
     }
 
     func logforge(_ extra: [String]) async throws -> CommandResult {

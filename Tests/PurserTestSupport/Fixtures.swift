@@ -26,11 +26,12 @@ public enum Fixtures {
     public static func file(_ relative: String) -> String { repositoryRoot + "/" + relative }
 
     /// The benchmarks' C worker, built with cc against libc alone (`CChildren`), once per
-    /// test process, beside the products.
+    /// test process, beside the products (built under another name, then renamed: test
+    /// processes running at once each get a whole file).
     public static func cworker() throws -> String { try builtCWorker.get() }
 
     private static let builtCWorker = Result { () throws -> String in
-        let directory = buildDirectory + "/c-children-\(getpid())"
+        let directory = buildDirectory + "/c-children"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try CChildren.build(["cworker/main.c", "CWorkerScan/scan.c"], to: directory + "/cworker")
         return directory + "/cworker"

@@ -1,5 +1,6 @@
 import Foundation
 import PurserLedger
+import PurserHarness
 
 // One OS process hammering a shared team: reserve, spend, settle, again and again.
 // Usage: ledger-stress STORE TEAM ROUNDS SEED. STORE is a SQLite path or a postgres URL.
@@ -73,16 +74,4 @@ func grantUntilKilled(team name: String, threads: Int) -> Never {
         }.start()
     }
     while true { sleep(60) }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
