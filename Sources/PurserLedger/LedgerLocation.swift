@@ -23,6 +23,15 @@ public enum LedgerLocation {
         return try SQLiteDriver(path: location)
     }
 
+    /// The fleet's queue and hosts at a location, over a driver of their own.
+    public static func openFleet(_ location: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) -> any FleetStore {
+        try fleet(driver(location, retry: retry))
+    }
+
+    private static func fleet<Driver: SQLDriver>(_ driver: Driver) throws(LedgerError) -> any FleetStore {
+        try SQLFleetStore<Driver>.open(driver)
+    }
+
     private static func ledger<Driver: SQLDriver>(_ driver: Driver) throws(LedgerError) -> any LedgerStore {
         try SQLLedger(driver: driver)
     }

@@ -164,7 +164,7 @@ struct SandboxTests {
 
     @Test func leakedFDsStopAtTheLimit() async throws {
         let report = try await run(Fixtures.hostile("fdleak"))
-        #expect(report.output?["error"] == "EMFILE")
+        #expect(report.output?["error"] == "EMFILE", "\(report.verdict): \(report.message ?? "") \(report.stderrTail)")
         #expect(report.output?["opened"] == 1021, "1024 less stdio")
     }
 

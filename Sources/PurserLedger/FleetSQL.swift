@@ -1,0 +1,187 @@
+/// Every statement of the fleet's queue and hosts, in one place (River's and Oban's habit):
+/// what a claim locks, what a rescue moves and what fences a late host can be read here
+/// alone. Times are the database's clock (`now`), never a host's: hosts' clocks disagree,
+/// and a heartbeat is judged against the one clock they share.
+struct FleetSQL {
+    let dialect: SQLDialect
+
+    /// Milliseconds since the epoch, by the database's clock.
+    var now: String {
+        dialect.serverFunctions
+            ? "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+            : "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    }
+
+    static func tables(_ dialect: SQLDialect) -> [String] {
+        [
+            """
+            CREATE TABLE IF NOT EXISTS fleet_swarms (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL,
+                priority BIGINT NOT NULL, concurrency BIGINT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
+                state TEXT NOT NULL, verdict TEXT, message TEXT, node BIGINT, holder TEXT, holder_epoch BIGINT,
+                taker TEXT, taker_epoch BIGINT, submitted_ms BIGINT NOT NULL, ended_ms BIGINT, report TEXT)
+            """,
+            "CREATE INDEX IF NOT EXISTS fleet_swarms_state ON fleet_swarms (state, team)",
+            """
+            CREATE TABLE IF NOT EXISTS fleet_routines (id \(dialect.serialKey), swarm TEXT NOT NULL, name TEXT NOT NULL,
+                position BIGINT NOT NULL, priority BIGINT NOT NULL, swarm_priority BIGINT NOT NULL, state TEXT NOT NULL,
+                pending BIGINT NOT NULL, attempt BIGINT NOT NULL, host TEXT, host_epoch BIGINT, ready_ms BIGINT,
+                verdict TEXT, message TEXT, output TEXT, node BIGINT, report TEXT, UNIQUE (swarm, name))
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS fleet_routines_ready ON fleet_routines (swarm_priority DESC, priority DESC, ready_ms, id)
+                WHERE state = 'ready'
+            """,
+            "CREATE INDEX IF NOT EXISTS fleet_routines_running ON fleet_routines (host, host_epoch) WHERE state = 'running'",
+            """
+            CREATE TABLE IF NOT EXISTS fleet_edges (swarm TEXT NOT NULL, earlier TEXT NOT NULL, later TEXT NOT NULL,
+                PRIMARY KEY (swarm, earlier, later))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS fleet_attempts (swarm TEXT NOT NULL, routine TEXT NOT NULL, attempt BIGINT NOT NULL,
+                host TEXT NOT NULL, started_ms BIGINT NOT NULL, ended_ms BIGINT, verdict TEXT, PRIMARY KEY (swarm, routine, attempt))
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS fleet_events (id \(dialect.serialKey), swarm TEXT NOT NULL, at_ms BIGINT NOT NULL,
+                kind TEXT NOT NULL, routine TEXT, fields TEXT NOT NULL)
+            """,
+            "CREATE INDEX IF NOT EXISTS fleet_events_swarm ON fleet_events (swarm, id)",
+            """
+            CREATE TABLE IF NOT EXISTS fleet_hosts (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL, slots BIGINT NOT NULL,
+                running BIGINT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL, heartbeat_ms BIGINT NOT NULL,
+                started_ms BIGINT NOT NULL, note TEXT NOT NULL)
+            """,
+            "CREATE TABLE IF NOT EXISTS fleet_leader (id BIGINT PRIMARY KEY, host TEXT NOT NULL, until_ms BIGINT NOT NULL)",
+        ]
+    }
+
+    // MARK: Admission and completion: a swarm row taken by one host at a time.
+
+    /// The first queued swarm of a team with none being admitted, by priority then age.
+    /// `$1` host, `$2` its epoch.
+    var takeToAdmit: String {
+        """
+        WITH next AS MATERIALIZED (
+            SELECT id FROM fleet_swarms q WHERE state = 'queued'
+            AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team AND o.state = 'admitting')
+            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+            ORDER BY priority DESC, submitted_ms, id LIMIT 1 \(dialect.lockSkippingLocked))
+        UPDATE fleet_swarms SET state = 'admitting', taker = $1, taker_epoch = $2
+        WHERE id IN (SELECT id FROM next) AND state = 'queued'
+        RETURNING \(swarmColumns)
+        """
+    }
+
+    /// Admitted swarms with nothing left to run. `$1` host, `$2` its epoch.
+    var takeToComplete: String {
+        """
+        WITH next AS MATERIALIZED (
+            SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling')
+            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state <> 'done')
+            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+            ORDER BY submitted_ms LIMIT 1 \(dialect.lockSkippingLocked))
+        UPDATE fleet_swarms SET state = 'completing', taker = $1, taker_epoch = $2
+        WHERE id IN (SELECT id FROM next) AND state IN ('running', 'cancelling')
+        RETURNING \(swarmColumns)
+        """
+    }
+
+    let swarmColumns = """
+        id, team, name, priority, file, source, state, verdict, message, node, holder, holder_epoch, submitted_ms, ended_ms, report
+        """
+
+    // MARK: Claims
+
+    /// Ready routines in priority order, at most a swarm's `concurrency` running at once
+    /// (counted when the claim is made: claims racing on two hosts may pass it by their
+    /// number, and the team's `workers` cap in the ledger is the hard limit). `$1` host,
+    /// `$2` its epoch, `$3` how many.
+    var claim: String {
+        """
+        WITH next AS MATERIALIZED (
+            SELECT id FROM fleet_routines r WHERE state = 'ready'
+            AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = r.swarm AND o.state = 'running')
+                < (SELECT concurrency FROM fleet_swarms s WHERE s.id = r.swarm)
+            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+            ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
+        UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
+        WHERE id IN (SELECT id FROM next) AND state = 'ready'
+        RETURNING id, swarm, name, attempt
+        """
+    }
+
+    /// How many more of swarm `$1`'s routines run than its `concurrency` allows.
+    let overConcurrency = """
+        SELECT (SELECT count(*) FROM fleet_routines WHERE swarm = $1 AND state = 'running') - concurrency
+        FROM fleet_swarms WHERE id = $1
+        """
+
+    /// Puts back the last `$1` in line of `ids` (just claimed, of one swarm).
+    func putBack(_ ids: [Int64]) -> String {
+        """
+        UPDATE fleet_routines SET state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL
+        WHERE id IN (SELECT id FROM fleet_routines WHERE id IN (\(ids.map(String.init).joined(separator: ", ")))
+            ORDER BY priority, ready_ms DESC, id DESC LIMIT $1)
+        RETURNING id
+        """
+    }
+
+    /// Ends a claimed routine's attempt if the claim is still this host's. `$1` id, `$2`
+    /// host, `$3` epoch, `$4` attempt; then the columns to set from `$5` on.
+    func endClaim(_ set: String) -> String {
+        """
+        UPDATE fleet_routines SET \(set)
+        WHERE id = $1 AND state = 'running' AND host = $2 AND host_epoch = $3 AND attempt = $4
+        RETURNING swarm, name
+        """
+    }
+
+    // MARK: Rescue
+
+    /// Hosts whose heartbeat is older than `$1` ms are lost.
+    var loseHosts: String {
+        "UPDATE fleet_hosts SET state = 'lost' WHERE state = 'live' AND heartbeat_ms < \(now) - $1 RETURNING name"
+    }
+
+    /// Running routines whose host is not live at the epoch that claimed them.
+    let orphaned = """
+        state = 'running' AND NOT EXISTS (SELECT 1 FROM fleet_hosts h
+            WHERE h.name = fleet_routines.host AND h.epoch = fleet_routines.host_epoch AND h.state = 'live')
+        """
+
+    /// Swarms being admitted or completed by a host that is not live at its epoch.
+    func orphanedSwarms(_ state: String, back: String) -> String {
+        """
+        UPDATE fleet_swarms SET state = '\(back)', taker = NULL, taker_epoch = NULL
+        WHERE state = '\(state)' AND NOT EXISTS (SELECT 1 FROM fleet_hosts h
+            WHERE h.name = fleet_swarms.taker AND h.epoch = fleet_swarms.taker_epoch AND h.state = 'live')
+        """
+    }
+
+    // MARK: Hosts
+
+    var join: String {
+        """
+        INSERT INTO fleet_hosts (name, epoch, slots, running, version, state, heartbeat_ms, started_ms, note)
+        VALUES ($1, 1, $2, 0, $3, 'live', \(now), \(now), '')
+        ON CONFLICT (name) DO UPDATE SET epoch = fleet_hosts.epoch + 1, slots = $2, running = 0, version = $3,
+            state = 'live', heartbeat_ms = \(now), started_ms = \(now), note = ''
+        RETURNING epoch
+        """
+    }
+
+    var heartbeat: String {
+        """
+        UPDATE fleet_hosts SET heartbeat_ms = \(now), running = $3, note = $4
+        WHERE name = $1 AND epoch = $2 AND state = 'live' RETURNING name
+        """
+    }
+
+    var lead: String {
+        """
+        INSERT INTO fleet_leader (id, host, until_ms) VALUES (1, $1, \(now) + $2)
+        ON CONFLICT (id) DO UPDATE SET host = $1, until_ms = \(now) + $2
+        WHERE fleet_leader.host = $1 OR fleet_leader.until_ms < \(now)
+        RETURNING host
+        """
+    }
+}

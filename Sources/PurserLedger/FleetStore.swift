@@ -1,0 +1,221 @@
+/// The fleet's queue: swarms submitted to a store, their routines claimed by hosts
+/// (`purser serve`), each attempt fenced by the host's epoch, the work of lost hosts put
+/// back in line. The store is the only state the hosts share. `FleetStoreConformanceTests`
+/// runs against every driver.
+public protocol QueueStore: Sendable {
+    /// Puts a swarm and its routines in the queue, waiting for admission.
+    func submit(_ swarm: SubmittedSwarm) throws(LedgerError)
+    func swarm(id: String) throws(LedgerError) -> QueuedSwarm?
+    /// The latest swarms, newest first.
+    func swarms(limit: Int) throws(LedgerError) -> [QueuedSwarm]
+    func routines(swarm: String) throws(LedgerError) -> [QueuedRoutine]
+
+    /// The first queued swarm (by priority, then age) of a team that has none being
+    /// admitted, taken for admission by `host`: no other host sees it until it is
+    /// `admitted` or `notAdmitted`, or `host` is lost.
+    func nextToAdmit(host: HostLease) throws(LedgerError) -> QueuedSwarm?
+    /// The swarm's hold was granted: its routines with nothing to wait for become ready.
+    func admitted(swarm id: String, node: NodeID, holder: Holder) throws(LedgerError)
+    /// The team could not grant it: back in line (`queue`), or ended with `verdict`.
+    func notAdmitted(swarm id: String, verdict: String?, message: String) throws(LedgerError)
+
+    /// Up to `limit` ready routines of admitted swarms, in priority order, now running on
+    /// `host` as their next attempt. Rows another host is claiming are skipped, not waited for.
+    func claim(host: HostLease, limit: Int) throws(LedgerError) -> [Claim]
+    /// A claimed routine that did not start (its hold did not fit): back in line, the
+    /// attempt not counted. False when the claim is no longer this host's.
+    func unclaim(_ claim: Claim, message: String) throws(LedgerError) -> Bool
+    /// The attempt's end. Its dependents become ready, or are skipped if it failed for
+    /// good; with `retry`, it goes back in line instead. Fenced when the claim is no
+    /// longer this host's (it was lost and rescued): nothing changes.
+    func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError)
+    /// Outputs of a swarm's routines that ended ok, by name (JSON text), for templates.
+    func outputs(swarm id: String) throws(LedgerError) -> [String: String]
+    /// Every attempt of a swarm's routines, oldest first.
+    func attempts(swarm id: String) throws(LedgerError) -> [Attempt]
+
+    /// Admitted swarms whose routines have all ended, taken for completion by `host`.
+    func nextToComplete(host: HostLease) throws(LedgerError) -> QueuedSwarm?
+    func complete(swarm id: String, verdict: String, report: String) throws(LedgerError)
+    /// Withdraws what waits (ended `cancelled`) and marks the swarm so that hosts stop what
+    /// runs. False when the swarm is unknown or ended already.
+    func cancel(swarm id: String) throws(LedgerError) -> Bool
+    /// This host's running routines whose swarm is being cancelled.
+    func cancelled(host: HostLease) throws(LedgerError) -> [Claim]
+
+    func appendEvent(_ event: FleetEvent) throws(LedgerError)
+    /// A swarm's events after `after` (an event's `id`), oldest first.
+    func events(swarm id: String, after: Int64, limit: Int) throws(LedgerError) -> [FleetEvent]
+
+    /// Hosts whose heartbeat is older than `deadAfterMs` are lost: their running attempts
+    /// end `host_lost` and their routines go back in line (attempt + 1 at the next claim),
+    /// swarms they were admitting go back to the queue. Returns the attempts rescued.
+    func rescue(deadAfterMs: Int64) throws(LedgerError) -> [Attempt]
+}
+
+/// Hosts of the fleet: who is alive, and who leads the rescue.
+public protocol HostStore: Sendable {
+    /// Joins (or rejoins) the fleet: a new epoch, so that what the host held before is fenced.
+    func join(host name: String, slots: Int, version: String) throws(LedgerError) -> HostLease
+    /// Renews the host's row. Fenced when it was found lost (its work was rescued).
+    func heartbeat(_ lease: HostLease, running: Int, note: String) throws(LedgerError)
+    /// Leaves the fleet cleanly (a drain ended).
+    func leave(_ lease: HostLease) throws(LedgerError)
+    func hosts() throws(LedgerError) -> [HostRow]
+    /// Takes or keeps the leader's row for `ttlMs`; true when `host` leads.
+    func lead(host name: String, ttlMs: Int64) throws(LedgerError) -> Bool
+}
+
+public typealias FleetStore = QueueStore & HostStore
+
+/// A host's place in the fleet: its name and the epoch that fences its claims.
+public struct HostLease: Sendable, Hashable {
+    public var name: String
+    public var epoch: Int64
+    public init(name: String, epoch: Int64) {
+        self.name = name
+        self.epoch = epoch
+    }
+}
+
+public struct SubmittedSwarm: Sendable, Hashable {
+    public var id: String
+    public var team: String
+    public var name: String
+    public var priority: Int64
+    /// How many of its routines may run at once, across the fleet.
+    public var concurrency: Int
+    /// The job file's text and its name, as submitted: every host reads it the same way.
+    public var file: String
+    public var source: String
+    /// Each routine's name, priority and the routines it runs after, in the file's order.
+    public var routines: [(name: String, priority: Int64, after: [String])]
+
+    public init(
+        id: String, team: String, name: String, priority: Int64, concurrency: Int, file: String, source: String,
+        routines: [(name: String, priority: Int64, after: [String])]
+    ) {
+        self.concurrency = concurrency
+        self.id = id
+        self.team = team
+        self.name = name
+        self.priority = priority
+        self.file = file
+        self.source = source
+        self.routines = routines
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.id == rhs.id && lhs.source == rhs.source
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+}
+
+public struct QueuedSwarm: Sendable, Hashable {
+    public var id: String
+    public var team: String
+    public var name: String
+    public var priority: Int64
+    public var file: String
+    public var source: String
+    /// queued, admitting, running, cancelling, done.
+    public var state: String
+    /// ok, failed, denied, cancelled once done.
+    public var verdict: String?
+    public var message: String?
+    public var node: NodeID?
+    public var holder: Holder?
+    public var submittedMs: Int64
+    public var endedMs: Int64?
+    public var report: String?
+}
+
+public struct QueuedRoutine: Sendable, Hashable {
+    public var swarm: String
+    public var name: String
+    /// waiting, ready, running, done.
+    public var state: String
+    public var attempt: Int
+    public var host: String?
+    public var verdict: String?
+    public var message: String?
+    public var node: NodeID?
+}
+
+/// A routine claimed by a host for one attempt.
+public struct Claim: Sendable, Hashable {
+    public var id: Int64
+    public var swarm: String
+    public var routine: String
+    public var attempt: Int
+    public var host: HostLease
+    public init(id: Int64, swarm: String, routine: String, attempt: Int, host: HostLease) {
+        self.id = id
+        self.swarm = swarm
+        self.routine = routine
+        self.attempt = attempt
+        self.host = host
+    }
+}
+
+public struct RoutineEnd: Sendable, Hashable {
+    public var verdict: String
+    public var message: String?
+    /// The output as JSON text, when it ended ok.
+    public var output: String?
+    public var node: NodeID?
+    /// The run's report as JSON text.
+    public var report: String?
+    public var retry: Bool
+    public init(verdict: String, message: String? = nil, output: String? = nil, node: NodeID? = nil, report: String? = nil, retry: Bool = false) {
+        self.verdict = verdict
+        self.message = message
+        self.output = output
+        self.node = node
+        self.report = report
+        self.retry = retry
+    }
+}
+
+public struct Attempt: Sendable, Hashable {
+    public var swarm: String
+    public var routine: String
+    public var attempt: Int
+    public var host: String
+    public var startedMs: Int64
+    public var endedMs: Int64?
+    public var verdict: String?
+}
+
+public struct FleetEvent: Sendable, Hashable {
+    public var id: Int64
+    public var swarm: String
+    public var atMs: Int64
+    public var kind: String
+    public var routine: String?
+    /// The event's other fields, as a JSON object's text.
+    public var fields: String
+    public init(id: Int64 = 0, swarm: String, atMs: Int64, kind: String, routine: String?, fields: String) {
+        self.id = id
+        self.swarm = swarm
+        self.atMs = atMs
+        self.kind = kind
+        self.routine = routine
+        self.fields = fields
+    }
+}
+
+public struct HostRow: Sendable, Hashable {
+    public var name: String
+    public var epoch: Int64
+    public var slots: Int
+    public var running: Int
+    public var version: String
+    /// live, lost or left.
+    public var state: String
+    public var heartbeatMs: Int64
+    public var startedMs: Int64
+    /// What the host says of itself: plugins it cannot run, and why.
+    public var note: String
+}

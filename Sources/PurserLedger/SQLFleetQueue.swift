@@ -1,0 +1,311 @@
+/// The queue's side of `SQLFleetStore`: submitting, admitting, claiming, finishing,
+/// completing, cancelling and rescuing.
+extension SQLFleetStore: QueueStore {
+    public func submit(_ swarm: SubmittedSwarm) throws(LedgerError) {
+        let names = Set(swarm.routines.map(\.name))
+        for routine in swarm.routines where !routine.after.allSatisfy(names.contains) {
+            throw LedgerError(.invalid, "routine \(routine.name) runs after a routine the swarm does not have")
+        }
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                INSERT INTO fleet_swarms (id, team, name, priority, concurrency, file, source, state, submitted_ms)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', \(sql.now))
+                """, swarm.id.sql, swarm.team.sql, swarm.name.sql, swarm.priority.sql, Int64(max(swarm.concurrency, 1)).sql,
+                swarm.file.sql, swarm.source.sql)
+            for (position, routine) in swarm.routines.enumerated() {
+                try session.run(
+                    """
+                    INSERT INTO fleet_routines (swarm, name, position, priority, swarm_priority, state, pending, attempt)
+                    VALUES ($1, $2, $3, $4, $5, 'waiting', $6, 0)
+                    """, swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
+                    Int64(Set(routine.after).count).sql)
+                for earlier in Set(routine.after) {
+                    try session.run(
+                        "INSERT INTO fleet_edges (swarm, earlier, later) VALUES ($1, $2, $3)",
+                        swarm.id.sql, earlier.sql, routine.name.sql)
+                }
+            }
+        }
+    }
+
+    public func swarm(id: String) throws(LedgerError) -> QueuedSwarm? {
+        try transaction { (session) throws(LedgerError) in
+            try session.run("SELECT \(sql.swarmColumns) FROM fleet_swarms WHERE id = $1", id.sql).first.map(Self.swarm)
+        }
+    }
+
+    public func swarms(limit: Int) throws(LedgerError) -> [QueuedSwarm] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                "SELECT \(sql.swarmColumns) FROM fleet_swarms ORDER BY submitted_ms DESC, id DESC LIMIT $1", Int64(limit).sql
+            ).map(Self.swarm)
+        }
+    }
+
+    public func routines(swarm id: String) throws(LedgerError) -> [QueuedRoutine] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                "SELECT swarm, name, state, attempt, host, verdict, message, node FROM fleet_routines WHERE swarm = $1 ORDER BY position",
+                id.sql
+            ).map {
+                QueuedRoutine(
+                    swarm: $0[0].string ?? "", name: $0[1].string ?? "", state: $0[2].string ?? "", attempt: Int($0[3].int),
+                    host: $0[4].string, verdict: $0[5].string, message: $0[6].string, node: $0[7].optionalInt)
+            }
+        }
+    }
+
+    public func nextToAdmit(host: HostLease) throws(LedgerError) -> QueuedSwarm? {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(sql.takeToAdmit, host.name.sql, host.epoch.sql).first.map(Self.swarm)
+        }
+    }
+
+    public func admitted(swarm id: String, node: NodeID, holder: Holder) throws(LedgerError) {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                UPDATE fleet_swarms SET state = 'running', node = $2, holder = $3, holder_epoch = $4, taker = NULL, taker_epoch = NULL
+                WHERE id = $1 AND state = 'admitting'
+                """, id.sql, node.sql, holder.id.sql, holder.epoch.sql)
+            try session.run(
+                "UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now) WHERE swarm = $1 AND state = 'waiting' AND pending = 0",
+                id.sql)
+        }
+    }
+
+    public func notAdmitted(swarm id: String, verdict: String?, message: String) throws(LedgerError) {
+        try transaction { (session) throws(LedgerError) in
+            guard let verdict else {
+                try session.run(
+                    "UPDATE fleet_swarms SET state = 'queued', message = $2, taker = NULL, taker_epoch = NULL WHERE id = $1 AND state = 'admitting'",
+                    id.sql, message.sql)
+                return
+            }
+            try endSwarm(session, id, verdict: verdict, message: message, routines: verdict)
+        }
+    }
+
+    /// Ends a swarm that never ran (denied, cancelled before admission): its routines end with it.
+    private func endSwarm(_ session: any SQLSession, _ id: String, verdict: String, message: String, routines: String) throws(LedgerError) {
+        try session.run(
+            "UPDATE fleet_swarms SET state = 'done', verdict = $2, message = $3, ended_ms = \(sql.now), taker = NULL WHERE id = $1",
+            id.sql, verdict.sql, message.sql)
+        try session.run(
+            "UPDATE fleet_routines SET state = 'done', verdict = $2, message = $3 WHERE swarm = $1 AND state <> 'done'",
+            id.sql, routines.sql, message.sql)
+    }
+
+    public func claim(host: HostLease, limit: Int) throws(LedgerError) -> [Claim] {
+        guard limit > 0 else { return [] }
+        return try transaction { (session) throws(LedgerError) in
+            var claims = try session.run(sql.claim, host.name.sql, host.epoch.sql, Int64(limit).sql).map {
+                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host)
+            }
+            claims = try withinConcurrency(session, claims)
+            for claim in claims {
+                try session.run(
+                    "INSERT INTO fleet_attempts (swarm, routine, attempt, host, started_ms) VALUES ($1, $2, $3, $4, \(sql.now))",
+                    claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql, host.name.sql)
+            }
+            return claims
+        }
+    }
+
+    /// One claim's rows each passed their swarm's `concurrency` alone; together they may
+    /// not: the last in line of a swarm over it go back.
+    private func withinConcurrency(_ session: any SQLSession, _ claims: [Claim]) throws(LedgerError) -> [Claim] {
+        var kept = claims
+        for swarm in Set(claims.map(\.swarm)) {
+            let ids = claims.filter { $0.swarm == swarm }.map(\.id)
+            guard ids.count > 1 else { continue }
+            let over = try session.run(sql.overConcurrency, swarm.sql).first?.first?.int ?? 0
+            guard over > 0 else { continue }
+            let back = try session.run(sql.putBack(ids), min(over, Int64(ids.count)).sql).compactMap { $0[0].optionalInt }
+            kept.removeAll { back.contains($0.id) }
+        }
+        return kept
+    }
+
+    public func unclaim(_ claim: Claim, message: String) throws(LedgerError) -> Bool {
+        try transaction { (session) throws(LedgerError) in
+            let rows = try session.run(
+                sql.endClaim("state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL, message = $5"),
+                claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql, message.sql)
+            guard !rows.isEmpty else { return false }
+            try session.run(
+                "DELETE FROM fleet_attempts WHERE swarm = $1 AND routine = $2 AND attempt = $3",
+                claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql)
+            return true
+        }
+    }
+
+    public func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError) {
+        try transaction { (session) throws(LedgerError) in
+            let set = end.retry
+                ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
+                : "state = 'done', verdict = $5, message = $6, output = $7, node = $8, report = $9"
+            let rows = try session.run(
+                sql.endClaim(set), claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql,
+                end.verdict.sql, end.message.sql, end.output.sql, end.node.sql, end.report.sql)
+            guard !rows.isEmpty else {
+                throw LedgerError(.fenced, "\(claim.swarm)/\(claim.routine) attempt \(claim.attempt) is no longer \(claim.host.name)'s")
+            }
+            try session.run(
+                "UPDATE fleet_attempts SET ended_ms = \(sql.now), verdict = $4 WHERE swarm = $1 AND routine = $2 AND attempt = $3",
+                claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql, end.verdict.sql)
+            guard !end.retry else { return }
+            if end.verdict == "ok" {
+                try release(session, swarm: claim.swarm, after: claim.routine)
+            } else {
+                try skip(session, swarm: claim.swarm, after: claim.routine)
+            }
+        }
+    }
+
+    /// The routines waiting on `name` wait on one fewer; those that wait on none are ready.
+    private func release(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
+        try session.run(
+            """
+            UPDATE fleet_routines SET pending = pending - 1
+            WHERE swarm = $1 AND state = 'waiting' AND name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)
+            """, swarm.sql, name.sql)
+        try session.run(
+            "UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now) WHERE swarm = $1 AND state = 'waiting' AND pending = 0",
+            swarm.sql)
+    }
+
+    /// Everything that runs after `name`, directly or not, is skipped.
+    private func skip(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
+        var failed = [name]
+        while let earlier = failed.popLast() {
+            let skipped = try session.run(
+                """
+                UPDATE fleet_routines SET state = 'done', verdict = 'skipped', message = $3
+                WHERE swarm = $1 AND state = 'waiting' AND name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)
+                RETURNING name
+                """, swarm.sql, earlier.sql, "\(earlier) did not succeed".sql)
+            failed += skipped.compactMap { $0[0].string }
+        }
+    }
+
+    public func outputs(swarm id: String) throws(LedgerError) -> [String: String] {
+        try transaction { (session) throws(LedgerError) in
+            let rows = try session.run(
+                "SELECT name, output FROM fleet_routines WHERE swarm = $1 AND state = 'done' AND verdict = 'ok'", id.sql)
+            return Dictionary(rows.map { ($0[0].string ?? "", $0[1].string ?? "null") }) { $1 }
+        }
+    }
+
+    public func attempts(swarm id: String) throws(LedgerError) -> [Attempt] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                SELECT swarm, routine, attempt, host, started_ms, ended_ms, verdict FROM fleet_attempts
+                WHERE swarm = $1 ORDER BY started_ms, routine, attempt
+                """, id.sql
+            ).map(Self.attempt)
+        }
+    }
+
+    static func attempt(_ row: [SQLValue]) -> Attempt {
+        Attempt(
+            swarm: row[0].string ?? "", routine: row[1].string ?? "", attempt: Int(row[2].int), host: row[3].string ?? "",
+            startedMs: row[4].int, endedMs: row[5].optionalInt, verdict: row[6].string)
+    }
+
+    public func nextToComplete(host: HostLease) throws(LedgerError) -> QueuedSwarm? {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(sql.takeToComplete, host.name.sql, host.epoch.sql).first.map(Self.swarm)
+        }
+    }
+
+    public func complete(swarm id: String, verdict: String, report: String) throws(LedgerError) {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                "UPDATE fleet_swarms SET state = 'done', verdict = $2, report = $3, ended_ms = \(sql.now), taker = NULL WHERE id = $1",
+                id.sql, verdict.sql, report.sql)
+        }
+    }
+
+    public func cancel(swarm id: String) throws(LedgerError) -> Bool {
+        try transaction { (session) throws(LedgerError) in
+            let state = try session.run("SELECT state FROM fleet_swarms WHERE id = $1 \(driver.dialect.lockRow)", id.sql).first?[0].string
+            switch state {
+            case "queued":
+                try endSwarm(session, id, verdict: "cancelled", message: "cancelled before it was admitted", routines: "cancelled")
+            case "running", "admitting", "completing":
+                // What runs is stopped by its host; what waits is withdrawn now.
+                if state == "running" { try session.run("UPDATE fleet_swarms SET state = 'cancelling' WHERE id = $1", id.sql) }
+                try session.run(
+                    """
+                    UPDATE fleet_routines SET state = 'done', verdict = 'cancelled', message = 'withdrawn: the swarm was cancelled'
+                    WHERE swarm = $1 AND state IN ('waiting', 'ready')
+                    """, id.sql)
+            default:
+                return false
+            }
+            return true
+        }
+    }
+
+    public func cancelled(host: HostLease) throws(LedgerError) -> [Claim] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                SELECT id, swarm, name, attempt FROM fleet_routines
+                WHERE state = 'running' AND host = $1 AND host_epoch = $2
+                AND swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling')
+                """, host.name.sql, host.epoch.sql
+            ).map { Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host) }
+        }
+    }
+
+    public func appendEvent(_ event: FleetEvent) throws(LedgerError) {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                "INSERT INTO fleet_events (swarm, at_ms, kind, routine, fields) VALUES ($1, $2, $3, $4, $5)",
+                event.swarm.sql, event.atMs.sql, event.kind.sql, event.routine.sql, event.fields.sql)
+        }
+    }
+
+    public func events(swarm id: String, after: Int64, limit: Int) throws(LedgerError) -> [FleetEvent] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                "SELECT id, swarm, at_ms, kind, routine, fields FROM fleet_events WHERE swarm = $1 AND id > $2 ORDER BY id LIMIT $3",
+                id.sql, after.sql, Int64(limit).sql
+            ).map {
+                FleetEvent(id: $0[0].int, swarm: $0[1].string ?? "", atMs: $0[2].int, kind: $0[3].string ?? "", routine: $0[4].string,
+                    fields: $0[5].string ?? "{}")
+            }
+        }
+    }
+
+    public func rescue(deadAfterMs: Int64) throws(LedgerError) -> [Attempt] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(sql.loseHosts, deadAfterMs.sql)
+            let lost = try session.run(
+                """
+                UPDATE fleet_attempts SET ended_ms = \(sql.now), verdict = 'host_lost'
+                WHERE ended_ms IS NULL AND (swarm, routine, attempt) IN (SELECT swarm, name, attempt FROM fleet_routines WHERE \(sql.orphaned))
+                RETURNING swarm, routine, attempt, host, started_ms, ended_ms, verdict
+                """
+            ).map(Self.attempt)
+            try session.run(
+                """
+                UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL,
+                    verdict = 'host_lost', message = 'its host was lost'
+                WHERE \(sql.orphaned)
+                """)
+            try session.run(
+                """
+                UPDATE fleet_routines SET state = 'done', verdict = 'cancelled', message = 'withdrawn: the swarm was cancelled'
+                WHERE state = 'ready' AND swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling')
+                """)
+            try session.run(sql.orphanedSwarms("admitting", back: "queued"))
+            try session.run(sql.orphanedSwarms("completing", back: "running"))
+            return lost
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import PurserLedger
+import PurserTestSupport
+import Testing
+
+/// The fleet's queue and hosts, alone over a database of their own, against both drivers.
+@Suite("Fleet store conformance", .storeWork, .timeLimit(.minutes(1)))
+struct FleetStoreConformanceTests {
+    static func open<Driver: SQLDriver>(_ driver: Driver) throws -> any FleetStore { try SQLFleetStore<Driver>.open(driver) }
+
+    /// a → b → c, and d alone.
+    static func swarm(_ id: String, team: String = "t", priority: Int64 = 0, concurrency: Int = 8) -> SubmittedSwarm {
+        SubmittedSwarm(
+            id: id, team: team, name: "s", priority: priority, concurrency: concurrency, file: "job.yaml", source: "swarm: {}",
+            routines: [("a", 0, []), ("b", 0, ["a"]), ("c", 0, ["b"]), ("d", 5, [])])
+    }
+
+    static func admit(_ store: any FleetStore, _ host: HostLease, node: Int64 = 7) throws -> QueuedSwarm? {
+        guard let swarm = try store.nextToAdmit(host: host) else { return nil }
+        try store.admitted(swarm: swarm.id, node: node, holder: Holder(id: "swarm:" + swarm.id, epoch: 1))
+        return swarm
+    }
+
+    @Test("a swarm is admitted by one host, its routines claimed in order, each once", arguments: StoreKind.allCases)
+    func claims(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        let b = try store.join(host: "b", slots: 4, version: "1")
+        try store.submit(Self.swarm("s1"))
+        #expect(try store.claim(host: a, limit: 4).isEmpty, "nothing is ready before the swarm is admitted")
+        let taken = try #require(try store.nextToAdmit(host: a))
+        #expect(taken.id == "s1" && taken.state == "admitting" && taken.source == "swarm: {}")
+        #expect(try store.nextToAdmit(host: b) == nil, "one host admits a swarm")
+        try store.admitted(swarm: "s1", node: 7, holder: Holder(id: "swarm:s1", epoch: 1))
+        #expect(try store.swarm(id: "s1")?.node == 7)
+        let first = try store.claim(host: a, limit: 1)
+        #expect(first.map(\.routine) == ["d"], "the higher priority first")
+        let second = try store.claim(host: b, limit: 4)
+        #expect(second.map(\.routine) == ["a"], "b and c wait for a; d is a's")
+        #expect(second.first?.attempt == 1)
+        try store.finish(second[0], RoutineEnd(verdict: "ok", output: "{\"x\":1}"))
+        #expect(try store.routines(swarm: "s1").first { $0.name == "b" }?.state == "ready")
+        #expect(try store.outputs(swarm: "s1") == ["a": "{\"x\":1}"])
+        #expect(try store.nextToComplete(host: a) == nil, "routines are still to run")
+        let b1 = try store.claim(host: b, limit: 4)
+        #expect(b1.map(\.routine) == ["b"])
+        try store.finish(b1[0], RoutineEnd(verdict: "error", message: "boom"))
+        let routines = Dictionary(uniqueKeysWithValues: try store.routines(swarm: "s1").map { ($0.name, $0) })
+        #expect(routines["c"]?.verdict == "skipped" && routines["c"]?.state == "done")
+        try store.finish(first[0], RoutineEnd(verdict: "ok"))
+        let done = try #require(try store.nextToComplete(host: b))
+        #expect(done.id == "s1" && done.holder == Holder(id: "swarm:s1", epoch: 1))
+        try store.complete(swarm: "s1", verdict: "failed", report: "{}")
+        #expect(try store.swarm(id: "s1")?.state == "done")
+        #expect(try store.attempts(swarm: "s1").map(\.routine).sorted() == ["a", "b", "d"])
+    }
+
+    @Test("a retry goes back in line as the next attempt; an unclaim does not count", arguments: StoreKind.allCases)
+    func retries(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("s1", concurrency: 1))
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 4)
+        #expect(claimed.count == 1, "concurrency 1: one at a time")
+        #expect(try store.claim(host: a, limit: 4).isEmpty)
+        #expect(try store.unclaim(claimed[0], message: "no budget"))
+        let again = try store.claim(host: a, limit: 1)
+        #expect(again.map(\.routine) == claimed.map(\.routine) && again.first?.attempt == 1)
+        try store.finish(again[0], RoutineEnd(verdict: "timeout", retry: true))
+        let third = try store.claim(host: a, limit: 1)
+        #expect(third.first?.attempt == 2)
+        #expect(try store.attempts(swarm: "s1").map(\.verdict) == ["timeout", nil])
+    }
+
+    @Test("a host that stops heartbeating loses its claims; it can finish and heartbeat nothing", arguments: StoreKind.allCases)
+    func rescue(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("s1"))
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 4)
+        #expect(claimed.count == 2)
+        Thread.sleep(forTimeInterval: 1)
+        let b = try store.join(host: "b", slots: 4, version: "1")
+        let lost = try store.rescue(deadAfterMs: 500)
+        #expect(lost.count == 2 && lost.allSatisfy { $0.verdict == "host_lost" && $0.host == "a" })
+        #expect(try store.hosts().map(\.state) == ["lost", "live"])
+        #expect(throws: LedgerError.self) { try store.finish(claimed[0], RoutineEnd(verdict: "ok")) }
+        #expect(throws: LedgerError.self) { try store.heartbeat(a, running: 2, note: "") }
+        #expect(try !store.unclaim(claimed[1], message: "late"))
+        let rescued = try store.claim(host: b, limit: 4)
+        #expect(Set(rescued.map(\.routine)) == Set(claimed.map(\.routine)) && rescued.allSatisfy { $0.attempt == 2 })
+        // A host that comes back joins anew: what it claims now is its own again.
+        let back = try store.join(host: "a", slots: 4, version: "1")
+        #expect(back.epoch == a.epoch + 1)
+        try store.heartbeat(back, running: 0, note: "")
+    }
+
+    @Test("a host that rejoins under a new epoch loses what its old epoch claimed", arguments: StoreKind.allCases)
+    func rejoin(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let old = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("s1"))
+        _ = try Self.admit(store, old)
+        let claimed = try store.claim(host: old, limit: 1)
+        let new = try store.join(host: "a", slots: 4, version: "1")
+        #expect(try store.rescue(deadAfterMs: 3_600_000).count == 1)
+        #expect(try store.claim(host: new, limit: 1).first?.routine == claimed.first?.routine)
+        #expect(try store.nextToAdmit(host: old) == nil, "a fenced host admits nothing")
+    }
+
+    @Test("a team admits one swarm at a time, by priority then age; a denial ends it", arguments: StoreKind.allCases)
+    func admission(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("low"))
+        try store.submit(Self.swarm("high", priority: 9))
+        try store.submit(Self.swarm("other", team: "u"))
+        let first = try #require(try store.nextToAdmit(host: a))
+        #expect(first.id == "high")
+        let second = try #require(try store.nextToAdmit(host: a))
+        #expect(second.id == "other", "the team t is busy admitting")
+        try store.notAdmitted(swarm: "high", verdict: nil, message: "waits for budget")
+        #expect(try store.nextToAdmit(host: a)?.id == "high", "back in line, still first")
+        try store.notAdmitted(swarm: "high", verdict: "denied", message: "too big")
+        #expect(try store.swarm(id: "high")?.verdict == "denied")
+        #expect(try store.routines(swarm: "high").allSatisfy { $0.verdict == "denied" })
+        #expect(try store.nextToAdmit(host: a)?.id == "low")
+    }
+
+    @Test("a cancel withdraws what waits and tells hosts what to stop", arguments: StoreKind.allCases)
+    func cancel(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("queued"))
+        #expect(try store.cancel(swarm: "queued"))
+        #expect(try store.swarm(id: "queued")?.verdict == "cancelled")
+        #expect(try !store.cancel(swarm: "queued"), "ended already")
+        #expect(try !store.cancel(swarm: "nope"))
+        try store.submit(Self.swarm("running"))
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 1)
+        #expect(try store.cancel(swarm: "running"))
+        #expect(try store.cancelled(host: a) == claimed)
+        #expect(try store.claim(host: a, limit: 4).isEmpty, "what waited was withdrawn")
+        try store.finish(claimed[0], RoutineEnd(verdict: "cancelled"))
+        #expect(try store.nextToComplete(host: a)?.id == "running")
+    }
+
+    @Test("one host leads until its lease lapses; events are read in order", arguments: StoreKind.allCases)
+    func leaderAndEvents(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        #expect(try store.lead(host: "a", ttlMs: 60_000))
+        #expect(try !store.lead(host: "b", ttlMs: 60_000))
+        #expect(try store.lead(host: "a", ttlMs: 1))
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(try store.lead(host: "b", ttlMs: 60_000))
+        for kind in ["grant", "start", "verdict"] {
+            try store.appendEvent(FleetEvent(swarm: "s", atMs: 1, kind: kind, routine: "a", fields: "{}"))
+        }
+        let all = try store.events(swarm: "s", after: 0, limit: 10)
+        #expect(all.map(\.kind) == ["grant", "start", "verdict"])
+        #expect(try store.events(swarm: "s", after: all[0].id, limit: 1).map(\.kind) == ["start"])
+    }
+}
