@@ -60,13 +60,17 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"), logging,
             ],
             swiftSettings: swiftSettings),
+        // The fleet: hosts that claim routines from a shared queue, heartbeat, rescue and drain.
+        .target(
+            name: "PurserFleet", dependencies: ["PurserRuntime", "PurserLedger", "PurserProtocol", "PurserSandbox", logging],
+            swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.
         .target(name: "PurserLog", dependencies: ["PurserProtocol", logging], swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [
-                "PurserRuntime", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox", "PurserLog",
-                logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PurserRuntime", "PurserFleet", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox",
+                "PurserLog", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // What a supervisor that is not root runs between itself and an untrusted worker.

@@ -248,7 +248,7 @@ public struct ConfigValue: Sendable {
 
     // MARK: - Reading files
 
-    static func readFile(_ path: String) throws(ConfigError) -> String {
+    public static func readFile(_ path: String) throws(ConfigError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw ConfigError(file: path, line: nil, field: "", message: "cannot open: \(String(cString: strerror(errno)))")

@@ -37,13 +37,16 @@ public protocol QueueStore: Sendable {
     /// Admitted swarms whose routines have all ended, taken for completion by `host`.
     func nextToComplete(host: HostLease) throws(LedgerError) -> QueuedSwarm?
     func complete(swarm id: String, verdict: String, report: String) throws(LedgerError)
+    /// A completion that failed: the swarm goes back to be completed by a later pass.
+    func notCompleted(swarm id: String) throws(LedgerError)
     /// Withdraws what waits (ended `cancelled`) and marks the swarm so that hosts stop what
     /// runs. False when the swarm is unknown or ended already.
     func cancel(swarm id: String) throws(LedgerError) -> Bool
     /// This host's running routines whose swarm is being cancelled.
     func cancelled(host: HostLease) throws(LedgerError) -> [Claim]
 
-    func appendEvent(_ event: FleetEvent) throws(LedgerError)
+    /// Appends events, in their order, in one transaction.
+    func appendEvents(_ events: [FleetEvent]) throws(LedgerError)
     /// A swarm's events after `after` (an event's `id`), oldest first.
     func events(swarm id: String, after: Int64, limit: Int) throws(LedgerError) -> [FleetEvent]
 

@@ -229,6 +229,14 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
+    public func notCompleted(swarm id: String) throws(LedgerError) {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                "UPDATE fleet_swarms SET state = 'running', taker = NULL, taker_epoch = NULL WHERE id = $1 AND state = 'completing'",
+                id.sql)
+        }
+    }
+
     public func cancel(swarm id: String) throws(LedgerError) -> Bool {
         try transaction { (session) throws(LedgerError) in
             let state = try session.run("SELECT state FROM fleet_swarms WHERE id = $1 \(driver.dialect.lockRow)", id.sql).first?[0].string
@@ -262,11 +270,14 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    public func appendEvent(_ event: FleetEvent) throws(LedgerError) {
+    public func appendEvents(_ events: [FleetEvent]) throws(LedgerError) {
+        guard !events.isEmpty else { return }
         try transaction { (session) throws(LedgerError) in
-            try session.run(
-                "INSERT INTO fleet_events (swarm, at_ms, kind, routine, fields) VALUES ($1, $2, $3, $4, $5)",
-                event.swarm.sql, event.atMs.sql, event.kind.sql, event.routine.sql, event.fields.sql)
+            for event in events {
+                try session.run(
+                    "INSERT INTO fleet_events (swarm, at_ms, kind, routine, fields) VALUES ($1, $2, $3, $4, $5)",
+                    event.swarm.sql, event.atMs.sql, event.kind.sql, event.routine.sql, event.fields.sql)
+            }
         }
     }
 

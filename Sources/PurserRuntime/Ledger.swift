@@ -28,11 +28,17 @@ public final class RuntimeLedger: Sendable {
     /// Where failures nobody waits for go: a heartbeat, a settle after the run has answered.
     public let logger: Logger
 
+    /// Where the store is (a file or a PostgreSQL location), and how long it is waited for.
+    public let location: String
+    private let retry: StoreRetry
+
     public init(location: String, logger: Logger = Logger(label: "purser.ledger")) throws(RuntimeError) {
         self.logger = logger
+        self.location = location
         files = LedgerLocation.isPostgres(location) ? [] : [location, location + "-wal", location + "-shm"]
         let notices = self.notices
         let retry = StoreRetry(windowMs: try StoreNotices.retryWindowMs()) { notices.say($0) }
+        self.retry = retry
         do {
             store = try LedgerLocation.open(location, retry: retry)
             // Holds of supervisors that died (their leases ran out, or they were of this host
@@ -43,6 +49,15 @@ public final class RuntimeLedger: Sendable {
             throw RuntimeError(code: .invalidRequest, message: "\(location): \(error)")
         } catch {
             throw RuntimeError(code: .ledger, message: "ledger \(location): \(error)")
+        }
+    }
+
+    /// The fleet's queue and hosts, in the same store, over a connection of their own.
+    public func fleetStore() throws(RuntimeError) -> any FleetStore {
+        do throws(LedgerError) {
+            return try LedgerLocation.openFleet(location, retry: retry)
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger \(location): \(error)")
         }
     }
 

@@ -327,7 +327,7 @@ public struct Runtime: Sendable {
         Janitor.shutDown()
     }
 
-    static func makeRunID() -> String {
+    public static func makeRunID() -> String {
         var generator = SystemRandomNumberGenerator()
         let value = generator.next() as UInt64
         let hex = String(value, radix: 16)

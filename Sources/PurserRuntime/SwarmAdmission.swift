@@ -116,22 +116,11 @@ extension SwarmRunner {
     private func reserve(
         _ routine: JobFile.Routine, _ schedule: Schedule, store: any LedgerStore, credits share: Int64? = nil
     ) -> Result<Node, LedgerError> {
-        let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
-        let (estimate, maximum) = plan.planned(routine)
-        var credits = share ?? request(routine, store: store)
-        var timeMs = estimate.timeMs
-        var memory = estimate.memoryBytes
-        if let maximum {
-            credits = min(credits, maximum.credits.micros)
-            timeMs = min(timeMs, maximum.timeMs)
-            memory = min(memory, maximum.memoryBytes)
-        }
-        emit("reserve", routine.name, ["credits": Credits(micros: credits).json, "strategy": .string(strategy.rawValue)])
+        let request = plan.holdRequest(
+            routine, credits: share ?? request(routine, store: store), from: schedule.swarm.id, holder: schedule.holder)
+        emit("reserve", routine.name, ["credits": Credits(micros: request.amounts.credits).json, "strategy": .string(request.strategy ?? "")])
         do {
-            return .success(try store.reserve(.run(
-                .routine, name: routine.name, plugin: routine.plugin,
-                amounts: Amounts(credits: Credits(micros: credits), timeMs: timeMs, memoryBytes: memory), from: schedule.swarm.id,
-                tools: routine.tools, holder: schedule.holder, estimate: estimate.credits, strategy: strategy)))
+            return .success(try store.reserve(request))
         } catch {
             return .failure(error)
         }

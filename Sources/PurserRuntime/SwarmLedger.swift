@@ -72,36 +72,13 @@ extension SwarmRunner {
     /// The team (made from `team.budget` if need be), this supervisor's lease, and the
     /// swarm's reservation; or why the team did not grant it.
     private func open(_ store: any LedgerStore) throws(RuntimeError) -> Opening {
-        let team = try openTeam(store)
+        let team = try job.openTeam(in: store)
         do throws(LedgerError) {
             let holder = try runtime.ledger!.holder()
             let swarm = try store.reserve(.swarm(job.swarm, from: team.id, holder: holder))
             return .granted(team: team, holder: holder, swarm: swarm)
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             return .denied(error.message)
-        } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
-        }
-    }
-
-    /// The job's team; made from `team.budget` when it does not exist yet.
-    private func openTeam(_ store: any LedgerStore) throws(RuntimeError) -> Node {
-        do throws(LedgerError) {
-            return try store.team(named: job.team.name)
-        } catch where error.code != .unknownTeam {
-            // A store that fails is not a team that is missing.
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
-        } catch {}
-        guard let budget = job.team.budget else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(job.file): team.name: there is no team named \(job.team.name), and team.budget is not given")
-        }
-        do throws(LedgerError) {
-            return try store.createTeam(TeamSpec(
-                name: job.team.name,
-                caps: Resources(credits: budget.credits.micros, timeMs: budget.timeMs, memoryBytes: budget.memoryBytes),
-                workers: budget.workers, tools: budget.tools))
         } catch {
             throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
         }
@@ -172,5 +149,35 @@ extension SwarmRunner {
     /// How a routine ends that the swarm did not start because the store is away.
     func notStarted() -> RoutineOutcome {
         RoutineOutcome(name: "", verdict: .skipped, attempts: 0, message: "not started: the ledger's store is away (storeError)")
+    }
+}
+
+extension JobFile {
+    /// The job's team; made from `team.budget` when it does not exist yet.
+    func openTeam(in store: any LedgerStore) throws(RuntimeError) -> Node {
+        do throws(LedgerError) {
+            return try store.team(named: team.name)
+        } catch where error.code != .unknownTeam {
+            // A store that fails is not a team that is missing.
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        } catch {}
+        guard let budget = team.budget else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(file): team.name: there is no team named \(team.name), and team.budget is not given")
+        }
+        do throws(LedgerError) {
+            return try store.createTeam(TeamSpec(
+                name: team.name,
+                caps: Resources(credits: budget.credits.micros, timeMs: budget.timeMs, memoryBytes: budget.memoryBytes),
+                workers: budget.workers, tools: budget.tools))
+        } catch where error.code == .constraint || error.code == .invalid {
+            // Another supervisor made it first.
+            do throws(LedgerError) { return try store.team(named: team.name) } catch {
+                throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            }
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        }
     }
 }

@@ -90,6 +90,22 @@ struct SwarmPlan: Sendable {
         return (estimate, manifest.maxReservation)
     }
 
+    /// A routine's hold from its swarm: `credits` as the strategy or a share made them,
+    /// the job's estimate for the rest, all capped by the plugin's manifest.
+    func holdRequest(_ routine: JobFile.Routine, credits: Int64, from swarm: NodeID, holder: Holder?) -> ReserveRequest {
+        let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
+        let (estimate, maximum) = planned(routine)
+        var amounts = Amounts(credits: Credits(micros: credits), timeMs: estimate.timeMs, memoryBytes: estimate.memoryBytes)
+        if let maximum {
+            amounts.credits = Credits(micros: min(credits, maximum.credits.micros))
+            amounts.timeMs = min(amounts.timeMs, maximum.timeMs)
+            amounts.memoryBytes = min(amounts.memoryBytes, maximum.memoryBytes)
+        }
+        return .run(
+            .routine, name: routine.name, plugin: routine.plugin, amounts: amounts, from: swarm, tools: routine.tools,
+            holder: holder, estimate: estimate.credits, strategy: strategy)
+    }
+
     /// The routine as a run under its hold; a registered plugin's file is opened through its
     /// pin (the caller closes the fd after the run).
     func runRequest(

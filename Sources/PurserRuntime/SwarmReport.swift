@@ -11,6 +11,13 @@ public struct SwarmEvent: Sendable {
     public var routine: String?
     public var fields: [String: JSONValue]
 
+    public init(atMs: Int64, kind: String, routine: String?, fields: [String: JSONValue]) {
+        self.atMs = atMs
+        self.kind = kind
+        self.routine = routine
+        self.fields = fields
+    }
+
     public var json: JSONValue {
         var object = fields
         object["at"] = .number(JSONNumber(atMs))
@@ -138,22 +145,8 @@ public struct SwarmReport: Sendable {
 extension SwarmRunner {
     /// A routine's own events, into the swarm's stream.
     func forward(_ event: RunEvent, routine: String) {
-        switch event {
-        case .usage(let credits): emit("spend", routine, ["credits": credits.json])
-        case .gatewayCall(let record):
-            var fields: [String: JSONValue] = [
-                "integration": .string(record.integration), "credits": record.credits.json, "cached": .bool(record.cached),
-                "latencyMicros": .number(JSONNumber(record.latencyMicros)),
-            ]
-            if let status = record.status { fields["status"] = .number(JSONNumber(status)) }
-            if let reason = record.reason { fields["reason"] = .string(reason.rawValue) }
-            emit("gateway_call", routine, fields)
-        case .progress(let progress):
-            emit("progress", routine, ["fraction": progress.fraction.flatMap { JSONNumber($0) }.map(JSONValue.number) ?? .null,
-                "message": progress.message.map(JSONValue.string) ?? .null])
-        case .log(let log): emit("log", routine, ["level": .string(log.level), "message": .string(log.message)])
-        case .notice(let notice): emit("notice", routine, ["message": .string(notice)])
-        }
+        let (kind, fields) = event.swarmEvent
+        emit(kind, routine, fields)
     }
 
     func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
@@ -174,5 +167,27 @@ extension SwarmRunner {
             tiers: [TierSummary(tier: "swarm", nodes: swarmNodes), TierSummary(tier: "routine", nodes: routineNodes)]
                 + (stepNodes.isEmpty ? [] : [TierSummary(tier: "step", nodes: stepNodes)]),
             analytics: routineNodes.isEmpty ? nil : Analytics(routineNodes), wallMs: milliseconds(since: started))
+    }
+}
+
+extension RunEvent {
+    /// The event a swarm's stream shows for a run's event: its kind and fields.
+    public var swarmEvent: (kind: String, fields: [String: JSONValue]) {
+        switch self {
+        case .usage(let credits): return ("spend", ["credits": credits.json])
+        case .gatewayCall(let record):
+            var fields: [String: JSONValue] = [
+                "integration": .string(record.integration), "credits": record.credits.json, "cached": .bool(record.cached),
+                "latencyMicros": .number(JSONNumber(record.latencyMicros)),
+            ]
+            if let status = record.status { fields["status"] = .number(JSONNumber(status)) }
+            if let reason = record.reason { fields["reason"] = .string(reason.rawValue) }
+            return ("gateway_call", fields)
+        case .progress(let progress):
+            return ("progress", ["fraction": progress.fraction.flatMap { JSONNumber($0) }.map(JSONValue.number) ?? .null,
+                "message": progress.message.map(JSONValue.string) ?? .null])
+        case .log(let log): return ("log", ["level": .string(log.level), "message": .string(log.message)])
+        case .notice(let notice): return ("notice", ["message": .string(notice)])
+        }
     }
 }

@@ -15,10 +15,24 @@ final class Interrupts {
     private var sources: [any DispatchSourceSignal] = []
     private let count = Count()
 
-    /// Starts listening; `cancel` runs once, on the first signal.
-    init(cancel: @escaping @Sendable () -> Void) {
+    /// Starts listening; `cancel` runs once, on the first signal. `stopAtOnce`: signals that
+    /// end purser at the first (SIGHUP for `serve`).
+    init(
+        firstMessage: String = "cancelling; a second one stops at once", stopAtOnce: [Int32] = [],
+        cancel: @escaping @Sendable () -> Void
+    ) {
         let count = self.count
-        sources = [SIGINT, SIGTERM].map { signo in
+        for signo in stopAtOnce {
+            signal(signo, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler {
+                printError("purser: stopping at once (signal \(signo)); its runs are rescued by another host")
+                _exit(128 + signo)
+            }
+            source.activate()
+            sources.append(source)
+        }
+        sources += [SIGINT, SIGTERM].map { signo in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
@@ -26,7 +40,7 @@ final class Interrupts {
                     printError("purser: stopping at once (signal \(signo) again); the next start on this host reclaims the holds")
                     _exit(128 + signo)
                 }
-                printError("purser: signal \(signo): cancelling; a second one stops at once")
+                printError("purser: signal \(signo): \(firstMessage)")
                 cancel()
             }
             source.activate()

@@ -156,9 +156,8 @@ struct FleetStoreConformanceTests {
         #expect(try store.lead(host: "a", ttlMs: 1))
         Thread.sleep(forTimeInterval: 0.05)
         #expect(try store.lead(host: "b", ttlMs: 60_000))
-        for kind in ["grant", "start", "verdict"] {
-            try store.appendEvent(FleetEvent(swarm: "s", atMs: 1, kind: kind, routine: "a", fields: "{}"))
-        }
+        try store.appendEvents(["grant", "start"].map { FleetEvent(swarm: "s", atMs: 1, kind: $0, routine: "a", fields: "{}") })
+        try store.appendEvents([FleetEvent(swarm: "s", atMs: 2, kind: "verdict", routine: "a", fields: "{}")])
         let all = try store.events(swarm: "s", after: 0, limit: 10)
         #expect(all.map(\.kind) == ["grant", "start", "verdict"])
         #expect(try store.events(swarm: "s", after: all[0].id, limit: 1).map(\.kind) == ["start"])

@@ -1,0 +1,95 @@
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+
+/// One claimed attempt of a routine on this host: run it as `purser run` would, then tell
+/// the queue how it ended. A host that lost the claim meanwhile (it was fenced and its
+/// routines rescued) changes nothing: the queue refuses its `finish`.
+struct ClaimRun {
+    let host: FleetHost
+    let claim: Claim
+
+    func run() async {
+        defer { host.ended(claim) }
+        let (holder, lease) = host.state.withLock { ($0.holder, $0.lease) }
+        guard lease == claim.host else { return }
+        guard let (swarm, node) = await host.swarm(claim.swarm) else {
+            await finish(RoutineEnd(verdict: "error", message: "this host cannot run the swarm's job (see its log)"))
+            return
+        }
+        let outputs = await read { () throws(LedgerError) in try host.fleet.outputs(swarm: claim.swarm) } ?? [:]
+        host.events.add(claim.swarm, "claim", claim.routine, ["host": .string(lease.name), "attempt": .number(JSONNumber(Int64(claim.attempt)))])
+        let (id, routine, events) = (claim.swarm, claim.routine, host.events)
+        let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder) { kind, fields in
+            events.add(id, kind, routine, fields)
+        }
+        switch result {
+        case .notFit(let message): await notFit(message)
+        case .ended(let ran): await ended(ran, retries: swarm.retries(routine))
+        }
+    }
+
+    /// Its hold does not fit now: back in line while others of its swarm run (they will
+    /// return budget); denied when nothing else runs, as `purser run` denies it.
+    private func notFit(_ message: String) async {
+        let others = await read { () throws(LedgerError) in try host.fleet.routines(swarm: claim.swarm) }?
+            .contains { $0.state == "running" && $0.name != claim.routine } ?? true
+        guard others else {
+            await finish(RoutineEnd(
+                verdict: "denied", message: "does not fit in what the swarm has left, even with nothing else running: \(message)"))
+            host.events.add(claim.swarm, "deny", claim.routine, ["message": .string(message)])
+            return
+        }
+        _ = await read { () throws(LedgerError) in try host.fleet.unclaim(claim, message: message) }
+        host.events.add(claim.swarm, "queue", claim.routine, ["message": .string(message)])
+    }
+
+    private func ended(_ ran: RoutineRun, retries: Int) async {
+        let requeue = host.state.withLock { $0.requeue.contains(claim.id) }
+        let cancelling = await read { () throws(LedgerError) in try host.fleet.swarm(id: claim.swarm) }??.state == "cancelling"
+        let retry = requeue || (ran.verdict != .ok && claim.attempt <= retries && !ran.unsettled && !cancelling)
+        host.events.add(claim.swarm, "verdict", claim.routine, [
+            "verdict": .string(ran.verdict.rawValue), "attempt": .number(JSONNumber(Int64(claim.attempt))),
+            "used": (ran.report?.usage.credits ?? .zero).json, "returned": (ran.report?.returned.credits ?? .zero).json,
+            "cached": .bool(ran.cached),
+        ])
+        if retry { host.events.add(claim.swarm, requeue ? "requeue" : "retry", claim.routine, [:]) }
+        await finish(RoutineEnd(
+            verdict: ran.verdict.rawValue, message: ran.message, output: ran.verdict == .ok ? (ran.output ?? .null).serialized() : nil,
+            node: ran.node, report: ran.report?.json.serialized(), retry: retry))
+    }
+
+    /// Records the end, trying again while the store is away: a routine left `running` on
+    /// a live host would wait forever. A host fenced meanwhile stops trying: the rescue
+    /// requeues the routine.
+    private func finish(_ end: RoutineEnd) async {
+        while true {
+            do throws(LedgerError) {
+                try await StoreThreads.shared.run { () throws(LedgerError) in try host.fleet.finish(claim, end) }
+                return
+            } catch where error.code == .fenced {
+                host.logger.warning("a run ended after its claim was rescued: nothing recorded", metadata: [
+                    "swarm": "\(claim.swarm)", "routine": "\(claim.routine)", "attempt": "\(claim.attempt)",
+                ])
+                return
+            } catch {
+                host.logger.error("a run's end was not recorded; trying again", metadata: [
+                    "swarm": "\(claim.swarm)", "routine": "\(claim.routine)", "error": "\(error)",
+                ])
+            }
+            guard !host.state.withLock({ $0.fenced }) else { return }
+            // This task may be cancelled (a drain, a swarm's cancel): its sleep must still wait.
+            await Task.detached { try? await Task.sleep(for: .seconds(1)) }.value
+        }
+    }
+
+    /// A store read the run can go on without: nil, and logged, when it fails.
+    private func read<T: Sendable>(_ body: @escaping @Sendable () throws(LedgerError) -> T) async -> T? {
+        do throws(LedgerError) {
+            return try await StoreThreads.shared.run(body)
+        } catch {
+            host.logger.warning("a store read failed", metadata: ["swarm": "\(claim.swarm)", "error": "\(error)"])
+            return nil
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Logging
+public import PurserLedger
+public import PurserProtocol
+public import PurserRuntime
+import Synchronization
+
+/// `purser serve`: one host of the fleet. It joins the hosts table, then runs three small
+/// services until it is drained: the heartbeat (`HostHeartbeat`, which also fences the host
+/// when it cannot renew), the rescuer (`Rescuer`, which acts only while this host leads),
+/// and the work loop here, which admits swarms, claims routines for its free slots, runs
+/// them (`ClaimRun`) and completes swarms whose routines have all ended.
+public final class FleetHost: Sendable {
+    let settings: HostSettings
+    let runtime: Runtime
+    let fleet: any FleetStore
+    let ledger: any LedgerStore
+    let logger: Logger
+    let events: EventLog
+    let wakeup = Wakeup()
+    let state: Mutex<HostState>
+
+    /// Joins the fleet: a new epoch in the hosts table, and a new ledger lease for the holds
+    /// of its routines (what an earlier life of this host held is reclaimed with it).
+    public init(settings: HostSettings, runtime: Runtime, fleet: any FleetStore) async throws(RuntimeError) {
+        guard let ledger = runtime.ledger?.store else { throw RuntimeError(code: .ledger, message: "a host needs a ledger") }
+        self.settings = settings
+        self.runtime = runtime
+        self.fleet = fleet
+        self.ledger = ledger
+        var logger = Logger(label: "purser.serve")
+        logger[metadataKey: "host"] = "\(settings.name)"
+        self.logger = logger
+        events = EventLog(store: fleet, logger: logger)
+        let joined = try await Self.join(settings, fleet: fleet, ledger: ledger)
+        state = Mutex(HostState(lease: joined.lease, holder: joined.holder, lastBeatMs: monotonicMs()))
+        logger.info("joined the fleet", metadata: ["epoch": "\(joined.lease.epoch)", "slots": "\(settings.slots)"])
+    }
+
+    static func join(
+        _ settings: HostSettings, fleet: any FleetStore, ledger: any LedgerStore
+    ) async throws(RuntimeError) -> (lease: HostLease, holder: Holder) {
+        do throws(LedgerError) {
+            return try await StoreThreads.shared.run { () throws(LedgerError) in
+                let lease = try fleet.join(host: settings.name, slots: settings.slots, version: purserVersion)
+                let holder = try ledger.acquireLease(holder: settings.ledgerHolder, ttlMs: settings.deadAfterMs)
+                return (lease, holder)
+            }
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "joining the fleet: \(error)")
+        }
+    }
+
+    public var lease: HostLease { state.withLock { $0.lease } }
+
+    /// Serves until `drain` has finished: the work loop here, the heartbeat and the rescuer
+    /// beside it.
+    public func serve() async {
+        let heartbeat = Task { await HostHeartbeat(host: self).run() }
+        let rescuer = Task { await Rescuer(host: self).run() }
+        while !drained {
+            await pass()
+            await wakeup.wait(ms: settings.pollMs)
+        }
+        heartbeat.cancel()
+        rescuer.cancel()
+        await events.drain()
+        await leave()
+    }
+
+    /// Stops claiming; what runs finishes, or after the drain timeout is cancelled and
+    /// goes back in line. `serve` then returns.
+    public func drain() {
+        let started = state.withLock { state -> Bool in
+            defer { state.draining = true }
+            return !state.draining
+        }
+        guard started else { return }
+        logger.info("draining", metadata: ["running": "\(state.withLock { $0.runs.count })"])
+        Task {
+            try? await Task.sleep(for: .milliseconds(settings.drainTimeoutMs))
+            let late = state.withLock { state in
+                state.requeue.formUnion(state.runs.keys)
+                return state.runs.values.map(\.task)
+            }
+            if !late.isEmpty { logger.warning("drain timeout: cancelling runs, to be requeued", metadata: ["runs": "\(late.count)"]) }
+            for task in late { task.cancel() }
+        }
+        wakeup.signal()
+    }
+
+    private var drained: Bool { state.withLock { $0.draining && $0.runs.isEmpty } }
+
+    /// One look at the queue: runs to stop, swarms to admit and complete, routines to claim.
+    func pass() async {
+        let (fenced, draining, lease) = state.withLock { ($0.fenced, $0.draining, $0.lease) }
+        guard !fenced else { return }
+        await stopCancelled(lease)
+        if !draining { await SwarmGate(host: self).admitWaiting(lease) }
+        await SwarmGate(host: self).completeEnded(lease)
+        if !draining { await claim(lease) }
+    }
+
+    private func claim(_ lease: HostLease) async {
+        let free = settings.slots - state.withLock { $0.runs.count }
+        guard free > 0 else { return }
+        let claims: [Claim]
+        do throws(LedgerError) {
+            claims = try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.claim(host: lease, limit: free) }
+        } catch {
+            logger.warning("claiming failed", metadata: ["error": "\(error)"])
+            return
+        }
+        for claim in claims {
+            state.withLock { state in
+                let task = Task { await ClaimRun(host: self, claim: claim).run() }
+                state.runs[claim.id] = (claim, task)
+            }
+        }
+    }
+
+    /// Routines of swarms being cancelled that run here get their cancel.
+    private func stopCancelled(_ lease: HostLease) async {
+        guard let claims = try? await StoreThreads.shared.run({ () throws(LedgerError) in try self.fleet.cancelled(host: lease) }),
+            !claims.isEmpty
+        else { return }
+        let tasks = state.withLock { state in claims.compactMap { state.runs[$0.id]?.task } }
+        for task in tasks { task.cancel() }
+    }
+
+    /// Stops every run now (the host is fenced): their workers get the cancel and the stop
+    /// sequence, and are gone before anyone finds the host lost.
+    func stopAllRuns(because reason: String) {
+        let tasks = state.withLock { state -> [Task<Void, Never>] in
+            guard !state.fenced else { return [] }
+            state.fenced = true
+            return state.runs.values.map(\.task)
+        }
+        logger.error("fenced: stopping every run", metadata: ["reason": "\(reason)", "runs": "\(tasks.count)"])
+        for task in tasks { task.cancel() }
+    }
+
+    func ended(_ claim: Claim) {
+        state.withLock { state in
+            state.runs[claim.id] = nil
+            state.requeue.remove(claim.id)
+        }
+        wakeup.signal()
+    }
+
+    private func leave() async {
+        let lease = state.withLock { $0.lease }
+        do throws(LedgerError) {
+            try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.leave(lease) }
+            logger.info("left the fleet")
+        } catch {
+            logger.warning("leaving the fleet failed: the host will be found lost", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The swarm as this host runs it, read once; nil (and logged) when it cannot be read.
+    func swarm(_ id: String) async -> (swarm: FleetSwarm, node: NodeID)? {
+        if let known = state.withLock({ $0.swarms[id] }) { return known }
+        let row: QueuedSwarm?
+        do throws(LedgerError) {
+            row = try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.swarm(id: id) }
+        } catch {
+            logger.warning("reading a swarm failed", metadata: ["swarm": "\(id)", "error": "\(error)"])
+            return nil
+        }
+        guard let row, let node = row.node else { return nil }
+        do throws(RuntimeError) {
+            let swarm = try await StoreThreads.shared.run { () -> Result<FleetSwarm, RuntimeError> in
+                Result { () throws(RuntimeError) in try FleetSwarm(id: id, file: row.file, source: row.source, runtime: self.runtime) }
+            }.get()
+            state.withLock { $0.swarms[id] = (swarm, node) }
+            return (swarm, node)
+        } catch {
+            logger.warning("this host cannot run a swarm", metadata: ["swarm": "\(id)", "error": "\(error.message)"])
+            return nil
+        }
+    }
+}
+
+/// What `purser hosts` shows as a host's version.
+public let purserVersion = "0.1.0"

@@ -1,0 +1,32 @@
+import PurserConfig
+public import PurserLedger
+import PurserProtocol
+public import PurserRuntime
+
+/// `purser submit`: a job file checked as `purser run` checks it, then written to the
+/// queue whole (the file's text, which every host reads the same way) with its routines
+/// and their order. Nothing is written if anything is wrong.
+public enum FleetSubmission {
+    public static func submit(path: String, priority: Int64?, runtime: Runtime, fleet: any FleetStore) throws(RuntimeError) -> String {
+        let source: String
+        do {
+            source = try ConfigValue.readFile(path)
+        } catch {
+            throw RuntimeError(code: .invalidRequest, message: error.description)
+        }
+        let id = "s-" + String(Runtime.makeRunID().dropFirst(2))
+        // The same reading and checks as a host's: the job, its registered plugins, this host's sandbox.
+        let swarm = try FleetSwarm(id: id, file: path, source: source, runtime: runtime)
+        let job = swarm.job
+        let submitted = SubmittedSwarm(
+            id: id, team: job.team.name, name: job.swarm.name, priority: priority ?? job.swarm.priority,
+            concurrency: job.swarm.concurrency, file: path, source: source,
+            routines: job.routines.map { ($0.name, $0.priority, $0.after) })
+        do throws(LedgerError) {
+            try fleet.submit(submitted)
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        }
+        return id
+    }
+}

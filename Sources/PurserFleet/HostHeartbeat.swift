@@ -1,0 +1,58 @@
+import PurserLedger
+import PurserRuntime
+
+/// Renews the host's row and its ledger lease every heartbeat. A host that cannot renew
+/// for half the dead threshold fences itself: it stops claiming and stops its runs, so
+/// that its workers are gone before any other host can find it lost and run its routines
+/// again. No routine runs on two hosts at once. Once its runs have ended and the store
+/// answers, it joins again under a new epoch (what it held before is reclaimed).
+struct HostHeartbeat {
+    let host: FleetHost
+
+    func run() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(host.settings.heartbeatMs))
+            guard !Task.isCancelled else { return }
+            if host.state.withLock({ $0.fenced }) { await rejoin() } else { await beat() }
+        }
+    }
+
+    private func beat() async {
+        let (lease, holder, running) = host.state.withLock { ($0.lease, $0.holder, $0.runs.count) }
+        let settings = host.settings
+        do throws(LedgerError) {
+            try await StoreThreads.shared.run { () throws(LedgerError) in
+                try host.fleet.heartbeat(lease, running: running, note: "")
+                try host.ledger.heartbeat(holder, ttlMs: settings.deadAfterMs)
+            }
+            host.state.withLock { $0.lastBeatMs = monotonicMs() }
+        } catch where error.code == .fenced {
+            host.stopAllRuns(because: "found lost: \(error.message)")
+        } catch {
+            let silentMs = monotonicMs() - host.state.withLock { $0.lastBeatMs }
+            host.logger.warning("heartbeat failed", metadata: ["error": "\(error)", "silentMs": "\(silentMs)"])
+            if silentMs >= settings.fenceAfterMs {
+                host.stopAllRuns(because: "no heartbeat for \(silentMs) ms (fence after \(settings.fenceAfterMs) ms)")
+            }
+        }
+    }
+
+    /// Joins again once the runs stopped at the fence have ended.
+    private func rejoin() async {
+        guard host.state.withLock({ $0.runs.isEmpty }) else { return }
+        do throws(RuntimeError) {
+            let joined = try await FleetHost.join(host.settings, fleet: host.fleet, ledger: host.ledger)
+            host.state.withLock { state in
+                state.lease = joined.lease
+                state.holder = joined.holder
+                state.fenced = false
+                state.lastBeatMs = monotonicMs()
+                state.swarms = [:]
+            }
+            host.logger.notice("joined the fleet again", metadata: ["epoch": "\(joined.lease.epoch)"])
+            host.wakeup.signal()
+        } catch {
+            host.logger.warning("rejoining the fleet failed", metadata: ["error": "\(error.message)"])
+        }
+    }
+}

@@ -1,0 +1,30 @@
+/// How one host takes part in the fleet.
+public struct HostSettings: Sendable {
+    /// Its name in the hosts table: unique in the fleet, the same across its restarts.
+    public var name: String
+    /// How many routines it runs at once.
+    public var slots: Int
+    /// How often it renews its row, and how old a row may be before its host is lost.
+    public var heartbeatMs: Int64 = 1_000
+    public var deadAfterMs: Int64 = 10_000
+    /// How often it looks for work when nothing woke it.
+    public var pollMs: Int64 = 250
+    /// How long a drain lets running routines finish before cancelling and requeueing them.
+    public var drainTimeoutMs: Int64 = 30_000
+
+    public init(name: String, slots: Int) {
+        self.name = name
+        self.slots = slots
+    }
+
+    /// A host that has not renewed its row for this long stops its work: before anyone
+    /// could find it lost and run its routines elsewhere.
+    public var fenceAfterMs: Int64 { deadAfterMs / 2 }
+
+    /// A swarm's hold outlives any one host: its lease is renewed by whichever host leads,
+    /// and lapses only if no host is left to lead for this long.
+    public var swarmLeaseMs: Int64 { max(3 * deadAfterMs, 30_000) }
+
+    /// The ledger lease that holds this host's routines' holds.
+    public var ledgerHolder: String { "host:" + name }
+}

@@ -1,0 +1,31 @@
+import PurserLedger
+import PurserRuntime
+import Synchronization
+
+/// What one host knows while it serves: its place in the fleet, its runs, the swarms it
+/// has read. Everything here can be rebuilt from the store; losing it loses nothing.
+struct HostState: ~Copyable {
+    var lease: HostLease
+    /// The ledger lease that holds its routines' holds.
+    var holder: Holder
+    /// It could not heartbeat for too long, or was found lost: it claims nothing, and
+    /// its runs were stopped.
+    var fenced = false
+    var draining = false
+    /// When it last renewed its row (monotonic milliseconds).
+    var lastBeatMs: Int64
+    var runs: [Int64: (claim: Claim, task: Task<Void, Never>)] = [:]
+    /// Claims whose runs a drain cancelled: they go back in line, not to a verdict.
+    var requeue: Set<Int64> = []
+    var swarms: [String: (swarm: FleetSwarm, node: NodeID)] = [:]
+}
+
+/// Milliseconds on a clock that only goes forward.
+func monotonicMs() -> Int64 {
+    let elapsed = ContinuousClock.now - HostClock.origin
+    return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+}
+
+enum HostClock {
+    static let origin = ContinuousClock.now
+}

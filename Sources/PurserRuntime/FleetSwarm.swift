@@ -1,0 +1,186 @@
+import Glibc
+import PurserConfig
+public import PurserLedger
+public import PurserProtocol
+public import PurserSandbox
+
+/// A swarm of the fleet's queue as one host sees it: its job read from the text that was
+/// submitted, its plugins resolved on this host, its hold taken from the team, and each
+/// routine this host claims run exactly as `purser run` runs it (the same plan, hold,
+/// sandbox, gateway, steps and kept workers). The queue's bookkeeping is the caller's.
+public final class FleetSwarm: Sendable {
+    public let id: String
+    public let job: JobFile
+    let plan: SwarmPlan
+    let runtime: Runtime
+    let cache: RoutineCache
+    let workers: WorkerPool
+
+    public init(id: String, file: String, source: String, runtime: Runtime) throws(RuntimeError) {
+        let job: JobFile
+        do {
+            job = try JobFile.parse(ConfigValue.parse(source, file: file))
+        } catch {
+            throw RuntimeError(code: .invalidRequest, message: error.description)
+        }
+        try Self.requireRegistered(job)
+        self.id = id
+        self.job = job
+        plan = try SwarmPlan(job: job, runtime: runtime)
+        self.runtime = runtime
+        cache = RoutineCache(store: runtime.ledger!.store, logger: runtime.logger)
+        workers = WorkerPool(capacity: 2 * job.swarm.concurrency)
+    }
+
+    /// A job for the fleet names registered plugins: a path means nothing on another host.
+    public static func requireRegistered(_ job: JobFile) throws(RuntimeError) {
+        for routine in job.routines where routine.plugin.contains("/") {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: '\(routine.plugin)' is a path; "
+                    + "a fleet runs registered plugins (purser plugin add NAME \(routine.plugin), then plugin: NAME)")
+        }
+    }
+
+    /// How many more tries a routine gets after a failed attempt.
+    public func retries(_ routine: String) -> Int { plan.routines[routine]?.retries ?? 0 }
+
+    public enum Admission: Sendable {
+        case granted(Node)
+        /// The team cannot grant it now; a later try may.
+        case waiting(String)
+        case denied(String)
+    }
+
+    /// Takes the swarm's hold from its team (made from `team.budget` if need be), held by
+    /// `holder`: the swarm's own lease, which outlives any one host.
+    public func admit(holder: Holder) throws(RuntimeError) -> Admission {
+        let store = runtime.ledger!.store
+        let team = try job.openTeam(in: store)
+        do throws(LedgerError) {
+            return .granted(try store.reserve(.swarm(job.swarm, from: team.id, holder: holder)))
+        } catch where error.code == .insufficient {
+            // A swarm bigger than the whole team never fits; one that waits for others may.
+            return job.swarm.credits.micros > team.cap.credits ? .denied(error.message) : .waiting(error.message)
+        } catch where error.code == .toolNotPermitted {
+            return .denied(error.message)
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        }
+    }
+
+    /// Closes the swarm's hold: what its routines did not use goes back to the team.
+    public static func settle(node: NodeID, holder: Holder, allOK: Bool, store: any LedgerStore) throws(RuntimeError) -> Settlement {
+        do throws(LedgerError) {
+            return try store.settle(node, usage: .none, outcome: LedgerOutcome.swarm(allOK: allOK), holder: holder)
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: settling swarm \(node): \(error)")
+        }
+    }
+
+    public enum RoutineResult: Sendable {
+        /// Its hold did not fit in what the swarm has left now.
+        case notFit(String)
+        /// It ran (or was answered from the cache, or could not start): its end.
+        case ended(RoutineRun)
+    }
+
+    /// Runs one claimed routine under a hold from the swarm's node, held by `holder` (the
+    /// host's lease). `outputs`: the swarm's finished routines' outputs, as JSON text.
+    public func run(
+        _ name: String, outputs: [String: String], swarm: NodeID, holder: Holder,
+        onEvent: @escaping @Sendable (String, [String: JSONValue]) -> Void
+    ) async -> RoutineResult {
+        guard let routine = plan.routines[name] else { return .ended(RoutineRun(verdict: .error, message: "no routine \(name)")) }
+        let input: JSONValue
+        do {
+            input = try Template.fill(routine.input, outputs: outputs.mapValues { (try? JSONParser.parse(Array($0.utf8))) ?? .null })
+        } catch {
+            return .ended(RoutineRun(verdict: .error, message: error.description))
+        }
+        let key = plan.cacheKey(routine, input)
+        if let key, let output = await StoreThread.run({ self.cache.lookUp(key) }) {
+            onEvent("cache_hit", [:])
+            return .ended(RoutineRun(verdict: .ok, output: output, cached: true))
+        }
+        let node: Node
+        switch await reserve(routine, swarm: swarm, holder: holder) {
+        case .success(let granted): node = granted
+        case .failure(let error) where error.code == .insufficient: return .notFit(error.message)
+        case .failure(let error): return .ended(RoutineRun(verdict: .denied, message: error.message))
+        }
+        onEvent("grant", ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
+        let ran = await exec(routine, input: input, node: node, holder: holder, onEvent: onEvent)
+        if ran.verdict == .ok, let key { await StoreThread.run { self.cache.remember(key, ran.output ?? .null) } }
+        return .ended(ran)
+    }
+
+    private func reserve(_ routine: JobFile.Routine, swarm: NodeID, holder: Holder) async -> Result<Node, LedgerError> {
+        await StoreThread.run { () -> Result<Node, LedgerError> in
+            let strategy = ReservationStrategy(rawValue: self.job.swarm.strategy) ?? .conservative
+            let history = strategy == .adaptive
+                ? (try? self.runtime.ledger!.store.history(plugin: routine.plugin, team: self.job.team.name, limit: 50)) ?? [] : []
+            let credits = strategy.amount(for: self.plan.planned(routine).estimate.credits.micros, history: history)
+            return Result { () throws(LedgerError) in
+                try self.runtime.ledger!.store.reserve(self.plan.holdRequest(routine, credits: credits, from: swarm, holder: holder))
+            }
+        }
+    }
+
+    private func exec(
+        _ routine: JobFile.Routine, input: JSONValue, node: Node, holder: Holder,
+        onEvent: @escaping @Sendable (String, [String: JSONValue]) -> Void
+    ) async -> RoutineRun {
+        let request: RunRequest
+        do throws(RuntimeError) {
+            request = try plan.runRequest(routine, input: input, hold: LedgerHold(node: node, holder: holder), workers: workers)
+        } catch {
+            // It never started: its hold goes back whole.
+            _ = await StoreThread.run { try? self.runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder) }
+            return RoutineRun(verdict: .error, message: error.message, node: node.id)
+        }
+        defer { if let fd = request.executableFD { close(fd) } }
+        onEvent("start", [:])
+        do throws(RuntimeError) {
+            let report = try await runtime.exec(request) { event in
+                let (kind, fields) = event.swarmEvent
+                onEvent(kind, fields)
+            }
+            return RoutineRun(report: report, node: node.id)
+        } catch {
+            var ran = error.report.map { RoutineRun(report: $0, node: node.id) } ?? RoutineRun(verdict: .error, node: node.id)
+            ran.message = error.message
+            ran.unsettled = error.report != nil
+            return ran
+        }
+    }
+
+    /// Ends the kept workers of this swarm on this host.
+    public func retireWorkers() async { await workers.retireAll() }
+}
+
+/// How one routine's attempt ended on this host.
+public struct RoutineRun: Sendable {
+    public var verdict: Verdict
+    public var message: String?
+    public var output: JSONValue?
+    public var node: NodeID?
+    public var cached = false
+    /// The run ended, but the store did not take its settle.
+    public var unsettled = false
+    public var report: RunReport?
+
+    init(verdict: Verdict, message: String? = nil, output: JSONValue? = nil, node: NodeID? = nil, cached: Bool = false) {
+        self.verdict = verdict
+        self.message = message
+        self.output = output
+        self.node = node
+        self.cached = cached
+    }
+
+    init(report: RunReport, node: NodeID) {
+        self.init(
+            verdict: report.verdict, message: report.error?.message ?? report.message, output: report.output, node: node)
+        self.report = report
+    }
+}

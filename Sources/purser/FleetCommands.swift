@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import PurserConfig
+import PurserFleet
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+
+/// `purser serve`: this host joins the fleet and runs what it claims.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the fleet's queue on this host: claim ready routines, run them, heartbeat, rescue lost hosts.",
+        discussion: """
+            SIGTERM or SIGINT drains: nothing more is claimed, running routines finish (or, after --drain-timeout, \
+            are cancelled and go back in line), then purser leaves the fleet and exits 0. A second signal, or SIGHUP, \
+            stops at once: the routines it ran are rescued by another host after --dead-after.
+            """)
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var sandboxOptions: SandboxOptions
+
+    @Option(help: "This host's name in the fleet (default: the host name). Unique in the fleet, the same across restarts.")
+    var name: String?
+
+    @Option(help: "How many routines it runs at once.")
+    var slots = 4
+
+    @Option(help: "How often it renews its row in the hosts table.")
+    var heartbeat = "1s"
+
+    @Option(help: "How old a host's row may be before the host is lost and its routines rescued; a host fences itself at half of it.")
+    var deadAfter = "10s"
+
+    @Option(help: "How long a drain lets running routines finish.")
+    var drainTimeout = "30s"
+
+    @Option(help: "A gateway config for the routines it runs (their gateway/call).")
+    var gateway: String?
+
+    func run() async throws {
+        var settings = HostSettings(name: name ?? ProcessInfo.processInfo.hostName, slots: slots)
+        settings.heartbeatMs = try duration(heartbeat, "--heartbeat")
+        settings.deadAfterMs = try duration(deadAfter, "--dead-after")
+        settings.drainTimeoutMs = try duration(drainTimeout, "--drain-timeout")
+        guard slots > 0, settings.deadAfterMs >= 2 * settings.heartbeatMs else {
+            throw CommandLineError(message: "--slots must be positive, and --dead-after at least twice --heartbeat")
+        }
+        var runtime = try ledgerOptions.runtime()
+        runtime.allowDegradedSandbox = sandboxOptions.allowDegraded
+        if let gateway { runtime.gateway = try loadGateway(gateway, runtime: runtime) }
+        let host: FleetHost
+        do {
+            host = try await FleetHost(settings: settings, runtime: runtime, fleet: runtime.ledger!.fleetStore())
+        } catch {
+            throw commandFailure(error)
+        }
+        printError("purser: serving as \(settings.name) (epoch \(host.lease.epoch), \(slots) slots)")
+        let signals = Interrupts(firstMessage: "draining; a second one stops at once", stopAtOnce: [SIGHUP]) { host.drain() }
+        await host.serve()
+        signals.stop()
+        runtime.gateway?.saveStates()
+        Runtime.finishCleanup()
+        printError("purser: drained; left the fleet")
+    }
+}
+
+func duration(_ text: String, _ option: String) throws -> Int64 {
+    guard let ms = Units.parseDuration(text), ms > 0 else { throw CommandLineError(message: "\(option): '\(text)' is not a duration") }
+    return ms
+}
+
+/// `purser submit`: a job file into the fleet's queue.
+struct Submit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a swarm from a job file in the fleet's queue; prints its id.",
+        discussion: "The file is checked as purser run checks it (exit 2, nothing written); its plugins must be registered.")
+
+    @Argument(help: "The job file.")
+    var job: String
+
+    @Option(help: "The swarm's priority against the team's other swarms (default: the job's).")
+    var priority: Int64?
+
+    @Flag(help: "Wait for the swarm to end, showing its events, and exit as purser run would.")
+    var wait = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() async throws {
+        let runtime = try ledgerOptions.runtime()
+        let fleet = try fleetStore(runtime)
+        let id: String
+        do {
+            id = try FleetSubmission.submit(path: job, priority: priority, runtime: runtime, fleet: fleet)
+        } catch {
+            throw commandFailure(error)
+        }
+        if json && !wait { print(JSONValue.object(["swarmId": .string(id)]).serialized()) } else if !wait { print(id) }
+        guard wait else { return }
+        try await Watch.follow(id, fleet: fleet, json: json, events: nil)
+    }
+}
+
+func fleetStore(_ runtime: Runtime) throws -> any FleetStore {
+    do {
+        return try runtime.ledger!.fleetStore()
+    } catch {
+        throw commandFailure(error)
+    }
+}
+
+/// `purser watch`: a swarm's events and final report, wherever it runs.
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Follow a fleet swarm's events to its end, then print its report.")
+
+    @Argument(help: "The swarm's id (purser submit printed it).")
+    var id: String
+
+    @Option(help: "Also write every event as NDJSON to this file.")
+    var events: String?
+
+    @Flag(help: "Print the final report as JSON instead of event lines and a table.")
+    var json = false
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() async throws {
+        let runtime = try ledgerOptions.runtime()
+        try await Self.follow(id, fleet: try fleetStore(runtime), json: json, events: events)
+    }
+
+    static func follow(_ id: String, fleet: any FleetStore, json: Bool, events: String?) async throws {
+        let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
+        let watcher = FleetWatcher(store: fleet, swarm: id)
+        let report: FleetReportView
+        do {
+            report = try await watcher.follow { event in
+                sink?.write(event)
+                if !json { FleetLines.show(event) }
+            }
+        } catch {
+            throw commandFailure(error)
+        }
+        sink?.close()
+        if json { print(report.json) } else { FleetLines.print(report) }
+        switch report.verdict {
+        case "ok": return
+        case "denied": throw ExitCode(ExitCodes.swarmDenied)
+        case "cancelled": throw ExitCode(ExitCodes.code(for: .cancelled))
+        default: throw ExitCode(ExitCodes.swarmFailed)
+        }
+    }
+}
+
+/// `purser cancel`: stops a fleet swarm.
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a fleet swarm: waiting routines are withdrawn, running ones get cancel; what is unused returns.")
+
+    @Argument(help: "The swarm's id.")
+    var id: String
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() async throws {
+        let fleet = try fleetStore(try ledgerOptions.runtime())
+        guard try ledgerCall({ () throws(LedgerError) in try fleet.cancel(swarm: id) }) else {
+            throw CommandLineError(message: "no swarm \(id) that is still running or waiting")
+        }
+        print("cancelling \(id)")
+    }
+}
+
+/// `purser hosts`: the fleet's hosts.
+struct Hosts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The fleet's hosts: state, slots, running routines, last heartbeat.")
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() async throws {
+        let fleet = try fleetStore(try ledgerOptions.runtime())
+        let hosts = try ledgerCall { () throws(LedgerError) in try fleet.hosts() }
+        FleetLines.print(hosts, json: json)
+    }
+}
