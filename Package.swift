@@ -154,6 +154,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         .testTarget(
+            name: "PurserFleetTests", dependencies: ["PurserLedger", "PurserTestSupport", "purser", "scripted"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserLogTests", dependencies: ["PurserLog", "PurserProtocol", "PurserTestSupport", "purser", logging],

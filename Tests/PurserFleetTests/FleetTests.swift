@@ -1,0 +1,123 @@
+import Foundation
+import PurserLedger
+import PurserProtocol
+import PurserTestSupport
+import Testing
+
+/// `purser serve` hosts, real processes, sharing one store: SQLite on this host, or the
+/// tests' PostgreSQL.
+@Suite("The fleet: serve, submit, watch", .timeLimit(.minutes(3)))
+struct FleetTests {
+    /// 24 routines of half a credit each over two hosts of two slots.
+    @Test(arguments: StoreKind.allCases)
+    func aSwarmSpreadsOverTheHostsAndEveryRoutineEndsOK(kind: StoreKind) async throws {
+        let fleet = try await Fleet(kind)
+        let hosts = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
+        let id = try await fleet.submit(try fleet.job("spread", count: 24, input: "{ spend: 0.5, sleepMs: 200 }"))
+        let watched = try await fleet.purser(["watch", id, "--json"])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let report = try JSONParser.parse(Array(watched.stdout.utf8))
+        let routines = report["routines"]?.arrayValue ?? []
+        #expect(routines.count == 24 && routines.allSatisfy { $0["verdict"] == "ok" })
+        let ran = Set(routines.compactMap { $0["host"]?.stringValue })
+        #expect(ran == ["a", "b"], "each host ran some: \(ran)")
+        let team = try fleet.ledger().team(named: "fleet")
+        #expect(team.consumed.credits == 24 * 500_000, "the team's total is every routine's spend, exactly")
+        #expect(team.reserved.credits == 0 && team.available.credits == team.cap.credits - team.consumed.credits)
+        let verified = try await fleet.purser(["ledger", "verify"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        for host in hosts { host.kill(SIGTERM) }
+        for host in hosts { #expect(await host.exitStatus() == 0, "\(host.output)") }
+        #expect(try fleet.store().hosts().map(\.state) == ["left", "left"], "a drained host leaves the fleet")
+    }
+
+    /// A host killed with routines running: they end `host_lost` and run again elsewhere,
+    /// never on two hosts at once; its holds are reclaimed; the ledger verifies.
+    @Test(arguments: StoreKind.allCases)
+    func aKilledHostsRoutinesFinishElsewhere(kind: StoreKind) async throws {
+        let fleet = try await Fleet(kind)
+        let victim = try ServeProcess(name: "victim", fleet: fleet)
+        let id = try await fleet.submit(try fleet.job("rescue", count: 12, input: "{ spend: 0.5, sleepMs: 1500 }"))
+        try await fleet.wait("the victim to run two routines") { store in
+            try store.routines(swarm: id).filter { $0.state == "running" && $0.host == "victim" }.count == 2
+        }
+        let others = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
+        victim.kill(SIGKILL)
+        _ = await victim.exitStatus()
+        let watched = try await fleet.purser(["watch", id, "--json"])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let store = try fleet.store()
+        let attempts = try store.attempts(swarm: id)
+        let lost = attempts.filter { $0.verdict == "host_lost" }
+        #expect(lost.count == 2 && lost.allSatisfy { $0.host == "victim" })
+        #expect(try store.routines(swarm: id).allSatisfy { $0.verdict == "ok" })
+        for (routine, tries) in Dictionary(grouping: attempts, by: \.routine) {
+            let ordered = tries.sorted { $0.attempt < $1.attempt }
+            for (earlier, later) in zip(ordered, ordered.dropFirst()) {
+                #expect((earlier.endedMs ?? .max) <= later.startedMs, "\(routine): attempts overlap")
+            }
+        }
+        let team = try fleet.ledger().team(named: "fleet")
+        let extra = team.consumed.credits - 12 * 500_000
+        #expect(extra >= 0 && extra <= 2 * 500_000 && extra % 500_000 == 0, "a lost attempt's recorded spend stays charged, once")
+        #expect(team.reserved.credits == 0, "nothing is left held: \(team.reserved.credits)")
+        let verified = try await fleet.purser(["ledger", "verify"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        for host in others { host.kill(SIGTERM) }
+        for host in others { _ = await host.exitStatus() }
+    }
+
+    @Test func aBadJobFileIsRefusedAndNothingIsQueued() async throws {
+        let fleet = try await Fleet(.sqlite)
+        let pathJob = fleet.home + "/path.yaml"
+        try """
+            team: { name: t, budget: { credits: 10 } }
+            swarm: { name: s, reservation: { credits: 5, time: 1m, memory: 1GiB } }
+            routines:
+              - { name: a, plugin: ./scripted }
+            """.write(toFile: pathJob, atomically: true, encoding: .utf8)
+        let byPath = try await fleet.purser(["submit", pathJob])
+        #expect(byPath.status == 2)
+        #expect(byPath.stderr.contains("path.yaml:4: routines.a.plugin") && byPath.stderr.contains("registered"), "\(byPath.stderr)")
+        let broken = fleet.home + "/broken.yaml"
+        try "team: { name: t\nswarm: [".write(toFile: broken, atomically: true, encoding: .utf8)
+        let unreadable = try await fleet.purser(["submit", broken])
+        #expect(unreadable.status == 2 && unreadable.stderr.contains("broken.yaml"), "\(unreadable.stderr)")
+        let unknown = try await fleet.purser(["watch", "s-nope"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("no swarm s-nope"), "\(unknown.stderr)")
+        #expect(try fleet.store().swarms(limit: 10).isEmpty)
+    }
+
+    /// A cancel stops what runs (it ends `cancelled`), withdraws what waits, and returns
+    /// everything unused to the team.
+    @Test func aCancelledSwarmStopsItsRunsAndReturnsTheRest() async throws {
+        let fleet = try await Fleet(.sqlite)
+        let host = try ServeProcess(name: "a", fleet: fleet)
+        let id = try await fleet.submit(try fleet.job("cancel", count: 4, input: "{ sleepMs: 60000 }", concurrency: 1))
+        try await fleet.wait("a routine to run") { store in try store.routines(swarm: id).contains { $0.state == "running" } }
+        let cancelled = try await fleet.purser(["cancel", id])
+        #expect(cancelled.status == 0, "\(cancelled.stderr)")
+        let watched = try await fleet.purser(["watch", id, "--json"])
+        #expect(watched.status == 18, "the exit code of a cancelled run: \(watched.stderr)")
+        let routines = try fleet.store().routines(swarm: id)
+        #expect(routines.allSatisfy { $0.verdict == "cancelled" }, "\(routines.map { $0.verdict ?? "-" })")
+        #expect(routines.filter { $0.attempt == 1 }.count == 1, "one ran; three were withdrawn")
+        let team = try fleet.ledger().team(named: "fleet")
+        #expect(team.reserved.credits == 0 && team.consumed.credits == 0)
+        host.kill(SIGTERM)
+        #expect(await host.exitStatus() == 0)
+    }
+
+    /// SIGTERM: nothing more is claimed, the running routine finishes, the host leaves.
+    @Test func sigtermDrainsTheHost() async throws {
+        let fleet = try await Fleet(.sqlite)
+        let host = try ServeProcess(name: "a", fleet: fleet, slots: 1)
+        let id = try await fleet.submit(try fleet.job("drain", count: 2, input: "{ sleepMs: 1500 }"))
+        try await fleet.wait("the first routine to start") { store in try store.routines(swarm: id).contains { $0.state == "running" } }
+        host.kill(SIGTERM)
+        #expect(await host.exitStatus() == 0, "\(host.output)")
+        let routines = try fleet.store().routines(swarm: id)
+        #expect(routines.map(\.state).sorted() == ["done", "ready"], "the running one finished; the other was not claimed")
+        #expect(try fleet.store().hosts().map(\.state) == ["left"])
+    }
+}

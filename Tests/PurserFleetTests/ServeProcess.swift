@@ -1,0 +1,44 @@
+import Foundation
+import PurserTestSupport
+
+/// One `purser serve` host for a test: a child process whose log goes to a file, that the
+/// test can drain (SIGTERM), kill (SIGKILL) and wait for.
+final class ServeProcess: @unchecked Sendable {
+    let name: String
+    let log: String
+    private let process = Process()
+
+    init(name: String, fleet: Fleet, slots: Int = 2, extra: [String] = []) throws {
+        self.name = name
+        log = fleet.home + "/serve-\(name).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
+        process.arguments = [
+            "serve", "--name", name, "--slots", "\(slots)", "--heartbeat", "200ms", "--dead-after", "2s", "--ledger", fleet.location,
+        ] + extra
+        process.environment = fleet.environment
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func kill(_ signal: Int32) { Glibc.kill(process.processIdentifier, signal) }
+
+    /// Waits for it to exit (off the pool); its status.
+    func exitStatus() async -> Int32 {
+        await offPool { [process] in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    deinit {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+}
