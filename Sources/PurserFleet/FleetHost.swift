@@ -133,6 +133,8 @@ public final class FleetHost: Sendable {
         let tasks = state.withLock { state -> [Task<Void, Never>] in
             guard !state.fenced else { return [] }
             state.fenced = true
+            // Stopped by the host, not by what they did: they go back in line.
+            state.requeue.formUnion(state.runs.keys)
             return state.runs.values.map(\.task)
         }
         logger.error("fenced: stopping every run", metadata: ["reason": "\(reason)", "runs": "\(tasks.count)"])

@@ -17,11 +17,17 @@ struct Fleet: Sendable {
     let location: String
 
     init(_ kind: StoreKind) async throws {
-        home = Fixtures.temporaryHome()
-        location = switch kind {
+        let home = Fixtures.temporaryHome()
+        let location = switch kind {
         case .sqlite: home + "/purser.db"
         case .postgres: try await PostgresServer.database()
         }
+        try await self.init(home: home, location: location)
+    }
+
+    init(home: String = Fixtures.temporaryHome(), location: String) async throws {
+        self.home = home
+        self.location = location
         let added = try await purser(["plugin", "add", Fixtures.product("scripted"), "--name", "scripted"])
         try #require(added.status == 0, "\(added.stderr)")
     }

@@ -121,3 +121,36 @@ struct FleetTests {
         #expect(try fleet.store().hosts().map(\.state) == ["left"])
     }
 }
+
+/// The store goes away under the fleet, longer than a host may go without a heartbeat.
+@Suite("The fleet when PostgreSQL restarts", .timeLimit(.minutes(3)))
+struct FleetStoreOutageTests {
+    /// Hosts that cannot heartbeat fence themselves and stop their runs, which go back in
+    /// line; when the store is back they join again, and the swarm completes with every
+    /// routine ok, nothing lost and nothing held.
+    @Test func aSwarmOutlivesAPostgresRestart() async throws {
+        let server = try await PostgresServer.borrowForFaults()
+        defer { server.giveBack() }
+        let fleet = try await Fleet(location: try await offPool { try server.makeDatabase() })
+        let hosts = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
+        let id = try await fleet.submit(try fleet.job("outage", count: 16, input: "{ spend: 0.5, sleepMs: 700 }"))
+        try await fleet.wait("a routine to end") { store in try store.routines(swarm: id).contains { $0.state == "done" } }
+        try await offPool {
+            try server.stopServer()
+            Thread.sleep(forTimeInterval: 2.5)
+            try server.startServer()
+        }
+        let watched = try await fleet.purser(["watch", id, "--json"])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        #expect(try fleet.store().routines(swarm: id).allSatisfy { $0.verdict == "ok" })
+        let team = try fleet.ledger().team(named: "fleet")
+        let extra = team.consumed.credits - 16 * 500_000
+        #expect(extra >= 0 && extra % 500_000 == 0, "every routine's spend, and stopped attempts' recorded spend once: \(extra)")
+        #expect(team.reserved.credits == 0, "nothing is left held")
+        let verified = try await fleet.purser(["ledger", "verify"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        #expect(hosts.contains { $0.output.contains("fenced") }, "a host that cannot heartbeat fences itself")
+        for host in hosts { host.kill(SIGTERM) }
+        for host in hosts { _ = await host.exitStatus() }
+    }
+}
