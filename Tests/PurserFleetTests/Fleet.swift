@@ -44,14 +44,16 @@ struct Fleet: Sendable {
     }
 
     /// A job of `count` independent routines of `scripted`, each given `input`.
-    func job(_ name: String, count: Int, input: String, team: String = "fleet", concurrency: Int = 16) throws -> String {
+    func job(
+        _ name: String, count: Int, input: String, team: String = "fleet", concurrency: Int = 16, plugin: String = "scripted"
+    ) throws -> String {
         var lines = [
             "team:", "  name: \(team)", "  budget: { credits: 1000, workers: 32, memory: 64GiB }",
             "swarm:", "  name: \(name)", "  reservation: { credits: 500, time: 10m, memory: 32GiB }", "  concurrency: \(concurrency)",
             "routines:",
         ]
         for index in 0..<count {
-            lines.append("  - { name: r\(index), plugin: scripted, input: \(input), estimate: { credits: 1, memory: 64MiB, time: 1m } }")
+            lines.append("  - { name: r\(index), plugin: \(plugin), input: \(input), estimate: { credits: 1, memory: 64MiB, time: 1m } }")
         }
         let path = home + "/\(name).yaml"
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)

@@ -111,14 +111,40 @@ struct FleetTests {
     /// SIGTERM: nothing more is claimed, the running routine finishes, the host leaves.
     @Test func sigtermDrainsTheHost() async throws {
         let fleet = try await Fleet(.sqlite)
+        // Trusted, so that it sees the test's gate.
+        let manifest = fleet.home + "/trusted.yaml"
+        try "trusted: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        let added = try await fleet.purser(["plugin", "add", Fixtures.product("scripted"), "--name", "gated", "--manifest", manifest])
+        try #require(added.status == 0, "\(added.stderr)")
         let host = try ServeProcess(name: "a", fleet: fleet, slots: 1)
-        let id = try await fleet.submit(try fleet.job("drain", count: 2, input: "{ sleepMs: 1500 }"))
-        try await fleet.wait("the first routine to start") { store in try store.routines(swarm: id).contains { $0.state == "running" } }
+        let gate = fleet.home + "/gate"
+        let id = try await fleet.submit(try fleet.job("drain", count: 2, input: "{ gate: '\(gate)' }", plugin: "gated"))
+        try await fleet.wait("the first routine to start") { _ in FileManager.default.fileExists(atPath: gate + ".started") }
         host.kill(SIGTERM)
+        try await fleet.wait("the host to drain") { _ in host.output.contains("draining") }
+        FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(await host.exitStatus() == 0, "\(host.output)")
         let routines = try fleet.store().routines(swarm: id)
         #expect(routines.map(\.state).sorted() == ["done", "ready"], "the running one finished; the other was not claimed")
         #expect(try fleet.store().hosts().map(\.state) == ["left"])
+    }
+
+    /// A routine still running at the drain timeout is cancelled and goes back in line.
+    @Test func aDrainTimeoutRequeuesWhatStillRuns() async throws {
+        let fleet = try await Fleet(.sqlite)
+        let host = try ServeProcess(name: "a", fleet: fleet, slots: 1, extra: ["--drain-timeout", "1s"])
+        let id = try await fleet.submit(try fleet.job("late", count: 1, input: "{ spend: 0.5, sleepMs: 60000 }"))
+        try await fleet.wait("the routine to run") { store in try store.routines(swarm: id).first?.state == "running" }
+        host.kill(SIGTERM)
+        #expect(await host.exitStatus() == 0, "\(host.output)")
+        let store = try fleet.store()
+        #expect(try store.routines(swarm: id).map(\.state) == ["ready"], "back in line for another host")
+        #expect(try store.attempts(swarm: id).map(\.verdict) == ["cancelled"])
+        #expect(try fleet.ledger().team(named: "fleet").reserved.credits > 0, "the swarm still holds its budget for the routine")
+        let later = try ServeProcess(name: "b", fleet: fleet, slots: 1)
+        // The routine sleeps a minute: that it is claimed again is enough.
+        try await fleet.wait("another host to claim it") { store in try store.routines(swarm: id).first?.attempt == 2 }
+        later.kill(SIGKILL)
     }
 }
 
