@@ -12,6 +12,9 @@ public struct HostSettings: Sendable {
     /// How long a drain lets running routines finish before cancelling and requeueing them.
     public var drainTimeoutMs: Int64 = 30_000
 
+    /// How often a host looks again at a team whose first swarm waits for budget.
+    static let admissionRetryMs: Int64 = 1_000
+
     public init(name: String, slots: Int) {
         self.name = name
         self.slots = slots

@@ -18,6 +18,11 @@ struct HostState: ~Copyable {
     /// Claims whose runs a drain cancelled: they go back in line, not to a verdict.
     var requeue: Set<Int64> = []
     var swarms: [String: (swarm: FleetSwarm, node: NodeID)] = [:]
+    /// Swarms read for admission that wait for their team: read once.
+    var pending: [String: FleetSwarm] = [:]
+    /// When it last looked for swarms to admit, and whether it should look again at once.
+    var lastAdmitMs: Int64 = 0
+    var admitSoon = true
 }
 
 /// Milliseconds on a clock that only goes forward.

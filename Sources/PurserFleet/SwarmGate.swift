@@ -9,39 +9,64 @@ import PurserRuntime
 struct SwarmGate {
     let host: FleetHost
 
+    /// Admits what fits, team by team in each team's order; a team whose first swarm must
+    /// wait is passed over for the rest of the pass. While one waits, passes come at most
+    /// once a second, or at once when a swarm completed on this host.
     func admitWaiting(_ lease: HostLease) async {
-        while let queued = await take({ () throws(LedgerError) in try host.fleet.nextToAdmit(host: lease) }) {
-            await admit(queued)
+        let due = host.state.withLock { state in
+            state.admitSoon || monotonicMs() - state.lastAdmitMs >= HostSettings.admissionRetryMs
+        }
+        guard due else { return }
+        var waiting: [String] = []
+        while let queued = await take({ [waiting] () throws(LedgerError) in try host.fleet.nextToAdmit(host: lease, skipping: waiting) }) {
+            if await !admit(queued) { waiting.append(queued.team) }
+        }
+        host.state.withLock { state in
+            state.admitSoon = waiting.isEmpty
+            state.lastAdmitMs = monotonicMs()
         }
     }
 
-    private func admit(_ queued: QueuedSwarm) async {
+    /// Whether the swarm left the queue (admitted or denied).
+    private func admit(_ queued: QueuedSwarm) async -> Bool {
         let settings = host.settings
-        let result = await StoreThreads.shared.run { () -> Result<(FleetSwarm.Admission, Holder), RuntimeError> in
+        let parsed = host.state.withLock { $0.pending[queued.id] }
+        let result = await StoreThreads.shared.run { () -> Result<(FleetSwarm, FleetSwarm.Admission, Holder?), RuntimeError> in
             Result { () throws(RuntimeError) in
-                let swarm = try FleetSwarm(id: queued.id, file: queued.file, source: queued.source, runtime: host.runtime)
-                let holder: Holder
-                do throws(LedgerError) {
-                    holder = try host.ledger.acquireLease(holder: "swarm:" + queued.id, ttlMs: settings.swarmLeaseMs)
-                } catch {
-                    throw RuntimeError(code: .store, message: "ledger: \(error)")
+                let swarm: FleetSwarm
+                if let parsed { swarm = parsed } else {
+                    swarm = try FleetSwarm(id: queued.id, file: queued.file, source: queued.source, runtime: host.runtime)
                 }
-                return (try swarm.admit(holder: holder), holder)
+                let (admission, holder) = try swarm.admit { () throws(LedgerError) in
+                    try host.ledger.acquireLease(holder: "swarm:" + queued.id, ttlMs: settings.swarmLeaseMs)
+                }
+                return (swarm, admission, holder)
             }
         }
         let (verdict, message): (String?, String)
         switch result {
-        case .success((.granted(let node), let holder)):
+        case .success((_, .granted(let node), let holder?)):
+            host.state.withLock { _ = $0.pending.removeValue(forKey: queued.id) }
             await record { () throws(LedgerError) in try host.fleet.admitted(swarm: queued.id, node: node.id, holder: holder) }
             host.events.add(queued.id, "reserve", nil, ["node": .number(JSONNumber(node.id)), "tier": "swarm", "host": .string(settings.name)])
-            return
-        case .success((.waiting(let why), _)): (verdict, message) = (nil, why)
-        case .success((.denied(let why), _)): (verdict, message) = ("denied", why)
+            return true
+        case .success((let swarm, .waiting(let why), let holder)):
+            host.state.withLock { $0.pending[queued.id] = swarm }
+            let policy = await take { () throws(LedgerError) in try host.fleet.teamPolicy(team: queued.team) }
+            (verdict, message) = (policy?.onConflict == .fail ? "denied" : nil, why)
+            // The swarm's lease ends with this try; the next try takes it anew.
+            if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
+        case .success((_, .denied(let why), _)): (verdict, message) = ("denied", why)
+        case .success((_, .granted, nil)): (verdict, message) = (nil, "granted without a lease")
         case .failure(let error) where error.code == .store: (verdict, message) = (nil, error.message)
         case .failure(let error): (verdict, message) = ("denied", error.message)
         }
+        if verdict != nil { host.state.withLock { _ = $0.pending.removeValue(forKey: queued.id) } }
         await record { () throws(LedgerError) in try host.fleet.notAdmitted(swarm: queued.id, verdict: verdict, message: message) }
-        if queued.message != message { host.events.add(queued.id, verdict == nil ? "queue" : "deny", nil, ["message": .string(message)]) }
+        if queued.message != message || verdict != nil {
+            host.events.add(queued.id, verdict == nil ? "queue" : "deny", nil, ["message": .string(message)])
+        }
+        return verdict != nil
     }
 
     func completeEnded(_ lease: HostLease) async {
@@ -62,7 +87,10 @@ struct SwarmGate {
                 try host.ledger.saveRun(report.record)
             }
             host.events.add(row.id, "done", nil, ["verdict": .string(report.verdict)])
-            host.state.withLock { _ = $0.swarms.removeValue(forKey: row.id) }
+            host.state.withLock { state in
+                state.swarms[row.id] = nil
+                state.admitSoon = true
+            }
         case .failure(let error):
             host.logger.error("completing a swarm failed; another pass will try again", metadata: [
                 "swarm": "\(row.id)", "error": "\(error.message)",
@@ -71,7 +99,7 @@ struct SwarmGate {
         }
     }
 
-    private func take(_ body: @escaping @Sendable () throws(LedgerError) -> QueuedSwarm?) async -> QueuedSwarm? {
+    private func take<T: Sendable>(_ body: @escaping @Sendable () throws(LedgerError) -> T?) async -> T? {
         do throws(LedgerError) {
             return try await StoreThreads.shared.run(body)
         } catch {

@@ -51,23 +51,38 @@ struct FleetSQL {
                 started_ms BIGINT NOT NULL, note TEXT NOT NULL)
             """,
             "CREATE TABLE IF NOT EXISTS fleet_leader (id BIGINT PRIMARY KEY, host TEXT NOT NULL, until_ms BIGINT NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS fleet_teams (team TEXT PRIMARY KEY, on_conflict TEXT NOT NULL, aging_ms BIGINT NOT NULL)
+            """,
         ]
     }
 
     // MARK: Admission and completion: a swarm row taken by one host at a time.
 
-    /// The first queued swarm of a team with none being admitted, by priority then age.
-    /// `$1` host, `$2` its epoch.
-    var takeToAdmit: String {
+    /// The first queued swarm of a team with none being admitted and not in `skipping`
+    /// (teams whose first swarm waits: nobody overtakes it), in the order of the team's
+    /// policy: `queue` and `fail` by age alone; `priority` by priority plus one for every
+    /// `aging_ms` waited, then age. `$1` host, `$2` its epoch.
+    func takeToAdmit(skipping teams: Int) -> String {
+        let skip = teams == 0 ? "" : "AND q.team NOT IN (\((0..<teams).map { dialect.placeholder($0 + 3) }.joined(separator: ", ")))"
+        return """
+            WITH next AS MATERIALIZED (
+                SELECT q.id FROM fleet_swarms q LEFT JOIN fleet_teams t ON t.team = q.team WHERE q.state = 'queued' \(skip)
+                AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team AND o.state = 'admitting')
+                AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+                ORDER BY CASE WHEN t.on_conflict = 'priority'
+                    THEN q.priority + (\(now) - q.submitted_ms) / t.aging_ms ELSE 0 END DESC, q.submitted_ms, q.id
+                LIMIT 1 \(dialect.serverFunctions ? "FOR UPDATE OF q SKIP LOCKED" : ""))
+            UPDATE fleet_swarms SET state = 'admitting', taker = $1, taker_epoch = $2
+            WHERE id IN (SELECT id FROM next) AND state = 'queued'
+            RETURNING \(swarmColumns)
+            """
+    }
+
+    var setTeamPolicy: String {
         """
-        WITH next AS MATERIALIZED (
-            SELECT id FROM fleet_swarms q WHERE state = 'queued'
-            AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team AND o.state = 'admitting')
-            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
-            ORDER BY priority DESC, submitted_ms, id LIMIT 1 \(dialect.lockSkippingLocked))
-        UPDATE fleet_swarms SET state = 'admitting', taker = $1, taker_epoch = $2
-        WHERE id IN (SELECT id FROM next) AND state = 'queued'
-        RETURNING \(swarmColumns)
+        INSERT INTO fleet_teams (team, on_conflict, aging_ms) VALUES ($1, $2, $3)
+        ON CONFLICT (team) DO UPDATE SET on_conflict = $2, aging_ms = $3
         """
     }
 

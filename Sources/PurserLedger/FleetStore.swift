@@ -10,10 +10,14 @@ public protocol QueueStore: Sendable {
     func swarms(limit: Int) throws(LedgerError) -> [QueuedSwarm]
     func routines(swarm: String) throws(LedgerError) -> [QueuedRoutine]
 
-    /// The first queued swarm (by priority, then age) of a team that has none being
-    /// admitted, taken for admission by `host`: no other host sees it until it is
-    /// `admitted` or `notAdmitted`, or `host` is lost.
-    func nextToAdmit(host: HostLease) throws(LedgerError) -> QueuedSwarm?
+    /// The first queued swarm of a team that has none being admitted, in the order of the
+    /// team's policy (`TeamPolicy`), taken for admission by `host`: no other host sees it
+    /// until it is `admitted` or `notAdmitted`, or `host` is lost. Teams in `skipping`
+    /// are passed over (their first swarm waits this pass, and nobody overtakes it).
+    func nextToAdmit(host: HostLease, skipping: [String]) throws(LedgerError) -> QueuedSwarm?
+    /// How a team's swarms compete for its budget (default: `queue`).
+    func setTeamPolicy(_ policy: TeamPolicy) throws(LedgerError)
+    func teamPolicy(team: String) throws(LedgerError) -> TeamPolicy
     /// The swarm's hold was granted: its routines with nothing to wait for become ready.
     func admitted(swarm id: String, node: NodeID, holder: Holder) throws(LedgerError)
     /// The team could not grant it: back in line (`queue`), or ended with `verdict`.
@@ -221,4 +225,27 @@ public struct HostRow: Sendable, Hashable {
     public var startedMs: Int64
     /// What the host says of itself: plugins it cannot run, and why.
     public var note: String
+}
+
+/// How a team's swarms compete for its budget when one does not fit.
+public struct TeamPolicy: Sendable, Hashable {
+    public enum OnConflict: String, Sendable, CaseIterable {
+        /// First come, first served: a swarm that does not fit waits, and nobody overtakes it.
+        case queue
+        /// A swarm that does not fit is denied at once.
+        case fail
+        /// By priority, plus one for every `agingMs` waited, so that a stream of higher
+        /// ones cannot starve a lower one.
+        case priority
+    }
+
+    public var team: String
+    public var onConflict: OnConflict
+    public var agingMs: Int64
+
+    public init(team: String, onConflict: OnConflict = .queue, agingMs: Int64 = 60_000) {
+        self.team = team
+        self.onConflict = onConflict
+        self.agingMs = agingMs
+    }
 }

@@ -8,6 +8,11 @@ public enum LedgerLocation {
         location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") || location.contains("dbname=")
     }
 
+    /// The location as messages may show it: a PostgreSQL location without its password.
+    public static func redacted(_ location: String) -> String {
+        isPostgres(location) ? PostgresConnection.redacted(location) : location
+    }
+
     /// `retry`: how long a PostgreSQL store that went away is waited for (SQLite waits on
     /// its busy timeout instead).
     public static func open(_ location: String, retry: StoreRetry = StoreRetry()) throws(LedgerError) -> any LedgerStore {

@@ -56,9 +56,25 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    public func nextToAdmit(host: HostLease) throws(LedgerError) -> QueuedSwarm? {
+    public func nextToAdmit(host: HostLease, skipping: [String]) throws(LedgerError) -> QueuedSwarm? {
         try transaction { (session) throws(LedgerError) in
-            try session.run(sql.takeToAdmit, host.name.sql, host.epoch.sql).first.map(Self.swarm)
+            try session.query(sql.takeToAdmit(skipping: skipping.count), [host.name.sql, host.epoch.sql] + skipping.map(\.sql))
+                .first.map(Self.swarm)
+        }
+    }
+
+    public func setTeamPolicy(_ policy: TeamPolicy) throws(LedgerError) {
+        guard policy.agingMs > 0 else { throw LedgerError(.invalid, "a team's aging must be positive") }
+        try transaction { (session) throws(LedgerError) in
+            try session.run(sql.setTeamPolicy, policy.team.sql, policy.onConflict.rawValue.sql, policy.agingMs.sql)
+        }
+    }
+
+    public func teamPolicy(team: String) throws(LedgerError) -> TeamPolicy {
+        try transaction { (session) throws(LedgerError) in
+            let row = try session.run("SELECT on_conflict, aging_ms FROM fleet_teams WHERE team = $1", team.sql).first
+            guard let row else { return TeamPolicy(team: team) }
+            return TeamPolicy(team: team, onConflict: TeamPolicy.OnConflict(rawValue: row[0].string ?? "") ?? .queue, agingMs: row[1].int)
         }
     }
 

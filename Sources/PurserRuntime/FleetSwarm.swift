@@ -53,17 +53,27 @@ public final class FleetSwarm: Sendable {
     }
 
     /// Takes the swarm's hold from its team (made from `team.budget` if need be), held by
-    /// `holder`: the swarm's own lease, which outlives any one host.
-    public func admit(holder: Holder) throws(RuntimeError) -> Admission {
+    /// the lease `holder` makes: the swarm's own, which outlives any one host. The lease is
+    /// taken only once the team has room, so that a swarm that waits costs one read a try.
+    public func admit(holder: () throws(LedgerError) -> Holder) throws(RuntimeError) -> (Admission, Holder?) {
         let store = runtime.ledger!.store
         let team = try job.openTeam(in: store)
+        let asked = ReserveRequest.swarm(job.swarm, from: team.id, holder: nil).amounts
+        let bigger = asked.credits > team.cap.credits || asked.timeMs > team.cap.timeMs || asked.memoryBytes > team.cap.memoryBytes
+        if !bigger, asked.credits > team.available.credits || asked.timeMs > team.available.timeMs
+            || asked.memoryBytes > team.available.memoryBytes
+        {
+            return (.waiting("team \(team.name) has \(Credits(micros: team.available.credits)) credits available, the swarm asks \(Credits(micros: asked.credits))"), nil)
+        }
         do throws(LedgerError) {
-            return .granted(try store.reserve(.swarm(job.swarm, from: team.id, holder: holder)))
-        } catch where error.code == .insufficient {
-            // A swarm bigger than the whole team never fits; one that waits for others may.
-            return job.swarm.credits.micros > team.cap.credits ? .denied(error.message) : .waiting(error.message)
-        } catch where error.code == .toolNotPermitted {
-            return .denied(error.message)
+            let lease = try holder()
+            do throws(LedgerError) {
+                return (.granted(try store.reserve(.swarm(job.swarm, from: team.id, holder: lease))), lease)
+            } catch where error.code == .insufficient {
+                return (bigger ? .denied(error.message) : .waiting(error.message), lease)
+            } catch where error.code == .toolNotPermitted {
+                return (.denied(error.message), lease)
+            }
         } catch {
             throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
         }

@@ -46,9 +46,9 @@ public final class RuntimeLedger: Sendable {
             _ = try store.reclaimExpired()
             _ = try store.reclaim(leases: try store.liveLeases().filter(Self.isDeadHolder))
         } catch where error.code == .invalid {
-            throw RuntimeError(code: .invalidRequest, message: "\(location): \(error)")
+            throw RuntimeError(code: .invalidRequest, message: "\(LedgerLocation.redacted(location)): \(error)")
         } catch {
-            throw RuntimeError(code: .ledger, message: "ledger \(location): \(error)")
+            throw RuntimeError(code: .ledger, message: "ledger \(LedgerLocation.redacted(location)): \(error)")
         }
     }
 
@@ -57,7 +57,8 @@ public final class RuntimeLedger: Sendable {
         do throws(LedgerError) {
             return try LedgerLocation.openFleet(location, retry: retry)
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger \(location): \(error)")
+            throw RuntimeError(
+                code: error.code == .storeFailed ? .store : .ledger, message: "ledger \(LedgerLocation.redacted(location)): \(error)")
         }
     }
 

@@ -53,10 +53,17 @@ struct Team: ParsableCommand {
         @Option(parsing: .unconditional, help: "Memory in use at most, e.g. 8GiB.") var memory: SizeArgument = SizeArgument(bytes: 1 << 40)
         @Option(parsing: .unconditional, help: "Total time, e.g. 24h.") var time: DurationArgument = DurationArgument(milliseconds: 10 * 365 * 86_400_000)
         @Option(help: "Tool permissions, comma-separated.") var tools: String = ""
+        @Option(help: "How the team's swarms in the fleet compete when one does not fit: queue (first come, first served), fail, or priority (with aging).")
+        var onConflict: String = "queue"
+        @Option(help: "Under priority, a waiting swarm gains one priority step per this much waiting.") var aging = "1m"
         @OptionGroup var ledgerOptions: LedgerOptions
 
         func validate() throws {
             if let workers, workers < 0 { throw ValidationError("--workers must not be negative") }
+            guard TeamPolicy.OnConflict(rawValue: onConflict) != nil else {
+                throw ValidationError("--on-conflict must be one of \(TeamPolicy.OnConflict.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let ms = Units.parseDuration(aging), ms > 0 else { throw ValidationError("--aging: '\(aging)' is not a duration") }
         }
 
         func run() throws {
@@ -65,6 +72,10 @@ struct Team: ParsableCommand {
                 name: name, caps: Resources(credits: credits.value.micros, timeMs: time.milliseconds, memoryBytes: memory.bytes),
                 workers: workers, tools: tools.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
             let team = try ledgerCall { () throws(LedgerError) in try store.createTeam(spec) }
+            let policy = TeamPolicy(
+                team: name, onConflict: TeamPolicy.OnConflict(rawValue: onConflict) ?? .queue, agingMs: Units.parseDuration(aging) ?? 60_000)
+            let fleet = try fleetStore(try ledgerOptions.runtime())
+            try ledgerCall { () throws(LedgerError) in try fleet.setTeamPolicy(policy) }
             print("team \(team.name) created: \(Credits(micros: team.cap.credits)) credits, "
                 + "\(Units.formatDuration(team.cap.timeMs)), \(Units.formatSize(team.cap.memoryBytes))"
                 + (workers.map { ", \($0) workers" } ?? "") + (team.tools.isEmpty ? "" : ", tools \(team.tools.joined(separator: ","))"))

@@ -45,11 +45,12 @@ struct Fleet: Sendable {
 
     /// A job of `count` independent routines of `scripted`, each given `input`.
     func job(
-        _ name: String, count: Int, input: String, team: String = "fleet", concurrency: Int = 16, plugin: String = "scripted"
+        _ name: String, count: Int, input: String, team: String = "fleet", concurrency: Int = 16, plugin: String = "scripted",
+        credits: Int = 500
     ) throws -> String {
         var lines = [
             "team:", "  name: \(team)", "  budget: { credits: 1000, workers: 32, memory: 64GiB }",
-            "swarm:", "  name: \(name)", "  reservation: { credits: 500, time: 10m, memory: 32GiB }", "  concurrency: \(concurrency)",
+            "swarm:", "  name: \(name)", "  reservation: { credits: \(credits), time: 10m, memory: 32GiB }", "  concurrency: \(concurrency)",
             "routines:",
         ]
         for index in 0..<count {

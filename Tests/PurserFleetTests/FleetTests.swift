@@ -180,3 +180,36 @@ struct FleetStoreOutageTests {
         for host in hosts { _ = await host.exitStatus() }
     }
 }
+
+/// Swarms of one team competing for its budget across the fleet, under the team's policy.
+@Suite("The fleet: swarms of one team", .timeLimit(.minutes(3)))
+struct FleetTeamPolicyTests {
+    /// Two swarms that each need the whole team: under `queue` the second waits and starts
+    /// only once the first has returned its hold; under `fail` it is denied at once.
+    @Test(arguments: ["queue", "fail"])
+    func aSwarmThatDoesNotFitWaitsOrIsDenied(policy: String) async throws {
+        let fleet = try await Fleet(.sqlite)
+        let created = try await fleet.purser(["team", "create", "fleet", "--credits", "15", "--on-conflict", policy])
+        try #require(created.status == 0, "\(created.stderr)")
+        let host = try ServeProcess(name: "a", fleet: fleet, slots: 4)
+        let first = try await fleet.submit(try fleet.job("first", count: 2, input: "{ spend: 0.5, sleepMs: 800 }", credits: 10))
+        try await fleet.wait("the first swarm to run") { store in try store.swarm(id: first)?.node != nil }
+        let second = try await fleet.submit(try fleet.job("second", count: 2, input: "{ spend: 0.5 }", credits: 10))
+        let watched = try await fleet.purser(["watch", second, "--json"])
+        let store = try fleet.store()
+        if policy == "fail" {
+            #expect(watched.status == 19, "denied: \(watched.stdout)\(watched.stderr)")
+            #expect(try store.swarm(id: second)?.verdict == "denied")
+        } else {
+            #expect(watched.status == 0, "\(watched.stderr)")
+            let firstEnded = try #require(try store.swarm(id: first)?.endedMs)
+            let secondStarted = try #require(try store.attempts(swarm: second).map(\.startedMs).min())
+            #expect(secondStarted >= firstEnded, "the second ran only once the first had returned its hold")
+        }
+        #expect(try await fleet.purser(["watch", first]).status == 0)
+        let team = try fleet.ledger().team(named: "fleet")
+        #expect(team.reserved.credits == 0 && team.consumed.credits == (policy == "fail" ? 2 : 4) * 500_000)
+        host.kill(SIGTERM)
+        _ = await host.exitStatus()
+    }
+}

@@ -16,7 +16,7 @@ struct FleetStoreConformanceTests {
     }
 
     static func admit(_ store: any FleetStore, _ host: HostLease, node: Int64 = 7) throws -> QueuedSwarm? {
-        guard let swarm = try store.nextToAdmit(host: host) else { return nil }
+        guard let swarm = try store.nextToAdmit(host: host, skipping: []) else { return nil }
         try store.admitted(swarm: swarm.id, node: node, holder: Holder(id: "swarm:" + swarm.id, epoch: 1))
         return swarm
     }
@@ -28,9 +28,9 @@ struct FleetStoreConformanceTests {
         let b = try store.join(host: "b", slots: 4, version: "1")
         try store.submit(Self.swarm("s1"))
         #expect(try store.claim(host: a, limit: 4).isEmpty, "nothing is ready before the swarm is admitted")
-        let taken = try #require(try store.nextToAdmit(host: a))
+        let taken = try #require(try store.nextToAdmit(host: a, skipping: []))
         #expect(taken.id == "s1" && taken.state == "admitting" && taken.source == "swarm: {}")
-        #expect(try store.nextToAdmit(host: b) == nil, "one host admits a swarm")
+        #expect(try store.nextToAdmit(host: b, skipping: []) == nil, "one host admits a swarm")
         try store.admitted(swarm: "s1", node: 7, holder: Holder(id: "swarm:s1", epoch: 1))
         #expect(try store.swarm(id: "s1")?.node == 7)
         let first = try store.claim(host: a, limit: 1)
@@ -107,26 +107,41 @@ struct FleetStoreConformanceTests {
         let new = try store.join(host: "a", slots: 4, version: "1")
         #expect(try store.rescue(deadAfterMs: 3_600_000).count == 1)
         #expect(try store.claim(host: new, limit: 1).first?.routine == claimed.first?.routine)
-        #expect(try store.nextToAdmit(host: old) == nil, "a fenced host admits nothing")
+        #expect(try store.nextToAdmit(host: old, skipping: []) == nil, "a fenced host admits nothing")
     }
 
-    @Test("a team admits one swarm at a time, by priority then age; a denial ends it", arguments: StoreKind.allCases)
+    @Test("a team admits one swarm at a time, in its policy's order; a denial ends it", arguments: StoreKind.allCases)
     func admission(kind: StoreKind) throws {
         let store = try Self.open(kind.driver())
         let a = try store.join(host: "a", slots: 4, version: "1")
         try store.submit(Self.swarm("low"))
         try store.submit(Self.swarm("high", priority: 9))
         try store.submit(Self.swarm("other", team: "u"))
-        let first = try #require(try store.nextToAdmit(host: a))
-        #expect(first.id == "high")
-        let second = try #require(try store.nextToAdmit(host: a))
-        #expect(second.id == "other", "the team t is busy admitting")
-        try store.notAdmitted(swarm: "high", verdict: nil, message: "waits for budget")
-        #expect(try store.nextToAdmit(host: a)?.id == "high", "back in line, still first")
+        #expect(try store.teamPolicy(team: "t") == TeamPolicy(team: "t"), "queue by default")
+        let first = try #require(try store.nextToAdmit(host: a, skipping: []))
+        #expect(first.id == "low", "first come, first served")
+        #expect(try store.nextToAdmit(host: a, skipping: [])?.id == "other", "the team t is busy admitting")
+        try store.notAdmitted(swarm: "low", verdict: nil, message: "waits for budget")
+        #expect(try store.nextToAdmit(host: a, skipping: ["t"]) == nil, "t's first swarm waits: nobody of t overtakes it")
+        try store.setTeamPolicy(TeamPolicy(team: "t", onConflict: .priority, agingMs: 3_600_000))
+        #expect(try store.teamPolicy(team: "t").onConflict == .priority)
+        #expect(try store.nextToAdmit(host: a, skipping: [])?.id == "high", "by priority")
         try store.notAdmitted(swarm: "high", verdict: "denied", message: "too big")
         #expect(try store.swarm(id: "high")?.verdict == "denied")
         #expect(try store.routines(swarm: "high").allSatisfy { $0.verdict == "denied" })
-        #expect(try store.nextToAdmit(host: a)?.id == "low")
+        #expect(try store.nextToAdmit(host: a, skipping: [])?.id == "low")
+        #expect(throws: LedgerError.self) { try store.setTeamPolicy(TeamPolicy(team: "t", agingMs: 0)) }
+    }
+
+    @Test("under priority, a swarm that waited long enough goes before a newer higher one", arguments: StoreKind.allCases)
+    func aging(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.setTeamPolicy(TeamPolicy(team: "t", onConflict: .priority, agingMs: 100))
+        try store.submit(Self.swarm("old"))
+        Thread.sleep(forTimeInterval: 0.6)
+        try store.submit(Self.swarm("new", priority: 3))
+        #expect(try store.nextToAdmit(host: a, skipping: [])?.id == "old", "0 + 6 steps of aging beats 3 + 0")
     }
 
     @Test("a cancel withdraws what waits and tells hosts what to stop", arguments: StoreKind.allCases)

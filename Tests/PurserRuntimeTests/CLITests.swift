@@ -207,6 +207,20 @@ struct LedgerCommandTests {
         return try JSONParser.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue ?? []
     }
 
+    /// A store that cannot be reached is named in the error, never with its password.
+    @Test(arguments: [
+        "postgresql://postgres:S3cretPw@127.0.0.1:1/db?connect_timeout=1",
+        "host=127.0.0.1 port=1 dbname=db password=S3cretPw connect_timeout=1",
+    ])
+    func anUnreachableStoresPasswordIsNotPrinted(location: String) async throws {
+        for command in [["ledger", "verify"], ["hosts"], ["team", "show", "t"]] {
+            let result = try await purser(command + ["--ledger", location])
+            #expect(result.status == 1, "\(result.stderr)")
+            #expect(!result.stderr.contains("S3cretPw") && !result.stdout.contains("S3cretPw"), "\(result.stderr)")
+            #expect(result.stderr.contains("127.0.0.1"), "the store is still named: \(result.stderr)")
+        }
+    }
+
     @Test func execDrawsFromTheTeamAndReturnsToIt() async throws {
         #expect(try await purser(["team", "create", "acme", "--credits", "100", "--workers", "4"]).status == 0)
         let run = try await purser(["exec", Fixtures.product("wordcount"), "--team", "acme", "--credits", "5", "--input", #""one two three""#, "--json"])
