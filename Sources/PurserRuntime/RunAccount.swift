@@ -42,19 +42,28 @@ final class RunAccount: GatewayAccount {
     private let holding = DispatchGroup()
     private let onRecord: @Sendable (GatewayCallRecord) -> Void
     private let writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
-    /// Where the write-behind timer and `drain` wait; the writes run on the store's threads.
+    /// Where `drain` waits; the writes run on `threads`.
     private let records = DispatchQueue(label: "purser.run.records")
+    /// Runs a batch's write: the store's threads.
+    private let threads: @Sendable (@escaping @Sendable () -> Void) -> Void
+    /// Runs a flush after so many milliseconds: the write-behind timer.
+    private let after: @Sendable (Int, @escaping @Sendable () -> Void) -> Void
 
     /// `onRecord` sees each call as it ends; `writer` gets them in batches, one at a time,
-    /// on the store's threads (`StoreThreads`).
+    /// on the store's threads (`StoreThreads`). A test passes its own `threads` and `after`,
+    /// to step through the writes.
     init(
         budget: Credits, team: String?, onRecord: @escaping @Sendable (GatewayCallRecord) -> Void,
-        writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
+        writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?,
+        threads: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = { StoreThreads.shared.submit($0) },
+        after: (@Sendable (Int, @escaping @Sendable () -> Void) -> Void)? = nil
     ) {
         self.budget = budget
         self.team = team
         self.onRecord = onRecord
         self.writer = writer
+        self.threads = threads
+        self.after = after ?? { [records] ms, work in records.asyncAfter(deadline: .now() + .milliseconds(ms), execute: work) }
     }
 
     func hold(_ credits: Credits) -> Bool {
@@ -82,7 +91,7 @@ final class RunAccount: GatewayAccount {
         }
         onRecord(record)
         if schedule {
-            records.asyncAfter(deadline: .now() + .milliseconds(Self.writeBehindMs)) { self.flush() }
+            after(Self.writeBehindMs) { self.flush() }
         }
         if held != nil { holding.leave() }
     }
@@ -114,7 +123,7 @@ final class RunAccount: GatewayAccount {
     }
 
     private func write(_ batch: [(record: GatewayCallRecord, charged: Credits)]) {
-        StoreThreads.shared.submit {
+        threads {
             self.writer?(batch)
             let (next, drained) = self.state.withLock { state in
                 // What came in during this write waits for its own timer, unless that
