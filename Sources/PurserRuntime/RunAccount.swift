@@ -25,6 +25,10 @@ final class RunAccount: GatewayAccount {
         var flushScheduled = false
         /// A batch is being written, on the store's threads: one at a time, in order.
         var writing = false
+        /// A timer fired while a batch was being written: what waits is due.
+        var flushDue = false
+        /// Calls and steps holding credits (as `holding` counts them).
+        var holds = 0
         /// `drain`s waiting for every record to be written.
         var drained: [CheckedContinuation<Void, Never>] = []
     }
@@ -38,25 +42,35 @@ final class RunAccount: GatewayAccount {
     private let holding = DispatchGroup()
     private let onRecord: @Sendable (GatewayCallRecord) -> Void
     private let writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
-    /// Where the write-behind timer and `drain` wait; the writes run on the store's threads.
+    /// Where `drain` waits; the writes run on `threads`.
     private let records = DispatchQueue(label: "purser.run.records")
+    /// Runs a batch's write: the store's threads.
+    private let threads: @Sendable (@escaping @Sendable () -> Void) -> Void
+    /// Runs a flush after so many milliseconds: the write-behind timer.
+    private let after: @Sendable (Int, @escaping @Sendable () -> Void) -> Void
 
     /// `onRecord` sees each call as it ends; `writer` gets them in batches, one at a time,
-    /// on the store's threads (`StoreThreads`).
+    /// on the store's threads (`StoreThreads`). A test passes its own `threads` and `after`,
+    /// to step through the writes.
     init(
         budget: Credits, team: String?, onRecord: @escaping @Sendable (GatewayCallRecord) -> Void,
-        writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?
+        writer: (@Sendable ([(record: GatewayCallRecord, charged: Credits)]) -> Void)?,
+        threads: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = { StoreThreads.shared.submit($0) },
+        after: (@Sendable (Int, @escaping @Sendable () -> Void) -> Void)? = nil
     ) {
         self.budget = budget
         self.team = team
         self.onRecord = onRecord
         self.writer = writer
+        self.threads = threads
+        self.after = after ?? { [records] ms, work in records.asyncAfter(deadline: .now() + .milliseconds(ms), execute: work) }
     }
 
     func hold(_ credits: Credits) -> Bool {
         let granted = state.withLock { state -> Bool in
             guard state.reported + state.charged + state.steps + state.held + credits <= budget else { return false }
             state.held = state.held + credits
+            state.holds += 1
             return true
         }
         if granted { holding.enter() }
@@ -65,7 +79,10 @@ final class RunAccount: GatewayAccount {
 
     func settle(held: Credits?, charged: Credits, record: GatewayCallRecord) {
         let schedule = state.withLock { state -> Bool in
-            if let held { state.held = state.held - held }
+            if let held {
+                state.held = state.held - held
+                state.holds -= 1
+            }
             state.charged = state.charged + charged
             guard writer != nil else { return false }
             state.unwritten.append((record, charged))
@@ -74,7 +91,7 @@ final class RunAccount: GatewayAccount {
         }
         onRecord(record)
         if schedule {
-            records.asyncAfter(deadline: .now() + .milliseconds(Self.writeBehindMs)) { self.flush() }
+            after(Self.writeBehindMs) { self.flush() }
         }
         if held != nil { holding.leave() }
     }
@@ -83,6 +100,7 @@ final class RunAccount: GatewayAccount {
     func settleStep(held: Credits, used: Credits) {
         state.withLock { state in
             state.held = state.held - held
+            state.holds -= 1
             state.steps = state.steps + used
         }
         holding.leave()
@@ -92,7 +110,11 @@ final class RunAccount: GatewayAccount {
     private func flush() {
         let batch = state.withLock { state -> [(record: GatewayCallRecord, charged: Credits)]? in
             state.flushScheduled = false
-            guard !state.writing, !state.unwritten.isEmpty else { return nil }
+            guard !state.unwritten.isEmpty else { return nil }
+            guard !state.writing else {
+                state.flushDue = true
+                return nil
+            }
             state.writing = true
             defer { state.unwritten = [] }
             return state.unwritten
@@ -101,14 +123,20 @@ final class RunAccount: GatewayAccount {
     }
 
     private func write(_ batch: [(record: GatewayCallRecord, charged: Credits)]) {
-        StoreThreads.shared.submit {
+        threads {
             self.writer?(batch)
             let (next, drained) = self.state.withLock { state in
-                guard state.unwritten.isEmpty else {
+                // What came in during this write waits for its own timer, unless that
+                // fired already or a drain waits: written at once, batch after batch, the
+                // records of a busy run would cost a transaction every few calls.
+                if !state.unwritten.isEmpty, state.flushDue || !state.drained.isEmpty {
+                    state.flushDue = false
                     defer { state.unwritten = [] }
                     return (Optional(state.unwritten), [CheckedContinuation<Void, Never>]())
                 }
                 state.writing = false
+                state.flushDue = false
+                guard state.unwritten.isEmpty else { return (nil, []) }
                 defer { state.drained = [] }
                 return (nil, state.drained)
             }
@@ -127,6 +155,8 @@ final class RunAccount: GatewayAccount {
 
     /// Waits until no call holds credits, then until every record is written.
     func drain() async {
+        // Nothing held and nothing to write (a run without calls): no hop to `records` and back.
+        guard state.withLock({ $0.holds > 0 || $0.writing || !$0.unwritten.isEmpty }) else { return }
         await withCheckedContinuation { continuation in
             holding.notify(queue: records) {
                 let idle = self.state.withLock { state -> Bool in

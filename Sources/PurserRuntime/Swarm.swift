@@ -51,11 +51,19 @@ public final class SwarmRunner: Sendable {
             // a hold returned by a run whose end is not yet seen must not let a waiting
             // routine overtake that run's dependents.
             var mayStart = true
+            // What the last run's end started, in the same hop to the store's threads.
+            var started: [(String, Node, RunRequest)]?
             while true {
                 // Scheduling reads and writes the ledger: on the store's threads, not this task's.
                 // Cancelled (the supervisor was told to stop): nothing more starts, and what
                 // runs is cancelled through its task, settles and is reported.
-                let starting = mayStart && !Task.isCancelled ? await StoreThread.run { self.startWhatFits(schedule, store: store) } : []
+                let starting: [(String, Node, RunRequest)]
+                if let started {
+                    starting = started
+                } else {
+                    starting = mayStart && !Task.isCancelled ? await StoreThread.run { self.startWhatFits(schedule, store: store) } : []
+                }
+                started = nil
                 for (name, node, request) in starting {
                     let task = launch(name, node, request)
                     schedule.tasks[name] = task
@@ -88,10 +96,26 @@ public final class SwarmRunner: Sendable {
                 case .run(let name, let node, let report, let error):
                     schedule.running -= 1
                     schedule.tasks[name] = nil
-                    await StoreThread.run { self.finish(schedule, name, node, report, error, store: store) }
+                    started = await finishAndStart(schedule, name, node, report, error, store: store)
                     mayStart = true
                 }
             }
+        }
+    }
+
+    /// Takes in a run's end and starts what then fits, in one hop to the store's threads
+    /// (each hop is two thread wake-ups); nothing starts once the swarm is cancelled.
+    private func finishAndStart(
+        _ schedule: Schedule, _ name: String, _ node: Node, _ report: RunReport?, _ error: RuntimeError?, store: any LedgerStore
+    ) async -> [(String, Node, RunRequest)] {
+        let cancelled = Flag()
+        return await withTaskCancellationHandler {
+            await StoreThread.run {
+                self.finish(schedule, name, node, report, error, store: store)
+                return cancelled.value.load(ordering: .acquiring) ? [] : self.startWhatFits(schedule, store: store)
+            }
+        } onCancel: {
+            cancelled.value.store(true, ordering: .releasing)
         }
     }
 
