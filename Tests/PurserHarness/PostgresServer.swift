@@ -70,13 +70,14 @@ public final class PostgresServer: Sendable {
     }
 
     private static let faultServer = Result { () throws(PostgresServerError) in PostgresServer(cluster: try start(tcp: nil)) }
+    private static let faultTurn = DispatchSemaphore(value: 1)
 
     /// A private cluster of the caller's own that also listens on TCP as `tcp` says, started
     /// off the cooperative pool. `stop()` it when done (else it stops when the process exits).
+    /// `stopServer`, `startServer` and `restartServer` keep it in `tcp`'s namespace.
     public static func start(tcp: TCPListening) async throws -> PostgresServer {
         try await offPool { PostgresServer(cluster: try start(tcp: tcp)) }
     }
-    private static let faultTurn = DispatchSemaphore(value: 1)
 
     /// Starts the server again if the test left it stopped, then lends it to the next test.
     public func giveBack() {
