@@ -183,10 +183,11 @@ public final class NetworkHosts: Sendable {
 
     /// A private PostgreSQL (`PostgresServer.start(tcp:)`) in the server's namespace,
     /// listening on `serverAddress`, reachable from every host over TCP (`tcpURL`) and from
-    /// this process over its Unix socket. Stopped at `tearDown()`.
-    public func startPostgres() async throws -> PostgresServer {
+    /// this process over its Unix socket. Stopped at `tearDown()`. `settings`: more
+    /// postgresql.conf lines (`TCPListening.settings`).
+    public func startPostgres(settings: [String: String] = [:]) async throws -> PostgresServer {
         let server = try await PostgresServer.start(
-            tcp: TCPListening(address: Self.serverAddress, networkNamespace: serverNamespacePath))
+            tcp: TCPListening(address: Self.serverAddress, networkNamespace: serverNamespacePath, settings: settings))
         state.withLock { $0.servers.append(server) }
         return server
     }

@@ -231,7 +231,7 @@ public final class PostgresServer: Sendable {
             fsync = off
             synchronous_commit = off
             full_page_writes = off
-            """
+            """ + (tcp?.settings ?? [:]).sorted { $0.key < $1.key }.map { "\n\($0.key) = \($0.value)" }.joined() + "\n"
         try append(settings, to: data + "/postgresql.conf")
         try run("pg_ctl", ["-D", data, "-l", directory + "/postgres.log", "-w", "-t", "60", "start"])
 
@@ -342,10 +342,15 @@ public struct TCPListening: Sendable {
     /// A network namespace to run the server in (/run/netns/NAME), where `address` is;
     /// nil: this process's.
     public let networkNamespace: String?
+    /// More postgresql.conf settings, name to value as written there: say
+    /// `["tcp_user_timeout": "5000"]`, so that the server drops a cut host's sessions (and
+    /// their locks) in seconds; by default it waits for TCP's own timeouts, as a real one does.
+    public let settings: [String: String]
 
-    public init(address: String, networkNamespace: String? = nil) {
+    public init(address: String, networkNamespace: String? = nil, settings: [String: String] = [:]) {
         self.address = address
         self.networkNamespace = networkNamespace
+        self.settings = settings
     }
 }
 

@@ -24,15 +24,21 @@ struct NetworkHostsTests {
     }
 
     /// A private cluster on 127.0.0.1: its TCP URL works (with the password it carries, and
-    /// not with another), and its Unix socket still does.
+    /// not with another), its Unix socket still does, and it has the settings asked for.
     @Test func aClusterOnLoopbackServesTCPWithItsPassword() async throws {
-        let server = try await PostgresServer.start(tcp: TCPListening(address: "127.0.0.1"))
+        let server = try await PostgresServer.start(
+            tcp: TCPListening(address: "127.0.0.1", settings: ["tcp_user_timeout": "5000"]))
         defer { server.stop() }
         let database = try await offPool { try server.createDatabase() }
         let url = try server.tcpURL(database: database)
         #expect(url.hasPrefix("postgresql://postgres:") && url.contains("@127.0.0.1:"))
         expectVerified(try await verify(url), "TCP")
-        expectVerified(try await verify(try server.socketLocation(database: database)), "Unix socket")
+        let socket = try server.socketLocation(database: database)
+        expectVerified(try await verify(socket), "Unix socket")
+        let psql = try #require(server.binDirectory) + "/psql"
+        // Over TCP: on a Unix socket, PostgreSQL shows 0 for a TCP setting.
+        let shown = try await runCommand(psql, [url, "-Atc", "SHOW tcp_user_timeout"])
+        #expect(shown.stdout == "5000\n", "\(shown.stdout)\(shown.stderr)")
         let password = try #require(url.split(separator: ":")[2].split(separator: "@").first)
         let wrong = try await verify(url.replacingOccurrences(of: String(password), with: "wrong"))
         #expect(wrong.status != 0 && wrong.stderr.contains("password authentication failed"), "\(wrong.stderr)")
