@@ -81,7 +81,7 @@ public final class NetworkHosts: Sendable {
     /// The server's namespace first, so that the watchdog, which stops once that namespace
     /// is gone, has it to watch.
     private func build() throws {
-        let server = namespace(server: ())
+        let server = serverNamespace
         try Self.ip("netns", "add", server)
         NetworkCleanup.watch(namespaces: allNamespaces, last: server)
         try Self.ip("-n", server, "link", "set", "lo", "up")
@@ -106,12 +106,12 @@ public final class NetworkHosts: Sendable {
     /// The path `nsenter --net=` takes for `host`.
     public func namespacePath(_ host: String) -> String { "/run/netns/" + namespace(host) }
     /// The namespace where the bridge is and `startPostgres()` runs the server.
-    public var serverNamespacePath: String { "/run/netns/" + namespace(server: ()) }
+    public var serverNamespacePath: String { "/run/netns/" + serverNamespace }
     /// `host`'s address on the bridge: 10.77.0.11 for the first host, 10.77.0.12 next, ….
     public func address(_ host: String) -> String { "10.77.0.\(11 + index(host))" }
 
-    private func namespace(server: Void) -> String { id + "-db" }
-    private var allNamespaces: [String] { hosts.map(namespace) + [namespace(server: ())] }
+    private var serverNamespace: String { id + "-db" }
+    private var allNamespaces: [String] { hosts.map { namespace($0) } + [serverNamespace] }
     /// The bridge's end of `host`'s link, in the server's namespace.
     private func port(_ index: Int) -> String { "h\(index + 1)" }
 
@@ -138,7 +138,7 @@ public final class NetworkHosts: Sendable {
     /// fails once ARP gives up (about 3 s: "No route to host") or at its connect_timeout;
     /// an open connection hears nothing until its own timeouts end it.
     public func cut(_ host: String) async throws {
-        try await offPool { try Self.ip("-n", self.namespace(server: ()), "link", "set", self.port(self.index(host)), "down") }
+        try await offPool { try Self.ip("-n", self.serverNamespace, "link", "set", self.port(self.index(host)), "down") }
     }
 
     /// Brings `host`'s link back up, and forgets the address resolutions the cut left
@@ -147,7 +147,7 @@ public final class NetworkHosts: Sendable {
     /// ARP probes run out.
     public func restore(_ host: String) async throws {
         try await offPool {
-            let server = self.namespace(server: ())
+            let server = self.serverNamespace
             try Self.ip("-n", server, "link", "set", self.port(self.index(host)), "up")
             try Self.ip("-n", self.namespace(host), "neigh", "flush", "dev", "eth0")
             try Self.ip("-n", server, "neigh", "flush", "to", self.address(host), "dev", "br0")
@@ -168,7 +168,8 @@ public final class NetworkHosts: Sendable {
 
     /// Starts `executable` inside `host`'s namespace (nsenter sets the namespace, then
     /// becomes the program: the pid is the program's), its stdout and stderr in files the
-    /// test reads while it runs. `tearDown()` kills it if it still runs.
+    /// test reads while it runs (until `tearDown()`, which removes them, and kills it if it
+    /// still runs).
     public func spawn(
         _ host: String, _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
         directory: String = "/"
