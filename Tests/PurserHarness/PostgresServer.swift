@@ -9,6 +9,10 @@ import Synchronization
 /// off. It is stopped (immediate shutdown) and its directory removed when the process
 /// exits; a small watchdog does the same if the process is killed instead.
 ///
+/// `start(tcp:)` starts a private cluster that also listens on TCP, for processes in other
+/// network namespaces (`NetworkHosts`): on the Unix socket as ever, and on one address,
+/// with a password (scram-sha-256) for every TCP client on that address's network.
+///
 /// PostgreSQL refuses to run as root, so when the tests run as root, initdb and pg_ctl
 /// run as the `postgres` system user (`runuser -u postgres --`), which owns the directory.
 public final class PostgresServer: Sendable {
@@ -30,10 +34,13 @@ public final class PostgresServer: Sendable {
         let port: Int
         let postmasterPID: Int32
         let startSeconds: Double
+        let tcp: TCPListening?
+        /// The `postgres` role's password, which TCP clients give.
+        let password: String?
     }
 
     private init() {
-        cluster = Result { () throws(PostgresServerError) in try PostgresServer.start() }
+        cluster = Result { () throws(PostgresServerError) in try PostgresServer.start(tcp: nil) }
         if case .success = cluster { Self.stopWhenExiting(self) }
     }
 
@@ -62,8 +69,15 @@ public final class PostgresServer: Sendable {
         }
     }
 
-    private static let faultServer = Result { () throws(PostgresServerError) in PostgresServer(cluster: try start()) }
+    private static let faultServer = Result { () throws(PostgresServerError) in PostgresServer(cluster: try start(tcp: nil)) }
     private static let faultTurn = DispatchSemaphore(value: 1)
+
+    /// A private cluster of the caller's own that also listens on TCP as `tcp` says, started
+    /// off the cooperative pool. `stop()` it when done (else it stops when the process exits).
+    /// `stopServer`, `startServer` and `restartServer` keep it in `tcp`'s namespace.
+    public static func start(tcp: TCPListening) async throws -> PostgresServer {
+        try await offPool { PostgresServer(cluster: try start(tcp: tcp)) }
+    }
 
     /// Starts the server again if the test left it stopped, then lends it to the next test.
     public func giveBack() {
@@ -98,7 +112,7 @@ public final class PostgresServer: Sendable {
         let cluster = try cluster.get()
         try PostgresServer.tool(
             "pg_ctl", ["-D", cluster.directory + "/data", "-w", "-t", "60"] + options + [mode], bin: cluster.binDirectory,
-            directory: cluster.directory)
+            directory: cluster.directory, namespace: cluster.tcp?.networkNamespace)
     }
 
     /// Where the server's programs are (pgbench, psql, …).
@@ -114,16 +128,40 @@ public final class PostgresServer: Sendable {
     }
 
     /// Creates a fresh, empty database with a unique name and returns a libpq connection
-    /// string for it.
+    /// string for it, over the Unix socket.
     public func makeDatabase() throws -> String {
+        try socketLocation(database: createDatabase())
+    }
+
+    /// Creates a fresh, empty database with a unique name and returns the name.
+    public func createDatabase() throws -> String {
         let cluster = try cluster.get()
         let name = "purser_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let (status, output) = try PostgresServer.run(
+        let (status, output) = try Spawn.run(
             cluster.binDirectory + "/createdb",
             ["-h", cluster.socketDirectory, "-p", String(cluster.port), "-U", "postgres", name],
             directory: cluster.directory, output: cluster.directory + "/createdb-\(name).out")
         guard status == 0 else { throw PostgresServerError("createdb \(name) failed (status \(status)): \(output)") }
-        return "host=\(cluster.socketDirectory) port=\(cluster.port) dbname=\(name) user=postgres"
+        return name
+    }
+
+    /// A libpq connection string for `database` over the Unix socket: for processes of this
+    /// machine, whatever their network namespace (a socket's path is no network's).
+    public func socketLocation(database: String) throws -> String {
+        let cluster = try cluster.get()
+        return "host=\(cluster.socketDirectory) port=\(cluster.port) dbname=\(database) user=postgres"
+    }
+
+    /// A `postgresql://` URL for `database` over TCP, with the password, for a process that
+    /// reaches the server's address (one in a `NetworkHosts` host). `connectTimeout`: libpq's
+    /// connect_timeout, in seconds, so that a connection to a cut host fails, not hangs.
+    public func tcpURL(database: String, connectTimeout: Int = 2) throws -> String {
+        let cluster = try cluster.get()
+        guard let tcp = cluster.tcp, let password = cluster.password else {
+            throw PostgresServerError("this cluster listens on its Unix socket only: start it with start(tcp:)")
+        }
+        let host = tcp.address.contains(":") ? "[\(tcp.address)]" : tcp.address
+        return "postgresql://postgres:\(password)@\(host):\(cluster.port)/\(database)?connect_timeout=\(connectTimeout)"
     }
 
     /// Stops the server at once (SIGQUIT to the postmaster: immediate shutdown) and removes
@@ -135,7 +173,7 @@ public final class PostgresServer: Sendable {
 
     // MARK: - Starting
 
-    private static func start() throws(PostgresServerError) -> Cluster {
+    private static func start(tcp: TCPListening?) throws(PostgresServerError) -> Cluster {
         let began = Date()
         let bin = try binDirectory()
         let asRoot = geteuid() == 0
@@ -164,28 +202,37 @@ public final class PostgresServer: Sendable {
         let port = freePort()
 
         func run(_ tool: String, _ arguments: [String]) throws(PostgresServerError) {
-            try PostgresServer.tool(tool, arguments, bin: bin, directory: directory)
+            try PostgresServer.tool(tool, arguments, bin: bin, directory: directory, namespace: tcp?.networkNamespace)
         }
 
-        try run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
-        // Only a Unix socket, in the private directory; durability is not wanted in tests.
+        let password = tcp.map { _ in randomPassword() }
+        var authentication = ["-A", "trust"]
+        if let password {
+            // Trust on the socket; a password over TCP, as a fleet's hosts would give.
+            let file = directory + "/password"
+            try write(password + "\n", to: file, owner: asRoot ? user : nil)
+            authentication = ["--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + file]
+        }
+        try run("initdb", ["-D", data, "-U", "postgres"] + authentication + ["-E", "UTF8", "--locale=C", "--no-sync"])
+        if tcp != nil {
+            unlink(directory + "/password")
+            // Any client on the listening address's own network (initdb's lines cover loopback).
+            try append("host all all samenet scram-sha-256\n", to: data + "/pg_hba.conf")
+        }
+        // A Unix socket in the private directory, and TCP only when asked; durability is
+        // not wanted in tests.
         let settings = """
 
             # Added for the Purser tests.
-            listen_addresses = ''
+            listen_addresses = '\(tcp?.address ?? "")'
             port = \(port)
             unix_socket_directories = '\(directory)'
             max_connections = 200
             fsync = off
             synchronous_commit = off
             full_page_writes = off
-            """
-        guard let handle = FileHandle(forWritingAtPath: data + "/postgresql.conf") else {
-            throw PostgresServerError("cannot open \(data)/postgresql.conf")
-        }
-        handle.seekToEndOfFile()
-        handle.write(Data(settings.utf8))
-        handle.closeFile()
+            """ + (tcp?.settings ?? [:]).sorted { $0.key < $1.key }.map { "\n\($0.key) = \($0.value)" }.joined() + "\n"
+        try append(settings, to: data + "/postgresql.conf")
         try run("pg_ctl", ["-D", data, "-l", directory + "/postgres.log", "-w", "-t", "60", "start"])
 
         guard let pidLine = (try? String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8))?
@@ -195,21 +242,51 @@ public final class PostgresServer: Sendable {
         }
         started = true
         let seconds = Date().timeIntervalSince(began)
+        let listening = tcp.map { ", TCP \($0.address):\(port)" + ($0.networkNamespace.map { " in \($0)" } ?? "") } ?? ""
         FileHandle.standardError.write(Data(
-            "PostgresServer: PostgreSQL from \(bin) started in \(String(format: "%.2f", seconds)) s, socket \(directory)/.s.PGSQL.\(port)\n".utf8))
+            "PostgresServer: PostgreSQL from \(bin) started in \(String(format: "%.2f", seconds)) s, socket \(directory)/.s.PGSQL.\(port)\(listening)\n".utf8))
         return Cluster(
             binDirectory: bin, directory: directory, socketDirectory: directory, port: port, postmasterPID: pid,
-            startSeconds: seconds)
+            startSeconds: seconds, tcp: tcp, password: password)
     }
 
-    /// Runs one of the server's programs to its end, as the `postgres` user when root.
+    private static func append(_ text: String, to path: String) throws(PostgresServerError) {
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw PostgresServerError("cannot open \(path)") }
+        handle.seekToEndOfFile()
+        handle.write(Data(text.utf8))
+        handle.closeFile()
+    }
+
+    /// Writes a file only `owner` (else this process's user) can read.
+    private static func write(_ text: String, to path: String, owner: passwd?) throws(PostgresServerError) {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw PostgresServerError("cannot write \(path)")
+        }
+        if let owner, chown(path, owner.pw_uid, owner.pw_gid) != 0 {
+            throw PostgresServerError("chown \(path) to postgres: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// 32 hex digits: nothing a URL would need to escape.
+    private static func randomPassword() -> String {
+        (0..<4).map { _ in String(format: "%08x", UInt32.random(in: 0...UInt32.max)) }.joined()
+    }
+
+    /// Runs one of the server's programs to its end, as the `postgres` user when root, and in
+    /// the network namespace `namespace` (a /run/netns path) if given, so that the server
+    /// pg_ctl starts listens there.
     private static func tool(
-        _ tool: String, _ arguments: [String], bin: String, directory: String
+        _ tool: String, _ arguments: [String], bin: String, directory: String, namespace: String?
     ) throws(PostgresServerError) {
-        let (executable, fullArguments) =
-            geteuid() == 0
-            ? ("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/" + tool] + arguments) : (bin + "/" + tool, arguments)
-        let (status, output) = try run(executable, fullArguments, directory: directory, output: directory + "/\(tool).out")
+        var command =
+            geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", bin + "/" + tool] + arguments : [bin + "/" + tool] + arguments
+        if let namespace { command = [Spawn.tool("/usr/bin/nsenter", "/bin/nsenter"), "--net=" + namespace, "--"] + command }
+        let (status, output): (Int32, String)
+        do {
+            (status, output) = try Spawn.run(command[0], Array(command.dropFirst()), directory: directory, output: directory + "/\(tool).out")
+        } catch {
+            throw PostgresServerError(error.description)
+        }
         guard status == 0 else {
             var message = "\(tool) failed (status \(status)): \(output)"
             if let log = try? String(contentsOfFile: directory + "/postgres.log", encoding: .utf8) {
@@ -256,117 +333,24 @@ public final class PostgresServer: Sendable {
         }
         return bound ? Int(UInt16(bigEndian: address.sin_port)) : 54_321
     }
+}
 
-    // MARK: - Stopping
+/// Where a private cluster listens on TCP, besides its Unix socket.
+public struct TCPListening: Sendable {
+    /// The one address it listens on: 127.0.0.1, or a bridge's address (10.77.0.1).
+    public let address: String
+    /// A network namespace to run the server in (/run/netns/NAME), where `address` is;
+    /// nil: this process's.
+    public let networkNamespace: String?
+    /// More postgresql.conf settings, name to value as written there: say
+    /// `["tcp_user_timeout": "5000"]`, so that the server drops a cut host's sessions (and
+    /// their locks) in seconds; by default it waits for TCP's own timeouts, as a real one does.
+    public let settings: [String: String]
 
-    /// Stops the postmaster `pid`, or the one `directory`'s postmaster.pid names, then
-    /// removes `directory`.
-    private static func stop(pid: Int32?, directory: String) {
-        let named = (try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8))?
-            .split(separator: "\n").first.flatMap { Int32($0) }
-        // The file first: a restart leaves the pid taken at start stale.
-        if let pid = named ?? pid, isPostmaster(pid, directory) {
-            kill(pid, SIGQUIT)
-            // The postmaster is not our child (pg_ctl detached it): poll until it is gone.
-            for _ in 0..<500 where kill(pid, 0) == 0 { usleep(10_000) }
-            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
-        }
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// Whether `pid` is still this cluster's postmaster (and not a reused pid).
-    private static func isPostmaster(_ pid: Int32, _ directory: String) -> Bool {
-        guard let command = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
-        return String(decoding: command, as: UTF8.self).contains(directory)
-    }
-
-    /// A detached shell that stops the server and removes its directory if this process
-    /// dies without running its atexit handlers (killed, or crashed), even part way through
-    /// starting it: a pg_ctl it started may still be bringing the server up, so it looks
-    /// for the postmaster for a few seconds. Once `stop()` has removed the directory, it
-    /// just exits.
-    private static func watch(directory: String) {
-        let script = """
-            stop() {
-                pid=$(head -n 1 '\(directory)/data/postmaster.pid' 2>/dev/null)
-                [ -n "$pid" ] && grep -q '\(directory)' /proc/$pid/cmdline 2>/dev/null && kill -QUIT "$pid"
-            }
-            while [ -e /proc/\(getpid()) ]; do sleep 1; done
-            for attempt in 1 2 3 4 5; do
-                [ -d '\(directory)' ] || exit 0
-                stop
-                sleep 1
-            done
-            rm -rf '\(directory)'
-            """
-        _ = try? spawn("/bin/sh", ["-c", script], directory: "/", output: "/dev/null")
-    }
-
-    // MARK: - Running the tools
-
-    /// Runs a command to its end, its output in the file `output` (returned, then removed).
-    private static func run(
-        _ executable: String, _ arguments: [String], directory: String, output: String
-    ) throws(PostgresServerError) -> (status: Int32, output: String) {
-        let pid = try spawn(executable, arguments, directory: directory, output: output)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 {
-            guard errno == EINTR else { throw PostgresServerError("waitpid \(executable): \(String(cString: strerror(errno)))") }
-        }
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(atPath: output)
-        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + status & 0x7f
-        return (code, text)
-    }
-
-    private typealias FileActionsInt = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    private typealias FileActionsPath =
-        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-
-    private static func function<F>(_ name: String, as type: F.Type) -> F? {
-        dlsym(nil, name).map { unsafeBitCast($0, to: type) }
-    }
-
-    /// Starts a command with stdin from /dev/null, stdout and stderr to the file `output`,
-    /// no other descriptor open, default signal handling and nothing blocked.
-    ///
-    /// Not Foundation's Process: it gives each child a socket whose closing tells it the
-    /// child has exited, and pg_ctl leaves the server running with that socket, so Process
-    /// would wait for pg_ctl until the server stops.
-    private static func spawn(
-        _ executable: String, _ arguments: [String], directory: String, output: String
-    ) throws(PostgresServerError) -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // glibc has both since 2.34 (2.29 for chdir), but Swift's Glibc module does not show them.
-        if let closeFrom = function("posix_spawn_file_actions_addclosefrom_np", as: FileActionsInt.self) {
-            _ = closeFrom(&actions, 3)
-        } else {
-            let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-            for fd in open.compactMap({ Int32($0) }) where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
-        }
-        if let changeDirectory = function("posix_spawn_file_actions_addchdir_np", as: FileActionsPath.self) {
-            _ = changeDirectory(&actions, directory)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        posix_spawnattr_setsigmask(&attributes, &signals)
-        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&signals, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &signals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for argument in argv { free(argument) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard status == 0 else { throw PostgresServerError("cannot run \(executable): \(String(cString: strerror(status)))") }
-        return pid
+    public init(address: String, networkNamespace: String? = nil, settings: [String: String] = [:]) {
+        self.address = address
+        self.networkNamespace = networkNamespace
+        self.settings = settings
     }
 }
 
