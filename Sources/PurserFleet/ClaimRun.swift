@@ -20,7 +20,7 @@ struct ClaimRun {
         let outputs = await read { () throws(LedgerError) in try host.fleet.outputs(swarm: claim.swarm) } ?? [:]
         host.events.add(claim.swarm, "claim", claim.routine, ["host": .string(lease.name), "attempt": .number(JSONNumber(Int64(claim.attempt)))])
         let (id, routine, events) = (claim.swarm, claim.routine, host.events)
-        let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder) { kind, fields in
+        let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder, graceMs: host.settings.stopGraceMs) { kind, fields in
             events.add(id, kind, routine, fields)
         }
         switch result {

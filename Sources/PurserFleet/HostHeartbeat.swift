@@ -6,10 +6,15 @@ import PurserRuntime
 /// that its workers are gone before any other host can find it lost and run its routines
 /// again. No routine runs on two hosts at once. Once its runs have ended and the store
 /// answers, it joins again under a new epoch (what it held before is reclaimed).
+///
+/// The fence is watched apart from the renewals: a renewal may wait on a store that went
+/// away (reconnecting, for the store retry window), and the fence must not wait with it.
 struct HostHeartbeat {
     let host: FleetHost
 
     func run() async {
+        let watcher = Task { await watchForFence() }
+        defer { watcher.cancel() }
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(host.settings.heartbeatMs))
             guard !Task.isCancelled else { return }
@@ -17,23 +22,35 @@ struct HostHeartbeat {
         }
     }
 
+    private func watchForFence() async {
+        let settings = host.settings
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(settings.fenceCheckMs))
+            let (fenced, last) = host.state.withLock { ($0.fenced, $0.lastBeatMs) }
+            let silentMs = monotonicMs() - last
+            if !fenced, silentMs >= settings.fenceAfterMs {
+                host.stopAllRuns(because: "no heartbeat for \(silentMs) ms (fence after \(settings.fenceAfterMs) ms)")
+            }
+        }
+    }
+
     private func beat() async {
         let (lease, holder, running) = host.state.withLock { ($0.lease, $0.holder, $0.runs.count) }
         let settings = host.settings
+        // Counted from the send: the row's time is later, so the fence comes early, never late.
+        let sent = monotonicMs()
         do throws(LedgerError) {
             try await StoreThreads.shared.run { () throws(LedgerError) in
                 try host.fleet.heartbeat(lease, running: running, note: "")
                 try host.ledger.heartbeat(holder, ttlMs: settings.deadAfterMs)
             }
-            host.state.withLock { $0.lastBeatMs = monotonicMs() }
+            host.state.withLock { state in
+                if state.lease == lease { state.lastBeatMs = max(state.lastBeatMs, sent) }
+            }
         } catch where error.code == .fenced {
             host.stopAllRuns(because: "found lost: \(error.message)")
         } catch {
-            let silentMs = monotonicMs() - host.state.withLock { $0.lastBeatMs }
-            host.logger.warning("heartbeat failed", metadata: ["error": "\(error)", "silentMs": "\(silentMs)"])
-            if silentMs >= settings.fenceAfterMs {
-                host.stopAllRuns(because: "no heartbeat for \(silentMs) ms (fence after \(settings.fenceAfterMs) ms)")
-            }
+            host.logger.warning("heartbeat failed", metadata: ["error": "\(error)", "silentMs": "\(monotonicMs() - sent)"])
         }
     }
 

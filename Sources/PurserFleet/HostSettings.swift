@@ -21,8 +21,13 @@ public struct HostSettings: Sendable {
     }
 
     /// A host that has not renewed its row for this long stops its work: before anyone
-    /// could find it lost and run its routines elsewhere.
+    /// could find it lost and run its routines elsewhere. Counted from when the last
+    /// renewal that succeeded was sent (the row's time is later), and checked every
+    /// `fenceCheckMs`; each of a stop's three waits (cancel, exit, TERM) is at most
+    /// `stopGraceMs`. So its workers are gone by 1/2 + 1/16 + 3/16 = 3/4 of `deadAfterMs`.
     public var fenceAfterMs: Int64 { deadAfterMs / 2 }
+    public var fenceCheckMs: Int64 { max(deadAfterMs / 16, 10) }
+    public var stopGraceMs: Int64 { max(min(1_000, deadAfterMs / 16), 10) }
 
     /// A swarm's hold outlives any one host: its lease is renewed by whichever host leads,
     /// and lapses only if no host is left to lead for this long.

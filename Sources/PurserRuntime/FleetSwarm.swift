@@ -97,8 +97,10 @@ public final class FleetSwarm: Sendable {
 
     /// Runs one claimed routine under a hold from the swarm's node, held by `holder` (the
     /// host's lease). `outputs`: the swarm's finished routines' outputs, as JSON text.
+    /// `graceMs`: the longest each step of a stop sequence may wait (cancel, exit, TERM), so
+    /// that a host that fences itself has its workers gone in time.
     public func run(
-        _ name: String, outputs: [String: String], swarm: NodeID, holder: Holder,
+        _ name: String, outputs: [String: String], swarm: NodeID, holder: Holder, graceMs: Int64,
         onEvent: @escaping @Sendable (String, [String: JSONValue]) -> Void
     ) async -> RoutineResult {
         guard let routine = plan.routines[name] else { return .ended(RoutineRun(verdict: .error, message: "no routine \(name)")) }
@@ -120,7 +122,7 @@ public final class FleetSwarm: Sendable {
         case .failure(let error): return .ended(RoutineRun(verdict: .denied, message: error.message))
         }
         onEvent("grant", ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
-        let ran = await exec(routine, input: input, node: node, holder: holder, onEvent: onEvent)
+        let ran = await exec(routine, input: input, node: node, holder: holder, graceMs: graceMs, onEvent: onEvent)
         if ran.verdict == .ok, let key { await StoreThread.run { self.cache.remember(key, ran.output ?? .null) } }
         return .ended(ran)
     }
@@ -138,12 +140,15 @@ public final class FleetSwarm: Sendable {
     }
 
     private func exec(
-        _ routine: JobFile.Routine, input: JSONValue, node: Node, holder: Holder,
+        _ routine: JobFile.Routine, input: JSONValue, node: Node, holder: Holder, graceMs: Int64,
         onEvent: @escaping @Sendable (String, [String: JSONValue]) -> Void
     ) async -> RoutineRun {
-        let request: RunRequest
+        var request: RunRequest
         do throws(RuntimeError) {
             request = try plan.runRequest(routine, input: input, hold: LedgerHold(node: node, holder: holder), workers: workers)
+            request.timing.cancelGraceMs = min(request.timing.cancelGraceMs, graceMs)
+            request.timing.exitGraceMs = min(request.timing.exitGraceMs, graceMs)
+            request.timing.termGraceMs = min(request.timing.termGraceMs, graceMs)
         } catch {
             // It never started: its hold goes back whole.
             _ = await StoreThread.run { try? self.runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder) }
