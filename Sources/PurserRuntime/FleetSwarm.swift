@@ -133,7 +133,13 @@ public final class FleetSwarm: Sendable {
     ) async -> RoutineRun {
         let request: RunRequest
         do throws(RuntimeError) {
-            request = try plan.runRequest(routine, input: input, hold: LedgerHold(node: node, holder: holder), workers: workers)
+            // A store call when this host lacks the plugin's file: on the store's threads.
+            let (plan, workers) = (self.plan, self.workers)
+            request = try await StoreThread.run { () -> Result<RunRequest, RuntimeError> in
+                Result { () throws(RuntimeError) in
+                    try plan.runRequest(routine, input: input, hold: LedgerHold(node: node, holder: holder), workers: workers)
+                }
+            }.get()
         } catch {
             // It never started: its hold goes back whole.
             _ = await StoreThread.run { try? self.runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder) }
