@@ -1,3 +1,4 @@
+import CLibPQ
 import Glibc
 
 /// Parameters as libpq takes them: text, except blobs, which go in binary with their
@@ -24,28 +25,14 @@ func mallocCopy(_ bytes: [UInt8]) -> UnsafeMutablePointer<CChar>? {
     return copy.assumingMemoryBound(to: CChar.self)
 }
 
-/// A BYTEA in PostgreSQL's text form (`\x` and two hex digits a byte, the default output
-/// since 9.0), as its bytes. Results come as text so that one query's integers and text
-/// read as they always have; a plugin file of 64 MiB arrives as 128 MiB of hex. Any other
-/// form (a server set to `bytea_output = escape`) reads as no bytes, which no digest matches.
-func hexBytes(_ text: UnsafePointer<CChar>?, _ length: Int32) -> [UInt8] {
-    guard let text, length >= 2 else { return [] }
-    let raw = UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self)
-    guard raw[0] == UInt8(ascii: "\\"), raw[1] == UInt8(ascii: "x") else { return [] }
-    let count = (Int(length) - 2) / 2
-    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-        for index in 0..<count {
-            buffer[index] = nibble(raw[2 + 2 * index]) << 4 | nibble(raw[3 + 2 * index])
-        }
-        initialized = count
-    }
-}
-
-private func nibble(_ digit: UInt8) -> UInt8 {
-    switch digit {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
-    default: 0
-    }
+/// A BYTEA in PostgreSQL's text form (`\x` and two hex digits a byte by default; the
+/// older escape form too), as its bytes, decoded by libpq. Results come as text so that one
+/// query's integers and text read as they always have; a plugin file of 64 MiB arrives as
+/// 128 MiB of hex. Text libpq cannot decode reads as no bytes, which no digest matches.
+func byteaBytes(_ text: UnsafePointer<CChar>?) -> [UInt8] {
+    guard let text else { return [] }
+    var length = 0
+    guard let decoded = PQunescapeBytea(UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self), &length) else { return [] }
+    defer { PQfreemem(decoded) }
+    return [UInt8](UnsafeBufferPointer(start: decoded, count: length))
 }

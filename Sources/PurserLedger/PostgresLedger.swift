@@ -301,7 +301,7 @@ final class PostgresConnection {
         return (0..<PQntuples(result)).map { row in
             (0..<columns).map { column -> SQLValue in
                 if PQgetisnull(result, row, column) != 0 { return .null }
-                if bytea[Int(column)] { return .blob(hexBytes(PQgetvalue(result, row, column), PQgetlength(result, row, column))) }
+                if bytea[Int(column)] { return .blob(byteaBytes(PQgetvalue(result, row, column))) }
                 let text = String(cString: PQgetvalue(result, row, column))
                 if integral[Int(column)], let value = Int64(text) { return .integer(value) }
                 return .text(text)
