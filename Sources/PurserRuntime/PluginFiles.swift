@@ -28,7 +28,16 @@ extension PluginRegistry {
             throw RuntimeError(code: .invalidRequest, message: "\(label): cannot stat it: \(String(cString: strerror(errno)))")
         }
         var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
-        let read = bytes.withUnsafeMutableBytes { pread(opened.fd, $0.baseAddress, $0.count, 0) }
+        var read = 0
+        while read < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { pread(opened.fd, $0.baseAddress! + read, $0.count - read, off_t(read)) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 {
+                throw RuntimeError(code: .invalidRequest, message: "\(label): cannot read it: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            read += count
+        }
         guard read == bytes.count, sha256Hex(bytes) == opened.digest else {
             throw RuntimeError(code: .invalidRequest, message: "\(label): the file changed while it was read; add it again")
         }
