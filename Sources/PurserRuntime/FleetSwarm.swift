@@ -133,13 +133,7 @@ public final class FleetSwarm: Sendable {
     ) async -> RoutineRun {
         let request: RunRequest
         do throws(RuntimeError) {
-            // A store call when this host lacks the plugin's file: on the store's threads.
-            let (plan, workers) = (self.plan, self.workers)
-            request = try await StoreThread.run { () -> Result<RunRequest, RuntimeError> in
-                Result { () throws(RuntimeError) in
-                    try plan.runRequest(routine, input: input, hold: LedgerHold(node: node, holder: holder), workers: workers)
-                }
-            }.get()
+            request = try plan.runRequest(routine, input: input, hold: LedgerHold(node: node, holder: holder), workers: workers)
         } catch {
             // It never started: its hold goes back whole.
             _ = await StoreThread.run { try? self.runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder) }

@@ -56,6 +56,8 @@ struct SwarmPlan: Sendable {
                     message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
             }
             do {
+                // A host without the file fetches it here, once, so that each run finds it in
+                // the host's cache (a fleet host makes its plans on the store's threads).
                 close(try PluginRegistry.openPinned(record, runtime: registry.runtime).fd)
             } catch {
                 throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
