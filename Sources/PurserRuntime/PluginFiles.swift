@@ -82,6 +82,9 @@ extension PluginRegistry {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "plugin \(record.name): cannot cache its file from the store: \(error)")
         }
+        runtime.logger.info(
+            "fetched a plugin's file from the store",
+            metadata: ["plugin": "\(record.name)", "sha256": "\(record.sha256)", "bytes": "\(fetched.count)", "file": "\(cached)"])
         let opened = try open(cached, label: "plugin \(record.name)")
         guard opened.digest == record.sha256 else {
             close(opened.fd)

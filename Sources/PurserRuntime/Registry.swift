@@ -64,15 +64,17 @@ public struct PluginRegistry: Sendable {
         try ledger { () throws(LedgerError) in try store.removePlugin(named: name) }
     }
 
-    /// Each plugin's file checked against its pin: nil when it matches, else what is wrong.
+    /// Each plugin's file at its path checked against its pin: nil when it matches, else
+    /// what is wrong (and whether runs use the store's copy instead).
     public func verify() throws(RuntimeError) -> [(PluginRecord, String?)] {
-        try list().map { record in
+        try list().map { (record) throws(RuntimeError) in
             do throws(RuntimeError) {
                 let opened = try Self.openPinned(record)
                 close(opened.fd)
                 return (record, nil)
             } catch {
-                return (record, error.message)
+                let stored = try ledger { () throws(LedgerError) in try store.hasPluginFile(sha256: record.sha256) }
+                return (record, error.message + (stored ? "; runs use its pinned bytes from the store" : ""))
             }
         }
     }

@@ -76,6 +76,8 @@ struct StoredPluginTests {
             #expect((cached[.posixPermissions] as? Int) == 0o755)
             #expect(try sha256Hex([UInt8](Data(contentsOf: URL(fileURLWithPath: hosts.cached(digest, host: host))))) == digest)
         }
+        let verified = try await hosts.purser(["plugin", "verify"])
+        #expect(verified.status == 1 && verified.stdout.contains("runs use its pinned bytes from the store"), "\(verified.stdout)")
         let run = try await hosts.purser(["run", try hosts.job("moved"), "--json"], host: "c")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try JSONParser.parse(run.stdout)["routines"]?.arrayValue?.first?["output"]?["words"] == 3)
