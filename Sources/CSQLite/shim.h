@@ -10,6 +10,13 @@ static inline int purser_sqlite3_bind_text(sqlite3_stmt *statement, int index, c
 static inline int purser_sqlite3_bind_text_n(sqlite3_stmt *statement, int index, const char *text, int length) {
     return sqlite3_bind_text(statement, index, text, length, SQLITE_TRANSIENT);
 }
+
+// An empty blob is bound as a zero-length blob: a NULL pointer would bind NULL.
+static inline int purser_sqlite3_bind_blob_n(sqlite3_stmt *statement, int index, const void *bytes, sqlite3_uint64 length) {
+    if (length == 0) return sqlite3_bind_zeroblob(statement, index, 0);
+    return sqlite3_bind_blob64(statement, index, bytes, length, SQLITE_TRANSIENT);
+}
+
 // sqlite3_config is variadic. Memory statistics cost every allocation SQLite makes a
 // global mutex; the ledger never reads them. Only takes effect before SQLite initializes.
 static inline int purser_sqlite3_disable_memstatus(void) {

@@ -242,10 +242,11 @@ final class PostgresConnection {
             case .null: nil
             case .integer(let value): strdup(String(value))
             case .text(let value): strdup(value)
+            case .blob(let value): mallocCopy(value)
             }
         }
         defer { for pointer in owned { free(pointer) } }
-        let values: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
+        let values = PostgresParameters(values: owned.map { $0.map { UnsafePointer($0) } }, arguments: arguments)
         var result = try send(sql, values, prepared: prepared)
         if prepared, let state = Self.sqlState(result), state == "26000" || state == "0A000" {
             // Gone (a DEALLOCATE, a pooler), or planned for a function since replaced: it
@@ -262,9 +263,13 @@ final class PostgresConnection {
         return Self.rows(result)
     }
 
-    private func send(_ sql: String, _ values: [UnsafePointer<CChar>?], prepared: Bool) throws(LedgerError) -> OpaquePointer? {
-        guard prepared else { return PQexecParams(handle, sql, Int32(values.count), nil, values, nil, nil, 0) }
-        return PQexecPrepared(handle, try preparedName(sql, parameters: values.count), Int32(values.count), values, nil, nil, 0)
+    private func send(_ sql: String, _ parameters: PostgresParameters, prepared: Bool) throws(LedgerError) -> OpaquePointer? {
+        let count = Int32(parameters.values.count)
+        guard prepared else {
+            return PQexecParams(handle, sql, count, nil, parameters.values, parameters.lengths, parameters.formats, 0)
+        }
+        let name = try preparedName(sql, parameters: parameters.values.count)
+        return PQexecPrepared(handle, name, count, parameters.values, parameters.lengths, parameters.formats, 0)
     }
 
     /// The name `sql` is prepared under in this session, preparing it first if need be.
@@ -292,9 +297,11 @@ final class PostgresConnection {
             default: false
             }
         }
+        let bytea = (0..<columns).map { PQftype(result, $0) == 17 }
         return (0..<PQntuples(result)).map { row in
             (0..<columns).map { column -> SQLValue in
                 if PQgetisnull(result, row, column) != 0 { return .null }
+                if bytea[Int(column)] { return .blob(byteaBytes(PQgetvalue(result, row, column))) }
                 let text = String(cString: PQgetvalue(result, row, column))
                 if integral[Int(column)], let value = Int64(text) { return .integer(value) }
                 return .text(text)

@@ -67,6 +67,8 @@ public struct SQLDialect: Sendable {
     /// node for the reclaim sweep rather than the open holds of the few leases in question.
     /// PostgreSQL plans by its statistics (and has no CROSS JOIN … ON).
     var orderedJoin = "JOIN"
+    /// The type of a column of bytes.
+    var blobType = "BLOB"
 
     func placeholder(_ number: Int) -> String { placeholderPrefix + String(number) }
 
@@ -78,7 +80,7 @@ public struct SQLDialect: Sendable {
         placeholderPrefix: "?", orderedJoin: "CROSS JOIN")
     static let postgres = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
-        lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq")
+        lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq", blobType: "BYTEA")
 }
 
 /// The values of a repeated write, in placeholder order. Text is kept as UTF-8 in one
@@ -163,12 +165,22 @@ public enum SQLValue: Sendable, Hashable {
     case null
     case integer(Int64)
     case text(String)
+    /// Bytes as they are: SQLite's BLOB, PostgreSQL's BYTEA (sent in binary, not as text).
+    case blob([UInt8])
 
     var int: Int64 {
         switch self {
         case .integer(let value): value
         case .text(let value): Int64(value) ?? 0
-        case .null: 0
+        case .null, .blob: 0
+        }
+    }
+
+    var bytes: [UInt8]? {
+        switch self {
+        case .blob(let value): value
+        case .text(let value): Array(value.utf8)
+        case .integer, .null: nil
         }
     }
 
@@ -181,7 +193,7 @@ public enum SQLValue: Sendable, Hashable {
         switch self {
         case .text(let value): value
         case .integer(let value): String(value)
-        case .null: nil
+        case .null, .blob: nil
         }
     }
 }
@@ -192,6 +204,10 @@ extension Int64 {
 
 extension String {
     var sql: SQLValue { .text(self) }
+}
+
+extension Array where Element == UInt8 {
+    var sql: SQLValue { .blob(self) }
 }
 
 extension Optional where Wrapped == Int64 {

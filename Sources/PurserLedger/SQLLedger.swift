@@ -1,6 +1,7 @@
 /// Everything a supervisor keeps in its store, one protocol per concern. Code that needs
 /// one concern can take that protocol alone.
-public typealias LedgerStore = BudgetStore & LeaseStore & PluginStore & RunStore & GatewayStateStore & RoutineCacheStore
+public typealias LedgerStore = BudgetStore & LeaseStore & PluginStore & PluginFileStore & RunStore & GatewayStateStore
+    & RoutineCacheStore
 
 /// The stores over one driver, opened together (their tables made in one transaction):
 /// each call goes to the store that keeps that concern.
@@ -8,6 +9,7 @@ public final class SQLLedger<Driver: SQLDriver>: Sendable {
     public let driver: Driver
     public let budgets: SQLBudgetStore<Driver>
     public let pluginStore: SQLPluginStore<Driver>
+    public let pluginFiles: SQLPluginFileStore<Driver>
     public let runStore: SQLRunStore<Driver>
     public let gatewayState: SQLGatewayStateStore<Driver>
     public let routineCache: SQLRoutineCacheStore<Driver>
@@ -15,12 +17,14 @@ public final class SQLLedger<Driver: SQLDriver>: Sendable {
     public init(driver: Driver) throws(LedgerError) {
         try createTables([
             SQLBudgetStore<Driver>.tables(driver.dialect), SQLPluginStore<Driver>.tables(driver.dialect),
+            SQLPluginFileStore<Driver>.tables(driver.dialect),
             SQLRunStore<Driver>.tables(driver.dialect), SQLGatewayStateStore<Driver>.tables(driver.dialect),
             SQLRoutineCacheStore<Driver>.tables(driver.dialect),
         ], in: driver)
         self.driver = driver
         budgets = SQLBudgetStore(existing: driver)
         pluginStore = SQLPluginStore(existing: driver)
+        pluginFiles = SQLPluginFileStore(existing: driver)
         runStore = SQLRunStore(existing: driver)
         gatewayState = SQLGatewayStateStore(existing: driver)
         routineCache = SQLRoutineCacheStore(existing: driver)
@@ -80,6 +84,12 @@ extension SQLLedger: PluginStore {
     public func plugin(named name: String) throws(LedgerError) -> PluginRecord? { try pluginStore.plugin(named: name) }
     public func plugins() throws(LedgerError) -> [PluginRecord] { try pluginStore.plugins() }
     public func removePlugin(named name: String) throws(LedgerError) -> Bool { try pluginStore.removePlugin(named: name) }
+}
+
+extension SQLLedger: PluginFileStore {
+    public func putPluginFile(sha256: String, bytes: [UInt8]) throws(LedgerError) { try pluginFiles.putPluginFile(sha256: sha256, bytes: bytes) }
+    public func pluginFile(sha256: String) throws(LedgerError) -> [UInt8]? { try pluginFiles.pluginFile(sha256: sha256) }
+    public func hasPluginFile(sha256: String) throws(LedgerError) -> Bool { try pluginFiles.hasPluginFile(sha256: sha256) }
 }
 
 extension SQLLedger: RunStore {

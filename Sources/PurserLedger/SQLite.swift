@@ -88,6 +88,7 @@ final class SQLiteConnection {
                 switch sqlite3_column_type(statement, column) {
                 case SQLITE_NULL: .null
                 case SQLITE_INTEGER: .integer(sqlite3_column_int64(statement, column))
+                case SQLITE_BLOB: .blob(Self.blob(statement, column))
                 default: .text(String(cString: sqlite3_column_text(statement, column)))
                 }
             })
@@ -145,7 +146,18 @@ final class SQLiteConnection {
                 let bytes = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
                 _ = purser_sqlite3_bind_text_n(statement, position, bytes, Int32(cStringLength(text)))
             }
+        case .blob(let value):
+            // Copied by SQLite.
+            value.withUnsafeBytes { bytes in
+                _ = purser_sqlite3_bind_blob_n(statement, position, bytes.baseAddress, sqlite3_uint64(bytes.count))
+            }
         }
+    }
+
+    private static func blob(_ statement: OpaquePointer, _ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(statement, column))
+        guard count > 0, let base = sqlite3_column_blob(statement, column) else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: base, count: count))
     }
 
     /// The statement, and where each of `$1`, `$2`, … binds: SQLite numbers named

@@ -12,14 +12,15 @@ public struct PluginRegistry: Sendable {
     public enum Added: String, Sendable { case added, unchanged, repinned }
 
     public let runtime: Runtime
-    private var store: any LedgerStore { runtime.ledger!.store }
+    var store: any LedgerStore { runtime.ledger!.store }
 
     public init(runtime: Runtime) throws(RuntimeError) {
         guard runtime.ledger != nil else { throw RuntimeError(code: .ledger, message: "the registry needs a ledger") }
         self.runtime = runtime
     }
 
-    /// Pins the file, starts it once to check the `initialize` handshake, and records what it said.
+    /// Pins the file, starts it once to check the `initialize` handshake, keeps its bytes in
+    /// the store (`storedFileLimit`; not `#!` scripts), and records what it said.
     public func add(
         path: String, name: String?, manifest: PluginManifest?, allowDegraded: Bool = false
     ) async throws(RuntimeError) -> (PluginRecord, Added) {
@@ -41,6 +42,8 @@ public struct PluginRegistry: Sendable {
         ]
         let record = PluginRecord(
             name: pluginName, path: absolute, sha256: opened.digest, info: details.serialized(), addedMs: unixMilliseconds())
+        // Before the record, so that no host reads a record whose bytes are still on their way.
+        if Self.notStored(opened) == nil { try storeFile(opened, label: absolute) }
         let previous = try ledger { () throws(LedgerError) in try store.plugin(named: pluginName) }
         if let previous, previous.sha256 == record.sha256, previous.path == record.path, previous.info == record.info {
             return (previous, .unchanged)
@@ -61,15 +64,17 @@ public struct PluginRegistry: Sendable {
         try ledger { () throws(LedgerError) in try store.removePlugin(named: name) }
     }
 
-    /// Each plugin's file checked against its pin: nil when it matches, else what is wrong.
+    /// Each plugin's file at its path checked against its pin: nil when it matches, else
+    /// what is wrong (and whether runs use the store's copy instead).
     public func verify() throws(RuntimeError) -> [(PluginRecord, String?)] {
-        try list().map { record in
+        try list().map { (record) throws(RuntimeError) in
             do throws(RuntimeError) {
                 let opened = try Self.openPinned(record)
                 close(opened.fd)
                 return (record, nil)
             } catch {
-                return (record, error.message)
+                let stored = try ledger { () throws(LedgerError) in try store.hasPluginFile(sha256: record.sha256) }
+                return (record, error.message + (stored ? "; runs use its pinned bytes from the store" : ""))
             }
         }
     }
@@ -143,7 +148,7 @@ public struct PluginRegistry: Sendable {
         return info
     }
 
-    private func ledger<T>(_ body: () throws(LedgerError) -> T) throws(RuntimeError) -> T {
+    func ledger<T>(_ body: () throws(LedgerError) -> T) throws(RuntimeError) -> T {
         do {
             return try body()
         } catch {

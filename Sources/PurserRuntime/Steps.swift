@@ -154,7 +154,7 @@ final class StepLauncher: Sendable {
         }
         let opened: PluginRegistry.OpenedPlugin
         do {
-            opened = try PluginRegistry.openPinned(record)
+            opened = try PluginRegistry.openPinned(record, runtime: runtime)
         } catch {
             do {
                 _ = try runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder)

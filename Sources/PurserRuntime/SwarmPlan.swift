@@ -14,6 +14,8 @@ struct SwarmPlan: Sendable {
     let routines: [String: JobFile.Routine]
     let positions: [String: Int]
     let dependents: [String: [String]]
+    /// Where registered plugins' files are fetched to when a host lacks them.
+    let runtime: Runtime
 
     enum PluginSource: Sendable {
         case path(String)
@@ -34,6 +36,7 @@ struct SwarmPlan: Sendable {
             }
         }
         self.job = job
+        self.runtime = runtime
         self.plugins = plugins
         routines = Dictionary(uniqueKeysWithValues: job.routines.map { ($0.name, $0) })
         positions = Dictionary(uniqueKeysWithValues: job.routines.enumerated().map { ($1.name, $0) })
@@ -53,7 +56,9 @@ struct SwarmPlan: Sendable {
                     message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
             }
             do {
-                close(try PluginRegistry.openPinned(record).fd)
+                // A host without the file fetches it here, once, so that each run finds it in
+                // the host's cache (a fleet host makes its plans on the store's threads).
+                close(try PluginRegistry.openPinned(record, runtime: registry.runtime).fd)
             } catch {
                 throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
             }
@@ -117,7 +122,7 @@ struct SwarmPlan: Sendable {
         case .path(let path): executable = path
         case .registered(let record, _):
             executable = record.path
-            opened = try PluginRegistry.openPinned(record)
+            opened = try PluginRegistry.openPinned(record, runtime: runtime)
         }
         var request = RunRequest(
             executable: executable, pluginName: routine.name, input: input,

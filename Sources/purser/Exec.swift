@@ -119,7 +119,7 @@ struct Exec: AsyncParsableCommand {
         guard !plugin.contains("/") else { return nil }
         return try runtimeCall {
             guard let record = try PluginRegistry(runtime: runtime).find(plugin) else { return nil }
-            return (record, try PluginRegistry.openPinned(record))
+            return (record, try PluginRegistry.openPinned(record, runtime: runtime))
         }
     }
 

@@ -59,9 +59,11 @@ struct PluginCommand: AsyncParsableCommand {
                 if json {
                     var object = PluginCommand.describe(record).objectValue ?? [:]
                     object["result"] = .string(added.rawValue)
+                    object["notStored"] = try registry.whyNotStored(record).map(JSONValue.string) ?? .null
                     print(JSONValue.object(object).serialized())
                 } else {
                     print("\(added.rawValue): \(record.name) → \(record.path) (sha256 \(record.sha256.prefix(16))…)")
+                    print(try registry.whyNotStored(record).map { "not in the store: " + $0 } ?? "its file is in the store: hosts that lack it fetch it by digest")
                 }
             } catch {
                 throw commandFailure(error)

@@ -8,7 +8,8 @@ final class ServeProcess: @unchecked Sendable {
     let log: String
     private let process = Process()
 
-    init(name: String, fleet: Fleet, slots: Int = 2, extra: [String] = []) throws {
+    /// `home`: a `$PURSER_HOME` of its own, as a host on another machine has (default: the fleet's).
+    init(name: String, fleet: Fleet, slots: Int = 2, extra: [String] = [], home: String? = nil) throws {
         self.name = name
         log = fleet.home + "/serve-\(name).log"
         FileManager.default.createFile(atPath: log, contents: nil)
@@ -17,7 +18,9 @@ final class ServeProcess: @unchecked Sendable {
         process.arguments = [
             "serve", "--name", name, "--slots", "\(slots)", "--heartbeat", "200ms", "--dead-after", "2s", "--ledger", fleet.location,
         ] + extra
-        process.environment = fleet.environment
+        var environment = fleet.environment
+        if let home { environment["PURSER_HOME"] = home }
+        process.environment = environment
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice

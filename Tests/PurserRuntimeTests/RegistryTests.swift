@@ -1,4 +1,5 @@
 import Foundation
+import PurserLedger
 import PurserProtocol
 import PurserRuntime
 import PurserTestSupport
@@ -63,6 +64,8 @@ struct RegistryTests {
     @Test func aChangedBinaryIsRefusedUntilItIsAddedAgain() async throws {
         let path = try copy("wordcount", to: "tool")
         #expect(try await purser(["plugin", "add", path, "--name", "tool"]).status == 0)
+        // Without its bytes in the store (StoredPluginTests has the store's part).
+        _ = try SQLiteDriver(path: home + "/state/purser.db").single("DELETE FROM plugin_files", [])
         #expect(try await purser(["exec", "tool", "--input", #"{"text":"a b"}"#]).status == 0)
         // Replace the file's contents in place: same path, different bytes.
         try FileManager.default.removeItem(atPath: path)

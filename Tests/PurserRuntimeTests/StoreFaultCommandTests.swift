@@ -67,7 +67,8 @@ struct StoreFaultCommandTests {
 
     func home(for fault: StoreFault) throws -> (String, Tmpfs?) {
         guard fault == .diskFull else { return (Fixtures.temporaryHome(), nil) }
-        let disk = try #require(Tmpfs(megabytes: 3))
+        // Room for the registered plugin's bytes, which the store keeps (twice, with the WAL).
+        let disk = try #require(Tmpfs(megabytes: 8))
         return (disk.path, disk)
     }
 
