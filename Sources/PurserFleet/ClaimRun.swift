@@ -25,7 +25,28 @@ struct ClaimRun {
         }
         switch result {
         case .notFit(let message): await notFit(message)
-        case .ended(let ran): await ended(ran, retries: swarm.retries(routine))
+        case .ended(var ran):
+            if ran.unsettled { ran.unsettled = await !settleAgain(ran, swarm: swarm, holder: holder) }
+            await ended(ran, retries: swarm.retries(routine))
+        }
+    }
+
+    /// A run the store did not settle is settled again with what it used, while the store
+    /// is away; one whose settle is refused for good runs again (its spend, as recorded,
+    /// stays charged by the reclaim), never ends ok uncharged.
+    private func settleAgain(_ ran: RoutineRun, swarm: FleetSwarm, holder: Holder) async -> Bool {
+        while true {
+            let settled = await StoreThreads.shared.run { () -> Result<Bool, RuntimeError> in
+                Result { () throws(RuntimeError) in try swarm.settleAgain(ran, holder: holder) }
+            }
+            switch settled {
+            case .success(let charged): return charged
+            case .failure(let error):
+                host.logger.warning("a run's settle waits for the store", metadata: [
+                    "swarm": "\(claim.swarm)", "routine": "\(claim.routine)", "error": "\(error.message)",
+                ])
+            }
+            await Task.detached { try? await Task.sleep(for: .seconds(1)) }.value
         }
     }
 
@@ -47,7 +68,8 @@ struct ClaimRun {
     private func ended(_ ran: RoutineRun, retries: Int) async {
         let requeue = host.state.withLock { $0.requeue.contains(claim.id) }
         let cancelling = await read { () throws(LedgerError) in try host.fleet.swarm(id: claim.swarm) }??.state == "cancelling"
-        let retry = requeue || (ran.verdict != .ok && claim.attempt <= retries && !ran.unsettled && !cancelling)
+        // A run the ledger would not charge goes back in line, whatever it answered.
+        let retry = requeue || ran.unsettled || (ran.verdict != .ok && claim.attempt <= retries && !cancelling)
         host.events.add(claim.swarm, "verdict", claim.routine, [
             "verdict": .string(ran.verdict.rawValue), "attempt": .number(JSONNumber(Int64(claim.attempt))),
             "used": (ran.report?.usage.credits ?? .zero).json, "returned": (ran.report?.returned.credits ?? .zero).json,

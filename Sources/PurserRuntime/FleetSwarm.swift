@@ -170,6 +170,32 @@ public final class FleetSwarm: Sendable {
         }
     }
 
+    /// Settles again a run whose settle the store did not take, with what it used (never
+    /// with nothing). True once the ledger charged it; false when the ledger refuses it for
+    /// good (its hold was reclaimed: the host was fenced or found lost). Throws while the
+    /// store is away, for the caller to try again.
+    public func settleAgain(_ ran: RoutineRun, holder: Holder) throws(RuntimeError) -> Bool {
+        guard let report = ran.report, let id = ran.node, let ledger = runtime.ledger else { return false }
+        do throws(RuntimeError) {
+            let node = try ledgerRead { () throws(LedgerError) in try ledger.store.node(id) }
+            _ = try ledger.settleNow(node, holder: holder, report: report)
+            return true
+        } catch where error.code == .store {
+            throw error
+        } catch {
+            runtime.logger.warning("a run's settle was refused: it will run again", metadata: ["node": "\(id)", "error": "\(error.message)"])
+            return false
+        }
+    }
+
+    private func ledgerRead<T>(_ body: () throws(LedgerError) -> T) throws(RuntimeError) -> T {
+        do throws(LedgerError) {
+            return try body()
+        } catch {
+            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+        }
+    }
+
     /// Ends the kept workers of this swarm on this host.
     public func retireWorkers() async { await workers.retireAll() }
 }

@@ -171,7 +171,11 @@ struct FleetStoreOutageTests {
         #expect(try fleet.store().routines(swarm: id).allSatisfy { $0.verdict == "ok" })
         let team = try fleet.ledger().team(named: "fleet")
         let extra = team.consumed.credits - 16 * 500_000
-        #expect(extra >= 0 && extra % 500_000 == 0, "every routine's spend, and stopped attempts' recorded spend once: \(extra)")
+        let attempts = try fleet.store().attempts(swarm: id).map { "\($0.routine)#\($0.attempt)@\($0.host): \($0.verdict ?? "-")" }
+        let settles = hosts.flatMap { $0.output.split(separator: "\n").filter { $0.contains("settle") || $0.contains("fenced") } }
+        #expect(
+            extra >= 0 && extra % 500_000 == 0,
+            "every routine's spend, and stopped attempts' recorded spend once: \(extra)\n\(attempts)\n\(settles.joined(separator: "\n"))")
         #expect(team.reserved.credits == 0, "nothing is left held")
         let verified = try await fleet.purser(["ledger", "verify"])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
