@@ -32,6 +32,14 @@ struct Fleet: Sendable {
         try #require(added.status == 0, "\(added.stderr)")
     }
 
+    /// `scripted` again as `gated`, trusted: it sees the test's files, so it can wait on a gate.
+    func addGated() async throws {
+        let manifest = home + "/trusted.yaml"
+        try "trusted: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        let added = try await purser(["plugin", "add", Fixtures.product("scripted"), "--name", "gated", "--manifest", manifest])
+        try #require(added.status == 0, "\(added.stderr)")
+    }
+
     var environment: [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home

@@ -69,16 +69,18 @@ struct FleetNetworkTests {
             try store.routines(swarm: id).filter { $0.state == "running" && $0.host == "h1" }.count == 2
         }
         let other = try net.serve("h2", slots: 4)
-        // Its runs' processes; not the watchdog, which lives as long as the supervisor.
-        let workers = descendants(of: cut.pid).filter { command($0) != "purser-watchdog" }
-        #expect(!workers.isEmpty, "h1's workers run")
+        // Its runs' processes (not the watchdog, which lives as long as the supervisor), once
+        // they are there: a claim comes before its worker's spawn.
+        let supervisor = cut.pid
+        try await net.fleet.wait("h1's workers to start") { _ in Self.runs(of: supervisor).count >= 2 }
+        let workers = Self.runs(of: supervisor)
         try await net.network.cut("h1")
         // The rescue: h2 finds h1 lost (2 s) and its attempts end host_lost.
         try await net.fleet.wait("h2 to rescue h1's routines") { store in
             try store.attempts(swarm: id).contains { $0.host == "h1" && $0.verdict == "host_lost" }
         }
-        let alive = workers.filter { kill($0, 0) == 0 && !isZombie($0) }
-        #expect(alive.isEmpty, "h1's workers were stopped before the rescue: \(alive.map(command)) still run")
+        let alive = workers.filter { kill($0, 0) == 0 && !Self.isZombie($0) }
+        #expect(alive.isEmpty, "h1's workers were stopped before the rescue: \(alive.map(Self.command)) still run")
         try await cut.waitForOutput("fenced", stderr: true, limit: .seconds(5))
         try await net.network.restore("h1")
         try await cut.waitForOutput("joined the fleet again", stderr: true, limit: .seconds(60))
@@ -101,8 +103,13 @@ struct FleetNetworkTests {
         await net.network.tearDown()
     }
 
+    /// A supervisor's runs' processes: not its watchdog, which lives as long as it does.
+    static func runs(of supervisor: Int32) -> [Int32] {
+        descendants(of: supervisor).filter { command($0) != "purser-watchdog" }
+    }
+
     /// Every process below `pid`, by walking /proc's parent links.
-    func descendants(of pid: Int32) -> [Int32] {
+    static func descendants(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         var parents: [Int32: Int32] = [:]
         for entry in entries {
@@ -122,11 +129,11 @@ struct FleetNetworkTests {
         return found
     }
 
-    func command(_ pid: Int32) -> String {
+    static func command(_ pid: Int32) -> String {
         ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func isZombie(_ pid: Int32) -> Bool {
+    static func isZombie(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
             return true
         }

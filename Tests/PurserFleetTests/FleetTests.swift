@@ -111,11 +111,7 @@ struct FleetTests {
     /// SIGTERM: nothing more is claimed, the running routine finishes, the host leaves.
     @Test func sigtermDrainsTheHost() async throws {
         let fleet = try await Fleet(.sqlite)
-        // Trusted, so that it sees the test's gate.
-        let manifest = fleet.home + "/trusted.yaml"
-        try "trusted: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)
-        let added = try await fleet.purser(["plugin", "add", Fixtures.product("scripted"), "--name", "gated", "--manifest", manifest])
-        try #require(added.status == 0, "\(added.stderr)")
+        try await fleet.addGated()
         let host = try ServeProcess(name: "a", fleet: fleet, slots: 1)
         let gate = fleet.home + "/gate"
         let id = try await fleet.submit(try fleet.job("drain", count: 2, input: "{ gate: '\(gate)' }", plugin: "gated"))
@@ -195,16 +191,23 @@ struct FleetTeamPolicyTests {
         let fleet = try await Fleet(.sqlite)
         let created = try await fleet.purser(["team", "create", "fleet", "--credits", "15", "--on-conflict", policy])
         try #require(created.status == 0, "\(created.stderr)")
+        try await fleet.addGated()
         let host = try ServeProcess(name: "a", fleet: fleet, slots: 4)
-        let first = try await fleet.submit(try fleet.job("first", count: 2, input: "{ spend: 0.5, sleepMs: 800 }", credits: 10))
-        try await fleet.wait("the first swarm to run") { store in try store.swarm(id: first)?.node != nil }
+        let gate = fleet.home + "/gate"
+        let first = try await fleet.submit(try fleet.job("first", count: 2, input: "{ spend: 0.5, gate: '\(gate)' }", plugin: "gated", credits: 10))
+        try await fleet.wait("the first swarm to run") { _ in FileManager.default.fileExists(atPath: gate + ".started") }
         let second = try await fleet.submit(try fleet.job("second", count: 2, input: "{ spend: 0.5 }", credits: 10))
-        let watched = try await fleet.purser(["watch", second, "--json"])
         let store = try fleet.store()
         if policy == "fail" {
+            let watched = try await fleet.purser(["watch", second, "--json"])
             #expect(watched.status == 19, "denied: \(watched.stdout)\(watched.stderr)")
             #expect(try store.swarm(id: second)?.verdict == "denied")
+            FileManager.default.createFile(atPath: gate, contents: nil)
         } else {
+            try await fleet.wait("the second swarm to wait") { store in try store.swarm(id: second)?.message != nil }
+            #expect(try store.swarm(id: second)?.state == "queued")
+            FileManager.default.createFile(atPath: gate, contents: nil)
+            let watched = try await fleet.purser(["watch", second, "--json"])
             #expect(watched.status == 0, "\(watched.stderr)")
             let firstEnded = try #require(try store.swarm(id: first)?.endedMs)
             let secondStarted = try #require(try store.attempts(swarm: second).map(\.startedMs).min())
