@@ -17,6 +17,8 @@ public final class FleetHost: Sendable {
     let logger: Logger
     let events: EventLog
     let wakeup = Wakeup()
+    /// The heartbeat's own thread: renewals must not queue behind the runs' store work.
+    let heartbeatThread = StoreThreads(count: 1)
     let state: Mutex<HostState>
 
     /// Joins the fleet: a new epoch in the hosts table, and a new ledger lease for the holds
@@ -100,12 +102,18 @@ public final class FleetHost: Sendable {
         if !draining { await claim(lease) }
     }
 
+    /// Claims for its free slots what fits in the memory it has left; nothing while the
+    /// host's memory is under pressure.
     private func claim(_ lease: HostLease) async {
-        let free = settings.slots - state.withLock { $0.runs.count }
-        guard free > 0 else { return }
+        let (free, memory) = state.withLock { state in
+            (settings.slots - state.runs.count, settings.memoryBytes - state.runs.values.reduce(0) { $0 + $1.claim.memoryBytes })
+        }
+        guard free > 0, memory > 0, !underPressure() else { return }
         let claims: [Claim]
         do throws(LedgerError) {
-            claims = try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.claim(host: lease, limit: free) }
+            claims = try await StoreThreads.shared.run { () throws(LedgerError) in
+                try self.fleet.claim(host: lease, limit: free, memoryBytes: memory)
+            }
         } catch {
             logger.warning("claiming failed", metadata: ["error": "\(error)"])
             return
@@ -116,6 +124,12 @@ public final class FleetHost: Sendable {
                 state.runs[claim.id] = (claim, task)
             }
         }
+    }
+
+    private func underPressure() -> Bool {
+        guard let pressure = HostMemory.pressure(), pressure > settings.pressureLimit else { return false }
+        logger.notice("memory pressure: claiming nothing", metadata: ["someAvg10": "\(pressure)"])
+        return true
     }
 
     /// Routines of swarms being cancelled that run here get their cancel.

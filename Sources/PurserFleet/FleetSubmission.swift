@@ -21,7 +21,9 @@ public enum FleetSubmission {
         let submitted = SubmittedSwarm(
             id: id, team: job.team.name, name: job.swarm.name, priority: priority ?? job.swarm.priority,
             concurrency: job.swarm.concurrency, file: path, source: source,
-            routines: job.routines.map { ($0.name, $0.priority, $0.after) })
+            routines: job.routines.map {
+                SubmittedRoutine(name: $0.name, priority: $0.priority, after: $0.after, memoryBytes: swarm.memoryBytes($0.name))
+            })
         do throws(LedgerError) {
             try fleet.submit(submitted)
         } catch {

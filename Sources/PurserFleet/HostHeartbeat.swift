@@ -40,7 +40,7 @@ struct HostHeartbeat {
         // Counted from the send: the row's time is later, so the fence comes early, never late.
         let sent = monotonicMs()
         do throws(LedgerError) {
-            try await StoreThreads.shared.run { () throws(LedgerError) in
+            try await host.heartbeatThread.run { () throws(LedgerError) in
                 try host.fleet.heartbeat(lease, running: running, note: "")
                 try host.ledger.heartbeat(holder, ttlMs: settings.deadAfterMs)
             }

@@ -9,6 +9,10 @@ public struct HostSettings: Sendable {
     public var deadAfterMs: Int64 = 10_000
     /// How often it looks for work when nothing woke it.
     public var pollMs: Int64 = 250
+    /// The memory its routines' holds may take together: by default most of its RAM.
+    public var memoryBytes: Int64 = HostMemory.defaultOffer()
+    /// Memory pressure (PSI `some avg10`, percent) above which it claims nothing.
+    public var pressureLimit = 10.0
     /// How long a drain lets running routines finish before cancelling and requeueing them.
     public var drainTimeoutMs: Int64 = 30_000
 

@@ -24,7 +24,7 @@ struct FleetSQL {
             """
             CREATE TABLE IF NOT EXISTS fleet_routines (id \(dialect.serialKey), swarm TEXT NOT NULL, name TEXT NOT NULL,
                 position BIGINT NOT NULL, priority BIGINT NOT NULL, swarm_priority BIGINT NOT NULL, state TEXT NOT NULL,
-                pending BIGINT NOT NULL, attempt BIGINT NOT NULL, host TEXT, host_epoch BIGINT, ready_ms BIGINT,
+                pending BIGINT NOT NULL, attempt BIGINT NOT NULL, memory BIGINT NOT NULL, host TEXT, host_epoch BIGINT, ready_ms BIGINT,
                 verdict TEXT, message TEXT, output TEXT, node BIGINT, report TEXT, UNIQUE (swarm, name))
             """,
             """
@@ -109,18 +109,18 @@ struct FleetSQL {
     /// Ready routines in priority order, at most a swarm's `concurrency` running at once
     /// (counted when the claim is made: claims racing on two hosts may pass it by their
     /// number, and the team's `workers` cap in the ledger is the hard limit). `$1` host,
-    /// `$2` its epoch, `$3` how many.
+    /// `$2` its epoch, `$3` how many, `$4` the memory the host has left.
     var claim: String {
         """
         WITH next AS MATERIALIZED (
-            SELECT id FROM fleet_routines r WHERE state = 'ready'
+            SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
             AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = r.swarm AND o.state = 'running')
                 < (SELECT concurrency FROM fleet_swarms s WHERE s.id = r.swarm)
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
             ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
         UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
         WHERE id IN (SELECT id FROM next) AND state = 'ready'
-        RETURNING id, swarm, name, attempt
+        RETURNING id, swarm, name, attempt, memory, priority, ready_ms, swarm_priority
         """
     }
 

@@ -23,9 +23,10 @@ public protocol QueueStore: Sendable {
     /// The team could not grant it: back in line (`queue`), or ended with `verdict`.
     func notAdmitted(swarm id: String, verdict: String?, message: String) throws(LedgerError)
 
-    /// Up to `limit` ready routines of admitted swarms, in priority order, now running on
-    /// `host` as their next attempt. Rows another host is claiming are skipped, not waited for.
-    func claim(host: HostLease, limit: Int) throws(LedgerError) -> [Claim]
+    /// Up to `limit` ready routines of admitted swarms, in priority order, whose holds'
+    /// memory together fit in `memoryBytes`, now running on `host` as their next attempt.
+    /// Rows another host is claiming are skipped, not waited for.
+    func claim(host: HostLease, limit: Int, memoryBytes: Int64) throws(LedgerError) -> [Claim]
     /// A claimed routine that did not start (its hold did not fit): back in line, the
     /// attempt not counted. False when the claim is no longer this host's.
     func unclaim(_ claim: Claim, message: String) throws(LedgerError) -> Bool
@@ -95,12 +96,12 @@ public struct SubmittedSwarm: Sendable, Hashable {
     /// The job file's text and its name, as submitted: every host reads it the same way.
     public var file: String
     public var source: String
-    /// Each routine's name, priority and the routines it runs after, in the file's order.
-    public var routines: [(name: String, priority: Int64, after: [String])]
+    /// Each routine, in the file's order.
+    public var routines: [SubmittedRoutine]
 
     public init(
         id: String, team: String, name: String, priority: Int64, concurrency: Int, file: String, source: String,
-        routines: [(name: String, priority: Int64, after: [String])]
+        routines: [SubmittedRoutine]
     ) {
         self.concurrency = concurrency
         self.id = id
@@ -117,6 +118,22 @@ public struct SubmittedSwarm: Sendable, Hashable {
     }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+}
+
+/// A routine as the queue keeps it: its name, priority, the routines it runs after, and
+/// the memory its hold will take (a host claims only what fits in what it offers).
+public struct SubmittedRoutine: Sendable, Hashable {
+    public var name: String
+    public var priority: Int64
+    public var after: [String]
+    public var memoryBytes: Int64
+
+    public init(name: String, priority: Int64 = 0, after: [String] = [], memoryBytes: Int64 = 0) {
+        self.name = name
+        self.priority = priority
+        self.after = after
+        self.memoryBytes = memoryBytes
+    }
 }
 
 public struct QueuedSwarm: Sendable, Hashable {
@@ -157,12 +174,15 @@ public struct Claim: Sendable, Hashable {
     public var routine: String
     public var attempt: Int
     public var host: HostLease
-    public init(id: Int64, swarm: String, routine: String, attempt: Int, host: HostLease) {
+    /// The memory its hold will take.
+    public var memoryBytes: Int64
+    public init(id: Int64, swarm: String, routine: String, attempt: Int, host: HostLease, memoryBytes: Int64 = 0) {
         self.id = id
         self.swarm = swarm
         self.routine = routine
         self.attempt = attempt
         self.host = host
+        self.memoryBytes = memoryBytes
     }
 }
 

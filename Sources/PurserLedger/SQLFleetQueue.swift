@@ -16,10 +16,10 @@ extension SQLFleetStore: QueueStore {
             for (position, routine) in swarm.routines.enumerated() {
                 try session.run(
                     """
-                    INSERT INTO fleet_routines (swarm, name, position, priority, swarm_priority, state, pending, attempt)
-                    VALUES ($1, $2, $3, $4, $5, 'waiting', $6, 0)
+                    INSERT INTO fleet_routines (swarm, name, position, priority, swarm_priority, state, pending, attempt, memory)
+                    VALUES ($1, $2, $3, $4, $5, 'waiting', $6, 0, $7)
                     """, swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
-                    Int64(Set(routine.after).count).sql)
+                    Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql)
                 for earlier in Set(routine.after) {
                     try session.run(
                         "INSERT INTO fleet_edges (swarm, earlier, later) VALUES ($1, $2, $3)",
@@ -113,12 +113,17 @@ extension SQLFleetStore: QueueStore {
             id.sql, routines.sql, message.sql)
     }
 
-    public func claim(host: HostLease, limit: Int) throws(LedgerError) -> [Claim] {
-        guard limit > 0 else { return [] }
+    public func claim(host: HostLease, limit: Int, memoryBytes: Int64) throws(LedgerError) -> [Claim] {
+        guard limit > 0, memoryBytes >= 0 else { return [] }
         return try transaction { (session) throws(LedgerError) in
-            var claims = try session.run(sql.claim, host.name.sql, host.epoch.sql, Int64(limit).sql).map {
-                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host)
+            let rows = try session.run(sql.claim, host.name.sql, host.epoch.sql, Int64(limit).sql, memoryBytes.sql)
+                // In line's order (RETURNING keeps none), so that what goes back is the last in line.
+                .sorted { ($0[7].int, $0[5].int, -$0[6].int, -$0[0].int) > ($1[7].int, $1[5].int, -$1[6].int, -$1[0].int) }
+            var claims = rows.map {
+                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
+                    memoryBytes: $0[4].int)
             }
+            claims = try withinMemory(session, claims, memoryBytes)
             claims = try withinConcurrency(session, claims)
             for claim in claims {
                 try session.run(
@@ -127,6 +132,23 @@ extension SQLFleetStore: QueueStore {
             }
             return claims
         }
+    }
+
+    /// Each row fits alone; together they may not: the last in line go back.
+    private func withinMemory(_ session: any SQLSession, _ claims: [Claim], _ memoryBytes: Int64) throws(LedgerError) -> [Claim] {
+        var left = memoryBytes
+        var kept: [Claim] = []
+        var back: [Int64] = []
+        for claim in claims {
+            if claim.memoryBytes <= left {
+                left -= claim.memoryBytes
+                kept.append(claim)
+            } else {
+                back.append(claim.id)
+            }
+        }
+        if !back.isEmpty { try session.run(sql.putBack(back), Int64(back.count).sql) }
+        return kept
     }
 
     /// One claim's rows each passed their swarm's `concurrency` alone; together they may
@@ -278,11 +300,14 @@ extension SQLFleetStore: QueueStore {
         try transaction { (session) throws(LedgerError) in
             try session.run(
                 """
-                SELECT id, swarm, name, attempt FROM fleet_routines
+                SELECT id, swarm, name, attempt, memory FROM fleet_routines
                 WHERE state = 'running' AND host = $1 AND host_epoch = $2
                 AND swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling')
                 """, host.name.sql, host.epoch.sql
-            ).map { Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host) }
+            ).map {
+                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
+                    memoryBytes: $0[4].int)
+            }
         }
     }
 

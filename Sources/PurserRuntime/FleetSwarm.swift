@@ -42,6 +42,12 @@ public final class FleetSwarm: Sendable {
         }
     }
 
+    /// The memory a routine's hold takes (the job's estimate, capped by its plugin's manifest).
+    public func memoryBytes(_ routine: String) -> Int64 {
+        guard let routine = plan.routines[routine] else { return 0 }
+        return plan.holdRequest(routine, credits: 0, from: 0, holder: nil).amounts.memoryBytes
+    }
+
     /// How many more tries a routine gets after a failed attempt.
     public func retries(_ routine: String) -> Int { plan.routines[routine]?.retries ?? 0 }
 

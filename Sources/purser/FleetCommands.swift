@@ -25,6 +25,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How many routines it runs at once.")
     var slots = 4
 
+    @Option(help: "The memory its routines' holds may take together, e.g. 16GiB (default: 80% of its RAM).")
+    var memory: String?
+
     @Option(help: "How often it renews its row in the hosts table.")
     var heartbeat = "1s"
 
@@ -42,6 +45,10 @@ struct Serve: AsyncParsableCommand {
         settings.heartbeatMs = try duration(heartbeat, "--heartbeat")
         settings.deadAfterMs = try duration(deadAfter, "--dead-after")
         settings.drainTimeoutMs = try duration(drainTimeout, "--drain-timeout")
+        if let memory {
+            guard let bytes = Units.parseSize(memory), bytes > 0 else { throw CommandLineError(message: "--memory: '\(memory)' is not a size") }
+            settings.memoryBytes = bytes
+        }
         guard slots > 0, settings.deadAfterMs >= 2 * settings.heartbeatMs else {
             throw CommandLineError(message: "--slots must be positive, and --dead-after at least twice --heartbeat")
         }

@@ -30,7 +30,7 @@ struct FleetNetworkTests {
             try? FileManager.default.createDirectory(atPath: fleet.home + "/" + host, withIntermediateDirectories: true)
             return try network.spawn(
                 host, Fixtures.product("purser"),
-                ["serve", "--name", host, "--slots", "\(slots)", "--heartbeat", "200ms", "--dead-after", "2s"],
+                ["serve", "--name", host, "--slots", "\(slots)", "--heartbeat", "300ms", "--dead-after", "4s"],
                 environment: environment)
         }
     }
@@ -64,7 +64,7 @@ struct FleetNetworkTests {
         let net = try await Network.start(["h1", "h2"])
         defer { Task { await net.network.tearDown() } }
         let cut = try net.serve("h1", slots: 2)
-        let id = try await net.fleet.submit(try net.fleet.job("cut", count: 6, input: "{ spend: 0.5, sleepMs: 4000 }"))
+        let id = try await net.fleet.submit(try net.fleet.job("cut", count: 6, input: "{ spend: 0.5, sleepMs: 20000 }"))
         try await net.fleet.wait("h1 to run two routines") { store in
             try store.routines(swarm: id).filter { $0.state == "running" && $0.host == "h1" }.count == 2
         }
@@ -75,7 +75,7 @@ struct FleetNetworkTests {
         try await net.fleet.wait("h1's workers to start") { _ in Self.runs(of: supervisor).count >= 2 }
         let workers = Self.runs(of: supervisor)
         try await net.network.cut("h1")
-        // The rescue: h2 finds h1 lost (2 s) and its attempts end host_lost.
+        // The rescue: h2 finds h1 lost (4 s) and its attempts end host_lost.
         try await net.fleet.wait("h2 to rescue h1's routines") { store in
             try store.attempts(swarm: id).contains { $0.host == "h1" && $0.verdict == "host_lost" }
         }

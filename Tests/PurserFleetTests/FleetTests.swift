@@ -67,6 +67,22 @@ struct FleetTests {
         for host in others { _ = await host.exitStatus() }
     }
 
+    /// A host offering 200 MiB runs at most three 64 MiB routines at once, whatever its slots.
+    @Test func aHostClaimsOnlyWhatFitsInTheMemoryItOffers() async throws {
+        let fleet = try await Fleet(.sqlite)
+        let host = try ServeProcess(name: "a", fleet: fleet, slots: 8, extra: ["--memory", "200MiB"])
+        let id = try await fleet.submit(try fleet.job("memory", count: 8, input: "{ sleepMs: 600 }"))
+        let watched = try await fleet.purser(["watch", id])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let attempts = try fleet.store().attempts(swarm: id)
+        let most = attempts.map { attempt in
+            attempts.filter { $0.startedMs <= attempt.startedMs && ($0.endedMs ?? .max) > attempt.startedMs }.count
+        }.max() ?? 0
+        #expect(most <= 3 && most >= 2, "at most three at once: \(most)")
+        host.kill(SIGTERM)
+        _ = await host.exitStatus()
+    }
+
     @Test func aBadJobFileIsRefusedAndNothingIsQueued() async throws {
         let fleet = try await Fleet(.sqlite)
         let pathJob = fleet.home + "/path.yaml"
@@ -159,7 +175,7 @@ struct FleetStoreOutageTests {
         try await fleet.wait("a routine to end") { store in try store.routines(swarm: id).contains { $0.state == "done" } }
         try await offPool {
             try server.stopServer()
-            Thread.sleep(forTimeInterval: 2.5)
+            Thread.sleep(forTimeInterval: 4)
             try server.startServer()
         }
         let watched = try await fleet.purser(["watch", id, "--json"])

@@ -16,7 +16,7 @@ final class ServeProcess: @unchecked Sendable {
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
         process.arguments = [
-            "serve", "--name", name, "--slots", "\(slots)", "--heartbeat", "200ms", "--dead-after", "2s", "--ledger", fleet.location,
+            "serve", "--name", name, "--slots", "\(slots)", "--heartbeat", "300ms", "--dead-after", "6s", "--ledger", fleet.location,
         ] + extra
         var environment = fleet.environment
         if let home { environment["PURSER_HOME"] = home }

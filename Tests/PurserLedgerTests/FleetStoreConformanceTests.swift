@@ -12,7 +12,10 @@ struct FleetStoreConformanceTests {
     static func swarm(_ id: String, team: String = "t", priority: Int64 = 0, concurrency: Int = 8) -> SubmittedSwarm {
         SubmittedSwarm(
             id: id, team: team, name: "s", priority: priority, concurrency: concurrency, file: "job.yaml", source: "swarm: {}",
-            routines: [("a", 0, []), ("b", 0, ["a"]), ("c", 0, ["b"]), ("d", 5, [])])
+            routines: [
+                SubmittedRoutine(name: "a", memoryBytes: 100), SubmittedRoutine(name: "b", after: ["a"], memoryBytes: 100),
+                SubmittedRoutine(name: "c", after: ["b"]), SubmittedRoutine(name: "d", priority: 5, memoryBytes: 300),
+            ])
     }
 
     static func admit(_ store: any FleetStore, _ host: HostLease, node: Int64 = 7) throws -> QueuedSwarm? {
@@ -27,22 +30,22 @@ struct FleetStoreConformanceTests {
         let a = try store.join(host: "a", slots: 4, version: "1")
         let b = try store.join(host: "b", slots: 4, version: "1")
         try store.submit(Self.swarm("s1"))
-        #expect(try store.claim(host: a, limit: 4).isEmpty, "nothing is ready before the swarm is admitted")
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty, "nothing is ready before the swarm is admitted")
         let taken = try #require(try store.nextToAdmit(host: a, skipping: []))
         #expect(taken.id == "s1" && taken.state == "admitting" && taken.source == "swarm: {}")
         #expect(try store.nextToAdmit(host: b, skipping: []) == nil, "one host admits a swarm")
         try store.admitted(swarm: "s1", node: 7, holder: Holder(id: "swarm:s1", epoch: 1))
         #expect(try store.swarm(id: "s1")?.node == 7)
-        let first = try store.claim(host: a, limit: 1)
+        let first = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
         #expect(first.map(\.routine) == ["d"], "the higher priority first")
-        let second = try store.claim(host: b, limit: 4)
+        let second = try store.claim(host: b, limit: 4, memoryBytes: 1 << 40)
         #expect(second.map(\.routine) == ["a"], "b and c wait for a; d is a's")
         #expect(second.first?.attempt == 1)
         try store.finish(second[0], RoutineEnd(verdict: "ok", output: "{\"x\":1}"))
         #expect(try store.routines(swarm: "s1").first { $0.name == "b" }?.state == "ready")
         #expect(try store.outputs(swarm: "s1") == ["a": "{\"x\":1}"])
         #expect(try store.nextToComplete(host: a) == nil, "routines are still to run")
-        let b1 = try store.claim(host: b, limit: 4)
+        let b1 = try store.claim(host: b, limit: 4, memoryBytes: 1 << 40)
         #expect(b1.map(\.routine) == ["b"])
         try store.finish(b1[0], RoutineEnd(verdict: "error", message: "boom"))
         let routines = Dictionary(uniqueKeysWithValues: try store.routines(swarm: "s1").map { ($0.name, $0) })
@@ -55,20 +58,33 @@ struct FleetStoreConformanceTests {
         #expect(try store.attempts(swarm: "s1").map(\.routine).sorted() == ["a", "b", "d"])
     }
 
+    @Test("a host claims only what fits in the memory it has left", arguments: StoreKind.allCases)
+    func memory(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("s1"))
+        _ = try Self.admit(store, a)
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 99).isEmpty, "neither a (100) nor d (300) fits in 99")
+        let first = try store.claim(host: a, limit: 4, memoryBytes: 350)
+        #expect(first.map(\.routine) == ["d"] && first.first?.memoryBytes == 300, "d first; a no longer fits beside it")
+        #expect(try store.routines(swarm: "s1").first { $0.name == "a" }.map { $0.state == "ready" && $0.attempt == 0 } == true)
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 100).map(\.routine) == ["a"])
+    }
+
     @Test("a retry goes back in line as the next attempt; an unclaim does not count", arguments: StoreKind.allCases)
     func retries(kind: StoreKind) throws {
         let store = try Self.open(kind.driver())
         let a = try store.join(host: "a", slots: 4, version: "1")
         try store.submit(Self.swarm("s1", concurrency: 1))
         _ = try Self.admit(store, a)
-        let claimed = try store.claim(host: a, limit: 4)
+        let claimed = try store.claim(host: a, limit: 4, memoryBytes: 1 << 40)
         #expect(claimed.count == 1, "concurrency 1: one at a time")
-        #expect(try store.claim(host: a, limit: 4).isEmpty)
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty)
         #expect(try store.unclaim(claimed[0], message: "no budget"))
-        let again = try store.claim(host: a, limit: 1)
+        let again = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
         #expect(again.map(\.routine) == claimed.map(\.routine) && again.first?.attempt == 1)
         try store.finish(again[0], RoutineEnd(verdict: "timeout", retry: true))
-        let third = try store.claim(host: a, limit: 1)
+        let third = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
         #expect(third.first?.attempt == 2)
         #expect(try store.attempts(swarm: "s1").map(\.verdict) == ["timeout", nil])
     }
@@ -79,7 +95,7 @@ struct FleetStoreConformanceTests {
         let a = try store.join(host: "a", slots: 4, version: "1")
         try store.submit(Self.swarm("s1"))
         _ = try Self.admit(store, a)
-        let claimed = try store.claim(host: a, limit: 4)
+        let claimed = try store.claim(host: a, limit: 4, memoryBytes: 1 << 40)
         #expect(claimed.count == 2)
         Thread.sleep(forTimeInterval: 1)
         let b = try store.join(host: "b", slots: 4, version: "1")
@@ -89,7 +105,7 @@ struct FleetStoreConformanceTests {
         #expect(throws: LedgerError.self) { try store.finish(claimed[0], RoutineEnd(verdict: "ok")) }
         #expect(throws: LedgerError.self) { try store.heartbeat(a, running: 2, note: "") }
         #expect(try !store.unclaim(claimed[1], message: "late"))
-        let rescued = try store.claim(host: b, limit: 4)
+        let rescued = try store.claim(host: b, limit: 4, memoryBytes: 1 << 40)
         #expect(Set(rescued.map(\.routine)) == Set(claimed.map(\.routine)) && rescued.allSatisfy { $0.attempt == 2 })
         // A host that comes back joins anew: what it claims now is its own again.
         let back = try store.join(host: "a", slots: 4, version: "1")
@@ -103,10 +119,10 @@ struct FleetStoreConformanceTests {
         let old = try store.join(host: "a", slots: 4, version: "1")
         try store.submit(Self.swarm("s1"))
         _ = try Self.admit(store, old)
-        let claimed = try store.claim(host: old, limit: 1)
+        let claimed = try store.claim(host: old, limit: 1, memoryBytes: 1 << 40)
         let new = try store.join(host: "a", slots: 4, version: "1")
         #expect(try store.rescue(deadAfterMs: 3_600_000).count == 1)
-        #expect(try store.claim(host: new, limit: 1).first?.routine == claimed.first?.routine)
+        #expect(try store.claim(host: new, limit: 1, memoryBytes: 1 << 40).first?.routine == claimed.first?.routine)
         #expect(try store.nextToAdmit(host: old, skipping: []) == nil, "a fenced host admits nothing")
     }
 
@@ -155,10 +171,10 @@ struct FleetStoreConformanceTests {
         #expect(try !store.cancel(swarm: "nope"))
         try store.submit(Self.swarm("running"))
         _ = try Self.admit(store, a)
-        let claimed = try store.claim(host: a, limit: 1)
+        let claimed = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
         #expect(try store.cancel(swarm: "running"))
         #expect(try store.cancelled(host: a) == claimed)
-        #expect(try store.claim(host: a, limit: 4).isEmpty, "what waited was withdrawn")
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty, "what waited was withdrawn")
         try store.finish(claimed[0], RoutineEnd(verdict: "cancelled"))
         #expect(try store.nextToComplete(host: a)?.id == "running")
     }
