@@ -105,8 +105,9 @@ public final class NodeRows {
         storeVersion = version
     }
 
-    /// Whether the holder's lease is live (on PostgreSQL, share-locked until the end of
-    /// the transaction, so that a sweep cannot reclaim it meanwhile).
+    /// Whether the holder's lease is live (on PostgreSQL, key-share-locked until the end of
+    /// the transaction, so that a sweep, which locks leases FOR UPDATE, cannot reclaim it
+    /// meanwhile, while the holder's renewal still can renew it).
     func isLive(_ holder: Holder, _ session: any SQLSession) throws(LedgerError) -> Bool {
         if liveHolders.contains(holder) { return true }
         let live = try !session.run(

@@ -53,7 +53,9 @@ public struct SQLDialect: Sendable {
     /// What locks a row read for update ("FOR UPDATE", or nothing where a transaction
     /// already holds the whole database, as SQLite's BEGIN IMMEDIATE does).
     var lockRow: String
-    /// What takes a shared row lock ("FOR SHARE", or nothing).
+    /// What takes a shared row lock that holds off a sweep's FOR UPDATE but not a renewal's
+    /// UPDATE of other columns ("FOR KEY SHARE", or nothing): a host's lease renewal must
+    /// not wait behind its own reserves, which may wait on a hot or locked row.
     var lockShared: String
     /// Reserve and settle run as functions in the database (`ServerFunctions`).
     var serverFunctions = false
@@ -80,7 +82,7 @@ public struct SQLDialect: Sendable {
         placeholderPrefix: "?", orderedJoin: "CROSS JOIN")
     static let postgres = SQLDialect(
         serialKey: "BIGSERIAL PRIMARY KEY", lockSkippingLocked: "FOR UPDATE SKIP LOCKED", lockRow: "FOR UPDATE",
-        lockShared: "FOR SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq", blobType: "BYTEA")
+        lockShared: "FOR KEY SHARE", serverFunctions: true, nodeSequence: "nodes_id_seq", blobType: "BYTEA")
 }
 
 /// The values of a repeated write, in placeholder order. Text is kept as UTF-8 in one

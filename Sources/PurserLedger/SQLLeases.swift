@@ -55,6 +55,8 @@ extension SQLBudgetStore {
         guard !holders.isEmpty else { return [] }
         try driver.transaction { (session) throws(LedgerError) in
             for holder in holders {
+                // Waits for the holder's reserves and settles in flight, as the expiry sweep skips them.
+                try session.run("SELECT holder FROM leases WHERE holder = $1 AND state = 'live' \(driver.dialect.lockRow)", holder.sql)
                 try session.run("UPDATE leases SET state = 'reclaimed' WHERE holder = $1 AND state = 'live'", holder.sql)
             }
         }

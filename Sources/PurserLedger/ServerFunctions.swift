@@ -35,7 +35,7 @@ enum ServerFunctions {
             IF NOT FOUND THEN RAISE EXCEPTION 'no node %', p_parent USING ERRCODE = 'PU002'; END IF;
             IF parent.state <> 'open' THEN RAISE EXCEPTION 'node % is closed', p_parent USING ERRCODE = 'PU003'; END IF;
             IF p_holder IS NOT NULL THEN
-                PERFORM 1 FROM leases WHERE holder = p_holder AND epoch = p_epoch AND state = 'live' FOR SHARE;
+                PERFORM 1 FROM leases WHERE holder = p_holder AND epoch = p_epoch AND state = 'live' FOR KEY SHARE;
                 IF NOT FOUND THEN
                     RAISE EXCEPTION 'lease % epoch % is no longer live', p_holder, p_epoch USING ERRCODE = 'PU005';
                 END IF;
@@ -120,7 +120,7 @@ enum ServerFunctions {
                     RAISE EXCEPTION 'node % is held by % epoch %, not % epoch %', p_id, n.holder, n.epoch, p_holder, p_epoch
                         USING ERRCODE = 'PU005';
                 END IF;
-                PERFORM 1 FROM leases WHERE holder = p_holder AND epoch = p_epoch AND state = 'live' FOR SHARE;
+                PERFORM 1 FROM leases WHERE holder = p_holder AND epoch = p_epoch AND state = 'live' FOR KEY SHARE;
                 IF NOT FOUND THEN
                     RAISE EXCEPTION 'lease % epoch % is no longer live', p_holder, p_epoch USING ERRCODE = 'PU005';
                 END IF;
