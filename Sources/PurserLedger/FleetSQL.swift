@@ -18,7 +18,7 @@ struct FleetSQL {
             CREATE TABLE IF NOT EXISTS fleet_swarms (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL,
                 priority BIGINT NOT NULL, concurrency BIGINT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
                 state TEXT NOT NULL, verdict TEXT, message TEXT, node BIGINT, holder TEXT, holder_epoch BIGINT,
-                taker TEXT, taker_epoch BIGINT, submitted_ms BIGINT NOT NULL, ended_ms BIGINT, report TEXT)
+                taker TEXT, taker_epoch BIGINT, submitted_ms BIGINT NOT NULL, seq BIGINT NOT NULL, ended_ms BIGINT, report TEXT)
             """,
             "CREATE INDEX IF NOT EXISTS fleet_swarms_state ON fleet_swarms (state, team)",
             """
@@ -71,7 +71,7 @@ struct FleetSQL {
                 AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team AND o.state = 'admitting')
                 AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
                 ORDER BY CASE WHEN t.on_conflict = 'priority'
-                    THEN q.priority + (\(now) - q.submitted_ms) / t.aging_ms ELSE 0 END DESC, q.submitted_ms, q.id
+                    THEN q.priority + (\(now) - q.submitted_ms) / t.aging_ms ELSE 0 END DESC, q.submitted_ms, q.seq, q.id
                 LIMIT 1 \(dialect.serverFunctions ? "FOR UPDATE OF q SKIP LOCKED" : ""))
             UPDATE fleet_swarms SET state = 'admitting', taker = $1, taker_epoch = $2
             WHERE id IN (SELECT id FROM next) AND state = 'queued'
@@ -93,7 +93,7 @@ struct FleetSQL {
             SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling')
             AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state <> 'done')
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
-            ORDER BY submitted_ms LIMIT 1 \(dialect.lockSkippingLocked))
+            ORDER BY submitted_ms, seq LIMIT 1 \(dialect.lockSkippingLocked))
         UPDATE fleet_swarms SET state = 'completing', taker = $1, taker_epoch = $2
         WHERE id IN (SELECT id FROM next) AND state IN ('running', 'cancelling')
         RETURNING \(swarmColumns)

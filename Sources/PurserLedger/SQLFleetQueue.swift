@@ -9,8 +9,8 @@ extension SQLFleetStore: QueueStore {
         try transaction { (session) throws(LedgerError) in
             try session.run(
                 """
-                INSERT INTO fleet_swarms (id, team, name, priority, concurrency, file, source, state, submitted_ms)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', \(sql.now))
+                INSERT INTO fleet_swarms (id, team, name, priority, concurrency, file, source, state, submitted_ms, seq)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', \(sql.now), COALESCE((SELECT max(seq) FROM fleet_swarms), 0) + 1)
                 """, swarm.id.sql, swarm.team.sql, swarm.name.sql, swarm.priority.sql, Int64(max(swarm.concurrency, 1)).sql,
                 swarm.file.sql, swarm.source.sql)
             for (position, routine) in swarm.routines.enumerated() {
@@ -38,7 +38,7 @@ extension SQLFleetStore: QueueStore {
     public func swarms(limit: Int) throws(LedgerError) -> [QueuedSwarm] {
         try transaction { (session) throws(LedgerError) in
             try session.run(
-                "SELECT \(sql.swarmColumns) FROM fleet_swarms ORDER BY submitted_ms DESC, id DESC LIMIT $1", Int64(limit).sql
+                "SELECT \(sql.swarmColumns) FROM fleet_swarms ORDER BY submitted_ms DESC, seq DESC LIMIT $1", Int64(limit).sql
             ).map(Self.swarm)
         }
     }

@@ -3,6 +3,12 @@ import PurserLedger
 import PurserTestSupport
 import Testing
 
+/// Every fleet suite, one test at a time: each starts several `purser serve` processes (and
+/// some a PostgreSQL and network namespaces), and two at once on a 2-core machine starve
+/// hosts' heartbeats into fencing they are not there to test.
+@Suite("The fleet", .serialized)
+enum FleetSuites {}
+
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite
     case postgres
@@ -49,6 +55,22 @@ struct Fleet: Sendable {
 
     func purser(_ arguments: [String]) async throws -> CommandResult {
         try await runPurser(arguments, home: home, extra: ["PURSER_LEDGER": location])
+    }
+
+    /// A job of independent routines, each of its plugin with its input, in order.
+    func job(_ name: String, routines: [(plugin: String, input: String)], team: String = "fleet") throws -> String {
+        var lines = [
+            "team:", "  name: \(team)", "  budget: { credits: 1000, workers: 32, memory: 64GiB }",
+            "swarm:", "  name: \(name)", "  reservation: { credits: 500, time: 10m, memory: 32GiB }", "  concurrency: 16",
+            "routines:",
+        ]
+        for (index, routine) in routines.enumerated() {
+            lines.append(
+                "  - { name: r\(index), plugin: \(routine.plugin), input: \(routine.input), estimate: { credits: 1, memory: 64MiB, time: 1m } }")
+        }
+        let path = home + "/\(name).yaml"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
     }
 
     /// A job of `count` independent routines of `scripted`, each given `input`.

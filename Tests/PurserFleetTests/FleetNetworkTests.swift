@@ -6,6 +6,7 @@ import Testing
 
 /// Three hosts, each in a network namespace of its own, joined by veth pairs to the one
 /// where PostgreSQL listens on TCP: the fleet as it runs on real machines, links and all.
+extension FleetSuites {
 @Suite("The fleet over a network", .timeLimit(.minutes(5)), .serialized)
 struct FleetNetworkTests {
     /// A test's hosts: PostgreSQL on TCP, and `purser serve` in each host's namespace.
@@ -139,4 +140,5 @@ struct FleetNetworkTests {
         }
         return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
+}
 }

@@ -4,6 +4,7 @@ import PurserTestSupport
 import Testing
 
 /// Hosts that lack a registered plugin's file run it from the store (issue 18).
+extension FleetSuites {
 @Suite("The fleet runs plugins fetched from the store", .timeLimit(.minutes(3)))
 struct FleetPluginFileTests {
     /// The plugin's file is deleted after `plugin add`; two hosts, each with a home of its
@@ -30,4 +31,5 @@ struct FleetPluginFileTests {
         for host in hosts { host.kill(SIGTERM) }
         for host in hosts { #expect(await host.exitStatus() == 0, "\(host.output)") }
     }
+}
 }

@@ -6,6 +6,7 @@ import Testing
 
 /// `purser serve` hosts, real processes, sharing one store: SQLite on this host, or the
 /// tests' PostgreSQL.
+extension FleetSuites {
 @Suite("The fleet: serve, submit, watch", .timeLimit(.minutes(3)))
 struct FleetTests {
     /// 24 routines of half a credit each over two hosts of two slots.
@@ -37,8 +38,15 @@ struct FleetTests {
     @Test(arguments: StoreKind.allCases, [0, 6])
     func aKilledHostsRoutinesFinishElsewhere(kind: StoreKind, done: Int) async throws {
         let fleet = try await Fleet(kind)
+        try await fleet.addGated()
+        // The first `done` end at once; the rest wait on a gate the test opens once the
+        // victim's two are rescued, so that they are running when it dies, however slow the machine.
+        let gate = fleet.home + "/gate"
+        let routines = (0..<12).map { index in
+            index < done ? (plugin: "scripted", input: "{ spend: 0.5 }") : (plugin: "gated", input: "{ spend: 0.5, gate: '\(gate)' }")
+        }
         let victim = try ServeProcess(name: "victim", fleet: fleet)
-        let id = try await fleet.submit(try fleet.job("rescue", count: 12, input: "{ spend: 0.5, sleepMs: 1500 }"))
+        let id = try await fleet.submit(try fleet.job("rescue", routines: routines))
         try await fleet.wait("the victim to run two routines with \(done) done") { store in
             let routines = try store.routines(swarm: id)
             return routines.filter { $0.state == "done" }.count >= done
@@ -47,6 +55,10 @@ struct FleetTests {
         let others = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
         victim.kill(SIGKILL)
         _ = await victim.exitStatus()
+        try await fleet.wait("the victim's routines to be rescued") { store in
+            try store.attempts(swarm: id).filter { $0.verdict == "host_lost" }.count == 2
+        }
+        FileManager.default.createFile(atPath: gate, contents: nil)
         let watched = try await fleet.purser(["watch", id, "--json"])
         #expect(watched.status == 0, "\(watched.stderr)")
         let store = try fleet.store()
@@ -162,8 +174,10 @@ struct FleetTests {
         later.kill(SIGKILL)
     }
 }
+}
 
 /// The store goes away under the fleet, longer than a host may go without a heartbeat.
+extension FleetSuites {
 @Suite("The fleet when PostgreSQL restarts", .timeLimit(.minutes(3)))
 struct FleetStoreOutageTests {
     /// Hosts that cannot heartbeat fence themselves and stop their runs, which go back in
@@ -199,8 +213,10 @@ struct FleetStoreOutageTests {
         for host in hosts { _ = await host.exitStatus() }
     }
 }
+}
 
 /// Swarms of one team competing for its budget across the fleet, under the team's policy.
+extension FleetSuites {
 @Suite("The fleet: swarms of one team", .timeLimit(.minutes(3)))
 struct FleetTeamPolicyTests {
     /// Two swarms that each need the whole team: under `queue` the second waits and starts
@@ -238,4 +254,5 @@ struct FleetTeamPolicyTests {
         host.kill(SIGTERM)
         _ = await host.exitStatus()
     }
+}
 }
