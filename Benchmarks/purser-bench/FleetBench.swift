@@ -110,7 +110,9 @@ func fleetRun(store: BenchStore, hosts: Int, concurrency: Int, count: Int) throw
     let serves = try (0..<hosts).map { index in
         try purser(["serve", "--name", "h\(index)", "--slots", "\(max(concurrency / hosts, 1))"], "serve-\(index).log")
     }
-    defer { for serve in serves { kill(serve.pid, SIGKILL); _ = try? serve.wait() } }
+    // On a failure, the hosts go with it; once drained and reaped, their pids are not ours.
+    var drained = false
+    defer { if !drained { for serve in serves { kill(serve.pid, SIGKILL); _ = try? serve.wait() } } }
     try waitForHosts(hosts, location: environment["PURSER_LEDGER"]!)
     let serversBefore = serves.map { $0.cpu?.own ?? 0 }
     let serverBefore = store.serverCPU()
@@ -126,8 +128,10 @@ func fleetRun(store: BenchStore, hosts: Int, concurrency: Int, count: Int) throw
     let supervisors = zip(serves, serversBefore).reduce(0.0) { $0 + ($1.0.cpu?.own ?? 0) - $1.1 }
     let server = store.serverCPU() - serverBefore
     for serve in serves { kill(serve.pid, SIGTERM) }
-    for serve in serves where try serve.wait().status != 0 {
-        throw BenchError(code: "serve", "purser serve did not drain cleanly: \(serve.output)")
+    let statuses = try serves.map { try $0.wait().status }
+    drained = true
+    if let failed = zip(serves, statuses).first(where: { $0.1 != 0 }) {
+        throw BenchError(code: "serve", "purser serve did not drain cleanly (\(failed.1)): \(failed.0.output.suffix(2000))")
     }
     let clientCPU = clients.childUser + clients.childSystem - clientsBefore.childUser - clientsBefore.childSystem
     return FleetFigures(count: count, seconds: seconds, supervisors: supervisors, clients: clientCPU, server: server)
