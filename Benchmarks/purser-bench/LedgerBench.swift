@@ -158,9 +158,14 @@ let serverNotCounted = " (the server's own not counted)"
 
 /// Transactions per second pgbench reaches running `script`.
 func pgbenchRate(bin: String, script: String, database: String, clients: Int, seconds: Int) throws -> Double {
+    try pgbenchRate(bin: bin, ["-n", "-f", script, "-c", "\(clients)", "-j", "2", "-T", "\(seconds)", database])
+}
+
+/// Transactions per second pgbench reaches with `arguments`, without its connections' set-up.
+func pgbenchRate(bin: String, _ arguments: [String]) throws -> Double {
     let pgbench = Process()
     pgbench.executableURL = URL(fileURLWithPath: bin + "/pgbench")
-    pgbench.arguments = ["-n", "-f", script, "-c", "\(clients)", "-j", "2", "-T", "\(seconds)", database]
+    pgbench.arguments = arguments
     let output = Pipe()
     pgbench.standardOutput = output
     pgbench.standardError = FileHandle.nullDevice
