@@ -17,7 +17,7 @@ func claimBenchmark(server: PostgresServer, postmaster: pid_t) throws {
     let lease = try fleet.join(host: "bench", slots: claimClients, version: "bench")
     let perClient = max(iterations / claimClients, 1)
     let claims = perClient * claimClients
-    let routines = (0..<claims).map { (name: "r\($0)", priority: Int64(0), after: [String]()) }
+    let routines = (0..<claims).map { SubmittedRoutine(name: "r\($0)") }
     try fleet.submit(SubmittedSwarm(
         id: "claims", team: "bench", name: "claims", priority: 0, concurrency: 1_000_000, file: "", source: "", routines: routines))
     guard let swarm = try fleet.nextToAdmit(host: lease, skipping: []) else { throw BenchError(code: "claims", "nothing to admit") }
@@ -73,7 +73,7 @@ func capturedClaim(database: String, fleet: any FleetStore, lease: HostLease) th
         "CREATE TRIGGER bench_capture AFTER UPDATE ON fleet_routines FOR EACH STATEMENT EXECUTE FUNCTION bench_capture()",
     ]
     for sql in capture { _ = try driver.transaction { (session) throws(LedgerError) in try session.query(sql, []) } }
-    _ = try fleet.claim(host: lease, limit: 1)
+    _ = try fleet.claim(host: lease, limit: 1, memoryBytes: 1 << 50)
     let rows = try driver.transaction { (session) throws(LedgerError) in
         let rows = try session.query("SELECT query FROM bench_captured", [])
         _ = try session.query("DROP TRIGGER bench_capture ON fleet_routines", [])
@@ -113,7 +113,7 @@ func purserClaims(database: String, lease: HostLease, perClient: Int) throws -> 
             defer { group.leave() }
             for _ in 0..<perClient {
                 do {
-                    guard try store.claim(host: lease, limit: 1).count == 1 else { throw BenchError(code: "claims", "a claim found nothing") }
+                    guard try store.claim(host: lease, limit: 1, memoryBytes: 1 << 50).count == 1 else { throw BenchError(code: "claims", "a claim found nothing") }
                 } catch {
                     failures.withLock { $0.append("\(error)") }
                     return

@@ -17,7 +17,8 @@ struct ClaimRun {
             await finish(RoutineEnd(verdict: "error", message: "this host cannot run the swarm's job (see its log)"))
             return
         }
-        let outputs = await read { () throws(LedgerError) in try host.fleet.outputs(swarm: claim.swarm) } ?? [:]
+        let needed = swarm.inputsFrom(claim.routine)
+        let outputs = needed.isEmpty ? [:] : await read { () throws(LedgerError) in try host.fleet.outputs(swarm: claim.swarm, of: needed) } ?? [:]
         host.events.add(claim.swarm, "claim", claim.routine, ["host": .string(lease.name), "attempt": .number(JSONNumber(Int64(claim.attempt)))])
         let (id, routine, events) = (claim.swarm, claim.routine, host.events)
         let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder, graceMs: host.settings.stopGraceMs) { kind, fields in
@@ -67,7 +68,10 @@ struct ClaimRun {
 
     private func ended(_ ran: RoutineRun, retries: Int) async {
         let requeue = host.state.withLock { $0.requeue.contains(claim.id) }
-        let cancelling = await read { () throws(LedgerError) in try host.fleet.swarm(id: claim.swarm) }??.state == "cancelling"
+        var cancelling = false
+        if ran.verdict != .ok {
+            cancelling = await read { () throws(LedgerError) in try host.fleet.swarmState(id: claim.swarm) } == "cancelling"
+        }
         // A run the ledger would not charge goes back in line, whatever it answered.
         let retry = requeue || ran.unsettled || (ran.verdict != .ok && claim.attempt <= retries && !cancelling)
         host.events.add(claim.swarm, "verdict", claim.routine, [

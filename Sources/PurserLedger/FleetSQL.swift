@@ -32,6 +32,7 @@ struct FleetSQL {
                 WHERE state = 'ready'
             """,
             "CREATE INDEX IF NOT EXISTS fleet_routines_running ON fleet_routines (host, host_epoch) WHERE state = 'running'",
+            "CREATE INDEX IF NOT EXISTS fleet_routines_swarm_state ON fleet_routines (swarm, state)",
             """
             CREATE TABLE IF NOT EXISTS fleet_edges (swarm TEXT NOT NULL, earlier TEXT NOT NULL, later TEXT NOT NULL,
                 PRIMARY KEY (swarm, earlier, later))
@@ -111,11 +112,15 @@ struct FleetSQL {
     /// number, and the team's `workers` cap in the ledger is the hard limit). `$1` host,
     /// `$2` its epoch, `$3` how many, `$4` the memory the host has left.
     var claim: String {
+        // The swarms below their concurrency are found once a claim, not once a ready row:
+        // counted per row, a claim walked every ready row of a full swarm with a count each.
         """
-        WITH next AS MATERIALIZED (
+        WITH open_swarms AS (
+            SELECT s.id FROM fleet_swarms s WHERE s.state = 'running'
+            AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
+        next AS MATERIALIZED (
             SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
-            AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = r.swarm AND o.state = 'running')
-                < (SELECT concurrency FROM fleet_swarms s WHERE s.id = r.swarm)
+            AND swarm IN (SELECT id FROM open_swarms)
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
             ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
         UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2

@@ -34,8 +34,10 @@ public protocol QueueStore: Sendable {
     /// good; with `retry`, it goes back in line instead. Fenced when the claim is no
     /// longer this host's (it was lost and rescued): nothing changes.
     func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError)
-    /// Outputs of a swarm's routines that ended ok, by name (JSON text), for templates.
-    func outputs(swarm id: String) throws(LedgerError) -> [String: String]
+    /// The outputs of these routines of a swarm that ended ok, by name (JSON text), for templates.
+    func outputs(swarm id: String, of names: [String]) throws(LedgerError) -> [String: String]
+    /// A swarm's state alone (not its job's text).
+    func swarmState(id: String) throws(LedgerError) -> String?
     /// Every attempt of a swarm's routines, oldest first.
     func attempts(swarm id: String) throws(LedgerError) -> [Attempt]
 

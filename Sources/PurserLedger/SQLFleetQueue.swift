@@ -203,15 +203,17 @@ extension SQLFleetStore: QueueStore {
     }
 
     /// The routines waiting on `name` wait on one fewer; those that wait on none are ready.
+    /// Only its dependents are touched: the swarm's other waiting rows are not read.
     private func release(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
+        let dependents = "name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)"
+        try session.run(
+            "UPDATE fleet_routines SET pending = pending - 1 WHERE swarm = $1 AND state = 'waiting' AND \(dependents)",
+            swarm.sql, name.sql)
         try session.run(
             """
-            UPDATE fleet_routines SET pending = pending - 1
-            WHERE swarm = $1 AND state = 'waiting' AND name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)
+            UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now)
+            WHERE swarm = $1 AND state = 'waiting' AND pending = 0 AND \(dependents)
             """, swarm.sql, name.sql)
-        try session.run(
-            "UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now) WHERE swarm = $1 AND state = 'waiting' AND pending = 0",
-            swarm.sql)
     }
 
     /// Everything that runs after `name`, directly or not, is skipped.
@@ -228,11 +230,24 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    public func outputs(swarm id: String) throws(LedgerError) -> [String: String] {
+    public func outputs(swarm id: String, of names: [String]) throws(LedgerError) -> [String: String] {
+        guard !names.isEmpty else { return [:] }
+        return try transaction { (session) throws(LedgerError) in
+            var outputs: [String: String] = [:]
+            for name in Set(names) {
+                let row = try session.run(
+                    "SELECT output FROM fleet_routines WHERE swarm = $1 AND name = $2 AND state = 'done' AND verdict = 'ok'",
+                    id.sql, name.sql
+                ).first
+                if let row { outputs[name] = row[0].string ?? "null" }
+            }
+            return outputs
+        }
+    }
+
+    public func swarmState(id: String) throws(LedgerError) -> String? {
         try transaction { (session) throws(LedgerError) in
-            let rows = try session.run(
-                "SELECT name, output FROM fleet_routines WHERE swarm = $1 AND state = 'done' AND verdict = 'ok'", id.sql)
-            return Dictionary(rows.map { ($0[0].string ?? "", $0[1].string ?? "null") }) { $1 }
+            try session.run("SELECT state FROM fleet_swarms WHERE id = $1", id.sql).first?[0].string
         }
     }
 

@@ -48,6 +48,12 @@ public final class FleetSwarm: Sendable {
         return plan.holdRequest(routine, credits: 0, from: 0, holder: nil).amounts.memoryBytes
     }
 
+    /// The routines whose outputs a routine's input takes (its templates).
+    public func inputsFrom(_ routine: String) -> [String] {
+        guard let routine = plan.routines[routine] else { return [] }
+        return Template.references(in: routine.input).map(\.routine)
+    }
+
     /// How many more tries a routine gets after a failed attempt.
     public func retries(_ routine: String) -> Int { plan.routines[routine]?.retries ?? 0 }
 
