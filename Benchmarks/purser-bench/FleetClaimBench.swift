@@ -84,6 +84,7 @@ func capturedClaim(database: String, fleet: any FleetStore, lease: HostLease) th
     }
     return text.replacingOccurrences(of: "$1", with: "'\(lease.name)'")
         .replacingOccurrences(of: "$2", with: "\(lease.epoch)").replacingOccurrences(of: "$3", with: "1")
+        .replacingOccurrences(of: "$4", with: "\(Int64(1) << 50)")
 }
 
 /// Every routine ready again, no attempts, and the table vacuumed, so that each round starts alike.
