@@ -27,8 +27,8 @@ struct Rescuer {
                 let gone = try fleet.hosts().filter { $0.state == "lost" }.map { "host:" + $0.name }
                 _ = try ledger.reclaim(leases: gone)
                 _ = try ledger.reclaimExpired()
-                for swarm in try fleet.swarms(limit: 1000) where swarm.state != "done" && swarm.state != "queued" {
-                    guard let holder = swarm.holder else { continue }
+                // The holders alone: a swarm's row carries its job's text.
+                for holder in try fleet.swarmHolders() {
                     try? ledger.heartbeat(holder, ttlMs: settings.swarmLeaseMs)
                 }
                 return lost

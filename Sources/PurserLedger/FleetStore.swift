@@ -36,6 +36,8 @@ public protocol QueueStore: Sendable {
     func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError)
     /// The outputs of these routines of a swarm that ended ok, by name (JSON text), for templates.
     func outputs(swarm id: String, of names: [String]) throws(LedgerError) -> [String: String]
+    /// The leases of the swarms that hold budget (admitted, not yet done), for their renewal.
+    func swarmHolders() throws(LedgerError) -> [Holder]
     /// A swarm's state alone (not its job's text).
     func swarmState(id: String) throws(LedgerError) -> String?
     /// Every attempt of a swarm's routines, oldest first.

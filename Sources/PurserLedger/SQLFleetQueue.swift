@@ -245,6 +245,17 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
+    public func swarmHolders() throws(LedgerError) -> [Holder] {
+        try transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                SELECT holder, holder_epoch FROM fleet_swarms
+                WHERE state IN ('running', 'cancelling', 'completing') AND holder IS NOT NULL
+                """
+            ).compactMap { row in row[0].string.map { Holder(id: $0, epoch: row[1].int) } }
+        }
+    }
+
     public func swarmState(id: String) throws(LedgerError) -> String? {
         try transaction { (session) throws(LedgerError) in
             try session.run("SELECT state FROM fleet_swarms WHERE id = $1", id.sql).first?[0].string

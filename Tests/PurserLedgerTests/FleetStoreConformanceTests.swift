@@ -46,6 +46,8 @@ struct FleetStoreConformanceTests {
         #expect(try store.outputs(swarm: "s1", of: ["a", "d"]) == ["a": "{\"x\":1}"], "d has not ended")
         #expect(try store.outputs(swarm: "s1", of: []) == [:])
         #expect(try store.swarmState(id: "s1") == "running")
+        try store.submit(Self.swarm("queued"))
+        #expect(try store.swarmHolders() == [Holder(id: "swarm:s1", epoch: 1)], "admitted swarms only")
         #expect(try store.nextToComplete(host: a) == nil, "routines are still to run")
         let b1 = try store.claim(host: b, limit: 4, memoryBytes: 1 << 40)
         #expect(b1.map(\.routine) == ["b"])
@@ -57,6 +59,7 @@ struct FleetStoreConformanceTests {
         #expect(done.id == "s1" && done.holder == Holder(id: "swarm:s1", epoch: 1))
         try store.complete(swarm: "s1", verdict: "failed", report: "{}")
         #expect(try store.swarm(id: "s1")?.state == "done")
+        #expect(try store.swarmHolders().isEmpty, "a done swarm holds nothing")
         #expect(try store.attempts(swarm: "s1").map(\.routine).sorted() == ["a", "b", "d"])
     }
 
