@@ -65,6 +65,7 @@ public final class FleetHost: Sendable {
         }
         heartbeat.cancel()
         rescuer.cancel()
+        for id in state.withLock({ Array($0.swarms.keys) }) { await forget(id) }
         await events.drain()
         await leave()
     }
@@ -97,6 +98,7 @@ public final class FleetHost: Sendable {
         let (fenced, draining, lease) = state.withLock { ($0.fenced, $0.draining, $0.lease) }
         guard !fenced else { return }
         await stopCancelled(lease)
+        await forgetEnded()
         if !draining { await SwarmGate(host: self).admitWaiting(lease) }
         await SwarmGate(host: self).completeEnded(lease)
         if !draining { await claim(lease) }
@@ -130,6 +132,30 @@ public final class FleetHost: Sendable {
         guard let pressure = HostMemory.pressure(), pressure > settings.pressureLimit else { return false }
         logger.notice("memory pressure: claiming nothing", metadata: ["someAvg10": "\(pressure)"])
         return true
+    }
+
+    /// Swarms this host has read, that run nothing here and have ended (on any host): their
+    /// kept workers end, and the host forgets them.
+    private func forgetEnded() async {
+        let idle = state.withLock { state in
+            state.swarms.keys.filter { id in !state.runs.values.contains { $0.claim.swarm == id } }
+        }
+        for id in idle {
+            let swarmState: String?
+            do throws(LedgerError) {
+                swarmState = try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.swarmState(id: id) }
+            } catch {
+                logger.warning("reading a swarm's state failed", metadata: ["swarm": "\(id)", "error": "\(error)"])
+                continue
+            }
+            if swarmState == nil || swarmState == "done" { await forget(id) }
+        }
+    }
+
+    /// Ends a swarm's kept workers on this host, and forgets the swarm.
+    func forget(_ id: String) async {
+        let known = state.withLock { $0.swarms.removeValue(forKey: id) }
+        await known?.swarm.retireWorkers()
     }
 
     /// Routines of swarms being cancelled that run here get their cancel.

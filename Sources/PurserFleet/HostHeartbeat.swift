@@ -59,12 +59,13 @@ struct HostHeartbeat {
         guard host.state.withLock({ $0.runs.isEmpty }) else { return }
         do throws(RuntimeError) {
             let joined = try await FleetHost.join(host.settings, fleet: host.fleet, ledger: host.ledger)
+            // Read again under the new epoch; their kept workers end first.
+            for id in host.state.withLock({ Array($0.swarms.keys) }) { await host.forget(id) }
             host.state.withLock { state in
                 state.lease = joined.lease
                 state.holder = joined.holder
                 state.fenced = false
                 state.lastBeatMs = monotonicMs()
-                state.swarms = [:]
             }
             host.logger.notice("joined the fleet again", metadata: ["epoch": "\(joined.lease.epoch)"])
             host.wakeup.signal()

@@ -45,8 +45,12 @@ struct SwarmGate {
         }
         let (verdict, message): (String?, String)
         switch result {
-        case .success((_, .granted(let node), let holder?)):
-            host.state.withLock { _ = $0.pending.removeValue(forKey: queued.id) }
+        case .success((let swarm, .granted(let node), let holder?)):
+            // Read once: the host runs its routines from the same plan.
+            host.state.withLock { state in
+                state.pending[queued.id] = nil
+                state.swarms[queued.id] = (swarm, node.id)
+            }
             await record { () throws(LedgerError) in try host.fleet.admitted(swarm: queued.id, node: node.id, holder: holder) }
             host.events.add(queued.id, "reserve", nil, ["node": .number(JSONNumber(node.id)), "tier": "swarm", "host": .string(settings.name)])
             return true
@@ -87,10 +91,8 @@ struct SwarmGate {
                 try host.ledger.saveRun(report.record)
             }
             host.events.add(row.id, "done", nil, ["verdict": .string(report.verdict)])
-            host.state.withLock { state in
-                state.swarms[row.id] = nil
-                state.admitSoon = true
-            }
+            host.state.withLock { $0.admitSoon = true }
+            await host.forget(row.id)
         case .failure(let error):
             host.logger.error("completing a swarm failed; another pass will try again", metadata: [
                 "swarm": "\(row.id)", "error": "\(error.message)",

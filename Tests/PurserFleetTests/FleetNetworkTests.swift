@@ -78,15 +78,15 @@ struct FleetNetworkTests {
         // Its runs' processes (not the watchdog, which lives as long as the supervisor), once
         // they are there: a claim comes before its worker's spawn.
         let supervisor = cut.pid
-        try await net.fleet.wait("h1's workers to start") { _ in Self.runs(of: supervisor).count >= 2 }
-        let workers = Self.runs(of: supervisor)
+        try await net.fleet.wait("h1's workers to start") { _ in ProcessTree.runs(of: supervisor).count >= 2 }
+        let workers = ProcessTree.runs(of: supervisor)
         try await net.network.cut("h1")
         // The rescue: h2 finds h1 lost (4 s) and its attempts end host_lost.
         try await net.fleet.wait("h2 to rescue h1's routines") { store in
             try store.attempts(swarm: id).contains { $0.host == "h1" && $0.verdict == "host_lost" }
         }
-        let alive = workers.filter { kill($0, 0) == 0 && !Self.isZombie($0) }
-        #expect(alive.isEmpty, "h1's workers were stopped before the rescue: \(alive.map(Self.command)) still run")
+        let alive = workers.filter { kill($0, 0) == 0 && !ProcessTree.isZombie($0) }
+        #expect(alive.isEmpty, "h1's workers were stopped before the rescue: \(alive.map(ProcessTree.command)) still run")
         try await cut.waitForOutput("fenced", stderr: true, limit: .seconds(5))
         try await net.network.restore("h1")
         try await cut.waitForOutput("joined the fleet again", stderr: true, limit: .seconds(60))
@@ -107,43 +107,6 @@ struct FleetNetworkTests {
         for host in [cut, other] { host.kill(SIGTERM) }
         for host in [cut, other] { _ = await host.wait() }
         await net.network.tearDown()
-    }
-
-    /// A supervisor's runs' processes: not its watchdog, which lives as long as it does.
-    static func runs(of supervisor: Int32) -> [Int32] {
-        descendants(of: supervisor).filter { command($0) != "purser-watchdog" }
-    }
-
-    /// Every process below `pid`, by walking /proc's parent links.
-    static func descendants(of pid: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        var parents: [Int32: Int32] = [:]
-        for entry in entries {
-            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, let parent = Int32(fields[1]) { parents[child] = parent }
-        }
-        var found: [Int32] = []
-        var frontier = [pid]
-        while let next = frontier.popLast() {
-            let children = parents.filter { $0.value == next }.map(\.key)
-            found += children
-            frontier += children
-        }
-        return found
-    }
-
-    static func command(_ pid: Int32) -> String {
-        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
-            return true
-        }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 }
 }

@@ -86,6 +86,21 @@ struct FleetTests {
         for host in others { _ = await host.exitStatus() }
     }
 
+    /// A trusted plugin's kept workers end with their swarm on the host that kept them,
+    /// not when the host ends.
+    @Test func aSwarmsKeptWorkersEndWithIt() async throws {
+        let fleet = try await Fleet(.sqlite)
+        try await fleet.addGated()
+        let host = try ServeProcess(name: "a", fleet: fleet, slots: 2)
+        let id = try await fleet.submit(try fleet.job("kept", count: 6, input: "{ spend: 0.5 }", plugin: "gated"))
+        let watched = try await fleet.purser(["watch", id])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let supervisor = host.pid
+        try await fleet.wait(seconds: 20, "the swarm's kept workers to end") { _ in ProcessTree.runs(of: supervisor).isEmpty }
+        host.kill(SIGTERM)
+        _ = await host.exitStatus()
+    }
+
     /// A host offering 200 MiB runs at most three 64 MiB routines at once, whatever its slots.
     @Test func aHostClaimsOnlyWhatFitsInTheMemoryItOffers() async throws {
         let fleet = try await Fleet(.sqlite)
