@@ -48,7 +48,7 @@ public final class FleetHost: Sendable {
                 return (lease, holder)
             }
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "joining the fleet: \(error)")
+            throw RuntimeError(error, context: "joining the fleet")
         }
     }
 

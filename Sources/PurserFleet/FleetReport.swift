@@ -14,14 +14,14 @@ public struct FleetReport: Sendable {
     /// Settles the swarm's hold (a second try returns the first settlement), ends its
     /// lease, and reads what the report shows.
     static func settle(_ row: QueuedSwarm, host: FleetHost) throws(RuntimeError) -> FleetReport {
-        let (routines, attempts) = try ledgerCall { () throws(LedgerError) in
+        let (routines, attempts) = try RuntimeError.fromLedger { () throws(LedgerError) in
             (try host.fleet.routines(swarm: row.id), try host.fleet.attempts(swarm: row.id))
         }
         let verdict = Self.verdict(routines)
         var settlement: Settlement?
         if let node = row.node, let holder = row.holder {
             settlement = try FleetSwarm.settle(node: node, holder: holder, allOK: verdict == "ok", store: host.ledger)
-            _ = try ledgerCall { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) }
+            _ = try RuntimeError.fromLedger { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) }
         }
         return FleetReport(swarm: row, verdict: verdict, routines: routines, attempts: attempts, settlement: settlement)
     }
@@ -68,11 +68,3 @@ public struct FleetReport: Sendable {
     }
 }
 
-/// A ledger call whose failure is the runtime's: a store that failed, or the ledger refusing.
-func ledgerCall<T>(_ body: () throws(LedgerError) -> T) throws(RuntimeError) -> T {
-    do throws(LedgerError) {
-        return try body()
-    } catch {
-        throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
-    }
-}

@@ -27,7 +27,7 @@ public enum FleetSubmission {
         do throws(LedgerError) {
             try fleet.submit(submitted)
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         }
         return id
     }

@@ -47,7 +47,7 @@ public struct FleetWatcher: Sendable {
                 return (row, try store.events(swarm: swarm, after: after, limit: 500))
             }
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         }
     }
 }

@@ -116,12 +116,6 @@ public struct SubmittedSwarm: Sendable, Hashable {
         self.source = source
         self.routines = routines
     }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.id == rhs.id && lhs.source == rhs.source
-    }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
 /// A routine as the queue keeps it: its name, priority, the routines it runs after, and

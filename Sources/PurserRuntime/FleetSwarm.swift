@@ -87,7 +87,7 @@ public final class FleetSwarm: Sendable {
                 return (.denied(error.message), lease)
             }
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         }
     }
 
@@ -96,7 +96,7 @@ public final class FleetSwarm: Sendable {
         do throws(LedgerError) {
             return try store.settle(node, usage: .none, outcome: LedgerOutcome.swarm(allOK: allOK), holder: holder)
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: settling swarm \(node): \(error)")
+            throw RuntimeError(error, context: "ledger: settling swarm \(node)")
         }
     }
 
@@ -189,7 +189,7 @@ public final class FleetSwarm: Sendable {
     public func settleAgain(_ ran: RoutineRun, holder: Holder) throws(RuntimeError) -> Bool {
         guard let report = ran.report, let id = ran.node, let ledger = runtime.ledger else { return false }
         do throws(RuntimeError) {
-            let node = try ledgerRead { () throws(LedgerError) in try ledger.store.node(id) }
+            let node = try RuntimeError.fromLedger { () throws(LedgerError) in try ledger.store.node(id) }
             _ = try ledger.settleNow(node, holder: holder, report: report)
             return true
         } catch where error.code == .store {
@@ -197,14 +197,6 @@ public final class FleetSwarm: Sendable {
         } catch {
             runtime.logger.warning("a run's settle was refused: it will run again", metadata: ["node": "\(id)", "error": "\(error.message)"])
             return false
-        }
-    }
-
-    private func ledgerRead<T>(_ body: () throws(LedgerError) -> T) throws(RuntimeError) -> T {
-        do throws(LedgerError) {
-            return try body()
-        } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
         }
     }
 

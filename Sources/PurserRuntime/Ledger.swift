@@ -57,8 +57,7 @@ public final class RuntimeLedger: Sendable {
         do throws(LedgerError) {
             return try LedgerLocation.openFleet(location, retry: retry)
         } catch {
-            throw RuntimeError(
-                code: error.code == .storeFailed ? .store : .ledger, message: "ledger \(LedgerLocation.redacted(location)): \(error)")
+            throw RuntimeError(error, context: "ledger \(LedgerLocation.redacted(location))")
         }
     }
 
@@ -130,7 +129,7 @@ public final class RuntimeLedger: Sendable {
         } catch where error.code == .unknownTeam {
             throw RuntimeError(code: .invalidRequest, message: "--team: \(error.message)")
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         }
     }
 
@@ -169,8 +168,7 @@ public final class RuntimeLedger: Sendable {
                 node.id,
                 usage: report.declaredUsage, outcome: outcome, holder: holder)
         } catch {
-            throw RuntimeError(
-                code: error.code == .storeFailed ? .store : .ledger, message: "ledger: settling node \(node.id): \(error)")
+            throw RuntimeError(error, context: "ledger: settling node \(node.id)")
         }
         guard settled.outcome == outcome else {
             throw RuntimeError(

@@ -80,7 +80,7 @@ extension SwarmRunner {
         } catch where error.code == .insufficient || error.code == .toolNotPermitted {
             return .denied(error.message)
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         }
     }
 
@@ -159,7 +159,7 @@ extension JobFile {
             return try store.team(named: team.name)
         } catch where error.code != .unknownTeam {
             // A store that fails is not a team that is missing.
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         } catch {}
         guard let budget = team.budget else {
             throw RuntimeError(
@@ -174,10 +174,10 @@ extension JobFile {
         } catch where error.code == .constraint || error.code == .invalid {
             // Another supervisor made it first.
             do throws(LedgerError) { return try store.team(named: team.name) } catch {
-                throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+                throw RuntimeError(error)
             }
         } catch {
-            throw RuntimeError(code: error.code == .storeFailed ? .store : .ledger, message: "ledger: \(error)")
+            throw RuntimeError(error)
         }
     }
 }
