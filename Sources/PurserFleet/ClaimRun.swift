@@ -67,13 +67,17 @@ struct ClaimRun {
     }
 
     private func ended(_ ran: RoutineRun, retries: Int) async {
-        let requeue = host.state.withLock { $0.requeue.contains(claim.id) }
+        let (requeue, preempted) = host.state.withLock { ($0.requeue.contains(claim.id), $0.preempted.contains(claim.id)) }
+        var ran = ran
+        if preempted, ran.verdict != .ok { ran.verdict = .preempted }
         var cancelling = false
-        if ran.verdict != .ok {
+        if ran.verdict != .ok && !preempted {
             cancelling = await read { () throws(LedgerError) in try host.fleet.swarmState(id: claim.swarm) } == "cancelling"
         }
-        // A run the ledger would not charge goes back in line, whatever it answered.
-        let retry = requeue || ran.unsettled || (ran.verdict != .ok && claim.attempt <= retries && !cancelling)
+        // A run the ledger would not charge goes back in line, whatever it answered; a
+        // preempted one too, without using up a retry.
+        let retry = requeue || ran.unsettled || (preempted && ran.verdict == .preempted)
+            || (ran.verdict != .ok && claim.attempt <= retries && !cancelling)
         host.events.add(claim.swarm, "verdict", claim.routine, [
             "verdict": .string(ran.verdict.rawValue), "attempt": .number(JSONNumber(Int64(claim.attempt))),
             "used": (ran.report?.usage.credits ?? .zero).json, "returned": (ran.report?.returned.credits ?? .zero).json,

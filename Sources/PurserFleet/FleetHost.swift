@@ -158,12 +158,19 @@ public final class FleetHost: Sendable {
         await known?.swarm.retireWorkers()
     }
 
-    /// Routines of swarms being cancelled that run here get their cancel.
+    /// Routines of swarms being cancelled, and routines a preemption stops, that run here
+    /// get their cancel.
     private func stopCancelled(_ lease: HostLease) async {
-        guard let claims = try? await StoreThreads.shared.run({ () throws(LedgerError) in try self.fleet.cancelled(host: lease) }),
-            !claims.isEmpty
+        guard let stops = try? await StoreThreads.shared.run({ () throws(LedgerError) in try self.fleet.cancelled(host: lease) }),
+            !stops.isEmpty
         else { return }
-        let tasks = state.withLock { state in claims.compactMap { state.runs[$0.id]?.task } }
+        let tasks = state.withLock { state in
+            stops.compactMap { stop -> Task<Void, Never>? in
+                guard let run = state.runs[stop.claim.id] else { return nil }
+                if stop.preempted { state.preempted.insert(stop.claim.id) }
+                return run.task
+            }
+        }
         for task in tasks { task.cancel() }
     }
 
@@ -185,6 +192,7 @@ public final class FleetHost: Sendable {
         state.withLock { state in
             state.runs[claim.id] = nil
             state.requeue.remove(claim.id)
+            state.preempted.remove(claim.id)
         }
         wakeup.signal()
     }

@@ -17,6 +17,8 @@ struct HostState: ~Copyable {
     var runs: [Int64: (claim: Claim, task: Task<Void, Never>)] = [:]
     /// Claims whose runs a drain cancelled: they go back in line, not to a verdict.
     var requeue: Set<Int64> = []
+    /// Claims whose runs a preemption stopped: they end `preempted` and go back in line.
+    var preempted: Set<Int64> = []
     var swarms: [String: (swarm: FleetSwarm, node: NodeID)] = [:]
     /// Swarms read for admission that wait for their team: read once.
     var pending: [String: FleetSwarm] = [:]

@@ -18,50 +18,83 @@ struct SwarmGate {
         }
         guard due else { return }
         var waiting: [String] = []
-        while let queued = await take({ [waiting] () throws(LedgerError) in try host.fleet.nextToAdmit(host: lease, skipping: waiting) }) {
-            if await !admit(queued) { waiting.append(queued.team) }
+        var passing: [String] = []
+        var madeRoom: Set<String> = []
+        while let queued = await take({ [waiting, passing] () throws(LedgerError) in
+            try host.fleet.nextToAdmit(host: lease, skipping: waiting, passing: passing)
+        }) {
+            let outcome = queued.state == "admitting" ? await admit(queued) : await resume(queued)
+            switch outcome {
+            case .left: break
+            case .passes: passing.append(queued.id)
+            // Once a pass: what was given back may already let it in.
+            case .roomMade where madeRoom.insert(queued.team).inserted: break
+            case .roomMade, .waits: waiting.append(queued.team)
+            }
         }
         host.state.withLock { state in
-            state.admitSoon = waiting.isEmpty
+            state.admitSoon = waiting.isEmpty || !madeRoom.isEmpty
             state.lastAdmitMs = monotonicMs()
         }
     }
 
-    /// Whether the swarm left the queue (admitted or denied).
-    private func admit(_ queued: QueuedSwarm) async -> Bool {
+    enum Outcome {
+        /// Admitted, resumed or denied: it no longer waits.
+        case left
+        case waits
+        /// It waits, and the team's others may go before it (a share below its minimum).
+        case passes
+        /// It waits, and a preemption took back credits for it (or is stopping routines).
+        case roomMade
+    }
+
+    private func admit(_ queued: QueuedSwarm) async -> Outcome {
         let settings = host.settings
         let parsed = host.state.withLock { $0.pending[queued.id] }
-        let result = await StoreThreads.shared.run { () -> Result<(FleetSwarm, FleetSwarm.Admission, Holder?), RuntimeError> in
+        let policy = await take { () throws(LedgerError) in try host.fleet.teamPolicy(team: queued.team) } ?? TeamPolicy(team: queued.team)
+        let result = await StoreThreads.shared.run { () -> Result<(FleetSwarm, FleetSwarm.Admission, Holder?, Bool), RuntimeError> in
             Result { () throws(RuntimeError) in
                 let swarm: FleetSwarm
                 if let parsed { swarm = parsed } else {
                     swarm = try FleetSwarm(id: queued.id, file: queued.file, source: queued.source, runtime: host.runtime)
                 }
-                let (admission, holder) = try swarm.admit { () throws(LedgerError) in
+                var credits: Int64?
+                if policy.onConflict == .proportional {
+                    switch try TeamShare.of(swarm, queued, host: host) {
+                    case .whole: break
+                    case .share(let share): credits = share
+                    case .pass(let why): return (swarm, .waiting(why), Holder?.none, true)
+                    }
+                }
+                let (admission, holder) = try swarm.admit(credits: credits) { () throws(LedgerError) in
                     try host.ledger.acquireLease(holder: "swarm:" + queued.id, ttlMs: settings.swarmLeaseMs)
                 }
-                return (swarm, admission, holder)
+                return (swarm, admission, holder, false)
             }
         }
         let (verdict, message): (String?, String)
+        var outcome = Outcome.waits
         switch result {
-        case .success((let swarm, .granted(let node), let holder?)):
+        case .success((let swarm, .granted(let node), let holder?, _)):
             // Read once: the host runs its routines from the same plan.
             host.state.withLock { state in
                 state.pending[queued.id] = nil
                 state.swarms[queued.id] = (swarm, node.id)
             }
             await record { () throws(LedgerError) in try host.fleet.admitted(swarm: queued.id, node: node.id, holder: holder) }
-            host.events.add(queued.id, "reserve", nil, ["node": .number(JSONNumber(node.id)), "tier": "swarm", "host": .string(settings.name)])
-            return true
-        case .success((let swarm, .waiting(let why), let holder)):
+            var fields: [String: JSONValue] = ["node": .number(JSONNumber(node.id)), "tier": "swarm", "host": .string(settings.name)]
+            if node.cap.credits < swarm.credits.asked { fields["credits"] = Credits(micros: node.cap.credits).json }
+            host.events.add(queued.id, "reserve", nil, fields)
+            return .left
+        case .success((let swarm, .waiting(let why), let holder, let passes)):
             host.state.withLock { $0.pending[queued.id] = swarm }
-            let policy = await take { () throws(LedgerError) in try host.fleet.teamPolicy(team: queued.team) }
-            (verdict, message) = (policy?.onConflict == .fail ? "denied" : nil, why)
+            (verdict, message) = (policy.onConflict == .fail ? "denied" : nil, why)
             // The swarm's lease ends with this try; the next try takes it anew.
             if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
-        case .success((_, .denied(let why), _)): (verdict, message) = ("denied", why)
-        case .success((_, .granted, nil)): (verdict, message) = (nil, "granted without a lease")
+            if passes { outcome = .passes }
+            if policy.onConflict == .preempt, await makeRoom(for: queued, asking: swarm.credits.asked, policy: policy) { outcome = .roomMade }
+        case .success((_, .denied(let why), _, _)): (verdict, message) = ("denied", why)
+        case .success((_, .granted, nil, _)): (verdict, message) = (nil, "granted without a lease")
         case .failure(let error) where error.code == .store: (verdict, message) = (nil, error.message)
         case .failure(let error): (verdict, message) = ("denied", error.message)
         }
@@ -70,7 +103,50 @@ struct SwarmGate {
         if queued.message != message || verdict != nil {
             host.events.add(queued.id, verdict == nil ? "queue" : "deny", nil, ["message": .string(message)])
         }
-        return verdict != nil
+        return verdict != nil ? .left : outcome
+    }
+
+    /// A swarm paused by a preemption grows back by what it gave, and claims again.
+    private func resume(_ row: QueuedSwarm) async -> Outcome {
+        guard let node = row.node, let holder = row.holder else {
+            await record { () throws(LedgerError) in try host.fleet.released(swarm: row.id, resumed: true, message: "resumed") }
+            return .left
+        }
+        do throws(LedgerError) {
+            try await StoreThreads.shared.run { () throws(LedgerError) in
+                _ = try host.ledger.resize(node, credits: row.gave, holder: holder)
+                try host.fleet.released(swarm: row.id, resumed: true, message: "resumed")
+            }
+            host.events.add(row.id, "resume", nil, ["credits": Credits(micros: row.gave).json])
+            return .left
+        } catch {
+            let message = error.code == .insufficient ? error.message : "growing back failed: \(error.message)"
+            if error.code != .insufficient { host.logger.warning("a paused swarm could not grow back", metadata: ["swarm": "\(row.id)", "error": "\(error)"]) }
+            let policy = await take { () throws(LedgerError) in try host.fleet.teamPolicy(team: row.team) } ?? TeamPolicy(team: row.team)
+            let madeRoom = policy.onConflict == .preempt && error.code == .insufficient
+                ? await makeRoom(for: row, asking: row.gave, policy: policy) : false
+            await record { () throws(LedgerError) in try host.fleet.released(swarm: row.id, resumed: false, message: message) }
+            return madeRoom ? .roomMade : .waits
+        }
+    }
+
+    /// Whether a preemption took back credits for `row` or is stopping routines for it.
+    private func makeRoom(for row: QueuedSwarm, asking: Int64, policy: TeamPolicy) async -> Bool {
+        let taken = await take { () throws(LedgerError) in
+            try Preemption(host: host).makeRoom(for: row, asking: asking, agingMs: policy.agingMs)
+        }
+        guard let taken, !taken.isEmpty else { return false }
+        for (swarm, credits) in taken.gave {
+            host.events.add(swarm, "give_back", nil, ["credits": Credits(micros: credits).json, "for": .string(row.id)])
+        }
+        for (swarm, routine) in taken.stopped {
+            host.events.add(swarm, "preempt", routine, ["for": .string(row.id)])
+        }
+        host.logger.info("preempted for a higher swarm", metadata: [
+            "swarm": "\(row.id)", "gave": "\(taken.gave.map { "\($0.swarm):\($0.credits)" })",
+            "stopping": "\(taken.stopped.map { "\($0.swarm)/\($0.routine)" })",
+        ])
+        return true
     }
 
     func completeEnded(_ lease: HostLease) async {

@@ -8,6 +8,8 @@ public protocol BudgetStore: Sendable {
     func node(_ id: NodeID) throws(LedgerError) -> Node
     /// The team's nodes, parents before children.
     func tree(team: String) throws(LedgerError) -> [Node]
+    /// A node's open children (the holds taken from it that are not settled yet).
+    func openChildren(of node: NodeID) throws(LedgerError) -> [Node]
 
     /// Takes `amounts` from the parent's available balance, all resources or none.
     func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node
@@ -21,6 +23,11 @@ public protocol BudgetStore: Sendable {
     /// rest to the parent, in one transaction (`ChargeRule`), and says what it charged and
     /// returned. Settling twice returns the first settlement.
     func settle(_ node: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement
+    /// Changes an open node's hold of credits by `credits`: more is taken from the parent's
+    /// available balance, all or none (`insufficient`); less gives back what the node has
+    /// not reserved or spent, at most its available credits. The node's cap moves with it.
+    /// A team's swarm that is preempted gives back this way, and grows again when it resumes.
+    func resize(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) -> Node
 
     func audit(node: NodeID?, team: String?) throws(LedgerError) -> [AuditEvent]
     func verify() throws(LedgerError) -> [Violation]

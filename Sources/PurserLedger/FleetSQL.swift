@@ -18,14 +18,15 @@ struct FleetSQL {
             CREATE TABLE IF NOT EXISTS fleet_swarms (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL,
                 priority BIGINT NOT NULL, concurrency BIGINT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
                 state TEXT NOT NULL, verdict TEXT, message TEXT, node BIGINT, holder TEXT, holder_epoch BIGINT,
-                taker TEXT, taker_epoch BIGINT, submitted_ms BIGINT NOT NULL, seq BIGINT NOT NULL, ended_ms BIGINT, report TEXT)
+                taker TEXT, taker_epoch BIGINT, submitted_ms BIGINT NOT NULL, seq BIGINT NOT NULL, ended_ms BIGINT, report TEXT,
+                paused BIGINT NOT NULL DEFAULT 0, gave BIGINT NOT NULL DEFAULT 0)
             """,
             "CREATE INDEX IF NOT EXISTS fleet_swarms_state ON fleet_swarms (state, team)",
             """
             CREATE TABLE IF NOT EXISTS fleet_routines (id \(dialect.serialKey), swarm TEXT NOT NULL, name TEXT NOT NULL,
                 position BIGINT NOT NULL, priority BIGINT NOT NULL, swarm_priority BIGINT NOT NULL, state TEXT NOT NULL,
                 pending BIGINT NOT NULL, attempt BIGINT NOT NULL, memory BIGINT NOT NULL, host TEXT, host_epoch BIGINT, ready_ms BIGINT,
-                verdict TEXT, message TEXT, output TEXT, node BIGINT, report TEXT, UNIQUE (swarm, name))
+                verdict TEXT, message TEXT, output TEXT, node BIGINT, report TEXT, stop_for TEXT, UNIQUE (swarm, name))
             """,
             """
             CREATE INDEX IF NOT EXISTS fleet_routines_ready ON fleet_routines (swarm_priority DESC, priority DESC, ready_ms, id)
@@ -60,22 +61,29 @@ struct FleetSQL {
 
     // MARK: Admission and completion: a swarm row taken by one host at a time.
 
-    /// The first queued swarm of a team with none being admitted and not in `skipping`
+    /// The first swarm of a team waiting for its hold (queued, or running but paused by a
+    /// preemption and waiting to grow back) with none being admitted, and not in `skipping`
     /// (teams whose first swarm waits: nobody overtakes it), in the order of the team's
-    /// policy: `queue` and `fail` by age alone; `priority` by priority plus one for every
-    /// `aging_ms` waited, then age. `$1` host, `$2` its epoch.
-    func takeToAdmit(skipping teams: Int) -> String {
-        let skip = teams == 0 ? "" : "AND q.team NOT IN (\((0..<teams).map { dialect.placeholder($0 + 3) }.joined(separator: ", ")))"
+    /// policy: `queue`, `fail` and `proportional` by age alone; `priority` and `preempt` by
+    /// priority plus one for every `aging_ms` waited, then age. `$1` host, `$2` its epoch.
+    /// Swarms in `passing` are passed over alone (a share below their minimum lets the
+    /// team's others take theirs).
+    func takeToAdmit(skipping teams: Int, passing swarms: Int = 0) -> String {
+        let list = { (first: Int, count: Int) in (0..<count).map { dialect.placeholder(first + $0) }.joined(separator: ", ") }
+        var skip = teams == 0 ? "" : "AND q.team NOT IN (\(list(3, teams)))"
+        if swarms > 0 { skip += " AND q.id NOT IN (\(list(3 + teams, swarms)))" }
         return """
             WITH next AS MATERIALIZED (
-                SELECT q.id FROM fleet_swarms q LEFT JOIN fleet_teams t ON t.team = q.team WHERE q.state = 'queued' \(skip)
-                AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team AND o.state = 'admitting')
+                SELECT q.id FROM fleet_swarms q LEFT JOIN fleet_teams t ON t.team = q.team
+                WHERE (q.state = 'queued' OR (q.state = 'running' AND q.paused = 1 AND q.taker IS NULL)) \(skip)
+                AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team
+                    AND (o.state = 'admitting' OR (o.state = 'running' AND o.taker IS NOT NULL)))
                 AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
-                ORDER BY CASE WHEN t.on_conflict = 'priority'
+                ORDER BY CASE WHEN t.on_conflict IN ('priority', 'preempt')
                     THEN q.priority + (\(now) - q.submitted_ms) / t.aging_ms ELSE 0 END DESC, q.submitted_ms, q.seq, q.id
                 LIMIT 1 \(dialect.serverFunctions ? "FOR UPDATE OF q SKIP LOCKED" : ""))
-            UPDATE fleet_swarms SET state = 'admitting', taker = $1, taker_epoch = $2
-            WHERE id IN (SELECT id FROM next) AND state = 'queued'
+            UPDATE fleet_swarms SET state = CASE WHEN state = 'queued' THEN 'admitting' ELSE state END, taker = $1, taker_epoch = $2
+            WHERE id IN (SELECT id FROM next) AND (state = 'queued' OR (state = 'running' AND paused = 1 AND taker IS NULL))
             RETURNING \(swarmColumns)
             """
     }
@@ -91,7 +99,7 @@ struct FleetSQL {
     var takeToComplete: String {
         """
         WITH next AS MATERIALIZED (
-            SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling')
+            SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling') AND taker IS NULL
             AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state <> 'done')
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
             ORDER BY submitted_ms, seq LIMIT 1 \(dialect.lockSkippingLocked))
@@ -102,7 +110,8 @@ struct FleetSQL {
     }
 
     let swarmColumns = """
-        id, team, name, priority, file, source, state, verdict, message, node, holder, holder_epoch, submitted_ms, ended_ms, report
+        id, team, name, priority, file, source, state, verdict, message, node, holder, holder_epoch, submitted_ms, ended_ms, report,
+        paused, gave
         """
 
     // MARK: Claims
@@ -116,7 +125,7 @@ struct FleetSQL {
         // counted per row, a claim walked every ready row of a full swarm with a count each.
         """
         WITH open_swarms AS (
-            SELECT s.id FROM fleet_swarms s WHERE s.state = 'running'
+            SELECT s.id FROM fleet_swarms s WHERE s.state = 'running' AND s.paused = 0
             AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
         next AS MATERIALIZED (
             SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
@@ -176,6 +185,42 @@ struct FleetSQL {
             WHERE h.name = fleet_swarms.taker AND h.epoch = fleet_swarms.taker_epoch AND h.state = 'live')
         """
     }
+
+    /// Swarms paused for a top-up by a host that is not live at its epoch: no longer taken.
+    let orphanedTopUps = """
+        UPDATE fleet_swarms SET taker = NULL, taker_epoch = NULL
+        WHERE state IN ('running', 'cancelling') AND taker IS NOT NULL AND NOT EXISTS (SELECT 1 FROM fleet_hosts h
+            WHERE h.name = fleet_swarms.taker AND h.epoch = fleet_swarms.taker_epoch AND h.state = 'live')
+        """
+
+    // MARK: Preemption: a team's swarms give back credits to a higher one.
+
+    /// A team's swarms waiting for or holding budget: the contenders for a share, and the
+    /// swarms a preemption may take from. `$1` team.
+    var teamSwarms: String {
+        "SELECT \(swarmColumns) FROM fleet_swarms WHERE team = $1 AND state IN ('queued', 'admitting', 'running') ORDER BY submitted_ms, seq"
+    }
+
+    /// Running routines of a team's swarms already told to stop for a preemption. `$1` team.
+    let stopsInFlight = """
+        SELECT count(*) FROM fleet_routines WHERE state = 'running' AND stop_for IS NOT NULL
+        AND swarm IN (SELECT id FROM fleet_swarms WHERE team = $1)
+        """
+
+    /// The swarm claims nothing more until it has grown back by what it gave. `$1` swarm,
+    /// `$2` credits given back now.
+    let pause = "UPDATE fleet_swarms SET paused = 1, gave = gave + $2 WHERE id = $1 AND state = 'running'"
+
+    /// The swarm's hold grew back (`$3` 1) or could not yet (`$3` 0): no longer taken. `$1`
+    /// swarm, `$2` message.
+    let resumed = """
+        UPDATE fleet_swarms SET taker = NULL, taker_epoch = NULL, message = $2,
+            paused = CASE WHEN $3 = 1 THEN 0 ELSE paused END, gave = CASE WHEN $3 = 1 THEN 0 ELSE gave END
+        WHERE id = $1 AND state IN ('running', 'cancelling')
+        """
+
+    /// Marks a running routine of swarm `$1` named `$2` to be stopped by its host.
+    let markStop = "UPDATE fleet_routines SET stop_for = 'preempt' WHERE swarm = $1 AND name = $2 AND state = 'running' RETURNING id"
 
     // MARK: Hosts
 

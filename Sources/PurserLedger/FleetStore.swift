@@ -14,7 +14,8 @@ public protocol QueueStore: Sendable {
     /// team's policy (`TeamPolicy`), taken for admission by `host`: no other host sees it
     /// until it is `admitted` or `notAdmitted`, or `host` is lost. Teams in `skipping`
     /// are passed over (their first swarm waits this pass, and nobody overtakes it).
-    func nextToAdmit(host: HostLease, skipping: [String]) throws(LedgerError) -> QueuedSwarm?
+    /// Swarms in `passing` are passed over alone: the team's others may go.
+    func nextToAdmit(host: HostLease, skipping: [String], passing: [String]) throws(LedgerError) -> QueuedSwarm?
     /// How a team's swarms compete for its budget (default: `queue`).
     func setTeamPolicy(_ policy: TeamPolicy) throws(LedgerError)
     func teamPolicy(team: String) throws(LedgerError) -> TeamPolicy
@@ -51,8 +52,19 @@ public protocol QueueStore: Sendable {
     /// Withdraws what waits (ended `cancelled`) and marks the swarm so that hosts stop what
     /// runs. False when the swarm is unknown or ended already.
     func cancel(swarm id: String) throws(LedgerError) -> Bool
-    /// This host's running routines whose swarm is being cancelled.
-    func cancelled(host: HostLease) throws(LedgerError) -> [Claim]
+    /// This host's running routines whose swarm is being cancelled, or that a preemption
+    /// stops (`preempted`).
+    func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, preempted: Bool)]
+
+    /// A team's swarms that wait for budget or hold it (queued, admitting, running), and
+    /// how many of their routines a preemption is stopping.
+    func teamSwarms(team: String) throws(LedgerError) -> (swarms: [QueuedSwarm], stopping: Int)
+    /// The swarm gave back `credits` (µ) of its hold, or will when `routines` (its running
+    /// routines, told to stop) have ended: it claims nothing until it grows back.
+    func pause(swarm id: String, gave credits: Int64, routines: [String]) throws(LedgerError)
+    /// A paused swarm taken by `nextToAdmit` is let go: resumed (its hold grew back), or
+    /// still paused with `message`.
+    func released(swarm id: String, resumed: Bool, message: String) throws(LedgerError)
 
     /// Appends events, in their order, in one transaction.
     func appendEvents(_ events: [FleetEvent]) throws(LedgerError)
@@ -118,6 +130,12 @@ public struct SubmittedSwarm: Sendable, Hashable {
     }
 }
 
+extension QueueStore {
+    public func nextToAdmit(host: HostLease, skipping: [String]) throws(LedgerError) -> QueuedSwarm? {
+        try nextToAdmit(host: host, skipping: skipping, passing: [])
+    }
+}
+
 /// A routine as the queue keeps it: its name, priority, the routines it runs after, and
 /// the memory its hold will take (a host claims only what fits in what it offers).
 public struct SubmittedRoutine: Sendable, Hashable {
@@ -151,6 +169,10 @@ public struct QueuedSwarm: Sendable, Hashable {
     public var submittedMs: Int64
     public var endedMs: Int64?
     public var report: String?
+    /// Preempted: it claims nothing until its hold has grown back by `gave` credits.
+    public var paused: Bool = false
+    /// Credits (µ) its hold gave back to higher swarms since it was paused.
+    public var gave: Int64 = 0
 }
 
 public struct QueuedRoutine: Sendable, Hashable {
@@ -255,6 +277,15 @@ public struct TeamPolicy: Sendable, Hashable {
         /// By priority, plus one for every `agingMs` waited, so that a stream of higher
         /// ones cannot starve a lower one.
         case priority
+        /// First come; when the first waiting swarms ask for more than the team has left,
+        /// each gets the credits left × its request ÷ all their requests, if that is at
+        /// least its `minimum`.
+        case proportional
+        /// As `priority`; a swarm that does not fit takes back credits from swarms of lower
+        /// rank: first what they hold unused, then the fewest of their running routines,
+        /// which end `preempted` and go back in line. Those swarms pause until their holds
+        /// grow back.
+        case preempt
     }
 
     public var team: String

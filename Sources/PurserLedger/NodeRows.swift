@@ -334,6 +334,8 @@ public final class NodeRows {
         values.append(node.consumed)
         values.append(node.returned)
         values.append(node.workersInUse)
+        // A resize moves a hold's cap of credits; nothing else changes a cap after create.
+        values.append(node.cap.credits)
         values.append(node.id)
     }
 
@@ -344,8 +346,9 @@ public final class NodeRows {
                 avail_credits = \(p(4)), avail_time = \(p(5)), avail_memory = \(p(6)),
                 resv_credits = \(p(7)), resv_time = \(p(8)), resv_memory = \(p(9)),
                 used_credits = \(p(10)), used_time = \(p(11)), peak_memory = \(p(12)),
-                ret_credits = \(p(13)), ret_time = \(p(14)), ret_memory = \(p(15)), workers_in_use = \(p(16))
-            WHERE id = \(p(17))
+                ret_credits = \(p(13)), ret_time = \(p(14)), ret_memory = \(p(15)), workers_in_use = \(p(16)),
+                cap_credits = \(p(17))
+            WHERE id = \(p(18))
             """
     }
 }

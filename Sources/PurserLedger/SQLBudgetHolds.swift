@@ -94,6 +94,37 @@ extension SQLBudgetStore {
         }
     }
 
+    public func resize(_ id: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) -> Node {
+        try driver.batch { (session) throws(LedgerError) -> Node in
+            let rows = session.rows
+            let node = try rows.node(id, session, locking: true)
+            guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
+            guard let parentID = node.parent else { throw LedgerError(.invalid, "a team is not resized by resize") }
+            try fence(session, node, holder, checkNode: true)
+            let parent = try rows.node(parentID, session, locking: true)
+            if credits > parent.available.credits {
+                throw LedgerError(
+                    .insufficient,
+                    "\(node.name): growing by \(credits) µcredits refused, \(parent.kind.rawValue) \(parent.name) has \(parent.available.credits) available")
+            }
+            if -credits > node.available.credits {
+                throw LedgerError(.invalid, "\(node.name): giving back \(-credits) µcredits, it has \(node.available.credits) available")
+            }
+            guard credits != 0 else { return node }
+            rows.update(id) { node in
+                node.cap.credits += credits
+                node.available.credits += credits
+            }
+            rows.update(parentID) { parent in
+                parent.available.credits -= credits
+                parent.reserved.credits += credits
+            }
+            let kind = credits > 0 ? "grow" : "give_back"
+            rows.event(id, team: node.team, kind: kind, Resources(credits: abs(credits)), "\(credits > 0 ? "from" : "to") node \(parentID)")
+            return try rows.node(id, session)
+        }
+    }
+
     @_specialize(where Driver == SQLiteDriver)
     public func settle(_ id: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement {
         if driver.dialect.serverFunctions {

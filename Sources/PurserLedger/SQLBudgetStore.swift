@@ -76,6 +76,14 @@ public final class SQLBudgetStore<Driver: SQLDriver>: BudgetStore, LeaseStore, S
                 .map(Schema.node)
         }
     }
+
+    public func openChildren(of id: NodeID) throws(LedgerError) -> [Node] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE parent_id = $1 AND state = 'open' ORDER BY id", id.sql)
+                .map(Schema.node)
+        }
+    }
+
     // MARK: - Reading
 
     public func audit(node: NodeID?, team: String?) throws(LedgerError) -> [AuditEvent] {

@@ -56,10 +56,12 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    public func nextToAdmit(host: HostLease, skipping: [String]) throws(LedgerError) -> QueuedSwarm? {
+    public func nextToAdmit(host: HostLease, skipping: [String], passing: [String]) throws(LedgerError) -> QueuedSwarm? {
         try transaction { (session) throws(LedgerError) in
-            try session.query(sql.takeToAdmit(skipping: skipping.count), [host.name.sql, host.epoch.sql] + skipping.map(\.sql))
-                .first.map(Self.swarm)
+            try session.query(
+                sql.takeToAdmit(skipping: skipping.count, passing: passing.count),
+                [host.name.sql, host.epoch.sql] + skipping.map(\.sql) + passing.map(\.sql)
+            ).first.map(Self.swarm)
         }
     }
 
@@ -182,7 +184,7 @@ extension SQLFleetStore: QueueStore {
     public func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError) {
         try transaction { (session) throws(LedgerError) in
             let set = end.retry
-                ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
+                ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, stop_for = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
                 : "state = 'done', verdict = $5, message = $6, output = $7, node = $8, report = $9"
             let rows = try session.run(
                 sql.endClaim(set), claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql,
@@ -322,17 +324,17 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    public func cancelled(host: HostLease) throws(LedgerError) -> [Claim] {
+    public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, preempted: Bool)] {
         try transaction { (session) throws(LedgerError) in
             try session.run(
                 """
-                SELECT id, swarm, name, attempt, memory FROM fleet_routines
+                SELECT id, swarm, name, attempt, memory, stop_for FROM fleet_routines
                 WHERE state = 'running' AND host = $1 AND host_epoch = $2
-                AND swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling')
+                AND (stop_for IS NOT NULL OR swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling'))
                 """, host.name.sql, host.epoch.sql
             ).map {
-                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                    memoryBytes: $0[4].int)
+                (Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
+                    memoryBytes: $0[4].int), $0[5].string != nil)
             }
         }
     }
@@ -372,7 +374,7 @@ extension SQLFleetStore: QueueStore {
             ).map(Self.attempt)
             try session.run(
                 """
-                UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL,
+                UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, stop_for = NULL,
                     verdict = 'host_lost', message = 'its host was lost'
                 WHERE \(sql.orphaned)
                 """)
@@ -383,6 +385,7 @@ extension SQLFleetStore: QueueStore {
                 """)
             try session.run(sql.orphanedSwarms("admitting", back: "queued"))
             try session.run(sql.orphanedSwarms("completing", back: "running"))
+            try session.run(sql.orphanedTopUps)
             return lost
         }
     }

@@ -20,7 +20,7 @@ public struct SQLFleetStore<Driver: SQLDriver>: SQLStore {
             file: row[4].string ?? "", source: row[5].string ?? "", state: row[6].string ?? "", verdict: row[7].string,
             message: row[8].string, node: row[9].optionalInt,
             holder: row[10].string.map { Holder(id: $0, epoch: row[11].int) }, submittedMs: row[12].int,
-            endedMs: row[13].optionalInt, report: row[14].string)
+            endedMs: row[13].optionalInt, report: row[14].string, paused: row[15].int != 0, gave: row[16].int)
     }
 }
 

@@ -56,6 +56,12 @@ extension SQLLedger: BudgetStore {
     }
 
     @_specialize(where Driver == SQLiteDriver)
+    public func openChildren(of node: NodeID) throws(LedgerError) -> [Node] { try budgets.openChildren(of: node) }
+
+    public func resize(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) -> Node {
+        try budgets.resize(node, credits: credits, holder: holder)
+    }
+
     public func settle(_ node: NodeID, usage: Usage, outcome: String, holder: Holder?) throws(LedgerError) -> Settlement {
         try budgets.settle(node, usage: usage, outcome: outcome, holder: holder)
     }

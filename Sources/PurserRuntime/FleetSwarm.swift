@@ -67,10 +67,13 @@ public final class FleetSwarm: Sendable {
     /// Takes the swarm's hold from its team (made from `team.budget` if need be), held by
     /// the lease `holder` makes: the swarm's own, which outlives any one host. The lease is
     /// taken only once the team has room, so that a swarm that waits costs one read a try.
-    public func admit(holder: () throws(LedgerError) -> Holder) throws(RuntimeError) -> (Admission, Holder?) {
+    /// `credits`: what to hold instead of the job's credits (a proportional share).
+    public func admit(credits: Int64? = nil, holder: () throws(LedgerError) -> Holder) throws(RuntimeError) -> (Admission, Holder?) {
         let store = runtime.ledger!.store
         let team = try job.openTeam(in: store)
-        let asked = ReserveRequest.swarm(job.swarm, from: team.id, holder: nil).amounts
+        var request = ReserveRequest.swarm(job.swarm, from: team.id, holder: nil)
+        if let credits { request.amounts.credits = credits }
+        let asked = request.amounts
         let bigger = asked.credits > team.cap.credits || asked.timeMs > team.cap.timeMs || asked.memoryBytes > team.cap.memoryBytes
         if !bigger, asked.credits > team.available.credits || asked.timeMs > team.available.timeMs
             || asked.memoryBytes > team.available.memoryBytes
@@ -79,8 +82,9 @@ public final class FleetSwarm: Sendable {
         }
         do throws(LedgerError) {
             let lease = try holder()
+            request.holder = lease
             do throws(LedgerError) {
-                return (.granted(try store.reserve(.swarm(job.swarm, from: team.id, holder: lease))), lease)
+                return (.granted(try store.reserve(request)), lease)
             } catch where error.code == .insufficient {
                 return (bigger ? .denied(error.message) : .waiting(error.message), lease)
             } catch where error.code == .toolNotPermitted {
@@ -89,6 +93,11 @@ public final class FleetSwarm: Sendable {
         } catch {
             throw RuntimeError(error)
         }
+    }
+
+    /// The credits (µ) the swarm's reservation asks for, and the least it starts with.
+    public var credits: (asked: Int64, minimum: Int64) {
+        (job.swarm.credits.micros, job.swarm.minimum?.micros ?? job.swarm.credits.micros)
     }
 
     /// Closes the swarm's hold: what its routines did not use goes back to the team.

@@ -25,6 +25,9 @@ public struct JobFile: Sendable {
     public struct Swarm: Sendable {
         public var name: String
         public var credits: Credits
+        /// In a fleet whose team shares by `proportional`: the least credits the swarm
+        /// will start with (default: all it asks).
+        public var minimum: Credits?
         public var timeMs: Int64
         public var memoryBytes: Int64
         public var tools: [String]
@@ -105,10 +108,16 @@ public struct JobFile: Sendable {
             "name", "reservation", "priority", "strategy", "concurrency", "onConflict", "queueTimeout", "aging", "gateway",
         ])
         let reservation = try fields.required("reservation")
-        let parts = try reservation.mapping(allowed: ["credits", "time", "memory", "tools"])
+        let parts = try reservation.mapping(allowed: ["credits", "minimum", "time", "memory", "tools"])
+        let credits = try parts.required("credits").credits()
+        let minimum = try parts["minimum"]?.credits()
+        if let minimum, let value = parts["minimum"], minimum.micros > credits.micros || minimum.micros <= 0 {
+            throw value.error("minimum must be more than 0 and at most the reservation's credits (\(credits))")
+        }
         return Swarm(
             name: try fields.required("name").nonEmptyString(),
-            credits: try parts.required("credits").credits(),
+            credits: credits,
+            minimum: minimum,
             timeMs: try parts["time"]?.duration() ?? 3_600_000,
             memoryBytes: try parts["memory"]?.size() ?? 8 << 30,
             tools: try parts["tools"]?.strings() ?? [],

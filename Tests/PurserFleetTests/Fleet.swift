@@ -76,15 +76,17 @@ struct Fleet: Sendable {
     /// A job of `count` independent routines of `scripted`, each given `input`.
     func job(
         _ name: String, count: Int, input: String, team: String = "fleet", concurrency: Int = 16, plugin: String = "scripted",
-        credits: Int = 500
+        credits: Int = 500, minimum: Int? = nil, priority: Int = 0, estimate: Int = 1
     ) throws -> String {
+        let least = minimum.map { ", minimum: \($0)" } ?? ""
         var lines = [
             "team:", "  name: \(team)", "  budget: { credits: 1000, workers: 32, memory: 64GiB }",
-            "swarm:", "  name: \(name)", "  reservation: { credits: \(credits), time: 10m, memory: 32GiB }", "  concurrency: \(concurrency)",
+            "swarm:", "  name: \(name)", "  reservation: { credits: \(credits)\(least), time: 10m, memory: 32GiB }",
+            "  concurrency: \(concurrency)", "  priority: \(priority)",
             "routines:",
         ]
         for index in 0..<count {
-            lines.append("  - { name: r\(index), plugin: \(plugin), input: \(input), estimate: { credits: 1, memory: 64MiB, time: 1m } }")
+            lines.append("  - { name: r\(index), plugin: \(plugin), input: \(input), estimate: { credits: \(estimate), memory: 64MiB, time: 1m } }")
         }
         let path = home + "/\(name).yaml"
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)

@@ -54,4 +54,38 @@ struct BudgetStoreConformanceTests {
         #expect(try store.node(team.id).available.credits == 10 * credit)
         #expect(try store.verify().isEmpty)
     }
+
+    @Test("resize gives back what a hold has not used, grows it all or nothing, and the books still add up", arguments: StoreKind.allCases)
+    func resize(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit, timeMs: 60_000, memoryBytes: 64 * mb)))
+        let lease = try store.acquireLease(holder: "swarm:s", ttlMs: 60_000)
+        let swarm = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 6 * credit, timeMs: 10_000, memoryBytes: 8 * mb), holder: lease))
+        let routine = try store.reserve(ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: Resources(credits: 2 * credit)))
+        try store.spend(swarm.id, credits: 1 * credit, holder: lease)
+        #expect(throws: LedgerError.self, "only what it has available goes back") {
+            try store.resize(swarm.id, credits: -4 * credit, holder: lease)
+        }
+        let smaller = try store.resize(swarm.id, credits: -3 * credit, holder: lease)
+        #expect(smaller.cap.credits == 3 * credit && smaller.available.credits == 0)
+        #expect(try store.node(team.id).available.credits == 7 * credit)
+        #expect(try store.verify().isEmpty)
+        let other = try store.acquireLease(holder: "swarm:x", ttlMs: 60_000)
+        #expect(throws: LedgerError.self, "another holder cannot resize it") { try store.resize(swarm.id, credits: 1 * credit, holder: other) }
+        do {
+            _ = try store.resize(swarm.id, credits: 8 * credit, holder: lease)
+            Issue.record("grew by more than the team has")
+        } catch { #expect(error.code == .insufficient) }
+        let grown = try store.resize(swarm.id, credits: 7 * credit, holder: lease)
+        #expect(grown.cap.credits == 10 * credit && grown.available.credits == 7 * credit)
+        #expect(try store.node(team.id).available.credits == 0)
+        #expect(try store.verify().isEmpty)
+        _ = try store.settle(routine.id, usage: .none, outcome: "ok", holder: nil)
+        let settled = try store.settle(swarm.id, usage: .none, outcome: "ok", holder: lease)
+        #expect(settled.used.credits == 1 * credit && settled.returned.credits == 9 * credit)
+        #expect(try store.node(team.id).available.credits == 9 * credit)
+        #expect(try store.verify().isEmpty)
+        #expect(try store.audit(node: swarm.id, team: nil).map(\.kind).filter { $0 == "grow" || $0 == "give_back" } == ["give_back", "grow"])
+    }
 }
