@@ -1,0 +1,73 @@
+import Foundation
+import PurserGateway
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+import PurserTestSupport
+import Testing
+
+/// Two supervisors' gateways over one store (a SQLite file, or a PostgreSQL database),
+/// each with its own connection, as two hosts of a fleet have: an integration's rate
+/// limit, a 429's push back and an open breaker hold for both, not for each.
+@Suite("Gateway limits shared through the store", .timeLimit(.minutes(2)))
+struct GatewaySharedLimitsTests {
+    enum Kind: String, CaseIterable, Sendable { case sqlite, postgres }
+
+    let server: HTTPTestServer
+
+    init() async throws { server = try await HTTPTestServer.start() }
+
+    /// Two gateways of one config, each over a store of its own on one database.
+    func pair(_ kind: Kind, _ extra: String) async throws -> (Gateway, Gateway) {
+        let location = switch kind {
+        case .sqlite: Fixtures.temporaryHome() + "/purser.db"
+        case .postgres: try await PostgresServer.database()
+        }
+        func gateway() throws -> Gateway {
+            try Gateway(config: apiConfig(server, extra), store: LedgerGatewayStore(store: LedgerLocation.open(location)))
+        }
+        return (try gateway(), try gateway())
+    }
+
+    @Test("the rate holds across both: the burst, then nothing", arguments: Kind.allCases)
+    func rateHoldsInTotal(kind: Kind) async throws {
+        defer { server.stop() }
+        let (a, b) = try await pair(kind, "rateLimit: { rate: 1/m, burst: 2 }")
+        let account = TestAccount()
+        #expect(await a.call("/ok", account: account).status == 200)
+        #expect(await b.call("/ok", account: account).status == 200)
+        #expect(await a.call("/ok", account: account).reason == .rateLimited)
+        let refused = await b.call("/ok", account: account)
+        #expect(refused.reason == .rateLimited)
+        if case .failure(let failure) = refused { #expect((50_000...60_000).contains(failure.retryAfterMs ?? 0)) }
+        #expect(server.requests().count == 2, "two calls reached the upstream, not four")
+    }
+
+    @Test("a 429 seen by one holds the other back", arguments: Kind.allCases)
+    func a429HoldsBackBoth(kind: Kind) async throws {
+        defer { server.stop() }
+        let (a, b) = try await pair(kind, "rateLimit: { rate: 100/s, burst: 10 }\nretries: { max: 0 }")
+        let account = TestAccount()
+        #expect(await a.call("/status/429", query: ["retry": "30"], account: account).status == 429)
+        let next = await b.call("/ok", account: account)
+        #expect(next.reason == .rateLimited)
+        if case .failure(let failure) = next { #expect((20_000...30_100).contains(failure.retryAfterMs ?? 0)) }
+        #expect(server.requests().count == 1)
+    }
+
+    /// Without a rate limit too: the other sees the breaker within a second.
+    @Test("a breaker opened by one refuses the other's calls", arguments: Kind.allCases, ["", "rateLimit: { rate: 100/s, burst: 10 }"])
+    func anOpenBreakerHoldsForBoth(kind: Kind, rate: String) async throws {
+        defer { server.stop() }
+        let (a, b) = try await pair(kind, "retries: { max: 0 }\nbreaker: { failures: 2, coolDown: 1m }\n" + rate)
+        let account = TestAccount()
+        #expect(await b.call("/ok", account: account).status == 200, "b has seen the breaker closed")
+        for _ in 0..<2 { #expect(await a.call("/status/503", account: account).status == 503) }
+        try await Task.sleep(for: .milliseconds(1_100))
+        let refused = await b.call("/ok", account: account)
+        #expect(refused.reason == .upstreamUnavailable)
+        if case .failure(let failure) = refused { #expect((50_000...60_000).contains(failure.retryAfterMs ?? 0)) }
+        #expect(server.requests().count == 3, "an open breaker sends nothing, from either")
+        #expect(b.status().first?.breaker == "open")
+    }
+}
