@@ -70,15 +70,28 @@ final class IntegrationState: Sendable {
         return admission
     }
 
-    /// The concurrency limit alone (stays per supervisor).
+    /// What stays per supervisor over a shared store: the concurrency limit, and the rate
+    /// when it is too fast to share (`SharedLimits.maxSharedRate`).
     private func takeSlot() throws(GatewayFailure) {
         try state.withLock { (state) throws(GatewayFailure) in
+            let limiter = state.limiter
+            try Self.takeRate(&state, integration)
             if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
+                state.limiter = limiter
                 throw GatewayFailure(
                     .rateLimited, "\(integration.name) allows \(maximum) calls in flight", retryAfterMs: 10)
             }
             state.inFlight += 1
         }
+    }
+
+    private static func takeRate(_ state: inout Mutable, _ integration: Integration) throws(GatewayFailure) {
+        guard var gcra = state.limiter else { return }
+        if case .failure(let wait) = gcra.admit(now: monotonicNanoseconds()) {
+            throw GatewayFailure(
+                .rateLimited, "\(integration.name) allows \(integration.rateLimit?.text ?? "")", retryAfterMs: wait.milliseconds)
+        }
+        state.limiter = gcra
     }
 
     /// This process's own breaker, limiter and concurrency, then the quotas.
@@ -91,14 +104,7 @@ final class IntegrationState: Sendable {
                     retryAfterMs: state.breaker.retryAfterMs(nowMs: nowMs))
             }
             let limiter = state.limiter
-            if var gcra = state.limiter {
-                if case .failure(let wait) = gcra.admit(now: monotonicNanoseconds()) {
-                    throw GatewayFailure(
-                        .rateLimited, "\(integration.name) allows \(integration.rateLimit?.text ?? "")",
-                        retryAfterMs: wait.milliseconds)
-                }
-                state.limiter = gcra
-            }
+            try Self.takeRate(&state, integration)
             if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
                 state.limiter = limiter
                 throw GatewayFailure(
