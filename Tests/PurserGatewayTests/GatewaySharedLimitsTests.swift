@@ -70,4 +70,24 @@ struct GatewaySharedLimitsTests {
         #expect(server.requests().count == 3, "an open breaker sends nothing, from either")
         #expect(b.status().first?.breaker == "open")
     }
+
+    /// Quotas and the cache's persistent tier were in the store before the rate was: they
+    /// stay exact with two supervisors calling at once.
+    @Test("a quota and the cache's persistent tier stay exact across both", arguments: Kind.allCases)
+    func quotaAndCacheStayExact(kind: Kind) async throws {
+        defer { server.stop() }
+        let (a, b) = try await pair(kind, "quotas: [{ per: day, requests: 7 }]\ncache: { ttl: 1m, scope: shared }")
+        let account = TestAccount()
+        #expect(try await a.call("/count", account: account).get().cached == false)
+        #expect(try await b.call("/count", account: account).get().cached == true, "b is answered from a's call")
+        let results = await withTaskGroup(of: Result<GatewayCallResult, GatewayFailure>.self) { group in
+            for index in 0..<20 {
+                group.addTask { await (index % 2 == 0 ? a : b).call("/ok", method: "POST", account: account) }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { $0.status == 200 }.count == 6, "the quota's seven requests, one of them the cached GET's")
+        #expect(results.filter { $0.reason == .quotaExceeded }.count == 14)
+        #expect(server.requests().count == 7)
+    }
 }
