@@ -90,4 +90,24 @@ struct GatewaySharedLimitsTests {
         #expect(results.filter { $0.reason == .quotaExceeded }.count == 14)
         #expect(server.requests().count == 7)
     }
+
+    /// The store goes away (its files deleted under it): the next call neither crashes nor
+    /// hangs; it fails saying why, sends nothing upstream, and the failure is logged.
+    @Test func aCallWhoseRateStoreFailsFailsClearly() async throws {
+        defer { server.stop() }
+        let home = Fixtures.temporaryHome()
+        let log = KeptLog()
+        let gateway = try Gateway(
+            config: apiConfig(server, "rateLimit: { rate: 10/s, burst: 5 }"),
+            store: LedgerGatewayStore(store: SQLiteLedger(path: home + "/purser.db")), logger: log.logger)
+        let account = TestAccount()
+        #expect(await gateway.call("/ok", account: account).status == 200)
+        for suffix in ["", "-wal", "-shm"] { unlink(home + "/purser.db" + suffix) }
+        let failed = await gateway.call("/ok", account: account)
+        #expect(failed.reason == .upstreamUnavailable)
+        if case .failure(let failure) = failed { #expect(failure.message.hasPrefix("the rate limit store failed"), "\(failure)") }
+        #expect(server.requests().count == 1)
+        let logged = try #require(log.all.first { $0.message == "admitting a call failed" }, "\(log.all)")
+        #expect(logged.metadata["integration"] == "api")
+    }
 }
