@@ -45,7 +45,7 @@ final class SharedLimits: Sendable {
         self.logger = logger
         rate = integration.rateLimit.flatMap { limit in
             limit.intervalNs * Self.maxSharedRate < 1_000_000_000
-                ? nil : (limit.intervalNs / 1000, (limit.burst - 1) * limit.intervalNs / 1000)
+                ? nil : (limit.intervalNs / 1000, (limit.burst - 1) * (limit.intervalNs / 1000))
         }
     }
 

@@ -32,14 +32,14 @@ struct GatewaySharedLimitsTests {
     @Test("the rate holds across both: the burst, then nothing", arguments: Kind.allCases)
     func rateHoldsInTotal(kind: Kind) async throws {
         defer { server.stop() }
-        let (a, b) = try await pair(kind, "rateLimit: { rate: 1/m, burst: 2 }")
+        let (a, b) = try await pair(kind, "rateLimit: { rate: 1/h, burst: 2 }")
         let account = TestAccount()
         #expect(await a.call("/ok", account: account).status == 200)
         #expect(await b.call("/ok", account: account).status == 200)
         #expect(await a.call("/ok", account: account).reason == .rateLimited)
         let refused = await b.call("/ok", account: account)
         #expect(refused.reason == .rateLimited)
-        if case .failure(let failure) = refused { #expect((50_000...60_000).contains(failure.retryAfterMs ?? 0)) }
+        if case .failure(let failure) = refused { #expect((3_000_000...3_600_000).contains(failure.retryAfterMs ?? 0)) }
         #expect(server.requests().count == 2, "two calls reached the upstream, not four")
     }
 
@@ -48,10 +48,10 @@ struct GatewaySharedLimitsTests {
         defer { server.stop() }
         let (a, b) = try await pair(kind, "rateLimit: { rate: 100/s, burst: 10 }\nretries: { max: 0 }")
         let account = TestAccount()
-        #expect(await a.call("/status/429", query: ["retry": "30"], account: account).status == 429)
+        #expect(await a.call("/status/429", query: ["retry": "3600"], account: account).status == 429)
         let next = await b.call("/ok", account: account)
         #expect(next.reason == .rateLimited)
-        if case .failure(let failure) = next { #expect((20_000...30_100).contains(failure.retryAfterMs ?? 0)) }
+        if case .failure(let failure) = next { #expect((3_000_000...3_600_100).contains(failure.retryAfterMs ?? 0)) }
         #expect(server.requests().count == 1)
     }
 
@@ -59,14 +59,14 @@ struct GatewaySharedLimitsTests {
     @Test("a breaker opened by one refuses the other's calls", arguments: Kind.allCases, ["", "rateLimit: { rate: 100/s, burst: 10 }"])
     func anOpenBreakerHoldsForBoth(kind: Kind, rate: String) async throws {
         defer { server.stop() }
-        let (a, b) = try await pair(kind, "retries: { max: 0 }\nbreaker: { failures: 2, coolDown: 1m }\n" + rate)
+        let (a, b) = try await pair(kind, "retries: { max: 0 }\nbreaker: { failures: 2, coolDown: 1h }\n" + rate)
         let account = TestAccount()
         #expect(await b.call("/ok", account: account).status == 200, "b has seen the breaker closed")
         for _ in 0..<2 { #expect(await a.call("/status/503", account: account).status == 503) }
         try await Task.sleep(for: .milliseconds(1_100))
         let refused = await b.call("/ok", account: account)
         #expect(refused.reason == .upstreamUnavailable)
-        if case .failure(let failure) = refused { #expect((50_000...60_000).contains(failure.retryAfterMs ?? 0)) }
+        if case .failure(let failure) = refused { #expect((3_000_000...3_600_000).contains(failure.retryAfterMs ?? 0)) }
         #expect(server.requests().count == 3, "an open breaker sends nothing, from either")
         #expect(b.status().first?.breaker == "open")
     }
@@ -76,7 +76,7 @@ struct GatewaySharedLimitsTests {
     @Test("a quota and the cache's persistent tier stay exact across both", arguments: Kind.allCases)
     func quotaAndCacheStayExact(kind: Kind) async throws {
         defer { server.stop() }
-        let (a, b) = try await pair(kind, "quotas: [{ per: day, requests: 7 }]\ncache: { ttl: 1m, scope: shared }")
+        let (a, b) = try await pair(kind, "quotas: [{ per: day, requests: 7 }]\ncache: { ttl: 1h, scope: shared }")
         let account = TestAccount()
         #expect(try await a.call("/count", account: account).get().cached == false)
         #expect(try await b.call("/count", account: account).get().cached == true, "b is answered from a's call")
@@ -109,5 +109,17 @@ struct GatewaySharedLimitsTests {
         #expect(server.requests().count == 1)
         let logged = try #require(log.all.first { $0.message == "admitting a call failed" }, "\(log.all)")
         #expect(logged.metadata["integration"] == "api")
+    }
+
+    /// The largest burst of the slowest rate the config takes: its tolerance, burst - 1
+    /// intervals of a day, is past Int64's nanoseconds (it trapped).
+    @Test("a day's rate with the largest burst admits calls, alone and shared", arguments: [false, true])
+    func theLargestToleranceFits(shared: Bool) async throws {
+        defer { server.stop() }
+        let config = try apiConfig(server, "rateLimit: { rate: 1/d, burst: 1000000 }")
+        let store: any GatewayStore = shared
+            ? LedgerGatewayStore(store: try SQLiteLedger(path: Fixtures.temporaryHome() + "/purser.db")) : MemoryGatewayStore()
+        let gateway = try Gateway(config: config, store: store)
+        for _ in 0..<3 { #expect(await gateway.call("/ok", account: TestAccount()).status == 200) }
     }
 }
