@@ -78,5 +78,72 @@ struct FleetGatewayTests {
         for host in hosts { #expect(await host.wait() == 0, "\(host.stderr.suffix(1000))") }
         await net.network.tearDown()
     }
+
+    /// What the upstream said to one host.
+    enum Heard: String, CaseIterable, Sendable {
+        /// A 429 with Retry-After: an hour.
+        case tooManyRequests
+        /// Two 503s: the breaker opens (for an hour).
+        case failures
+
+        var call: String {
+            switch self {
+            case .tooManyRequests: "path: /status/429, query: { retry: '3600' }"
+            case .failures: "path: /status/503"
+            }
+        }
+
+        var path: String { self == .tooManyRequests ? "/status/429?retry=3600" : "/status/503" }
+        var reached: Int { self == .tooManyRequests ? 1 : 2 }
+    }
+
+    /// Two hosts of one slot each on SQLite: r0 hears the upstream's 429 or its failures on
+    /// one host, then r1…r4 (after it, so on both hosts) call /hello for a second each.
+    /// None of their calls reaches the upstream: the push back and the open breaker are
+    /// the store's, not r0's host's.
+    @Test(arguments: Heard.allCases)
+    func whatOneHostHearsHoldsTheOtherBack(heard: Heard) async throws {
+        let fleet = try await Fleet(.sqlite)
+        let upstream = try await HTTPTestServer.start()
+        defer { upstream.stop() }
+        let config = fleet.home + "/gateway.yaml"
+        try """
+            integrations:
+              api:
+                baseURL: \(upstream.baseURL)/
+                rateLimit: { rate: 100/s, burst: 10 }
+                retries: { max: 0 }
+                breaker: { failures: 2, coolDown: 1h }
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let hosts = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet, slots: 1, extra: ["--gateway", config]) }
+        try await fleet.wait("both hosts to join") { try $0.hosts().count == 2 }
+        var lines = [
+            "team: { name: fleet, budget: { credits: 1000, workers: 32, memory: 64GiB, tools: [api] } }",
+            "swarm: { name: heard, reservation: { credits: 500, time: 10m, memory: 32GiB, tools: [api] }, concurrency: 16 }",
+            "routines:",
+            "  - { name: r0, plugin: scripted, tools: [api], input: { gateway: { integration: api, \(heard.call), forMs: 1000 } }, "
+                + "estimate: { credits: 1, memory: 64MiB, time: 1m } }",
+        ]
+        for index in 1...4 {
+            lines.append(
+                "  - { name: r\(index), plugin: scripted, tools: [api], after: [r0], "
+                    + "input: { gateway: { integration: api, path: /hello, forMs: 1000 } }, estimate: { credits: 1, memory: 64MiB, time: 1m } }")
+        }
+        let job = fleet.home + "/heard.yaml"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: job, atomically: true, encoding: .utf8)
+        let id = try await fleet.submit(job)
+        let watched = try await fleet.purser(["watch", id, "--json"])
+        #expect(watched.status == 0, "\(watched.stderr.suffix(2000))")
+        let routines = try fleet.store().routines(swarm: id)
+        #expect(routines.count == 5 && routines.allSatisfy { $0.verdict == "ok" })
+        let after = Set(routines.filter { $0.name != "r0" }.compactMap(\.host))
+        #expect(after == ["a", "b"], "r1…r4 ran on both hosts: \(after)")
+        let requests = upstream.requests()
+        #expect(requests.filter { $0.path == heard.path }.count == heard.reached, "\(requests.map(\.path))")
+        #expect(!requests.contains { $0.path == "/hello" }, "no host's call went past what r0's host heard")
+        for host in hosts { host.kill(SIGTERM) }
+        for host in hosts { #expect(await host.exitStatus() == 0, "\(host.output.suffix(1000))") }
+    }
 }
 }

@@ -17,7 +17,7 @@ import Synchronization
 //    "stderr": "text",   (writes text to its stderr, first)
 //    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
 //    "gate": "/path",   (creates /path.started, then waits until /path exists: a test's cue)
-//    "gateway": {"integration": "api", "path": "/hello", "forMs": 10000},   (calls the gateway
+//    "gateway": {"integration": "api", "path": "/hello", "query": {}, "forMs": 10000},   (calls the gateway
 //                        again and again for that long, waiting out each refusal's retryAfterMs,
 //                        at most 200 ms; answers {"ok": n, "refused": {reason: n}, "failed": n})
 //    "escape": "TAG"}   (first starts `sleep 3600` in a session of its own, orphaned, with
@@ -140,9 +140,10 @@ func escape(tag: String) {
 
 /// Gateway calls for `forMs`, one at a time: what came back, counted.
 func callGateway(_ input: JSONValue, _ context: RunContext) async throws -> JSONValue {
-    let call = GatewayCallParams(
+    var call = GatewayCallParams(
         integration: input["integration"]?.stringValue ?? "", method: input["method"]?.stringValue ?? "GET",
         path: input["path"]?.stringValue ?? "/")
+    call.query = input["query"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
     let end = ContinuousClock.now + .milliseconds(input["forMs"]?.numberValue?.int64 ?? 1000)
     var ok: Int64 = 0
     var failed: Int64 = 0
