@@ -122,4 +122,34 @@ struct GatewaySharedLimitsTests {
         let gateway = try Gateway(config: config, store: store)
         for _ in 0..<3 { #expect(await gateway.call("/ok", account: TestAccount()).status == 200) }
     }
+
+    /// Once the cool-down has passed, one supervisor's call is the trial; the other's is
+    /// refused while it is in flight, and admitted once the trial has closed the breaker.
+    @Test("one supervisor takes the half-open trial, and its success closes the breaker for both", arguments: Kind.allCases)
+    func oneTrialForBoth(kind: Kind) async throws {
+        defer { server.stop() }
+        let (a, b) = try await pair(kind, "retries: { max: 0 }\nbreaker: { failures: 2, coolDown: 1s }")
+        let account = TestAccount()
+        for _ in 0..<2 { #expect(await a.call("/status/503", account: account).status == 503) }
+        try await Task.sleep(for: .milliseconds(1_300))
+        let gate = Fixtures.temporaryHome() + "/answer"
+        let trial = Task { await a.call("/wait", query: ["file": gate], account: account) }
+        let upstream = server
+        let arrived = await offPool { () -> Bool in
+            for _ in 0..<3_000 {
+                if upstream.requests().contains(where: { $0.path.hasPrefix("/wait") }) { return true }
+                usleep(5_000)
+            }
+            return false
+        }
+        #expect(arrived, "the trial never reached the upstream")
+        let refused = await b.call("/ok", account: account)
+        #expect(refused.reason == .upstreamUnavailable)
+        if case .failure(let failure) = refused { #expect(failure.message.contains("trial"), "\(failure)") }
+        close(open(gate, O_CREAT | O_WRONLY, 0o600))
+        #expect(await trial.value.status == 200)
+        try await Task.sleep(for: .milliseconds(1_100))
+        #expect(await b.call("/ok", account: account).status == 200, "the trial closed the breaker for b too")
+        #expect(server.requests().count == 4)
+    }
 }
