@@ -170,6 +170,7 @@ case "ledger":
 case "ledger-sqlite": try ledgerBenchmark()
 case "ledger-postgres": try postgresBenchmark()
 case "gateway": try await gatewayBenchmark()
+case "gateway-rate": try await gatewayRateBenchmark()
 case "swarm": try await swarmBenchmark()
 case "fleet": try await fleetBenchmark()
 case "sandbox": try await sandboxBenchmark()

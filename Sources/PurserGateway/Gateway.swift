@@ -101,7 +101,9 @@ public final class Gateway: Sendable {
         self.store = store ?? MemoryGatewayStore()
         engine = try HTTPEngine()
         var states: [String: IntegrationState] = [:]
-        for integration in config.integrations { states[integration.name] = IntegrationState(integration, logger: logger) }
+        for integration in config.integrations {
+            states[integration.name] = IntegrationState(integration, store: self.store, logger: logger)
+        }
         self.states = states
     }
 
@@ -110,13 +112,14 @@ public final class Gateway: Sendable {
         _ params: GatewayCallParams, caller: GatewayCaller,
         reply: @escaping @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
     ) {
-        let call = Call(params: params, caller: caller, started: monotonicNanoseconds(), reply: reply)
-        // Work that touches the store (quotas, the cache's persistent tier) goes to the
-        // store's threads; the rest is a few locks, cheaper than a thread hop.
-        if states[params.integration]?.touchesStore == false {
+        var call = Call(params: params, caller: caller, started: monotonicNanoseconds(), reply: reply)
+        // Work that touches the store (quotas, the cache's persistent tier, a shared rate or
+        // breaker) goes to the store's threads; the rest is a few locks, cheaper than a thread hop.
+        if states[params.integration]?.needsStore == false {
             start(call)
         } else {
-            store.perform { self.start(call) }
+            call.onStoreThread = true
+            store.perform { [call] in self.start(call) }
         }
     }
 
@@ -159,6 +162,11 @@ public final class Gateway: Sendable {
         var call = call
         call.cacheKey = cacheKey(call, state, request)
         if let key = call.cacheKey, let cached = state.recall(key, store: store) { return answerFromCache(call, state, cached) }
+        if !call.onStoreThread && state.needsStore {
+            // The shared breaker's view went stale, or its cool-down ended, since `call`.
+            call.onStoreThread = true
+            return store.perform { [call] in self.start(call) }
+        }
         let admission: Admission
         do {
             admission = try state.admit(store: store, runID: call.caller.runID)
@@ -355,6 +363,8 @@ struct Call: Sendable {
     var reply: @Sendable (Result<GatewayCallResult, GatewayFailure>) -> Void
     /// Set once the request is checked, for a call whose answer may be cached.
     var cacheKey: String? = nil
+    /// Runs on the store's threads, where admission may wait for the store.
+    var onStoreThread = false
 }
 
 extension Result {

@@ -6,6 +6,7 @@ import Synchronization
 
 /// One integration's live state in this supervisor: its limiter, breaker, calls in
 /// flight, counters and L1 cache, behind one lock so that admission is one atomic step.
+/// Over a shared store, the rate and the breaker are the store's (`SharedLimits`).
 final class IntegrationState: Sendable {
     struct Counters: Sendable, Hashable {
         var calls = 0
@@ -27,28 +28,74 @@ final class IntegrationState: Sendable {
 
     let integration: Integration
     let scrubber: Scrubber
-    /// Whether a call reads or writes the store on its way (quotas, the cache).
+    /// Whether a call reads or writes the store on its way (quotas, the cache, a shared rate).
     let touchesStore: Bool
+    /// The rate and breaker every supervisor sharing the store holds; nil for this process alone.
+    let shared: SharedLimits?
     /// Store failures a call goes on without (a refund, the cache, the status) are logged here.
     let logger: Logger
     private let state: Mutex<Mutable>
     private static let saving = DispatchQueue(label: "purser.gateway.save", qos: .utility)
 
-    init(_ integration: Integration, logger: Logger) {
+    init(_ integration: Integration, store: any GatewayStore, logger: Logger) {
         self.integration = integration
         self.logger = logger
         scrubber = Scrubber(integration.credentials)
-        touchesStore = !integration.quotas.isEmpty || integration.cache != nil
+        shared = store.sharedLimits.map { SharedLimits(integration, limits: $0, store: store, logger: logger) }
+        let sharesRate = shared?.rate != nil
+        touchesStore = !integration.quotas.isEmpty || integration.cache != nil || sharesRate
         state = Mutex(Mutable(
-            limiter: integration.rateLimit.map(GCRA.init), breaker: CircuitBreaker(integration.breaker),
+            limiter: sharesRate ? nil : integration.rateLimit.map(GCRA.init), breaker: CircuitBreaker(integration.breaker),
             cache: AnswerCache(capacity: integration.cache?.maxEntries ?? 1)))
     }
 
     // MARK: - Admission
 
+    /// Whether admitting a call now needs the store's threads.
+    var needsStore: Bool { touchesStore || shared?.needsStore(now: monotonicNanoseconds()) == true }
+
     /// Breaker, rate limit and concurrency in one step, then the quotas in the store. A
     /// refusal anywhere undoes what was taken before it.
     func admit(store: any GatewayStore, runID: String) throws(GatewayFailure) -> Admission {
+        guard let shared else { return try admitHere(store: store, runID: runID) }
+        try takeSlot()
+        var admission = Admission(nowMs: unixMilliseconds())
+        do {
+            admission.trial = try shared.admit(now: monotonicNanoseconds())
+            try admission.takeQuotas(integration, store: store)
+        } catch {
+            admission.cancel(self, store: store, runID: runID)
+            throw error
+        }
+        return admission
+    }
+
+    /// What stays per supervisor over a shared store: the concurrency limit, and the rate
+    /// when it is too fast to share (`SharedLimits.maxSharedRate`).
+    private func takeSlot() throws(GatewayFailure) {
+        try state.withLock { (state) throws(GatewayFailure) in
+            let limiter = state.limiter
+            try Self.takeRate(&state, integration)
+            if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
+                state.limiter = limiter
+                throw GatewayFailure(
+                    .rateLimited, "\(integration.name) allows \(maximum) calls in flight", retryAfterMs: 10)
+            }
+            state.inFlight += 1
+        }
+    }
+
+    private static func takeRate(_ state: inout Mutable, _ integration: Integration) throws(GatewayFailure) {
+        guard var gcra = state.limiter else { return }
+        if case .failure(let wait) = gcra.admit(now: monotonicNanoseconds()) {
+            throw GatewayFailure(
+                .rateLimited, "\(integration.name) allows \(integration.rateLimit?.text ?? "")", retryAfterMs: wait.milliseconds)
+        }
+        state.limiter = gcra
+    }
+
+    /// This process's own breaker, limiter and concurrency, then the quotas.
+    private func admitHere(store: any GatewayStore, runID: String) throws(GatewayFailure) -> Admission {
         let nowMs = unixMilliseconds()
         try state.withLock { (state) throws(GatewayFailure) in
             guard state.breaker.state != .open || state.breaker.allowsTrial(nowMs: nowMs) else {
@@ -57,14 +104,7 @@ final class IntegrationState: Sendable {
                     retryAfterMs: state.breaker.retryAfterMs(nowMs: nowMs))
             }
             let limiter = state.limiter
-            if var gcra = state.limiter {
-                if case .failure(let wait) = gcra.admit(now: monotonicNanoseconds()) {
-                    throw GatewayFailure(
-                        .rateLimited, "\(integration.name) allows \(integration.rateLimit?.text ?? "")",
-                        retryAfterMs: wait.milliseconds)
-                }
-                state.limiter = gcra
-            }
+            try Self.takeRate(&state, integration)
             if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
                 state.limiter = limiter
                 throw GatewayFailure(
@@ -88,7 +128,11 @@ final class IntegrationState: Sendable {
         return admission
     }
 
-    func release(healthy: Bool?, wentUpstream: Bool) {
+    func release(healthy: Bool?, wentUpstream: Bool, trial: Bool) {
+        if let shared {
+            state.withLock { $0.inFlight -= 1 }
+            return shared.record(healthy: healthy, wentUpstream: wentUpstream, trial: trial, sync: touchesStore)
+        }
         state.withLock { state in
             state.inFlight -= 1
             if let healthy, wentUpstream {
@@ -100,6 +144,7 @@ final class IntegrationState: Sendable {
     }
 
     func pushBack(ms: Int64) {
+        if let shared, shared.rate != nil { return shared.pushBack(ms: ms, sync: touchesStore) }
         state.withLock { state in state.limiter?.pushBack(until: monotonicNanoseconds() + ms * 1_000_000) }
     }
 
@@ -133,7 +178,8 @@ final class IntegrationState: Sendable {
         }
         return IntegrationStatus(
             name: integration.name, base: integration.base.description, rateLimit: integration.rateLimit?.text,
-            limiterAheadMs: limiterAheadMs, inFlight: snapshot.2, breaker: snapshot.1.state.rawValue,
+            limiterAheadMs: limiterAheadMs, inFlight: snapshot.2,
+            breaker: (shared?.breakerState(now: monotonicNanoseconds()) ?? snapshot.1.state).rawValue,
             consecutiveFailures: snapshot.1.consecutiveFailures, quotas: quotas, calls: snapshot.3.calls,
             upstreamCalls: snapshot.3.upstream, cacheHits: snapshot.3.cacheHits, failures: snapshot.3.failures,
             refused: snapshot.3.refused, credits: snapshot.3.credits, savedAtMs: nowMs)
@@ -201,6 +247,8 @@ final class IntegrationState: Sendable {
 /// What one admitted call took: a slot in flight, and its quota windows.
 struct Admission: Sendable {
     private var nowMs: Int64
+    /// The call is the shared breaker's half-open trial.
+    var trial = false
     private var taken: [(key: String, requests: Int64, credits: Int64)] = []
 
     init(nowMs: Int64) { self.nowMs = nowMs }
@@ -239,7 +287,7 @@ struct Admission: Sendable {
                 try store.adjustQuota(key: entry.key, requests: -entry.requests, credits: -entry.credits)
             }
         }
-        state.release(healthy: nil, wentUpstream: false)
+        state.release(healthy: nil, wentUpstream: false, trial: trial)
     }
 
     func finish(
@@ -250,7 +298,7 @@ struct Admission: Sendable {
                 try store.adjustQuota(key: entry.key, requests: 0, credits: charged.micros - entry.credits)
             }
         }
-        state.release(healthy: healthy, wentUpstream: wentUpstream)
+        state.release(healthy: healthy, wentUpstream: wentUpstream, trial: trial)
     }
 }
 
@@ -276,124 +324,4 @@ struct AnswerCache: Sendable {
 
 extension CircuitBreaker {
     func allowsTrial(nowMs: Int64) -> Bool { retryAfterMs(nowMs: nowMs) == 0 }
-}
-
-/// One integration as `purser gateway status` shows it.
-public struct IntegrationStatus: Sendable, Hashable {
-    public var name: String
-    public var base: String
-    public var rateLimit: String?
-    /// How far the limiter's next free slot is ahead of now: 0 when a call would pass.
-    public var limiterAheadMs: Int64?
-    public var inFlight: Int
-    public var breaker: String
-    public var consecutiveFailures: Int
-    public var quotas: [QuotaStatus]
-    public var calls: Int
-    public var upstreamCalls: Int
-    public var cacheHits: Int
-    public var failures: Int
-    public var refused: [String: Int]
-    public var credits: Credits
-    public var savedAtMs: Int64
-
-    public var cacheHitRate: Double? { calls - refused.values.reduce(0, +) > 0 ? Double(cacheHits) / Double(cacheHits + upstreamCalls) : nil }
-
-    public var json: JSONValue {
-        [
-            "name": .string(name), "base": .string(base), "rateLimit": rateLimit.map(JSONValue.string) ?? .null,
-            "limiterAheadMs": limiterAheadMs.map { .number(JSONNumber($0)) } ?? .null,
-            "inFlight": .number(JSONNumber(Int64(inFlight))), "breaker": .string(breaker),
-            "consecutiveFailures": .number(JSONNumber(Int64(consecutiveFailures))),
-            "quotas": .array(quotas.map(\.json)), "calls": .number(JSONNumber(Int64(calls))),
-            "upstreamCalls": .number(JSONNumber(Int64(upstreamCalls))), "cacheHits": .number(JSONNumber(Int64(cacheHits))),
-            "cacheHitRate": cacheHitRate.map { .number(JSONNumber(text: String(($0 * 1000).rounded() / 1000)) ?? JSONNumber(0)) } ?? .null,
-            "failures": .number(JSONNumber(Int64(failures))),
-            "refused": .object(refused.mapValues { .number(JSONNumber(Int64($0))) }), "credits": credits.json,
-            "savedAtMs": .number(JSONNumber(savedAtMs)),
-        ]
-    }
-
-    public init(json: JSONValue) throws(ProtocolError) {
-        let fields = try Fields(json, path: "status")
-        name = try fields.string("name")
-        base = try fields.string("base")
-        rateLimit = try fields.optionalString("rateLimit")
-        limiterAheadMs = try fields.optionalNumber("limiterAheadMs")?.int64
-        inFlight = Int(try fields.int("inFlight"))
-        breaker = try fields.string("breaker")
-        consecutiveFailures = Int(try fields.int("consecutiveFailures"))
-        var quotas: [QuotaStatus] = []
-        if case .array(let items)? = fields.object["quotas"] {
-            for item in items { quotas.append(try QuotaStatus(json: item)) }
-        }
-        self.quotas = quotas
-        calls = Int(try fields.int("calls"))
-        upstreamCalls = Int(try fields.int("upstreamCalls"))
-        cacheHits = Int(try fields.int("cacheHits"))
-        failures = Int(try fields.int("failures"))
-        var refused: [String: Int] = [:]
-        for (reason, count) in try fields.nested("refused").object { refused[reason] = Int(count.numberValue?.int64 ?? 0) }
-        self.refused = refused
-        credits = try fields.credits("credits")
-        savedAtMs = try fields.int("savedAtMs")
-    }
-
-    init(
-        name: String, base: String, rateLimit: String?, limiterAheadMs: Int64?, inFlight: Int, breaker: String,
-        consecutiveFailures: Int, quotas: [QuotaStatus], calls: Int, upstreamCalls: Int, cacheHits: Int, failures: Int,
-        refused: [String: Int], credits: Credits, savedAtMs: Int64
-    ) {
-        self.name = name
-        self.base = base
-        self.rateLimit = rateLimit
-        self.limiterAheadMs = limiterAheadMs
-        self.inFlight = inFlight
-        self.breaker = breaker
-        self.consecutiveFailures = consecutiveFailures
-        self.quotas = quotas
-        self.calls = calls
-        self.upstreamCalls = upstreamCalls
-        self.cacheHits = cacheHits
-        self.failures = failures
-        self.refused = refused
-        self.credits = credits
-        self.savedAtMs = savedAtMs
-    }
-}
-
-public struct QuotaStatus: Sendable, Hashable {
-    public var per: String
-    public var window: String
-    public var maxRequests: Int64?
-    public var maxCredits: Credits?
-    public var usedRequests: Int64
-    public var usedCredits: Credits
-
-    init(quota: Quota, window: String, used: QuotaUsage) {
-        per = quota.window.rawValue
-        self.window = window
-        maxRequests = quota.requests
-        maxCredits = quota.credits
-        usedRequests = used.requests
-        usedCredits = Credits(micros: used.credits)
-    }
-
-    init(json: JSONValue) throws(ProtocolError) {
-        let fields = try Fields(json, path: "quota")
-        per = try fields.string("per")
-        window = try fields.string("window")
-        maxRequests = try fields.optionalNumber("maxRequests")?.int64
-        maxCredits = try fields.optionalNumber("maxCredits").map { (number) throws(ProtocolError) in try Credits(number, field: "maxCredits") }
-        usedRequests = try fields.int("usedRequests")
-        usedCredits = try fields.credits("usedCredits")
-    }
-
-    var json: JSONValue {
-        [
-            "per": .string(per), "window": .string(window),
-            "maxRequests": maxRequests.map { .number(JSONNumber($0)) } ?? .null, "maxCredits": maxCredits?.json ?? .null,
-            "usedRequests": .number(JSONNumber(usedRequests)), "usedCredits": usedCredits.json,
-        ]
-    }
 }

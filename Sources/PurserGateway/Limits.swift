@@ -15,7 +15,12 @@ public struct GCRA: Sendable, Hashable {
         burst = limit.burst
     }
 
-    private var tolerance: Int64 { (burst - 1) * intervalNs }
+    /// `burst - 1` intervals, at most a quarter of Int64's range (about 73 years): a day's
+    /// rate with the largest burst would overflow it, and tat ± tolerance must not.
+    private var tolerance: Int64 {
+        let (product, overflow) = (burst - 1).multipliedReportingOverflow(by: intervalNs)
+        return overflow ? Int64.max / 4 : min(product, Int64.max / 4)
+    }
 
     /// Admits a call (and counts it) or returns how long until one would be admitted.
     public mutating func admit(now: Int64) -> Result<Void, Wait> {

@@ -18,11 +18,45 @@ public protocol GatewayStore: Sendable {
     /// Runs `work`, which calls this store, where a wait for the store holds up nothing
     /// else: the ledger's store threads, or Dispatch for a store that never waits.
     func perform(_ work: @escaping @Sendable () -> Void)
+    /// Where integrations' rate limits and breakers are held for every supervisor sharing
+    /// this store; nil for a store of this process alone, where each gateway keeps its own.
+    var sharedLimits: (any SharedLimitStore)? { get }
 }
 
 extension GatewayStore {
     public func perform(_ work: @escaping @Sendable () -> Void) {
         DispatchQueue.global().async(execute: work)
+    }
+
+    public var sharedLimits: (any SharedLimitStore)? { nil }
+}
+
+/// An integration's GCRA and breaker in a shared store (`SharedLimits`). Times are
+/// microseconds by the store's clock, which every supervisor sharing it shares.
+public protocol SharedLimitStore: Sendable {
+    /// Admits one call if the breaker is closed and the rate allows it, and counts it.
+    func admitCall(integration: String, intervalUs: Int64, toleranceUs: Int64) throws -> SharedAdmission
+    /// Nobody is admitted for `delayUs` (an upstream's 429 Retry-After).
+    func pushBackCalls(integration: String, delayUs: Int64, toleranceUs: Int64) throws
+    /// nil while the breaker is closed; else how long until it cools down (0: a trial may go).
+    func breakerOpenFor(integration: String) throws -> Int64?
+    func openBreaker(integration: String, coolDownUs: Int64) throws
+    /// The one trial call of a cooled-down breaker, with its slot of the rate; false if taken.
+    func takeTrial(integration: String, coolDownUs: Int64, intervalUs: Int64, toleranceUs: Int64) throws -> Bool
+    func closeBreaker(integration: String) throws
+}
+
+public struct SharedAdmission: Sendable, Hashable {
+    public var admitted: Bool
+    /// Refused by the rate: microseconds until a call would be admitted.
+    public var waitUs: Int64
+    /// nil while the breaker is closed; else microseconds until it cools down (0: cooled down).
+    public var breakerUs: Int64?
+
+    public init(admitted: Bool, waitUs: Int64 = 0, breakerUs: Int64? = nil) {
+        self.admitted = admitted
+        self.waitUs = waitUs
+        self.breakerUs = breakerUs
     }
 }
 

@@ -13,9 +13,41 @@ public protocol GatewayStateStore: Sendable {
     func storeCachedValue(key: String, value: String, expiresMs: Int64) throws(LedgerError)
     func saveState(name: String, value: String, nowMs: Int64) throws(LedgerError)
     func states() throws(LedgerError) -> [String: String]
+
+    // An integration's rate limiter (GCRA) and breaker, held for every supervisor sharing
+    // the store (GatewayRateSQL.swift). Times are microseconds by the database's clock.
+
+    /// Admits one call if the breaker is closed and the limiter's theoretical arrival time
+    /// is at most `toleranceUs` ahead, and counts it.
+    func admitCall(name: String, intervalUs: Int64, toleranceUs: Int64) throws(LedgerError) -> RateAdmission
+    /// An upstream said to wait `delayUs` (429 Retry-After): nobody is admitted before then.
+    func pushBackCalls(name: String, delayUs: Int64, toleranceUs: Int64) throws(LedgerError)
+    /// nil while the breaker is closed; else how long until it cools down (0: a trial may go).
+    func breakerOpenFor(name: String) throws(LedgerError) -> Int64?
+    /// Opens the breaker for `coolDownUs` from now (again, after a failed trial).
+    func openBreaker(name: String, coolDownUs: Int64) throws(LedgerError)
+    /// Takes the one trial call of a cooled-down breaker, and its slot of the rate; false
+    /// when another took it less than `coolDownUs` ago, or the breaker is not cooled down.
+    func takeTrial(name: String, coolDownUs: Int64, intervalUs: Int64, toleranceUs: Int64) throws(LedgerError) -> Bool
+    func closeBreaker(name: String) throws(LedgerError)
 }
 
-/// The gateway's tables: gateway_quota, gateway_cache and gateway_state.
+/// What the store said to a call asking for its integration's rate.
+public struct RateAdmission: Sendable, Hashable {
+    public var admitted: Bool
+    /// Refused: microseconds until a call would be admitted by the rate.
+    public var waitUs: Int64
+    /// nil while the breaker is closed; else microseconds until it cools down (0: cooled down).
+    public var breakerUs: Int64?
+
+    public init(admitted: Bool, waitUs: Int64 = 0, breakerUs: Int64? = nil) {
+        self.admitted = admitted
+        self.waitUs = waitUs
+        self.breakerUs = breakerUs
+    }
+}
+
+/// The gateway's tables: gateway_quota, gateway_cache, gateway_state and gateway_rate.
 public struct SQLGatewayStateStore<Driver: SQLDriver>: GatewayStateStore, SQLStore {
     public let driver: Driver
 
@@ -27,6 +59,7 @@ public struct SQLGatewayStateStore<Driver: SQLDriver>: GatewayStateStore, SQLSto
             cacheTable,
             "CREATE INDEX IF NOT EXISTS gateway_cache_expiry ON gateway_cache(expires_ms)",
             "CREATE TABLE IF NOT EXISTS gateway_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, saved_ms BIGINT NOT NULL)",
+            rateTable,
         ]
     }
 

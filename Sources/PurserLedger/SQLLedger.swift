@@ -132,6 +132,26 @@ extension SQLLedger: GatewayStateStore {
     }
 
     public func states() throws(LedgerError) -> [String: String] { try gatewayState.states() }
+
+    public func admitCall(name: String, intervalUs: Int64, toleranceUs: Int64) throws(LedgerError) -> RateAdmission {
+        try gatewayState.admitCall(name: name, intervalUs: intervalUs, toleranceUs: toleranceUs)
+    }
+
+    public func pushBackCalls(name: String, delayUs: Int64, toleranceUs: Int64) throws(LedgerError) {
+        try gatewayState.pushBackCalls(name: name, delayUs: delayUs, toleranceUs: toleranceUs)
+    }
+
+    public func breakerOpenFor(name: String) throws(LedgerError) -> Int64? { try gatewayState.breakerOpenFor(name: name) }
+
+    public func openBreaker(name: String, coolDownUs: Int64) throws(LedgerError) {
+        try gatewayState.openBreaker(name: name, coolDownUs: coolDownUs)
+    }
+
+    public func takeTrial(name: String, coolDownUs: Int64, intervalUs: Int64, toleranceUs: Int64) throws(LedgerError) -> Bool {
+        try gatewayState.takeTrial(name: name, coolDownUs: coolDownUs, intervalUs: intervalUs, toleranceUs: toleranceUs)
+    }
+
+    public func closeBreaker(name: String) throws(LedgerError) { try gatewayState.closeBreaker(name: name) }
 }
 
 extension SQLLedger: RoutineCacheStore {

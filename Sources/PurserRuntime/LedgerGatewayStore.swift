@@ -2,8 +2,9 @@ public import PurserGateway
 public import PurserLedger
 
 /// The gateway's shared state in the ledger's store, so supervisors sharing a store share
-/// quotas, the cache's persistent tier, and `purser gateway status`.
-public struct LedgerGatewayStore: GatewayStore {
+/// quotas, the cache's persistent tier, integrations' rate limits and breakers, and
+/// `purser gateway status`.
+public struct LedgerGatewayStore: GatewayStore, SharedLimitStore {
     public let store: any GatewayStateStore
 
     public init(store: any GatewayStateStore) { self.store = store }
@@ -41,4 +42,29 @@ public struct LedgerGatewayStore: GatewayStore {
         for (name, value) in try store.states() where name.hasPrefix("gateway:") { states[String(name.dropFirst(8))] = value }
         return states
     }
+
+    // MARK: - Rate limits and breakers
+
+    public var sharedLimits: (any SharedLimitStore)? { self }
+
+    public func admitCall(integration: String, intervalUs: Int64, toleranceUs: Int64) throws -> SharedAdmission {
+        let answer = try store.admitCall(name: integration, intervalUs: intervalUs, toleranceUs: toleranceUs)
+        return SharedAdmission(admitted: answer.admitted, waitUs: answer.waitUs, breakerUs: answer.breakerUs)
+    }
+
+    public func pushBackCalls(integration: String, delayUs: Int64, toleranceUs: Int64) throws {
+        try store.pushBackCalls(name: integration, delayUs: delayUs, toleranceUs: toleranceUs)
+    }
+
+    public func breakerOpenFor(integration: String) throws -> Int64? { try store.breakerOpenFor(name: integration) }
+
+    public func openBreaker(integration: String, coolDownUs: Int64) throws {
+        try store.openBreaker(name: integration, coolDownUs: coolDownUs)
+    }
+
+    public func takeTrial(integration: String, coolDownUs: Int64, intervalUs: Int64, toleranceUs: Int64) throws -> Bool {
+        try store.takeTrial(name: integration, coolDownUs: coolDownUs, intervalUs: intervalUs, toleranceUs: toleranceUs)
+    }
+
+    public func closeBreaker(integration: String) throws { try store.closeBreaker(name: integration) }
 }

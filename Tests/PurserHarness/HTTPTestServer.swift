@@ -12,7 +12,9 @@ import Synchronization
 /// without stopping it, the server sees its parent is gone and exits by itself.
 public final class HTTPTestServer: Sendable {
     public let port: Int
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// Where it listens: 127.0.0.1, or the address it was started on (`start(listening:)`).
+    public let address: String
+    public var baseURL: String { "http://\(address):\(port)" }
 
     /// The server script, found from this file's place in the repository.
     public static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -31,11 +33,19 @@ public final class HTTPTestServer: Sendable {
         try await offPool { try HTTPTestServer() }
     }
 
+    /// Starts the server on `address` inside the network namespace at `networkNamespace` (a
+    /// path for `nsenter --net=`, e.g. `NetworkHosts.serverNamespacePath`, whose bridge the
+    /// fleet tests' hosts reach).
+    public static func start(listening address: String, networkNamespace: String) async throws -> HTTPTestServer {
+        try await offPool { try HTTPTestServer(address: address, networkNamespace: networkNamespace) }
+    }
+
     /// Starts the server and returns once it listens (at most 10 s). Async tests use `start()`.
-    public init() throws(HTTPTestServerError) {
+    public init(address: String = "127.0.0.1", networkNamespace: String? = nil) throws(HTTPTestServerError) {
         let directory = try HTTPTestServer.makeDirectory()
         do {
-            let (process, port) = try HTTPTestServer.launch(in: directory)
+            let (process, port) = try HTTPTestServer.launch(in: directory, address: address, networkNamespace: networkNamespace)
+            self.address = address
             self.directory = directory
             self.port = port
             self.process = Mutex(process)
@@ -87,7 +97,9 @@ public final class HTTPTestServer: Sendable {
     }
 
     /// Runs httpd.py and waits for the port it writes to its ready file.
-    private static func launch(in directory: String) throws(HTTPTestServerError) -> (Process, Int) {
+    private static func launch(
+        in directory: String, address: String, networkNamespace: String?
+    ) throws(HTTPTestServerError) -> (Process, Int) {
         guard FileManager.default.fileExists(atPath: script) else {
             throw HTTPTestServerError("the test HTTP server script is missing: \(script)")
         }
@@ -95,12 +107,14 @@ public final class HTTPTestServer: Sendable {
         let errors = directory + "/stderr"
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
         let process = Process()
-        // env finds python3 on PATH and execs it, so the pid is the server's.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", script, "--port", "0", "--log", directory + "/requests.jsonl", "--ready-file", ready,
-            "--parent-pid", String(getpid()),
+        // env finds python3 on PATH and execs it (as nsenter execs env), so the pid is the server's.
+        var command = [
+            "/usr/bin/env", "python3", script, "--port", "0", "--bind", address, "--log", directory + "/requests.jsonl",
+            "--ready-file", ready, "--parent-pid", String(getpid()),
         ]
+        if let networkNamespace { command = [NetworkHosts.nsenter, "--net=" + networkNamespace, "--"] + command }
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: errors)
@@ -154,6 +168,10 @@ public struct LoggedRequest: Sendable, Hashable, Decodable {
     public var headers: [String: String]
     /// Bytes of body, after undoing chunked transfer encoding.
     public var bodyLength: Int
+    /// The client's address.
+    public var client: String?
+    /// When it arrived: seconds since the epoch, by the server's clock.
+    public var time: Double?
 
     public init(method: String, path: String, headers: [String: String], bodyLength: Int) {
         self.method = method
@@ -169,7 +187,7 @@ public struct LoggedRequest: Sendable, Hashable, Decodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case method, path, headers
+        case method, path, headers, client, time
         case bodyLength = "body_length"
     }
 }

@@ -3,14 +3,15 @@
 
     python3 httpd.py --port 0 --log FILE [--ready-file FILE]
 
-Listens on 127.0.0.1 only (port 0: an ephemeral one). Once listening it writes the port
+Listens on 127.0.0.1 (or --bind ADDRESS, e.g. a test network's bridge; port 0: an ephemeral one). Once listening it writes the port
 and a newline to the ready file (FILE.tmp, then renamed, so a reader never sees half a
-number) and prints "listening on 127.0.0.1:PORT". SIGTERM or SIGINT stops it, status 0;
+number) and prints "listening on ADDRESS:PORT". SIGTERM or SIGINT stops it, status 0;
 with --parent-pid PID, so does PID ceasing to be its parent (HTTPTestServer passes it).
 
 Every request, once its body is read and before it is answered, adds one JSON line to the
 log: {"method", "path" (the raw request target, query included), "headers" (names as the
-client sent them; repeated headers joined with ", "), "body_length"}. That is what a test
+client sent them; repeated headers joined with ", "), "body_length", "client" (the
+client's address), "time" (seconds since the epoch)}. That is what a test
 checks to see what the gateway really sent upstream.
 
 Routes match the path without its query; every route answers any method (HEAD gets the
@@ -84,9 +85,10 @@ class State:
         self.count = 0
         self.flaky = {}
 
-    def record(self, method, target, headers, body_length):
+    def record(self, method, target, headers, body_length, client):
         line = json.dumps(
-            {"method": method, "path": target, "headers": headers, "body_length": body_length},
+            {"method": method, "path": target, "headers": headers, "body_length": body_length, "client": client,
+             "time": time.time()},
             separators=(",", ":"),
         )
         with self.lock:
@@ -122,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {}
         for name, value in self.headers.items():
             headers[name] = headers[name] + ", " + value if name in headers else value
-        self.server.state.record(self.command, self.path, headers, len(body or b""))
+        self.server.state.record(self.command, self.path, headers, len(body or b""), self.client_address[0])
         if body is None:
             # The rest of the stream cannot be framed: answer, then close.
             self.close_connection = True
@@ -438,6 +440,7 @@ def exit_with_parent(pid):
 def main():
     parser = argparse.ArgumentParser(description="HTTP/1.1 test upstream for the Purser gateway")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--bind", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--log", help="append one JSON line per request here")
     parser.add_argument("--ready-file", help="write the port here once listening")
     parser.add_argument("--parent-pid", type=int, help="exit once this process is no longer the parent")
@@ -445,7 +448,7 @@ def main():
     if arguments.parent_pid:
         threading.Thread(target=exit_with_parent, args=(arguments.parent_pid,), daemon=True).start()
 
-    server = Server(("127.0.0.1", arguments.port), Handler)
+    server = Server((arguments.bind, arguments.port), Handler)
     server.state = State(arguments.log)
     port = server.server_address[1]
 
@@ -462,7 +465,7 @@ def main():
         with open(arguments.ready_file + ".tmp", "w") as ready:
             ready.write(f"{port}\n")
         os.replace(arguments.ready_file + ".tmp", arguments.ready_file)
-    print(f"listening on 127.0.0.1:{port}", flush=True)
+    print(f"listening on {arguments.bind}:{port}", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -17,6 +17,9 @@ import Synchronization
 //    "stderr": "text",   (writes text to its stderr, first)
 //    "exitAfterMs": 10,   (answers, then exits that much later: a kept worker gone while idle)
 //    "gate": "/path",   (creates /path.started, then waits until /path exists: a test's cue)
+//    "gateway": {"integration": "api", "path": "/hello", "query": {}, "forMs": 10000},   (calls the gateway
+//                        again and again for that long, waiting out each refusal's retryAfterMs,
+//                        at most 200 ms; answers {"ok": n, "refused": {reason: n}, "failed": n})
 //    "escape": "TAG"}   (first starts `sleep 3600` in a session of its own, orphaned, with
 //                        HOSTILE_TAG=TAG in its environment, so that tests can find it)
 // It reports `spend` credits as usage, sleeps, then answers `output` (default: its input
@@ -60,6 +63,7 @@ Plugin.serve(name: "scripted", version: "1.0.0") { input, context in
         try await Task.sleep(for: .milliseconds(input["firstSleepMs"]?.numberValue?.int64 ?? 60_000))
     }
     if input["crash"]?.boolValue == true { abort() }
+    if let calls = input["gateway"] { return try await callGateway(calls, context) }
     if let call = input["call"], let plugin = call["plugin"]?.stringValue,
         let credits = try? Credits(call["credits"]?.numberValue ?? JSONNumber(1), field: "credits")
     {
@@ -132,4 +136,30 @@ func escape(tag: String) {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
     for pointer in argv + envp { free(pointer) }
+}
+
+/// Gateway calls for `forMs`, one at a time: what came back, counted.
+func callGateway(_ input: JSONValue, _ context: RunContext) async throws -> JSONValue {
+    var call = GatewayCallParams(
+        integration: input["integration"]?.stringValue ?? "", method: input["method"]?.stringValue ?? "GET",
+        path: input["path"]?.stringValue ?? "/")
+    call.query = input["query"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
+    let end = ContinuousClock.now + .milliseconds(input["forMs"]?.numberValue?.int64 ?? 1000)
+    var ok: Int64 = 0
+    var failed: Int64 = 0
+    var refused: [String: Int64] = [:]
+    while ContinuousClock.now < end {
+        do {
+            let result = try await context.gateway(call)
+            if result.status == 200 { ok += 1 } else { failed += 1 }
+        } catch let error as RPCError {
+            refused[error.data?["reason"]?.stringValue ?? "?", default: 0] += 1
+            let wait = min(200, max(1, error.data?["retryAfterMs"]?.numberValue?.int64 ?? 10))
+            try await Task.sleep(for: .milliseconds(wait))
+        }
+    }
+    return [
+        "ok": .number(JSONNumber(ok)), "failed": .number(JSONNumber(failed)),
+        "refused": .object(refused.mapValues { .number(JSONNumber($0)) }),
+    ]
 }
