@@ -155,6 +155,50 @@ struct FleetSQL {
         """
     }
 
+    /// On PostgreSQL, a routine's end in one statement, one round trip in autocommit: its
+    /// row if the claim is still this host's (`endClaim`'s `$1`–`$4`, the columns to set
+    /// from `$5` on, `$5` the verdict), its attempt's end, and when `$10` is 1 (it
+    /// succeeded) its dependents one step nearer ready. A fenced claim changes nothing:
+    /// every part hangs on the routine's row. Its dependents are rows of other routines,
+    /// never the one `ended` changes.
+    func finishInOne(_ set: String) -> String {
+        """
+        WITH ended AS (
+            UPDATE fleet_routines SET \(set)
+            WHERE id = $1 AND state = 'running' AND host = $2 AND host_epoch = $3 AND attempt = $4
+            RETURNING swarm, name, attempt),
+        closed AS (
+            UPDATE fleet_attempts SET ended_ms = \(now), verdict = $5
+            WHERE (swarm, routine, attempt) IN (SELECT swarm, name, attempt FROM ended)),
+        released AS (
+            UPDATE fleet_routines SET \(releaseSet)
+            WHERE CAST($10 AS BIGINT) = 1 AND state = 'waiting' AND (swarm, name) IN (
+                SELECT e.swarm, e.later FROM fleet_edges e JOIN ended d ON e.swarm = d.swarm AND e.earlier = d.name))
+        SELECT swarm, name FROM ended
+        """
+    }
+
+    /// One step nearer ready; ready at the last step. One statement where there were two:
+    /// the right-hand `pending` is the row's value before the update.
+    var releaseSet: String {
+        """
+        pending = pending - 1, state = CASE WHEN pending = 1 THEN 'ready' ELSE state END,
+            ready_ms = CASE WHEN pending = 1 THEN \(now) ELSE ready_ms END
+        """
+    }
+
+    /// Rows a statement for multi-row INSERTs: bounded, so that the drivers keep few shapes.
+    static let rowsAStatement = 50
+
+    /// `INSERT INTO head VALUES (…), (…)`: `count` rows of `width` placeholders numbered in
+    /// order from `$1`, each followed by `constants` (SQL, the same for every row).
+    func insert(_ head: String, rows count: Int, width: Int, constants: String = "") -> String {
+        let rows = (0..<count).map { row in
+            "(" + (1...width).map { dialect.placeholder(row * width + $0) }.joined(separator: ", ") + constants + ")"
+        }
+        return "INSERT INTO \(head) VALUES " + rows.joined(separator: ", ")
+    }
+
     // MARK: Rescue
 
     /// Hosts whose heartbeat is older than `$1` ms are lost.

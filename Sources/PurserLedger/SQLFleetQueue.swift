@@ -13,26 +13,20 @@ extension SQLFleetStore: QueueStore {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', \(sql.now), COALESCE((SELECT max(seq) FROM fleet_swarms), 0) + 1)
                 """, swarm.id.sql, swarm.team.sql, swarm.name.sql, swarm.priority.sql, Int64(max(swarm.concurrency, 1)).sql,
                 swarm.file.sql, swarm.source.sql)
-            for (position, routine) in swarm.routines.enumerated() {
-                try session.run(
-                    """
-                    INSERT INTO fleet_routines (swarm, name, position, priority, swarm_priority, state, pending, attempt, memory)
-                    VALUES ($1, $2, $3, $4, $5, 'waiting', $6, 0, $7)
-                    """, swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
-                    Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql)
-                for earlier in Set(routine.after) {
-                    try session.run(
-                        "INSERT INTO fleet_edges (swarm, earlier, later) VALUES ($1, $2, $3)",
-                        swarm.id.sql, earlier.sql, routine.name.sql)
-                }
-            }
+            try insert(
+                session, "fleet_routines (swarm, name, position, priority, swarm_priority, pending, memory, state, attempt)",
+                swarm.routines.enumerated().map { position, routine in
+                    [swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
+                        Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql]
+                }, constants: ", 'waiting', 0")
+            try insert(
+                session, "fleet_edges (swarm, earlier, later)",
+                swarm.routines.flatMap { routine in Set(routine.after).map { [swarm.id.sql, $0.sql, routine.name.sql] } })
         }
     }
 
     public func swarm(id: String) throws(LedgerError) -> QueuedSwarm? {
-        try transaction { (session) throws(LedgerError) in
-            try session.run("SELECT \(sql.swarmColumns) FROM fleet_swarms WHERE id = $1", id.sql).first.map(Self.swarm)
-        }
+        try single("SELECT \(sql.swarmColumns) FROM fleet_swarms WHERE id = $1", id.sql).first.map(Self.swarm)
     }
 
     public func swarms(limit: Int) throws(LedgerError) -> [QueuedSwarm] {
@@ -125,11 +119,9 @@ extension SQLFleetStore: QueueStore {
             }
             claims = try withinMemory(session, claims, memoryBytes)
             claims = try withinConcurrency(session, claims)
-            for claim in claims {
-                try session.run(
-                    "INSERT INTO fleet_attempts (swarm, routine, attempt, host, started_ms) VALUES ($1, $2, $3, $4, \(sql.now))",
-                    claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql, host.name.sql)
-            }
+            try insert(
+                session, "fleet_attempts (swarm, routine, attempt, host, started_ms)",
+                claims.map { [$0.swarm.sql, $0.routine.sql, Int64($0.attempt).sql, host.name.sql] }, constants: ", \(sql.now)")
             return claims
         }
     }
@@ -180,16 +172,24 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError) {
+        let set = end.retry
+            ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
+            : "state = 'done', verdict = $5, message = $6, output = $7, node = $8, report = $9"
+        let arguments = [
+            claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql, end.verdict.sql, end.message.sql,
+            end.output.sql, end.node.sql, end.report.sql,
+        ]
+        let fenced = LedgerError(.fenced, "\(claim.swarm)/\(claim.routine) attempt \(claim.attempt) is no longer \(claim.host.name)'s")
+        // The common ends (ok, or back in line) in one round trip where the store can
+        // (PostgreSQL's data-modifying WITH; SQLite has none); a failure's skips walk the
+        // graph, in a transaction.
+        if driver.dialect.serverFunctions, end.retry || end.verdict == "ok" {
+            let release = Int64(end.retry ? 0 : 1)
+            guard try !driver.single(sql.finishInOne(set), arguments + [release.sql]).isEmpty else { throw fenced }
+            return
+        }
         try transaction { (session) throws(LedgerError) in
-            let set = end.retry
-                ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
-                : "state = 'done', verdict = $5, message = $6, output = $7, node = $8, report = $9"
-            let rows = try session.run(
-                sql.endClaim(set), claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql,
-                end.verdict.sql, end.message.sql, end.output.sql, end.node.sql, end.report.sql)
-            guard !rows.isEmpty else {
-                throw LedgerError(.fenced, "\(claim.swarm)/\(claim.routine) attempt \(claim.attempt) is no longer \(claim.host.name)'s")
-            }
+            guard try !session.query(sql.endClaim(set), arguments).isEmpty else { throw fenced }
             try session.run(
                 "UPDATE fleet_attempts SET ended_ms = \(sql.now), verdict = $4 WHERE swarm = $1 AND routine = $2 AND attempt = $3",
                 claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql, end.verdict.sql)
@@ -205,14 +205,10 @@ extension SQLFleetStore: QueueStore {
     /// The routines waiting on `name` wait on one fewer; those that wait on none are ready.
     /// Only its dependents are touched: the swarm's other waiting rows are not read.
     private func release(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
-        let dependents = "name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)"
-        try session.run(
-            "UPDATE fleet_routines SET pending = pending - 1 WHERE swarm = $1 AND state = 'waiting' AND \(dependents)",
-            swarm.sql, name.sql)
         try session.run(
             """
-            UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now)
-            WHERE swarm = $1 AND state = 'waiting' AND pending = 0 AND \(dependents)
+            UPDATE fleet_routines SET \(sql.releaseSet)
+            WHERE swarm = $1 AND state = 'waiting' AND name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)
             """, swarm.sql, name.sql)
     }
 
@@ -257,9 +253,7 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func swarmState(id: String) throws(LedgerError) -> String? {
-        try transaction { (session) throws(LedgerError) in
-            try session.run("SELECT state FROM fleet_swarms WHERE id = $1", id.sql).first?[0].string
-        }
+        try single("SELECT state FROM fleet_swarms WHERE id = $1", id.sql).first?[0].string
     }
 
     public func attempts(swarm id: String) throws(LedgerError) -> [Attempt] {
@@ -280,9 +274,7 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func nextToComplete(host: HostLease) throws(LedgerError) -> QueuedSwarm? {
-        try transaction { (session) throws(LedgerError) in
-            try session.run(sql.takeToComplete, host.name.sql, host.epoch.sql).first.map(Self.swarm)
-        }
+        try single(sql.takeToComplete, host.name.sql, host.epoch.sql).first.map(Self.swarm)
     }
 
     public func complete(swarm id: String, verdict: String, report: String) throws(LedgerError) {
@@ -323,28 +315,25 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func cancelled(host: HostLease) throws(LedgerError) -> [Claim] {
-        try transaction { (session) throws(LedgerError) in
-            try session.run(
-                """
-                SELECT id, swarm, name, attempt, memory FROM fleet_routines
-                WHERE state = 'running' AND host = $1 AND host_epoch = $2
-                AND swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling')
-                """, host.name.sql, host.epoch.sql
-            ).map {
-                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                    memoryBytes: $0[4].int)
-            }
+        try single(
+            """
+            SELECT id, swarm, name, attempt, memory FROM fleet_routines
+            WHERE state = 'running' AND host = $1 AND host_epoch = $2
+            AND swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling')
+            """, host.name.sql, host.epoch.sql
+        ).map {
+            Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
+                memoryBytes: $0[4].int)
         }
     }
 
+    /// In order, in one transaction, a chunk of rows a statement: ids follow the order.
     public func appendEvents(_ events: [FleetEvent]) throws(LedgerError) {
         guard !events.isEmpty else { return }
         try transaction { (session) throws(LedgerError) in
-            for event in events {
-                try session.run(
-                    "INSERT INTO fleet_events (swarm, at_ms, kind, routine, fields) VALUES ($1, $2, $3, $4, $5)",
-                    event.swarm.sql, event.atMs.sql, event.kind.sql, event.routine.sql, event.fields.sql)
-            }
+            try insert(
+                session, "fleet_events (swarm, at_ms, kind, routine, fields)",
+                events.map { [$0.swarm.sql, $0.atMs.sql, $0.kind.sql, $0.routine.sql, $0.fields.sql] })
         }
     }
 
