@@ -16,7 +16,7 @@ count=${1:-2000}
 shift || true
 hosts=("${@:-1}")
 slots_total=8
-purser=$PWD/.build/release/purser
+purser=${PURSER:-$PWD/.build/release/purser}
 [ -x "$purser" ] || { echo "missing $purser: swift build -c release --product purser" >&2; exit 1; }
 bin=${PURSER_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 work=$(mktemp -d /tmp/purser-statements-XXXXXX)

@@ -110,23 +110,37 @@ struct FleetSQL {
     /// Ready routines in priority order, at most a swarm's `concurrency` running at once
     /// (counted when the claim is made: claims racing on two hosts may pass it by their
     /// number, and the team's `workers` cap in the ledger is the hard limit). `$1` host,
-    /// `$2` its epoch, `$3` how many, `$4` the memory the host has left.
-    var claim: String {
+    /// `$2` its epoch, `$3` how many, `$4` the memory the host has left. `startingAttempts`
+    /// (PostgreSQL's data-modifying WITH; SQLite has none): the same statement inserts the
+    /// claimed rows' attempts, a round trip less.
+    func claim(startingAttempts: Bool) -> String {
         // The swarms below their concurrency are found once a claim, not once a ready row:
         // counted per row, a claim walked every ready row of a full swarm with a count each.
-        """
-        WITH open_swarms AS (
-            SELECT s.id FROM fleet_swarms s WHERE s.state = 'running'
-            AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
-        next AS MATERIALIZED (
-            SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
-            AND swarm IN (SELECT id FROM open_swarms)
-            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
-            ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
-        UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
-        WHERE id IN (SELECT id FROM next) AND state = 'ready'
-        RETURNING id, swarm, name, attempt, memory, priority, ready_ms, swarm_priority
-        """
+        let columns = "id, swarm, name, attempt, memory, priority, ready_ms, swarm_priority"
+        let next = """
+            open_swarms AS (
+                SELECT s.id FROM fleet_swarms s WHERE s.state = 'running'
+                AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
+            next AS MATERIALIZED (
+                SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
+                AND swarm IN (SELECT id FROM open_swarms)
+                AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+                ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
+            """
+        let update = """
+            UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
+            WHERE id IN (SELECT id FROM next) AND state = 'ready'
+            RETURNING \(columns)
+            """
+        guard startingAttempts else { return "WITH \(next)\n\(update)" }
+        return """
+            WITH \(next),
+            claimed AS (\(update)),
+            started AS (
+                INSERT INTO fleet_attempts (swarm, routine, attempt, host, started_ms)
+                SELECT swarm, name, attempt, $1, \(now) FROM claimed)
+            SELECT \(columns) FROM claimed
+            """
     }
 
     /// How many more of swarm `$1`'s routines run than its `concurrency` allows.

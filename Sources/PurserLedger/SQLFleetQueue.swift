@@ -109,21 +109,35 @@ extension SQLFleetStore: QueueStore {
 
     public func claim(host: HostLease, limit: Int, memoryBytes: Int64) throws(LedgerError) -> [Claim] {
         guard limit > 0, memoryBytes >= 0 else { return [] }
+        let arguments = [host.name.sql, host.epoch.sql, Int64(limit).sql, memoryBytes.sql]
+        // PostgreSQL starts the attempts in the claim's statement; one row alone always
+        // fits (in memory and concurrency), so a claim of one is a round trip in autocommit.
+        let starting = driver.dialect.serverFunctions
+        if starting, limit == 1 { return try driver.single(sql.claim(startingAttempts: true), arguments).map { Self.claim($0, host) } }
         return try transaction { (session) throws(LedgerError) in
-            let rows = try session.run(sql.claim, host.name.sql, host.epoch.sql, Int64(limit).sql, memoryBytes.sql)
+            let rows = try session.query(sql.claim(startingAttempts: starting), arguments)
                 // In line's order (RETURNING keeps none), so that what goes back is the last in line.
                 .sorted { ($0[7].int, $0[5].int, -$0[6].int, -$0[0].int) > ($1[7].int, $1[5].int, -$1[6].int, -$1[0].int) }
-            var claims = rows.map {
-                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                    memoryBytes: $0[4].int)
+            let claimed = rows.map { Self.claim($0, host) }
+            let kept = try withinConcurrency(session, try withinMemory(session, claimed, memoryBytes))
+            let attempts = { (claims: [Claim]) in claims.map { [$0.swarm.sql, $0.routine.sql, Int64($0.attempt).sql] } }
+            if starting {
+                let back = claimed.filter { claim in !kept.contains { $0.id == claim.id } }
+                for row in attempts(back) {
+                    try session.query("DELETE FROM fleet_attempts WHERE swarm = $1 AND routine = $2 AND attempt = $3", row)
+                }
+            } else {
+                try insert(
+                    session, "fleet_attempts (swarm, routine, attempt, host, started_ms)", attempts(kept).map { $0 + [host.name.sql] },
+                    constants: ", \(sql.now)")
             }
-            claims = try withinMemory(session, claims, memoryBytes)
-            claims = try withinConcurrency(session, claims)
-            try insert(
-                session, "fleet_attempts (swarm, routine, attempt, host, started_ms)",
-                claims.map { [$0.swarm.sql, $0.routine.sql, Int64($0.attempt).sql, host.name.sql] }, constants: ", \(sql.now)")
-            return claims
+            return kept
         }
+    }
+
+    static func claim(_ row: [SQLValue], _ host: HostLease) -> Claim {
+        Claim(id: row[0].int, swarm: row[1].string ?? "", routine: row[2].string ?? "", attempt: Int(row[3].int), host: host,
+            memoryBytes: row[4].int)
     }
 
     /// Each row fits alone; together they may not: the last in line go back.

@@ -73,6 +73,7 @@ struct FleetStoreConformanceTests {
         let first = try store.claim(host: a, limit: 4, memoryBytes: 350)
         #expect(first.map(\.routine) == ["d"] && first.first?.memoryBytes == 300, "d first; a no longer fits beside it")
         #expect(try store.routines(swarm: "s1").first { $0.name == "a" }.map { $0.state == "ready" && $0.attempt == 0 } == true)
+        #expect(try store.attempts(swarm: "s1").map(\.routine) == ["d"], "a went back: it has no attempt")
         #expect(try store.claim(host: a, limit: 4, memoryBytes: 100).map(\.routine) == ["a"])
     }
 
