@@ -112,12 +112,12 @@ measure() {
         "transactions $(echo "scale=2; ($xacts_after - $xacts_before) / $count" | bc)/routine," \
         "load $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| calls/routine | server µs/routine | mean µs | blocks/call | statement |"
-    echo "|---|---|---|---|---|"
+    echo "| calls/routine | server µs/routine | mean µs | blocks/call | rows/call | statement |"
+    echo "|---|---|---|---|---|---|"
     psql -d postgres -F ' | ' -c "
         SELECT round(s.calls::numeric / $count, 2), round((s.total_exec_time + s.total_plan_time)::numeric * 1000 / $count),
             round(((s.total_exec_time + s.total_plan_time) / s.calls)::numeric * 1000),
-            round((s.shared_blks_hit + s.shared_blks_read)::numeric / s.calls, 1),
+            round((s.shared_blks_hit + s.shared_blks_read)::numeric / s.calls, 1), round(s.rows::numeric / s.calls, 2),
             left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
         WHERE d.datname = '$db' ORDER BY s.calls DESC, s.total_exec_time DESC LIMIT 40" | sed 's/^/| /; s/$/ |/'

@@ -129,7 +129,9 @@ public final class FleetHost: Sendable {
         let (free, memory) = state.withLock { state in
             (settings.slots - state.runs.count, settings.memoryBytes - state.runs.values.reduce(0) { $0 + $1.claim.memoryBytes })
         }
-        guard free > 0, memory > 0, !underPressure() else { return false }
+        // No free slot: a wake-up the last pass served already; nothing to conclude.
+        guard free > 0 else { return true }
+        guard memory > 0, !underPressure() else { return false }
         let claims: [Claim]
         do throws(LedgerError) {
             claims = try await StoreThreads.shared.run { () throws(LedgerError) in

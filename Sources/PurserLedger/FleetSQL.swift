@@ -87,12 +87,13 @@ struct FleetSQL {
         """
     }
 
-    /// Admitted swarms with nothing left to run. `$1` host, `$2` its epoch.
+    /// Admitted swarms with nothing left to run. `$1` host, `$2` its epoch. The states not
+    /// done are named: `state <> 'done'` walked the swarm's done rows in the index first.
     var takeToComplete: String {
         """
         WITH next AS MATERIALIZED (
             SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling')
-            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state <> 'done')
+            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state IN ('waiting', 'ready', 'running'))
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
             ORDER BY submitted_ms, seq LIMIT 1 \(dialect.lockSkippingLocked))
         UPDATE fleet_swarms SET state = 'completing', taker = $1, taker_epoch = $2

@@ -341,14 +341,17 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    /// In order, in one transaction, a chunk of rows a statement: ids follow the order.
+    /// In order, all or none, a chunk of rows a statement: ids follow the order. A batch
+    /// of one chunk is one statement in autocommit.
     public func appendEvents(_ events: [FleetEvent]) throws(LedgerError) {
-        guard !events.isEmpty else { return }
-        try transaction { (session) throws(LedgerError) in
-            try insert(
-                session, "fleet_events (swarm, at_ms, kind, routine, fields)",
-                events.map { [$0.swarm.sql, $0.atMs.sql, $0.kind.sql, $0.routine.sql, $0.fields.sql] })
+        let head = "fleet_events (swarm, at_ms, kind, routine, fields)"
+        let rows = events.map { [$0.swarm.sql, $0.atMs.sql, $0.kind.sql, $0.routine.sql, $0.fields.sql] }
+        guard rows.count > FleetSQL.rowsAStatement else {
+            guard !rows.isEmpty else { return }
+            _ = try driver.single(sql.insert(head, rows: rows.count, width: 5), rows.flatMap { $0 })
+            return
         }
+        try transaction { (session) throws(LedgerError) in try insert(session, head, rows) }
     }
 
     public func events(swarm id: String, after: Int64, limit: Int) throws(LedgerError) -> [FleetEvent] {
