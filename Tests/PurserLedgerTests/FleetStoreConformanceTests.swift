@@ -77,6 +77,24 @@ struct FleetStoreConformanceTests {
         #expect(try store.claim(host: a, limit: 4, memoryBytes: 100).map(\.routine) == ["a"])
     }
 
+    @Test("what goes back for memory does not count against the swarm's concurrency", arguments: StoreKind.allCases)
+    func memoryAndConcurrency(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(SubmittedSwarm(
+            id: "s1", team: "t", name: "s", priority: 0, concurrency: 2, file: "job.yaml", source: "swarm: {}",
+            routines: [
+                SubmittedRoutine(name: "p", priority: 3, memoryBytes: 100), SubmittedRoutine(name: "q", priority: 2, memoryBytes: 200),
+                SubmittedRoutine(name: "r", priority: 1, memoryBytes: 100),
+            ]))
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 4, memoryBytes: 250)
+        #expect(claimed.map(\.routine) == ["p", "r"], "q does not fit beside p; p and r are the swarm's two")
+        #expect(try store.routines(swarm: "s1").first { $0.name == "q" }.map { $0.state == "ready" && $0.attempt == 0 } == true)
+        #expect(try store.attempts(swarm: "s1").map(\.routine).sorted() == ["p", "r"])
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty, "the swarm runs two")
+    }
+
     @Test("a retry goes back in line as the next attempt; an unclaim does not count", arguments: StoreKind.allCases)
     func retries(kind: StoreKind) throws {
         let store = try Self.open(kind.driver())
