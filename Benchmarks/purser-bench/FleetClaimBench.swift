@@ -53,7 +53,7 @@ func claimBenchmark(server: PostgresServer, postmaster: pid_t) throws {
     print(floorCPU.since(.zero, routines: total, own: "pgbench", per: "claim") + serverPerClaim(floorServer, total))
     show("purser claims, limit 1, \(claimClients) connections", Double(total) / purserSeconds, against: floor, goal: 0.8)
     print(purserCPU.since(.zero, routines: total, own: "-", per: "claim") + serverPerClaim(purserServer, total))
-    print("  (Purser's claim also inserts the attempt's row, in the same transaction; pgbench runs the UPDATE alone)")
+    print("  (one statement both ways, the attempt's row and all; Purser's is prepared, pgbench's parsed each time)")
 }
 
 func serverPerClaim(_ seconds: Double, _ claims: Int) -> String {

@@ -12,6 +12,10 @@ final class EventLog: Sendable {
     private let pending = Mutex<(events: [FleetEvent], flushing: Bool)>(([], false))
     /// Beyond this many waiting events (a store that is away), the oldest are dropped, and said.
     static let maxPending = 10_000
+    /// How long the first event of a batch waits for others: a host's routines each add a
+    /// few events, and one write for several routines' costs the store a statement, not
+    /// one a routine (`watch` learns of them this much later).
+    static let gatherMs = 10
 
     init(store: any QueueStore, logger: Logger) {
         self.store = store
@@ -28,7 +32,11 @@ final class EventLog: Sendable {
             state.flushing = true
             return true
         }
-        if start { StoreThreads.shared.submit { self.flush() } }
+        guard start else { return }
+        Task {
+            try? await Task.sleep(for: .milliseconds(Self.gatherMs))
+            StoreThreads.shared.submit { self.flush() }
+        }
     }
 
     /// Writes what waits until nothing does; one writer at a time keeps the order.

@@ -20,6 +20,8 @@ public final class FleetHost: Sendable {
     /// The heartbeat's own thread: renewals must not queue behind the runs' store work.
     let heartbeatThread = StoreThreads(count: 1)
     let state: Mutex<HostState>
+    /// When the looks that need not follow every run's end last ran (`pass`).
+    private let lastLook = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Joins the fleet: a new epoch in the hosts table, and a new ledger lease for the holds
     /// of its routines (what an earlier life of this host held is reclaimed with it).
@@ -93,24 +95,43 @@ public final class FleetHost: Sendable {
 
     private var drained: Bool { state.withLock { $0.draining && $0.runs.isEmpty } }
 
-    /// One look at the queue: runs to stop, swarms to admit and complete, routines to claim.
+    /// One look at the queue: routines to claim, swarms to complete, and at most once a
+    /// poll interval runs to stop and swarms to admit. A run's end wakes the host to fill its
+    /// slot; what else changes with it is only whether a swarm has ended, and that only once
+    /// nothing is left to claim.
     func pass() async {
         let (fenced, draining, lease) = state.withLock { ($0.fenced, $0.draining, $0.lease) }
         guard !fenced else { return }
-        await stopCancelled(lease)
-        await forgetEnded()
-        if !draining { await SwarmGate(host: self).admitWaiting(lease) }
-        await SwarmGate(host: self).completeEnded(lease)
-        if !draining { await claim(lease) }
+        let due = lookDue()
+        if due {
+            await stopCancelled(lease)
+            await forgetEnded()
+            if !draining { await SwarmGate(host: self).admitWaiting(lease) }
+        }
+        let more = draining ? false : await claim(lease)
+        if due || !more { await SwarmGate(host: self).completeEnded(lease) }
+    }
+
+    /// Whether a poll interval has passed since the last full look (and if so, this is one).
+    private func lookDue() -> Bool {
+        let now = ContinuousClock.now
+        return lastLook.withLock { last in
+            if let last, now - last < .milliseconds(settings.pollMs) { return false }
+            last = now
+            return true
+        }
     }
 
     /// Claims for its free slots what fits in the memory it has left; nothing while the
-    /// host's memory is under pressure.
-    private func claim(_ lease: HostLease) async {
+    /// host's memory is under pressure. True when it got all it asked for: more may be
+    /// ready, so the look for ended swarms can wait for the next full look.
+    private func claim(_ lease: HostLease) async -> Bool {
         let (free, memory) = state.withLock { state in
             (settings.slots - state.runs.count, settings.memoryBytes - state.runs.values.reduce(0) { $0 + $1.claim.memoryBytes })
         }
-        guard free > 0, memory > 0, !underPressure() else { return }
+        // No free slot: a wake-up the last pass served already; nothing to conclude.
+        guard free > 0 else { return true }
+        guard memory > 0, !underPressure() else { return false }
         let claims: [Claim]
         do throws(LedgerError) {
             claims = try await StoreThreads.shared.run { () throws(LedgerError) in
@@ -118,7 +139,7 @@ public final class FleetHost: Sendable {
             }
         } catch {
             logger.warning("claiming failed", metadata: ["error": "\(error)"])
-            return
+            return false
         }
         for claim in claims {
             state.withLock { state in
@@ -126,6 +147,7 @@ public final class FleetHost: Sendable {
                 state.runs[claim.id] = (claim, task)
             }
         }
+        return claims.count == free
     }
 
     private func underPressure() -> Bool {

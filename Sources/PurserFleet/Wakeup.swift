@@ -17,10 +17,15 @@ final class Wakeup: Sendable {
         waiter?.resume()
     }
 
+    /// Whether a signal waits for the next `wait`.
+    var pending: Bool { state.withLock { $0.pending } }
+
     /// Returns at the next signal, or after `ms`.
     func wait(ms: Int64) async {
         let timer = Task {
-            try? await Task.sleep(for: .milliseconds(ms))
+            // A wait ended by a signal cancels its timer, which must then not signal: that
+            // left a signal behind, and every run's end cost the host a second pass.
+            guard (try? await Task.sleep(for: .milliseconds(ms))) != nil else { return }
             self.signal()
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -35,5 +40,6 @@ final class Wakeup: Sendable {
             if now { continuation.resume() }
         }
         timer.cancel()
+        await timer.value
     }
 }

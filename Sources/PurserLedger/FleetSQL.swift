@@ -95,12 +95,13 @@ struct FleetSQL {
         """
     }
 
-    /// Admitted swarms with nothing left to run. `$1` host, `$2` its epoch.
+    /// Admitted swarms with nothing left to run. `$1` host, `$2` its epoch. The states not
+    /// done are named: `state <> 'done'` walked the swarm's done rows in the index first.
     var takeToComplete: String {
         """
         WITH next AS MATERIALIZED (
             SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling') AND taker IS NULL
-            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state <> 'done')
+            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state IN ('waiting', 'ready', 'running'))
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
             ORDER BY submitted_ms, seq LIMIT 1 \(dialect.lockSkippingLocked))
         UPDATE fleet_swarms SET state = 'completing', taker = $1, taker_epoch = $2
@@ -119,23 +120,37 @@ struct FleetSQL {
     /// Ready routines in priority order, at most a swarm's `concurrency` running at once
     /// (counted when the claim is made: claims racing on two hosts may pass it by their
     /// number, and the team's `workers` cap in the ledger is the hard limit). `$1` host,
-    /// `$2` its epoch, `$3` how many, `$4` the memory the host has left.
-    var claim: String {
+    /// `$2` its epoch, `$3` how many, `$4` the memory the host has left. `startingAttempts`
+    /// (PostgreSQL's data-modifying WITH; SQLite has none): the same statement inserts the
+    /// claimed rows' attempts, a round trip less.
+    func claim(startingAttempts: Bool) -> String {
         // The swarms below their concurrency are found once a claim, not once a ready row:
         // counted per row, a claim walked every ready row of a full swarm with a count each.
-        """
-        WITH open_swarms AS (
-            SELECT s.id FROM fleet_swarms s WHERE s.state = 'running' AND s.paused = 0
-            AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
-        next AS MATERIALIZED (
-            SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
-            AND swarm IN (SELECT id FROM open_swarms)
-            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
-            ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
-        UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
-        WHERE id IN (SELECT id FROM next) AND state = 'ready'
-        RETURNING id, swarm, name, attempt, memory, priority, ready_ms, swarm_priority
-        """
+        let columns = "id, swarm, name, attempt, memory, priority, ready_ms, swarm_priority"
+        let next = """
+            open_swarms AS (
+                SELECT s.id FROM fleet_swarms s WHERE s.state = 'running' AND s.paused = 0
+                AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
+            next AS MATERIALIZED (
+                SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
+                AND swarm IN (SELECT id FROM open_swarms)
+                AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+                ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
+            """
+        let update = """
+            UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
+            WHERE id IN (SELECT id FROM next) AND state = 'ready'
+            RETURNING \(columns)
+            """
+        guard startingAttempts else { return "WITH \(next)\n\(update)" }
+        return """
+            WITH \(next),
+            claimed AS (\(update)),
+            started AS (
+                INSERT INTO fleet_attempts (swarm, routine, attempt, host, started_ms)
+                SELECT swarm, name, attempt, $1, \(now) FROM claimed)
+            SELECT \(columns) FROM claimed
+            """
     }
 
     /// How many more of swarm `$1`'s routines run than its `concurrency` allows.
@@ -162,6 +177,50 @@ struct FleetSQL {
         WHERE id = $1 AND state = 'running' AND host = $2 AND host_epoch = $3 AND attempt = $4
         RETURNING swarm, name
         """
+    }
+
+    /// On PostgreSQL, a routine's end in one statement, one round trip in autocommit: its
+    /// row if the claim is still this host's (`endClaim`'s `$1`–`$4`, the columns to set
+    /// from `$5` on, `$5` the verdict), its attempt's end, and when `$10` is 1 (it
+    /// succeeded) its dependents one step nearer ready. A fenced claim changes nothing:
+    /// every part hangs on the routine's row. Its dependents are rows of other routines,
+    /// never the one `ended` changes.
+    func finishInOne(_ set: String) -> String {
+        """
+        WITH ended AS (
+            UPDATE fleet_routines SET \(set)
+            WHERE id = $1 AND state = 'running' AND host = $2 AND host_epoch = $3 AND attempt = $4
+            RETURNING swarm, name, attempt),
+        closed AS (
+            UPDATE fleet_attempts SET ended_ms = \(now), verdict = $5
+            WHERE (swarm, routine, attempt) IN (SELECT swarm, name, attempt FROM ended)),
+        released AS (
+            UPDATE fleet_routines SET \(releaseSet)
+            WHERE CAST($10 AS BIGINT) = 1 AND state = 'waiting' AND (swarm, name) IN (
+                SELECT e.swarm, e.later FROM fleet_edges e JOIN ended d ON e.swarm = d.swarm AND e.earlier = d.name))
+        SELECT swarm, name FROM ended
+        """
+    }
+
+    /// One step nearer ready; ready at the last step. One statement where there were two:
+    /// the right-hand `pending` is the row's value before the update.
+    var releaseSet: String {
+        """
+        pending = pending - 1, state = CASE WHEN pending = 1 THEN 'ready' ELSE state END,
+            ready_ms = CASE WHEN pending = 1 THEN \(now) ELSE ready_ms END
+        """
+    }
+
+    /// Rows a statement for multi-row INSERTs: bounded, so that the drivers keep few shapes.
+    static let rowsAStatement = 50
+
+    /// `INSERT INTO head VALUES (…), (…)`: `count` rows of `width` placeholders numbered in
+    /// order from `$1`, each followed by `constants` (SQL, the same for every row).
+    func insert(_ head: String, rows count: Int, width: Int, constants: String = "") -> String {
+        let rows = (0..<count).map { row in
+            "(" + (1...width).map { dialect.placeholder(row * width + $0) }.joined(separator: ", ") + constants + ")"
+        }
+        return "INSERT INTO \(head) VALUES " + rows.joined(separator: ", ")
     }
 
     // MARK: Rescue

@@ -13,26 +13,20 @@ extension SQLFleetStore: QueueStore {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', \(sql.now), COALESCE((SELECT max(seq) FROM fleet_swarms), 0) + 1)
                 """, swarm.id.sql, swarm.team.sql, swarm.name.sql, swarm.priority.sql, Int64(max(swarm.concurrency, 1)).sql,
                 swarm.file.sql, swarm.source.sql)
-            for (position, routine) in swarm.routines.enumerated() {
-                try session.run(
-                    """
-                    INSERT INTO fleet_routines (swarm, name, position, priority, swarm_priority, state, pending, attempt, memory)
-                    VALUES ($1, $2, $3, $4, $5, 'waiting', $6, 0, $7)
-                    """, swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
-                    Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql)
-                for earlier in Set(routine.after) {
-                    try session.run(
-                        "INSERT INTO fleet_edges (swarm, earlier, later) VALUES ($1, $2, $3)",
-                        swarm.id.sql, earlier.sql, routine.name.sql)
-                }
-            }
+            try insert(
+                session, "fleet_routines (swarm, name, position, priority, swarm_priority, pending, memory, state, attempt)",
+                swarm.routines.enumerated().map { position, routine in
+                    [swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
+                        Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql]
+                }, constants: ", 'waiting', 0")
+            try insert(
+                session, "fleet_edges (swarm, earlier, later)",
+                swarm.routines.flatMap { routine in Set(routine.after).map { [swarm.id.sql, $0.sql, routine.name.sql] } })
         }
     }
 
     public func swarm(id: String) throws(LedgerError) -> QueuedSwarm? {
-        try transaction { (session) throws(LedgerError) in
-            try session.run("SELECT \(sql.swarmColumns) FROM fleet_swarms WHERE id = $1", id.sql).first.map(Self.swarm)
-        }
+        try single("SELECT \(sql.swarmColumns) FROM fleet_swarms WHERE id = $1", id.sql).first.map(Self.swarm)
     }
 
     public func swarms(limit: Int) throws(LedgerError) -> [QueuedSwarm] {
@@ -115,83 +109,25 @@ extension SQLFleetStore: QueueStore {
             id.sql, routines.sql, message.sql)
     }
 
-    public func claim(host: HostLease, limit: Int, memoryBytes: Int64) throws(LedgerError) -> [Claim] {
-        guard limit > 0, memoryBytes >= 0 else { return [] }
-        return try transaction { (session) throws(LedgerError) in
-            let rows = try session.run(sql.claim, host.name.sql, host.epoch.sql, Int64(limit).sql, memoryBytes.sql)
-                // In line's order (RETURNING keeps none), so that what goes back is the last in line.
-                .sorted { ($0[7].int, $0[5].int, -$0[6].int, -$0[0].int) > ($1[7].int, $1[5].int, -$1[6].int, -$1[0].int) }
-            var claims = rows.map {
-                Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                    memoryBytes: $0[4].int)
-            }
-            claims = try withinMemory(session, claims, memoryBytes)
-            claims = try withinConcurrency(session, claims)
-            for claim in claims {
-                try session.run(
-                    "INSERT INTO fleet_attempts (swarm, routine, attempt, host, started_ms) VALUES ($1, $2, $3, $4, \(sql.now))",
-                    claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql, host.name.sql)
-            }
-            return claims
-        }
-    }
-
-    /// Each row fits alone; together they may not: the last in line go back.
-    private func withinMemory(_ session: any SQLSession, _ claims: [Claim], _ memoryBytes: Int64) throws(LedgerError) -> [Claim] {
-        var left = memoryBytes
-        var kept: [Claim] = []
-        var back: [Int64] = []
-        for claim in claims {
-            if claim.memoryBytes <= left {
-                left -= claim.memoryBytes
-                kept.append(claim)
-            } else {
-                back.append(claim.id)
-            }
-        }
-        if !back.isEmpty { try session.run(sql.putBack(back), Int64(back.count).sql) }
-        return kept
-    }
-
-    /// One claim's rows each passed their swarm's `concurrency` alone; together they may
-    /// not: the last in line of a swarm over it go back.
-    private func withinConcurrency(_ session: any SQLSession, _ claims: [Claim]) throws(LedgerError) -> [Claim] {
-        var kept = claims
-        for swarm in Set(claims.map(\.swarm)) {
-            let ids = claims.filter { $0.swarm == swarm }.map(\.id)
-            guard ids.count > 1 else { continue }
-            let over = try session.run(sql.overConcurrency, swarm.sql).first?.first?.int ?? 0
-            guard over > 0 else { continue }
-            let back = try session.run(sql.putBack(ids), min(over, Int64(ids.count)).sql).compactMap { $0[0].optionalInt }
-            kept.removeAll { back.contains($0.id) }
-        }
-        return kept
-    }
-
-    public func unclaim(_ claim: Claim, message: String) throws(LedgerError) -> Bool {
-        try transaction { (session) throws(LedgerError) in
-            let rows = try session.run(
-                sql.endClaim("state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL, message = $5"),
-                claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql, message.sql)
-            guard !rows.isEmpty else { return false }
-            try session.run(
-                "DELETE FROM fleet_attempts WHERE swarm = $1 AND routine = $2 AND attempt = $3",
-                claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql)
-            return true
-        }
-    }
-
     public func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError) {
+        let set = end.retry
+            ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, stop_for = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
+            : "state = 'done', verdict = $5, message = $6, output = $7, node = $8, report = $9"
+        let arguments = [
+            claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql, end.verdict.sql, end.message.sql,
+            end.output.sql, end.node.sql, end.report.sql,
+        ]
+        let fenced = LedgerError(.fenced, "\(claim.swarm)/\(claim.routine) attempt \(claim.attempt) is no longer \(claim.host.name)'s")
+        // The common ends (ok, or back in line) in one round trip where the store can
+        // (PostgreSQL's data-modifying WITH; SQLite has none); a failure's skips walk the
+        // graph, in a transaction.
+        if driver.dialect.serverFunctions, end.retry || end.verdict == "ok" {
+            let release = Int64(end.retry ? 0 : 1)
+            guard try !driver.single(sql.finishInOne(set), arguments + [release.sql]).isEmpty else { throw fenced }
+            return
+        }
         try transaction { (session) throws(LedgerError) in
-            let set = end.retry
-                ? "state = 'ready', ready_ms = \(sql.now), host = NULL, host_epoch = NULL, stop_for = NULL, verdict = $5, message = $6, node = $8, report = $9, output = $7"
-                : "state = 'done', verdict = $5, message = $6, output = $7, node = $8, report = $9"
-            let rows = try session.run(
-                sql.endClaim(set), claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql,
-                end.verdict.sql, end.message.sql, end.output.sql, end.node.sql, end.report.sql)
-            guard !rows.isEmpty else {
-                throw LedgerError(.fenced, "\(claim.swarm)/\(claim.routine) attempt \(claim.attempt) is no longer \(claim.host.name)'s")
-            }
+            guard try !session.query(sql.endClaim(set), arguments).isEmpty else { throw fenced }
             try session.run(
                 "UPDATE fleet_attempts SET ended_ms = \(sql.now), verdict = $4 WHERE swarm = $1 AND routine = $2 AND attempt = $3",
                 claim.swarm.sql, claim.routine.sql, Int64(claim.attempt).sql, end.verdict.sql)
@@ -207,14 +143,10 @@ extension SQLFleetStore: QueueStore {
     /// The routines waiting on `name` wait on one fewer; those that wait on none are ready.
     /// Only its dependents are touched: the swarm's other waiting rows are not read.
     private func release(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
-        let dependents = "name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)"
-        try session.run(
-            "UPDATE fleet_routines SET pending = pending - 1 WHERE swarm = $1 AND state = 'waiting' AND \(dependents)",
-            swarm.sql, name.sql)
         try session.run(
             """
-            UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now)
-            WHERE swarm = $1 AND state = 'waiting' AND pending = 0 AND \(dependents)
+            UPDATE fleet_routines SET \(sql.releaseSet)
+            WHERE swarm = $1 AND state = 'waiting' AND name IN (SELECT later FROM fleet_edges WHERE swarm = $1 AND earlier = $2)
             """, swarm.sql, name.sql)
     }
 
@@ -259,9 +191,7 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func swarmState(id: String) throws(LedgerError) -> String? {
-        try transaction { (session) throws(LedgerError) in
-            try session.run("SELECT state FROM fleet_swarms WHERE id = $1", id.sql).first?[0].string
-        }
+        try single("SELECT state FROM fleet_swarms WHERE id = $1", id.sql).first?[0].string
     }
 
     public func attempts(swarm id: String) throws(LedgerError) -> [Attempt] {
@@ -282,9 +212,7 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func nextToComplete(host: HostLease) throws(LedgerError) -> QueuedSwarm? {
-        try transaction { (session) throws(LedgerError) in
-            try session.run(sql.takeToComplete, host.name.sql, host.epoch.sql).first.map(Self.swarm)
-        }
+        try single(sql.takeToComplete, host.name.sql, host.epoch.sql).first.map(Self.swarm)
     }
 
     public func complete(swarm id: String, verdict: String, report: String) throws(LedgerError) {
@@ -325,29 +253,29 @@ extension SQLFleetStore: QueueStore {
     }
 
     public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, preempted: Bool)] {
-        try transaction { (session) throws(LedgerError) in
-            try session.run(
-                """
-                SELECT id, swarm, name, attempt, memory, stop_for FROM fleet_routines
-                WHERE state = 'running' AND host = $1 AND host_epoch = $2
-                AND (stop_for IS NOT NULL OR swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling'))
-                """, host.name.sql, host.epoch.sql
-            ).map {
-                (Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                    memoryBytes: $0[4].int), $0[5].string != nil)
-            }
+        try single(
+            """
+            SELECT id, swarm, name, attempt, memory, stop_for FROM fleet_routines
+            WHERE state = 'running' AND host = $1 AND host_epoch = $2
+            AND (stop_for IS NOT NULL OR swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling'))
+            """, host.name.sql, host.epoch.sql
+        ).map {
+            (Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
+                memoryBytes: $0[4].int), $0[5].string != nil)
         }
     }
 
+    /// In order, all or none, a chunk of rows a statement: ids follow the order. A batch
+    /// of one chunk is one statement in autocommit.
     public func appendEvents(_ events: [FleetEvent]) throws(LedgerError) {
-        guard !events.isEmpty else { return }
-        try transaction { (session) throws(LedgerError) in
-            for event in events {
-                try session.run(
-                    "INSERT INTO fleet_events (swarm, at_ms, kind, routine, fields) VALUES ($1, $2, $3, $4, $5)",
-                    event.swarm.sql, event.atMs.sql, event.kind.sql, event.routine.sql, event.fields.sql)
-            }
+        let head = "fleet_events (swarm, at_ms, kind, routine, fields)"
+        let rows = events.map { [$0.swarm.sql, $0.atMs.sql, $0.kind.sql, $0.routine.sql, $0.fields.sql] }
+        guard rows.count > FleetSQL.rowsAStatement else {
+            guard !rows.isEmpty else { return }
+            _ = try driver.single(sql.insert(head, rows: rows.count, width: 5), rows.flatMap { $0 })
+            return
         }
+        try transaction { (session) throws(LedgerError) in try insert(session, head, rows) }
     }
 
     public func events(swarm id: String, after: Int64, limit: Int) throws(LedgerError) -> [FleetEvent] {

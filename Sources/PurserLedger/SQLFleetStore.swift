@@ -14,6 +14,25 @@ public struct SQLFleetStore<Driver: SQLDriver>: SQLStore {
         try driver.transaction(body)
     }
 
+    /// One statement in autocommit, where a transaction would add two round trips
+    /// (PostgreSQL: BEGIN and COMMIT; the statement kept prepared). Reads, and writes of one
+    /// statement, only.
+    func single(_ statement: String, _ arguments: SQLValue...) throws(LedgerError) -> [[SQLValue]] {
+        try driver.single(statement, arguments)
+    }
+
+    /// Inserts `rows` (each of the same width) a chunk of rows a statement, not one each:
+    /// one round trip where there were `rows.count`.
+    func insert(_ session: any SQLSession, _ head: String, _ rows: [[SQLValue]], constants: String = "") throws(LedgerError) {
+        guard let width = rows.first?.count else { return }
+        var start = 0
+        while start < rows.count {
+            let chunk = rows[start..<min(start + FleetSQL.rowsAStatement, rows.count)]
+            _ = try session.query(sql.insert(head, rows: chunk.count, width: width, constants: constants), chunk.flatMap { $0 })
+            start += chunk.count
+        }
+    }
+
     static func swarm(_ row: [SQLValue]) -> QueuedSwarm {
         QueuedSwarm(
             id: row[0].string ?? "", team: row[1].string ?? "", name: row[2].string ?? "", priority: row[3].int,
@@ -33,11 +52,9 @@ extension SQLFleetStore: HostStore {
     }
 
     public func heartbeat(_ lease: HostLease, running: Int, note: String) throws(LedgerError) {
-        try transaction { (session) throws(LedgerError) in
-            let rows = try session.run(sql.heartbeat, lease.name.sql, lease.epoch.sql, Int64(running).sql, note.sql)
-            guard !rows.isEmpty else {
-                throw LedgerError(.fenced, "host \(lease.name) epoch \(lease.epoch) is no longer live: its work was rescued")
-            }
+        let rows = try single(sql.heartbeat, lease.name.sql, lease.epoch.sql, Int64(running).sql, note.sql)
+        guard !rows.isEmpty else {
+            throw LedgerError(.fenced, "host \(lease.name) epoch \(lease.epoch) is no longer live: its work was rescued")
         }
     }
 

@@ -25,7 +25,12 @@ struct SwarmPlan: Sendable {
     init(job: JobFile, runtime: Runtime) throws(RuntimeError) {
         let registry = try PluginRegistry(runtime: runtime)
         var plugins: [String: PluginSource] = [:]
-        for routine in job.routines { plugins[routine.name] = try Self.resolve(routine, in: job, registry: registry) }
+        // Each registered plugin is read from the store and checked once a plan, not once a
+        // routine: a swarm of 2,000 routines of one plugin made 2,000 store transactions.
+        var checked: [String: PluginRecord] = [:]
+        for routine in job.routines {
+            plugins[routine.name] = try Self.resolve(routine, in: job, registry: registry, checked: &checked)
+        }
         // A host that cannot sandbox a routine refuses the swarm before anything is reserved.
         for source in plugins.values {
             switch source {
@@ -47,20 +52,29 @@ struct SwarmPlan: Sendable {
 
     /// A name is a registered plugin, checked against its pin now (and again at each run);
     /// a path is relative to the job file.
-    static func resolve(_ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry) throws(RuntimeError) -> PluginSource {
+    static func resolve(
+        _ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry, checked: inout [String: PluginRecord]
+    ) throws(RuntimeError) -> PluginSource {
         let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin"
         guard routine.plugin.contains("/") else {
-            guard let record = try registry.find(routine.plugin) else {
-                throw RuntimeError(
-                    code: .invalidRequest,
-                    message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
-            }
-            do {
-                // A host without the file fetches it here, once, so that each run finds it in
-                // the host's cache (a fleet host makes its plans on the store's threads).
-                close(try PluginRegistry.openPinned(record, runtime: registry.runtime).fd)
-            } catch {
-                throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
+            let record: PluginRecord
+            if let known = checked[routine.plugin] {
+                record = known
+            } else {
+                guard let found = try registry.find(routine.plugin) else {
+                    throw RuntimeError(
+                        code: .invalidRequest,
+                        message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
+                }
+                do {
+                    // A host without the file fetches it here, once, so that each run finds it in
+                    // the host's cache (a fleet host makes its plans on the store's threads).
+                    close(try PluginRegistry.openPinned(found, runtime: registry.runtime).fd)
+                } catch {
+                    throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
+                }
+                checked[routine.plugin] = found
+                record = found
             }
             let manifest = PluginManifest(record)
             let missing = Set(manifest.tools).subtracting(routine.tools)

@@ -34,21 +34,23 @@ struct FleetTeamConflictTests {
         _ = await host.exitStatus()
     }
 
-    /// A swarm whose share would be below its minimum waits for its whole request.
+    /// A swarm whose share would be below its minimum waits for its whole request, and
+    /// does not hold back the team's others: the first (12 of 14, minimum 12) would get 10,
+    /// so the second (4) starts whole, and the first when the second has returned its hold.
     @Test func aShareBelowTheMinimumWaits() async throws {
         let fleet = try await Fleet(.sqlite)
-        let created = try await fleet.purser(["team", "create", "fleet", "--credits", "12", "--on-conflict", "proportional"])
+        let created = try await fleet.purser(["team", "create", "fleet", "--credits", "14", "--on-conflict", "proportional"])
         try #require(created.status == 0, "\(created.stderr)")
         let first = try await fleet.submit(try fleet.job("first", count: 2, input: "{ spend: 0.5 }", credits: 12, minimum: 12))
-        let second = try await fleet.submit(try fleet.job("second", count: 2, input: "{ spend: 0.5 }", credits: 12, minimum: 2))
+        let second = try await fleet.submit(try fleet.job("second", count: 2, input: "{ spend: 0.5 }", credits: 4, minimum: 2))
         let host = try ServeProcess(name: "a", fleet: fleet, slots: 6)
-        for id in [first, second] { #expect(try await fleet.purser(["watch", id]).status == 0) }
+        for id in [second, first] { #expect(try await fleet.purser(["watch", id]).status == 0) }
         let store = try fleet.store()
         let firstStarted = try #require(try store.attempts(swarm: first).map(\.startedMs).min())
         let secondEnded = try #require(try store.swarm(id: second)?.endedMs)
         #expect(firstStarted >= secondEnded, "the first waited for its whole 12 while the second ran")
         let caps = try fleet.ledger().tree(team: "fleet").filter { $0.kind == .swarm }.map(\.cap.credits)
-        #expect(caps.sorted() == [6_000_000, 12_000_000], "the second started with half, the first with all: \(caps)")
+        #expect(caps == [4_000_000, 12_000_000], "each started with all it asked, the second first: \(caps)")
         host.kill(SIGTERM)
         _ = await host.exitStatus()
     }
@@ -99,16 +101,17 @@ struct FleetTeamConflictTests {
     @Test(arguments: ["500ms", "1h"])
     func agingLetsALowSwarmThrough(aging: String) async throws {
         let fleet = try await Fleet(.sqlite)
-        let created = try await fleet.purser(["team", "create", "fleet", "--credits", "10", "--on-conflict", "priority", "--aging", aging])
+        // 15 + 15 do not fit in 20, even after the blocker's spend: one at a time.
+        let created = try await fleet.purser(["team", "create", "fleet", "--credits", "20", "--on-conflict", "priority", "--aging", aging])
         try #require(created.status == 0, "\(created.stderr)")
         try await fleet.addGated()
         let host = try ServeProcess(name: "a", fleet: fleet, slots: 4)
         let gate = fleet.home + "/gate"
-        let blocker = try await fleet.submit(try fleet.job("blocker", count: 1, input: "{ spend: 0.5, gate: '\(gate)' }", plugin: "gated", credits: 10))
+        let blocker = try await fleet.submit(try fleet.job("blocker", count: 1, input: "{ spend: 0.5, gate: '\(gate)' }", plugin: "gated", credits: 20))
         try await fleet.wait("the blocker to run") { _ in FileManager.default.fileExists(atPath: gate + ".started") }
-        let low = try await fleet.submit(try fleet.job("low", count: 1, input: "{ spend: 0.5 }", credits: 10))
+        let low = try await fleet.submit(try fleet.job("low", count: 1, input: "{ spend: 0.5 }", credits: 15))
         try await Task.sleep(for: .seconds(2))
-        let high = try await fleet.submit(try fleet.job("high", count: 1, input: "{ spend: 0.5 }", credits: 10, priority: 1))
+        let high = try await fleet.submit(try fleet.job("high", count: 1, input: "{ spend: 0.5 }", credits: 15, priority: 1))
         FileManager.default.createFile(atPath: gate, contents: nil)
         for id in [blocker, low, high] { #expect(try await fleet.purser(["watch", id]).status == 0) }
         let store = try fleet.store()

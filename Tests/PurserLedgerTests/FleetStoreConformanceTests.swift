@@ -73,7 +73,26 @@ struct FleetStoreConformanceTests {
         let first = try store.claim(host: a, limit: 4, memoryBytes: 350)
         #expect(first.map(\.routine) == ["d"] && first.first?.memoryBytes == 300, "d first; a no longer fits beside it")
         #expect(try store.routines(swarm: "s1").first { $0.name == "a" }.map { $0.state == "ready" && $0.attempt == 0 } == true)
+        #expect(try store.attempts(swarm: "s1").map(\.routine) == ["d"], "a went back: it has no attempt")
         #expect(try store.claim(host: a, limit: 4, memoryBytes: 100).map(\.routine) == ["a"])
+    }
+
+    @Test("what goes back for memory does not count against the swarm's concurrency", arguments: StoreKind.allCases)
+    func memoryAndConcurrency(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(SubmittedSwarm(
+            id: "s1", team: "t", name: "s", priority: 0, concurrency: 2, file: "job.yaml", source: "swarm: {}",
+            routines: [
+                SubmittedRoutine(name: "p", priority: 3, memoryBytes: 100), SubmittedRoutine(name: "q", priority: 2, memoryBytes: 200),
+                SubmittedRoutine(name: "r", priority: 1, memoryBytes: 100),
+            ]))
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 4, memoryBytes: 250)
+        #expect(claimed.map(\.routine) == ["p", "r"], "q does not fit beside p; p and r are the swarm's two")
+        #expect(try store.routines(swarm: "s1").first { $0.name == "q" }.map { $0.state == "ready" && $0.attempt == 0 } == true)
+        #expect(try store.attempts(swarm: "s1").map(\.routine).sorted() == ["p", "r"])
+        #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty, "the swarm runs two")
     }
 
     @Test("a retry goes back in line as the next attempt; an unclaim does not count", arguments: StoreKind.allCases)
@@ -182,6 +201,51 @@ struct FleetStoreConformanceTests {
         #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty, "what waited was withdrawn")
         try store.finish(claimed[0], RoutineEnd(verdict: "cancelled"))
         #expect(try store.nextToComplete(host: a)?.id == "running")
+    }
+
+    @Test("a routine waits for all it runs after; a fenced finish changes nothing", arguments: StoreKind.allCases)
+    func joins(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let old = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(SubmittedSwarm(
+            id: "s1", team: "t", name: "s", priority: 0, concurrency: 8, file: "job.yaml", source: "swarm: {}",
+            routines: [SubmittedRoutine(name: "a"), SubmittedRoutine(name: "b"), SubmittedRoutine(name: "x", after: ["a", "b"])]))
+        _ = try Self.admit(store, old)
+        let first = try store.claim(host: old, limit: 4, memoryBytes: 1 << 40)
+        #expect(Set(first.map(\.routine)) == ["a", "b"])
+        let new = try store.join(host: "a", slots: 4, version: "1")
+        #expect(try store.rescue(deadAfterMs: 3_600_000).count == 2)
+        #expect(throws: LedgerError.self) { try store.finish(first[0], RoutineEnd(verdict: "ok")) }
+        #expect(try store.attempts(swarm: "s1").allSatisfy { $0.verdict == "host_lost" }, "the late end is not recorded")
+        let again = try store.claim(host: new, limit: 4, memoryBytes: 1 << 40)
+        #expect(Set(again.map(\.routine)) == ["a", "b"], "x still waits for both")
+        try store.finish(again[0], RoutineEnd(verdict: "ok"))
+        #expect(try store.routines(swarm: "s1").first { $0.name == "x" }?.state == "waiting", "x waits for the other")
+        try store.finish(again[1], RoutineEnd(verdict: "ok"))
+        #expect(try store.claim(host: new, limit: 4, memoryBytes: 1 << 40).map(\.routine) == ["x"])
+        #expect(try store.attempts(swarm: "s1").filter { $0.verdict == "ok" }.count == 2)
+    }
+
+    @Test("large submits, claims and event batches keep every row and their order", arguments: StoreKind.allCases)
+    func largeBatches(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 200, version: "1")
+        let names = (0..<130).map { "r\($0)" }
+        try store.submit(SubmittedSwarm(
+            id: "s1", team: "t", name: "s", priority: 0, concurrency: 200, file: "job.yaml", source: "swarm: {}",
+            routines: names.map { SubmittedRoutine(name: $0) } + [SubmittedRoutine(name: "last", after: names)]))
+        #expect(try store.routines(swarm: "s1").map(\.name) == names + ["last"])
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 200, memoryBytes: 1 << 40)
+        #expect(claimed.count == 130 && Set(claimed.map(\.routine)) == Set(names))
+        #expect(Set(try store.attempts(swarm: "s1").map(\.routine)) == Set(names))
+        for claim in claimed.dropLast() { try store.finish(claim, RoutineEnd(verdict: "ok")) }
+        #expect(try store.routines(swarm: "s1").last?.state == "waiting", "last waits for all 130")
+        try store.finish(claimed[claimed.count - 1], RoutineEnd(verdict: "ok"))
+        #expect(try store.claim(host: a, limit: 200, memoryBytes: 1 << 40).map(\.routine) == ["last"])
+        let kinds = (0..<120).map { "k\($0)" }
+        try store.appendEvents(kinds.map { FleetEvent(swarm: "s1", atMs: 1, kind: $0, routine: nil, fields: "{}") })
+        #expect(try store.events(swarm: "s1", after: 0, limit: 500).map(\.kind) == kinds)
     }
 
     @Test("one host leads until its lease lapses; events are read in order", arguments: StoreKind.allCases)
