@@ -61,12 +61,14 @@ public final class FleetHost: Sendable {
     public func serve() async {
         let heartbeat = Task { await HostHeartbeat(host: self).run() }
         let rescuer = Task { await Rescuer(host: self).run() }
+        let plugins = Task { await PluginCheck(host: self).run() }
         while !drained {
             await pass()
             await wakeup.wait(ms: settings.pollMs)
         }
         heartbeat.cancel()
         rescuer.cancel()
+        plugins.cancel()
         for id in state.withLock({ Array($0.swarms.keys) }) { await forget(id) }
         await events.drain()
         await leave()

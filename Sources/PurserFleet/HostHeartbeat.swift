@@ -35,13 +35,13 @@ struct HostHeartbeat {
     }
 
     private func beat() async {
-        let (lease, holder, running) = host.state.withLock { ($0.lease, $0.holder, $0.runs.count) }
+        let (lease, holder, running, note) = host.state.withLock { ($0.lease, $0.holder, $0.runs.count, $0.pluginNote) }
         let settings = host.settings
         // Counted from the send: the row's time is later, so the fence comes early, never late.
         let sent = monotonicMs()
         do throws(LedgerError) {
             try await host.heartbeatThread.run { () throws(LedgerError) in
-                try host.fleet.heartbeat(lease, running: running, note: "")
+                try host.fleet.heartbeat(lease, running: running, note: note)
                 try host.ledger.heartbeat(holder, ttlMs: settings.deadAfterMs)
             }
             host.state.withLock { state in

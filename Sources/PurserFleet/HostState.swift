@@ -24,6 +24,8 @@ struct HostState: ~Copyable {
     var pending: [String: FleetSwarm] = [:]
     /// When it last looked for swarms to admit, and whether it should look again at once.
     var lastAdmitMs: Int64 = 0
+    /// The registered plugins it cannot run, and why (`PluginCheck`), sent with each heartbeat.
+    var pluginNote = ""
     var admitSoon = true
 }
 

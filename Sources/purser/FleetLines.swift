@@ -63,6 +63,7 @@ enum FleetLines {
                 host.name, host.state, "\(host.slots)", "\(host.running)", Units.formatDuration(max(now - host.heartbeatMs, 0)) + " ago",
                 host.version,
             ]))
+            if !host.note.isEmpty { Swift.print("  " + host.note) }
         }
     }
 

@@ -31,5 +31,36 @@ struct FleetPluginFileTests {
         for host in hosts { host.kill(SIGTERM) }
         for host in hosts { #expect(await host.exitStatus() == 0, "\(host.output)") }
     }
+
+    /// A plugin the store cannot carry (a `#!` script) whose file a host lacks: `purser hosts`
+    /// says which host cannot run it and why; a host that has it says nothing.
+    @Test func hostsSayWhichPluginsTheyCannotRun() async throws {
+        let fleet = try await Fleet(.sqlite)
+        let script = fleet.home + "/shout.sh"
+        try """
+            #!/bin/sh
+            read -r init
+            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"shout","version":"1"},"capabilities":{}}}'
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let added = try await fleet.purser(["plugin", "add", script, "--name", "shout"])
+        try #require(added.status == 0, "\(added.stderr)")
+        let host = try ServeProcess(name: "a", fleet: fleet)
+        try await fleet.wait("host a to join") { store in try store.hosts().contains { $0.name == "a" } }
+        try await Task.sleep(for: .seconds(1))
+        let before = try await fleet.purser(["hosts", "--json"])
+        #expect(!before.stdout.contains("cannot run"), "it has the script: \(before.stdout)")
+        host.kill(SIGTERM)
+        #expect(await host.exitStatus() == 0)
+        try FileManager.default.removeItem(atPath: script)
+        let again = try ServeProcess(name: "a", fleet: fleet)
+        try await fleet.wait("host a to say it cannot run shout") { store in
+            try store.hosts().contains { $0.name == "a" && $0.state == "live" && $0.note.contains("cannot run shout:") }
+        }
+        let shown = try await fleet.purser(["hosts"])
+        #expect(shown.stdout.contains("cannot run shout:") && shown.stdout.contains(script), "\(shown.stdout)")
+        again.kill(SIGTERM)
+        _ = await again.exitStatus()
+    }
 }
 }
