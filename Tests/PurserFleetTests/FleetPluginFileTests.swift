@@ -37,12 +37,7 @@ struct FleetPluginFileTests {
     @Test func hostsSayWhichPluginsTheyCannotRun() async throws {
         let fleet = try await Fleet(.sqlite)
         let script = fleet.home + "/shout.sh"
-        try """
-            #!/bin/sh
-            read -r init
-            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"shout","version":"1"},"capabilities":{}}}'
-            """.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
+        try Fixtures.writeScriptPlugin(at: script, name: "shout")
         let added = try await fleet.purser(["plugin", "add", script, "--name", "shout"])
         try #require(added.status == 0, "\(added.stderr)")
         let host = try ServeProcess(name: "a", fleet: fleet)

@@ -139,12 +139,7 @@ struct StoredPluginTests {
     @Test func aScriptIsNotStored() async throws {
         let hosts = try await Hosts(.sqlite)
         let script = hosts.root + "/greeter.sh"
-        try """
-            #!/bin/sh
-            read -r init
-            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"greeter","version":"1"},"capabilities":{}}}'
-            """.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
+        try Fixtures.writeScriptPlugin(at: script, name: "greeter")
         let added = try await hosts.purser(["plugin", "add", script])
         #expect(added.status == 0, "\(added.stderr)")
         #expect(added.stdout.contains("not in the store: a #! script needs its interpreter on each host: install it at \(script) on every host"), "\(added.stdout)")

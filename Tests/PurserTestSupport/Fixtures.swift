@@ -25,6 +25,17 @@ public enum Fixtures {
     public static func product(_ name: String) -> String { buildDirectory + "/" + name }
     public static func file(_ relative: String) -> String { repositoryRoot + "/" + relative }
 
+    /// A `#!` script plugin that answers `initialize` and nothing else: enough for `plugin
+    /// add`, and a plugin whose bytes the store does not carry.
+    public static func writeScriptPlugin(at path: String, name: String) throws {
+        try """
+            #!/bin/sh
+            read -r init
+            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"plugin":{"name":"\(name)","version":"1"},"capabilities":{}}}'
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+    }
+
     /// The benchmarks' C worker, built with cc against libc alone (`CChildren`), once per
     /// test process, beside the products (built under another name, then renamed: test
     /// processes running at once each get a whole file).
