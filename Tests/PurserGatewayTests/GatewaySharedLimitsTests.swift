@@ -9,7 +9,7 @@ import Testing
 /// Two supervisors' gateways over one store (a SQLite file, or a PostgreSQL database),
 /// each with its own connection, as two hosts of a fleet have: an integration's rate
 /// limit, a 429's push back and an open breaker hold for both, not for each.
-@Suite("Gateway limits shared through the store", .timeLimit(.minutes(2)))
+@Suite("Gateway limits shared through the store", .serialized, .timeLimit(.minutes(2)))
 struct GatewaySharedLimitsTests {
     enum Kind: String, CaseIterable, Sendable { case sqlite, postgres }
 

@@ -40,7 +40,7 @@ public final class HTTPTestServer: Sendable {
         try await offPool { try HTTPTestServer(address: address, networkNamespace: networkNamespace) }
     }
 
-    /// Starts the server and returns once it listens (at most 10 s). Async tests use `start()`.
+    /// Starts the server and returns once it listens (at most 30 s). Async tests use `start()`.
     public init(address: String = "127.0.0.1", networkNamespace: String? = nil) throws(HTTPTestServerError) {
         let directory = try HTTPTestServer.makeDirectory()
         do {
@@ -124,7 +124,9 @@ public final class HTTPTestServer: Sendable {
             throw HTTPTestServerError("cannot run python3 \(script): \(error)")
         }
 
-        let deadline = Date().addingTimeInterval(10)
+        // Python starts in tens of milliseconds, but a full suite on two cores starts dozens
+        // of servers and databases at once: a CI run once missed 10 s.
+        let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             // The server renames the file into place, so a file that is there is whole.
             if let text = try? String(contentsOfFile: ready, encoding: .utf8),
@@ -142,7 +144,7 @@ public final class HTTPTestServer: Sendable {
         }
         end(process)
         throw HTTPTestServerError(
-            "the test HTTP server did not listen within 10 s (no port in \(ready)): \(stderr(in: directory))")
+            "the test HTTP server did not listen within 30 s (no port in \(ready)): \(stderr(in: directory))")
     }
 
     private static func end(_ process: Process) {
