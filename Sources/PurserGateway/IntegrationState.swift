@@ -74,15 +74,21 @@ final class IntegrationState: Sendable {
     /// when it is too fast to share (`SharedLimits.maxSharedRate`).
     private func takeSlot() throws(GatewayFailure) {
         try state.withLock { (state) throws(GatewayFailure) in
-            let limiter = state.limiter
-            try Self.takeRate(&state, integration)
-            if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
-                state.limiter = limiter
-                throw GatewayFailure(
-                    .rateLimited, "\(integration.name) allows \(maximum) calls in flight", retryAfterMs: 10)
-            }
-            state.inFlight += 1
+            _ = try Self.takeRateAndSlot(&state, integration)
         }
+    }
+
+    /// The rate, then a slot in flight; a refused slot gives the rate's admission back.
+    /// Returns the limiter as it was, for a later refusal to give it back too.
+    private static func takeRateAndSlot(_ state: inout Mutable, _ integration: Integration) throws(GatewayFailure) -> GCRA? {
+        let limiter = state.limiter
+        try takeRate(&state, integration)
+        if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
+            state.limiter = limiter
+            throw GatewayFailure(.rateLimited, "\(integration.name) allows \(maximum) calls in flight", retryAfterMs: 10)
+        }
+        state.inFlight += 1
+        return limiter
     }
 
     private static func takeRate(_ state: inout Mutable, _ integration: Integration) throws(GatewayFailure) {
@@ -103,20 +109,14 @@ final class IntegrationState: Sendable {
                     .upstreamUnavailable, "\(integration.name) is failing; its circuit breaker is open",
                     retryAfterMs: state.breaker.retryAfterMs(nowMs: nowMs))
             }
-            let limiter = state.limiter
-            try Self.takeRate(&state, integration)
-            if let maximum = integration.maxConcurrent, state.inFlight >= maximum {
-                state.limiter = limiter
-                throw GatewayFailure(
-                    .rateLimited, "\(integration.name) allows \(maximum) calls in flight", retryAfterMs: 10)
-            }
+            let limiter = try Self.takeRateAndSlot(&state, integration)
             guard state.breaker.allow(nowMs: nowMs) else {
                 state.limiter = limiter
+                state.inFlight -= 1
                 throw GatewayFailure(
                     .upstreamUnavailable, "\(integration.name) is failing; a trial call is in flight",
                     retryAfterMs: state.breaker.policy.coolDownMs)
             }
-            state.inFlight += 1
         }
         var admission = Admission(nowMs: nowMs)
         do {
