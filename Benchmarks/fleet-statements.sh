@@ -91,6 +91,12 @@ measure() {
     psql -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null
     xacts_before=$(psql -d postgres -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'")
     cpu_before=$(server_cpu)
+    # What the busy backends wait on, sampled every 20 ms by one session: lock waits
+    # on the swarm's or the team's node row show as Lock:tuple or Lock:transactionid.
+    echo "SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, 'running') FROM pg_stat_activity
+        WHERE datname = '$db' AND state = 'active' AND pid <> pg_backend_pid() \\watch 0.02" |
+        psql -d "$db" >"$home/waits" 2>/dev/null &
+    local sampler=$!
     start=$(date +%s.%N)
     if ((k == 0)); then
         "$purser" run "$home/bench.yaml" >"$home/run.log" 2>&1
@@ -100,6 +106,7 @@ measure() {
     fi
     end=$(date +%s.%N)
     cpu_after=$(server_cpu)
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
     sleep 1.5 # the backends report their counters within a second
     xacts_after=$(psql -d postgres -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'")
     for pid in "${pids[@]}"; do kill -TERM "$pid"; done
@@ -124,6 +131,13 @@ measure() {
     psql -d postgres -c "SELECT 'all statements: ' || round(sum(calls)::numeric / $count, 1) || ' a routine, '
             || round(sum(total_exec_time + total_plan_time)::numeric * 1000 / $count) || ' µs of server time a routine'
         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$db'"
+    echo
+    echo "Busy backends, sampled every 20 ms ($(grep -c . "$home/waits") samples of a backend):"
+    echo
+    echo "| share | wait |"
+    echo "|---|---|"
+    grep . "$home/waits" | sort | uniq -c | sort -rn | head -8 |
+        awk -v total="$(grep -c . "$home/waits")" '{ printf "| %.1f%% | %s |\n", 100 * $1 / total, $2 }'
 }
 
 echo "fleet-statements: $count routines, PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

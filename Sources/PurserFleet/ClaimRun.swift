@@ -25,7 +25,7 @@ struct ClaimRun {
             events.add(id, kind, routine, fields)
         }
         switch result {
-        case .notFit(let message): await notFit(message)
+        case .notFit(let message): await notFit(message, swarm: node)
         case .ended(var ran):
             if ran.unsettled { ran.unsettled = await !settleAgain(ran, swarm: swarm, holder: holder) }
             await ended(ran, retries: swarm.retries(routine))
@@ -51,11 +51,15 @@ struct ClaimRun {
         }
     }
 
-    /// Its hold does not fit now: back in line while others of its swarm run (they will
-    /// return budget); denied when nothing else runs, as `purser run` denies it.
-    private func notFit(_ message: String) async {
-        let others = await read { () throws(LedgerError) in try host.fleet.routines(swarm: claim.swarm) }?
-            .contains { $0.state == "running" && $0.name != claim.routine } ?? true
+    /// Its hold does not fit now: back in line while others of its swarm run, or hosts hold
+    /// chunks of it (they will return budget); denied when nothing else runs and no chunk
+    /// is out, as `purser run` denies it.
+    private func notFit(_ message: String, swarm node: NodeID) async {
+        let others = await read { () throws(LedgerError) in
+            let running = try host.fleet.routines(swarm: claim.swarm).contains { $0.state == "running" && $0.name != claim.routine }
+            if running { return true }
+            return try host.ledger.openChildren(of: node).contains { $0.workersCap != nil }
+        } ?? true
         guard others else {
             await finish(RoutineEnd(
                 verdict: "denied", message: "does not fit in what the swarm has left, even with nothing else running: \(message)"))

@@ -158,13 +158,17 @@ public final class FleetHost: Sendable {
         return true
     }
 
-    /// Swarms this host has read, that run nothing here and have ended (on any host): their
-    /// kept workers end, and the host forgets them.
+    /// Swarms this host has read and that run nothing here: their chunks go back to the swarm;
+    /// and if they have ended (on any host), their kept workers end, and the host forgets them.
     private func forgetEnded() async {
         let idle = state.withLock { state in
-            state.swarms.keys.filter { id in !state.runs.values.contains { $0.claim.swarm == id } }
+            state.swarms.filter { id, _ in !state.runs.values.contains { $0.claim.swarm == id } }
         }
-        for id in idle {
+        let chunked = idle.values.map(\.swarm).filter { !$0.chunks.isEmpty }
+        if !chunked.isEmpty {
+            await StoreThreads.shared.run { for swarm in chunked { swarm.chunks.closeIdle(store: self.ledger) } }
+        }
+        for id in idle.keys {
             let swarmState: String?
             do throws(LedgerError) {
                 swarmState = try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.swarmState(id: id) }
@@ -176,10 +180,19 @@ public final class FleetHost: Sendable {
         }
     }
 
-    /// Ends a swarm's kept workers on this host, and forgets the swarm.
+    /// Ends a swarm's kept workers on this host, returns its chunks, and forgets the swarm.
     func forget(_ id: String) async {
         let known = state.withLock { $0.swarms.removeValue(forKey: id) }
-        await known?.swarm.retireWorkers()
+        guard let swarm = known?.swarm else { return }
+        await StoreThreads.shared.run { swarm.chunks.closeIdle(store: self.ledger) }
+        await swarm.retireWorkers()
+    }
+
+    /// This host reserves its routines of the swarm from chunks with a seat for each slot it
+    /// gives the swarm; not for a team that preempts (`SwarmChunks.allow`).
+    func allowChunks(_ swarm: FleetSwarm, policy: TeamPolicy) {
+        guard policy.onConflict != .preempt else { return }
+        swarm.chunks.allow(seats: min(settings.slots, swarm.job.swarm.concurrency))
     }
 
     /// Routines of swarms being cancelled, and routines a preemption stops, that run here
@@ -246,6 +259,8 @@ public final class FleetHost: Sendable {
             let swarm = try await StoreThreads.shared.run { () -> Result<FleetSwarm, RuntimeError> in
                 Result { () throws(RuntimeError) in try FleetSwarm(id: id, file: row.file, source: row.source, runtime: self.runtime) }
             }.get()
+            let policy = try? await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.teamPolicy(team: row.team) }
+            allowChunks(swarm, policy: policy ?? TeamPolicy(team: row.team))
             state.withLock { $0.swarms[id] = (swarm, node) }
             return (swarm, node)
         } catch {

@@ -77,6 +77,7 @@ struct SwarmGate {
         switch result {
         case .success((let swarm, .granted(let node), let holder?, _)):
             // Read once: the host runs its routines from the same plan.
+            host.allowChunks(swarm, policy: policy)
             host.state.withLock { state in
                 state.pending[queued.id] = nil
                 state.swarms[queued.id] = (swarm, node.id)

@@ -41,8 +41,16 @@ enum LedgerInvariant {
                 if node.isOpen && !parent.isOpen { fail("open under closed parent \(parentID)") }
             }
             if node.kind == .team {
-                let seated = nodes.filter { $0.team == node.name && $0.isOpen && $0.kind.runsWorker }.count
-                if node.workersInUse != Int64(seated) { fail("workers in use \(node.workersInUse) ≠ open routines and steps \(seated)") }
+                // A run sits in a seat of its parent when that hold has seats; the hold took them from the team.
+                let members = nodes.filter { $0.team == node.name && $0.isOpen }
+                let runs = members.filter { $0.kind.runsWorker && $0.parent.flatMap { byID[$0] }?.hasSeats != true }.count
+                let held = members.filter(\.hasSeats).reduce(Int64(0)) { $0 + $1.workersCap! }
+                if node.workersInUse != Int64(runs) + held {
+                    fail("workers in use \(node.workersInUse) ≠ open routines and steps \(runs) + seats held below \(held)")
+                }
+            } else if node.hasSeats && node.isOpen {
+                let sitting = open.filter(\.kind.runsWorker).count
+                if node.workersInUse != Int64(sitting) { fail("seats in use \(node.workersInUse) ≠ open runs under it \(sitting)") }
             }
         }
         return violations

@@ -38,6 +38,11 @@ public enum NodeKind: String, Sendable, CaseIterable {
     var runsWorker: Bool { self == .routine || self == .step }
 }
 
+extension Node {
+    /// A hold below the team with worker seats of its own: the runs under it sit in them.
+    var hasSeats: Bool { kind != .team && workersCap != nil }
+}
+
 /// The three resources a hold has. Credits are micro-credits: integers, never floating point.
 public struct Resources: Sendable, Hashable {
     public var credits: Int64
@@ -160,6 +165,10 @@ public struct ReserveRequest: Sendable, Hashable {
     /// The estimate the amount came from, for analytics (credits).
     public var estimate: Int64?
     public var strategy: String?
+    /// Worker seats the hold takes from its team at once, for the runs that will be reserved
+    /// under it (a host's chunk of a swarm): they sit in its seats and leave the team's row
+    /// alone. Nil for a hold whose runs each take a seat at the team.
+    public var seats: Int64?
 
     public init(
         parent: NodeID, kind: NodeKind, name: String, amounts: Resources, tools: [String] = [], holder: Holder? = nil,

@@ -6,12 +6,16 @@ extension SQLBudgetStore {
         guard request.amounts.isNonNegative else {
             throw LedgerError(.invalid, "\(request.name): amounts must not be negative")
         }
+        if let seats = request.seats, seats < 1 || request.kind.runsWorker {
+            throw LedgerError(.invalid, "\(request.name): only a hold that runs no worker has seats, at least one")
+        }
         let tools = try Self.toolList(request.tools)
         if driver.dialect.serverFunctions {
             let rows = try driver.single(ServerFunctions.reserveCall, [
                 request.parent.sql, request.kind.rawValue.sql, request.name.sql, tools.sql, request.amounts.credits.sql,
                 request.amounts.timeMs.sql, request.amounts.memoryBytes.sql, request.holder?.id.sql ?? .null,
                 request.holder?.epoch.sql ?? .null, request.plugin.sql, request.estimate.sql, request.strategy.sql, now().sql,
+                request.seats.sql,
             ])
             guard let row = rows.first else { throw LedgerError(.storeFailed, "\(request.name): reserve returned no row") }
             return Schema.node(row)
@@ -34,20 +38,29 @@ extension SQLBudgetStore {
         }
         let amounts = request.amounts
         guard amounts.fits(in: parent.available) else { throw Self.shortfall(request, parent) }
-        let team = request.kind.runsWorker ? try rows.team(named: parent.team, session, locking: true) : nil
-        if let team, let cap = team.workersCap, team.workersInUse >= cap {
-            throw LedgerError(.insufficient, "\(request.name): team \(parent.team) has no free worker slot")
+        let seated = request.kind.runsWorker && parent.hasSeats
+        if seated, parent.workersInUse >= parent.workersCap! {
+            throw LedgerError(.insufficient, "\(request.name): \(parent.kind.rawValue) \(parent.name) has no free worker seat")
+        }
+        let seats = request.seats ?? (request.kind.runsWorker && !seated ? 1 : 0)
+        let team = seats > 0 ? try rows.team(named: parent.team, session, locking: true) : nil
+        if let team, let cap = team.workersCap, team.workersInUse + seats > cap {
+            throw LedgerError(
+                .insufficient,
+                seats == 1 ? "\(request.name): team \(parent.team) has no free worker slot"
+                    : "\(request.name): team \(parent.team) has \(cap - team.workersInUse) free worker slots, \(seats) asked")
         }
         let id = try rows.newID(session)
         rows.update(parent.id) { parent in
             parent.available = parent.available - amounts
             parent.reserved = parent.reserved + amounts
+            if seated { parent.workersInUse += 1 }
         }
-        if let team { rows.update(team.id) { $0.workersInUse += 1 } }
+        if let team { rows.update(team.id) { $0.workersInUse += seats } }
         let node = Node(
             id: id, parent: parent.id, team: parent.team, kind: request.kind, name: request.name, isOpen: true,
             tools: tools.isEmpty ? [] : tools.split(separator: ",").map(String.init), cap: amounts, available: amounts,
-            reserved: .zero, consumed: .zero, returned: .zero, workersCap: nil, workersInUse: 0, holder: request.holder,
+            reserved: .zero, consumed: .zero, returned: .zero, workersCap: request.seats, workersInUse: 0, holder: request.holder,
             plugin: request.plugin, estimate: request.estimate, strategy: request.strategy, outcome: nil)
         rows.create(node)
         rows.event(id, team: parent.team, kind: "reserve", amounts, "from node \(parent.id)")
@@ -161,8 +174,10 @@ extension SQLBudgetStore {
         guard usage.credits >= 0, usage.timeMs >= 0, usage.memoryPeakBytes >= 0 else {
             throw LedgerError(.invalid, "node \(id): usage must not be negative")
         }
-        if let parent = node.parent { _ = try rows.node(parent, session, locking: true) }
-        let team = node.kind.runsWorker ? try rows.team(named: node.team, session, locking: true) : nil
+        let parentNode = try node.parent.map { (id) throws(LedgerError) in try rows.node(id, session, locking: true) }
+        let seated = node.kind.runsWorker && parentNode?.hasSeats == true
+        let seats = node.hasSeats ? node.workersCap! : (node.kind.runsWorker && !seated ? 1 : 0)
+        let team = seats > 0 ? try rows.team(named: node.team, session, locking: true) : nil
         for child in try rows.openChildren(of: id, session) {
             _ = try settle(session, child, usage: .none, outcome: "abandoned", holder: nil)
         }
@@ -189,9 +204,10 @@ extension SQLBudgetStore {
                 parent.available.credits += returned.credits
                 parent.available.timeMs += returned.timeMs
                 parent.available.memoryBytes += after.cap.memoryBytes
+                if seated { parent.workersInUse -= 1 }
             }
         }
-        if let team { rows.update(team.id) { $0.workersInUse -= 1 } }
+        if let team { rows.update(team.id) { $0.workersInUse -= seats } }
         rows.event(id, team: node.team, kind: "settle", used, "outcome \(outcome)")
         rows.event(id, team: node.team, kind: "return", returned, "to node \(node.parent.map(String.init) ?? "-")")
         return Settlement(node: id, used: used, returned: returned, outcome: outcome)

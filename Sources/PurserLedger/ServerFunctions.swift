@@ -9,7 +9,7 @@ enum ServerFunctions {
         SELECT \(Schema.nodeColumns) FROM purser_reserve(
             CAST($1 AS BIGINT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT),
             CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS TEXT), CAST($9 AS BIGINT), CAST($10 AS TEXT),
-            CAST($11 AS BIGINT), CAST($12 AS TEXT), CAST($13 AS BIGINT))
+            CAST($11 AS BIGINT), CAST($12 AS TEXT), CAST($13 AS BIGINT), CAST($14 AS BIGINT))
         """
 
     static let settleCall = """
@@ -22,7 +22,8 @@ enum ServerFunctions {
         """
         CREATE OR REPLACE FUNCTION purser_reserve(
             p_parent BIGINT, p_kind TEXT, p_name TEXT, p_tools TEXT, p_credits BIGINT, p_time BIGINT, p_memory BIGINT,
-            p_holder TEXT, p_epoch BIGINT, p_plugin TEXT, p_estimate BIGINT, p_strategy TEXT, p_now BIGINT)
+            p_holder TEXT, p_epoch BIGINT, p_plugin TEXT, p_estimate BIGINT, p_strategy TEXT, p_now BIGINT,
+            p_seats BIGINT)
         RETURNS SETOF nodes LANGUAGE plpgsql AS $fn$
         #variable_conflict use_column
         DECLARE
@@ -30,6 +31,8 @@ enum ServerFunctions {
             child nodes;
             missing TEXT;
             short TEXT[] := '{}';
+            seated BOOLEAN;
+            seats BIGINT;
         BEGIN
             SELECT * INTO parent FROM nodes WHERE id = p_parent;
             IF NOT FOUND THEN RAISE EXCEPTION 'no node %', p_parent USING ERRCODE = 'PU002'; END IF;
@@ -48,14 +51,22 @@ enum ServerFunctions {
                         USING ERRCODE = 'PU004';
                 END IF;
             END IF;
+            -- A run under a hold with seats sits in one of them; any other run takes one at the team.
+            seated := p_kind IN ('routine', 'step') AND parent.kind <> 'team' AND parent.workers_cap IS NOT NULL;
+            seats := COALESCE(p_seats, CASE WHEN p_kind IN ('routine', 'step') AND NOT seated THEN 1 ELSE 0 END);
             UPDATE nodes SET
                 avail_credits = avail_credits - p_credits, resv_credits = resv_credits + p_credits,
                 avail_time = avail_time - p_time, resv_time = resv_time + p_time,
-                avail_memory = avail_memory - p_memory, resv_memory = resv_memory + p_memory
+                avail_memory = avail_memory - p_memory, resv_memory = resv_memory + p_memory,
+                workers_in_use = workers_in_use + CASE WHEN seated THEN 1 ELSE 0 END
             WHERE id = p_parent AND state = 'open'
-                AND avail_credits >= p_credits AND avail_time >= p_time AND avail_memory >= p_memory;
+                AND avail_credits >= p_credits AND avail_time >= p_time AND avail_memory >= p_memory
+                AND (NOT seated OR workers_in_use < workers_cap);
             IF NOT FOUND THEN
                 SELECT * INTO parent FROM nodes WHERE id = p_parent;
+                IF seated AND parent.workers_in_use >= parent.workers_cap THEN
+                    RAISE EXCEPTION '%: % % has no free worker seat', p_name, parent.kind, parent.name USING ERRCODE = 'PU001';
+                END IF;
                 IF p_credits > parent.avail_credits THEN
                     short := short || format('credits: asked %s µcredits, %s available', p_credits, parent.avail_credits);
                 END IF;
@@ -68,11 +79,16 @@ enum ServerFunctions {
                 RAISE EXCEPTION '%: % % cannot grant it (%); nothing was reserved',
                     p_name, parent.kind, parent.name, array_to_string(short, '; ') USING ERRCODE = 'PU001';
             END IF;
-            IF p_kind IN ('routine', 'step') THEN
-                UPDATE nodes SET workers_in_use = workers_in_use + 1
-                WHERE kind = 'team' AND name = parent.team AND (workers_cap IS NULL OR workers_in_use < workers_cap);
+            IF seats > 0 THEN
+                UPDATE nodes SET workers_in_use = workers_in_use + seats
+                WHERE kind = 'team' AND name = parent.team AND (workers_cap IS NULL OR workers_in_use + seats <= workers_cap);
                 IF NOT FOUND THEN
-                    RAISE EXCEPTION '%: team % has no free worker slot', p_name, parent.team USING ERRCODE = 'PU001';
+                    IF seats = 1 THEN
+                        RAISE EXCEPTION '%: team % has no free worker slot', p_name, parent.team USING ERRCODE = 'PU001';
+                    END IF;
+                    RAISE EXCEPTION '%: team % has % free worker slots, % asked', p_name, parent.team,
+                        (SELECT workers_cap - workers_in_use FROM nodes WHERE kind = 'team' AND name = parent.team), seats
+                        USING ERRCODE = 'PU001';
                 END IF;
             END IF;
             INSERT INTO nodes (parent_id, team, kind, name, state, tools,
@@ -81,7 +97,7 @@ enum ServerFunctions {
                 ret_credits, ret_time, ret_memory, workers_cap, workers_in_use,
                 holder, epoch, plugin, estimate, strategy, created_ms)
             VALUES (p_parent, parent.team, p_kind, p_name, 'open', p_tools,
-                p_credits, p_time, p_memory, p_credits, p_time, p_memory, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,
+                p_credits, p_time, p_memory, p_credits, p_time, p_memory, 0, 0, 0, 0, 0, 0, 0, 0, 0, p_seats, 0,
                 p_holder, p_epoch, p_plugin, p_estimate, p_strategy, p_now)
             RETURNING * INTO child;
             INSERT INTO events (node_id, team, kind, credits, time_ms, memory, detail, at_ms)
@@ -103,6 +119,7 @@ enum ServerFunctions {
             child BIGINT;
             u_credits BIGINT; u_time BIGINT; u_peak BIGINT;
             r_credits BIGINT; r_time BIGINT; r_memory BIGINT;
+            seated BOOLEAN := FALSE;
         BEGIN
             SELECT * INTO n FROM nodes WHERE id = p_id FOR UPDATE;
             IF NOT FOUND THEN RAISE EXCEPTION 'no node %', p_id USING ERRCODE = 'PU002'; END IF;
@@ -153,11 +170,16 @@ enum ServerFunctions {
                     resv_credits = resv_credits - n.cap_credits, used_credits = used_credits + u_credits,
                     avail_credits = avail_credits + r_credits,
                     resv_time = resv_time - n.cap_time, used_time = used_time + u_time, avail_time = avail_time + r_time,
-                    resv_memory = resv_memory - n.cap_memory, avail_memory = avail_memory + n.cap_memory
-                WHERE id = n.parent_id;
+                    resv_memory = resv_memory - n.cap_memory, avail_memory = avail_memory + n.cap_memory,
+                    workers_in_use = workers_in_use
+                        - CASE WHEN n.kind IN ('routine', 'step') AND kind <> 'team' AND workers_cap IS NOT NULL THEN 1 ELSE 0 END
+                WHERE id = n.parent_id
+                RETURNING n.kind IN ('routine', 'step') AND kind <> 'team' AND workers_cap IS NOT NULL INTO seated;
             END IF;
-            IF n.kind IN ('routine', 'step') THEN
+            IF n.kind IN ('routine', 'step') AND NOT COALESCE(seated, FALSE) THEN
                 UPDATE nodes SET workers_in_use = workers_in_use - 1 WHERE kind = 'team' AND name = n.team;
+            ELSIF n.kind <> 'team' AND n.workers_cap IS NOT NULL THEN
+                UPDATE nodes SET workers_in_use = workers_in_use - n.workers_cap WHERE kind = 'team' AND name = n.team;
             END IF;
             INSERT INTO events (node_id, team, kind, credits, time_ms, memory, detail, at_ms)
             VALUES (p_id, n.team, 'settle', u_credits, u_time, u_peak, 'outcome ' || p_outcome, p_now),

@@ -15,6 +15,8 @@ public final class FleetSwarm: Sendable {
     let runtime: Runtime
     let cache: RoutineCache
     let workers: WorkerPool
+    /// This host's chunks of the swarm's hold, once the host allows them.
+    public let chunks: SwarmChunks
 
     public init(id: String, file: String, source: String, runtime: Runtime) throws(RuntimeError) {
         let job: JobFile
@@ -30,6 +32,17 @@ public final class FleetSwarm: Sendable {
         self.runtime = runtime
         cache = RoutineCache(store: runtime.ledger!.store, logger: runtime.logger)
         workers = WorkerPool(capacity: 2 * job.swarm.concurrency)
+        let plan = self.plan
+        let strategy = ReservationStrategy(rawValue: job.swarm.strategy) ?? .conservative
+        let holds = job.routines.map { routine in
+            plan.holdRequest(routine, credits: strategy.amount(for: plan.planned(routine).estimate.credits.micros), from: 0, holder: nil).amounts
+        }
+        chunks = SwarmChunks(
+            swarm: ReserveRequest.swarm(job.swarm, from: 0, holder: nil).amounts,
+            largestRoutine: Resources(
+                credits: holds.map(\.credits).max() ?? 0, timeMs: holds.map(\.timeMs).max() ?? 0,
+                memoryBytes: holds.map(\.memoryBytes).max() ?? 0),
+            swarmName: job.swarm.name, tools: job.swarm.tools, logger: runtime.logger)
     }
 
     /// A job for the fleet names registered plugins: a path means nothing on another host.
@@ -100,9 +113,14 @@ public final class FleetSwarm: Sendable {
         (job.swarm.credits.micros, job.swarm.minimum?.micros ?? job.swarm.credits.micros)
     }
 
-    /// Closes the swarm's hold: what its routines did not use goes back to the team.
+    /// Closes the swarm's hold: what its routines did not use goes back to the team. Hosts'
+    /// chunks still open (their hosts close them a poll later) close first, as returned:
+    /// every routine has ended, so nothing runs in them.
     public static func settle(node: NodeID, holder: Holder, allOK: Bool, store: any LedgerStore) throws(RuntimeError) -> Settlement {
         do throws(LedgerError) {
+            for chunk in try store.openChildren(of: node) where chunk.workersCap != nil {
+                _ = try store.settle(chunk.id, usage: .none, outcome: SwarmChunks.outcome, holder: nil)
+            }
             return try store.settle(node, usage: .none, outcome: LedgerOutcome.swarm(allOK: allOK), holder: holder)
         } catch {
             throw RuntimeError(error, context: "ledger: settling swarm \(node)")
@@ -144,6 +162,9 @@ public final class FleetSwarm: Sendable {
         }
         onEvent("grant", ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
         let ran = await exec(routine, input: input, node: node, holder: holder, graceMs: graceMs, onEvent: onEvent)
+        if let parent = node.parent, parent != swarm {
+            await StoreThread.run { self.chunks.released(parent, store: self.runtime.ledger!.store) }
+        }
         if ran.verdict == .ok, let key { await StoreThread.run { self.cache.remember(key, ran.output ?? .null) } }
         return .ended(ran)
     }
@@ -154,8 +175,9 @@ public final class FleetSwarm: Sendable {
             let history = strategy == .adaptive
                 ? (try? self.runtime.ledger!.store.history(plugin: routine.plugin, team: self.job.team.name, limit: 50)) ?? [] : []
             let credits = strategy.amount(for: self.plan.planned(routine).estimate.credits.micros, history: history)
+            let request = self.plan.holdRequest(routine, credits: credits, from: swarm, holder: holder)
             return Result { () throws(LedgerError) in
-                try self.runtime.ledger!.store.reserve(self.plan.holdRequest(routine, credits: credits, from: swarm, holder: holder))
+                try self.chunks.reserve(request, swarm: swarm, holder: holder, store: self.runtime.ledger!.store)
             }
         }
     }

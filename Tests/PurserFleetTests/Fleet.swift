@@ -61,7 +61,7 @@ struct Fleet: Sendable {
     func job(_ name: String, routines: [(plugin: String, input: String)], team: String = "fleet") throws -> String {
         var lines = [
             "team:", "  name: \(team)", "  budget: { credits: 1000, workers: 32, memory: 64GiB }",
-            "swarm:", "  name: \(name)", "  reservation: { credits: 500, time: 10m, memory: 32GiB }", "  concurrency: 16",
+            "swarm:", "  name: \(name)", "  reservation: { credits: 500, time: 10h, memory: 32GiB }", "  concurrency: 16",
             "routines:",
         ]
         for (index, routine) in routines.enumerated() {
@@ -81,7 +81,7 @@ struct Fleet: Sendable {
         let least = minimum.map { ", minimum: \($0)" } ?? ""
         var lines = [
             "team:", "  name: \(team)", "  budget: { credits: 1000, workers: 32, memory: 64GiB }",
-            "swarm:", "  name: \(name)", "  reservation: { credits: \(credits)\(least), time: 10m, memory: 32GiB }",
+            "swarm:", "  name: \(name)", "  reservation: { credits: \(credits)\(least), time: 10h, memory: 32GiB }",
             "  concurrency: \(concurrency)", "  priority: \(priority)",
             "routines:",
         ]

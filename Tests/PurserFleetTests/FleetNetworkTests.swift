@@ -46,7 +46,9 @@ struct FleetNetworkTests {
         let watched = try await net.fleet.purser(["watch", id, "--json"])
         #expect(watched.status == 0, "\(watched.stderr.suffix(2000))")
         let routines = try net.fleet.store().routines(swarm: id)
-        #expect(routines.count == 300 && routines.allSatisfy { $0.verdict == "ok" })
+        #expect(
+            routines.count == 300 && routines.allSatisfy { $0.verdict == "ok" },
+            "\(routines.filter { $0.verdict != "ok" }.prefix(3).map { "\($0.name): \($0.verdict ?? "-") \($0.message ?? "")" })")
         let ran = Dictionary(grouping: routines, by: { $0.host ?? "-" }).mapValues(\.count)
         #expect(Set(ran.keys) == ["h1", "h2", "h3"], "each host ran some: \(ran)")
         let team = try net.fleet.ledger().team(named: "fleet")

@@ -36,6 +36,36 @@ struct FleetTests {
         #expect(try fleet.store().hosts().map(\.state) == ["left", "left"], "a drained host leaves the fleet")
     }
 
+    /// Each host reserves its routines from chunks of the swarm's hold, so the swarm's node
+    /// (and the team's seat count) change a few times a host, not at every routine; the
+    /// chunks return what they did not use, and the books are exact.
+    @Test(arguments: StoreKind.allCases)
+    func hostsReserveFromChunksOfTheSwarm(kind: StoreKind) async throws {
+        let fleet = try await Fleet(kind)
+        let hosts = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
+        let id = try await fleet.submit(try fleet.job("chunked", count: 40, input: "{ spend: 0.5 }"))
+        let watched = try await fleet.purser(["watch", id, "--json"])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let ledger = try fleet.ledger()
+        let tree = try ledger.tree(team: "fleet")
+        let swarm = try #require(try fleet.store().swarm(id: id)?.node)
+        let chunks = tree.filter { $0.parent == swarm && $0.workersCap != nil }
+        let routines = tree.filter { $0.kind == .routine }
+        #expect(routines.count >= 40)
+        // A routine that reserves while its host is taking a chunk takes its hold from the swarm.
+        let direct = tree.filter { $0.parent == swarm }
+        #expect(!chunks.isEmpty && direct.count <= 12, "a few holds from the swarm, not one a routine: \(direct.count)")
+        #expect(routines.filter { routine in chunks.contains { $0.id == routine.parent } }.count >= 28)
+        #expect(chunks.allSatisfy { !$0.isOpen && $0.consumed.credits == $0.cap.credits - $0.returned.credits })
+        let team = try ledger.team(named: "fleet")
+        #expect(team.workersInUse == 0 && team.reserved.credits == 0)
+        #expect(team.consumed.credits == 40 * 500_000, "the team's total is every routine's spend: \(team.consumed.credits)")
+        let verified = try await fleet.purser(["ledger", "verify"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        for host in hosts { host.kill(SIGTERM) }
+        for host in hosts { #expect(await host.exitStatus() == 0, "\(host.output)") }
+    }
+
     /// A host killed with routines running: they end `host_lost` and run again elsewhere,
     /// never on two hosts at once; its holds are reclaimed; the ledger verifies.
     /// Killed at the start (its first two routines running), or later (six done, two running).

@@ -88,4 +88,53 @@ struct BudgetStoreConformanceTests {
         #expect(try store.verify().isEmpty)
         #expect(try store.audit(node: swarm.id, team: nil).map(\.kind).filter { $0 == "grow" || $0 == "give_back" } == ["give_back", "grow"])
     }
+
+    @Test("a hold with seats takes them from the team at once, and the runs under it sit in them", arguments: StoreKind.allCases)
+    func seatedHold(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit, timeMs: 60_000, memoryBytes: 64 * mb), workers: 3))
+        let lease = try store.acquireLease(holder: "host:a", ttlMs: 60_000)
+        let swarm = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 8 * credit, timeMs: 10_000, memoryBytes: 32 * mb)))
+        var ask = ReserveRequest(
+            parent: swarm.id, kind: .swarm, name: "s chunk a", amounts: Resources(credits: 4 * credit, timeMs: 4_000, memoryBytes: 16 * mb),
+            holder: lease)
+        ask.seats = 2
+        let chunk = try store.reserve(ask)
+        #expect(chunk.workersCap == 2 && chunk.workersInUse == 0)
+        #expect(try store.node(team.id).workersInUse == 2, "the seats are taken from the team when the hold is")
+        let run = { (parent: NodeID, name: String) throws(LedgerError) -> Node in
+            try store.reserve(ReserveRequest(
+                parent: parent, kind: .routine, name: name, amounts: Resources(credits: 1 * credit, timeMs: 1_000, memoryBytes: 8 * mb),
+                holder: lease))
+        }
+        let first = try run(chunk.id, "r1")
+        _ = try run(chunk.id, "r2")
+        #expect(try store.node(chunk.id).workersInUse == 2)
+        #expect(try store.node(team.id).workersInUse == 2, "a run in a seat of the chunk takes none of the team's")
+        #expect(try store.verify().isEmpty)
+        do {
+            _ = try run(chunk.id, "r3")
+            Issue.record("a third run sat in a hold of two seats")
+        } catch { #expect(error.code == .insufficient) }
+        let direct = try run(swarm.id, "r4")
+        #expect(try store.node(team.id).workersInUse == 3)
+        do {
+            var more = ask
+            more.seats = 1
+            _ = try store.reserve(more)
+            Issue.record("seats were taken from a team with none free")
+        } catch { #expect(error.code == .insufficient) }
+        _ = try store.settle(first.id, usage: Usage(credits: 1 * credit / 2, timeMs: 100, memoryPeakBytes: mb), outcome: "ok", holder: lease)
+        #expect(try store.node(chunk.id).workersInUse == 1)
+        #expect(try store.verify().isEmpty)
+        let closed = try store.settle(chunk.id, usage: .none, outcome: "returned", holder: lease)
+        #expect(closed.used.credits == 1 * credit / 2, "the chunk charges what its runs used, no more")
+        #expect(try store.node(team.id).workersInUse == 1, "its seats go back to the team with it")
+        _ = try store.settle(direct.id, usage: .none, outcome: "ok", holder: lease)
+        _ = try store.settle(swarm.id, usage: .none, outcome: "ok", holder: nil)
+        let books = try store.node(team.id)
+        #expect(books.workersInUse == 0 && books.available.credits == 10 * credit - credit / 2)
+        #expect(try store.verify().isEmpty)
+    }
 }
