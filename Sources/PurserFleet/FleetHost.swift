@@ -65,6 +65,8 @@ public final class FleetHost: Sendable {
         while !drained {
             await pass()
             await wakeup.wait(ms: settings.pollMs)
+            // Runs end in bursts: a moment's wait lets one claim fill the slots of several.
+            if state.withLock({ !$0.runs.isEmpty }) { try? await Task.sleep(for: .milliseconds(1)) }
         }
         heartbeat.cancel()
         rescuer.cancel()
