@@ -143,5 +143,5 @@ measure() {
 echo "fleet-statements: $count routines, PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 psql -d postgres -c "SELECT 'server: fsync ' || current_setting('fsync') || ', synchronous_commit ' || current_setting('synchronous_commit')
     || ', full_page_writes ' || current_setting('full_page_writes')"
-measure 0
+[ -n "${SKIP_RUN:-}" ] || measure 0   # SKIP_RUN=1: the serve runs alone (to profile them)
 for k in "${hosts[@]}"; do measure "$k"; done

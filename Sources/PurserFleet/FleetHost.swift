@@ -246,9 +246,24 @@ public final class FleetHost: Sendable {
         }
     }
 
-    /// The swarm as this host runs it, read once; nil (and logged) when it cannot be read.
+    /// The swarm as this host runs it, read once, however many of its routines start at
+    /// once (reading a job of thousands of routines costs milliseconds); nil (and logged)
+    /// when it cannot be read.
     func swarm(_ id: String) async -> (swarm: FleetSwarm, node: NodeID)? {
-        if let known = state.withLock({ $0.swarms[id] }) { return known }
+        let reading = state.withLock { state -> Task<(swarm: FleetSwarm, node: NodeID)?, Never>? in
+            if state.swarms[id] != nil { return nil }
+            if let reading = state.reading[id] { return reading }
+            let reading = Task { await self.read(id) }
+            state.reading[id] = reading
+            return reading
+        }
+        guard let reading else { return state.withLock { $0.swarms[id] } }
+        let read = await reading.value
+        state.withLock { $0.reading[id] = nil }
+        return read
+    }
+
+    private func read(_ id: String) async -> (swarm: FleetSwarm, node: NodeID)? {
         let row: QueuedSwarm?
         do throws(LedgerError) {
             row = try await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.swarm(id: id) }

@@ -20,6 +20,8 @@ struct HostState: ~Copyable {
     /// Claims whose runs a preemption stopped: they end `preempted` and go back in line.
     var preempted: Set<Int64> = []
     var swarms: [String: (swarm: FleetSwarm, node: NodeID)] = [:]
+    /// Swarms being read for their first routines here: the others wait for the same read.
+    var reading: [String: Task<(swarm: FleetSwarm, node: NodeID)?, Never>] = [:]
     /// Swarms read for admission that wait for their team: read once.
     var pending: [String: FleetSwarm] = [:]
     /// When it last looked for swarms to admit, and whether it should look again at once.
