@@ -4,7 +4,7 @@
 # README's first command (it needs the release build and Debian's postgresql package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$PWD/.build/release
+bin=${PURSER_BIN:-$PWD/.build/release}   # PURSER_BIN: another build's products (the tests use the debug one)
 [ -x "$bin/purser" ] && [ -x "$bin/wordcount" ] || { echo "build first: bash examples/quickstart.sh" >&2; exit 1; }
 pg=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$pg" ] || { echo "PostgreSQL is not installed: apt-get install postgresql" >&2; exit 1; }

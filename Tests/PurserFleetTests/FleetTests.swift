@@ -36,6 +36,16 @@ struct FleetTests {
         #expect(try fleet.store().hosts().map(\.state) == ["left", "left"], "a drained host leaves the fleet")
     }
 
+    /// The README's fleet tour, `examples/fleet.sh`, as a user runs it (with this build's products).
+    @Test func theFleetTourRuns() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_BIN"] = Fixtures.buildDirectory
+        let toured = try await runCommand("/bin/bash", [Fixtures.file("examples/fleet.sh")], environment: environment)
+        #expect(toured.status == 0, "\(toured.stdout.suffix(2000))\(toured.stderr.suffix(2000))")
+        #expect(toured.stdout.contains("verdict ok: 300 routines"), "\(toured.stdout.suffix(2000))")
+        #expect(toured.stdout.contains("ledger verified"))
+    }
+
     /// Each host reserves its routines from chunks of the swarm's hold, so the swarm's node
     /// (and the team's seat count) change a few times a host, not at every routine; the
     /// chunks return what they did not use, and the books are exact.
