@@ -227,7 +227,7 @@ struct FleetSQL {
 
     /// Hosts whose heartbeat is older than `$1` ms are lost.
     var loseHosts: String {
-        "UPDATE fleet_hosts SET state = 'lost' WHERE state = 'live' AND heartbeat_ms < \(now) - $1 RETURNING name"
+        "UPDATE fleet_hosts SET state = 'lost', running = 0 WHERE state = 'live' AND heartbeat_ms < \(now) - $1 RETURNING name"
     }
 
     /// Running routines whose host is not live at the epoch that claimed them.

@@ -109,6 +109,8 @@ struct FleetTests {
         let attempts = try store.attempts(swarm: id)
         let lost = attempts.filter { $0.verdict == "host_lost" }
         #expect(lost.count == 2 && lost.allSatisfy { $0.host == "victim" })
+        let dead = try #require(try store.hosts().first { $0.name == "victim" })
+        #expect(dead.state == "lost" && dead.running == 0, "a lost host runs nothing: its routines were rescued (\(dead))")
         #expect(try store.routines(swarm: id).allSatisfy { $0.verdict == "ok" })
         for (routine, tries) in Dictionary(grouping: attempts, by: \.routine) {
             let ordered = tries.sorted { $0.attempt < $1.attempt }
