@@ -68,6 +68,11 @@ public final class SwarmChunks: Sendable {
     /// one. Runs on a store thread. The caller calls `released` with the hold's parent after
     /// the routine's settle.
     func reserve(_ request: ReserveRequest, swarm: NodeID, holder: Holder, store: any LedgerStore) throws(LedgerError) -> Node {
+        // A hold bigger than a whole chunk (the adaptive strategy's, say) would only use up
+        // chunks that cannot take it.
+        guard let size, request.amounts.credits <= size.credits, request.amounts.timeMs <= size.timeMs else {
+            return try store.reserve(request)
+        }
         for _ in 0..<2 {
             guard let chunk = take(holder) ?? open(swarm: swarm, holder: holder, store: store) else { break }
             var asked = request

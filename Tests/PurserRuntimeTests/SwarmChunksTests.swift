@@ -1,0 +1,71 @@
+import Logging
+import PurserLedger
+@testable import PurserRuntime
+import PurserTestSupport
+import Testing
+
+/// A host's chunks of a swarm's hold (`SwarmChunks`), against a real ledger file.
+@Suite("Chunks of a swarm's hold")
+struct SwarmChunksTests {
+    let credit: Int64 = 1_000_000
+    let store: any LedgerStore
+    let swarm: Node
+    let holder: Holder
+
+    init() throws {
+        store = try SQLiteLedger(path: Fixtures.temporaryHome() + "/purser.db")
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 1000 * 1_000_000, timeMs: 1 << 40, memoryBytes: 1 << 40), workers: 8))
+        swarm = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 160 * 1_000_000, timeMs: 1 << 30, memoryBytes: 1 << 32)))
+        holder = try store.acquireLease(holder: "host:a", ttlMs: 60_000)
+    }
+
+    func chunks() -> SwarmChunks {
+        let chunks = SwarmChunks(
+            swarm: swarm.cap, largestRoutine: Resources(credits: credit, timeMs: 1_000, memoryBytes: 1 << 20), swarmName: "s",
+            tools: [], logger: Logger(label: "test"))
+        chunks.allow(seats: 2)
+        return chunks
+    }
+
+    func routine(_ credits: Int64) -> ReserveRequest {
+        ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: Resources(credits: credits, timeMs: 1_000, memoryBytes: 1 << 20), holder: holder)
+    }
+
+    @Test func routinesShareOneChunkAndItClosesWhenIdle() throws {
+        let chunks = chunks()
+        let first = try chunks.reserve(routine(credit), swarm: swarm.id, holder: holder, store: store)
+        let second = try chunks.reserve(routine(credit), swarm: swarm.id, holder: holder, store: store)
+        #expect(first.parent != swarm.id && first.parent == second.parent, "both from one chunk")
+        let chunk = try store.node(first.parent!)
+        #expect(chunk.cap.credits == 20 * credit, "an eighth of the swarm, below 64 routines' worth")
+        for node in [first, second] {
+            _ = try store.settle(node.id, usage: Usage(credits: credit / 2, timeMs: 10, memoryPeakBytes: 0), outcome: "ok", holder: holder)
+            chunks.released(node.parent!, store: store)
+        }
+        #expect(try store.node(chunk.id).isOpen, "a chunk stays while the swarm runs on the host")
+        chunks.closeIdle(store: store)
+        let closed = try store.node(chunk.id)
+        #expect(!closed.isOpen && closed.consumed.credits == credit && chunks.isEmpty)
+        #expect(try store.verify().isEmpty)
+    }
+
+    @Test func aHoldBiggerThanAChunkComesFromTheSwarm() throws {
+        let chunks = chunks()
+        let big = try chunks.reserve(routine(30 * credit), swarm: swarm.id, holder: holder, store: store)
+        #expect(big.parent == swarm.id)
+        #expect(try store.tree(team: "t").filter { $0.kind == .swarm && $0.workersCap != nil }.isEmpty, "no chunk was taken for it")
+    }
+
+    @Test func aFullChunkIsRetiredAndClosesWithItsLastRoutine() throws {
+        let chunks = chunks()
+        let first = try chunks.reserve(routine(15 * credit), swarm: swarm.id, holder: holder, store: store)
+        let second = try chunks.reserve(routine(15 * credit), swarm: swarm.id, holder: holder, store: store)
+        #expect(first.parent != second.parent && second.parent != swarm.id, "the second did not fit the first chunk: a new one")
+        _ = try store.settle(first.id, usage: .none, outcome: "ok", holder: holder)
+        chunks.released(first.parent!, store: store)
+        #expect(!(try store.node(first.parent!).isOpen), "the full chunk closed with its last routine")
+        #expect(try store.node(second.parent!).isOpen)
+        #expect(try store.verify().isEmpty)
+    }
+}
