@@ -29,6 +29,14 @@ public protocol BudgetStore: Sendable {
     /// A team's swarm that is preempted gives back this way, and grows again when it resumes.
     func resize(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) -> Node
 
+    /// Stops every grant under the team, at once, for every process sharing the store: a
+    /// reserve anywhere below it is refused (`frozen`) until `thaw`. Holds already granted go
+    /// on. Who and why go to the audit trail. False when it was frozen already.
+    func freeze(team: String, by: String, reason: String) throws(LedgerError) -> Bool
+    /// Lets the team grant again. False when it was not frozen.
+    func thaw(team: String, by: String) throws(LedgerError) -> Bool
+    func freeze(of team: String) throws(LedgerError) -> TeamFreeze?
+
     func audit(node: NodeID?, team: String?) throws(LedgerError) -> [AuditEvent]
     func verify() throws(LedgerError) -> [Violation]
     /// Closed nodes, for analytics and the adaptive strategy.

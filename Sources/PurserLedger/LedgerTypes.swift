@@ -15,6 +15,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let fenced = Code("fenced")
         public static let constraint = Code("constraint")
         public static let storeFailed = Code("store failed")
+        /// The team is frozen: nothing new is granted under it.
+        public static let frozen = Code("frozen")
         public var description: String { name }
     }
 

@@ -29,6 +29,9 @@ extension SQLBudgetStore {
         let rows = session.rows
         let parent = try rows.node(request.parent, session, locking: true)
         guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
+        if let freeze = try Self.freeze(of: parent.team, session) {
+            throw LedgerError(.frozen, "\(request.name): team \(parent.team) is frozen (by \(freeze.by): \(freeze.reason)); nothing was reserved")
+        }
         try fence(session, parent, request.holder, checkNode: false)
         let missing = parent.missingTools(request.tools)
         guard missing.isEmpty else {

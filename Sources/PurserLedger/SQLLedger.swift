@@ -57,6 +57,11 @@ extension SQLLedger: BudgetStore {
 
     @_specialize(where Driver == SQLiteDriver)
     public func openChildren(of node: NodeID) throws(LedgerError) -> [Node] { try budgets.openChildren(of: node) }
+    public func freeze(team: String, by: String, reason: String) throws(LedgerError) -> Bool {
+        try budgets.freeze(team: team, by: by, reason: reason)
+    }
+    public func thaw(team: String, by: String) throws(LedgerError) -> Bool { try budgets.thaw(team: team, by: by) }
+    public func freeze(of team: String) throws(LedgerError) -> TeamFreeze? { try budgets.freeze(of: team) }
 
     public func resize(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) -> Node {
         try budgets.resize(node, credits: credits, holder: holder)

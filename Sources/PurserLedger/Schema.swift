@@ -80,6 +80,15 @@ enum Schema {
             // No query reads events by node through an index (the audit filters in one
             // scan), and keeping one cost every event written a second B-tree insert.
             "DROP INDEX IF EXISTS events_node",
+            // A frozen team's holds grant nothing new (`purser team freeze`): one row a team.
+            """
+            CREATE TABLE IF NOT EXISTS frozen_teams (
+                team TEXT PRIMARY KEY,
+                since_ms BIGINT NOT NULL,
+                by_whom TEXT NOT NULL,
+                reason TEXT NOT NULL
+            )
+            """,
             """
             CREATE TABLE IF NOT EXISTS leases (
                 holder TEXT PRIMARY KEY,

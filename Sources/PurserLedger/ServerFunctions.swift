@@ -37,6 +37,9 @@ enum ServerFunctions {
             SELECT * INTO parent FROM nodes WHERE id = p_parent;
             IF NOT FOUND THEN RAISE EXCEPTION 'no node %', p_parent USING ERRCODE = 'PU002'; END IF;
             IF parent.state <> 'open' THEN RAISE EXCEPTION 'node % is closed', p_parent USING ERRCODE = 'PU003'; END IF;
+            SELECT format('%s: team %s is frozen (by %s: %s); nothing was reserved', p_name, parent.team, by_whom, reason)
+                INTO missing FROM frozen_teams WHERE team = parent.team;
+            IF FOUND THEN RAISE EXCEPTION '%', missing USING ERRCODE = 'PU007'; END IF;
             IF p_holder IS NOT NULL THEN
                 PERFORM 1 FROM leases WHERE holder = p_holder AND epoch = p_epoch AND state = 'live' FOR KEY SHARE;
                 IF NOT FOUND THEN
@@ -202,6 +205,7 @@ extension LedgerError.Code {
         case "PU004": self = .toolNotPermitted
         case "PU005": self = .fenced
         case "PU006": self = .invalid
+        case "PU007": self = .frozen
         default: return nil
         }
     }

@@ -137,4 +137,33 @@ struct BudgetStoreConformanceTests {
         #expect(books.workersInUse == 0 && books.available.credits == 10 * credit - credit / 2)
         #expect(try store.verify().isEmpty)
     }
+
+    @Test("a frozen team grants nothing at any depth until it thaws; holds already granted go on", arguments: StoreKind.allCases)
+    func freeze(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit, timeMs: 60_000, memoryBytes: 64 * mb)))
+        let swarm = try store.reserve(ReserveRequest(
+            parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 6 * credit, timeMs: 10_000, memoryBytes: 8 * mb)))
+        let running = try store.reserve(ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: Resources(credits: 1 * credit)))
+        #expect(try store.freeze(team: "t", by: "ops", reason: "runaway spend"))
+        #expect(try !store.freeze(team: "t", by: "ops", reason: "again"), "frozen already")
+        #expect(try store.freeze(of: "t")?.reason == "runaway spend")
+        for parent in [team.id, swarm.id, running.id] {
+            do {
+                _ = try store.reserve(ReserveRequest(parent: parent, kind: .step, name: "x", amounts: Resources(credits: 1)))
+                Issue.record("a frozen team granted a hold under node \(parent)")
+            } catch {
+                #expect(error.code == .frozen && error.message.contains("frozen (by ops: runaway spend)"), "\(error)")
+            }
+        }
+        try store.spend(running.id, credits: credit / 2, holder: nil)
+        _ = try store.settle(running.id, usage: .none, outcome: "ok", holder: nil)
+        #expect(try store.thaw(team: "t", by: "ops"))
+        #expect(try !store.thaw(team: "t", by: "ops"), "not frozen any more")
+        _ = try store.reserve(ReserveRequest(parent: swarm.id, kind: .routine, name: "after", amounts: Resources(credits: 1)))
+        #expect(throws: LedgerError.self) { try store.freeze(team: "nobody", by: "ops", reason: "") }
+        let trail = try store.audit(node: team.id, team: nil).filter { $0.kind == "freeze" || $0.kind == "thaw" }
+        #expect(trail.map(\.kind) == ["freeze", "thaw"] && trail[0].detail == "by ops: runaway spend")
+        #expect(try store.verify().isEmpty)
+    }
 }
