@@ -26,6 +26,7 @@ struct ClaimRun {
         }
         switch result {
         case .notFit(let message): await notFit(message, swarm: node)
+        case .frozen(let message): await backInLine(message)
         case .ended(var ran):
             if ran.unsettled { ran.unsettled = await !settleAgain(ran, swarm: swarm, holder: holder) }
             await ended(ran, retries: swarm.retries(routine))
@@ -66,21 +67,25 @@ struct ClaimRun {
             host.events.add(claim.swarm, "deny", claim.routine, ["message": .string(message)])
             return
         }
+        await backInLine(message)
+    }
+
+    private func backInLine(_ message: String) async {
         _ = await read { () throws(LedgerError) in try host.fleet.unclaim(claim, message: message) }
         host.events.add(claim.swarm, "queue", claim.routine, ["message": .string(message)])
     }
 
     private func ended(_ ran: RoutineRun, retries: Int) async {
-        let (requeue, preempted) = host.state.withLock { ($0.requeue.contains(claim.id), $0.preempted.contains(claim.id)) }
+        let (requeue, stopFor) = host.state.withLock { ($0.requeue.contains(claim.id), $0.stopped[claim.id]) }
         var ran = ran
-        if preempted, ran.verdict != .ok { ran.verdict = .preempted }
+        if let stopFor, ran.verdict != .ok { ran.verdict = stopFor == "preempt" ? .preempted : .cancelled }
         var cancelling = false
-        if ran.verdict != .ok && !preempted {
+        if ran.verdict != .ok && stopFor == nil {
             cancelling = await read { () throws(LedgerError) in try host.fleet.swarmState(id: claim.swarm) } == "cancelling"
         }
         // A run the ledger would not charge goes back in line, whatever it answered; a
-        // preempted one too, without using up a retry.
-        let retry = requeue || ran.unsettled || (preempted && ran.verdict == .preempted)
+        // routine told to stop too (a preemption, a frozen team), without using up a retry.
+        let retry = requeue || ran.unsettled || (stopFor != nil && ran.verdict != .ok)
             || (ran.verdict != .ok && claim.attempt <= retries && !cancelling)
         host.events.add(claim.swarm, "verdict", claim.routine, [
             "verdict": .string(ran.verdict.rawValue), "attempt": .number(JSONNumber(Int64(claim.attempt))),

@@ -197,8 +197,8 @@ public final class FleetHost: Sendable {
         swarm.chunks.allow(seats: min(settings.slots, swarm.job.swarm.concurrency))
     }
 
-    /// Routines of swarms being cancelled, and routines a preemption stops, that run here
-    /// get their cancel.
+    /// Routines of swarms being cancelled, and routines told to stop (a preemption, a frozen
+    /// team), that run here get their cancel.
     private func stopCancelled(_ lease: HostLease) async {
         guard let stops = try? await StoreThreads.shared.run({ () throws(LedgerError) in try self.fleet.cancelled(host: lease) }),
             !stops.isEmpty
@@ -206,7 +206,7 @@ public final class FleetHost: Sendable {
         let tasks = state.withLock { state in
             stops.compactMap { stop -> Task<Void, Never>? in
                 guard let run = state.runs[stop.claim.id] else { return nil }
-                if stop.preempted { state.preempted.insert(stop.claim.id) }
+                if let why = stop.stopFor { state.stopped[stop.claim.id] = why }
                 return run.task
             }
         }
@@ -231,7 +231,7 @@ public final class FleetHost: Sendable {
         state.withLock { state in
             state.runs[claim.id] = nil
             state.requeue.remove(claim.id)
-            state.preempted.remove(claim.id)
+            state.stopped[claim.id] = nil
         }
         wakeup.signal()
     }

@@ -17,8 +17,9 @@ struct HostState: ~Copyable {
     var runs: [Int64: (claim: Claim, task: Task<Void, Never>)] = [:]
     /// Claims whose runs a drain cancelled: they go back in line, not to a verdict.
     var requeue: Set<Int64> = []
-    /// Claims whose runs a preemption stopped: they end `preempted` and go back in line.
-    var preempted: Set<Int64> = []
+    /// Claims whose runs were told to stop, and why: a preemption's end `preempted`, a
+    /// frozen team's `cancelled`; both go back in line without using a retry.
+    var stopped: [Int64: String] = [:]
     var swarms: [String: (swarm: FleetSwarm, node: NodeID)] = [:]
     /// Swarms being read for their first routines here: the others wait for the same read.
     var reading: [String: Task<(swarm: FleetSwarm, node: NodeID)?, Never>] = [:]

@@ -14,6 +14,7 @@ struct FleetSQL {
 
     static func tables(_ dialect: SQLDialect) -> [String] {
         [
+            Schema.frozenTeams,
             """
             CREATE TABLE IF NOT EXISTS fleet_swarms (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL,
                 priority BIGINT NOT NULL, concurrency BIGINT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
@@ -76,6 +77,7 @@ struct FleetSQL {
             WITH next AS MATERIALIZED (
                 SELECT q.id FROM fleet_swarms q LEFT JOIN fleet_teams t ON t.team = q.team
                 WHERE (q.state = 'queued' OR (q.state = 'running' AND q.paused = 1 AND q.taker IS NULL)) \(skip)
+                AND NOT EXISTS (SELECT 1 FROM frozen_teams f WHERE f.team = q.team)
                 AND NOT EXISTS (SELECT 1 FROM fleet_swarms o WHERE o.team = q.team
                     AND (o.state = 'admitting' OR (o.state = 'running' AND o.taker IS NOT NULL)))
                 AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
@@ -130,7 +132,8 @@ struct FleetSQL {
         let next = """
             open_swarms AS (
                 SELECT s.id FROM fleet_swarms s WHERE s.state = 'running' AND s.paused = 0
-                AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency),
+                AND (SELECT count(*) FROM fleet_routines o WHERE o.swarm = s.id AND o.state = 'running') < s.concurrency
+                AND NOT EXISTS (SELECT 1 FROM frozen_teams f WHERE f.team = s.team)),
             next AS MATERIALIZED (
                 SELECT id FROM fleet_routines r WHERE state = 'ready' AND memory <= $4
                 AND swarm IN (SELECT id FROM open_swarms)
@@ -280,6 +283,12 @@ struct FleetSQL {
 
     /// Marks a running routine of swarm `$1` named `$2` to be stopped by its host.
     let markStop = "UPDATE fleet_routines SET stop_for = 'preempt' WHERE swarm = $1 AND name = $2 AND state = 'running' RETURNING id"
+
+    /// Tells the hosts to stop every running routine of team `$1`'s swarms (a freeze).
+    let stopTeam = """
+        UPDATE fleet_routines SET stop_for = 'freeze'
+        WHERE state = 'running' AND swarm IN (SELECT id FROM fleet_swarms WHERE team = $1) RETURNING id
+        """
 
     // MARK: Hosts
 

@@ -52,9 +52,12 @@ public protocol QueueStore: Sendable {
     /// Withdraws what waits (ended `cancelled`) and marks the swarm so that hosts stop what
     /// runs. False when the swarm is unknown or ended already.
     func cancel(swarm id: String) throws(LedgerError) -> Bool
-    /// This host's running routines whose swarm is being cancelled, or that a preemption
-    /// stops (`preempted`).
-    func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, preempted: Bool)]
+    /// This host's running routines whose swarm is being cancelled, or that are told to stop
+    /// and go back in line: `stopFor` says why (`preempt`, `freeze`).
+    func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, stopFor: String?)]
+    /// Tells the hosts to stop every running routine of the team's swarms; they go back in
+    /// line (a frozen team's `--cancel-running`). How many were told.
+    func stopRunning(team: String) throws(LedgerError) -> Int
 
     /// A team's swarms that wait for budget or hold it (queued, admitting, running), and
     /// how many of their routines a preemption is stopping.

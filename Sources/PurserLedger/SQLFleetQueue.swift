@@ -252,7 +252,11 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
-    public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, preempted: Bool)] {
+    public func stopRunning(team: String) throws(LedgerError) -> Int {
+        try single(sql.stopTeam, team.sql).count
+    }
+
+    public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, stopFor: String?)] {
         try single(
             """
             SELECT id, swarm, name, attempt, memory, stop_for FROM fleet_routines
@@ -261,7 +265,7 @@ extension SQLFleetStore: QueueStore {
             """, host.name.sql, host.epoch.sql
         ).map {
             (Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                memoryBytes: $0[4].int), $0[5].string != nil)
+                memoryBytes: $0[4].int), $0[5].string)
         }
     }
 

@@ -80,15 +80,7 @@ enum Schema {
             // No query reads events by node through an index (the audit filters in one
             // scan), and keeping one cost every event written a second B-tree insert.
             "DROP INDEX IF EXISTS events_node",
-            // A frozen team's holds grant nothing new (`purser team freeze`): one row a team.
-            """
-            CREATE TABLE IF NOT EXISTS frozen_teams (
-                team TEXT PRIMARY KEY,
-                since_ms BIGINT NOT NULL,
-                by_whom TEXT NOT NULL,
-                reason TEXT NOT NULL
-            )
-            """,
+            frozenTeams,
             """
             CREATE TABLE IF NOT EXISTS leases (
                 holder TEXT PRIMARY KEY,
@@ -99,6 +91,18 @@ enum Schema {
             """,
         ]
     }
+
+    /// A frozen team's holds grant nothing new (`purser team freeze`): one row a team. The
+    /// fleet's queue reads it too (a frozen team's swarms are neither admitted nor claimed),
+    /// so its tables make it as well.
+    static let frozenTeams = """
+        CREATE TABLE IF NOT EXISTS frozen_teams (
+            team TEXT PRIMARY KEY,
+            since_ms BIGINT NOT NULL,
+            by_whom TEXT NOT NULL,
+            reason TEXT NOT NULL
+        )
+        """
 
     static let nodeColumns = """
         id, parent_id, team, kind, name, state, tools,

@@ -100,6 +100,8 @@ public final class FleetSwarm: Sendable {
                 return (.granted(try store.reserve(request)), lease)
             } catch where error.code == .insufficient {
                 return (bigger ? .denied(error.message) : .waiting(error.message), lease)
+            } catch where error.code == .frozen {
+                return (.waiting(error.message), lease)
             } catch where error.code == .toolNotPermitted {
                 return (.denied(error.message), lease)
             }
@@ -130,6 +132,8 @@ public final class FleetSwarm: Sendable {
     public enum RoutineResult: Sendable {
         /// Its hold did not fit in what the swarm has left now.
         case notFit(String)
+        /// Its team is frozen: it waits in line until the team thaws.
+        case frozen(String)
         /// It ran (or was answered from the cache, or could not start): its end.
         case ended(RoutineRun)
     }
@@ -158,6 +162,7 @@ public final class FleetSwarm: Sendable {
         switch await reserve(routine, swarm: swarm, holder: holder) {
         case .success(let granted): node = granted
         case .failure(let error) where error.code == .insufficient: return .notFit(error.message)
+        case .failure(let error) where error.code == .frozen: return .frozen(error.message)
         case .failure(let error): return .ended(RoutineRun(verdict: .denied, message: error.message))
         }
         onEvent("grant", ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])

@@ -142,7 +142,7 @@ public final class RuntimeLedger: Sendable {
                 amounts: Amounts(credits: request.credits, timeMs: request.wallTimeMs, memoryBytes: request.memoryBytes),
                 from: team.id, tools: request.tools, holder: holder))
             return (node, holder, nil)
-        } catch where error.code == .insufficient || error.code == .toolNotPermitted {
+        } catch where error.code == .insufficient || error.code == .toolNotPermitted || error.code == .frozen {
             return (nil, nil, error.message)
         }
     }

@@ -77,7 +77,7 @@ extension SwarmRunner {
             let holder = try runtime.ledger!.holder()
             let swarm = try store.reserve(.swarm(job.swarm, from: team.id, holder: holder))
             return .granted(team: team, holder: holder, swarm: swarm)
-        } catch where error.code == .insufficient || error.code == .toolNotPermitted {
+        } catch where error.code == .insufficient || error.code == .toolNotPermitted || error.code == .frozen {
             return .denied(error.message)
         } catch {
             throw RuntimeError(error)

@@ -43,7 +43,8 @@ func ledgerCall<T>(_ body: () throws(LedgerError) -> T) throws -> T {
 
 struct Team: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create and inspect teams: the roots of budget trees.", subcommands: [Create.self, Show.self])
+        abstract: "Create and inspect teams: the roots of budget trees.",
+        subcommands: [Create.self, Show.self, Freeze.self, Thaw.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a team with its caps.")
@@ -112,6 +113,9 @@ struct Team: ParsableCommand {
                     + (node.isOpen ? "open" : node.outcome ?? "closed").leftPadded(12) + values.joined())
             }
             print("(credits; --json has time and memory too)")
+            if let freeze = try ledgerCall({ () throws(LedgerError) in try store.freeze(of: name) }) {
+                print("FROZEN by \(freeze.by): \(freeze.reason) (purser team thaw \(name))")
+            }
         }
     }
 }

@@ -197,7 +197,7 @@ struct FleetStoreConformanceTests {
         _ = try Self.admit(store, a)
         let claimed = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
         #expect(try store.cancel(swarm: "running"))
-        #expect(try store.cancelled(host: a).map(\.claim) == claimed && store.cancelled(host: a).allSatisfy { !$0.preempted })
+        #expect(try store.cancelled(host: a).map(\.claim) == claimed && store.cancelled(host: a).allSatisfy { $0.stopFor == nil })
         #expect(try store.claim(host: a, limit: 4, memoryBytes: 1 << 40).isEmpty, "what waited was withdrawn")
         try store.finish(claimed[0], RoutineEnd(verdict: "cancelled"))
         #expect(try store.nextToComplete(host: a)?.id == "running")

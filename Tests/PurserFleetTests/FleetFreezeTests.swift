@@ -1,0 +1,73 @@
+import Foundation
+import PurserLedger
+import PurserTestSupport
+import Testing
+
+/// `purser team freeze`: the emergency stop, across every host of the fleet.
+extension FleetSuites {
+@Suite("The fleet: a frozen team", .timeLimit(.minutes(3)))
+struct FleetFreezeTests {
+    /// A frozen team's swarm waits in line on every host, granted nothing; thawed, it runs.
+    @Test(arguments: StoreKind.allCases)
+    func aFrozenTeamsSwarmWaitsUntilItThaws(kind: StoreKind) async throws {
+        let fleet = try await Fleet(kind)
+        let created = try await fleet.purser(["team", "create", "fleet", "--credits", "100"])
+        try #require(created.status == 0, "\(created.stderr)")
+        let frozen = try await fleet.purser(["team", "freeze", "fleet", "--reason", "runaway spend"])
+        try #require(frozen.status == 0, "\(frozen.stderr)")
+        let hosts = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
+        let id = try await fleet.submit(try fleet.job("held", count: 6, input: "{ spend: 0.5 }", credits: 50))
+        // The hosts look every 250 ms: a few seconds of looks, none of which may admit or claim.
+        try await Task.sleep(for: .seconds(2))
+        let store = try fleet.store()
+        #expect(try store.swarm(id: id)?.state == "queued", "a frozen team's swarm is not admitted")
+        #expect(try store.attempts(swarm: id).isEmpty, "nothing of it ran")
+        let thawed = try await fleet.purser(["team", "thaw", "fleet"])
+        #expect(thawed.status == 0, "\(thawed.stderr)")
+        let watched = try await fleet.purser(["watch", id])
+        #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
+        let trail = try fleet.ledger().audit(node: nil, team: "fleet").filter { $0.kind == "freeze" || $0.kind == "thaw" }
+        #expect(trail.map(\.kind) == ["freeze", "thaw"] && trail[0].detail.hasSuffix(": runaway spend"))
+        for host in hosts { host.kill(SIGTERM) }
+        for host in hosts { _ = await host.exitStatus() }
+    }
+
+    /// `--cancel-running`: the team's running routines stop and go back in line without
+    /// using a retry; nothing runs while frozen; thawed, every routine ends ok, and the
+    /// books are exact.
+    @Test(arguments: StoreKind.allCases)
+    func freezingWithCancelStopsWhatRunsAndItRunsAgainAfterThaw(kind: StoreKind) async throws {
+        let fleet = try await Fleet(kind)
+        try await fleet.addGated()
+        let gate = fleet.home + "/gate"
+        let hosts = try ["a", "b"].map { try ServeProcess(name: $0, fleet: fleet) }
+        let id = try await fleet.submit(try fleet.job("stopped", count: 4, input: "{ spend: 0.5, gate: '\(gate)' }", plugin: "gated"))
+        try await fleet.wait("four routines to run") { store in
+            try store.routines(swarm: id).filter { $0.state == "running" }.count == 4
+        }
+        let frozen = try await fleet.purser(["team", "freeze", "fleet", "--cancel-running"])
+        #expect(frozen.status == 0 && frozen.stdout.contains("4 running routines told to stop"), "\(frozen.stdout)\(frozen.stderr)")
+        try await fleet.wait("the four to stop and wait in line") { store in
+            try store.routines(swarm: id).allSatisfy { $0.state == "ready" }
+        }
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        try await Task.sleep(for: .seconds(1))
+        let store = try fleet.store()
+        #expect(try store.routines(swarm: id).allSatisfy { $0.state == "ready" }, "nothing is claimed while frozen")
+        let thawed = try await fleet.purser(["team", "thaw", "fleet"])
+        #expect(thawed.status == 0, "\(thawed.stderr)")
+        let watched = try await fleet.purser(["watch", id])
+        #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
+        let attempts = try store.attempts(swarm: id)
+        #expect(attempts.filter { $0.verdict == "cancelled" }.count == 4 && attempts.count == 8, "\(attempts)")
+        #expect(try store.routines(swarm: id).allSatisfy { $0.verdict == "ok" && $0.attempt == 2 })
+        let team = try fleet.ledger().team(named: "fleet")
+        #expect(team.reserved.credits == 0 && team.workersInUse == 0)
+        #expect(team.consumed.credits == 4 * 500_000, "the stopped attempts spent nothing; each rerun spent once")
+        let verified = try await fleet.purser(["ledger", "verify"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        for host in hosts { host.kill(SIGTERM) }
+        for host in hosts { _ = await host.exitStatus() }
+    }
+}
+}
