@@ -117,6 +117,9 @@ extension SQLBudgetStore {
             guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
             guard let parentID = node.parent else { throw LedgerError(.invalid, "a team is not resized by resize") }
             try fence(session, node, holder, checkNode: true)
+            if credits > 0, let freeze = try Self.freeze(of: node.team, session) {
+                throw LedgerError(.frozen, "\(node.name): team \(node.team) is frozen (by \(freeze.by): \(freeze.reason)); it cannot grow")
+            }
             let parent = try rows.node(parentID, session, locking: true)
             if credits > parent.available.credits {
                 throw LedgerError(

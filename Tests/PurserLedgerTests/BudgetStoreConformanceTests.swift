@@ -156,6 +156,11 @@ struct BudgetStoreConformanceTests {
                 #expect(error.code == .frozen && error.message.contains("frozen (by ops: runaway spend)"), "\(error)")
             }
         }
+        do {
+            _ = try store.resize(swarm.id, credits: 1 * credit, holder: nil)
+            Issue.record("a frozen team's hold grew")
+        } catch { #expect(error.code == .frozen) }
+        _ = try store.resize(swarm.id, credits: -1 * credit, holder: nil)
         try store.spend(running.id, credits: credit / 2, holder: nil)
         _ = try store.settle(running.id, usage: .none, outcome: "ok", holder: nil)
         #expect(try store.thaw(team: "t", by: "ops"))
