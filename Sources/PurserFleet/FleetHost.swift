@@ -123,6 +123,13 @@ public final class FleetHost: Sendable {
     /// How long the host waits when nothing wakes it: long while wake-ups reach it.
     private var pollMs: Int64 { listening.load(ordering: .relaxed) ? settings.idlePollMs : settings.pollMs }
 
+    /// The listener came up or went down; down, the host polls fast from now, not after
+    /// the slow wait it is in.
+    func listen(_ live: Bool) {
+        listening.store(live, ordering: .relaxed)
+        if !live { wakeup.signal() }
+    }
+
     /// A wake-up from another host or a submit: new ready routines, which the next pass
     /// claims; or, with `look`, more (a cancel, a swarm to admit), for a full look now.
     func heard(look: Bool) {

@@ -18,7 +18,7 @@ struct HostListener {
         let host = self.host
         await withTaskCancellationHandler {
             await thread.run {
-                listener.run(heard: { look in host.heard(look: look) }, live: { host.listening.store($0, ordering: .relaxed) })
+                listener.run(heard: { look in host.heard(look: look) }, live: { live in host.listen(live) })
             }
         } onCancel: {
             listener.stop()
