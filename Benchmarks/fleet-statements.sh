@@ -8,6 +8,9 @@
 #
 #   swift build -c release --product purser
 #   Benchmarks/fleet-statements.sh [N [HOSTS...]]     # default: 2000 routines, 1 host
+#   IDLE=20 Benchmarks/fleet-statements.sh 0 2          # 2 idle hosts for 20 s: statements/s a host
+#
+# SERVE_ARGS: more options for each `purser serve` (e.g. "--poll 250ms --heartbeat 1s").
 #
 # Runs as root (the server then runs as the postgres user) or as a plain user.
 set -euo pipefail
@@ -139,6 +142,48 @@ measure() {
     grep . "$home/waits" | sort | uniq -c | sort -rn | head -8 |
         awk -v total="$(grep -c . "$home/waits")" '{ printf "| %.1f%% | %s |\n", 100 * $1 / total, $2 }'
 }
+
+# K idle serve processes for $IDLE seconds: what each runs a second, by statement.
+idle() {
+    local k=$1 db home pids=() xacts_before xacts_after span
+    span=$(echo "$IDLE + 1.5" | bc)
+    db=idle_${k}_$RANDOM$RANDOM
+    psql -d postgres -c "CREATE DATABASE $db"
+    home=$work/home-$db
+    mkdir -p "$home"
+    export PURSER_HOME=$home PURSER_LEDGER="host=$work port=$port dbname=$db user=postgres"
+    for ((i = 0; i < k; i++)); do
+        # shellcheck disable=SC2086
+        "$purser" serve --name "h$i" --slots 2 ${SERVE_ARGS:-} >"$home/serve-$i.log" 2>&1 &
+        pids+=($!)
+    done
+    until [ "$(psql -d "$db" -c "SELECT count(*) FROM fleet_hosts WHERE state = 'live'" 2>/dev/null || echo 0)" = "$k" ]; do sleep 0.1; done
+    sleep 3 # started, and the backends' counters reported
+    psql -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null
+    xacts_before=$(psql -d postgres -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'")
+    sleep "$IDLE"
+    sleep 1.5 # the backends report their counters within a second
+    xacts_after=$(psql -d postgres -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'")
+    echo
+    echo "## $k idle serve ${SERVE_ARGS:-}, $IDLE s: $(echo "scale=2; ($xacts_after - $xacts_before) / $span / $k" | bc)" \
+        "transactions a second a host (pg_stat_database)"
+    echo
+    echo "| calls/s a host | statement |"
+    echo "|---|---|"
+    psql -d postgres -F ' | ' -c "
+        SELECT round(s.calls::numeric / $span / $k, 2), left(regexp_replace(s.query, '\s+', ' ', 'g'), 110)
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        WHERE d.datname = '$db' AND s.query NOT IN ('BEGIN', 'COMMIT') ORDER BY s.calls DESC LIMIT 20" | sed 's/^/| /; s/$/ |/'
+    psql -d postgres -c "SELECT 'statements but BEGIN and COMMIT: ' || round(sum(calls)::numeric / $span / $k, 2) || ' a second a host'
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$db' AND s.query NOT IN ('BEGIN', 'COMMIT')"
+    for pid in "${pids[@]}"; do kill -TERM "$pid"; done
+    for pid in "${pids[@]}"; do wait "$pid" || echo "serve $pid exited $?" >&2; done
+}
+
+if [ -n "${IDLE:-}" ]; then
+    for k in "${hosts[@]}"; do idle "$k"; done
+    exit 0
+fi
 
 echo "fleet-statements: $count routines, PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 psql -d postgres -c "SELECT 'server: fsync ' || current_setting('fsync') || ', synchronous_commit ' || current_setting('synchronous_commit')

@@ -17,6 +17,8 @@ public final class FleetHost: Sendable {
     let logger: Logger
     let events: EventLog
     let wakeup = Wakeup()
+    /// Whether PostgreSQL's wake-ups reach the host (`HostListener`): it polls slowly then.
+    let listening = Atomic<Bool>(false)
     /// The heartbeat's own thread: renewals must not queue behind the runs' store work.
     let heartbeatThread = StoreThreads(count: 1)
     let state: Mutex<HostState>
@@ -62,15 +64,17 @@ public final class FleetHost: Sendable {
         let heartbeat = Task { await HostHeartbeat(host: self).run() }
         let rescuer = Task { await Rescuer(host: self).run() }
         let plugins = Task { await PluginCheck(host: self).run() }
+        let listener = Task { await HostListener(host: self).run() }
         while !drained {
             await pass()
-            await wakeup.wait(ms: settings.pollMs)
+            await wakeup.wait(ms: pollMs)
             // Runs end in bursts: a moment's wait lets one claim fill the slots of several.
             if state.withLock({ !$0.runs.isEmpty }) { try? await Task.sleep(for: .milliseconds(1)) }
         }
         heartbeat.cancel()
         rescuer.cancel()
         plugins.cancel()
+        listener.cancel()
         for id in state.withLock({ Array($0.swarms.keys) }) { await forget(id) }
         await events.drain()
         await leave()
@@ -116,11 +120,31 @@ public final class FleetHost: Sendable {
         if due || !more { await SwarmGate(host: self).completeEnded(lease) }
     }
 
+    /// How long the host waits when nothing wakes it: long while wake-ups reach it.
+    private var pollMs: Int64 { listening.load(ordering: .relaxed) ? settings.idlePollMs : settings.pollMs }
+
+    /// The listener came up or went down; down, the host polls fast from now, not after
+    /// the slow wait it is in.
+    func listen(_ live: Bool) {
+        listening.store(live, ordering: .relaxed)
+        if !live { wakeup.signal() }
+    }
+
+    /// A wake-up from another host or a submit: new ready routines, which the next pass
+    /// claims; or, with `look`, more (a cancel, a swarm to admit), for a full look now.
+    func heard(look: Bool) {
+        if look {
+            lastLook.withLock { $0 = nil }
+            state.withLock { $0.admitSoon = true }
+        }
+        wakeup.signal()
+    }
+
     /// Whether a poll interval has passed since the last full look (and if so, this is one).
     private func lookDue() -> Bool {
         let now = ContinuousClock.now
         return lastLook.withLock { last in
-            if let last, now - last < .milliseconds(settings.pollMs) { return false }
+            if let last, now - last < .milliseconds(pollMs) { return false }
             last = now
             return true
         }

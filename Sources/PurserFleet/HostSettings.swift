@@ -7,8 +7,12 @@ public struct HostSettings: Sendable {
     /// How often it renews its row, and how old a row may be before its host is lost.
     public var heartbeatMs: Int64 = 1_000
     public var deadAfterMs: Int64 = 10_000
-    /// How often it looks for work when nothing woke it.
+    /// How often it looks for work when nothing woke it and no wake-ups reach it (SQLite,
+    /// or PostgreSQL while its listening connection is down).
     public var pollMs: Int64 = 250
+    /// How often it looks while PostgreSQL's wake-ups reach it (`--poll`): they tell it of
+    /// new work, so this only catches what a lost wake-up missed.
+    public var idlePollMs: Int64 = 2_000
     /// The memory its routines' holds may take together: by default most of its RAM.
     public var memoryBytes: Int64 = HostMemory.defaultOffer()
     /// Memory pressure (PSI `some avg10`, percent) above which it claims nothing.

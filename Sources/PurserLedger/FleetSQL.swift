@@ -187,7 +187,8 @@ struct FleetSQL {
     /// from `$5` on, `$5` the verdict), its attempt's end, and when `$10` is 1 (it
     /// succeeded) its dependents one step nearer ready. A fenced claim changes nothing:
     /// every part hangs on the routine's row. Its dependents are rows of other routines,
-    /// never the one `ended` changes.
+    /// never the one `ended` changes. Other hosts are woken when two or more became ready:
+    /// the host that ran it takes one into the slot it freed.
     func finishInOne(_ set: String) -> String {
         """
         WITH ended AS (
@@ -200,8 +201,10 @@ struct FleetSQL {
         released AS (
             UPDATE fleet_routines SET \(releaseSet)
             WHERE CAST($10 AS BIGINT) = 1 AND state = 'waiting' AND (swarm, name) IN (
-                SELECT e.swarm, e.later FROM fleet_edges e JOIN ended d ON e.swarm = d.swarm AND e.earlier = d.name))
-        SELECT swarm, name FROM ended
+                SELECT e.swarm, e.later FROM fleet_edges e JOIN ended d ON e.swarm = d.swarm AND e.earlier = d.name)
+            RETURNING state)
+        SELECT swarm, name, (SELECT pg_notify('\(Self.channel)', '\(Wake.ready.rawValue)')
+            FROM (SELECT 1 FROM released WHERE state = 'ready' OFFSET 1 LIMIT 1) more) FROM ended
         """
     }
 
@@ -289,6 +292,25 @@ struct FleetSQL {
         UPDATE fleet_routines SET stop_for = 'freeze'
         WHERE state = 'running' AND swarm IN (SELECT id FROM fleet_swarms WHERE team = $1) RETURNING id
         """
+
+    // MARK: Wake-ups: a hint to listening hosts (PostgreSQL), never relied on.
+
+    /// The channel hosts LISTEN on (`PostgresListener`).
+    static let channel = "purser_fleet"
+
+    /// What a wake-up says: new ready routines (a claim will do), or more (a cancel, a
+    /// swarm to admit or one ended: a host looks at everything).
+    enum Wake: String {
+        case ready
+        case look
+    }
+
+    /// Sent in the transaction that made the work, so it is heard at COMMIT, or never.
+    /// PostgreSQL folds a transaction's equal notifications into one. Nil on SQLite: its
+    /// hosts share one machine and poll.
+    func notify(_ wake: Wake) -> String? {
+        dialect.serverFunctions ? "NOTIFY \(Self.channel), '\(wake.rawValue)'" : nil
+    }
 
     // MARK: Hosts
 

@@ -80,16 +80,17 @@ extension PostgresConnection {
             default: break
             }
             let left = -Self.ms(since: deadline)
-            guard left > 0, waitForSocket(reading: status == PGRES_POLLING_READING, timeoutMs: Int32(clamping: left)) else {
+            guard left > 0, Self.waitForSocket(PQsocket(handle), reading: status == PGRES_POLLING_READING, timeoutMs: Int32(clamping: left))
+            else {
                 return false
             }
             status = step(handle)
         }
     }
 
-    /// poll(2) on the connection's socket, again after EINTR: whether it became ready.
-    private func waitForSocket(reading: Bool, timeoutMs: Int32) -> Bool {
-        var entry = pollfd(fd: PQsocket(handle), events: Int16(reading ? POLLIN : POLLOUT), revents: 0)
+    /// poll(2) on a connection's socket, again after EINTR: whether it became ready.
+    static func waitForSocket(_ socket: Int32, reading: Bool, timeoutMs: Int32) -> Bool {
+        var entry = pollfd(fd: socket, events: Int16(reading ? POLLIN : POLLOUT), revents: 0)
         guard entry.fd >= 0 else { return false }
         while true {
             let ready = poll(&entry, 1, timeoutMs)

@@ -14,12 +14,15 @@ extension SQLFleetStore {
         try transaction { (session) throws(LedgerError) in
             try session.run(sql.pause, id.sql, credits.sql)
             for name in routines { try session.run(sql.markStop, id.sql, name.sql) }
+            // Their hosts stop them at their next full look.
+            if !routines.isEmpty { try wake(session, .look) }
         }
     }
 
     public func released(swarm id: String, resumed: Bool, message: String) throws(LedgerError) {
         try transaction { (session) throws(LedgerError) in
             try session.run(sql.resumed, id.sql, message.sql, Int64(resumed ? 1 : 0).sql)
+            if resumed { try wake(session, .ready) }
         }
     }
 }

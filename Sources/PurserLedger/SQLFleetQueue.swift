@@ -22,6 +22,7 @@ extension SQLFleetStore: QueueStore {
             try insert(
                 session, "fleet_edges (swarm, earlier, later)",
                 swarm.routines.flatMap { routine in Set(routine.after).map { [swarm.id.sql, $0.sql, routine.name.sql] } })
+            try wake(session, .look)
         }
     }
 
@@ -84,6 +85,7 @@ extension SQLFleetStore: QueueStore {
             try session.run(
                 "UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now) WHERE swarm = $1 AND state = 'waiting' AND pending = 0",
                 id.sql)
+            try wake(session, .ready)
         }
     }
 
@@ -220,6 +222,8 @@ extension SQLFleetStore: QueueStore {
             try session.run(
                 "UPDATE fleet_swarms SET state = 'done', verdict = $2, report = $3, ended_ms = \(sql.now), taker = NULL WHERE id = $1",
                 id.sql, verdict.sql, report.sql)
+            // Its team's budget is back for swarms that wait; hosts that ran it forget it.
+            try wake(session, .look)
         }
     }
 
@@ -248,12 +252,17 @@ extension SQLFleetStore: QueueStore {
             default:
                 return false
             }
+            try wake(session, .look)
             return true
         }
     }
 
     public func stopRunning(team: String) throws(LedgerError) -> Int {
-        try single(sql.stopTeam, team.sql).count
+        try transaction { (session) throws(LedgerError) -> Int in
+            let told = try session.run(sql.stopTeam, team.sql).count
+            if told > 0 { try wake(session, .look) }
+            return told
+        }
     }
 
     public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, stopFor: String?)] {
@@ -296,7 +305,7 @@ extension SQLFleetStore: QueueStore {
 
     public func rescue(deadAfterMs: Int64) throws(LedgerError) -> [Attempt] {
         try transaction { (session) throws(LedgerError) in
-            try session.run(sql.loseHosts, deadAfterMs.sql)
+            let lostHosts = try session.run(sql.loseHosts, deadAfterMs.sql)
             let lost = try session.run(
                 """
                 UPDATE fleet_attempts SET ended_ms = \(sql.now), verdict = 'host_lost'
@@ -318,6 +327,7 @@ extension SQLFleetStore: QueueStore {
             try session.run(sql.orphanedSwarms("admitting", back: "queued"))
             try session.run(sql.orphanedSwarms("completing", back: "running"))
             try session.run(sql.orphanedTopUps)
+            if !lost.isEmpty || !lostHosts.isEmpty { try wake(session, .look) }
             return lost
         }
     }

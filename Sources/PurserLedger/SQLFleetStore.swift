@@ -21,6 +21,12 @@ public struct SQLFleetStore<Driver: SQLDriver>: SQLStore {
         try driver.single(statement, arguments)
     }
 
+    /// Wakes listening hosts when the transaction commits (PostgreSQL): at most once a
+    /// transaction, and only a hint; nothing on SQLite.
+    func wake(_ session: any SQLSession, _ wake: FleetSQL.Wake) throws(LedgerError) {
+        if let statement = sql.notify(wake) { try session.run(statement) }
+    }
+
     /// Inserts `rows` (each of the same width) a chunk of rows a statement, not one each:
     /// one round trip where there were `rows.count`.
     func insert(_ session: any SQLSession, _ head: String, _ rows: [[SQLValue]], constants: String = "") throws(LedgerError) {

@@ -23,10 +23,10 @@ public struct StoreRetry: Sendable {
         _ = line.withCString { write(2, $0, strlen($0)) }
     }
 
-    /// The pause before retry `attempt` (1, 2, …): 50 ms doubling to 1 s, with jitter so
+    /// The pause before retry `attempt` (1, 2, …): 50 ms doubling to `capMs`, with jitter so
     /// that supervisors sharing a store do not knock on it together.
-    static func pauseMs(attempt: Int) -> Int64 {
-        let base = min(Int64(50) << min(attempt - 1, 10), 1_000)
+    static func pauseMs(attempt: Int, capMs: Int64 = 1_000) -> Int64 {
+        let base = min(Int64(50) << min(attempt - 1, 10), capMs)
         return base / 2 + Int64.random(in: 0...(base / 2))
     }
 

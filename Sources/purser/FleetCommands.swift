@@ -34,6 +34,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How old a host's row may be before the host is lost and its routines rescued; a host fences itself at half of it.")
     var deadAfter = "10s"
 
+    @Option(help: "How often it looks at the queue when nothing woke it, while PostgreSQL's wake-ups reach it (without them: every 250ms).")
+    var poll = "2s"
+
     @Option(help: "How long a drain lets running routines finish.")
     var drainTimeout = "30s"
 
@@ -45,6 +48,7 @@ struct Serve: AsyncParsableCommand {
         settings.heartbeatMs = try duration(heartbeat, "--heartbeat")
         settings.deadAfterMs = try duration(deadAfter, "--dead-after")
         settings.drainTimeoutMs = try duration(drainTimeout, "--drain-timeout")
+        settings.idlePollMs = try duration(poll, "--poll")
         if let memory {
             guard let bytes = Units.parseSize(memory), bytes > 0 else { throw CommandLineError(message: "--memory: '\(memory)' is not a size") }
             settings.memoryBytes = bytes

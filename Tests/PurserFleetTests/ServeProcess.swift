@@ -9,14 +9,17 @@ final class ServeProcess: @unchecked Sendable {
     private let process = Process()
 
     /// `home`: a `$PURSER_HOME` of its own, as a host on another machine has (default: the fleet's).
-    init(name: String, fleet: Fleet, slots: Int = 2, extra: [String] = [], home: String? = nil) throws {
+    init(
+        name: String, fleet: Fleet, slots: Int = 2, extra: [String] = [], home: String? = nil, heartbeat: String = "300ms",
+        deadAfter: String = "6s"
+    ) throws {
         self.name = name
         log = fleet.home + "/serve-\(name).log"
         FileManager.default.createFile(atPath: log, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
         process.arguments = [
-            "serve", "--name", name, "--slots", "\(slots)", "--heartbeat", "300ms", "--dead-after", "6s", "--ledger", fleet.location,
+            "serve", "--name", name, "--slots", "\(slots)", "--heartbeat", heartbeat, "--dead-after", deadAfter, "--ledger", fleet.location,
         ] + extra
         var environment = fleet.environment
         if let home { environment["PURSER_HOME"] = home }
