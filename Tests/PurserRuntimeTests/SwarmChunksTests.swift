@@ -20,9 +20,9 @@ struct SwarmChunksTests {
         holder = try store.acquireLease(holder: "host:a", ttlMs: 60_000)
     }
 
-    func chunks() -> SwarmChunks {
+    func chunks(of swarm: Node? = nil) -> SwarmChunks {
         let chunks = SwarmChunks(
-            swarm: swarm.cap, largestRoutine: Resources(credits: credit, timeMs: 1_000, memoryBytes: 1 << 20), swarmName: "s",
+            swarm: (swarm ?? self.swarm).cap, largestRoutine: Resources(credits: credit, timeMs: 1_000, memoryBytes: 1 << 20), swarmName: "s",
             tools: [], logger: Logger(label: "test"))
         chunks.allow(seats: 2)
         return chunks
@@ -67,5 +67,32 @@ struct SwarmChunksTests {
         #expect(!(try store.node(first.parent!).isOpen), "the full chunk closed with its last routine")
         #expect(try store.node(second.parent!).isOpen)
         #expect(try store.verify().isEmpty)
+    }
+    /// A chunk takes a team seat for each slot the host gives the swarm, used or not. With one
+    /// routine running in it and a team of two workers, the team's second worker must still
+    /// find a seat: a step of that routine, or a routine of another swarm, as without chunks
+    /// (there, one routine holds one seat). Review finding: both are refused "no free worker
+    /// slot", which fails the step and denies the other swarm's routine.
+    @Test func aChunksUnusedSeatsDoNotStarveTheTeam() throws {
+        let store = try SQLiteLedger(path: Fixtures.temporaryHome() + "/purser.db")
+        let team = try store.createTeam(TeamSpec(name: "w", caps: Resources(credits: 1000 * credit, timeMs: 1 << 40, memoryBytes: 1 << 40), workers: 2))
+        let amounts = Resources(credits: 160 * credit, timeMs: 1 << 30, memoryBytes: 1 << 32)
+        let swarm = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s", amounts: amounts))
+        let other = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "o", amounts: amounts))
+        let holder = try store.acquireLease(holder: "host:a", ttlMs: 60_000)
+        let chunks = chunks(of: swarm)
+        let run = Resources(credits: credit, timeMs: 1_000, memoryBytes: 1 << 20)
+        let routine = try chunks.reserve(
+            ReserveRequest(parent: swarm.id, kind: .routine, name: "r", amounts: run, holder: holder), swarm: swarm.id, holder: holder,
+            store: store)
+        #expect(routine.parent != swarm.id, "from a chunk")
+        #expect(throws: Never.self, "one worker runs; the team allows two: its step gets the second") {
+            try store.reserve(ReserveRequest(
+                parent: routine.id, kind: .step, name: "p", amounts: Resources(credits: credit / 2, timeMs: 500, memoryBytes: 1 << 19),
+                holder: holder))
+        }
+        #expect(throws: Never.self, "or another swarm's routine does") {
+            try store.reserve(ReserveRequest(parent: other.id, kind: .routine, name: "x", amounts: run, holder: holder))
+        }
     }
 }
