@@ -203,6 +203,25 @@ struct FleetStoreConformanceTests {
         #expect(try store.nextToComplete(host: a)?.id == "running")
     }
 
+    /// Review finding: `putBack` (an unclaim) leaves `stop_for`, so a routine told to stop
+    /// (a freeze's `--cancel-running`, a preemption) whose reserve was then refused goes back
+    /// in line still marked, and its next claim, after the thaw, is stopped at once: an
+    /// attempt wasted, and a retry with it.
+    @Test("a stop is for the attempt it was told to: a routine unclaimed and claimed anew is not stopped", arguments: StoreKind.allCases)
+    func stopIsForOneAttempt(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let a = try store.join(host: "a", slots: 4, version: "1")
+        try store.submit(Self.swarm("s1", concurrency: 1))
+        _ = try Self.admit(store, a)
+        let claimed = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
+        #expect(try store.stopRunning(team: "t") == 1)
+        // Its reserve is refused (the team is frozen): back in line, as ClaimRun's backInLine does.
+        #expect(try store.unclaim(claimed[0], message: "team t is frozen"))
+        let again = try store.claim(host: a, limit: 1, memoryBytes: 1 << 40)
+        #expect(again.map(\.routine) == claimed.map(\.routine))
+        #expect(try store.cancelled(host: a).isEmpty, "the new attempt was never told to stop")
+    }
+
     @Test("a routine waits for all it runs after; a fenced finish changes nothing", arguments: StoreKind.allCases)
     func joins(kind: StoreKind) throws {
         let store = try Self.open(kind.driver())
