@@ -29,7 +29,7 @@ struct ClaimRun {
         case .frozen(let message): await backInLine(message)
         case .ended(var ran):
             if ran.unsettled { ran.unsettled = await !settleAgain(ran, swarm: swarm, holder: holder) }
-            await ended(ran, retries: swarm.retries(routine))
+            await ended(ran, retries: swarm.retries(routine), team: swarm.job.team.name)
         }
     }
 
@@ -59,7 +59,7 @@ struct ClaimRun {
         let others = await read { () throws(LedgerError) in
             let running = try host.fleet.routines(swarm: claim.swarm).contains { $0.state == "running" && $0.name != claim.routine }
             if running { return true }
-            return try host.ledger.openChildren(of: node).contains { $0.workersCap != nil }
+            return try host.ledger.openChildren(of: node).contains { $0.kind == .swarm }
         } ?? true
         guard others else {
             await finish(RoutineEnd(
@@ -75,28 +75,41 @@ struct ClaimRun {
         host.events.add(claim.swarm, "queue", claim.routine, ["message": .string(message)])
     }
 
-    private func ended(_ ran: RoutineRun, retries: Int) async {
-        let (requeue, stopFor) = host.state.withLock { ($0.requeue.contains(claim.id), $0.stopped[claim.id]) }
-        var ran = ran
-        if let stopFor, ran.verdict != .ok { ran.verdict = stopFor == "preempt" ? .preempted : .cancelled }
+    private func ended(_ ran: RoutineRun, retries: Int, team: String) async {
+        let (requeue, told) = host.state.withLock { ($0.requeue.contains(claim.id), $0.stopped[claim.id]) }
+        var stopFor = told
+        // A run that failed while its team is frozen failed for the freeze (a step refused
+        // its hold): it waits in line for the thaw, as one told to stop does.
+        if stopFor == nil, ran.verdict != .ok {
+            let freeze = await read { () throws(LedgerError) in try host.ledger.freeze(of: team) }
+            if case .some(.some) = freeze { stopFor = "freeze" }
+        }
+        var verdict = ran.verdict.rawValue
+        if let stopFor, ran.verdict != .ok { verdict = stopFor == "preempt" ? "preempted" : Self.frozen }
         var cancelling = false
+        var stops = 0
         if ran.verdict != .ok && stopFor == nil {
             cancelling = await read { () throws(LedgerError) in try host.fleet.swarmState(id: claim.swarm) } == "cancelling"
+            stops = await read { () throws(LedgerError) in try host.fleet.stoppedAttempts(swarm: claim.swarm, routine: claim.routine) } ?? 0
         }
         // A run the ledger would not charge goes back in line, whatever it answered; a
-        // routine told to stop too (a preemption, a frozen team), without using up a retry.
+        // routine told to stop too (a preemption, a frozen team), and its stopped attempts
+        // do not count against its retries.
         let retry = requeue || ran.unsettled || (stopFor != nil && ran.verdict != .ok)
-            || (ran.verdict != .ok && claim.attempt <= retries && !cancelling)
+            || (ran.verdict != .ok && claim.attempt - stops <= retries && !cancelling)
         host.events.add(claim.swarm, "verdict", claim.routine, [
-            "verdict": .string(ran.verdict.rawValue), "attempt": .number(JSONNumber(Int64(claim.attempt))),
+            "verdict": .string(verdict), "attempt": .number(JSONNumber(Int64(claim.attempt))),
             "used": (ran.report?.usage.credits ?? .zero).json, "returned": (ran.report?.returned.credits ?? .zero).json,
             "cached": .bool(ran.cached),
         ])
         if retry { host.events.add(claim.swarm, requeue ? "requeue" : "retry", claim.routine, [:]) }
         await finish(RoutineEnd(
-            verdict: ran.verdict.rawValue, message: ran.message, output: ran.verdict == .ok ? (ran.output ?? .null).serialized() : nil,
+            verdict: verdict, message: ran.message, output: ran.verdict == .ok ? (ran.output ?? .null).serialized() : nil,
             node: ran.node, report: ran.report?.json.serialized(), retry: retry))
     }
+
+    /// An attempt stopped because its team froze.
+    static let frozen = "frozen"
 
     /// Records the end, trying again while the store is away: a routine left `running` on
     /// a live host would wait forever. A host fenced meanwhile stops trying: the rescue

@@ -301,7 +301,8 @@ public final class FleetHost: Sendable {
                 Result { () throws(RuntimeError) in try FleetSwarm(id: id, file: row.file, source: row.source, runtime: self.runtime) }
             }.get()
             let policy = try? await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.teamPolicy(team: row.team) }
-            allowChunks(swarm, policy: policy ?? TeamPolicy(team: row.team))
+            // Unknown policy: no chunks (a preempting team's routines must be under its swarm).
+            if let policy { allowChunks(swarm, policy: policy) }
             state.withLock { $0.swarms[id] = (swarm, node) }
             return (swarm, node)
         } catch {

@@ -94,6 +94,10 @@ struct SwarmGate {
             if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
             if passes { outcome = .passes }
             if policy.onConflict == .preempt, await makeRoom(for: queued, asking: swarm.credits.asked, policy: policy) { outcome = .roomMade }
+        case .success((let swarm, .frozen(let why), let holder, _)):
+            host.state.withLock { $0.pending[queued.id] = swarm }
+            (verdict, message) = (nil, why)
+            if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
         case .success((_, .denied(let why), _, _)): (verdict, message) = ("denied", why)
         case .success((_, .granted, nil, _)): (verdict, message) = (nil, "granted without a lease")
         case .failure(let error) where error.code == .store: (verdict, message) = (nil, error.message)

@@ -165,7 +165,7 @@ struct FleetSQL {
     /// Puts back the last `$1` in line of `ids` (just claimed, of one swarm).
     func putBack(_ ids: [Int64]) -> String {
         """
-        UPDATE fleet_routines SET state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL
+        UPDATE fleet_routines SET state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL, stop_for = NULL
         WHERE id IN (SELECT id FROM fleet_routines WHERE id IN (\(ids.map(String.init).joined(separator: ", ")))
             ORDER BY priority, ready_ms DESC, id DESC LIMIT $1)
         RETURNING id

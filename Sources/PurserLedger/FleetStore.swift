@@ -58,6 +58,9 @@ public protocol QueueStore: Sendable {
     /// Tells the hosts to stop every running routine of the team's swarms; they go back in
     /// line (a frozen team's `--cancel-running`). How many were told.
     func stopRunning(team: String) throws(LedgerError) -> Int
+    /// How many of the routine's attempts were stopped (`preempted`, `frozen`): they do not
+    /// count against its retries.
+    func stoppedAttempts(swarm: String, routine: String) throws(LedgerError) -> Int
 
     /// A team's swarms that wait for budget or hold it (queued, admitting, running), and
     /// how many of their routines a preemption is stopping.

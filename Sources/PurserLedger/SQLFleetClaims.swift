@@ -76,7 +76,7 @@ extension SQLFleetStore {
     /// Puts a claimed routine back in line, its attempt undone, if the claim is still this
     /// host's; `message`, when given, says why.
     private func putBack(_ session: any SQLSession, _ claim: Claim, message: String?) throws(LedgerError) -> Bool {
-        let set = "state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL"
+        let set = "state = 'ready', attempt = attempt - 1, host = NULL, host_epoch = NULL, stop_for = NULL"
         var arguments = [claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql]
         if let message { arguments.append(message.sql) }
         let rows = try session.query(sql.endClaim(message == nil ? set : set + ", message = $5"), arguments)

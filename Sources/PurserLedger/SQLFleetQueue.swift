@@ -265,6 +265,12 @@ extension SQLFleetStore: QueueStore {
         }
     }
 
+    public func stoppedAttempts(swarm: String, routine: String) throws(LedgerError) -> Int {
+        Int(try single(
+            "SELECT count(*) FROM fleet_attempts WHERE swarm = $1 AND routine = $2 AND verdict IN ('preempted', 'frozen')",
+            swarm.sql, routine.sql).first?.first?.int ?? 0)
+    }
+
     public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, stopFor: String?)] {
         try single(
             """

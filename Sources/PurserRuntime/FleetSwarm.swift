@@ -74,6 +74,8 @@ public final class FleetSwarm: Sendable {
         case granted(Node)
         /// The team cannot grant it now; a later try may.
         case waiting(String)
+        /// The team is frozen: it waits for the thaw, whatever the team's policy.
+        case frozen(String)
         case denied(String)
     }
 
@@ -101,7 +103,7 @@ public final class FleetSwarm: Sendable {
             } catch where error.code == .insufficient {
                 return (bigger ? .denied(error.message) : .waiting(error.message), lease)
             } catch where error.code == .frozen {
-                return (.waiting(error.message), lease)
+                return (.frozen(error.message), lease)
             } catch where error.code == .toolNotPermitted {
                 return (.denied(error.message), lease)
             }
@@ -120,7 +122,7 @@ public final class FleetSwarm: Sendable {
     /// every routine has ended, so nothing runs in them.
     public static func settle(node: NodeID, holder: Holder, allOK: Bool, store: any LedgerStore) throws(RuntimeError) -> Settlement {
         do throws(LedgerError) {
-            for chunk in try store.openChildren(of: node) where chunk.workersCap != nil {
+            for chunk in try store.openChildren(of: node) where chunk.kind == .swarm {
                 _ = try store.settle(chunk.id, usage: .none, outcome: SwarmChunks.outcome, holder: nil)
             }
             return try store.settle(node, usage: .none, outcome: LedgerOutcome.swarm(allOK: allOK), holder: holder)

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 public import PurserLedger
 import Synchronization
@@ -30,8 +31,14 @@ public final class SwarmChunks: Sendable {
     }
 
     struct State {
-        /// The worker seats a chunk takes: nil until the host allows chunks for the swarm.
-        var seats: Int64?
+        /// The slots the host gives the swarm (a chunk's memory, and its worker seats when
+        /// the team has no worker cap): nil until the host allows chunks for the swarm.
+        var slots: Int64?
+        /// Whether the team caps its workers: read with the first chunk.
+        var teamCapsWorkers: Bool?
+        /// After a chunk was refused, routines reserve from the swarm until then (monotonic
+        /// ms), rather than each try first for a chunk that cannot be had.
+        var noChunkUntilMs: Int64 = 0
         var chunks: [Chunk] = []
         /// A chunk is being reserved: routines reserving meanwhile take their holds from the
         /// swarm, rather than each take a chunk of its own.
@@ -60,7 +67,7 @@ public final class SwarmChunks: Sendable {
     /// stops routines to return their holds to the swarm, not to a chunk.
     public func allow(seats: Int) {
         guard size != nil, seats > 0 else { return }
-        state.withLock { $0.seats = Int64(seats) }
+        state.withLock { $0.slots = Int64(seats) }
     }
 
     /// Reserves a routine's hold from one of this host's chunks, taking a new chunk when none
@@ -131,26 +138,46 @@ public final class SwarmChunks: Sendable {
     /// swarm or the team cannot give one now.
     private func open(swarm: NodeID, holder: Holder, store: any LedgerStore) -> NodeID? {
         guard let size else { return nil }
-        let seats = state.withLock { state -> Int64? in
-            guard let seats = state.seats, !state.opening else { return nil }
+        let now = Self.monotonicMs()
+        let slots = state.withLock { state -> Int64? in
+            guard let slots = state.slots, !state.opening, now >= state.noChunkUntilMs else { return nil }
             state.opening = true
-            return seats
+            return slots
         }
-        guard let seats else { return nil }
+        guard let slots else { return nil }
         defer { state.withLock { $0.opening = false } }
-        var request = ReserveRequest(
-            parent: swarm, kind: .swarm, name: "\(swarmName) chunk of \(holder.id)",
-            amounts: Resources(credits: size.credits, timeMs: size.timeMs, memoryBytes: size.memoryBytes * seats),
-            tools: tools, holder: holder)
-        request.seats = seats
         do throws(LedgerError) {
+            var request = ReserveRequest(
+                parent: swarm, kind: .swarm, name: "\(swarmName) chunk of \(holder.id)",
+                amounts: Resources(credits: size.credits, timeMs: size.timeMs, memoryBytes: size.memoryBytes * slots),
+                tools: tools, holder: holder)
+            // Seats taken ahead would be kept from the team's other work under a worker cap
+            // (a step of this very routine, another swarm's routine): there, each routine
+            // takes its own at the team.
+            request.seats = try teamCapsWorkers(swarm, store) ? nil : slots
             let node = try store.reserve(request)
             state.withLock { $0.chunks.append(Chunk(id: node.id, holder: holder, live: 1)) }
             return node.id
         } catch {
+            state.withLock { $0.noChunkUntilMs = now + Self.retryAfterMs }
             logger.debug("no chunk: reserving from the swarm", metadata: ["swarm": "\(swarm)", "error": "\(error.message)"])
             return nil
         }
+    }
+
+    private func teamCapsWorkers(_ swarm: NodeID, _ store: any LedgerStore) throws(LedgerError) -> Bool {
+        if let known = state.withLock({ $0.teamCapsWorkers }) { return known }
+        let caps = try store.team(named: store.node(swarm).team).workersCap != nil
+        state.withLock { $0.teamCapsWorkers = caps }
+        return caps
+    }
+
+    static let retryAfterMs: Int64 = 1_000
+
+    static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     /// Settles a chunk nothing runs in: only once the ledger agrees it has no open hold under

@@ -11,7 +11,7 @@ extension Team {
             discussion: """
                 Holds already granted go on, and return what they do not use. With \
                 --cancel-running, a fleet's hosts also stop the team's running routines: they \
-                go back in line, without using a retry, and run again after thaw.
+                go back in line (attempt verdict frozen, not counted against their retries) and run again after thaw.
                 """)
         @Argument var name: String
         @Option(help: "Why, for the audit trail.") var reason = "frozen by an operator"

@@ -59,7 +59,7 @@ struct FleetFreezeTests {
         let watched = try await fleet.purser(["watch", id])
         #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
         let attempts = try store.attempts(swarm: id)
-        #expect(attempts.filter { $0.verdict == "cancelled" }.count == 4 && attempts.count == 8, "\(attempts)")
+        #expect(attempts.filter { $0.verdict == "frozen" }.count == 4 && attempts.count == 8, "\(attempts)")
         #expect(try store.routines(swarm: id).allSatisfy { $0.verdict == "ok" && $0.attempt == 2 })
         let team = try fleet.ledger().team(named: "fleet")
         #expect(team.reserved.credits == 0 && team.workersInUse == 0)
@@ -68,6 +68,38 @@ struct FleetFreezeTests {
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         for host in hosts { host.kill(SIGTERM) }
         for host in hosts { _ = await host.exitStatus() }
+    }
+
+    /// A stopped attempt does not count against the routine's retries: stopped by a freeze,
+    /// then failing once, a routine with one retry still gets it.
+    @Test func aStoppedAttemptUsesNoRetry() async throws {
+        let fleet = try await Fleet(.sqlite)
+        try await fleet.addGated()
+        let (gate, marker) = (fleet.home + "/gate", fleet.home + "/failed-once")
+        let job = fleet.home + "/retry.yaml"
+        try """
+            team: { name: fleet, budget: { credits: 100, workers: 8, memory: 8GiB } }
+            swarm: { name: retry, reservation: { credits: 50, time: 10h, memory: 4GiB }, concurrency: 4 }
+            routines:
+              - { name: r, plugin: gated, retries: 1, input: { gate: '\(gate)', failOnce: '\(marker)', spend: 0.5 },
+                  estimate: { credits: 1, time: 1m, memory: 64MiB } }
+
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let host = try ServeProcess(name: "a", fleet: fleet)
+        let id = try await fleet.submit(job)
+        try await fleet.wait("the routine to run") { store in try store.routines(swarm: id).first?.state == "running" }
+        let frozen = try await fleet.purser(["team", "freeze", "fleet", "--cancel-running"])
+        #expect(frozen.status == 0, "\(frozen.stderr)")
+        try await fleet.wait("it to stop") { store in try store.routines(swarm: id).first?.state == "ready" }
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        let thawed = try await fleet.purser(["team", "thaw", "fleet"])
+        #expect(thawed.status == 0, "\(thawed.stderr)")
+        let watched = try await fleet.purser(["watch", id])
+        #expect(watched.status == 0, "\(watched.stdout)\(watched.stderr)")
+        let attempts = try fleet.store().attempts(swarm: id).sorted { $0.attempt < $1.attempt }
+        #expect(attempts.map { $0.verdict ?? "-" } == ["frozen", "error", "ok"], "\(attempts)")
+        host.kill(SIGTERM)
+        _ = await host.exitStatus()
     }
 }
 }

@@ -59,7 +59,7 @@ struct FleetTests {
         let ledger = try fleet.ledger()
         let tree = try ledger.tree(team: "fleet")
         let swarm = try #require(try fleet.store().swarm(id: id)?.node)
-        let chunks = tree.filter { $0.parent == swarm && $0.workersCap != nil }
+        let chunks = tree.filter { $0.parent == swarm && $0.kind == .swarm }
         let routines = tree.filter { $0.kind == .routine }
         #expect(routines.count >= 40)
         // A routine that reserves while its host is taking a chunk takes its hold from the swarm.
