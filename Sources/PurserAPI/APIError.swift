@@ -93,7 +93,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             let code = switch error.status {
             case .notFound: "not_found"
-            case .methodNotAllowed: "method_not_allowed"
             case .contentTooLarge: "too_large"
             default: "bad_request"
             }

@@ -3,6 +3,7 @@ import Hummingbird
 public import Logging
 import NIOCore
 import PurserProtocol
+import ServiceLifecycle
 
 /// `purser serve`'s HTTP API: on a Unix socket (access by its mode, 0600: the user who runs
 /// purser), and on TCP only with tokens. Both serve the same routes (`APIRoute`).
@@ -26,14 +27,23 @@ public final class APIServer: Sendable {
         }
     }
 
-    /// Where it listens, for the log: `unix:PATH`, `http://HOST:PORT`, or why not.
+    /// Where it listens, for the log: `unix:PATH`, `http://HOST:PORT`.
     public let addresses: [String]
+    /// What it does not serve, and why.
+    public let notes: [String]
     private let task: Task<Void, Never>
+    private let group: ServiceGroup
+    private let streams: OpenStreams
     private let socket: (path: UnixSocketPath, inode: ino_t)?
 
-    private init(addresses: [String], task: Task<Void, Never>, socket: (path: UnixSocketPath, inode: ino_t)?) {
+    private init(
+        addresses: [String], notes: [String], task: Task<Void, Never>, group: ServiceGroup, streams: OpenStreams, socket: (path: UnixSocketPath, inode: ino_t)?
+    ) {
         self.addresses = addresses
+        self.notes = notes
         self.task = task
+        self.group = group
+        self.streams = streams
         self.socket = socket
     }
 
@@ -42,6 +52,7 @@ public final class APIServer: Sendable {
         _ settings: Settings, stores: APIStores, logger: Logger, notes: [String] = []
     ) async throws(APIStartError) -> APIServer {
         var applications: [(application: any ApplicationProtocol, tcp: Bool)] = []
+        let streams = OpenStreams()
         let (ready, readiness) = AsyncStream<Result<String, APIStartError>>.makeStream()
         var socketPath: UnixSocketPath?
         if let path = settings.socket {
@@ -49,12 +60,12 @@ public final class APIServer: Sendable {
             do {
                 socket = try UnixSocketPath(path: path)
             } catch where error.code == .socketInUse && settings.socketShared {
-                let note = "unix:\(path) (another purser serve of this home answers there; this one serves no socket)"
+                let note = "another purser serve of this home answers on \(path); this one serves no socket"
                 let rest = Settings(socket: nil, listen: settings.listen, tokens: settings.tokens)
                 return try await start(rest, stores: stores, logger: logger, notes: notes + [note])
             }
             socketPath = socket
-            applications.append((application(.unixDomainSocket(path: socket.bindPath), stores, nil, logger) { _ in
+            applications.append((application(.unixDomainSocket(path: socket.bindPath), stores, streams, nil, logger) { _ in
                 readiness.yield(Result { () throws(APIStartError) in
                     try socket.publish()
                     return "unix:\(path)"
@@ -64,65 +75,58 @@ public final class APIServer: Sendable {
         if let listen = settings.listen {
             guard let tokens = settings.tokens else { throw APIStartError("--listen needs --token-file: a TCP listener takes bearer tokens only") }
             let (host, port) = try parse(listen)
-            applications.append((application(.hostname(host, port: port), stores, tokens, logger) { channel in
+            applications.append((application(.hostname(host, port: port), stores, streams, tokens, logger) { channel in
                 let bound = channel.localAddress?.port ?? port
                 readiness.yield(.success("http://\(host.contains(":") ? "[\(host)]" : host):\(bound)"))
             }, true))
         }
-        let listeners = applications
+        let listeners: [any Service] = applications.map { Listener(application: $0.application, tcp: $0.tcp, readiness: readiness) }
+        let group = ServiceGroup(configuration: .init(services: listeners, logger: logger))
         let task = Task {
             guard !listeners.isEmpty else { return }
-            await withTaskGroup(of: Void.self) { group in
-                for (application, tcp) in listeners {
-                    group.addTask {
-                        do {
-                            try await application.run()
-                        } catch {
-                            readiness.yield(.failure(APIStartError("\(tcp ? "--listen" : "--socket"): \(error)")))
-                        }
-                    }
-                }
-            }
+            try? await group.run()
         }
-        var addresses = notes
+        var addresses: [String] = []
         if applications.isEmpty { readiness.finish() }
         for await result in ready {
             switch result {
             case .success(let address): addresses.append(address)
             case .failure(let error):
-                task.cancel()
+                await group.triggerGracefulShutdown()
                 socketPath?.abandon()
                 throw error
             }
-            if addresses.count == notes.count + applications.count { break }
+            if addresses.count == applications.count { break }
         }
         var inode: ino_t = 0
         if let socketPath, let found = inodeOf(socketPath.path) { inode = found }
-        return APIServer(addresses: addresses, task: task, socket: socketPath.map { ($0, inode) })
+        return APIServer(addresses: addresses, notes: notes, task: task, group: group, streams: streams, socket: socketPath.map { ($0, inode) })
     }
 
-    /// Stops the listeners (streams in flight end) and removes the socket.
+    /// Stops the listeners and removes the socket. Event streams end first (without their
+    /// `end` event), so that the shutdown does not wait for their swarms.
     public func stop() async {
-        task.cancel()
+        streams.closeAll()
+        await group.triggerGracefulShutdown()
         await task.value
         if let socket { socket.path.remove(inode: socket.inode) }
     }
 
     private static func application(
-        _ address: BindAddress, _ stores: APIStores, _ tokens: Tokens?, _ logger: Logger,
+        _ address: BindAddress, _ stores: APIStores, _ streams: OpenStreams, _ tokens: Tokens?, _ logger: Logger,
         running: @escaping @Sendable (any Channel) async -> Void
     ) -> some ApplicationProtocol {
         Application(
-            router: router(stores: stores, tokens: tokens), configuration: .init(address: address, serverName: "purser"),
+            router: router(stores: stores, streams: streams, tokens: tokens), configuration: .init(address: address, serverName: "purser"),
             onServerRunning: running, logger: logger)
     }
 
     /// Every `APIRoute`, behind the error shape and, on TCP, the bearer check.
-    static func router(stores: APIStores, tokens: Tokens?) -> Router<BasicRequestContext> {
+    static func router(stores: APIStores, streams: OpenStreams, tokens: Tokens?) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
         if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
-        let handlers = Handlers(swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores), reads: ReadHandlers(stores: stores))
+        let handlers = Handlers(swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores))
         for route in APIRoute.allCases {
             router.on(RouterPath(route.routerPath), method: HTTPRequest.Method(route.method)!) { request, context in
                 try await handlers.respond(route, request, context)
@@ -163,6 +167,22 @@ private struct Handlers: Sendable {
         case .listHosts: try await reads.hosts()
         case .getTeam: try await reads.team(context.parameters.require("name"))
         case .listPlugins: try await reads.plugins()
+        }
+    }
+}
+
+/// One listener in the server's service group; a failure to start is told to `start`.
+private struct Listener: Service {
+    let application: any ApplicationProtocol
+    let tcp: Bool
+    let readiness: AsyncStream<Result<String, APIStartError>>.Continuation
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch {
+            readiness.yield(.failure(APIStartError("\(tcp ? "--listen" : "--socket"): \(error)")))
+            throw error
         }
     }
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Synchronization
 import PurserFleet
 import PurserLedger
 import PurserProtocol
@@ -10,6 +11,7 @@ import PurserRuntime
 /// goes away stops the watch.
 struct EventStream: Sendable {
     let stores: APIStores
+    let open: OpenStreams
 
     func events(_ id: String) async throws -> Response {
         let fleet = stores.fleet
@@ -17,6 +19,7 @@ struct EventStream: Sendable {
             throw APIError.notFound("no swarm \(id)")
         }
         let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        guard let key = open.add(continuation) else { throw APIError(.serviceUnavailable, "stopping", "the server is stopping") }
         let watch = Task {
             do throws(RuntimeError) {
                 let report = try await FleetWatcher(store: fleet, swarm: id).follow { event in
@@ -28,7 +31,10 @@ struct EventStream: Sendable {
             }
             continuation.finish()
         }
-        continuation.onTermination = { _ in watch.cancel() }
+        continuation.onTermination = { [open] _ in
+            open.remove(key)
+            watch.cancel()
+        }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
             body: ResponseBody(asyncSequence: stream))
@@ -37,5 +43,38 @@ struct EventStream: Sendable {
     /// One event; serialized JSON holds no newline, so one `data:` line carries it.
     static func frame(_ data: String, event: String? = nil) -> ByteBuffer {
         ByteBuffer(string: (event.map { "event: \($0)\n" } ?? "") + "data: \(data)\n\n")
+    }
+}
+
+/// The event streams open now: a stopping server ends them, and opens no more.
+final class OpenStreams: Sendable {
+    private struct State {
+        var closed = false
+        var next = 0
+        var streams: [Int: AsyncStream<ByteBuffer>.Continuation] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Its key, or nil when the server is stopping.
+    func add(_ stream: AsyncStream<ByteBuffer>.Continuation) -> Int? {
+        state.withLock { state in
+            guard !state.closed else { return nil }
+            state.next += 1
+            state.streams[state.next] = stream
+            return state.next
+        }
+    }
+
+    func remove(_ key: Int) {
+        _ = state.withLock { $0.streams.removeValue(forKey: key) }
+    }
+
+    func closeAll() {
+        let streams = state.withLock { state in
+            state.closed = true
+            return Array(state.streams.values)
+        }
+        for stream in streams { stream.finish() }
     }
 }

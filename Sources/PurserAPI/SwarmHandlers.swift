@@ -71,7 +71,7 @@ struct SwarmHandlers: Sendable {
             return (true, try fleet.cancel(swarm: id))
         }
         guard known else { throw APIError.notFound("no swarm \(id)") }
-        guard cancelled else { throw APIError(.conflict, "not_cancellable", "swarm \(id) has ended already") }
+        guard cancelled else { throw APIError(.conflict, "not_cancellable", "swarm \(id) is not running or waiting: it ended, or is being cancelled") }
         return .json(["swarmId": .string(id), "state": "cancelling"], status: .accepted)
     }
 }

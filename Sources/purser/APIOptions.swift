@@ -28,8 +28,12 @@ struct APIOptions: ParsableArguments {
             }
             let tokens = try tokenFile.map { (file) throws(APIStartError) in try Tokens.load(path: file) }
             let settings = APIServer.Settings(socket: path, listen: listen, tokens: tokens, socketShared: socket == nil)
-            let server = try await APIServer.start(settings, stores: APIStores(runtime: runtime, fleet: fleet), logger: Logger(label: "purser.api"))
+            // Hummingbird's info lines name the private path the socket is bound at; purser says where it listens.
+            var logger = Logger(label: "purser.api")
+            if logger.logLevel < .notice { logger.logLevel = .notice }
+            let server = try await APIServer.start(settings, stores: APIStores(runtime: runtime, fleet: fleet), logger: logger)
             for address in server.addresses { printError("purser: API on \(address)") }
+            for note in server.notes { printError("purser: API: \(note)") }
             return server
         } catch let error as APIStartError {
             throw CommandLineError(message: error.message)

@@ -23,7 +23,7 @@ extension APISuites {
             let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens])
             try await serve.waitFor("purser: API on http://")
             let url = try #require(serve.tcpURL, "\(serve.output)")
-            let job = serve.job("tcp")
+            let job = serve.job("tcp", count: 1, input: "{ sleepMs: 60000 }")
             let bare = try await HTTPAnswer.request("POST", "/v1/swarms", on: url, body: job)
             #expect(bare.status == 401 && bare.errorCode == "unauthorized", "\(bare.body)")
             let wrong = try await HTTPAnswer.request("POST", "/v1/swarms", on: url, token: Self.operateToken + "x", body: job)
@@ -40,6 +40,11 @@ extension APISuites {
             let id = try #require(operated.json["swarmId"]?.stringValue)
             let cancelByReader = try await HTTPAnswer.request("POST", "/v1/swarms/\(id)/cancel", on: url, token: Self.readToken)
             #expect(cancelByReader.status == 403)
+            let cancelled = try await HTTPAnswer.request("POST", "/v1/swarms/\(id)/cancel", on: url, token: Self.operateToken)
+            #expect(cancelled.status == 202, "\(cancelled.body)")
+            #expect(Contract.problems(cancelled, "POST", "/v1/swarms/{id}/cancel").isEmpty, "\(cancelled.body)")
+            let shown = try await HTTPAnswer.request("GET", "/v1/swarms/\(id)", on: url, token: Self.readToken)
+            #expect(["cancelling", "done"].contains(shown.json["state"]?.stringValue ?? ""), "\(shown.body)")
             #expect(!serve.output.contains(Self.operateToken) && !serve.output.contains(Self.readToken), "tokens in the log")
         }
 
