@@ -16,14 +16,15 @@ public final class APIServer: Sendable {
         /// Required with `listen`.
         public var tokens: Tokens?
         /// The socket is the home's default, which another `serve` of the same home may
-        /// serve already (several hosts on one machine): then this one serves none.
-        public var socketShared: Bool
+        /// serve already (several hosts on one machine), or whose path may be too long:
+        /// then this one serves none, and says so.
+        public var socketIsDefault: Bool
 
-        public init(socket: String?, listen: String?, tokens: Tokens?, socketShared: Bool = false) {
+        public init(socket: String?, listen: String?, tokens: Tokens?, socketIsDefault: Bool = false) {
             self.socket = socket
             self.listen = listen
             self.tokens = tokens
-            self.socketShared = socketShared
+            self.socketIsDefault = socketIsDefault
         }
     }
 
@@ -59,8 +60,10 @@ public final class APIServer: Sendable {
             let socket: UnixSocketPath
             do {
                 socket = try UnixSocketPath(path: path)
-            } catch where error.code == .socketInUse && settings.socketShared {
-                let note = "another purser serve of this home answers on \(path); this one serves no socket"
+            } catch where error.code != .settings && settings.socketIsDefault {
+                // The home's socket is a convenience: a long home, or another serve of it, is no reason not to serve.
+                let why = error.code == .socketInUse ? "another purser serve of this home answers on \(path)" : error.message
+                let note = "\(why); this one serves no socket (--socket PATH to choose one)"
                 let rest = Settings(socket: nil, listen: settings.listen, tokens: settings.tokens)
                 return try await start(rest, stores: stores, logger: logger, notes: notes + [note])
             }

@@ -6,10 +6,11 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     let tokens: Tokens
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        // The scheme's name is case-insensitive (RFC 9110).
+        guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else {
             throw APIError(.unauthorized, "unauthorized", "this listener needs Authorization: Bearer TOKEN")
         }
-        guard let access = tokens.access(for: header.utf8.dropFirst("Bearer ".utf8.count)) else {
+        guard let access = tokens.access(for: header.utf8.dropFirst(7)) else {
             throw APIError(.unauthorized, "unauthorized", "the token is not one of the server's")
         }
         // Only GET reads; every other method changes something, and needs an operator token.

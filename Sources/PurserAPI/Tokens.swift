@@ -16,6 +16,7 @@ public struct Tokens: Sendable {
     public static func load(path: String) throws(APIStartError) -> Tokens {
         var status = stat()
         guard stat(path, &status) == 0 else { throw APIStartError("--token-file: cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard status.st_uid == geteuid() else { throw APIStartError("--token-file: \(path) is not this user's own file") }
         guard status.st_mode & 0o077 == 0 else {
             throw APIStartError("--token-file: \(path) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
@@ -77,7 +78,7 @@ public struct Tokens: Sendable {
 
 /// What stops the API from starting (a bad token file, a socket path in use): a clear message, exit 2.
 public struct APIStartError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable { case settings, socketInUse }
+    public enum Code: Sendable { case settings, socketInUse, pathTooLong }
     public let code: Code
     public let message: String
     public init(_ message: String, code: Code = .settings) {

@@ -12,12 +12,15 @@ struct UnixSocketPath: Sendable {
 
     /// Checks `path` and makes the private directory beside it.
     init(path: String) throws(APIStartError) {
-        // sockaddr_un holds 108 bytes with the final NUL; the private path is the longer.
-        guard path.utf8.count <= 80 else {
-            throw APIStartError("--socket: \(path) is longer than a Unix socket's path may be (80 bytes here); use a shorter --socket or $PURSER_HOME")
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        // sockaddr_un holds 107 bytes and a NUL; the private path, where it is bound, is the longer.
+        let longest = (parent.isEmpty ? "." : parent).utf8.count + "/.sock-XXXXXX/s".utf8.count
+        guard max(longest, path.utf8.count) <= 107 else {
+            throw APIStartError(
+                "--socket: \(path) is too long for a Unix socket (\(path.utf8.count) bytes here; \(path.utf8.count - longest + 107) at most)",
+                code: .pathTooLong)
         }
         try Self.checkReplaceable(path)
-        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         var template = Array(((parent.isEmpty ? "." : parent) + "/.sock-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw APIStartError("--socket: cannot make a directory beside \(path): \(String(cString: strerror(errno)))")

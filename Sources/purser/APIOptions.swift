@@ -27,7 +27,7 @@ struct APIOptions: ParsableArguments {
                 throw APIStartError("--listen needs --token-file: a TCP listener takes bearer tokens only")
             }
             let tokens = try tokenFile.map { (file) throws(APIStartError) in try Tokens.load(path: file) }
-            let settings = APIServer.Settings(socket: path, listen: listen, tokens: tokens, socketShared: socket == nil)
+            let settings = APIServer.Settings(socket: path, listen: listen, tokens: tokens, socketIsDefault: socket == nil)
             // Hummingbird's info lines name the private path the socket is bound at; purser says where it listens.
             var logger = Logger(label: "purser.api")
             if logger.logLevel < .notice { logger.logLevel = .notice }

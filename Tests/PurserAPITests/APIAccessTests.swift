@@ -75,6 +75,15 @@ extension APISuites {
             #expect((try? String(contentsOfFile: path, encoding: .utf8)) == "not a socket")
         }
 
+        @Test("a home too long for a Unix socket's path: serve runs, serves no socket, and says so")
+        func longHome() async throws {
+            let home = Fixtures.temporaryHome() + "/" + String(repeating: "h", count: 60)
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+            let serve = try await APIServe(home: home)
+            #expect(serve.output.contains("is too long for a Unix socket"), "\(serve.output)")
+            #expect(!FileManager.default.fileExists(atPath: serve.socket))
+        }
+
         @Test("--listen without --token-file is refused before serve joins the fleet")
         func listenNeedsTokens() async throws {
             let home = Fixtures.temporaryHome()
