@@ -27,7 +27,9 @@ struct EventStream: Sendable {
                 }
                 continuation.yield(Self.frame(report.json, event: "end"))
             } catch {
-                continuation.yield(Self.frame(APIError(error, file: "").json.serialized(), event: "error"))
+                let failure = error.code == .store
+                    ? APIError(.serviceUnavailable, "store_unavailable", error.message) : APIError(.internalServerError, "internal", error.message)
+                continuation.yield(Self.frame(failure.json.serialized(), event: "error"))
             }
             continuation.finish()
         }
