@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        // The HTTP API of purser serve. No default traits: swift-configuration and full Foundation are not needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -64,13 +67,22 @@ let package = Package(
         .target(
             name: "PurserFleet", dependencies: ["PurserRuntime", "PurserLedger", "PurserProtocol", "PurserSandbox", logging],
             swiftSettings: swiftSettings),
+        // purser serve's HTTP API (docs/api.md, protocol/openapi.yaml): the CLI's store APIs over JSON.
+        .target(
+            name: "PurserAPI",
+            dependencies: [
+                "PurserFleet", "PurserRuntime", "PurserLedger", "PurserProtocol", logging,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.
         .target(name: "PurserLog", dependencies: ["PurserProtocol", logging], swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [
                 "PurserRuntime", "PurserFleet", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox",
-                "PurserLog", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PurserLog", "PurserAPI", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // What a supervisor that is not root runs between itself and an untrusted worker.
@@ -155,6 +167,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserFleetTests", dependencies: ["PurserLedger", "PurserTestSupport", "purser", "scripted"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserAPITests",
+            dependencies: ["PurserAPI", "PurserConfig", "PurserProtocol", "PurserTestSupport", "purser", "scripted"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),

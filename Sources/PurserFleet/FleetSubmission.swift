@@ -14,6 +14,13 @@ public enum FleetSubmission {
         } catch {
             throw RuntimeError(code: .invalidRequest, message: error.description)
         }
+        return try submit(source: source, file: path, priority: priority, runtime: runtime, fleet: fleet)
+    }
+
+    /// The same for a job file's text already read (`file` names it in errors): the HTTP API's submit.
+    public static func submit(
+        source: String, file path: String, priority: Int64?, runtime: Runtime, fleet: any FleetStore
+    ) throws(RuntimeError) -> String {
         let id = "s-" + String(Runtime.makeRunID().dropFirst(2))
         // The same reading and checks as a host's: the job, its registered plugins, this host's sandbox.
         let swarm = try FleetSwarm(id: id, file: path, source: source, runtime: runtime)

@@ -21,6 +21,8 @@ public struct FleetWatcher: Sendable {
         var sawDone = false
         var doneSince: ContinuousClock.Instant?
         while true {
+            // A watcher whose client went away (the HTTP API's event stream) stops.
+            if Task.isCancelled { throw RuntimeError(code: .invalidRequest, message: "the watch of \(swarm) was cancelled") }
             let (row, events) = try await read(after)
             guard let row else { throw RuntimeError(code: .invalidRequest, message: "no swarm \(swarm) in this store") }
             for event in events {

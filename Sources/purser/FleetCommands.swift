@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PurserAPI
 import PurserConfig
 import PurserFleet
 import PurserLedger
@@ -43,6 +44,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A gateway config for the routines it runs (their gateway/call).")
     var gateway: String?
 
+    @OptionGroup var api: APIOptions
+
     func run() async throws {
         var settings = HostSettings(name: name ?? ProcessInfo.processInfo.hostName, slots: slots)
         settings.heartbeatMs = try duration(heartbeat, "--heartbeat")
@@ -59,16 +62,21 @@ struct Serve: AsyncParsableCommand {
         var runtime = try ledgerOptions.runtime()
         runtime.allowDegradedSandbox = sandboxOptions.allowDegraded
         if let gateway { runtime.gateway = try loadGateway(gateway, runtime: runtime) }
+        let fleet = try fleetStore(runtime)
+        // The API first: a socket in use or a bad token file stops serve before it joins.
+        let server = try await api.start(runtime: runtime, fleet: fleet)
         let host: FleetHost
         do {
-            host = try await FleetHost(settings: settings, runtime: runtime, fleet: runtime.ledger!.fleetStore())
+            host = try await FleetHost(settings: settings, runtime: runtime, fleet: fleet)
         } catch {
+            await server?.stop()
             throw commandFailure(error)
         }
         printError("purser: serving as \(settings.name) (epoch \(host.lease.epoch), \(slots) slots)")
         let signals = Interrupts(firstMessage: "draining; a second one stops at once", stopAtOnce: [SIGHUP]) { host.drain() }
         await host.serve()
         signals.stop()
+        await server?.stop()
         runtime.gateway?.saveStates()
         Runtime.finishCleanup()
         printError("purser: drained; left the fleet")

@@ -1,4 +1,5 @@
 import Foundation
+import PurserAPI
 import PurserConfig
 import PurserFleet
 import PurserLedger
@@ -48,13 +49,7 @@ enum FleetLines {
     static func print(_ hosts: [HostRow], json: Bool) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         if json {
-            Swift.print(JSONValue.array(hosts.map { host in
-                .object([
-                    "name": .string(host.name), "state": .string(host.state), "epoch": .number(JSONNumber(host.epoch)),
-                    "slots": .number(JSONNumber(Int64(host.slots))), "running": .number(JSONNumber(Int64(host.running))),
-                    "heartbeatMs": .number(JSONNumber(host.heartbeatMs)), "version": .string(host.version), "note": .string(host.note),
-                ])
-            }).serialized())
+            Swift.print(JSONValue.array(hosts.map(\.json)).serialized())
             return
         }
         Swift.print(row(["host", "state", "slots", "running", "heartbeat", "version"]))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PurserAPI
 import PurserLedger
 import PurserProtocol
 import PurserConfig
@@ -203,27 +204,6 @@ struct Ledger: ParsableCommand {
 extension String {
     func leftPadded(_ width: Int) -> String {
         count >= width ? " " + self : String(repeating: " ", count: width - count) + self
-    }
-}
-
-extension Resources {
-    var json: JSONValue {
-        ["credits": Credits(micros: credits).json, "timeMs": .number(JSONNumber(timeMs)), "memoryBytes": .number(JSONNumber(memoryBytes))]
-    }
-}
-
-extension Node {
-    var json: JSONValue {
-        var object: [String: JSONValue] = [
-            "id": .number(JSONNumber(id)), "team": .string(team), "kind": .string(kind.rawValue), "name": .string(name),
-            "state": .string(isOpen ? "open" : "closed"), "tools": .array(tools.map { .string($0) }),
-            "cap": cap.json, "available": available.json, "reserved": reserved.json, "consumed": consumed.json,
-            "returned": returned.json, "workersInUse": .number(JSONNumber(workersInUse)),
-        ]
-        if let parent { object["parent"] = .number(JSONNumber(parent)) }
-        if let outcome { object["outcome"] = .string(outcome) }
-        if let workersCap { object["workersCap"] = .number(JSONNumber(workersCap)) }
-        return .object(object)
     }
 }
 

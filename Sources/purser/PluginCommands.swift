@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PurserAPI
 import PurserConfig
 import PurserLedger
 import PurserProtocol
@@ -16,17 +17,6 @@ struct PluginCommand: AsyncParsableCommand {
         } catch let error as RuntimeError {
             throw commandFailure(error)
         }
-    }
-
-    static func describe(_ record: PluginRecord) -> JSONValue {
-        var object: [String: JSONValue] = [
-            "name": .string(record.name), "path": .string(record.path), "sha256": .string(record.sha256),
-            "addedMs": .number(JSONNumber(record.addedMs)),
-        ]
-        if let info = try? JSONParser.parse(record.info), case .object(let details) = info {
-            object.merge(details) { current, _ in current }
-        }
-        return .object(object)
     }
 
     struct Add: AsyncParsableCommand {
@@ -57,7 +47,7 @@ struct PluginCommand: AsyncParsableCommand {
                     path: path, name: name, manifest: declared, allowDegraded: sandboxOptions.allowDegraded)
                 Runtime.finishCleanup()
                 if json {
-                    var object = PluginCommand.describe(record).objectValue ?? [:]
+                    var object = record.json.objectValue ?? [:]
                     object["result"] = .string(added.rawValue)
                     object["notStored"] = try registry.whyNotStored(record).map(JSONValue.string) ?? .null
                     print(JSONValue.object(object).serialized())
@@ -78,7 +68,7 @@ struct PluginCommand: AsyncParsableCommand {
 
         func run() throws {
             let records = try runtimeCall { try PluginCommand.registry(ledgerOptions).list() }
-            if json { return print(JSONValue.array(records.map(PluginCommand.describe)).serialized()) }
+            if json { return print(JSONValue.array(records.map(\.json)).serialized()) }
             if records.isEmpty { print("no plugins registered") }
             for record in records { print("\(record.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(record.sha256.prefix(16))…  \(record.path)") }
         }
@@ -94,7 +84,7 @@ struct PluginCommand: AsyncParsableCommand {
             guard let record = try runtimeCall({ try PluginCommand.registry(ledgerOptions).find(name) }) else {
                 throw CommandLineError(message: "no plugin named \(name) is registered")
             }
-            let described = PluginCommand.describe(record)
+            let described = record.json
             if json { return print(described.serialized()) }
             for (key, value) in (described.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
                 print("\(key): \(value.stringValue ?? value.serialized())")

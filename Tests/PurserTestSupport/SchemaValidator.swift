@@ -5,20 +5,43 @@ public import PurserProtocol
 /// an unknown keyword is an error, so a schema cannot silently check less than it says.
 public struct SchemaValidator {
     let root: JSONValue
+    /// The schema `validate` applies: the root, or one inside it (an OpenAPI document's).
+    let entry: JSONValue
 
     public init(path: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         root = try JSONParser.parse([UInt8](data))
+        entry = root
+    }
+
+    /// The schema at `pointer` (`#/components/schemas/Error`) of `document`, whose `$ref`s point into it.
+    public init(document: JSONValue, pointer: String) throws {
+        root = document
+        guard let schema = Self.resolve(pointer, in: document) else { throw SchemaError(message: "no schema at \(pointer)") }
+        entry = schema
     }
 
     /// Returns the problems found, empty when `value` is valid.
     public func validate(_ value: JSONValue) -> [String] {
         var problems: [String] = []
-        check(value, against: root, at: "$", into: &problems)
+        check(value, against: entry, at: "$", into: &problems)
         return problems
     }
 
+    /// A local JSON pointer (`#/a/b`), without `~` escapes (none of the schemas need them).
+    static func resolve(_ pointer: String, in document: JSONValue) -> JSONValue? {
+        guard pointer.hasPrefix("#/") else { return nil }
+        var value: JSONValue? = document
+        for key in pointer.dropFirst(2).split(separator: "/") { value = value?[String(key)] }
+        return value
+    }
+
     private static let annotations: Set<String> = ["$schema", "$id", "title", "description", "examples", "default", "$defs"]
+
+    public struct SchemaError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
 
     private func check(_ value: JSONValue, against schema: JSONValue, at path: String, into problems: inout [String]) {
         if case .bool(let allowed) = schema {
@@ -91,9 +114,7 @@ public struct SchemaValidator {
             check(value, against: argument, at: path, into: &inner)
             if inner.isEmpty { problems.append("\(path): matches a forbidden schema") }
         case "$ref":
-            guard let ref = argument.stringValue, ref.hasPrefix("#/$defs/"),
-                let target = root["$defs"]?[String(ref.dropFirst("#/$defs/".count))]
-            else { return problems.append("\(path): unresolvable $ref \(argument.serialized())") }
+            guard let ref = argument.stringValue, let target = Self.resolve(ref, in: root) else { return problems.append("\(path): unresolvable $ref \(argument.serialized())") }
             check(value, against: target, at: path, into: &problems)
         default:
             problems.append("\(path): validator does not know keyword \(keyword)")

@@ -1,0 +1,82 @@
+import Hummingbird
+import Synchronization
+import PurserFleet
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+
+/// `GET /v1/swarms/{id}/events`: the swarm's events as Server-Sent Events, each `data:` the
+/// object `purser watch --events` writes, from its first event to its end; then an `end`
+/// event with its report (as `watch --json` prints it), and the stream closes. A client that
+/// goes away stops the watch.
+struct EventStream: Sendable {
+    let stores: APIStores
+    let open: OpenStreams
+
+    func events(_ id: String) async throws -> Response {
+        let fleet = stores.fleet
+        guard try await stores.call({ () throws(LedgerError) in try fleet.swarmState(id: id) }) != nil else {
+            throw APIError.notFound("no swarm \(id)")
+        }
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        guard let key = open.add(continuation) else { throw APIError(.serviceUnavailable, "stopping", "the server is stopping") }
+        let watch = Task {
+            do throws(RuntimeError) {
+                let report = try await FleetWatcher(store: fleet, swarm: id).follow { event in
+                    continuation.yield(Self.frame(event.json.serialized()))
+                }
+                continuation.yield(Self.frame(report.json, event: "end"))
+            } catch {
+                let failure = error.code == .store
+                    ? APIError(.serviceUnavailable, "store_unavailable", error.message) : APIError(.internalServerError, "internal", error.message)
+                continuation.yield(Self.frame(failure.json.serialized(), event: "error"))
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { [open] _ in
+            open.remove(key)
+            watch.cancel()
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+            body: ResponseBody(asyncSequence: stream))
+    }
+
+    /// One event; serialized JSON holds no newline, so one `data:` line carries it.
+    static func frame(_ data: String, event: String? = nil) -> ByteBuffer {
+        ByteBuffer(string: (event.map { "event: \($0)\n" } ?? "") + "data: \(data)\n\n")
+    }
+}
+
+/// The event streams open now: a stopping server ends them, and opens no more.
+final class OpenStreams: Sendable {
+    private struct State {
+        var closed = false
+        var next = 0
+        var streams: [Int: AsyncStream<ByteBuffer>.Continuation] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Its key, or nil when the server is stopping.
+    func add(_ stream: AsyncStream<ByteBuffer>.Continuation) -> Int? {
+        state.withLock { state in
+            guard !state.closed else { return nil }
+            state.next += 1
+            state.streams[state.next] = stream
+            return state.next
+        }
+    }
+
+    func remove(_ key: Int) {
+        _ = state.withLock { $0.streams.removeValue(forKey: key) }
+    }
+
+    func closeAll() {
+        let streams = state.withLock { state in
+            state.closed = true
+            return Array(state.streams.values)
+        }
+        for stream in streams { stream.finish() }
+    }
+}

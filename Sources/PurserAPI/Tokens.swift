@@ -1,0 +1,89 @@
+import Glibc
+
+/// The bearer tokens a TCP listener accepts, from `--token-file`: one a line, `read TOKEN`
+/// (the GET routes) or `operate TOKEN` (everything, submit and cancel too); `#` starts a
+/// comment. The file must be the caller's and not readable by others, as ssh asks of a key.
+public struct Tokens: Sendable {
+    public enum Access: Sendable, Equatable { case read, operate }
+
+    private let entries: [(token: [UInt8], access: Access)]
+
+    public init(entries: [(String, Access)]) {
+        self.entries = entries.map { (Array($0.0.utf8), $0.1) }
+    }
+
+    /// Reads a token file; its errors name the file and the line, never a token.
+    public static func load(path: String) throws(APIStartError) -> Tokens {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw APIStartError("--token-file: cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard status.st_uid == geteuid() else { throw APIStartError("--token-file: \(path) is not this user's own file") }
+        guard status.st_mode & 0o077 == 0 else {
+            throw APIStartError("--token-file: \(path) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        guard let text = readText(path) else { throw APIStartError("--token-file: cannot read \(path)") }
+        return try parse(text, file: path)
+    }
+
+    static func parse(_ text: String, file: String) throws(APIStartError) -> Tokens {
+        var entries: [(String, Access)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if words.isEmpty { continue }
+            let place = "--token-file: \(file):\(index + 1)"
+            guard words.count == 2, let access = ["read": Access.read, "operate": .operate][String(words[0])] else {
+                throw APIStartError("\(place): expected 'read TOKEN' or 'operate TOKEN'")
+            }
+            // Printable ASCII only (a header carries it), and long enough not to be guessed.
+            guard words[1].utf8.count >= 16, words[1].utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+                throw APIStartError("\(place): a token is at least 16 printable ASCII characters")
+            }
+            entries.append((String(words[1]), access))
+        }
+        guard !entries.isEmpty else { throw APIStartError("--token-file: \(file) holds no token") }
+        return Tokens(entries: entries)
+    }
+
+    /// The access a presented token gives, nil for none. Every entry is compared, each in
+    /// time that depends on lengths only, so timing tells nothing of which bytes matched.
+    public func access(for presented: some Sequence<UInt8>) -> Access? {
+        let given = Array(presented)
+        var found: Access?
+        for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.access }
+        return found
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+
+    private static func readText(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+            if bytes.count > 1 << 20 { return nil }
+        }
+        return ferror(file) == 0 ? String(decoding: bytes, as: UTF8.self) : nil
+    }
+}
+
+/// What stops the API from starting (a bad token file, a socket path in use): a clear message, exit 2.
+public struct APIStartError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable { case settings, socketInUse, pathTooLong }
+    public let code: Code
+    public let message: String
+    public init(_ message: String, code: Code = .settings) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
