@@ -42,12 +42,13 @@ struct AbandonedGroupTests {
         return "\(child.processIdentifier).1.\(me.pidNamespace)"
     }
 
-    /// A shell that forks a sleeper every few milliseconds, and one sleeper that left its
-    /// session, both in `group`.
+    /// A shell that forks a sleeper every few milliseconds, one sleeper that left its
+    /// session and one that did not, all in `group`. (The two long sleepers make the three
+    /// members a test waits for certain: counting on catching a 10 ms sleeper once failed.)
     func forkLoop(in group: String) throws -> Process {
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", "read x; setsid sleep 3600 & while :; do sleep 0.01; done"]
+        shell.arguments = ["-c", "read x; setsid sleep 3600 & sleep 3600 & while :; do sleep 0.01; done"]
         let input = Pipe()
         shell.standardInput = input
         try shell.run()
