@@ -57,7 +57,7 @@ struct NetworkHostsTests {
     @Test func everyHostReachesTheServerOverTCP() async throws {
         try await NetworkHosts.with(hosts: ["a", "b", "c"]) { network in
             let server = try await network.startPostgres()
-            let url = try server.tcpURL(database: try await offPool { try server.createDatabase() })
+            let url = try server.tcpURL(database: try await offPool { try server.createDatabase() }, connectTimeout: 10)
             #expect(url.contains("@\(NetworkHosts.serverAddress):"))
             for host in network.hosts {
                 expectVerified(try await verify(url, in: host, of: network), host)
