@@ -88,16 +88,13 @@ struct SwarmGate {
             host.events.add(queued.id, "reserve", nil, fields)
             return .left
         case .success((let swarm, .waiting(let why), let holder, let passes)):
-            host.state.withLock { $0.pending[queued.id] = swarm }
+            await keepWaiting(queued, swarm, holder)
             (verdict, message) = (policy.onConflict == .fail ? "denied" : nil, why)
-            // The swarm's lease ends with this try; the next try takes it anew.
-            if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
             if passes { outcome = .passes }
             if policy.onConflict == .preempt, await makeRoom(for: queued, asking: swarm.credits.asked, policy: policy) { outcome = .roomMade }
         case .success((let swarm, .frozen(let why), let holder, _)):
-            host.state.withLock { $0.pending[queued.id] = swarm }
+            await keepWaiting(queued, swarm, holder)
             (verdict, message) = (nil, why)
-            if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
         case .success((_, .denied(let why), _, _)): (verdict, message) = ("denied", why)
         case .success((_, .granted, nil, _)): (verdict, message) = (nil, "granted without a lease")
         case .failure(let error) where error.code == .store: (verdict, message) = (nil, error.message)
@@ -180,6 +177,13 @@ struct SwarmGate {
             ])
             await record { () throws(LedgerError) in try host.fleet.notCompleted(swarm: row.id) }
         }
+    }
+
+    /// The swarm stays read for its next try; its lease ends with this try (the next try
+    /// takes it anew).
+    private func keepWaiting(_ queued: QueuedSwarm, _ swarm: FleetSwarm, _ holder: Holder?) async {
+        host.state.withLock { $0.pending[queued.id] = swarm }
+        if let holder { _ = await take { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) } }
     }
 
     private func take<T: Sendable>(_ body: @escaping @Sendable () throws(LedgerError) -> T?) async -> T? {

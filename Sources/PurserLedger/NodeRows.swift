@@ -52,6 +52,8 @@ public final class NodeRows {
     /// The store's change counter when the cache was last known to be valid.
     private var storeVersion: Int64?
     private var liveHolders: Set<Holder> = []
+    /// Teams looked up for a freeze (nil inside: not frozen), kept while the cache is.
+    private var freezes: [String: TeamFreeze?] = [:]
     private var lastID: NodeID?
     /// Reused from one statement to the next: the values bound to it.
     private var arguments = SQLArguments()
@@ -103,6 +105,18 @@ public final class NodeRows {
     func begin(storeVersion version: Int64?) {
         if version == nil || version != storeVersion { reset() }
         storeVersion = version
+    }
+
+    /// The team's freeze, if it is frozen: read once while the cache holds (a freeze or thaw
+    /// by another connection changes the store's version, and one by this connection runs as
+    /// a transaction of its own, after which the cache is forgotten).
+    func freeze(of team: String, _ session: any SQLSession) throws(LedgerError) -> TeamFreeze? {
+        if let known = freezes[team] { return known }
+        let found = try session.query("SELECT team, since_ms, by_whom, reason FROM frozen_teams WHERE team = $1", [team.sql]).first.map {
+            TeamFreeze(team: $0[0].string ?? "", sinceMs: $0[1].int, by: $0[2].string ?? "", reason: $0[3].string ?? "")
+        }
+        freezes[team] = .some(found)
+        return found
     }
 
     /// Whether the holder's lease is live (on PostgreSQL, key-share-locked until the end of
@@ -280,6 +294,7 @@ public final class NodeRows {
         events.removeAll(keepingCapacity: true)
         teams.removeAll(keepingCapacity: true)
         liveHolders.removeAll(keepingCapacity: true)
+        freezes.removeAll(keepingCapacity: true)
         lastID = nil
         storeVersion = nil
     }

@@ -29,7 +29,7 @@ extension SQLBudgetStore {
         let rows = session.rows
         let parent = try rows.node(request.parent, session, locking: true)
         guard parent.isOpen else { throw LedgerError(.closed, "node \(parent.id) is closed") }
-        if let freeze = try Self.freeze(of: parent.team, session) {
+        if let freeze = try rows.freeze(of: parent.team, session) {
             throw LedgerError(.frozen, "\(request.name): team \(parent.team) is frozen (by \(freeze.by): \(freeze.reason)); nothing was reserved")
         }
         try fence(session, parent, request.holder, checkNode: false)
@@ -117,7 +117,7 @@ extension SQLBudgetStore {
             guard node.isOpen else { throw LedgerError(.closed, "node \(id) is closed") }
             guard let parentID = node.parent else { throw LedgerError(.invalid, "a team is not resized by resize") }
             try fence(session, node, holder, checkNode: true)
-            if credits > 0, let freeze = try Self.freeze(of: node.team, session) {
+            if credits > 0, let freeze = try rows.freeze(of: node.team, session) {
                 throw LedgerError(.frozen, "\(node.name): team \(node.team) is frozen (by \(freeze.by): \(freeze.reason)); it cannot grow")
             }
             let parent = try rows.node(parentID, session, locking: true)

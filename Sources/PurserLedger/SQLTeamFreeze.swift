@@ -34,12 +34,6 @@ extension SQLBudgetStore {
     }
 
     public func freeze(of team: String) throws(LedgerError) -> TeamFreeze? {
-        try driver.transaction { (session) throws(LedgerError) in try Self.freeze(of: team, session) }
-    }
-
-    static func freeze(of team: String, _ session: any SQLSession) throws(LedgerError) -> TeamFreeze? {
-        try session.query("SELECT team, since_ms, by_whom, reason FROM frozen_teams WHERE team = $1", [team.sql]).first.map {
-            TeamFreeze(team: $0[0].string ?? "", sinceMs: $0[1].int, by: $0[2].string ?? "", reason: $0[3].string ?? "")
-        }
+        try driver.transaction { (session) throws(LedgerError) in try session.rows.freeze(of: team, session) }
     }
 }

@@ -169,8 +169,8 @@ public final class FleetSwarm: Sendable {
         }
         onEvent("grant", ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
         let ran = await exec(routine, input: input, node: node, holder: holder, graceMs: graceMs, onEvent: onEvent)
-        if let parent = node.parent, parent != swarm {
-            await StoreThread.run { self.chunks.released(parent, store: self.runtime.ledger!.store) }
+        if let parent = node.parent, parent != swarm, let done = chunks.release(parent) {
+            await StoreThread.run { self.chunks.close(done, store: self.runtime.ledger!.store) }
         }
         if ran.verdict == .ok, let key { await StoreThread.run { self.cache.remember(key, ran.output ?? .null) } }
         return .ended(ran)

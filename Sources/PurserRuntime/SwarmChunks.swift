@@ -1,4 +1,3 @@
-import Glibc
 import Logging
 public import PurserLedger
 import Synchronization
@@ -36,9 +35,9 @@ public final class SwarmChunks: Sendable {
         var slots: Int64?
         /// Whether the team caps its workers: read with the first chunk.
         var teamCapsWorkers: Bool?
-        /// After a chunk was refused, routines reserve from the swarm until then (monotonic
-        /// ms), rather than each try first for a chunk that cannot be had.
-        var noChunkUntilMs: Int64 = 0
+        /// After a chunk was refused, routines reserve from the swarm until then, rather than
+        /// each try first for a chunk that cannot be had.
+        var noChunkUntil = ContinuousClock.now
         var chunks: [Chunk] = []
         /// A chunk is being reserved: routines reserving meanwhile take their holds from the
         /// swarm, rather than each take a chunk of its own.
@@ -100,12 +99,17 @@ public final class SwarmChunks: Sendable {
     /// A routine's hold from `parent` has been settled (or will be, by a retry): if `parent`
     /// is a retired chunk of this host that nothing runs in any more, it closes.
     func released(_ parent: NodeID, store: any LedgerStore) {
-        let close = state.withLock { state -> Chunk? in
+        if let done = release(parent) { close(done, store: store) }
+    }
+
+    /// `released` without the store: the chunk to close, if any (the caller closes it on a
+    /// store thread), so that a routine's end costs no store thread when nothing closes.
+    func release(_ parent: NodeID) -> Chunk? {
+        state.withLock { state -> Chunk? in
             guard let at = state.chunks.firstIndex(where: { $0.id == parent }) else { return nil }
             state.chunks[at].live -= 1
             return state.chunks[at].retired && state.chunks[at].live == 0 ? state.chunks[at] : nil
         }
-        if let close { self.close(close, store: store) }
     }
 
     /// The swarm runs nothing on this host now: its chunks close, and what they hold unused
@@ -138,9 +142,9 @@ public final class SwarmChunks: Sendable {
     /// swarm or the team cannot give one now.
     private func open(swarm: NodeID, holder: Holder, store: any LedgerStore) -> NodeID? {
         guard let size else { return nil }
-        let now = Self.monotonicMs()
+        let now = ContinuousClock.now
         let slots = state.withLock { state -> Int64? in
-            guard let slots = state.slots, !state.opening, now >= state.noChunkUntilMs else { return nil }
+            guard let slots = state.slots, !state.opening, now >= state.noChunkUntil else { return nil }
             state.opening = true
             return slots
         }
@@ -159,7 +163,7 @@ public final class SwarmChunks: Sendable {
             state.withLock { $0.chunks.append(Chunk(id: node.id, holder: holder, live: 1)) }
             return node.id
         } catch {
-            state.withLock { $0.noChunkUntilMs = now + Self.retryAfterMs }
+            state.withLock { $0.noChunkUntil = now + Self.retryAfter }
             logger.debug("no chunk: reserving from the swarm", metadata: ["swarm": "\(swarm)", "error": "\(error.message)"])
             return nil
         }
@@ -172,18 +176,12 @@ public final class SwarmChunks: Sendable {
         return caps
     }
 
-    static let retryAfterMs: Int64 = 1_000
-
-    static func monotonicMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
+    static let retryAfter = Duration.seconds(1)
 
     /// Settles a chunk nothing runs in: only once the ledger agrees it has no open hold under
     /// it (a run whose settle the store has not taken yet keeps it open: settling the chunk
     /// would close that hold as abandoned and lose what it used).
-    private func close(_ chunk: Chunk, store: any LedgerStore) {
+    func close(_ chunk: Chunk, store: any LedgerStore) {
         do throws(LedgerError) {
             guard try store.openChildren(of: chunk.id).isEmpty else { return }
             _ = try store.settle(chunk.id, usage: .none, outcome: Self.outcome, holder: chunk.holder)
