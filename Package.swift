@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "PurserAPI",
             dependencies: [
-                "PurserFleet", "PurserRuntime", "PurserLedger", "PurserProtocol", logging,
+                "PurserFleet", "PurserRuntime", "PurserLedger", "PurserGateway", "PurserProtocol", logging,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -90,6 +90,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return error.response
+        } catch let error as HTTPError where error.status == .notFound && !APIRoute.methods(servedOn: request.uri.path).isEmpty {
+            let allowed = APIRoute.methods(servedOn: request.uri.path)
+            var response = APIError(.methodNotAllowed, "method_not_allowed", "\(request.uri.path) answers \(allowed.joined(separator: ", ")) only").response
+            response.headers[.allow] = allowed.joined(separator: ", ")
+            return response
         } catch let error as HTTPError {
             let code = switch error.status {
             case .notFound: "not_found"

@@ -8,6 +8,10 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case swarmEvents = "GET /v1/swarms/{id}/events"
     case listHosts = "GET /v1/hosts"
     case getTeam = "GET /v1/teams/{name}"
+    case freezeTeam = "POST /v1/teams/{name}/freeze"
+    case thawTeam = "POST /v1/teams/{name}/thaw"
+    case listIntegrations = "GET /v1/integrations"
+    case verifyLedger = "GET /v1/ledger/verify"
     case listPlugins = "GET /v1/plugins"
 
     public var method: String { String(rawValue.prefix { $0 != " " }) }
@@ -21,4 +25,16 @@ public enum APIRoute: String, CaseIterable, Sendable {
 
     /// Reading is for every token; what changes the queue (every method but GET) is for operators.
     public var needsOperator: Bool { method != "GET" }
+}
+
+extension APIRoute {
+    /// The methods served on a request's path (`GET, POST`), for a 405's `Allow`: the router
+    /// answers 404 to a known path asked with another method.
+    static func methods(servedOn path: String) -> [String] {
+        let asked = path.split(separator: "/", omittingEmptySubsequences: false)
+        return allCases.filter { route in
+            let pattern = route.routerPath.split(separator: "/", omittingEmptySubsequences: false)
+            return pattern.count == asked.count && zip(pattern, asked).allSatisfy { $0.hasPrefix(":") ? !$1.isEmpty : $0 == $1 }
+        }.map(\.method)
+    }
 }

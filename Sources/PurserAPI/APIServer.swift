@@ -129,7 +129,9 @@ public final class APIServer: Sendable {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
         if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
-        let handlers = Handlers(swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores))
+        let handlers = Handlers(
+            swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores),
+            teams: TeamHandlers(stores: stores), tokens: tokens)
         for route in APIRoute.allCases {
             router.on(RouterPath(route.routerPath), method: HTTPRequest.Method(route.method)!) { request, context in
                 try await handlers.respond(route, request, context)
@@ -159,6 +161,9 @@ private struct Handlers: Sendable {
     let swarms: SwarmHandlers
     let events: EventStream
     let reads: ReadHandlers
+    let teams: TeamHandlers
+    /// nil on the Unix socket.
+    let tokens: Tokens?
 
     func respond(_ route: APIRoute, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         switch route {
@@ -170,7 +175,19 @@ private struct Handlers: Sendable {
         case .listHosts: try await reads.hosts()
         case .getTeam: try await reads.team(context.parameters.require("name"))
         case .listPlugins: try await reads.plugins()
+        case .freezeTeam: try await teams.freeze(context.parameters.require("name"), request, by: actor(request))
+        case .thawTeam: try await teams.thaw(context.parameters.require("name"), by: actor(request))
+        case .listIntegrations: try await reads.integrations()
+        case .verifyLedger: try await reads.verify()
         }
+    }
+
+    /// Who asked, for the audit trail: the token's holder on TCP (BearerAuth let it in),
+    /// the socket's user otherwise (only they, or root, may connect to it).
+    func actor(_ request: Request) -> String {
+        guard let tokens else { return "api:socket (uid \(getuid()))" }
+        let presented = request.headers[.authorization].map { Array($0.utf8.dropFirst(7)) } ?? []
+        return "api:" + (tokens.holder(of: presented) ?? "unknown token")
     }
 }
 

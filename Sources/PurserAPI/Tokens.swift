@@ -2,14 +2,19 @@ import Glibc
 
 /// The bearer tokens a TCP listener accepts, from `--token-file`: one a line, `read TOKEN`
 /// (the GET routes) or `operate TOKEN` (everything, submit and cancel too); `#` starts a
-/// comment. The file must be the caller's and not readable by others, as ssh asks of a key.
+/// comment; a third word names the token's holder in the audit trail (`operate TOKEN alice`).
+/// The file must be the caller's and not readable by others, as ssh asks of a key.
 public struct Tokens: Sendable {
     public enum Access: Sendable, Equatable { case read, operate }
 
-    private let entries: [(token: [UInt8], access: Access)]
+    private let entries: [(token: [UInt8], access: Access, holder: String)]
 
-    public init(entries: [(String, Access)]) {
-        self.entries = entries.map { (Array($0.0.utf8), $0.1) }
+    /// A token without a name is "token N", its place among the file's tokens.
+    public init(entries: [(String, Access)], holders: [String?] = []) {
+        self.entries = entries.enumerated().map { index, entry in
+            let holder = index < holders.count ? holders[index] : nil
+            return (Array(entry.0.utf8), entry.1, holder ?? "token \(index + 1)")
+        }
     }
 
     /// Reads a token file; its errors name the file and the line, never a token.
@@ -26,14 +31,22 @@ public struct Tokens: Sendable {
 
     static func parse(_ text: String, file: String) throws(APIStartError) -> Tokens {
         var entries: [(String, Access)] = []
+        var holders: [String?] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if words.isEmpty { continue }
             let place = "--token-file: \(file):\(index + 1)"
-            guard words.count == 2, let access = ["read": Access.read, "operate": .operate][String(words[0])] else {
-                throw APIStartError("\(place): expected 'read TOKEN' or 'operate TOKEN'")
+            guard (2...3).contains(words.count), let access = ["read": Access.read, "operate": .operate][String(words[0])] else {
+                throw APIStartError("\(place): expected 'read TOKEN [NAME]' or 'operate TOKEN [NAME]'")
             }
+            if words.count == 3 {
+                // The name goes to the audit trail and the log: a plain word.
+                guard words[2].utf8.count <= 64, words[2].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) }) else {
+                    throw APIStartError("\(place): a token's name is up to 64 letters, digits, '-', '_', '.' or '@'")
+                }
+            }
+            holders.append(words.count == 3 ? String(words[2]) : nil)
             // Printable ASCII only (a header carries it), and long enough not to be guessed.
             guard words[1].utf8.count >= 16, words[1].utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
                 throw APIStartError("\(place): a token is at least 16 printable ASCII characters")
@@ -41,7 +54,7 @@ public struct Tokens: Sendable {
             entries.append((String(words[1]), access))
         }
         guard !entries.isEmpty else { throw APIStartError("--token-file: \(file) holds no token") }
-        return Tokens(entries: entries)
+        return Tokens(entries: entries, holders: holders)
     }
 
     /// The access a presented token gives, nil for none. Every entry is compared, each in
@@ -50,6 +63,14 @@ public struct Tokens: Sendable {
         let given = Array(presented)
         var found: Access?
         for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.access }
+        return found
+    }
+
+    /// Who holds a presented token, for the audit trail: its name, else "token N".
+    public func holder(of presented: some Sequence<UInt8>) -> String? {
+        let given = Array(presented)
+        var found: String?
+        for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.holder }
         return found
     }
 

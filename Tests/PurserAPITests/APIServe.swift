@@ -77,10 +77,8 @@ final class APIServe: @unchecked Sendable {
     }
 
     deinit {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        // Not waitUntilExit: a deinit may run on the cooperative pool (see endChild).
+        if process.isRunning { endChild(process.processIdentifier) }
     }
 }
 

@@ -14,8 +14,18 @@ extension APISuites {
             #expect(tokens.access(for: "".utf8) == nil)
         }
 
+        @Test("a token's third word names its holder for the audit trail; an unnamed one is its place in the file")
+        func holders() throws {
+            let tokens = try Tokens.parse("read aaaaaaaaaaaaaaaa\noperate bbbbbbbbbbbbbbbb ops-alice@example\n", file: "t")
+            #expect(tokens.holder(of: "bbbbbbbbbbbbbbbb".utf8) == "ops-alice@example")
+            #expect(tokens.access(for: "bbbbbbbbbbbbbbbb".utf8) == .operate)
+            #expect(tokens.holder(of: "aaaaaaaaaaaaaaaa".utf8) == "token 1")
+            #expect(tokens.holder(of: "cccccccccccccccc".utf8) == nil)
+        }
+
         @Test("a bad line is refused with its line, never its token", arguments: [
-            ("write cccccccccccccccc\n", 1), ("read\n", 1), ("# x\nread short\n", 2), ("read cccccccccccccccc extra\n", 1),
+            ("write cccccccccccccccc\n", 1), ("read\n", 1), ("# x\nread short\n", 2), ("read cccccccccccccccc two words\n", 1),
+            ("\nread cccccccccccccccc <b>\n", 2),
         ])
         func refuses(_ text: String, _ line: Int) {
             #expect {

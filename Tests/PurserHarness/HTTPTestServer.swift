@@ -21,9 +21,9 @@ public final class HTTPTestServer: Sendable {
         .deletingLastPathComponent().appendingPathComponent("Fixtures/httpd/httpd.py").path
 
     private let directory: String
-    /// nil once stopped. Behind a lock because Process is not Sendable, and so that two
-    /// stops at once signal and wait for the server once.
-    private let process: Mutex<Process?>
+    /// The server's pid; nil once stopped. Behind a lock so that two stops at once signal
+    /// and wait for the server once.
+    private let process: Mutex<pid_t?>
 
     private var logPath: String { directory + "/requests.jsonl" }
 
@@ -97,29 +97,28 @@ public final class HTTPTestServer: Sendable {
     }
 
     /// Runs httpd.py and waits for the port it writes to its ready file.
+    ///
+    /// Not Foundation's Process: its `waitUntilExit` spins the calling thread's run loop, and
+    /// from a deinit on the cooperative pool it once spun both of the pool's threads for 25
+    /// minutes while the servers lived on. A pid, `kill` and `waitpid` cannot do that.
     private static func launch(
         in directory: String, address: String, networkNamespace: String?
-    ) throws(HTTPTestServerError) -> (Process, Int) {
+    ) throws(HTTPTestServerError) -> (pid_t, Int) {
         guard FileManager.default.fileExists(atPath: script) else {
             throw HTTPTestServerError("the test HTTP server script is missing: \(script)")
         }
         let ready = directory + "/ready"
         let errors = directory + "/stderr"
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
-        let process = Process()
         // env finds python3 on PATH and execs it (as nsenter execs env), so the pid is the server's.
         var command = [
             "/usr/bin/env", "python3", script, "--port", "0", "--bind", address, "--log", directory + "/requests.jsonl",
             "--ready-file", ready, "--parent-pid", String(getpid()),
         ]
         if let networkNamespace { command = [NetworkHosts.nsenter, "--net=" + networkNamespace, "--"] + command }
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: errors)
+        let process: pid_t
         do {
-            try process.run()
+            process = try Spawn.start(command[0], Array(command.dropFirst()), directory: directory, stdout: "/dev/null", stderr: errors)
         } catch {
             throw HTTPTestServerError("cannot run python3 \(script): \(error)")
         }
@@ -134,8 +133,7 @@ public final class HTTPTestServer: Sendable {
             {
                 return (process, port)
             }
-            if !process.isRunning {
-                let status = process.terminationStatus
+            if let status = exited(process) {
                 let hint = status == 127 ? " (is python3 installed and on PATH?)" : ""
                 throw HTTPTestServerError(
                     "the test HTTP server exited with status \(status) before listening\(hint): \(stderr(in: directory))")
@@ -147,13 +145,9 @@ public final class HTTPTestServer: Sendable {
             "the test HTTP server did not listen within 30 s (no port in \(ready)): \(stderr(in: directory))")
     }
 
-    private static func end(_ process: Process) {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<500 where process.isRunning { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
+    private static func end(_ process: pid_t) { endChild(process) }
+
+    private static func exited(_ process: pid_t) -> Int32? { childExit(process) }
 
     private static func stderr(in directory: String) -> String {
         let text = (try? String(contentsOfFile: directory + "/stderr", encoding: .utf8)) ?? ""

@@ -95,3 +95,30 @@ struct SpawnError: Error, CustomStringConvertible, Sendable {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Ends a child of this process: SIGTERM, then SIGKILL after `grace` seconds, and reaps it.
+/// Safe from a deinit on the cooperative pool, unlike Foundation's `waitUntilExit`, which
+/// spins the thread's run loop and once spun both of the pool's threads for 25 minutes.
+public func endChild(_ pid: Int32, grace: Double = 5) {
+    guard childExit(pid) == nil else { return }
+    kill(pid, SIGTERM)
+    let deadline = Date().addingTimeInterval(grace)
+    while childExit(pid) == nil {
+        guard Date() < deadline else {
+            kill(pid, SIGKILL)
+            _ = try? Spawn.wait(pid)
+            return
+        }
+        usleep(10_000)
+    }
+}
+
+/// The child's exit status if it has ended (and is now reaped), -1 if it was reaped
+/// already (by Foundation's monitor, say); nil while it runs.
+public func childExit(_ pid: Int32) -> Int32? {
+    var status: Int32 = 0
+    var reaped: pid_t
+    repeat { reaped = waitpid(pid, &status, WNOHANG) } while reaped == -1 && errno == EINTR
+    if reaped == pid { return Spawn.exitCode(status) }
+    return reaped == 0 ? nil : -1
+}
