@@ -28,6 +28,8 @@ let package = Package(
         // The HTTP API of purser serve. No default traits: swift-configuration and full Foundation are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        // The CLI's client of the API (NIOHTTP1 on a Unix socket or TCP); Hummingbird's own dependency.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -74,6 +76,7 @@ let package = Package(
                 "PurserFleet", "PurserRuntime", "PurserLedger", "PurserGateway", "PurserProtocol", logging,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.

@@ -6,6 +6,7 @@ import PurserFleet
 import PurserLedger
 import PurserProtocol
 import PurserRuntime
+import Synchronization
 
 /// `purser serve`: this host joins the fleet and runs what it claims.
 struct Serve: AsyncParsableCommand {
@@ -107,19 +108,45 @@ struct Submit: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var serverOptions: ServerOptions
 
     func run() async throws {
+        let client = try await serverOptions.client(ledgerOptions)
+        let id = if let client { try await submit(to: client) } else { try submitToStore() }
+        if json && !wait { print(JSONValue.object(["swarmId": .string(id)]).serialized()) } else if !wait { print(id) }
+        guard wait else { return }
+        try await Watch.follow(id, client: client, ledger: ledgerOptions, server: serverOptions, json: json, events: nil)
+    }
+
+    private func submitToStore() throws -> String {
         let runtime = try ledgerOptions.runtime()
         let fleet = try fleetStore(runtime)
-        let id: String
         do {
-            id = try FleetSubmission.submit(path: job, priority: priority, runtime: runtime, fleet: fleet)
+            return try FleetSubmission.submit(path: job, priority: priority, runtime: runtime, fleet: fleet)
         } catch {
             throw commandFailure(error)
         }
-        if json && !wait { print(JSONValue.object(["swarmId": .string(id)]).serialized()) } else if !wait { print(id) }
-        guard wait else { return }
-        try await Watch.follow(id, fleet: fleet, json: json, events: nil)
+    }
+
+    /// The job's text as the body; the server checks it as the store's submit would, and
+    /// names this file in its errors.
+    private func submit(to client: APIClient) async throws -> String {
+        let source: String
+        do {
+            source = try ConfigValue.readFile(job)
+        } catch {
+            throw CommandLineError(message: error.description)
+        }
+        var query = "?file=" + (job.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "job")
+        if let priority { query += "&priority=\(priority)" }
+        let answer: APIAnswer
+        do {
+            answer = try await client.send("POST", "/v1/swarms" + query, body: Array(source.utf8))
+        } catch {
+            throw commandFailure(error)
+        }
+        guard answer.status == 201, let id = answer.json?["swarmId"]?.stringValue else { throw commandFailure(answer) }
+        return id
     }
 }
 
@@ -145,33 +172,77 @@ struct Watch: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var serverOptions: ServerOptions
 
     func run() async throws {
-        let runtime = try ledgerOptions.runtime()
-        try await Self.follow(id, fleet: try fleetStore(runtime), json: json, events: events)
+        let client = try await serverOptions.client(ledgerOptions)
+        try await Self.follow(id, client: client, ledger: ledgerOptions, server: serverOptions, json: json, events: events)
     }
 
-    static func follow(_ id: String, fleet: any FleetStore, json: Bool, events: String?) async throws {
+    /// Follows the swarm through `client`, else the store. A stream the server cuts (it
+    /// drained, or died) is asked again, of the server found anew (the store's when none
+    /// answers), showing only the events not shown yet.
+    static func follow(
+        _ id: String, client: APIClient?, ledger: LedgerOptions, server: ServerOptions, json: Bool, events: String?
+    ) async throws {
         let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
-        let watcher = FleetWatcher(store: fleet, swarm: id)
-        let report: FleetReportView
-        do {
-            report = try await watcher.follow { event in
-                sink?.write(event)
-                if !json { FleetLines.show(event) }
+        let shown = EventCount()
+        let show: @Sendable (SwarmEvent) -> Void = { event in
+            shown.add()
+            sink?.write(event)
+            if !json { FleetLines.show(event) }
+        }
+        var client = client
+        var cuts = 0
+        var report: JSONValue?
+        while report == nil {
+            if let asking = client {
+                switch try await RemoteWatch(client: asking).follow(id, skip: shown.value, show) {
+                case .ended(let end): report = end
+                case .cut:
+                    cuts += 1
+                    guard cuts <= 5 else { throw SupervisorFailure(message: "the server at \(asking.describe) cut the swarm's event stream \(cuts) times") }
+                    try await Task.sleep(for: .milliseconds(200 * cuts))
+                    client = try await server.client(ledger)
+                }
+            } else {
+                report = try await followStore(id, ledger: ledger, skip: shown.value, show)
             }
-        } catch {
-            throw commandFailure(error)
         }
         sink?.close()
-        if json { print(report.json) } else { FleetLines.print(report) }
-        switch report.verdict {
+        try finish(report!, json: json)
+    }
+
+    private static func followStore(_ id: String, ledger: LedgerOptions, skip: Int, _ show: @escaping @Sendable (SwarmEvent) -> Void) async throws -> JSONValue {
+        let watcher = FleetWatcher(store: try fleetStore(try ledger.runtime()), swarm: id)
+        let seen = EventCount()
+        do {
+            let view = try await watcher.follow { event in
+                seen.add()
+                if seen.value > skip { show(event) }
+            }
+            return try JSONParser.parse(view.json)
+        } catch let error as RuntimeError {
+            throw commandFailure(error)
+        }
+    }
+
+    private static func finish(_ report: JSONValue, json: Bool) throws {
+        if json { print(report.serialized()) } else { FleetLines.print(report: report) }
+        switch report["verdict"]?.stringValue {
         case "ok": return
         case "denied": throw ExitCode(ExitCodes.swarmDenied)
         case "cancelled": throw ExitCode(ExitCodes.code(for: .cancelled))
         default: throw ExitCode(ExitCodes.swarmFailed)
         }
     }
+}
+
+/// Events shown so far, counted from a watcher's callback.
+final class EventCount: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// `purser cancel`: stops a fleet swarm.
@@ -183,11 +254,23 @@ struct Cancel: AsyncParsableCommand {
     var id: String
 
     @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var serverOptions: ServerOptions
 
     func run() async throws {
-        let fleet = try fleetStore(try ledgerOptions.runtime())
-        guard try ledgerCall({ () throws(LedgerError) in try fleet.cancel(swarm: id) }) else {
-            throw CommandLineError(message: "no swarm \(id) that is still running or waiting")
+        if let client = try await serverOptions.client(ledgerOptions) {
+            let answer: APIAnswer
+            do {
+                answer = try await client.send("POST", "/v1/swarms/\(id)/cancel")
+            } catch {
+                throw commandFailure(error)
+            }
+            guard answer.status == 202 || answer.status == 404 || answer.status == 409 else { throw commandFailure(answer) }
+            guard answer.status == 202 else { throw CommandLineError(message: "no swarm \(id) that is still running or waiting") }
+        } else {
+            let fleet = try fleetStore(try ledgerOptions.runtime())
+            guard try ledgerCall({ () throws(LedgerError) in try fleet.cancel(swarm: id) }) else {
+                throw CommandLineError(message: "no swarm \(id) that is still running or waiting")
+            }
         }
         print("cancelling \(id)")
     }
@@ -201,10 +284,21 @@ struct Hosts: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var serverOptions: ServerOptions
 
     func run() async throws {
-        let fleet = try fleetStore(try ledgerOptions.runtime())
-        let hosts = try ledgerCall { () throws(LedgerError) in try fleet.hosts() }
-        FleetLines.print(hosts, json: json)
+        guard let client = try await serverOptions.client(ledgerOptions) else {
+            let fleet = try fleetStore(try ledgerOptions.runtime())
+            let hosts = try ledgerCall { () throws(LedgerError) in try fleet.hosts() }
+            return FleetLines.print(hosts: hosts.map(\.json), json: json)
+        }
+        let answer: APIAnswer
+        do {
+            answer = try await client.send("GET", "/v1/hosts")
+        } catch {
+            throw commandFailure(error)
+        }
+        guard answer.status == 200, let hosts = answer.json?["hosts"]?.arrayValue else { throw commandFailure(answer) }
+        FleetLines.print(hosts: hosts, json: json)
     }
 }

@@ -28,14 +28,18 @@ enum FleetLines {
         if let text { printError("[watch] " + text) }
     }
 
-    static func print(_ view: FleetReportView) {
-        let swarm = view.swarm
-        Swift.print("swarm \(swarm.name) (\(swarm.id)) on team \(swarm.team): \(view.verdict)")
-        if let message = swarm.message, view.report == nil { Swift.print("  \(message)") }
-        guard let report = view.report else { return }
+    /// The end of a swarm: its report as `watch --json` prints it (from the store, or from
+    /// a server's `end` event), so that both ways print the same.
+    static func print(report: JSONValue) {
+        func text(_ key: String) -> String { report[key]?.stringValue ?? "" }
+        Swift.print("swarm \(text("swarm")) (\(text("swarmId"))) on team \(text("team")): \(text("verdict"))")
+        guard let routines = report["routines"]?.arrayValue else {
+            if let message = report["message"]?.stringValue { Swift.print("  \(message)") }
+            return
+        }
         Swift.print("")
         Swift.print(row(["routine", "verdict", "attempts", "host", "message"]))
-        for routine in report["routines"]?.arrayValue ?? [] {
+        for routine in routines {
             func text(_ key: String) -> String { routine[key].map { $0.stringValue ?? $0.serialized() } ?? "" }
             Swift.print(row([text("name"), text("verdict"), text("attempts"), text("host"), routine["message"]?.stringValue ?? ""]))
         }
@@ -46,19 +50,19 @@ enum FleetLines {
         }
     }
 
-    static func print(_ hosts: [HostRow], json: Bool) {
+    /// The hosts as `GET /v1/hosts` and `hosts --json` give them.
+    static func print(hosts: [JSONValue], json: Bool) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         if json {
-            Swift.print(JSONValue.array(hosts.map(\.json)).serialized())
+            Swift.print(JSONValue.array(hosts).serialized())
             return
         }
         Swift.print(row(["host", "state", "slots", "running", "heartbeat", "version"]))
         for host in hosts {
-            Swift.print(row([
-                host.name, host.state, "\(host.slots)", "\(host.running)", Units.formatDuration(max(now - host.heartbeatMs, 0)) + " ago",
-                host.version,
-            ]))
-            if !host.note.isEmpty { Swift.print("  " + host.note) }
+            func text(_ key: String) -> String { host[key].map { $0.stringValue ?? $0.serialized() } ?? "" }
+            let heartbeat = host["heartbeatMs"]?.numberValue?.int64 ?? 0
+            Swift.print(row([text("name"), text("state"), text("slots"), text("running"), Units.formatDuration(max(now - heartbeat, 0)) + " ago", text("version")]))
+            if !text("note").isEmpty { Swift.print("  " + text("note")) }
         }
     }
 

@@ -16,22 +16,25 @@ final class APIServe: @unchecked Sendable {
     private let process = Process()
 
     /// `home`: one a previous serve used (default: a new one).
-    init(extra: [String] = [], home: String = Fixtures.temporaryHome()) async throws {
+    /// `name`: the host's; another than the first on a home registers no plugin.
+    init(extra: [String] = [], home: String = Fixtures.temporaryHome(), name: String = "api") async throws {
         self.home = home
-        log = home + "/serve.log"
-        let added = try await runPurser(["plugin", "add", Fixtures.product("scripted"), "--name", "scripted"], home: home)
-        try #require(added.status == 0, "\(added.stderr)")
+        log = home + "/serve-\(name).log"
+        if name == "api" {
+            let added = try await runPurser(["plugin", "add", Fixtures.product("scripted"), "--name", "scripted"], home: home)
+            try #require(added.status == 0, "\(added.stderr)")
+        }
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
-        process.arguments = ["serve", "--name", "api", "--slots", "2", "--heartbeat", "300ms", "--dead-after", "6s"] + extra
+        process.arguments = ["serve", "--name", name, "--slots", "2", "--heartbeat", "300ms", "--dead-after", "6s"] + extra
         var environment = ProcessInfo.processInfo.environment
         environment["PURSER_HOME"] = home
         environment.removeValue(forKey: "PURSER_LEDGER")
         process.environment = environment
         (process.standardOutput, process.standardError, process.standardInput) = (output, output, FileHandle.nullDevice)
         try process.run()
-        try await waitFor("purser: serving as api")
+        try await waitFor("purser: serving as \(name)")
     }
 
     var socket: String { home + "/purser.sock" }

@@ -1,0 +1,171 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+public import PurserProtocol
+
+/// The CLI's side of the API: `purser submit`, `watch`, `cancel` and `hosts` ask a server
+/// (`--server`, or the home's socket) instead of opening the store themselves.
+public struct APIClient: Sendable {
+    public enum Target: Sendable, Equatable {
+        case unix(path: String)
+        case tcp(host: String, port: Int)
+    }
+
+    public let target: Target
+    let token: String?
+
+    public init(target: Target, token: String?) {
+        self.target = target
+        self.token = token
+    }
+
+    /// `unix:PATH`, `http://HOST:PORT` (IPv6 in brackets); the error says what is wrong.
+    public static func target(_ text: String) throws(APIClientError) -> Target {
+        if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard path.hasPrefix("/") else { throw APIClientError(code: .settings, message: "--server: unix: needs an absolute path, as unix:/run/purser.sock") }
+            return .unix(path: path)
+        }
+        guard text.hasPrefix("http://") else {
+            throw APIClientError(code: .settings, message: "--server: '\(text)' is neither http://HOST:PORT nor unix:PATH (https: put a TLS proxy's plain side here)")
+        }
+        var authority = text.dropFirst(7)
+        if authority.hasSuffix("/") { authority = authority.dropLast() }
+        guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]), (1...65535).contains(port),
+            !authority.contains("/")
+        else { throw APIClientError(code: .settings, message: "--server: '\(text)' names no port, as http://127.0.0.1:8080") }
+        var host = String(authority[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw APIClientError(code: .settings, message: "--server: '\(text)' names no host") }
+        return .tcp(host: host, port: port)
+    }
+
+    /// One request; its answer whole (at most `limit` bytes).
+    public func send(_ method: String, _ path: String, body: [UInt8]? = nil, limit: Int = 64 << 20) async throws(APIClientError) -> APIAnswer {
+        var answer = APIAnswer(status: 0, body: [])
+        try await exchange(HTTPMethod(rawValue: method), path, body: body) { (part) throws(APIClientError) in
+            switch part {
+            case .head(let head): answer.status = Int(head.status.code)
+            case .body(let bytes):
+                guard answer.body.count + bytes.count <= limit else { throw APIClientError(code: .protocolError, message: "the server's answer is over \(limit) bytes") }
+                answer.body += bytes
+            }
+        }
+        return answer
+    }
+
+    /// A Server-Sent Events stream: each event's name (`message` when unnamed) and data, in
+    /// order, until the server closes it. A non-200 answer is returned instead.
+    public func events(_ path: String, _ onEvent: (String, String) throws(APIClientError) -> Void) async throws(APIClientError) -> APIAnswer? {
+        var status = 0
+        var refused: [UInt8] = []
+        var parser = EventStreamParser()
+        try await exchange(.GET, path, body: nil) { (part) throws(APIClientError) in
+            switch part {
+            case .head(let head): status = Int(head.status.code)
+            case .body(let bytes) where status != 200: refused += bytes.prefix(1 << 20)
+            case .body(let bytes):
+                for event in parser.take(bytes) { try onEvent(event.name, event.data) }
+            }
+        }
+        return status == 200 ? nil : APIAnswer(status: status, body: refused)
+    }
+
+    enum Part {
+        case head(HTTPResponseHead)
+        case body([UInt8])
+    }
+
+    private func exchange(
+        _ method: HTTPMethod, _ path: String, body: [UInt8]?, _ onPart: (Part) throws(APIClientError) -> Void
+    ) async throws(APIClientError) {
+        let channel = try await connect()
+        var headers = HTTPHeaders([("Host", hostHeader), ("Connection", "close"), ("User-Agent", "purser")])
+        if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            headers.add(name: "Content-Length", value: String(body.count))
+            headers.add(name: "Content-Type", value: "application/yaml")
+        }
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+                if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+                for try await part in inbound {
+                    switch part {
+                    case .head(let head): try onPart(.head(head))
+                    case .body(let buffer): try onPart(.body(Array(buffer.readableBytesView)))
+                    case .end: return
+                    }
+                }
+                throw APIClientError(code: .protocolError, message: "the server closed the connection before its answer ended")
+            }
+        } catch let error as APIClientError {
+            throw error
+        } catch {
+            throw APIClientError(code: .unreachable, message: "\(describe): \(error)")
+        }
+    }
+
+    private typealias HTTPChannel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+
+    private func connect() async throws(APIClientError) -> HTTPChannel {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
+        let initialize: @Sendable (any Channel) -> EventLoopFuture<HTTPChannel> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                return try HTTPChannel(wrappingChannelSynchronously: channel)
+            }
+        }
+        do {
+            switch target {
+            case .unix(let path): return try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initialize)
+            case .tcp(let host, let port): return try await bootstrap.connect(host: host, port: port, channelInitializer: initialize)
+            }
+        } catch {
+            throw APIClientError(code: .unreachable, message: "cannot reach the server at \(describe): \(error)")
+        }
+    }
+
+    private var hostHeader: String {
+        switch target {
+        case .unix: "purser"
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+
+    public var describe: String {
+        switch target {
+        case .unix(let path): "unix:\(path)"
+        case .tcp: "http://\(hostHeader)"
+        }
+    }
+}
+
+/// A whole answer: its status and body.
+public struct APIAnswer: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+
+    public var json: JSONValue? { try? JSONParser.parse(body) }
+
+    /// The API's error object's message, else the body's first line.
+    public var errorMessage: String {
+        if let message = json?["error"]?["message"]?.stringValue { return message }
+        return String(decoding: body.prefix(500), as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "HTTP \(status)"
+    }
+
+    public var errorCode: String? { json?["error"]?["code"]?.stringValue }
+}
+
+public struct APIClientError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable { case settings, unreachable, protocolError }
+    public var code: Code
+    public var message: String
+    public var description: String { message }
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
