@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "purser", targets: ["purser"]),
         .executable(name: "purser-sandbox", targets: ["purser-sandbox"]),
         .executable(name: "purser-watchdog", targets: ["purser-watchdog"]),
+        .executable(name: "purser-mcp", targets: ["purser-mcp"]),
         .library(name: "PurserPluginKit", targets: ["PurserPluginKit"]),
         .library(name: "PurserRuntime", targets: ["PurserRuntime"]),
     ],
@@ -95,6 +96,10 @@ let package = Package(
         .executableTarget(
             name: "purser-watchdog", dependencies: ["CPurserSys"], path: "Sources/purser-watchdog", cSettings: cSettings),
         .target(name: "PurserPluginKit", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
+        // MCP stdio servers as Purser workers: the bridge's state machine, and the executable
+        // that runs it inside a run's sandbox beside the server (docs/mcp.md).
+        .target(name: "PurserMCP", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
+        .executableTarget(name: "purser-mcp", dependencies: ["PurserMCP", "PurserProtocol"], path: "Sources/purser-mcp", swiftSettings: swiftSettings),
 
         // Example plugins.
         .executableTarget(
@@ -175,6 +180,8 @@ let package = Package(
             name: "PurserAPITests",
             dependencies: ["PurserAPI", "PurserConfig", "PurserProtocol", "PurserTestSupport", "purser", "scripted"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserMCPTests", dependencies: ["PurserMCP", "PurserProtocol", "PurserTestSupport", "purser-mcp"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),
         .testTarget(

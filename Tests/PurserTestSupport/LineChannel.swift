@@ -8,8 +8,9 @@ public final class LineChannel {
     private let output = Pipe()
     private var buffered: [UInt8] = []
 
-    public init(executable: String) throws {
+    public init(executable: String, arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

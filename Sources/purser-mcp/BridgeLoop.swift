@@ -1,0 +1,105 @@
+import Glibc
+import PurserMCP
+import PurserProtocol
+
+/// The bridge's I/O: one poll loop over the supervisor's stdin and the server's stdout.
+struct BridgeLoop {
+    let command: [String]
+    var bridge = MCPBridge()
+    var server: ServerChild?
+    var fromSupervisor = LineFramer()
+    var fromServer = LineFramer()
+    var finished: Int32?
+
+    init(command: [String]) {
+        self.command = command
+    }
+
+    mutating func run() -> Int32 {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while finished == nil {
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            if let server { fds.append(pollfd(fd: server.output, events: Int16(POLLIN), revents: 0)) }
+            guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { return 1 }
+            if fds[0].revents != 0 { readSupervisor(&buffer) }
+            if finished == nil, fds.count > 1, fds[1].revents != 0 { readServer(&buffer) }
+        }
+        server?.end()
+        return finished ?? 0
+    }
+
+    private mutating func readSupervisor(_ buffer: inout [UInt8]) {
+        let count = read(0, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { return }
+        guard count > 0 else { return carry(bridge.supervisorClosed()) }
+        var messages: [RPCMessage] = []
+        var oversized = false
+        buffer.withUnsafeBytes { bytes in
+            fromSupervisor.feed(UnsafeRawBufferPointer(rebasing: bytes[..<count])) { event in
+                switch event {
+                case .line(let line): if let message = try? RPCMessage(line: line) { messages.append(message) }
+                case .oversized: oversized = true
+                }
+            }
+        }
+        for message in messages where finished == nil {
+            if case .request(_, "initialize", let params) = message, let limit = params?["limits"]?["maxLineBytes"]?.numberValue?.int64, limit > 0 {
+                fromServer = LineFramer(maxLineBytes: Int(limit))
+            }
+            carry(bridge.fromSupervisor(message))
+        }
+        if oversized { finished = 1 }
+    }
+
+    private mutating func readServer(_ buffer: inout [UInt8]) {
+        guard let server else { return }
+        let count = read(server.output, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { return }
+        guard count > 0 else { return carry(bridge.serverFailed("exited (\(server.waitStatus()))")) }
+        var messages: [RPCMessage] = []
+        var fault: String?
+        let limit = fromServer.maxLineBytes
+        buffer.withUnsafeBytes { bytes in
+            fromServer.feed(UnsafeRawBufferPointer(rebasing: bytes[..<count])) { event in
+                switch event {
+                case .line(let line) where line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }): break
+                case .line(let line):
+                    do {
+                        messages.append(try RPCMessage(line: line))
+                    } catch {
+                        fault = fault ?? "wrote a line that is not JSON-RPC on stdout (\(String(describing: error).prefix(200)))"
+                    }
+                case .oversized: fault = fault ?? "wrote a line past the limit of \(limit) bytes"
+                }
+            }
+        }
+        for message in messages where finished == nil { carry(bridge.fromServer(message)) }
+        if let fault, finished == nil { carry(bridge.serverFailed(fault)) }
+    }
+
+    private mutating func carry(_ actions: [MCPBridge.Action]) {
+        for action in actions {
+            switch action {
+            case .toSupervisor(let message): writeAll(1, message.line())
+            case .toServer(let message): if let server { writeAll(server.input, message.line()) }
+            case .startServer:
+                do {
+                    server = try ServerChild(command)
+                } catch {
+                    carry(bridge.serverFailed("could not start: \(error)"))
+                }
+            case .finish(let status): finished = status
+            }
+        }
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}
