@@ -129,7 +129,9 @@ public final class APIServer: Sendable {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
         if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
-        let handlers = Handlers(swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores))
+        let handlers = Handlers(
+            swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores),
+            approvals: ApprovalHandlers(stores: stores, who: tokens == nil ? "api:socket" : "api:operator-token"))
         for route in APIRoute.allCases {
             router.on(RouterPath(route.routerPath), method: HTTPRequest.Method(route.method)!) { request, context in
                 try await handlers.respond(route, request, context)
@@ -159,6 +161,7 @@ private struct Handlers: Sendable {
     let swarms: SwarmHandlers
     let events: EventStream
     let reads: ReadHandlers
+    let approvals: ApprovalHandlers
 
     func respond(_ route: APIRoute, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         switch route {
@@ -170,6 +173,9 @@ private struct Handlers: Sendable {
         case .listHosts: try await reads.hosts()
         case .getTeam: try await reads.team(context.parameters.require("name"))
         case .listPlugins: try await reads.plugins()
+        case .listApprovals: try await approvals.list(request)
+        case .approve: try await approvals.decide(request, id: context.parameters.require("id"), approve: true)
+        case .deny: try await approvals.decide(request, id: context.parameters.require("id"), approve: false)
         }
     }
 }
