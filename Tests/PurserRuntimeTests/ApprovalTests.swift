@@ -185,3 +185,18 @@ struct ApprovalFieldTests {
         #expect(manifest.approval == ["net"] && PluginManifest(stored: manifest.json).approval == ["net"])
     }
 }
+
+extension ApprovalTests {
+    @Test("a swarm cancelled while a routine waits withdraws its request")
+    func cancelledWithdraws() async throws {
+        let (task, events, ledger) = try start(job())
+        let id = try await awaited(events)
+        task.cancel()
+        let report = try await task.value
+        let gated = try #require(report.routines.first { $0.name == "gated" })
+        #expect(gated.verdict == .cancelled)
+        #expect(try ledger.store.approval(id: id)?.state == .withdrawn)
+        #expect(try await purser(["approve", id]).status == 2)
+        #expect(try JSONParser.parse(try await purser(["approvals", "--json"]).stdout) == [])
+    }
+}
