@@ -200,3 +200,16 @@ extension ApprovalTests {
         #expect(try JSONParser.parse(try await purser(["approvals", "--json"]).stdout) == [])
     }
 }
+
+extension ApprovalTests {
+    @Test("the fleet does not gate routines yet: purser submit refuses a job that needs approval")
+    func fleetRefuses() async throws {
+        let added = try await purser(["plugin", "add", scripted, "--name", "scripted"])
+        try #require(added.status == 0, "\(added.stderr)")
+        try job().replacingOccurrences(of: "plugin: \(scripted)", with: "plugin: scripted")
+            .write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        let submitted = try await purser(["submit", home + "/job.yaml"])
+        #expect(submitted.status == 2)
+        #expect(submitted.stderr.contains("routines.gated.tools: net need approval, which the fleet does not support yet"), "\(submitted.stderr)")
+    }
+}
