@@ -48,6 +48,8 @@ struct Run: AsyncParsableCommand {
                 if let live { live.take(event) } else if !json { Self.show(event) }
                 // The store's retries and give-ups reach stderr whatever the mode.
                 if event.kind == "store", live == nil, json { printError("[purser] ledger: \(event.fields["message"]?.stringValue ?? "")") }
+                // So is a routine's wait for a person, with the id to decide by.
+                if event.kind == "await_approval", live == nil, json { Self.show(event) }
             }
             let task = Task { () -> Result<SwarmReport, RuntimeError> in
                 do throws(RuntimeError) { return .success(try await runner.run()) } catch { return .failure(error) }
