@@ -58,7 +58,8 @@ public struct APIError: Error, Sendable {
 
     init(_ error: LedgerError) {
         switch error.code {
-        case .unknownTeam, .unknownNode: self.init(.notFound, "not_found", error.message)
+        case .unknownTeam, .unknownNode, .unknownApproval: self.init(.notFound, "not_found", error.message)
+        case .decided: self.init(.conflict, "decided", error.message)
         case .storeFailed: self.init(.serviceUnavailable, "store_unavailable", error.message)
         default: self.init(.unprocessableContent, "invalid", error.message)
         }

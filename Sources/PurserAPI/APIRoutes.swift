@@ -13,6 +13,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case listIntegrations = "GET /v1/integrations"
     case verifyLedger = "GET /v1/ledger/verify"
     case listPlugins = "GET /v1/plugins"
+    case listApprovals = "GET /v1/approvals"
+    case approve = "POST /v1/approvals/{id}/approve"
+    case deny = "POST /v1/approvals/{id}/deny"
 
     public var method: String { String(rawValue.prefix { $0 != " " }) }
     /// The path with OpenAPI's `{parameter}`s.

@@ -131,7 +131,7 @@ public final class APIServer: Sendable {
         if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
         let handlers = Handlers(
             swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores),
-            teams: TeamHandlers(stores: stores), tokens: tokens)
+            teams: TeamHandlers(stores: stores), approvals: ApprovalHandlers(stores: stores), tokens: tokens)
         for route in APIRoute.allCases {
             router.on(RouterPath(route.routerPath), method: HTTPRequest.Method(route.method)!) { request, context in
                 try await handlers.respond(route, request, context)
@@ -162,6 +162,7 @@ private struct Handlers: Sendable {
     let events: EventStream
     let reads: ReadHandlers
     let teams: TeamHandlers
+    let approvals: ApprovalHandlers
     /// nil on the Unix socket.
     let tokens: Tokens?
 
@@ -179,6 +180,9 @@ private struct Handlers: Sendable {
         case .thawTeam: try await teams.thaw(context.parameters.require("name"), by: actor(request))
         case .listIntegrations: try await reads.integrations()
         case .verifyLedger: try await reads.verify()
+        case .listApprovals: try await approvals.list(request)
+        case .approve: try await approvals.decide(request, id: context.parameters.require("id"), approve: true, by: actor(request))
+        case .deny: try await approvals.decide(request, id: context.parameters.require("id"), approve: false, by: actor(request))
         }
     }
 

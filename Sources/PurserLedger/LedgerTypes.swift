@@ -17,6 +17,10 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let storeFailed = Code("store failed")
         /// The team is frozen: nothing new is granted under it.
         public static let frozen = Code("frozen")
+        /// No approval has that id (`ApprovalStore`).
+        public static let unknownApproval = Code("unknown approval")
+        /// The approval was decided already (approved, denied, timed out or withdrawn).
+        public static let decided = Code("decided")
         public var description: String { name }
     }
 

@@ -81,6 +81,7 @@ enum Schema {
             // scan), and keeping one cost every event written a second B-tree insert.
             "DROP INDEX IF EXISTS events_node",
             frozenTeams,
+            approvals,
             """
             CREATE TABLE IF NOT EXISTS leases (
                 holder TEXT PRIMARY KEY,

@@ -29,6 +29,7 @@ public final class FleetSwarm: Sendable {
         self.id = id
         self.job = job
         plan = try SwarmPlan(job: job, runtime: runtime)
+        try plan.refuseApprovalsInFleet()
         self.runtime = runtime
         cache = RoutineCache(store: runtime.ledger!.store, logger: runtime.logger)
         workers = WorkerPool(capacity: 2 * job.swarm.concurrency)

@@ -41,6 +41,10 @@ public struct JobFile: Sendable {
         public var agingMs: Int64
         /// A gateway config, relative to the job file.
         public var gateway: String?
+        /// Tools a routine of the swarm may hold only once a person approves it.
+        public var approval: [String] = []
+        /// How long a routine waits for that approval before it is denied.
+        public var approvalTimeoutMs: Int64 = 3_600_000
     }
 
     public struct Routine: Sendable {
@@ -106,6 +110,7 @@ public struct JobFile: Sendable {
     private static func swarm(_ value: ConfigValue) throws(ConfigError) -> Swarm {
         let fields = try value.mapping(allowed: [
             "name", "reservation", "priority", "strategy", "concurrency", "onConflict", "queueTimeout", "aging", "gateway",
+            "approval", "approvalTimeout",
         ])
         let reservation = try fields.required("reservation")
         let parts = try reservation.mapping(allowed: ["credits", "minimum", "time", "memory", "tools"])
@@ -114,7 +119,7 @@ public struct JobFile: Sendable {
         if let minimum, let value = parts["minimum"], minimum.micros > credits.micros || minimum.micros <= 0 {
             throw value.error("minimum must be more than 0 and at most the reservation's credits (\(credits))")
         }
-        return Swarm(
+        var swarm = Swarm(
             name: try fields.required("name").nonEmptyString(),
             credits: credits,
             minimum: minimum,
@@ -129,6 +134,8 @@ public struct JobFile: Sendable {
             queueTimeoutMs: try fields["queueTimeout"]?.duration() ?? 600_000,
             agingMs: max(1, try fields["aging"]?.duration() ?? 1_000),
             gateway: try fields["gateway"]?.nonEmptyString())
+        try swarm.readApproval(fields)
+        return swarm
     }
 
     private static func routine(_ value: ConfigValue, swarm: Swarm) throws(ConfigError) -> Routine {

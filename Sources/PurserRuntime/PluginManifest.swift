@@ -11,6 +11,8 @@ public struct PluginManifest: Sendable, Hashable {
     public var defaultReservation: Amounts?
     public var maxReservation: Amounts?
     public var tools: [String] = []
+    /// Of `tools`, those a routine of the plugin may hold only once a person approves it.
+    public var approval: [String] = []
     /// Variables of the supervisor's environment the plugin may be given.
     public var environment: [String] = []
     /// Untrusted (the default) plugins get the full sandbox; trusted ones may opt out of layers.
@@ -36,6 +38,7 @@ public struct PluginManifest: Sendable, Hashable {
     public init(stored manifest: JSONValue) {
         deterministic = manifest["deterministic"]?.boolValue == true
         tools = manifest["tools"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        approval = manifest["approval"]?.arrayValue?.compactMap(\.stringValue) ?? []
         environment = manifest["environment"]?.arrayValue?.compactMap(\.stringValue) ?? []
         defaultReservation = Self.amounts(manifest["defaultReservation"])
         maxReservation = Self.amounts(manifest["maxReservation"])
@@ -57,7 +60,9 @@ public struct PluginManifest: Sendable, Hashable {
 
     public static func load(path: String) throws(ConfigError) -> PluginManifest {
         let root = try ConfigValue.load(path: path)
-        let fields = try root.mapping(allowed: ["name", "reservation", "tools", "environment", "trusted", "optOut", "deterministic", "reuse"])
+        let fields = try root.mapping(allowed: [
+            "name", "reservation", "tools", "approval", "environment", "trusted", "optOut", "deterministic", "reuse",
+        ])
         var manifest = PluginManifest()
         manifest.name = try fields["name"]?.nonEmptyString()
         if let reservation = fields["reservation"] {
@@ -66,6 +71,7 @@ public struct PluginManifest: Sendable, Hashable {
             manifest.maxReservation = try parts["max"].map { (value) throws(ConfigError) in try amounts(value) }
         }
         manifest.tools = try fields["tools"]?.strings() ?? []
+        if let approval = fields["approval"] { manifest.approval = try approvalTools(approval, among: manifest.tools) }
         manifest.environment = try fields["environment"]?.strings() ?? []
         manifest.trusted = try fields["trusted"]?.bool() ?? false
         if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
@@ -110,6 +116,7 @@ public struct PluginManifest: Sendable, Hashable {
         if let defaultReservation { object["defaultReservation"] = defaultReservation.json }
         if let maxReservation { object["maxReservation"] = maxReservation.json }
         if let optOut { object["optOut"] = .array(optOut.sorted().map { .string($0.rawValue) }) }
+        if !approval.isEmpty { object["approval"] = .array(approval.map(JSONValue.string)) }
         return .object(object)
     }
 }

@@ -70,17 +70,21 @@ public final class SwarmRunner: Sendable {
                     group.addTask { await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() } }
                 }
                 if schedule.running == 0 {
-                    guard schedule.hasReady else { break }
+                    guard schedule.hasReady || schedule.approvals.isWaiting else { break }
                     if Task.isCancelled {
-                        schedule.concludeAllReady(RoutineOutcome(
-                            name: "", verdict: .cancelled, attempts: 0, message: "the swarm was cancelled before it started"))
+                        let outcome = RoutineOutcome(
+                            name: "", verdict: .cancelled, attempts: 0, message: "the swarm was cancelled before it started")
+                        schedule.concludeAllReady(outcome)
+                        await StoreThread.run { self.endApprovals(schedule, store: store, outcome) }
                         continue
                     }
-                    // Nothing runs, so nothing will return budget: what still waits never fits.
-                    schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running")
-                    continue
+                    if schedule.hasReady {
+                        // Nothing runs, so nothing will return budget: what still waits never fits.
+                        schedule.denyAllReady("does not fit in what the swarm has left, even with nothing else running")
+                        continue
+                    }
                 }
-                if schedule.hasReady && !schedule.ticking {
+                if (schedule.hasReady || schedule.approvals.isWaiting) && !schedule.ticking {
                     schedule.ticking = true
                     group.addTask {
                         try? await Task.sleep(for: .milliseconds(250))
@@ -92,7 +96,8 @@ public final class SwarmRunner: Sendable {
                 case .tick:
                     schedule.ticking = false
                     schedule.expireWaits(job.swarm.queueTimeoutMs)
-                    mayStart = false
+                    // A decision taken in starts the approved routine at once.
+                    mayStart = schedule.approvals.isWaiting ? await StoreThread.run { self.tendApprovals(schedule, store: store) } : false
                 case .run(let name, let node, let report, let error):
                     schedule.running -= 1
                     schedule.tasks[name] = nil

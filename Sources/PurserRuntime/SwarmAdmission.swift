@@ -8,6 +8,7 @@ import PurserSandbox
 extension SwarmRunner {
     /// Reserves for every ready routine that may start now; returns the runs to start.
     func startWhatFits(_ schedule: Schedule, store: any LedgerStore) -> [(String, Node, RunRequest)] {
+        if schedule.approvals.isWaiting { _ = tendApprovals(schedule, store: store) }
         if schedule.storeFailure != nil {
             schedule.concludeAllReady(notStarted())
             return []

@@ -54,6 +54,7 @@ extension SwarmRunner {
         }
         emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
         let schedule = Schedule(plan: plan, swarm: swarm, holder: holder) { [self] in emit($0, $1, $2) }
+        schedule.approvals.run = runID
         await runRoutines(schedule, store: store)
         await schedule.workers.retireAll()
         let closing = await StoreThread.run { () -> Result<SwarmReport, RuntimeError> in

@@ -11,6 +11,8 @@ final class Schedule: @unchecked Sendable {
         case ready
         case running
         case done
+        /// Held back until a person approves it (`ApprovalBook`): holds nothing meanwhile.
+        case awaitingApproval
     }
 
     let plan: SwarmPlan
@@ -42,6 +44,8 @@ final class Schedule: @unchecked Sendable {
     /// Trusted plugins' workers kept between runs, until the swarm ends; no more idle ones
     /// than the swarm runs at once, routines and one level of steps.
     let workers: WorkerPool
+    /// Routines that wait for a person's approval before they may be ready.
+    var approvals = ApprovalBook()
 
     /// Ready routines as the policy sees them, since when they wait for budget (nil: not
     /// yet), and which time they became ready (an entry in `line` of an earlier time is stale).
@@ -82,6 +86,10 @@ final class Schedule: @unchecked Sendable {
     func candidate(_ name: String) -> AdmissionCandidate? { ready[name]?.candidate }
 
     private func makeReady(_ name: String, now: Int64) {
+        if approvals.mustAsk(name, tools: plan.approvalTools(plan.routines[name]!)) {
+            states[name] = .awaitingApproval
+            return
+        }
         generation += 1
         let routine = plan.routines[name]!
         let candidate = AdmissionCandidate(
@@ -111,6 +119,12 @@ final class Schedule: @unchecked Sendable {
         ready[name] = (entry.candidate, unixMilliseconds(), entry.generation)
         queued.insert(name)
         return true
+    }
+
+    /// A person approved the routine: it joins the line, and is not asked about again.
+    func approved(_ name: String) {
+        approvals.approved(name)
+        makeReady(name, now: unixMilliseconds())
     }
 
     func retry(_ name: String) {
@@ -144,6 +158,7 @@ final class Schedule: @unchecked Sendable {
     func conclude(_ name: String, _ outcome: RoutineOutcome) {
         states[name] = .done
         leaveReady(name)
+        approvals.forget(name)
         outcomes[name] = outcome
         if outcome.verdict == .ok {
             outputs[name] = outcome.output ?? .null

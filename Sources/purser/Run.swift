@@ -48,6 +48,8 @@ struct Run: AsyncParsableCommand {
                 if let live { live.take(event) } else if !json { Self.show(event) }
                 // The store's retries and give-ups reach stderr whatever the mode.
                 if event.kind == "store", live == nil, json { printError("[purser] ledger: \(event.fields["message"]?.stringValue ?? "")") }
+                // So is a routine's wait for a person, with the id to decide by.
+                if event.kind == "await_approval", live == nil, json { Self.show(event) }
             }
             let task = Task { () -> Result<SwarmReport, RuntimeError> in
                 do throws(RuntimeError) { return .success(try await runner.run()) } catch { return .failure(error) }
@@ -93,6 +95,11 @@ struct Run: AsyncParsableCommand {
         let text: String? = switch event.kind {
         case "grant": "\(name): granted \(event.fields["credits"]?.serialized() ?? "") credits"
         case "queue": "\(name): waiting for budget"
+        case "await_approval":
+            "\(name): awaiting approval \(event.fields["approval"]?.stringValue ?? "") for "
+                + "\(event.fields["tools"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "") "
+                + "(purser approve ID, or purser deny ID --reason …; denied after \(event.fields["timeout"]?.stringValue ?? ""))"
+        case "approval": "\(name): approval \(event.fields["decision"]?.stringValue ?? "") by \(event.fields["by"]?.stringValue ?? "")"
         case "cache_hit": "\(name): ok from the cache (no spawn, no credits)"
         case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
         case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import PurserLedger
+import PurserProtocol
+import PurserRuntime
+
+/// Routines that hold a tool marked `approval` wait for a person: these list and decide them.
+/// Who decided (the OS user), when and why go to the ledger's audit trail.
+struct Approvals: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Routines waiting for a person's approval (purser approve / purser deny).")
+    @Flag(help: "Every approval, decided ones too (newest first).") var all = false
+    @Option(help: "How many.") var limit = 100
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() throws {
+        let store = try ledgerOptions.store()
+        let approvals = try ledgerCall { () throws(LedgerError) in try store.approvals(pendingOnly: !all, limit: limit) }
+        if json {
+            print(JSONValue.array(approvals.map(\.json)).serialized())
+            return
+        }
+        if approvals.isEmpty { print(all ? "no approvals in this store" : "nothing waits for approval") }
+        let format = ISO8601DateFormatter()
+        func time(_ ms: Int64) -> String { format.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) }
+        for approval in approvals {
+            let state = approval.state == .pending ? "pending until \(time(approval.expiresMs))"
+                : "\(approval.state.rawValue) by \(approval.decidedBy ?? "?")" + (approval.reason.map { ": \($0)" } ?? "")
+            print("\(approval.id)  \(approval.routine) of swarm \(approval.swarm) (team \(approval.team), run \(approval.run)), "
+                + "tools \(approval.tools.joined(separator: ",")): \(state)")
+        }
+    }
+}
+
+struct Approve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Let a routine waiting for approval reserve and run.")
+    @Argument(help: "The approval's id (purser approvals).") var id: String
+    @Option(help: "Why, for the audit trail.") var reason = ""
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() throws {
+        let store = try ledgerOptions.store()
+        let approval = try ledgerCall { () throws(LedgerError) in
+            try store.decideApproval(id: id, approve: true, by: operatorName(), reason: reason)
+        }
+        print("approval \(approval.id) approved: \(approval.routine) of swarm \(approval.swarm) may run")
+    }
+}
+
+struct Deny: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deny a routine waiting for approval: it ends denied, and what runs after it is skipped.")
+    @Argument(help: "The approval's id (purser approvals).") var id: String
+    @Option(help: "Why, for the audit trail and the swarm's report.") var reason: String
+    @OptionGroup var ledgerOptions: LedgerOptions
+
+    func run() throws {
+        let store = try ledgerOptions.store()
+        let approval = try ledgerCall { () throws(LedgerError) in
+            try store.decideApproval(id: id, approve: false, by: operatorName(), reason: reason)
+        }
+        print("approval \(approval.id) denied: \(approval.routine) of swarm \(approval.swarm) will not run")
+    }
+}
