@@ -25,6 +25,8 @@ struct DashboardOverview: Sendable {
     var active: [Active]
     var ended: [Active]
     var hosts: [HostRow]
+    /// The stderr tails of recent failures, by swarm id and routine.
+    var tails: [String: [String: String]]
     var nowMs: Int64
 
     /// How many swarms the overview lists, and how many ended ones it shows the verdicts of.
@@ -49,8 +51,29 @@ struct DashboardOverview: Sendable {
                 .compactMap(\.node).map { (id) throws(LedgerError) in try ledger.node(id) }
             teams.append(Team(node: team, freeze: try ledger.freeze(of: swarm.team), open: try openBelow(team.id, ledger), closed: closed))
         }
+        var tails: [String: [String: String]] = [:]
+        var left = mostTails
+        for swarm in active + ended where left > 0 {
+            let failed = swarm.routines.filter { $0.verdict != nil && $0.verdict != "ok" }.prefix(left).map(\.name)
+            left -= failed.count
+            tails[swarm.swarm.id] = try stderrTails(fleet, swarm: swarm.swarm.id, of: Array(failed))
+        }
         return DashboardOverview(
-            swarms: swarms, teams: teams, active: active, ended: ended, hosts: try fleet.hosts(), nowMs: unixMilliseconds())
+            swarms: swarms, teams: teams, active: active, ended: ended, hosts: try fleet.hosts(), tails: tails, nowMs: unixMilliseconds())
+    }
+
+    /// A report holds up to 64 KiB of stderr: the overview reads this many failures' at most.
+    static let mostTails = 20
+
+    /// The end of each routine's stderr tail (its last lines, 2 KB at most), those that wrote some.
+    static func stderrTails(_ fleet: any FleetStore, swarm: String, of names: [String]) throws(LedgerError) -> [String: String] {
+        var tails: [String: String] = [:]
+        for (name, report) in try fleet.routineReports(swarm: swarm, of: names) {
+            guard let tail = (try? JSONParser.parse(report))?["stderrTail"]?.stringValue, !tail.isEmpty else { continue }
+            let lines = tail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
+            tails[name] = String(lines.suffix(2000))
+        }
+        return tails
     }
 
     /// Every open node under `id`, depth first, parents before children.
@@ -84,6 +107,8 @@ struct DashboardSwarm: Sendable {
     var attempts: [Attempt]
     /// The swarm's hold, then its open holds, then its routines' closed holds.
     var nodes: [Node]
+    /// The stderr tails of its routines that failed, by name.
+    var tails: [String: String]
     var nowMs: Int64
 
     /// Routines' closed holds are read one a query: a page shows this many at most.
@@ -99,6 +124,9 @@ struct DashboardSwarm: Sendable {
             let shown = Set(nodes.map(\.id))
             for id in routines.compactMap(\.node).filter({ !shown.contains($0) }).prefix(mostNodes) { nodes.append(try ledger.node(id)) }
         }
-        return DashboardSwarm(swarm: swarm, routines: routines, attempts: try fleet.attempts(swarm: id), nodes: nodes, nowMs: unixMilliseconds())
+        let failed = routines.filter { $0.verdict != nil && $0.verdict != "ok" }.prefix(mostNodes).map(\.name)
+        return DashboardSwarm(
+            swarm: swarm, routines: routines, attempts: try fleet.attempts(swarm: id), nodes: nodes,
+            tails: try DashboardOverview.stderrTails(fleet, swarm: id, of: Array(failed)), nowMs: unixMilliseconds())
     }
 }

@@ -93,11 +93,12 @@ struct OverviewPage {
                 rows.append(Table.row([
                     Table.link("/swarms/\(HTML.segment(swarm.swarm.id))", swarm.swarm.name), HTML.escape(routine.name),
                     Table.verdict(routine.verdict), HTML.escape(routine.host ?? ""), Table.message(routine.message),
+                    Table.message(data.tails[swarm.swarm.id]?[routine.name], class: "stderr"),
                 ]))
             }
         }
         return Table.section(
-            "Recent verdicts", id: "verdicts", head: ["Swarm", "Routine", "Verdict", "Host", "Message"], rows: Array(rows.prefix(100)),
+            "Recent verdicts", id: "verdicts", head: ["Swarm", "Routine", "Verdict", "Host", "Message", "Stderr (end)"], rows: Array(rows.prefix(100)),
             empty: "No routine has ended yet.")
     }
 }
@@ -135,10 +136,10 @@ struct SwarmPage {
         let rows = data.routines.map { routine in
             Table.row([
                 HTML.escape(routine.name), Table.state(routine.state), Table.num(String(routine.attempt)), HTML.escape(routine.host ?? ""),
-                Table.verdict(routine.verdict), Table.message(routine.message),
+                Table.verdict(routine.verdict), Table.message(routine.message), Table.message(data.tails[routine.name], class: "stderr"),
             ], attributes: "data-routine=\"\(HTML.escape(routine.name))\"")
         }
-        return Table.section("Routines", id: "routines", head: ["Routine", "State", "Attempt", "Host", "Verdict", "Message"], rows: rows, empty: "")
+        return Table.section("Routines", id: "routines", head: ["Routine", "State", "Attempt", "Host", "Verdict", "Message", "Stderr (end)"], rows: rows, empty: "")
     }
 
     private var attempts: String {

@@ -26,9 +26,9 @@ enum Table {
     }
 
     /// A message or a stderr tail: kept as written (lines and all), escaped, scrollable.
-    static func message(_ text: String?) -> String {
-        guard let text, !text.isEmpty else { return "<td class=\"message\"></td>" }
-        return "<td class=\"message\"><pre class=\"tail\">\(HTML.escape(text))</pre></td>"
+    static func message(_ text: String?, class name: String = "message") -> String {
+        guard let text, !text.isEmpty else { return "<td class=\"\(name)\"></td>" }
+        return "<td class=\"\(name)\"><pre class=\"tail\">\(HTML.escape(text))</pre></td>"
     }
 
     static let nodeHead = ["Hold", "Kind", "Credits", "Cap", "Available", "Reserved", "Used", "Returned", "State", ""]

@@ -66,7 +66,9 @@ extension APISuites {
             #expect(routines.map { $0["verdict"]?.stringValue ?? "" } == stored?.arrayValue?.map { $0["verdict"]?.stringValue ?? "" }, "\(routines)")
             #expect(routines.first?["verdict"]?.stringValue == "ok" && routines.last?["verdict"]?.stringValue != "ok", "\(routines)")
             #expect(routines.last?["message"]?.stringValue?.contains("<img src=x onerror=window.__xss=3>") == true, "\(routines)")
+            #expect(routines.last?["stderr"]?.stringValue == "<b>tail</b>", "the failure's stderr tail: \(routines)")
             let html = swarm["html"]?.stringValue ?? ""
+            #expect(html.contains("&lt;b&gt;tail&lt;/b&gt;"), "\(html)")
             #expect(html.contains("&lt;script&gt;window.__xss=1&lt;/script&gt;") && !html.contains("<script>window.__xss"), "\(html)")
             #expect(!html.contains("<img src=x"), "\(html)")
 

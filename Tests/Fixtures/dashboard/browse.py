@@ -137,7 +137,7 @@ SUMMARY = """(() => ({
   xss: typeof window.__xss,
   routines: [...document.querySelectorAll('#routines tr[data-routine]')].map(r => ({
     name: r.dataset.routine, state: r.querySelector('.state').textContent, verdict: r.querySelector('.verdict').textContent,
-    message: r.querySelector('.message').textContent })),
+    message: r.querySelector('.message').textContent, stderr: r.querySelector('.stderr').textContent })),
   swarms: [...document.querySelectorAll('#swarms tr[data-swarm]')].map(r => ({
     id: r.dataset.swarm, state: r.querySelector('.state').textContent })),
   budget: [...document.querySelectorAll('#budget tr[data-node]')].map(r => ({
@@ -181,6 +181,10 @@ def main():
         browser.open(args.base + "/", "/")
         browser.eval("window.__mark = 'kept'; true")
         save(args.out, "overview.json", browser.eval(SUMMARY))
+        if args.screenshot:  # while the watched swarm runs: its workers are on the page
+            shot = browser.call("Page.captureScreenshot", format="png")
+            with open(args.screenshot, "wb") as file:
+                file.write(base64.b64decode(shot["data"]))
         if args.watch:
             open(os.path.join(args.out, "loaded"), "w").close()
             row = f"document.querySelector('#swarms tr[data-swarm={json.dumps(args.watch)}] .state')"
@@ -188,10 +192,6 @@ def main():
             final = browser.eval(SUMMARY)
             final["mark"] = browser.eval("window.__mark")
             save(args.out, "final.json", final)
-        if args.screenshot:
-            shot = browser.call("Page.captureScreenshot", format="png")
-            with open(args.screenshot, "wb") as file:
-                file.write(base64.b64decode(shot["data"]))
     finally:
         browser.close()
 
