@@ -27,6 +27,9 @@ struct DashboardOverview: Sendable {
     var hosts: [HostRow]
     /// The stderr tails of recent failures, by swarm id and routine.
     var tails: [String: [String: String]]
+    /// Each gateway integration's last status, as its supervisor saved it (PurserGateway's
+    /// `IntegrationStatus`, about once a second while it is used), by name.
+    var gateway: [(name: String, status: JSONValue)]
     var nowMs: Int64
 
     /// How many swarms the overview lists, and how many ended ones it shows the verdicts of.
@@ -58,8 +61,11 @@ struct DashboardOverview: Sendable {
             left -= failed.count
             tails[swarm.swarm.id] = try stderrTails(fleet, swarm: swarm.swarm.id, of: Array(failed))
         }
+        let gateway = try ledger.states().filter { $0.key.hasPrefix("gateway:") }.sorted { $0.key < $1.key }
+            .map { (name: String($0.key.dropFirst(8)), status: (try? JSONParser.parse($0.value)) ?? .null) }
         return DashboardOverview(
-            swarms: swarms, teams: teams, active: active, ended: ended, hosts: try fleet.hosts(), tails: tails, nowMs: unixMilliseconds())
+            swarms: swarms, teams: teams, active: active, ended: ended, hosts: try fleet.hosts(), tails: tails, gateway: gateway,
+            nowMs: unixMilliseconds())
     }
 
     /// A report holds up to 64 KiB of stderr: the overview reads this many failures' at most.

@@ -8,7 +8,8 @@ struct OverviewPage {
     let operate: Bool
 
     var html: String {
-        [swarms, budget, workers, queue, hosts, verdicts].joined(separator: "\n")
+        [swarms, budget, workers, queue, hosts, verdicts, GatewaySection(integrations: data.gateway, nowMs: data.nowMs).html]
+            .joined(separator: "\n")
     }
 
     private var swarms: String {
