@@ -9,7 +9,11 @@ enum DashboardAssets {
           const live = document.getElementById("live");
           const status = document.getElementById("status");
           let busy = false;
-          function say(text, down) {
+          // An action's failure stays in view a while; refreshes do not write over it.
+          let heldUntil = 0;
+          function say(text, down, hold) {
+            if (!hold && Date.now() < heldUntil) return;
+            if (hold) heldUntil = Date.now() + 8000;
             status.textContent = text;
             status.className = down ? "status down" : "status";
           }
@@ -50,10 +54,10 @@ enum DashboardAssets {
               if (!answer.ok) {
                 let message = "HTTP " + answer.status;
                 try { message = (await answer.json()).error.message; } catch (ignored) {}
-                say(message, true);
+                say(message, true, true);
               }
             } catch (error) {
-              say("offline", true);
+              say("offline", true, true);
             }
             refresh();
           });
@@ -87,6 +91,8 @@ enum DashboardAssets {
         pre.tail { margin: 2px 0; max-height: 8em; overflow: auto; background: #f3f3f3; padding: 4px; font-size: 12px; white-space: pre-wrap; }
         .frozen { color: #fff; background: #2b6cb0; padding: 0 6px; border-radius: 3px; font-size: 12px; }
         .empty { color: #888; }
+        table.facts { width: auto; } table.facts th { padding-right: 24px; }
+        h1.swarm-name { font-size: 20px; margin: 16px 0 8px; word-break: break-all; }
         form.login { max-width: 360px; margin: 60px auto; background: #fff; padding: 20px; border: 1px solid var(--line); }
         form.login input { width: 100%; box-sizing: border-box; margin: 8px 0; padding: 6px; }
         .error { color: #b00020; }

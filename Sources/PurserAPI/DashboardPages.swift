@@ -112,24 +112,24 @@ struct SwarmPage {
     var html: String {
         let swarm = data.swarm
         var facts = [
-            ("ID", HTML.escape(swarm.id)), ("Team", HTML.escape(swarm.team)), ("State", Table.state(swarm.state)),
-            ("Verdict", Table.verdict(swarm.verdict)), ("Priority", HTML.escape(String(swarm.priority))),
+            ("ID", HTML.escape(swarm.id)), ("Team", HTML.escape(swarm.team)), ("State", HTML.escape(swarm.state)),
+            ("Verdict", HTML.escape(swarm.verdict ?? "")), ("Priority", HTML.escape(String(swarm.priority))),
             ("Submitted", Table.age(swarm.submittedMs, now: data.nowMs)),
         ]
-        if let message = swarm.message { facts.append(("Message", Table.message(message))) }
+        if let message = swarm.message { facts.append(("Message", "<pre class=\"tail\">\(HTML.escape(message))</pre>")) }
         if let report = swarm.report.flatMap({ try? JSONParser.parse($0) }) {
             for key in ["used", "returned"] {
                 if let value = report[key] { facts.append(("Credits \(key)", HTML.escape(value.numberValue.map { "\($0)" } ?? value.serialized()))) }
             }
         }
-        let list = facts.map { "<tr><th>\($0.0)</th><td class=\"fact-\(HTML.segment($0.0.lowercased()))\">\($0.1)</td></tr>" }.joined()
+        let list = facts.map { "<tr><th>\($0.0)</th><td class=\"fact-\(String($0.0.lowercased().map { $0 == " " ? "-" : $0 }))\">\($0.1)</td></tr>" }.joined()
         let header = "<h1 class=\"swarm-name\">\(HTML.escape(swarm.name))</h1>\(operate ? Buttons.cancel(swarm) : "")<table class=\"facts\">\(list)</table>"
         return [header, budget, routines, attempts].joined(separator: "\n")
     }
 
     private var budget: String {
-        let depths = Table.depths(data.nodes, root: data.nodes.first?.parent ?? -1)
-        let rows = data.nodes.map { Table.node($0, label: HTML.escape($0.name), depth: max(0, (depths[$0.id] ?? 1) - 1)) }
+        let depths = Table.depths(data.nodes, root: data.nodes.first?.id ?? -1)
+        let rows = data.nodes.map { Table.node($0, label: HTML.escape($0.name), depth: depths[$0.id] ?? 1) }
         return Table.section("Budget", id: "budget", head: Table.nodeHead, rows: rows, empty: "Not admitted yet: it holds nothing.", note: Table.legend)
     }
 

@@ -46,10 +46,11 @@ enum Table {
         ], attributes: "data-node=\"\(node.id)\" class=\"depth\(min(depth, 3))\"")
     }
 
-    /// Each node's depth below `root`, for nodes listed parents first.
+    /// Each node's depth below `root`, for nodes listed parents first; a node whose parent
+    /// is not listed (a closed chunk's routine) sits right below the root.
     static func depths(_ nodes: [Node], root: NodeID) -> [NodeID: Int] {
         var depths: [NodeID: Int] = [root: 0]
-        for node in nodes { depths[node.id] = (node.parent.flatMap { depths[$0] } ?? 0) + 1 }
+        for node in nodes where node.id != root { depths[node.id] = (node.parent.flatMap { depths[$0] } ?? 0) + 1 }
         return depths
     }
 
