@@ -128,10 +128,8 @@ public final class APIServer: Sendable {
     static func router(stores: APIStores, streams: OpenStreams, tokens: Tokens?) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
-        if let tokens {
-            router.add(middleware: DashboardGate(tokens: tokens, sessions: DashboardSessions()))
-            router.add(middleware: BearerAuth(tokens: tokens))
-        }
+        if let tokens { router.add(middleware: DashboardGate(tokens: tokens, sessions: DashboardSessions())) }
+        if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
         let handlers = Handlers(swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores))
         for route in APIRoute.allCases {
             router.on(RouterPath(route.routerPath), method: HTTPRequest.Method(route.method)!) { request, context in
