@@ -128,6 +128,7 @@ public final class APIServer: Sendable {
     static func router(stores: APIStores, streams: OpenStreams, tokens: Tokens?) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMiddleware())
+        if let tokens { router.add(middleware: DashboardGate(tokens: tokens, sessions: DashboardSessions())) }
         if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
         let handlers = Handlers(
             swarms: SwarmHandlers(stores: stores), events: EventStream(stores: stores, open: streams), reads: ReadHandlers(stores: stores),
@@ -137,6 +138,7 @@ public final class APIServer: Sendable {
                 try await handlers.respond(route, request, context)
             }
         }
+        Dashboard(stores: stores, tokens: tokens).register(on: router)
         return router
     }
 

@@ -37,6 +37,9 @@ public protocol QueueStore: Sendable {
     func finish(_ claim: Claim, _ end: RoutineEnd) throws(LedgerError)
     /// The outputs of these routines of a swarm that ended ok, by name (JSON text), for templates.
     func outputs(swarm id: String, of names: [String]) throws(LedgerError) -> [String: String]
+    /// The last run reports (JSON text, with the worker's stderr tail) of these routines of
+    /// a swarm, by name, for those that ran (the dashboard's verdicts).
+    func routineReports(swarm id: String, of names: [String]) throws(LedgerError) -> [String: String]
     /// The leases of the swarms that hold budget (admitted, not yet done), for their renewal.
     func swarmHolders() throws(LedgerError) -> [Holder]
     /// A swarm's state alone (not its job's text).

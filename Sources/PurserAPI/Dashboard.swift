@@ -1,0 +1,65 @@
+import Hummingbird
+import PurserLedger
+
+/// `purser serve`'s web dashboard (docs/api.md, "Dashboard"): the overview at `/`, a page a
+/// swarm at `/swarms/{id}`, each with `?part=live` for the part its script refreshes every
+/// second, and the page's own stylesheet and script. Not in protocol/openapi.yaml: these are
+/// pages for people, not the JSON API.
+struct Dashboard: Sendable {
+    let stores: APIStores
+    /// The TCP listener's tokens; nil on the Unix socket, where the file's mode is the access.
+    let tokens: Tokens?
+
+    /// The paths a person opens in a browser (sent to `/login` when not logged in).
+    static func isPage(_ path: String) -> Bool { path == "/" || path.hasPrefix("/swarms/") }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/") { request, _ in try await overview(request) }
+        router.get("/swarms/:id") { request, context in try await swarm(context.parameters.require("id"), request) }
+        for path in ["/dashboard.css", "/dashboard.js"] {
+            router.get(RouterPath(path)) { _, _ in Self.asset(path)! }
+        }
+    }
+
+    /// The stylesheet or the script at `path`: the same for everyone, so served without a
+    /// login (the login page uses them too).
+    static func asset(_ path: String) -> Response? {
+        switch path {
+        case "/dashboard.css": HTML.asset(DashboardAssets.style, type: "text/css; charset=utf-8")
+        case "/dashboard.js": HTML.asset(DashboardAssets.script, type: "text/javascript; charset=utf-8")
+        default: nil
+        }
+    }
+
+    func overview(_ request: Request) async throws -> Response {
+        let (fleet, ledger) = (stores.fleet, stores.ledger)
+        let data = try await stores.call { () throws(LedgerError) in try DashboardOverview.read(fleet: fleet, ledger: ledger) }
+        return respond(request, title: "Dashboard", live: OverviewPage(data: data, operate: access(request) == .operate).html)
+    }
+
+    func swarm(_ id: String, _ request: Request) async throws -> Response {
+        let (fleet, ledger) = (stores.fleet, stores.ledger)
+        let data = try await stores.call { () throws(LedgerError) in try DashboardSwarm.read(id: id, fleet: fleet, ledger: ledger) }
+        guard let data else {
+            return HTML.response(HTML.page(title: "No such swarm", live: "<p class=\"empty\">No swarm \(HTML.escape(id)).</p>", user: nil), status: .notFound)
+        }
+        return respond(request, title: data.swarm.name, live: SwarmPage(data: data, operate: access(request) == .operate).html)
+    }
+
+    /// The whole page, or its live part alone for the script.
+    private func respond(_ request: Request, title: String, live: String) -> Response {
+        if request.uri.queryParameters["part"] == "live" { return HTML.response(live) }
+        var user: String?
+        if tokens != nil, DashboardSessions.id(inCookies: request.headers[.cookie]) != nil {
+            user = access(request) == .operate ? "operator" : "reader"
+        }
+        return HTML.response(HTML.page(title: title, live: live, user: user))
+    }
+
+    /// On TCP, the bearer token's (`DashboardGate` put a session's there); on the socket, everything.
+    private func access(_ request: Request) -> Tokens.Access? {
+        guard let tokens else { return .operate }
+        guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else { return nil }
+        return tokens.access(for: header.utf8.dropFirst(7))
+    }
+}
