@@ -43,7 +43,7 @@ extension APISuites {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let screenshot = home + "/dashboard.png"
             let browse = try startBrowser(url: url, token: AccessTests.operateToken, out: out, extra: [
-                "--swarm", first, "--watch", second, "--screenshot", screenshot,
+                "--swarm", first, "--watch", second, "--screenshot", screenshot, "--freeze",
             ])
             let loaded = await offPool { () -> Bool in
                 while browse.isRunning && !FileManager.default.fileExists(atPath: out + "/loaded") { Thread.sleep(forTimeInterval: 0.1) }
@@ -90,6 +90,9 @@ extension APISuites {
             #expect(final["mark"]?.stringValue == "kept", "the page was not reloaded")
             let row = final["swarms"]?.arrayValue?.first { $0["id"]?.stringValue == second }
             #expect(["cancelling", "completing", "done"].contains(row?["state"]?.stringValue ?? ""), "\(String(describing: row))")
+            #expect(try read(out, "frozen.json")["mark"]?.stringValue == "kept", "frozen without a reload")
+            let frozenTeam = try await HTTPAnswer.request("GET", "/v1/teams/api", on: url, token: AccessTests.readToken)
+            #expect(frozenTeam.json["frozen"]?["reason"] == "from the dashboard" && frozenTeam.json["frozen"]?["by"] == "api:token 2", "\(frozenTeam.body)")
             let png = try Data(contentsOf: URL(fileURLWithPath: screenshot))
             #expect(png.starts(with: [0x89, 0x50, 0x4e, 0x47]), "a PNG")
             if let keep = ProcessInfo.processInfo.environment["PURSER_DASHBOARD_SCREENSHOT"] { try png.write(to: URL(fileURLWithPath: keep)) }

@@ -163,6 +163,7 @@ def main():
     parser.add_argument("--swarm")
     parser.add_argument("--watch")
     parser.add_argument("--screenshot")
+    parser.add_argument("--freeze", action="store_true", help="at the end, press the first Freeze button")
     args = parser.parse_args()
     browser = Browser()
     try:
@@ -192,6 +193,11 @@ def main():
             final = browser.eval(SUMMARY)
             final["mark"] = browser.eval("window.__mark")
             save(args.out, "final.json", final)
+        if args.freeze:
+            # The button asks why with window.prompt: answer it as a person would.
+            browser.eval("window.prompt = () => 'from the dashboard'; document.querySelector('button.freeze').click(); true")
+            browser.wait("!!document.querySelector('button.thaw')", "the Thaw button after freezing")
+            save(args.out, "frozen.json", {"mark": browser.eval("window.__mark")})
     finally:
         browser.close()
 
