@@ -78,11 +78,13 @@ let package = Package(
             swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.
         .target(name: "PurserLog", dependencies: ["PurserProtocol", logging], swiftSettings: swiftSettings),
+        // The terminal view of purser run and watch: frames as a pure function of a swarm's progress.
+        .target(name: "PurserTerminal", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [
                 "PurserRuntime", "PurserFleet", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox",
-                "PurserLog", "PurserAPI", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PurserLog", "PurserAPI", "PurserTerminal", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // What a supervisor that is not root runs between itself and an untrusted worker.
@@ -171,6 +173,9 @@ let package = Package(
         .testTarget(
             name: "PurserAPITests",
             dependencies: ["PurserAPI", "PurserConfig", "PurserProtocol", "PurserTestSupport", "purser", "scripted"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserTerminalTests", dependencies: ["PurserTerminal", "PurserProtocol", "PurserRuntime", "PurserTestSupport", "purser", "scripted"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),

@@ -154,15 +154,18 @@ struct Watch: AsyncParsableCommand {
     static func follow(_ id: String, fleet: any FleetStore, json: Bool, events: String?) async throws {
         let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
         let watcher = FleetWatcher(store: fleet, swarm: id)
+        let live = json ? nil : TerminalView.watching(id, fleet: fleet)
         let report: FleetReportView
         do {
             report = try await watcher.follow { event in
                 sink?.write(event)
-                if !json { FleetLines.show(event) }
+                if let live { live.take(event) } else if !json { FleetLines.show(event) }
             }
         } catch {
+            live?.finish()
             throw commandFailure(error)
         }
+        live?.finish()
         sink?.close()
         if json { print(report.json) } else { FleetLines.print(report) }
         switch report.verdict {
