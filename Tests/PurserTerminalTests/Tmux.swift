@@ -18,18 +18,36 @@ struct Tmux: Sendable {
         // The server outlives the command that starts it, keeping every descriptor it was
         // given: Foundation's Process gives each child one whose closing ends the wait for
         // it. So the starting command is python's, which closes all but stdin, stdout and
-        // stderr (the server sends those to /dev/null) before it becomes tmux.
+        // stderr (the server sends those to /dev/null) before it becomes tmux (`plainStart`).
         let started = try await tmux.run(
             ["new-session", "-d", "-s", "t", "-x", "\(width)", "-y", "\(height)", "sh " + path],
-            through: ["/usr/bin/python3", "-c", "import os, sys; os.closerange(3, 65536); os.execv(sys.argv[1], sys.argv[1:])"])
+            through: ["/usr/bin/python3", "-c", Self.plainStart])
         try #require(started.status == 0, "tmux: \(started.stderr)")
         do {
             try await body(tmux)
         } catch {
-            _ = try? await tmux.run(["kill-server"])
+            await tmux.kill()
             throw error
         }
-        _ = try await tmux.run(["kill-server"])
+        await tmux.kill()
+    }
+
+    /// Execs its arguments with only stdin, stdout and stderr open, no signal blocked and
+    /// none ignored: the test process blocks some, and tmux's kill-server is a SIGTERM to
+    /// itself.
+    static let plainStart = """
+        import os, signal, sys
+        os.closerange(3, 65536)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for signo in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGQUIT):
+            signal.signal(signo, signal.SIG_DFL)
+        os.execv(sys.argv[1], sys.argv[1:])
+        """
+
+    /// Ends the server and what runs in its panes.
+    func kill() async {
+        let killed = try? await run(["kill-server"])
+        #expect(killed?.status == 0, "tmux kill-server: \(killed?.stderr ?? "did not run")")
     }
 
     @discardableResult
