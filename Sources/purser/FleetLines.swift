@@ -30,7 +30,8 @@ enum FleetLines {
 
     static func print(_ view: FleetReportView) {
         let swarm = view.swarm
-        Swift.print("swarm \(swarm.name) (\(swarm.id)) on team \(swarm.team): \(view.verdict)")
+        // The job file's names, made inert: the file may come from anyone.
+        Swift.print("swarm \(WorkerText.line(swarm.name)) (\(swarm.id)) on team \(WorkerText.line(swarm.team)): \(view.verdict)")
         if let message = swarm.message, view.report == nil { Swift.print("  \(message)") }
         guard let report = view.report else { return }
         Swift.print("")
