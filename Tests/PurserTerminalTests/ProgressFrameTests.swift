@@ -119,6 +119,17 @@ struct ProgressFrameTests {
         #expect(!next.contains("] 0/10 done"), "the bar did not change and is not written again")
     }
 
+    @Test func aNarrowerTerminalRedrawsFromWhereTheRewrappedLinesBegin() {
+        let progress = swarm(running: ["r" + String(repeating: "x", count: 150)])
+        var screen = TerminalScreen(colour: false)
+        let wide = screen.next(progress, now: Self.start + 1000, width: 200, height: 24)
+        #expect(!wide.contains("\u{1B}[J"))
+        // Four lines were drawn at 200 columns, the running one 153 cells: at 80 it takes two rows.
+        let narrow = screen.next(progress, now: Self.start + 1000, width: 80, height: 24)
+        #expect(narrow.hasPrefix("\u{1B}[?25l\r\u{1B}[5A\u{1B}[J"), "\(narrow.debugDescription)")
+        #expect(narrow.contains("] 0/10 done"), "every line is written again")
+    }
+
     @Test func hostileTextReachesTheTerminalInert() {
         let hostile = "evil\u{1B}]0;pwned\u{07}\u{1B}[2J\u{1B}[31m\r\nfake line\u{202E}desrever\u{9B}6n"
         var progress = swarm(name: hostile, running: [])

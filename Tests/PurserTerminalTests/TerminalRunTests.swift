@@ -97,6 +97,8 @@ struct TerminalRunTests {
             #expect(ended.contains("purser: signal 2: cancelling"), "\(ended)")
             #expect(ended.contains("purser exited \(ExitCodes.code(for: .cancelled))"), "\(ended)")
             #expect(ended.contains("verdicts: cancelled 2"), "\(ended)")
+            let cursor = try await tmux.run(["display-message", "-p", "-t", "t", "#{cursor_flag}"]).stdout
+            #expect(cursor.hasPrefix("1"), "the cursor is shown again: \(cursor)")
             expectFits(ended, width: 80)
         }
     }
