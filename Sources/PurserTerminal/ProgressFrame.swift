@@ -32,11 +32,12 @@ public enum ProgressFrame {
 
     static func bar(_ swarm: SwarmProgress, _ columns: Int) -> Line {
         let name = TerminalText.truncate(TerminalText.clean(swarm.name), to: max(columns / 3, 8))
-        var tail = " \(swarm.done)/\(swarm.total) done"
+        // A total unknown (a watch without the job) shows counts alone.
+        var tail = swarm.total > 0 ? " \(swarm.done)/\(swarm.total) done" : " \(swarm.done) done"
         if swarm.failed > 0 { tail += ", \(swarm.failed) failed" }
         let room = columns - TerminalText.cells(name) - TerminalText.cells(tail) - 3
         let size = min(max(room, 10), 50)
-        let total = max(swarm.total, 1)
+        let total = max(swarm.total, swarm.finished + swarm.running.count + swarm.waiting.count, 1)
         let good = min(size * swarm.done / total, size)
         let bad = min(size * swarm.failed / total, size - good)
         return Line([

@@ -67,6 +67,17 @@ struct ProgressFrameTests {
         #expect(ProgressFrame.live(progress, now: Self.start + 10_000, width: 80)[0].plain.contains("1/4 done"))
     }
 
+    @Test func anUnknownTotalShowsCountsAlone() {
+        var progress = SwarmProgress(name: "s-1", total: 0, source: .fleet)
+        progress.take(kind: "claim", routine: "a", fields: [:], atMs: Self.start)
+        progress.take(kind: "claim", routine: "b", fields: [:], atMs: Self.start)
+        end(&progress, "a", "ok", at: Self.start + 1000)
+        let lines = ProgressFrame.live(progress, now: Self.start + 2000, width: 80).map(\.plain)
+        #expect(lines[0].hasSuffix("] 1 done"), "\(lines)")
+        #expect(lines[0].contains("[" + String(repeating: "#", count: 25)), "half the bar: one of two known routines")
+        #expect(!lines[1].contains("ETA"))
+    }
+
     @Test func theRunningListFitsTheTerminalsHeight() {
         let progress = swarm(total: 40, running: (0..<30).map { "r\($0)" })
         let lines = ProgressFrame.live(progress, now: Self.start + 1000, width: 80, height: 12)
