@@ -82,11 +82,13 @@ let package = Package(
             swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.
         .target(name: "PurserLog", dependencies: ["PurserProtocol", logging], swiftSettings: swiftSettings),
+        // The terminal view of purser run and watch: frames as a pure function of a swarm's progress.
+        .target(name: "PurserTerminal", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "purser",
             dependencies: [
                 "PurserRuntime", "PurserFleet", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox",
-                "PurserLog", "PurserAPI", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PurserLog", "PurserAPI", "PurserTerminal", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // What a supervisor that is not root runs between itself and an untrusted worker.
@@ -182,6 +184,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserMCPTests", dependencies: ["PurserMCP", "PurserProtocol", "PurserTestSupport", "purser-mcp"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserTerminalTests", dependencies: ["PurserTerminal", "PurserProtocol", "PurserRuntime", "PurserTestSupport", "purser", "scripted"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),
         .testTarget(

@@ -83,8 +83,10 @@ struct SwarmGate {
                 state.swarms[queued.id] = (swarm, node.id)
             }
             await record { () throws(LedgerError) in try host.fleet.admitted(swarm: queued.id, node: node.id, holder: holder) }
-            var fields: [String: JSONValue] = ["node": .number(JSONNumber(node.id)), "tier": "swarm", "host": .string(settings.name)]
-            if node.cap.credits < swarm.credits.asked { fields["credits"] = Credits(micros: node.cap.credits).json }
+            // What the swarm holds (less than it asked when its policy shrank it): a watcher's view shows it.
+            let fields: [String: JSONValue] = [
+                "node": .number(JSONNumber(node.id)), "tier": "swarm", "host": .string(settings.name), "credits": Credits(micros: node.cap.credits).json,
+            ]
             host.events.add(queued.id, "reserve", nil, fields)
             return .left
         case .success((let swarm, .waiting(let why), let holder, let passes)):

@@ -186,29 +186,39 @@ struct Watch: AsyncParsableCommand {
         _ id: String, client: APIClient?, ledger: LedgerOptions, server: ServerOptions, json: Bool, events: String?
     ) async throws {
         let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
+        // On a terminal, the live view; it reads the swarm's size from the store when watching there.
+        let live: TerminalView? = if json { nil } else if let client { await TerminalView.watching(id, client: client) } else {
+            TerminalView.watching(id, fleet: try? fleetStore(try ledger.runtime()))
+        }
         let shown = EventCount()
         let show: @Sendable (SwarmEvent) -> Void = { event in
             shown.add()
             sink?.write(event)
-            if !json { FleetLines.show(event) }
+            if let live { live.take(event) } else if !json { FleetLines.show(event) }
         }
         var client = client
         var cuts = 0
         var report: JSONValue?
-        while report == nil {
-            if let asking = client {
-                switch try await RemoteWatch(client: asking).follow(id, skip: shown.value, show) {
-                case .ended(let end): report = end
-                case .cut:
-                    cuts += 1
-                    guard cuts <= 5 else { throw SupervisorFailure(message: "the server at \(asking.describe) cut the swarm's event stream \(cuts) times") }
-                    try await Task.sleep(for: .milliseconds(200 * cuts))
-                    client = try await server.client(ledger)
+        do {
+            while report == nil {
+                if let asking = client {
+                    switch try await RemoteWatch(client: asking).follow(id, skip: shown.value, show) {
+                    case .ended(let end): report = end
+                    case .cut:
+                        cuts += 1
+                        guard cuts <= 5 else { throw SupervisorFailure(message: "the server at \(asking.describe) cut the swarm's event stream \(cuts) times") }
+                        try await Task.sleep(for: .milliseconds(200 * cuts))
+                        client = try await server.client(ledger)
+                    }
+                } else {
+                    report = try await followStore(id, ledger: ledger, skip: shown.value, show)
                 }
-            } else {
-                report = try await followStore(id, ledger: ledger, skip: shown.value, show)
             }
+        } catch {
+            live?.finish()
+            throw error
         }
+        live?.finish()
         sink?.close()
         try finish(report!, json: json)
     }

@@ -29,19 +29,20 @@ enum FleetLines {
     }
 
     /// The end of a swarm: its report as `watch --json` prints it (from the store, or from
-    /// a server's `end` event), so that both ways print the same.
+    /// a server's `end` event), so that both ways print the same. The job file's names and
+    /// the routines' messages are made inert: the file and the workers may come from anyone.
     static func print(report: JSONValue) {
-        func text(_ key: String) -> String { report[key]?.stringValue ?? "" }
+        func text(_ key: String) -> String { WorkerText.line(report[key]?.stringValue ?? "") }
         Swift.print("swarm \(text("swarm")) (\(text("swarmId"))) on team \(text("team")): \(text("verdict"))")
         guard let routines = report["routines"]?.arrayValue else {
-            if let message = report["message"]?.stringValue { Swift.print("  \(message)") }
+            if let message = report["message"]?.stringValue { Swift.print("  \(WorkerText.line(message))") }
             return
         }
         Swift.print("")
         Swift.print(row(["routine", "verdict", "attempts", "host", "message"]))
         for routine in routines {
-            func text(_ key: String) -> String { routine[key].map { $0.stringValue ?? $0.serialized() } ?? "" }
-            Swift.print(row([text("name"), text("verdict"), text("attempts"), text("host"), routine["message"]?.stringValue ?? ""]))
+            func text(_ key: String) -> String { WorkerText.line(routine[key].map { $0.stringValue ?? $0.serialized() } ?? "") }
+            Swift.print(row([text("name"), text("verdict"), text("attempts"), text("host"), WorkerText.line(routine["message"]?.stringValue ?? "")]))
         }
         let lost = (report["attempts"]?.arrayValue ?? []).filter { $0["verdict"]?.stringValue == "host_lost" }
         if !lost.isEmpty { Swift.print("\nattempts lost with their host: \(lost.count)") }

@@ -16,10 +16,11 @@ final class Interrupts {
     private let count = Count()
 
     /// Starts listening; `cancel` runs once, on the first signal. `stopAtOnce`: signals that
-    /// end purser at the first (SIGHUP for `serve`).
+    /// end purser at the first (SIGHUP for `serve`). `say` writes what a signal did (a
+    /// terminal view writes it above its live lines).
     init(
         firstMessage: String = "cancelling; a second one stops at once", stopAtOnce: [Int32] = [],
-        cancel: @escaping @Sendable () -> Void
+        say: @escaping @Sendable (String) -> Void = printError, cancel: @escaping @Sendable () -> Void
     ) {
         let count = self.count
         for signo in stopAtOnce {
@@ -37,10 +38,10 @@ final class Interrupts {
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
                 guard count.value.add(1, ordering: .relaxed).newValue == 1 else {
-                    printError("purser: stopping at once (signal \(signo) again); the next start on this host reclaims the holds")
+                    say("purser: stopping at once (signal \(signo) again); the next start on this host reclaims the holds")
                     _exit(128 + signo)
                 }
-                printError("purser: signal \(signo): \(firstMessage)")
+                say("purser: signal \(signo): \(firstMessage)")
                 cancel()
             }
             source.activate()

@@ -5,6 +5,7 @@ import PurserConfig
 import PurserGateway
 import PurserProtocol
 import PurserRuntime
+import PurserTerminal
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,7 +40,8 @@ struct Run: AsyncParsableCommand {
         let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
         let json = self.json
         // On a terminal, a view redrawn in place; elsewhere, one line per event.
-        let live = !json && isatty(2) == 1 ? LiveView(routines: parsed.routines.count) : nil
+        let live = json ? nil : TerminalView.onTerminal(SwarmProgress(
+            name: parsed.swarm.name, total: parsed.routines.count, reserved: parsed.swarm.credits))
         let report: SwarmReport
         let interrupts: Interrupts
         do throws(RuntimeError) {
@@ -54,7 +56,7 @@ struct Run: AsyncParsableCommand {
             let task = Task { () -> Result<SwarmReport, RuntimeError> in
                 do throws(RuntimeError) { return .success(try await runner.run()) } catch { return .failure(error) }
             }
-            interrupts = Interrupts { task.cancel() }
+            interrupts = Interrupts(say: { live?.note($0) ?? printError($0) }) { task.cancel() }
             report = try await task.value.get()
             interrupts.stop()
         } catch {
@@ -150,12 +152,14 @@ final class EventSink: @unchecked Sendable {
 
 enum SwarmTables {
     static func print(_ report: SwarmReport) {
+        // The job file's names, made inert: the file may come from anyone.
+        let (swarm, team) = (WorkerText.line(report.swarm), WorkerText.line(report.team))
         if let denied = report.denied {
-            Swift.print("swarm \(report.swarm): denied (\(denied))")
+            Swift.print("swarm \(swarm): denied (\(denied))")
             return
         }
         let state = report.allOK ? "ok" : report.storeError != nil ? "stopped (the ledger's store failed)" : "not all ok"
-        Swift.print("swarm \(report.swarm) on team \(report.team): \(state) in \(Units.formatDuration(report.wallMs))")
+        Swift.print("swarm \(swarm) on team \(team): \(state) in \(Units.formatDuration(report.wallMs))")
         Swift.print("")
         Swift.print(row(["routine", "verdict", "attempts", "used", "message"]))
         for routine in report.routines {
