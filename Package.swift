@@ -9,6 +9,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 let cSettings: [CSetting] = [.define("_GNU_SOURCE")]
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let metrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
 
 let package = Package(
     name: "Purser",
@@ -28,6 +29,9 @@ let package = Package(
         // The HTTP API of purser serve. No default traits: swift-configuration and full Foundation are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        // purser serve's /metrics: the modules count through swift-metrics' facade, PurserAPI renders Prometheus text.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -65,7 +69,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         // The fleet: hosts that claim routines from a shared queue, heartbeat, rescue and drain.
         .target(
-            name: "PurserFleet", dependencies: ["PurserRuntime", "PurserLedger", "PurserProtocol", "PurserSandbox", logging],
+            name: "PurserFleet", dependencies: ["PurserRuntime", "PurserLedger", "PurserProtocol", "PurserSandbox", logging, metrics],
             swiftSettings: swiftSettings),
         // purser serve's HTTP API (docs/api.md, protocol/openapi.yaml): the CLI's store APIs over JSON.
         .target(
@@ -74,6 +78,7 @@ let package = Package(
                 "PurserFleet", "PurserRuntime", "PurserLedger", "PurserProtocol", logging,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"), metrics,
             ],
             swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.

@@ -9,6 +9,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case listHosts = "GET /v1/hosts"
     case getTeam = "GET /v1/teams/{name}"
     case listPlugins = "GET /v1/plugins"
+    case metrics = "GET /metrics"
 
     public var method: String { String(rawValue.prefix { $0 != " " }) }
     /// The path with OpenAPI's `{parameter}`s.

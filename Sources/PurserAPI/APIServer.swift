@@ -170,6 +170,7 @@ private struct Handlers: Sendable {
         case .listHosts: try await reads.hosts()
         case .getTeam: try await reads.team(context.parameters.require("name"))
         case .listPlugins: try await reads.plugins()
+        case .metrics: try await MetricsRoute(stores: reads.stores).scrape()
         }
     }
 }

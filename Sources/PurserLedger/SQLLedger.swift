@@ -1,7 +1,7 @@
 /// Everything a supervisor keeps in its store, one protocol per concern. Code that needs
 /// one concern can take that protocol alone.
 public typealias LedgerStore = BudgetStore & LeaseStore & PluginStore & PluginFileStore & RunStore & GatewayStateStore
-    & RoutineCacheStore
+    & RoutineCacheStore & BudgetGaugeStore
 
 /// The stores over one driver, opened together (their tables made in one transaction):
 /// each call goes to the store that keeps that concern.
