@@ -58,7 +58,7 @@ let package = Package(
             name: "CPurserCurl", cSettings: cSettings,
             linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("pthread")]),
         .target(
-            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl", logging],
+            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl", logging, metrics],
             swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "PurserAPI",
             dependencies: [
-                "PurserFleet", "PurserRuntime", "PurserLedger", "PurserProtocol", logging,
+                "PurserFleet", "PurserRuntime", "PurserLedger", "PurserGateway", "PurserProtocol", logging,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"), metrics,

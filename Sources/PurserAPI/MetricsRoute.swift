@@ -1,7 +1,9 @@
 import Hummingbird
 import NIOCore
+import PurserGateway
 import PurserLedger
 import Prometheus
+import PurserRuntime
 
 /// `GET /metrics`: Prometheus' text format (docs/api.md, "Metrics"). What the store holds
 /// exactly (budgets, the queue, the hosts) is read from it at each scrape; what happens in
@@ -20,6 +22,8 @@ struct MetricsRoute: Sendable {
         Self.budgets(nodes, into: gauges)
         Self.queue(depths, into: gauges)
         Self.hosts(hosts, into: gauges)
+        let gateway = stores.runtime.gateway
+        GatewayGauges.add(await StoreThreads.shared.run { gateway?.status() ?? [] }, into: gauges)
         let text = MetricsBackend.counted() + gauges.emitToString()
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -80,7 +84,7 @@ struct MetricsRoute: Sendable {
 
 extension PrometheusCollectorRegistry {
     /// The gauge `purser_NAME[_UNIT]` with these labels (the same one again when asked again).
-    fileprivate func gauge(_ name: String, unit: String = "", _ labels: [(String, String)], help: String) -> Gauge {
+    func gauge(_ name: String, unit: String = "", _ labels: [(String, String)], help: String) -> Gauge {
         makeGauge(descriptor: MetricNameDescriptor(namespace: "purser", metricName: name, unitName: unit, helpText: help), labels: labels)
     }
 }
