@@ -48,7 +48,7 @@ let package = Package(
         // Catches a SIGBUS in SQLite's shared mapping of the WAL index (a store file made
         // immutable or truncated under it), so that the store fails cleanly instead.
         .target(name: "CPurserStore", cSettings: cSettings),
-        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore", logging], swiftSettings: swiftSettings),
+        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore", logging, metrics], swiftSettings: swiftSettings),
         // Config files (YAML or JSON) read with the line of every field, for errors that name it.
         .target(
             name: "PurserConfig", dependencies: ["PurserProtocol", .product(name: "Yams", package: "Yams")],

@@ -81,6 +81,7 @@ extension APISuites {
             #expect(Prometheus.sum(samples, "purser_run_start_latency_seconds_count", ["swarm": "slow"]) == 1)
             #expect(Prometheus.value(samples, "purser_workers_running", ["team": "api", "swarm": "slow"]) == 1)
             #expect(Prometheus.value(samples, "purser_hosts", ["state": "live"]) == 1)
+            #expect(Prometheus.sum(samples, "purser_store_commit_duration_seconds_count", ["store": "sqlite"]) > 0)
 
             // Bounded labels: no swarm id, run id or node id is a label's value.
             let nodeIDs = Set(nodes.compactMap { $0["id"]?.numberValue.map { "\($0.int64 ?? -1)" } })
