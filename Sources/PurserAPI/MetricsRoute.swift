@@ -6,8 +6,8 @@ import Prometheus
 import PurserRuntime
 
 /// `GET /metrics`: Prometheus' text format (docs/api.md, "Metrics"). What the store holds
-/// exactly (budgets, the queue, the hosts) is read from it at each scrape; what happens in
-/// this process (runs started and ended, their durations) was counted as it happened
+/// exactly (budgets, the queue, the hosts) and the gateway's state are read at each scrape;
+/// what happens in this process (runs, gateway calls, commits) was counted as it happened
 /// (`MetricsBackend`).
 struct MetricsRoute: Sendable {
     let stores: APIStores
