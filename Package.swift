@@ -9,6 +9,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 let cSettings: [CSetting] = [.define("_GNU_SOURCE")]
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let metrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
 
 let package = Package(
     name: "Purser",
@@ -31,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
         // The CLI's client of the API (NIOHTTP1 on a Unix socket or TCP); Hummingbird's own dependency.
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // purser serve's /metrics: the modules count through swift-metrics' facade, PurserAPI renders Prometheus text.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Wire types and framing; depends on nothing, not even Foundation.
@@ -47,7 +51,7 @@ let package = Package(
         // Catches a SIGBUS in SQLite's shared mapping of the WAL index (a store file made
         // immutable or truncated under it), so that the store fails cleanly instead.
         .target(name: "CPurserStore", cSettings: cSettings),
-        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore", logging], swiftSettings: swiftSettings),
+        .target(name: "PurserLedger", dependencies: ["CSQLite", "CLibPQ", "CPurserStore", logging, metrics], swiftSettings: swiftSettings),
         // Config files (YAML or JSON) read with the line of every field, for errors that name it.
         .target(
             name: "PurserConfig", dependencies: ["PurserProtocol", .product(name: "Yams", package: "Yams")],
@@ -57,7 +61,7 @@ let package = Package(
             name: "CPurserCurl", cSettings: cSettings,
             linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("pthread")]),
         .target(
-            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl", logging],
+            name: "PurserGateway", dependencies: ["PurserProtocol", "PurserConfig", "PurserCollections", "CPurserCurl", logging, metrics],
             swiftSettings: swiftSettings),
         .target(
             name: "PurserRuntime",
@@ -68,7 +72,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         // The fleet: hosts that claim routines from a shared queue, heartbeat, rescue and drain.
         .target(
-            name: "PurserFleet", dependencies: ["PurserRuntime", "PurserLedger", "PurserProtocol", "PurserSandbox", logging],
+            name: "PurserFleet", dependencies: ["PurserRuntime", "PurserLedger", "PurserProtocol", "PurserSandbox", logging, metrics],
             swiftSettings: swiftSettings),
         // purser serve's HTTP API (docs/api.md, protocol/openapi.yaml): the CLI's store APIs over JSON.
         .target(
@@ -78,6 +82,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"), metrics,
             ],
             swiftSettings: swiftSettings),
         // purser's log lines (logfmt, JSON), every value escaped as worker text is.

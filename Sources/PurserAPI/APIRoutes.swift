@@ -16,6 +16,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case listApprovals = "GET /v1/approvals"
     case approve = "POST /v1/approvals/{id}/approve"
     case deny = "POST /v1/approvals/{id}/deny"
+    case metrics = "GET /metrics"
 
     public var method: String { String(rawValue.prefix { $0 != " " }) }
     /// The path with OpenAPI's `{parameter}`s.

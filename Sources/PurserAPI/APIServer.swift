@@ -185,6 +185,7 @@ private struct Handlers: Sendable {
         case .listApprovals: try await approvals.list(request)
         case .approve: try await approvals.decide(request, id: context.parameters.require("id"), approve: true, by: actor(request))
         case .deny: try await approvals.decide(request, id: context.parameters.require("id"), approve: false, by: actor(request))
+        case .metrics: try await MetricsRoute(stores: reads.stores).scrape()
         }
     }
 

@@ -21,7 +21,11 @@ struct ClaimRun {
         let outputs = needed.isEmpty ? [:] : await read { () throws(LedgerError) in try host.fleet.outputs(swarm: claim.swarm, of: needed) } ?? [:]
         host.events.add(claim.swarm, "claim", claim.routine, ["host": .string(lease.name), "attempt": .number(JSONNumber(Int64(claim.attempt)))])
         let (id, routine, events) = (claim.swarm, claim.routine, host.events)
+        let metrics = RunMetrics(
+            team: swarm.job.team.name, swarm: swarm.job.swarm.name,
+            plugin: swarm.job.routines.first { $0.name == routine }?.plugin ?? "", readyMs: claim.readyMs)
         let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder, graceMs: host.settings.stopGraceMs) { kind, fields in
+            if kind == "start" { metrics.start() }
             events.add(id, kind, routine, fields)
         }
         switch result {
@@ -29,7 +33,7 @@ struct ClaimRun {
         case .frozen(let message): await backInLine(message)
         case .ended(var ran):
             if ran.unsettled { ran.unsettled = await !settleAgain(ran, swarm: swarm, holder: holder) }
-            await ended(ran, retries: swarm.retries(routine), team: swarm.job.team.name)
+            await ended(ran, retries: swarm.retries(routine), team: swarm.job.team.name, metrics: metrics)
         }
     }
 
@@ -75,7 +79,7 @@ struct ClaimRun {
         host.events.add(claim.swarm, "queue", claim.routine, ["message": .string(message)])
     }
 
-    private func ended(_ ran: RoutineRun, retries: Int, team: String) async {
+    private func ended(_ ran: RoutineRun, retries: Int, team: String, metrics: RunMetrics) async {
         let (requeue, told) = host.state.withLock { ($0.requeue.contains(claim.id), $0.stopped[claim.id]) }
         var stopFor = told
         // A run that failed while its team is frozen failed for the freeze (a step refused
@@ -102,6 +106,7 @@ struct ClaimRun {
             "used": (ran.report?.usage.credits ?? .zero).json, "returned": (ran.report?.returned.credits ?? .zero).json,
             "cached": .bool(ran.cached),
         ])
+        metrics.end(verdict: verdict, credits: ran.report?.usage.credits.micros ?? 0)
         if retry { host.events.add(claim.swarm, requeue ? "requeue" : "retry", claim.routine, [:]) }
         await finish(RoutineEnd(
             verdict: verdict, message: ran.message, output: ran.verdict == .ok ? (ran.output ?? .null).serialized() : nil,

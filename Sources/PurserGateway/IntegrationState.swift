@@ -151,6 +151,7 @@ final class IntegrationState: Sendable {
     // MARK: - Counting and status
 
     func count(_ record: GatewayCallRecord) {
+        GatewayMetrics.count(record, integration: integration.name)
         state.withLock { state in
             state.counters.calls += 1
             state.counters.credits = state.counters.credits + record.credits

@@ -99,7 +99,7 @@ public protocol HostStore: Sendable {
     func lead(host name: String, ttlMs: Int64) throws(LedgerError) -> Bool
 }
 
-public typealias FleetStore = QueueStore & HostStore
+public typealias FleetStore = QueueStore & HostStore & QueueGaugeStore
 
 /// A host's place in the fleet: its name and the epoch that fences its claims.
 public struct HostLease: Sendable, Hashable {
@@ -205,13 +205,16 @@ public struct Claim: Sendable, Hashable {
     public var host: HostLease
     /// The memory its hold will take.
     public var memoryBytes: Int64
-    public init(id: Int64, swarm: String, routine: String, attempt: Int, host: HostLease, memoryBytes: Int64 = 0) {
+    /// When it became ready (the store's clock, ms since the epoch): its wait for a slot began.
+    public var readyMs: Int64
+    public init(id: Int64, swarm: String, routine: String, attempt: Int, host: HostLease, memoryBytes: Int64 = 0, readyMs: Int64 = 0) {
         self.id = id
         self.swarm = swarm
         self.routine = routine
         self.attempt = attempt
         self.host = host
         self.memoryBytes = memoryBytes
+        self.readyMs = readyMs
     }
 }
 

@@ -116,7 +116,9 @@ final class GroupCommit<Connection: SQLSession>: Sendable {
             try begin(connection)
             try runAll(&batch, connection, joining: joining)
             try connection.rows.flush(connection)
+            let committing = ContinuousClock.now
             try commit(connection)
+            StoreMetrics.committed("sqlite", since: committing)
             return nil
         } catch {
             connection.rows.reset()

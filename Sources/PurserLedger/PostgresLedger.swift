@@ -201,6 +201,7 @@ final class PostgresConnection {
 
     func commit() throws(LedgerError) {
         committing = true
+        let started = ContinuousClock.now
         let result = PQexec(handle, "COMMIT")
         defer { PQclear(result) }
         try check(result, "COMMIT")
@@ -208,6 +209,7 @@ final class PostgresConnection {
         if let tag = PQcmdStatus(result), String(cString: tag) == "ROLLBACK" {
             throw LedgerError(.storeFailed, "postgres: the transaction was rolled back, not committed")
         }
+        StoreMetrics.committed("postgresql", since: started)
         isFirstTransaction = false
     }
 

@@ -37,7 +37,7 @@ extension SQLFleetStore {
     static func inLine(_ rows: [[SQLValue]], _ host: HostLease) -> [Claim] {
         rows.sorted { ($0[7].int, $0[5].int, -$0[6].int, -$0[0].int) > ($1[7].int, $1[5].int, -$1[6].int, -$1[0].int) }.map {
             Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                memoryBytes: $0[4].int)
+                memoryBytes: $0[4].int, readyMs: $0[6].int)
         }
     }
 

@@ -274,13 +274,13 @@ extension SQLFleetStore: QueueStore {
     public func cancelled(host: HostLease) throws(LedgerError) -> [(claim: Claim, stopFor: String?)] {
         try single(
             """
-            SELECT id, swarm, name, attempt, memory, stop_for FROM fleet_routines
+            SELECT id, swarm, name, attempt, memory, stop_for, ready_ms FROM fleet_routines
             WHERE state = 'running' AND host = $1 AND host_epoch = $2
             AND (stop_for IS NOT NULL OR swarm IN (SELECT id FROM fleet_swarms WHERE state = 'cancelling'))
             """, host.name.sql, host.epoch.sql
         ).map {
             (Claim(id: $0[0].int, swarm: $0[1].string ?? "", routine: $0[2].string ?? "", attempt: Int($0[3].int), host: host,
-                memoryBytes: $0[4].int), $0[5].string)
+                memoryBytes: $0[4].int, readyMs: $0[6].int), $0[5].string)
         }
     }
 

@@ -1,7 +1,7 @@
 /// Everything a supervisor keeps in its store, one protocol per concern. Code that needs
 /// one concern can take that protocol alone.
 public typealias LedgerStore = BudgetStore & LeaseStore & PluginStore & PluginFileStore & RunStore & GatewayStateStore
-    & RoutineCacheStore & ApprovalStore
+    & RoutineCacheStore & ApprovalStore & BudgetGaugeStore
 
 /// The stores over one driver, opened together (their tables made in one transaction):
 /// each call goes to the store that keeps that concern.
@@ -38,7 +38,12 @@ extension SQLLedger: BudgetStore {
     public func node(_ id: NodeID) throws(LedgerError) -> Node { try budgets.node(id) }
     public func tree(team: String) throws(LedgerError) -> [Node] { try budgets.tree(team: team) }
     @_specialize(where Driver == SQLiteDriver)
-    public func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node { try budgets.reserve(request) }
+    public func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node {
+        do throws(LedgerError) { return try budgets.reserve(request) } catch {
+            StoreMetrics.denied(error)
+            throw error
+        }
+    }
 
     public func spend(_ node: NodeID, credits: Int64, holder: Holder?) throws(LedgerError) {
         try budgets.spend(node, credits: credits, holder: holder)
@@ -85,9 +90,9 @@ extension SQLLedger: LeaseStore {
     }
 
     public func heartbeat(_ holder: Holder, ttlMs: Int64) throws(LedgerError) { try budgets.heartbeat(holder, ttlMs: ttlMs) }
-    public func reclaimExpired() throws(LedgerError) -> [Settlement] { try budgets.reclaimExpired() }
+    public func reclaimExpired() throws(LedgerError) -> [Settlement] { StoreMetrics.reclaimed(try budgets.reclaimExpired()) }
     public func liveLeases() throws(LedgerError) -> [String] { try budgets.liveLeases() }
-    public func reclaim(leases holders: [String]) throws(LedgerError) -> [Settlement] { try budgets.reclaim(leases: holders) }
+    public func reclaim(leases holders: [String]) throws(LedgerError) -> [Settlement] { StoreMetrics.reclaimed(try budgets.reclaim(leases: holders)) }
 }
 
 extension SQLLedger: PluginStore {

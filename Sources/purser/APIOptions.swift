@@ -22,6 +22,8 @@ struct APIOptions: ParsableArguments {
     func start(runtime: Runtime, fleet: any FleetStore) async throws -> APIServer? {
         let path = noSocket ? nil : socket ?? runtime.home + "/purser.sock"
         guard path != nil || listen != nil else { return nil }
+        // /metrics renders what the modules count from here on (once: serve starts one API).
+        MetricsBackend.bootstrap()
         do {
             if listen != nil, tokenFile == nil {
                 throw APIStartError("--listen needs --token-file: a TCP listener takes bearer tokens only")
