@@ -43,7 +43,7 @@ enum DashboardAssets {
             if (button.dataset.ask !== undefined) {
               const reason = window.prompt(button.dataset.ask);
               if (reason === null) return;
-              body = JSON.stringify({ reason: reason, cancelRunning: false });
+              body = JSON.stringify({ reason: reason });
               headers["Content-Type"] = "application/json";
             } else if (!window.confirm(button.dataset.confirm || "Are you sure?")) {
               return;

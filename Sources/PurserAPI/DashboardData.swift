@@ -30,6 +30,8 @@ struct DashboardOverview: Sendable {
     /// Each gateway integration's last status, as its supervisor saved it (PurserGateway's
     /// `IntegrationStatus`, about once a second while it is used), by name.
     var gateway: [(name: String, status: JSONValue)]
+    /// Routines waiting for a person to approve their tools (`purser run`'s, on this store).
+    var approvals: [Approval]
     var nowMs: Int64
 
     /// How many swarms the overview lists, and how many ended ones it shows the verdicts of.
@@ -65,7 +67,7 @@ struct DashboardOverview: Sendable {
             .map { (name: String($0.key.dropFirst(8)), status: (try? JSONParser.parse($0.value)) ?? .null) }
         return DashboardOverview(
             swarms: swarms, teams: teams, active: active, ended: ended, hosts: try fleet.hosts(), tails: tails, gateway: gateway,
-            nowMs: unixMilliseconds())
+            approvals: try ledger.approvals(pendingOnly: true, limit: listed), nowMs: unixMilliseconds())
     }
 
     /// A report holds up to 64 KiB of stderr: the overview reads this many failures' at most.

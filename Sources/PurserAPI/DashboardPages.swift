@@ -8,7 +8,10 @@ struct OverviewPage {
     let operate: Bool
 
     var html: String {
-        [swarms, budget, workers, queue, hosts, verdicts, GatewaySection(integrations: data.gateway, nowMs: data.nowMs).html]
+        [
+            swarms, ApprovalSection(approvals: data.approvals, operate: operate, nowMs: data.nowMs).html, budget, workers, queue, hosts, verdicts,
+            GatewaySection(integrations: data.gateway, nowMs: data.nowMs).html,
+        ]
             .joined(separator: "\n")
     }
 

@@ -115,6 +115,20 @@ struct Submit: AsyncParsableCommand {
         let id = if let client { try await submit(to: client) } else { try submitToStore() }
         if json && !wait { print(JSONValue.object(["swarmId": .string(id)]).serialized()) } else if !wait { print(id) }
         guard wait else { return }
+        // As `purser run`: Ctrl-C cancels the swarm it started, and the watch goes on to its report.
+        let (asking, ledger) = (client, ledgerOptions)
+        let signals = Interrupts(
+            firstMessage: "cancelling swarm \(id); a second one stops watching", secondMessage: "stopped watching (signal %d again)"
+        ) {
+            Task {
+                do {
+                    _ = try await Cancel.request(id, client: asking, ledger: ledger)
+                } catch {
+                    printError("purser: could not cancel swarm \(id): \(error)")
+                }
+            }
+        }
+        defer { signals.stop() }
         try await Watch.follow(id, client: client, ledger: ledgerOptions, server: serverOptions, json: json, events: nil)
     }
 
@@ -267,22 +281,26 @@ struct Cancel: AsyncParsableCommand {
     @OptionGroup var serverOptions: ServerOptions
 
     func run() async throws {
-        if let client = try await serverOptions.client(ledgerOptions) {
-            let answer: APIAnswer
-            do {
-                answer = try await client.send("POST", "/v1/swarms/\(id)/cancel")
-            } catch {
-                throw commandFailure(error)
-            }
-            guard answer.status == 202 || answer.status == 404 || answer.status == 409 else { throw commandFailure(answer) }
-            guard answer.status == 202 else { throw CommandLineError(message: "no swarm \(id) that is still running or waiting") }
-        } else {
-            let fleet = try fleetStore(try ledgerOptions.runtime())
-            guard try ledgerCall({ () throws(LedgerError) in try fleet.cancel(swarm: id) }) else {
-                throw CommandLineError(message: "no swarm \(id) that is still running or waiting")
-            }
+        guard try await Self.request(id, client: try await serverOptions.client(ledgerOptions), ledger: ledgerOptions) else {
+            throw CommandLineError(message: "no swarm \(id) that is still running or waiting")
         }
         print("cancelling \(id)")
+    }
+
+    /// Asks the server, else the store, to cancel the swarm; false when it is not running or waiting.
+    static func request(_ id: String, client: APIClient?, ledger: LedgerOptions) async throws -> Bool {
+        guard let client else {
+            let fleet = try fleetStore(try ledger.runtime())
+            return try ledgerCall { () throws(LedgerError) in try fleet.cancel(swarm: id) }
+        }
+        let answer: APIAnswer
+        do {
+            answer = try await client.send("POST", "/v1/swarms/\(id)/cancel")
+        } catch {
+            throw commandFailure(error)
+        }
+        guard [202, 404, 409].contains(answer.status) else { throw commandFailure(answer) }
+        return answer.status == 202
     }
 }
 

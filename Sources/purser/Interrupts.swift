@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Glibc
 import Synchronization
 
@@ -19,8 +20,9 @@ final class Interrupts {
     /// end purser at the first (SIGHUP for `serve`). `say` writes what a signal did (a
     /// terminal view writes it above its live lines).
     init(
-        firstMessage: String = "cancelling; a second one stops at once", stopAtOnce: [Int32] = [],
-        say: @escaping @Sendable (String) -> Void = printError, cancel: @escaping @Sendable () -> Void
+        firstMessage: String = "cancelling; a second one stops at once",
+        secondMessage: String = "stopping at once (signal %d again); the next start on this host reclaims the holds",
+        stopAtOnce: [Int32] = [], say: @escaping @Sendable (String) -> Void = printError, cancel: @escaping @Sendable () -> Void
     ) {
         let count = self.count
         for signo in stopAtOnce {
@@ -38,7 +40,7 @@ final class Interrupts {
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
                 guard count.value.add(1, ordering: .relaxed).newValue == 1 else {
-                    say("purser: stopping at once (signal \(signo) again); the next start on this host reclaims the holds")
+                    say("purser: " + secondMessage.replacingOccurrences(of: "%d", with: String(signo)))
                     _exit(128 + signo)
                 }
                 say("purser: signal \(signo): \(firstMessage)")

@@ -43,6 +43,13 @@ extension APISuites {
             }
             let (a, b) = (try #require(ids["a"]), try #require(ids["b"]))
 
+            // The dashboard lists them, with the buttons that decide (the socket is an operator's).
+            let page = try await HTTPAnswer.request("GET", "/?part=live", on: socket)
+            for id in [a, b] {
+                #expect(page.body.contains("data-approval=\"\(id)\"") && page.body.contains("data-post=\"/v1/approvals/\(id)/approve\""), "\(page.body)")
+                #expect(page.body.contains("class=\"deny\" data-post=\"/v1/approvals/\(id)/deny\""), "\(page.body)")
+            }
+
             let approved = try await HTTPAnswer.request("POST", "/v1/approvals/\(a)/approve", on: socket, body: #"{"reason": "fine"}"#)
             #expect(approved.status == 200, "\(approved.body)")
             #expect(approved.json["state"] == "approved" && approved.json["decidedBy"] == .string("api:socket (uid \(getuid()))"))

@@ -76,6 +76,39 @@ extension APISuites {
             #expect(both.status == 2, "\(both.stderr)")
         }
 
+        @Test("submit --wait through --server: Ctrl-C cancels the swarm it started, and the report still comes")
+        func interruptCancels() async throws {
+            let (serve, server) = try await Self.serve()
+            let slow = serve.home + "/slow.yaml"
+            try serve.job("interrupted", count: 1, input: "{ sleepMs: 60000 }").write(toFile: slow, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Fixtures.product("purser"))
+            process.arguments = ["submit", slow, "--wait"] + server
+            var environment = ProcessInfo.processInfo.environment
+            environment["PURSER_HOME"] = serve.home
+            process.environment = environment
+            let (output, errors) = (serve.home + "/wait.out", serve.home + "/wait.err")
+            for file in [output, errors] { _ = FileManager.default.createFile(atPath: file, contents: nil) }
+            process.standardOutput = FileHandle(forWritingAtPath: output)
+            process.standardError = FileHandle(forWritingAtPath: errors)
+            try process.run()
+            let claimed = await offPool { () -> Bool in
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline && process.isRunning {
+                    if ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("claimed by") { return true }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                return false
+            }
+            try #require(claimed, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+            kill(process.processIdentifier, SIGINT)
+            await offPool { process.waitUntilExit() }
+            let said = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+            let report = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(process.terminationStatus == 18, "exit code of a cancelled swarm (ExitCodes): \(said)")
+            #expect(said.contains("cancelling swarm s-") && report.contains("on team api: cancelled"), "\(said)\n\(report)")
+        }
+
         @Test("on the home's socket: a watch whose server dies goes on from the store, each event shown once; a dead serve's socket is passed over")
         func serverDiesMidWatch() async throws {
             let serve = try await APIServe()
