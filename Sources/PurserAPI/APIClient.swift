@@ -40,10 +40,29 @@ public struct APIClient: Sendable {
         return .tcp(host: host, port: port)
     }
 
-    /// One request; its answer whole (at most `limit` bytes).
-    public func send(_ method: String, _ path: String, body: [UInt8]? = nil, limit: Int = 64 << 20) async throws(APIClientError) -> APIAnswer {
+    /// How long a server may say nothing before the client gives up on it: longer than a
+    /// store's retry window (30 s), in which the server may be waiting before it answers 503.
+    public static let quiet = Duration.seconds(45)
+    /// An event stream's server says something every 15 s at least (a comment line).
+    public static let quietStream = Duration.seconds(60)
+
+    /// A path segment (a swarm's id as the user typed it) percent-encoded: it cannot reach
+    /// another route (`../`), nor break the request line.
+    public static func segment(_ text: String) -> String {
+        var encoded = ""
+        for byte in text.utf8 {
+            let plain = (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7a) || byte == 0x2d || byte == 0x5f
+            encoded += plain ? String(UnicodeScalar(byte)) : "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+        }
+        return encoded
+    }
+
+    /// One request; its answer whole (at most `limit` bytes), unless the server says nothing for `quiet`.
+    public func send(
+        _ method: String, _ path: String, body: [UInt8]? = nil, limit: Int = 64 << 20, quiet: Duration = APIClient.quiet
+    ) async throws(APIClientError) -> APIAnswer {
         var answer = APIAnswer(status: 0, body: [])
-        try await exchange(HTTPMethod(rawValue: method), path, body: body) { (part) throws(APIClientError) in
+        try await exchange(HTTPMethod(rawValue: method), path, body: body, quiet: quiet) { (part) throws(APIClientError) in
             switch part {
             case .head(let head): answer.status = Int(head.status.code)
             case .body(let bytes):
@@ -54,18 +73,19 @@ public struct APIClient: Sendable {
         return answer
     }
 
-    /// A Server-Sent Events stream: each event's name (`message` when unnamed) and data, in
-    /// order, until the server closes it. A non-200 answer is returned instead.
-    public func events(_ path: String, _ onEvent: (String, String) throws(APIClientError) -> Void) async throws(APIClientError) -> APIAnswer? {
+    /// A Server-Sent Events stream: each event's name (`message` when unnamed), data and last
+    /// id, in order, until the server closes it. A non-200 answer is returned instead.
+    public func events(_ path: String, _ onEvent: (String, String, String?) throws(APIClientError) -> Void) async throws(APIClientError) -> APIAnswer? {
         var status = 0
         var refused: [UInt8] = []
         var parser = EventStreamParser()
-        try await exchange(.GET, path, body: nil) { (part) throws(APIClientError) in
+        try await exchange(.GET, path, body: nil, quiet: Self.quietStream) { (part) throws(APIClientError) in
             switch part {
             case .head(let head): status = Int(head.status.code)
             case .body(let bytes) where status != 200: refused += bytes.prefix(1 << 20)
             case .body(let bytes):
-                for event in parser.take(bytes) { try onEvent(event.name, event.data) }
+                for event in parser.take(bytes) { try onEvent(event.name, event.data, event.id) }
+                if parser.overflowed { throw APIClientError(code: .protocolError, message: "the server sent an event over \(EventStreamParser.maxEvent) bytes") }
             }
         }
         return status == 200 ? nil : APIAnswer(status: status, body: refused)
@@ -77,9 +97,9 @@ public struct APIClient: Sendable {
     }
 
     private func exchange(
-        _ method: HTTPMethod, _ path: String, body: [UInt8]?, _ onPart: (Part) throws(APIClientError) -> Void
+        _ method: HTTPMethod, _ path: String, body: [UInt8]?, quiet: Duration, _ onPart: (Part) throws(APIClientError) -> Void
     ) async throws(APIClientError) {
-        let channel = try await connect()
+        let channel = try await connect(quiet: quiet)
         var headers = HTTPHeaders([("Host", hostHeader), ("Connection", "close"), ("User-Agent", "purser")])
         if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
@@ -98,7 +118,8 @@ public struct APIClient: Sendable {
                     case .end: return
                     }
                 }
-                throw APIClientError(code: .protocolError, message: "the server closed the connection before its answer ended")
+                // A server that stopped, died, or said nothing for `quiet` (the connection was closed then).
+                throw APIClientError(code: .unreachable, message: "\(describe) closed the connection before its answer ended (it stopped, or said nothing for \(quiet))")
             }
         } catch let error as APIClientError {
             throw error
@@ -109,10 +130,13 @@ public struct APIClient: Sendable {
 
     private typealias HTTPChannel = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
-    private func connect() async throws(APIClientError) -> HTTPChannel {
+    private func connect(quiet: Duration) async throws(APIClientError) -> HTTPChannel {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(10))
+        let idle = TimeAmount.nanoseconds(Int64(quiet.components.seconds) * 1_000_000_000)
         let initialize: @Sendable (any Channel) -> EventLoopFuture<HTTPChannel> = { channel in
             channel.eventLoop.makeCompletedFuture {
+                // A server that accepts and then says nothing (stopped, stuck) must not hang the CLI.
+                try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: idle), CloseWhenQuiet()])
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try HTTPChannel(wrappingChannelSynchronously: channel)
             }
@@ -167,5 +191,18 @@ public struct APIClientError: Error, Sendable, CustomStringConvertible {
     public init(code: Code, message: String) {
         self.code = code
         self.message = message
+    }
+}
+
+/// Closes the connection when `IdleStateHandler` says nothing was read for its time.
+private final class CloseWhenQuiet: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.read = event {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

@@ -138,7 +138,7 @@ public final class APIServer: Sendable {
                 try await handlers.respond(route, request, context)
             }
         }
-        Dashboard(stores: stores, tokens: tokens).register(on: router)
+        Dashboard(stores: stores, tokens: tokens, streams: streams).register(on: router)
         return router
     }
 
@@ -174,7 +174,7 @@ private struct Handlers: Sendable {
         case .listSwarms: try await swarms.list(request)
         case .getSwarm: try await swarms.show(context.parameters.require("id"))
         case .cancelSwarm: try await swarms.cancel(context.parameters.require("id"))
-        case .swarmEvents: try await events.events(context.parameters.require("id"))
+        case .swarmEvents: try await events.events(context.parameters.require("id"), request)
         case .listHosts: try await reads.hosts()
         case .getTeam: try await reads.team(context.parameters.require("name"))
         case .listPlugins: try await reads.plugins()

@@ -2,13 +2,14 @@ import Hummingbird
 import PurserLedger
 
 /// `purser serve`'s web dashboard (docs/api.md, "Dashboard"): the overview at `/`, a page a
-/// swarm at `/swarms/{id}`, each with `?part=live` for the part its script refreshes every
-/// second, and the page's own stylesheet and script. Not in protocol/openapi.yaml: these are
+/// swarm at `/swarms/{id}`, each with `?part=stream` for its live part as Server-Sent Events
+/// (`?part=live` once, for a script without them), and the page's own stylesheet and script. Not in protocol/openapi.yaml: these are
 /// pages for people, not the JSON API.
 struct Dashboard: Sendable {
     let stores: APIStores
     /// The TCP listener's tokens; nil on the Unix socket, where the file's mode is the access.
     let tokens: Tokens?
+    let streams: OpenStreams
 
     /// The paths a person opens in a browser (sent to `/login` when not logged in).
     static func isPage(_ path: String) -> Bool { path == "/" || path.hasPrefix("/swarms/") }
@@ -32,18 +33,29 @@ struct Dashboard: Sendable {
     }
 
     func overview(_ request: Request) async throws -> Response {
-        let (fleet, ledger) = (stores.fleet, stores.ledger)
-        let data = try await stores.call { () throws(LedgerError) in try DashboardOverview.read(fleet: fleet, ledger: ledger) }
-        return respond(request, title: "Dashboard", live: OverviewPage(data: data, operate: access(request) == .operate).html)
+        let (fleet, ledger, stores) = (stores.fleet, stores.ledger, stores)
+        let operate = access(request) == .operate
+        let render: @Sendable () async throws -> String = {
+            let data = try await stores.call { () throws(LedgerError) in try DashboardOverview.read(fleet: fleet, ledger: ledger) }
+            return OverviewPage(data: data, operate: operate).html
+        }
+        if request.uri.queryParameters["part"] == "stream" { return try DashboardStream(open: streams).respond(render) }
+        return respond(request, title: "Dashboard", live: try await render())
     }
 
     func swarm(_ id: String, _ request: Request) async throws -> Response {
-        let (fleet, ledger) = (stores.fleet, stores.ledger)
-        let data = try await stores.call { () throws(LedgerError) in try DashboardSwarm.read(id: id, fleet: fleet, ledger: ledger) }
-        guard let data else {
+        let (fleet, ledger, stores) = (stores.fleet, stores.ledger, stores)
+        let operate = access(request) == .operate
+        let read: @Sendable () async throws -> DashboardSwarm? = {
+            try await stores.call { () throws(LedgerError) in try DashboardSwarm.read(id: id, fleet: fleet, ledger: ledger) }
+        }
+        guard let data = try await read() else {
             return HTML.response(HTML.page(title: "No such swarm", live: "<p class=\"empty\">No swarm \(HTML.escape(id)).</p>", user: nil), status: .notFound)
         }
-        return respond(request, title: data.swarm.name, live: SwarmPage(data: data, operate: access(request) == .operate).html)
+        if request.uri.queryParameters["part"] == "stream" {
+            return try DashboardStream(open: streams).respond { try await read().map { SwarmPage(data: $0, operate: operate).html } ?? "" }
+        }
+        return respond(request, title: data.swarm.name, live: SwarmPage(data: data, operate: operate).html)
     }
 
     /// The whole page, or its live part alone for the script.

@@ -51,7 +51,13 @@ struct DashboardOverview: Sendable {
         var teams: [Team] = []
         var seen: Set<String> = []
         for swarm in swarms where seen.insert(swarm.team).inserted {
-            guard let team = try? ledger.team(named: swarm.team) else { continue }
+            // A swarm still in line has no team in the ledger yet; a store that fails fails the page.
+            let team: Node
+            do {
+                team = try ledger.team(named: swarm.team)
+            } catch where error.code == .unknownTeam {
+                continue
+            }
             let closed = try swarms.filter { $0.team == swarm.team && $0.state == "done" }.prefix(recentEnded)
                 .compactMap(\.node).map { (id) throws(LedgerError) in try ledger.node(id) }
             teams.append(Team(node: team, freeze: try ledger.freeze(of: swarm.team), open: try openBelow(team.id, ledger), closed: closed))

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Synchronization
 import PurserFleet
@@ -12,8 +13,17 @@ import PurserRuntime
 struct EventStream: Sendable {
     let stores: APIStores
     let open: OpenStreams
+    static let keepAlive = Duration.seconds(15)
 
-    func events(_ id: String) async throws -> Response {
+    /// From the first event, or after the one a client names (`Last-Event-ID`, as a browser's
+    /// EventSource sends it when it reconnects, or `?after=ID`).
+    func events(_ id: String, _ request: Request) async throws -> Response {
+        let named = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["after"].map(String.init)
+        var after: Int64 = 0
+        if let named {
+            guard let value = Int64(named), value >= 0 else { throw APIError(.badRequest, "bad_parameter", "after: expected an event's id", field: "after") }
+            after = value
+        }
         let fleet = stores.fleet
         guard try await stores.call({ () throws(LedgerError) in try fleet.swarmState(id: id) }) != nil else {
             throw APIError.notFound("no swarm \(id)")
@@ -22,8 +32,8 @@ struct EventStream: Sendable {
         guard let key = open.add(continuation) else { throw APIError(.serviceUnavailable, "stopping", "the server is stopping") }
         let watch = Task {
             do throws(RuntimeError) {
-                let report = try await FleetWatcher(store: fleet, swarm: id).follow { event in
-                    continuation.yield(Self.frame(event.json.serialized()))
+                let report = try await FleetWatcher(store: fleet, swarm: id).follow(after: after) { eventID, event in
+                    continuation.yield(Self.frame(event.json.serialized(), id: eventID))
                 }
                 continuation.yield(Self.frame(report.json, event: "end"))
             } catch {
@@ -33,9 +43,17 @@ struct EventStream: Sendable {
             }
             continuation.finish()
         }
+        // A comment line now and then: a client (and a proxy) can tell a quiet swarm from a dead server.
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.keepAlive)
+                continuation.yield(ByteBuffer(string: ": still here\n\n"))
+            }
+        }
         continuation.onTermination = { [open] _ in
             open.remove(key)
             watch.cancel()
+            keepAlive.cancel()
         }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
@@ -43,8 +61,8 @@ struct EventStream: Sendable {
     }
 
     /// One event; serialized JSON holds no newline, so one `data:` line carries it.
-    static func frame(_ data: String, event: String? = nil) -> ByteBuffer {
-        ByteBuffer(string: (event.map { "event: \($0)\n" } ?? "") + "data: \(data)\n\n")
+    static func frame(_ data: String, event: String? = nil, id: Int64? = nil) -> ByteBuffer {
+        ByteBuffer(string: (id.map { "id: \($0)\n" } ?? "") + (event.map { "event: \($0)\n" } ?? "") + "data: \(data)\n\n")
     }
 }
 

@@ -4,12 +4,20 @@ struct EventStreamParser {
     struct Event: Equatable {
         var name: String
         var data: String
+        /// The last `id:` the stream gave (the spec's last event ID), if any.
+        var id: String?
     }
 
-    /// A line longer than this (1 MiB) is cut: a stream must not grow the client without end.
+    /// A line longer than this (1 MiB) is cut, and an event's data past `maxEvent` (8 MiB)
+    /// ends the stream: a peer must not grow the client without end.
     static let maxLine = 1 << 20
+    static let maxEvent = 8 << 20
+    /// The event being gathered outgrew `maxEvent`.
+    private(set) var overflowed = false
+    private var dataBytes = 0
     private var line: [UInt8] = []
     private var name = ""
+    private var lastID: String?
     private var data: [String] = []
     private var afterCR = false
 
@@ -34,8 +42,8 @@ struct EventStreamParser {
     private mutating func end() -> Event? {
         defer { line.removeAll(keepingCapacity: true) }
         guard !line.isEmpty else {
-            defer { (name, data) = ("", []) }
-            return data.isEmpty ? nil : Event(name: name.isEmpty ? "message" : name, data: data.joined(separator: "\n"))
+            defer { (name, data, dataBytes) = ("", [], 0) }
+            return data.isEmpty ? nil : Event(name: name.isEmpty ? "message" : name, data: data.joined(separator: "\n"), id: lastID)
         }
         let text = String(decoding: line, as: UTF8.self)
         let field = text.prefix { $0 != ":" }
@@ -43,7 +51,10 @@ struct EventStreamParser {
         if value.hasPrefix(" ") { value = value.dropFirst() }
         switch field {
         case "event": name = String(value)
-        case "data": data.append(String(value))
+        case "id" where !value.contains("\0"): lastID = String(value)
+        case "data":
+            dataBytes += value.utf8.count + 1
+            if dataBytes > Self.maxEvent { overflowed = true } else { data.append(String(value)) }
         default: break
         }
         return nil

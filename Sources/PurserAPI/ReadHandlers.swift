@@ -1,4 +1,5 @@
 import Hummingbird
+import Logging
 import PurserGateway
 import PurserLedger
 import PurserProtocol
@@ -47,10 +48,22 @@ extension ReadHandlers {
     func integrations() async throws -> Response {
         let gateway = LedgerGatewayStore(store: stores.ledger)
         let saved = await StoreThreads.shared.run { () -> Result<[String: String], any Error> in Result { try gateway.loadStates() } }
-        guard case .success(let texts) = saved else {
-            throw APIError(.serviceUnavailable, "store_unavailable", "the gateway's state could not be read from the store")
+        let texts: [String: String]
+        switch saved {
+        case .success(let read): texts = read
+        case .failure(let error):
+            throw APIError(.serviceUnavailable, "store_unavailable", "the gateway's state could not be read from the store: \(error)")
         }
-        let states = texts.values.compactMap { try? IntegrationStatus(json: JSONParser.parse(Array($0.utf8))) }.sorted { $0.name < $1.name }
+        // A state this version cannot read (another version's, or damaged) is left out, and said.
+        var states: [IntegrationStatus] = []
+        for (name, text) in texts {
+            do {
+                states.append(try IntegrationStatus(json: JSONParser.parse(Array(text.utf8))))
+            } catch {
+                Logger(label: "purser.api").warning("gateway state unreadable", metadata: ["integration": "\(name)", "error": "\(error)"])
+            }
+        }
+        states.sort { $0.name < $1.name }
         return .json(["integrations": .array(states.map(\.json))])
     }
 }

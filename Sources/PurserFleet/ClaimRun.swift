@@ -22,8 +22,7 @@ struct ClaimRun {
         host.events.add(claim.swarm, "claim", claim.routine, ["host": .string(lease.name), "attempt": .number(JSONNumber(Int64(claim.attempt)))])
         let (id, routine, events) = (claim.swarm, claim.routine, host.events)
         let metrics = RunMetrics(
-            team: swarm.job.team.name, swarm: swarm.job.swarm.name,
-            plugin: swarm.job.routines.first { $0.name == routine }?.plugin ?? "", readyMs: claim.readyMs)
+            team: swarm.job.team.name, plugin: swarm.job.routines.first { $0.name == routine }?.plugin ?? "", readyMs: claim.readyMs)
         let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder, graceMs: host.settings.stopGraceMs) { kind, fields in
             if kind == "start" { metrics.start() }
             events.add(id, kind, routine, fields)

@@ -17,7 +17,12 @@ public struct FleetWatcher: Sendable {
 
     /// Follows the swarm to its end; `onEvent` sees each event once.
     public func follow(_ onEvent: @escaping @Sendable (SwarmEvent) -> Void) async throws(RuntimeError) -> FleetReportView {
-        var after: Int64 = 0
+        try await follow(after: 0) { _, event in onEvent(event) }
+    }
+
+    /// The same from the event after `after` (an id `onEvent` was given): a watch taken up again.
+    public func follow(after start: Int64, _ onEvent: @escaping @Sendable (Int64, SwarmEvent) -> Void) async throws(RuntimeError) -> FleetReportView {
+        var after = start
         var sawDone = false
         var doneSince: ContinuousClock.Instant?
         while true {
@@ -29,7 +34,7 @@ public struct FleetWatcher: Sendable {
                 after = event.id
                 sawDone = sawDone || event.kind == "done"
                 let fields = (try? JSONParser.parse(Array(event.fields.utf8)))?.objectValue ?? [:]
-                onEvent(SwarmEvent(atMs: event.atMs, kind: event.kind, routine: event.routine, fields: fields))
+                onEvent(event.id, SwarmEvent(atMs: event.atMs, kind: event.kind, routine: event.routine, fields: fields))
             }
             // Hosts write events a moment after the queue's rows: the completing host's
             // `done` comes last. A swarm that never ran has none; two seconds is enough.

@@ -3,9 +3,10 @@ import PurserProtocol
 import Synchronization
 
 /// One attempt's metrics, counted through swift-metrics' facade (`purser serve` renders
-/// them at /metrics; elsewhere they go nowhere). Labels come from the job's file (team,
-/// swarm name, plugin) and the verdicts' fixed set, never from the swarm's or the
-/// attempt's id: each label value is a series, and ids would grow them without bound.
+/// them at /metrics; elsewhere they go nowhere). Labels are the team, the plugin and the
+/// verdicts' fixed set: these series live as long as the server, and each label value is
+/// one, so never an id, nor a swarm's name (free text: `ci-pr-1234` would grow them
+/// without bound; the per-swarm gauges are read afresh at each scrape instead).
 final class RunMetrics: Sendable {
     static let started = "purser_runs_started_total"
     static let ended = "purser_runs_ended_total"
@@ -17,8 +18,8 @@ final class RunMetrics: Sendable {
     private let readyMs: Int64
     private let startedAt = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(team: String, swarm: String, plugin: String, readyMs: Int64) {
-        labels = [("team", team), ("swarm", swarm), ("plugin", plugin)]
+    init(team: String, plugin: String, readyMs: Int64) {
+        labels = [("team", team), ("plugin", plugin)]
         self.readyMs = readyMs
     }
 

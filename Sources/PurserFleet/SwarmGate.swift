@@ -153,14 +153,17 @@ struct SwarmGate {
         return true
     }
 
+    /// Completes the swarms whose routines all ended. After a failure it stops until the
+    /// host's next pass: the failed swarm is back in line at once, and taking it again at
+    /// once would spin (a store that refuses the settle refuses it a millisecond later too).
     func completeEnded(_ lease: HostLease) async {
         while let swarm = await take({ () throws(LedgerError) in try host.fleet.nextToComplete(host: lease) }) {
-            await complete(swarm)
+            guard await complete(swarm) else { return }
         }
     }
 
-    /// Settles the swarm's hold, ends its lease, and keeps its report.
-    private func complete(_ row: QueuedSwarm) async {
+    /// Settles the swarm's hold, ends its lease, and keeps its report; false when it failed.
+    private func complete(_ row: QueuedSwarm) async -> Bool {
         let result = await StoreThreads.shared.run { () -> Result<FleetReport, RuntimeError> in
             Result { () throws(RuntimeError) in try FleetReport.settle(row, host: host) }
         }
@@ -173,11 +176,13 @@ struct SwarmGate {
             host.events.add(row.id, "done", nil, ["verdict": .string(report.verdict)])
             host.state.withLock { $0.admitSoon = true }
             await host.forget(row.id)
+            return true
         case .failure(let error):
             host.logger.error("completing a swarm failed; another pass will try again", metadata: [
                 "swarm": "\(row.id)", "error": "\(error.message)",
             ])
             await record { () throws(LedgerError) in try host.fleet.notCompleted(swarm: row.id) }
+            return false
         }
     }
 

@@ -75,10 +75,16 @@ public final class NodeRows {
             throw LedgerError(.unknownNode, "no node \(id)")
         }
         if !lock.isEmpty { locked.insert(id) }
-        // A row changed here stays as changed; the store's copy is older.
-        if let entry = entries[id] { return entry.node }
+        // A row changed here stays as changed; the store's copy is older. A row only read
+        // here is not: the locked read, which waited for any other writer, is the truth (an
+        // unlocked copy taken before another host's reclaim committed still says "open").
+        if let entry = entries[id], entry.changed || entry.createdAt != nil { return entry.node }
         let node = Schema.node(row)
-        entries[id] = Entry(node)
+        if entries[id] != nil {
+            entries[id]!.node = node
+        } else {
+            entries[id] = Entry(node)
+        }
         return node
     }
 

@@ -29,16 +29,19 @@ public struct MCPBridge: Sendable {
         var supervisorID: RPCID
         var serverID: Int64
         var runID: String
-        /// Tools gathered so far when listing (pages follow `nextCursor`).
+        /// Tools gathered so far when listing (pages follow `nextCursor`), and their size.
         var listed: [JSONValue]?
+        var listedBytes = 0
     }
 
     var phase = Phase.waiting
     var call: Call?
     var nextServerID: Int64 = 1
     var server: (name: String, version: String, protocolVersion: String)?
-    /// A page cap: a server whose cursors never end is refused, not followed forever.
+    /// A page cap: a server whose cursors never end is refused, not followed forever; and a
+    /// cap on what the pages hold together, which must fit in one line to the supervisor.
     static let maxPages = 100
+    static let maxListBytes = 8 << 20
     var pages = 0
 
     public init() {}
@@ -161,8 +164,14 @@ public struct MCPBridge: Sendable {
     private mutating func answered(_ result: Result<JSONValue, RPCError>) -> [Action] {
         guard var current = call else { return [] }
         if current.listed != nil, case .success(let page) = result {
-            current.listed! += page["tools"]?.arrayValue ?? []
+            let tools = page["tools"]?.arrayValue ?? []
+            current.listed! += tools
+            current.listedBytes += JSONValue.array(tools).serialized().utf8.count
             pages += 1
+            guard current.listedBytes <= Self.maxListBytes else {
+                call = nil
+                return [.toSupervisor(.response(id: current.supervisorID, result: .failure(MCPTranslation.failure("tools/list holds over \(Self.maxListBytes) bytes"))))]
+            }
             if let cursor = page["nextCursor"]?.stringValue, pages < Self.maxPages {
                 current.serverID = take()
                 call = current

@@ -55,7 +55,12 @@ struct BridgeLoop {
         guard let server else { return }
         let count = read(server.output, &buffer, buffer.count)
         if count < 0 && errno == EINTR { return }
-        guard count > 0 else { return carry(bridge.serverFailed("exited (\(server.waitStatus()))")) }
+        guard count > 0 else {
+            // Its stdout closed: it is ending, or closed fd 1 and lives on; either way it gets
+            // the stop sequence, not an unbounded wait.
+            server.end()
+            return carry(bridge.serverFailed("closed its stdout (\(server.waitStatus()))"))
+        }
         var messages: [RPCMessage] = []
         var fault: String?
         let limit = fromServer.maxLineBytes

@@ -7,6 +7,7 @@ final class ServerChild {
     let input: Int32
     let output: Int32
     private var status: Int32?
+    private var inputClosed = false
 
     struct SpawnError: Error, CustomStringConvertible {
         let description: String
@@ -41,7 +42,7 @@ final class ServerChild {
         output = fromChild[0]
     }
 
-    /// How it ended, once it has (waits for it: its stdout closed, so it is ending).
+    /// How it ended (waits for it: call `end` first, or know that it is ending).
     func waitStatus() -> String {
         if status == nil {
             var raw: Int32 = 0
@@ -53,9 +54,12 @@ final class ServerChild {
         return status & 0x7f == 0 ? "status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
     }
 
-    /// Closes its stdin and gives it a second to exit, then kills it.
+    /// Closes its stdin and gives it a second to exit, then kills it. Safe to call again.
     func end() {
-        close(input)
+        if !inputClosed {
+            close(input)
+            inputClosed = true
+        }
         guard status == nil else { return }
         for _ in 0..<100 {
             var raw: Int32 = 0

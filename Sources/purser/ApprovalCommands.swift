@@ -10,9 +10,13 @@ struct Approvals: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Routines waiting for a person's approval (purser approve / purser deny).")
     @Flag(help: "Every approval, decided ones too (newest first).") var all = false
-    @Option(help: "How many.") var limit = 100
+    @Option(help: "How many (1 to 10000).") var limit = 100
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var ledgerOptions: LedgerOptions
+
+    func validate() throws {
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit: expected 1 to 10000") }
+    }
 
     func run() throws {
         let store = try ledgerOptions.store()
@@ -27,8 +31,10 @@ struct Approvals: ParsableCommand {
         for approval in approvals {
             let state = approval.state == .pending ? "pending until \(time(approval.expiresMs))"
                 : "\(approval.state.rawValue) by \(approval.decidedBy ?? "?")" + (approval.reason.map { ": \($0)" } ?? "")
-            print("\(approval.id)  \(approval.routine) of swarm \(approval.swarm) (team \(approval.team), run \(approval.run)), "
-                + "tools \(approval.tools.joined(separator: ",")): \(state)")
+            // Every field but the id came from a job file or a person: made inert, so that a name
+            // cannot hide or rewrite the tools an approver is asked about.
+            print(WorkerText.line("\(approval.id)  \(approval.routine) of swarm \(approval.swarm) (team \(approval.team), run \(approval.run)), "
+                + "tools \(approval.tools.joined(separator: ",")): \(state)"))
         }
     }
 }
@@ -44,7 +50,7 @@ struct Approve: ParsableCommand {
         let approval = try ledgerCall { () throws(LedgerError) in
             try store.decideApproval(id: id, approve: true, by: operatorName(), reason: reason)
         }
-        print("approval \(approval.id) approved: \(approval.routine) of swarm \(approval.swarm) may run")
+        print(WorkerText.line("approval \(approval.id) approved: \(approval.routine) of swarm \(approval.swarm) may run"))
     }
 }
 
@@ -60,6 +66,6 @@ struct Deny: ParsableCommand {
         let approval = try ledgerCall { () throws(LedgerError) in
             try store.decideApproval(id: id, approve: false, by: operatorName(), reason: reason)
         }
-        print("approval \(approval.id) denied: \(approval.routine) of swarm \(approval.swarm) will not run")
+        print(WorkerText.line("approval \(approval.id) denied: \(approval.routine) of swarm \(approval.swarm) will not run"))
     }
 }

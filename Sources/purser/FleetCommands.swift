@@ -195,18 +195,20 @@ struct Watch: AsyncParsableCommand {
 
     /// Follows the swarm through `client`, else the store. A stream the server cuts (it
     /// drained, or died) is asked again, of the server found anew (the store's when none
-    /// answers), showing only the events not shown yet.
+    /// answers), from the event after the last one shown.
     static func follow(
         _ id: String, client: APIClient?, ledger: LedgerOptions, server: ServerOptions, json: Bool, events: String?
     ) async throws {
         let sink = try events.map { path throws -> EventSink in try EventSink(path: path) }
         // On a terminal, the live view; it reads the swarm's size from the store when watching there.
-        let live: TerminalView? = if json { nil } else if let client { await TerminalView.watching(id, client: client) } else {
-            TerminalView.watching(id, fleet: try? fleetStore(try ledger.runtime()))
+        let live: TerminalView? = if json { nil } else if let client {
+            await TerminalView.watching(id, client: client)
+        } else {
+            await TerminalView.watching(id, ledger: ledger)
         }
-        let shown = EventCount()
-        let show: @Sendable (SwarmEvent) -> Void = { event in
-            shown.add()
+        let shown = LastEvent()
+        let show: @Sendable (Int64, SwarmEvent) -> Void = { eventID, event in
+            shown.set(eventID)
             sink?.write(event)
             if let live { live.take(event) } else if !json { FleetLines.show(event) }
         }
@@ -216,7 +218,7 @@ struct Watch: AsyncParsableCommand {
         do {
             while report == nil {
                 if let asking = client {
-                    switch try await RemoteWatch(client: asking).follow(id, skip: shown.value, show) {
+                    switch try await RemoteWatch(client: asking).follow(id, after: shown.value, show) {
                     case .ended(let end): report = end
                     case .cut:
                         cuts += 1
@@ -225,7 +227,7 @@ struct Watch: AsyncParsableCommand {
                         client = try await server.client(ledger)
                     }
                 } else {
-                    report = try await followStore(id, ledger: ledger, skip: shown.value, show)
+                    report = try await followStore(id, ledger: ledger, after: shown.value, show)
                 }
             }
         } catch {
@@ -237,14 +239,12 @@ struct Watch: AsyncParsableCommand {
         try finish(report!, json: json)
     }
 
-    private static func followStore(_ id: String, ledger: LedgerOptions, skip: Int, _ show: @escaping @Sendable (SwarmEvent) -> Void) async throws -> JSONValue {
+    private static func followStore(
+        _ id: String, ledger: LedgerOptions, after: Int64, _ show: @escaping @Sendable (Int64, SwarmEvent) -> Void
+    ) async throws -> JSONValue {
         let watcher = FleetWatcher(store: try fleetStore(try ledger.runtime()), swarm: id)
-        let seen = EventCount()
         do {
-            let view = try await watcher.follow { event in
-                seen.add()
-                if seen.value > skip { show(event) }
-            }
+            let view = try await watcher.follow(after: after, show)
             return try JSONParser.parse(view.json)
         } catch let error as RuntimeError {
             throw commandFailure(error)
@@ -262,11 +262,11 @@ struct Watch: AsyncParsableCommand {
     }
 }
 
-/// Events shown so far, counted from a watcher's callback.
-final class EventCount: Sendable {
-    private let count = Mutex(0)
-    func add() { count.withLock { $0 += 1 } }
-    var value: Int { count.withLock { $0 } }
+/// The id of the last event shown, set from a watcher's callback.
+final class LastEvent: Sendable {
+    private let id = Mutex<Int64>(0)
+    func set(_ value: Int64) { id.withLock { $0 = value } }
+    var value: Int64 { id.withLock { $0 } }
 }
 
 /// `purser cancel`: stops a fleet swarm.
@@ -295,7 +295,7 @@ struct Cancel: AsyncParsableCommand {
         }
         let answer: APIAnswer
         do {
-            answer = try await client.send("POST", "/v1/swarms/\(id)/cancel")
+            answer = try await client.send("POST", "/v1/swarms/\(APIClient.segment(id))/cancel")
         } catch {
             throw commandFailure(error)
         }

@@ -25,7 +25,8 @@ enum FleetLines {
         case "done": "swarm: \(field("verdict"))"
         default: nil
         }
-        if let text { printError("[watch] " + text) }
+        // Names and messages come from job files and workers: made inert on the terminal.
+        if let text { printError("[watch] " + WorkerText.line(text)) }
     }
 
     /// The end of a swarm: its report as `watch --json` prints it (from the store, or from

@@ -15,23 +15,21 @@ struct RemoteWatch {
         case cut
     }
 
-    /// Follows the swarm's events, passing on each after the first `skip` (those shown
-    /// already, before a cut stream was asked again).
-    func follow(_ id: String, skip: Int, _ onEvent: (SwarmEvent) -> Void) async throws -> Outcome {
-        var seen = 0
+    /// Follows the swarm's events after the one with id `after` (0: from the first), passing
+    /// each on with its id: a cut stream is asked again from the last one shown.
+    func follow(_ id: String, after: Int64, _ onEvent: (Int64, SwarmEvent) -> Void) async throws -> Outcome {
         var end: JSONValue?
         let refused: APIAnswer?
         do {
-            refused = try await client.events("/v1/swarms/\(id)/events") { (name, data) throws(APIClientError) in
+            refused = try await client.events("/v1/swarms/\(APIClient.segment(id))/events?after=\(after)") { (name, data, eventID) throws(APIClientError) in
                 switch name {
                 case "end": end = try? JSONParser.parse(data)
                 case "error":
                     let message = (try? JSONParser.parse(data))?["error"]?["message"]?.stringValue ?? data
                     throw APIClientError.server(message)
                 default:
-                    guard let event = Self.event(data) else { return }
-                    seen += 1
-                    if seen > skip { onEvent(event) }
+                    guard let event = Self.event(data), let number = eventID.flatMap({ Int64($0) }) else { return }
+                    onEvent(number, event)
                 }
             }
         } catch where error.code == .unreachable {

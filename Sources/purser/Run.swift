@@ -112,7 +112,8 @@ struct Run: AsyncParsableCommand {
             "\(name): \(event.fields["verdict"]?.stringValue ?? "") — used \(event.fields["used"]?.serialized() ?? "0"), returned \(event.fields["returned"]?.serialized() ?? "0")"
         default: nil
         }
-        if let text { printError("[run] " + text) }
+        // Names, tools and reasons come from job files and workers: made inert on the terminal.
+        if let text { printError("[run] " + WorkerText.line(text)) }
     }
 }
 

@@ -32,7 +32,7 @@ struct ServerOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: socket) else { return nil }
         let client = APIClient(target: .unix(path: socket), token: nil)
         // A socket left by a serve that died answers nothing: then the store, as without one.
-        guard (try? await client.send("GET", "/v1/hosts")) != nil else { return nil }
+        guard (try? await client.send("GET", "/v1/hosts", quiet: .seconds(3))) != nil else { return nil }
         return client
     }
 
@@ -42,6 +42,7 @@ struct ServerOptions: ParsableArguments {
         guard stat(tokenFile, &status) == 0, let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
             throw CommandLineError(message: "--server-token-file: cannot read \(tokenFile)")
         }
+        guard status.st_uid == geteuid() else { throw CommandLineError(message: "--server-token-file: \(tokenFile) is not this user's own file") }
         guard status.st_mode & 0o077 == 0 else {
             throw CommandLineError(message: "--server-token-file: \(tokenFile) may be read by others; chmod 600 it")
         }

@@ -109,6 +109,23 @@ extension APISuites {
             #expect(said.contains("cancelling swarm s-") && report.contains("on team api: cancelled"), "\(said)\n\(report)")
         }
 
+        @Test("a socket that accepts and never answers (a stopped serve) is passed over within seconds: the store answers")
+        func aSilentSocket() async throws {
+            let home = Fixtures.temporaryHome()
+            let socket = home + "/purser.sock"
+            // Bound and listening, never accepting: connects succeed through the backlog, nothing answers.
+            let silent = Process()
+            silent.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            silent.arguments = ["-c", "import socket,time,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); print('up', flush=True); time.sleep(120)", socket]
+            let up = Pipe()
+            silent.standardOutput = up
+            try silent.run()
+            defer { silent.terminate() }
+            _ = await offPool { up.fileHandleForReading.availableData }
+            let hosts = try await runPurser(["hosts", "--json"], home: home)
+            #expect(hosts.status == 0 && hosts.stdout == "[]\n", "\(hosts.stdout)\(hosts.stderr)")
+        }
+
         @Test("on the home's socket: a watch whose server dies goes on from the store, each event shown once; a dead serve's socket is passed over")
         func serverDiesMidWatch() async throws {
             let serve = try await APIServe()

@@ -24,7 +24,20 @@ extension APISuites {
             let stream = try await HTTPAnswer.request("GET", "/v1/swarms/\(id)/events", on: socket)
             #expect(stream.status == 200)
             let frames = stream.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
-            let events = frames.filter { $0.hasPrefix("data: ") }.compactMap { try? JSONParser.parse(String($0.dropFirst(6))) }
+            // Each event: its id in the store, then its object.
+            let events = frames.filter { $0.hasPrefix("id: ") }.compactMap { frame -> JSONValue? in
+                let lines = frame.split(separator: "\n")
+                guard lines.count == 2, Int64(lines[0].dropFirst(4)) != nil, lines[1].hasPrefix("data: ") else { return nil }
+                return try? JSONParser.parse(String(lines[1].dropFirst(6)))
+            }
+            #expect(events.count == frames.filter { $0.hasPrefix("id: ") }.count, "\(stream.body)")
+            // Asked again after an event, the stream takes up after it.
+            let ids = frames.filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.split(separator: "\n")[0].dropFirst(4)) }
+            if ids.count >= 2 {
+                let resumed = try await HTTPAnswer.request("GET", "/v1/swarms/\(id)/events?after=\(ids[0])", on: socket)
+                let again = resumed.body.components(separatedBy: "\n\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.split(separator: "\n")[0].dropFirst(4)) }
+                #expect(again == Array(ids.dropFirst()), "\(resumed.body)")
+            }
             #expect(events.contains { $0["event"]?.stringValue == "verdict" && $0["routine"]?.stringValue == "r0" })
             #expect(events.last?["event"]?.stringValue == "done")
             let end = try #require(frames.last, "no frames: \(stream.body)")

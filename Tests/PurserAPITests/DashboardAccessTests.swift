@@ -101,6 +101,15 @@ extension APISuites {
 
             let socket = try await runCommand("/usr/bin/curl", ["-sS", "--unix-socket", serve.socket, "http://purser/swarms/\(id)"])
             #expect(socket.stdout.contains("data-post=\"/v1/swarms/\(id)/cancel\""), "the socket's user may operate: \(socket.stdout)")
+
+            // The live part as Server-Sent Events: one `live` event at once, every line of it a `data:` line.
+            let stream = try await runCommand("/usr/bin/curl", ["-sS", "-N", "--max-time", "3", "--unix-socket", serve.socket, "http://purser/swarms/\(id)?part=stream"])
+            let frames = stream.stdout.components(separatedBy: "\n\n").filter { $0.hasPrefix("event: live\n") }
+            #expect(!frames.isEmpty, "a frame at once: \(stream.stdout.prefix(500))")
+            let lines = frames.first?.split(separator: "\n").dropFirst() ?? []
+            #expect(!lines.isEmpty && lines.allSatisfy { $0.hasPrefix("data: ") } && frames.first?.contains("&lt;b&gt;bold&lt;/b&gt;") == true, "\(frames)")
+            let streamWithout = try await Exchange.run("GET", url + "/?part=stream")
+            #expect(streamWithout.status == 401, "a stream without a login is the API's 401, not a redirect: \(streamWithout.status)")
         }
     }
 }

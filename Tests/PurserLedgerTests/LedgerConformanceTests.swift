@@ -1,6 +1,7 @@
 import Foundation
 import PurserLedger
 import PurserTestSupport
+import Synchronization
 import Testing
 
 /// Every store driver, behind the one protocol. Each test gets a fresh, empty store.
@@ -413,6 +414,50 @@ extension StoreKind {
         case .postgres:
             let store = try PostgresLedger(url: PostgresServer.shared.makeDatabase())
             return (store, { (body) throws(LedgerError) in try store.driver.transaction(body) })
+        }
+    }
+}
+
+/// Two hosts that both reclaim a dead holder's holds at once (the fleet's rescuer, and the
+/// holder restarting): each hold is settled once, and its parent gets its return once.
+@Suite("Reclaims that race", .storeWork, .timeLimit(.minutes(2)))
+struct ReclaimRaceTests {
+    @Test("two stores reclaim the same dead lease at once: every hold is settled once, and the ledger balances", arguments: StoreKind.allCases)
+    func racingReclaims(kind: StoreKind) throws {
+        let (first, second): (any LedgerStore, any LedgerStore)
+        switch kind {
+        case .sqlite:
+            let path = Fixtures.temporaryHome() + "/purser.db"
+            (first, second) = (try SQLiteLedger(path: path), try SQLiteLedger(path: path))
+        case .postgres:
+            let url = try PostgresServer.shared.makeDatabase()
+            (first, second) = (try PostgresLedger(url: url), try PostgresLedger(url: url))
+        }
+        let team = try first.createTeam(TeamSpec(name: "t", caps: Resources(credits: 1000 * credit)))
+        for round in 0..<4 {
+            let dead = try first.acquireLease(holder: "dead-\(round)", ttlMs: 600_000)
+            let swarm = try first.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s\(round)", amounts: Resources(credits: 100 * credit)))
+            var holds: [NodeID] = []
+            for index in 0..<30 {
+                let hold = try first.reserve(ReserveRequest(
+                    parent: swarm.id, kind: .routine, name: "r\(index)", amounts: Resources(credits: 2 * credit), holder: dead))
+                try first.spend(hold.id, credits: credit, holder: dead)
+                holds.append(hold.id)
+            }
+            let stores = [first, second]
+            let errors = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { index in
+                do {
+                    _ = try stores[index].reclaim(leases: ["dead-\(round)"])
+                } catch {
+                    errors.withLock { $0.append("\(error)") }
+                }
+            }
+            #expect(errors.withLock { $0 }.isEmpty, "\(errors.withLock { $0 })")
+            try expectVerified(first)
+            let settles = try first.audit(node: nil, team: "t").filter { $0.kind == "settle" && holds.contains($0.node) }
+            #expect(settles.count == holds.count, "round \(round): \(settles.count) settles of \(holds.count) holds")
+            #expect(try first.node(swarm.id).available.credits == 70 * credit, "round \(round): the swarm got its returns once")
         }
     }
 }
