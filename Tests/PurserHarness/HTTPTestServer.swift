@@ -118,7 +118,11 @@ public final class HTTPTestServer: Sendable {
         if let networkNamespace { command = [NetworkHosts.nsenter, "--net=" + networkNamespace, "--"] + command }
         let process: pid_t
         do {
-            process = try Spawn.start(command[0], Array(command.dropFirst()), directory: directory, stdout: "/dev/null", stderr: errors)
+            // The environment as a copy: `environ` itself may be rewritten under posix_spawn by a
+            // test's setenv on another thread (a spawn once failed with EFAULT).
+            process = try Spawn.start(
+                command[0], Array(command.dropFirst()), directory: directory, stdout: "/dev/null", stderr: errors,
+                environment: ProcessInfo.processInfo.environment)
         } catch {
             throw HTTPTestServerError("cannot run python3 \(script): \(error)")
         }
