@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "PurserRuntime",
             dependencies: [
-                "PurserProtocol", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserCollections",
+                "PurserProtocol", "PurserMCP", "PurserSandbox", "PurserLedger", "PurserGateway", "PurserConfig", "PurserCollections",
                 .product(name: "HeapModule", package: "swift-collections"), logging,
             ],
             swiftSettings: swiftSettings),
@@ -157,7 +157,7 @@ let package = Package(
         .target(name: "PurserHarness", path: "Tests/PurserHarness", swiftSettings: swiftSettings),
         .target(
             name: "PurserTestSupport",
-            dependencies: ["PurserRuntime", "PurserProtocol", "PurserHarness"],
+            dependencies: ["PurserRuntime", "PurserProtocol", "PurserMCP", "PurserHarness"],
             path: "Tests/PurserTestSupport",
             swiftSettings: swiftSettings),
         .testTarget(name: "PurserCollectionsTests", dependencies: ["PurserCollections", "PurserHarness"], swiftSettings: swiftSettings),

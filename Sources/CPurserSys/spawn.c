@@ -132,8 +132,9 @@ static int enter_sandbox(child_context *ctx) {
 }
 
 // The inherited fds become 3, 4, ...: first each is copied above where any target could
-// be, then the copies are moved down, so that no move clobbers a source.
-static int inherit_fds(const purser_spawn_args *a) {
+// be, then the copies are moved down, so that no move clobbers a source. Every other fd
+// but `keep` (-1: none) is closed.
+static int inherit_fds(const purser_spawn_args *a, int keep) {
     int copies[8];
     if (a->inherit_count > 8) { errno = EINVAL; return -1; }
     for (int i = 0; i < a->inherit_count; i++) {
@@ -143,7 +144,14 @@ static int inherit_fds(const purser_spawn_args *a) {
     for (int i = 0; i < a->inherit_count; i++) {
         if (dup2(copies[i], 3 + i) < 0) return -1; // the new fd is not close-on-exec
     }
-    close_fds(3U + (unsigned int)a->inherit_count, ~0U);
+    // `keep` (the file to execute, >= 3 + count) stays; the copies go with the rest.
+    unsigned int first = 3U + (unsigned int)a->inherit_count;
+    if (keep >= 0) {
+        close_fds(first, (unsigned int)keep - 1U);
+        close_fds((unsigned int)keep + 1U, ~0U);
+    } else {
+        close_fds(first, ~0U);
+    }
     return 0;
 }
 
@@ -163,8 +171,15 @@ static int arrange_fds(child_context *ctx, int *exec_fd_out) {
     // the filter go on without CAP_SYS_ADMIN.
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_fail(ctx, PURSER_STAGE_NO_NEW_PRIVS);
     if (a->seccomp && purser_isolate_seccomp(a->seccomp_socket) < 0) return child_fail(ctx, PURSER_STAGE_SECCOMP);
+    if (exec_fd >= 0 && a->inherit_count > 0) {
+        // The file to execute goes above where the inherited fds will be, so that they do
+        // not clobber it; then they become 3, 4, ... and everything else is closed.
+        int moved = fcntl(exec_fd, F_DUPFD_CLOEXEC, 3 + a->inherit_count);
+        if (moved < 0 || inherit_fds(a, moved) < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
+        exec_fd = moved;
+    }
     if (exec_fd >= 0) {
-        close_fds(3U, (unsigned int)exec_fd - 1U);
+        if (a->inherit_count == 0) close_fds(3U, (unsigned int)exec_fd - 1U);
         close_fds((unsigned int)exec_fd + 1U, ~0U);
         // A script's interpreter opens /dev/fd/N, so N must stay open across exec; a binary's
         // fd must not reach the worker.
@@ -172,7 +187,7 @@ static int arrange_fds(child_context *ctx, int *exec_fd_out) {
         if (flags < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
         int wanted = a->exec_fd_keep ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
         if (wanted != flags && fcntl(exec_fd, F_SETFD, wanted) < 0) return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
-    } else if (a->inherit_count > 0 && inherit_fds(a) < 0) {
+    } else if (a->inherit_count > 0 && inherit_fds(a, -1) < 0) {
         return child_fail(ctx, PURSER_STAGE_CLOSE_FDS);
     } else if (a->inherit_count == 0) {
         close_fds(3U, ~0U);

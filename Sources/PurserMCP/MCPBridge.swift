@@ -134,7 +134,10 @@ public struct MCPBridge: Sendable {
             phase = .ready
             let answer: JSONValue = [
                 "protocolVersion": 1, "plugin": ["name": .string(info.name), "version": .string(info.version)],
-                "capabilities": ["cancel": true, "progress": true, "sequentialRuns": true],
+                // The revision goes in capabilities too, which the supervisor keeps in its record.
+                "capabilities": [
+                    "cancel": true, "progress": true, "sequentialRuns": true, "mcpProtocolVersion": .string(info.protocolVersion),
+                ],
                 "mcp": ["protocolVersion": .string(info.protocolVersion)],
             ]
             return [.toServer(.notification(method: "notifications/initialized", params: nil)), .toSupervisor(.response(id: supervisorID, result: .success(answer)))]

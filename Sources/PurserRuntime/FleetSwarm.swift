@@ -156,6 +156,7 @@ public final class FleetSwarm: Sendable {
         } catch {
             return .ended(RoutineRun(verdict: .error, message: error.description))
         }
+        if let problem = plan.inputProblem(routine, input) { return .ended(RoutineRun(verdict: .error, message: problem)) }
         let key = plan.cacheKey(routine, input)
         if let key, let output = await StoreThread.run({ self.cache.lookUp(key) }) {
             onEvent("cache_hit", [:])
@@ -205,7 +206,7 @@ public final class FleetSwarm: Sendable {
             _ = await StoreThread.run { try? self.runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder) }
             return RoutineRun(verdict: .error, message: error.message, node: node.id)
         }
-        defer { if let fd = request.executableFD { close(fd) } }
+        defer { request.closeFiles() }
         onEvent("start", [:])
         do throws(RuntimeError) {
             let report = try await runtime.exec(request) { event in

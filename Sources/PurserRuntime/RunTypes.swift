@@ -1,3 +1,4 @@
+import Glibc
 public import PurserGateway
 import Synchronization
 public import PurserLedger
@@ -42,6 +43,13 @@ public struct RunRequest: Sendable {
     public var executableFD: Int32?
     /// Keep `executableFD` open in the worker, as a script (`#!`) needs; false for binaries.
     public var keepExecutableFD = false
+    /// Open files the worker gets as fds 3, 4, … (`SandboxProfile.passedFDs`); the caller closes them.
+    public var passedFDs: [Int32] = []
+
+    /// Closes the files the request runs (`executableFD`, `passedFDs`), as its owner does after the run.
+    public func closeFiles() {
+        for fd in passedFDs + (executableFD.map { [$0] } ?? []) { close(fd) }
+    }
     /// Only `initialize`, then shut down: the registry's check that a plugin speaks the protocol.
     public var handshakeOnly = false
     /// How deep in `routine/call`s this run is: 0 for a routine, 1 for its step, and so on.

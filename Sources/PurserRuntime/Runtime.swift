@@ -274,6 +274,7 @@ public struct Runtime: Sendable {
             executable: request.executable, arguments: request.arguments, environment: environment,
             workingDirectory: directory, limits: limits, containment: request.containment,
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
+        profile.passedFDs = request.passedFDs
         profile.isolation = plan.isolation
         profile.isolation.sharedPaths = request.readOnlyPaths
         profile.parentGroups = request.parentGroups
@@ -303,6 +304,9 @@ public struct Runtime: Sendable {
             }
         } catch {
             throw invalid("read-only directory \(error.message)")
+        }
+        guard request.passedFDs.count <= 4, request.passedFDs.allSatisfy({ $0 >= 0 }) else {
+            throw invalid("bad passed fds \(request.passedFDs)")
         }
         if let fd = request.executableFD {
             guard fd >= 0 else { throw invalid("bad executable fd \(fd)") }

@@ -85,7 +85,7 @@ final class StepLauncher: Sendable {
             return reply(.failure(RPCError(
                 code: ErrorCode.routineFailed, message: error.message, data: ["verdict": .string(verdict), "credits": 0])))
         }
-        defer { close(prepared.opened.fd) }
+        defer { prepared.launch.close() }
         let report: RunReport?
         do throws(RuntimeError) {
             report = try await runtime.exec(prepared.request)
@@ -119,7 +119,7 @@ final class StepLauncher: Sendable {
     private struct Prepared: Sendable {
         var request: RunRequest
         var node: Node
-        var opened: PluginRegistry.OpenedPlugin
+        var launch: PluginLaunch
     }
 
     /// The checks, the hold in the caller's account, the step's node in the ledger, and the
@@ -127,9 +127,10 @@ final class StepLauncher: Sendable {
     private func prepare(_ params: RoutineCallParams, callerGroups: RunCgroups?) throws(RuntimeError) -> Prepared {
         func refuse(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
         guard depth < Self.maxDepth else { throw refuse("steps nest at most \(Self.maxDepth) deep") }
-        guard let record = try PluginRegistry(runtime: runtime).find(params.plugin) else {
+        guard let (record, tool) = try PluginRegistry(runtime: runtime).resolve(params.plugin) else {
             throw refuse("no plugin named '\(params.plugin)' is registered")
         }
+        if let problem = try MCPToolInput.problem(record, tool: tool, input: params.input) { throw refuse(problem) }
         let left = deadlineMs - unixMilliseconds()
         let time = min(params.timeMs ?? left, left)
         guard time > 0 else { throw refuse("the caller has no time left for a step") }
@@ -152,9 +153,9 @@ final class StepLauncher: Sendable {
             }
             throw refuse("\(params.plugin): \(error.message)")
         }
-        let opened: PluginRegistry.OpenedPlugin
+        let launch: PluginLaunch
         do {
-            opened = try PluginRegistry.openPinned(record, runtime: runtime)
+            launch = try PluginLaunch.open(record, tool: tool, runtime: runtime)
         } catch {
             do {
                 _ = try runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder)
@@ -168,12 +169,11 @@ final class StepLauncher: Sendable {
             executable: record.path, pluginName: record.name, input: params.input, credits: params.credits, wallTimeMs: time,
             memoryBytes: memory)
         request.hold = LedgerHold(node: node, holder: holder)
-        request.executableFD = opened.fd
-        request.keepExecutableFD = opened.isScript
+        launch.configure(&request)
         request.depth = depth + 1
         request.tools = tools
         request.parentGroups = callerGroups
         PluginManifest(record).apply(to: &request, workers: workers)
-        return Prepared(request: request, node: node, opened: opened)
+        return Prepared(request: request, node: node, launch: launch)
     }
 }

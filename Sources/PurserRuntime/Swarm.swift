@@ -128,7 +128,7 @@ public final class SwarmRunner: Sendable {
     private func launch(_ name: String, _ node: Node, _ request: RunRequest) -> Task<Finished, Never> {
         let runtime = self.runtime
         return Task<Finished, Never> {
-            defer { if let fd = request.executableFD { close(fd) } }
+            defer { request.closeFiles() }
             do throws(RuntimeError) {
                 let report = try await runtime.exec(request) { event in self.forward(event, routine: name) }
                 return .run(name: name, node: node, report: report, error: nil)

@@ -28,6 +28,10 @@ extension SwarmRunner {
                     name: name, verdict: .error, attempts: schedule.attempt(name), message: error.description))
                 continue
             }
+            if let problem = plan.inputProblem(routine, input) {
+                schedule.conclude(name, RoutineOutcome(name: name, verdict: .error, attempts: schedule.attempt(name), message: problem))
+                continue
+            }
             if let key = plan.cacheKey(routine, input), let output = cache.lookUp(key) {
                 emit("cache_hit", name, [:])
                 schedule.conclude(name, RoutineOutcome(name: name, verdict: .ok, attempts: 0, output: output, cached: true))

@@ -10,6 +10,8 @@ struct SwarmPlan: Sendable {
     let job: JobFile
     /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
     let plugins: [String: PluginSource]
+    /// For routines whose plugin is `NAME.TOOL`, an MCP server's tool: the tool's name.
+    let tools: [String: String]
     /// Routines by name, their place in the file, and who runs after each.
     let routines: [String: JobFile.Routine]
     let positions: [String: Int]
@@ -27,9 +29,12 @@ struct SwarmPlan: Sendable {
         var plugins: [String: PluginSource] = [:]
         // Each registered plugin is read from the store and checked once a plan, not once a
         // routine: a swarm of 2,000 routines of one plugin made 2,000 store transactions.
-        var checked: [String: PluginRecord] = [:]
+        var checked: [String: (record: PluginRecord, tool: String?)] = [:]
+        var tools: [String: String] = [:]
         for routine in job.routines {
-            plugins[routine.name] = try Self.resolve(routine, in: job, registry: registry, checked: &checked)
+            let (source, tool) = try Self.resolve(routine, in: job, registry: registry, checked: &checked)
+            plugins[routine.name] = source
+            tools[routine.name] = tool
         }
         // A host that cannot sandbox a routine refuses the swarm before anything is reserved.
         for source in plugins.values {
@@ -43,6 +48,7 @@ struct SwarmPlan: Sendable {
         self.job = job
         self.runtime = runtime
         self.plugins = plugins
+        self.tools = tools
         routines = Dictionary(uniqueKeysWithValues: job.routines.map { ($0.name, $0) })
         positions = Dictionary(uniqueKeysWithValues: job.routines.enumerated().map { ($1.name, $0) })
         var dependents: [String: [String]] = [:]
@@ -53,15 +59,16 @@ struct SwarmPlan: Sendable {
     /// A name is a registered plugin, checked against its pin now (and again at each run);
     /// a path is relative to the job file.
     static func resolve(
-        _ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry, checked: inout [String: PluginRecord]
-    ) throws(RuntimeError) -> PluginSource {
+        _ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry,
+        checked: inout [String: (record: PluginRecord, tool: String?)]
+    ) throws(RuntimeError) -> (PluginSource, tool: String?) {
         let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin"
         guard routine.plugin.contains("/") else {
-            let record: PluginRecord
+            let resolved: (record: PluginRecord, tool: String?)
             if let known = checked[routine.plugin] {
-                record = known
+                resolved = known
             } else {
-                guard let found = try registry.find(routine.plugin) else {
+                guard let found = try registry.resolve(routine.plugin) else {
                     throw RuntimeError(
                         code: .invalidRequest,
                         message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
@@ -69,13 +76,15 @@ struct SwarmPlan: Sendable {
                 do {
                     // A host without the file fetches it here, once, so that each run finds it in
                     // the host's cache (a fleet host makes its plans on the store's threads).
-                    close(try PluginRegistry.openPinned(found, runtime: registry.runtime).fd)
+                    close(try PluginRegistry.openPinned(found.record, runtime: registry.runtime).fd)
                 } catch {
                     throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
                 }
                 checked[routine.plugin] = found
-                record = found
+                resolved = found
             }
+            let record = resolved.record
+            try checkTool(routine, in: job, record: record, tool: resolved.tool)
             let manifest = PluginManifest(record)
             let missing = Set(manifest.tools).subtracting(routine.tools)
             guard missing.isEmpty else {
@@ -83,7 +92,7 @@ struct SwarmPlan: Sendable {
                     code: .invalidRequest,
                     message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).tools: plugin \(record.name) needs \(missing.sorted().joined(separator: ", "))")
             }
-            return .registered(record, manifest)
+            return (.registered(record, manifest), resolved.tool)
         }
         var path = routine.plugin
         if !path.hasPrefix("/"), let slash = job.file.lastIndex(of: "/") { path = String(job.file[...slash]) + path }
@@ -92,7 +101,40 @@ struct SwarmPlan: Sendable {
                 code: .invalidRequest,
                 message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: no executable at \(path)")
         }
-        return .path(path)
+        return (.path(path), nil)
+    }
+
+    /// A tool of an MCP server: it exists, and a routine's input without templates fits its
+    /// schema (one with templates is checked when it is filled, still before its hold).
+    private static func checkTool(_ routine: JobFile.Routine, in job: JobFile, record: PluginRecord, tool: String?) throws(RuntimeError) {
+        guard let server = MCPServer(record) else { return }
+        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name)"
+        guard let tool else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(field).plugin: \(record.name) is an MCP server: name one of its tools, \(record.name).TOOL (\(server.tools.map(\.name).joined(separator: ", ")))")
+        }
+        guard let found = server.tool(tool) else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(field).plugin: MCP server \(record.name) has no tool '\(tool)' (it has \(server.tools.map(\.name).joined(separator: ", ")))")
+        }
+        guard Template.references(in: routine.input).isEmpty else { return }
+        let problems = found.problems(routine.input)
+        guard problems.isEmpty else {
+            throw RuntimeError(
+                code: .invalidRequest,
+                message: "\(field).input does not fit \(routine.plugin)'s inputSchema: \(problems.joined(separator: "; "))")
+        }
+    }
+
+    /// A routine's filled input against its tool's schema; nil when fine or not a tool.
+    func inputProblem(_ routine: JobFile.Routine, _ input: JSONValue) -> String? {
+        guard let tool = tools[routine.name], case .registered(let record, _) = plugins[routine.name],
+            let found = MCPServer(record)?.tool(tool)
+        else { return nil }
+        let problems = found.problems(input)
+        return problems.isEmpty ? nil : "input does not fit \(routine.plugin)'s inputSchema: \(problems.joined(separator: "; "))"
     }
 
     /// The cache key of a routine whose plugin is registered as deterministic.
@@ -130,21 +172,18 @@ struct SwarmPlan: Sendable {
     func runRequest(
         _ routine: JobFile.Routine, input: JSONValue, hold: LedgerHold, workers: WorkerPool
     ) throws(RuntimeError) -> RunRequest {
-        var executable: String
-        var opened: PluginRegistry.OpenedPlugin?
+        var executable = ""
+        var launch: PluginLaunch?
         switch plugins[routine.name]! {
         case .path(let path): executable = path
-        case .registered(let record, _):
-            executable = record.path
-            opened = try PluginRegistry.openPinned(record, runtime: runtime)
+        case .registered(let record, _): launch = try PluginLaunch.open(record, tool: tools[routine.name], runtime: runtime)
         }
         var request = RunRequest(
             executable: executable, pluginName: routine.name, input: input,
             credits: Credits(micros: hold.node.cap.credits), wallTimeMs: hold.node.cap.timeMs, memoryBytes: hold.node.cap.memoryBytes)
         request.tools = routine.tools
         request.hold = hold
-        request.executableFD = opened?.fd
-        request.keepExecutableFD = opened?.isScript ?? false
+        launch?.configure(&request)
         if case .registered(_, let manifest) = plugins[routine.name] {
             manifest.apply(to: &request, workers: workers)
             // Only the variables its manifest names, with the supervisor's values.

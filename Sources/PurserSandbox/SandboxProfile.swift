@@ -20,6 +20,10 @@ public struct SandboxProfile: Sendable {
     /// kernel hands its interpreter `/dev/fd/N`, which fails if N is closed at exec. Leave it
     /// false for binaries, so the worker does not inherit the fd.
     public var keepExecutableFD: Bool
+    /// Open files the worker gets as fds 3, 4, … in this order (at most 4), for a worker that
+    /// runs a file it cannot reach by path (the MCP bridge runs its server's pinned file so).
+    /// The caller keeps ownership, as with `executableFD`.
+    public var passedFDs: [Int32] = []
     /// A supervisor running as root clears every capability of the worker before exec:
     /// the worker keeps uid 0 in name only.
     public var dropCapabilities = true

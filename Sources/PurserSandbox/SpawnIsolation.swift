@@ -140,13 +140,13 @@ struct SpawnIsolation {
     }
 
     /// What the spawn child executes: the worker, or the helper with the worker after `--`,
-    /// handed the worker's file and the seccomp socket as fds 3 and up.
+    /// handed the passed files, the worker's file and the seccomp socket as fds 3 and up.
     func launch(_ profile: SandboxProfile, path: String)
         -> (path: String, argv: [String], execFD: (fd: Int32, keep: Bool)?, inherit: [Int32])
     {
         let worker = openedExecutable.map { ($0.fd, $0.isScript) } ?? profile.executableFD.map { ($0, profile.keepExecutableFD) }
         guard viaHelper, let helper = Spawner.helperPath else {
-            return (path, [path] + profile.arguments, worker, [])
+            return (path, [path] + profile.arguments, worker, profile.passedFDs)
         }
         let user = Isolation.sandboxUser
         let cwd = isolation.filesystem ? "/tmp" : profile.workingDirectory ?? "/"
@@ -157,7 +157,8 @@ struct SpawnIsolation {
                 + isolation.sharedPaths.flatMap { ["--share-dir", $0] }
         }
         if isolation.processes { flags.append("--proc") }
-        var inherit: [Int32] = []
+        // The helper leaves 3, 4, … open for the worker, so the passed files come first.
+        var inherit = profile.passedFDs
         if let worker {
             inherit.append(worker.0)
             flags += ["--exec-fd", "\(2 + inherit.count)"] + (worker.1 ? ["--keep-exec-fd"] : [])

@@ -116,7 +116,7 @@ enum Watchdog {
 }
 
 /// An executable next to this one (or at `$override`); nil if absent.
-func siblingExecutable(_ name: String, override: String) -> String? {
+public func siblingExecutable(_ name: String, override: String) -> String? {
     if let given = getenv(override) { return String(cString: given) }
     guard let exe = realpath("/proc/self/exe", nil) else { return nil }
     defer { free(exe) }

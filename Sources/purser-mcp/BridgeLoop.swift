@@ -5,14 +5,16 @@ import PurserProtocol
 /// The bridge's I/O: one poll loop over the supervisor's stdin and the server's stdout.
 struct BridgeLoop {
     let command: [String]
+    let serverFD: Int32?
     var bridge = MCPBridge()
     var server: ServerChild?
     var fromSupervisor = LineFramer()
     var fromServer = LineFramer()
     var finished: Int32?
 
-    init(command: [String]) {
+    init(command: [String], serverFD: Int32?) {
         self.command = command
+        self.serverFD = serverFD
     }
 
     mutating func run() -> Int32 {
@@ -89,7 +91,7 @@ struct BridgeLoop {
             case .toServer(let message): if let server { writeAll(server.input, message.line()) }
             case .startServer:
                 do {
-                    server = try ServerChild(command)
+                    server = try ServerChild(command, fd: serverFD)
                 } catch {
                     carry(bridge.serverFailed("could not start: \(error)"))
                 }

@@ -13,7 +13,10 @@ final class ServerChild {
         let description: String
     }
 
-    init(_ command: [String]) throws(SpawnError) {
+    /// With `fd`, the file open there runs (through /proc, which every sandbox level has, and
+    /// with the fd kept open, as a `#!` script's interpreter opens it again); `command[0]` is
+    /// then only its argv[0].
+    init(_ command: [String], fd: Int32?) throws(SpawnError) {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
@@ -29,13 +32,15 @@ final class ServerChild {
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
         var pid: pid_t = 0
-        let result = posix_spawnp(&pid, command[0], &actions, nil, argv, environ)
+        let result = fd.map { posix_spawn(&pid, "/proc/self/fd/\($0)", &actions, nil, argv, environ) }
+            ?? posix_spawnp(&pid, command[0], &actions, nil, argv, environ)
         close(toChild[0])
         close(fromChild[1])
         guard result == 0 else {
             close(toChild[1])
             close(fromChild[0])
-            throw SpawnError(description: "\(command[0]): \(String(cString: strerror(result)))")
+            let how = fd.map { " (its pinned file, fd \($0), through /proc/self/fd)" } ?? ""
+            throw SpawnError(description: "\(command[0])\(how): \(String(cString: strerror(result)))")
         }
         self.pid = pid
         input = toChild[1]

@@ -70,17 +70,22 @@ struct Exec: AsyncParsableCommand {
     func run() async throws {
         var configured = try ledgerOptions.runtime()
         let registered = try registeredPlugin(configured)
-        defer { if let fd = registered?.opened.fd { close(fd) } }
+        defer { registered?.close() }
+        let input = try readInput()
+        // An MCP tool's input is checked against its schema before anything is reserved.
+        if let problem = registered?.inputProblem(input) { throw CommandLineError(message: "--input: \(problem)") }
         var request = RunRequest(
-            executable: registered?.record.path ?? plugin, pluginName: registered?.record.name, input: try readInput(),
+            executable: plugin, pluginName: registered?.name, input: input,
             credits: credits.value, wallTimeMs: time.milliseconds, memoryBytes: memory.bytes)
-        request.executableFD = registered?.opened.fd
-        request.keepExecutableFD = registered?.opened.isScript ?? false
+        if registered?.tool != nil, !arguments.isEmpty {
+            throw CommandLineError(message: "an MCP tool takes its input, not arguments after --")
+        }
+        request.arguments = arguments
+        registered?.configure(&request)
         request.sandbox = registered.map { PluginRegistry.sandboxLevel($0.record) } ?? (trusted ? .trusted : .untrusted)
         request.sandboxOptOut = registered.flatMap { PluginRegistry.sandboxOptOut($0.record) }
         request.allowDegraded = sandboxOptions.allowDegraded
         request.readOnlyPaths = readOnly.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
-        request.arguments = arguments
         request.environment = try allowedEnvironment()
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
         request.team = team
@@ -115,11 +120,11 @@ struct Exec: AsyncParsableCommand {
 
     /// A bare name (no "/") is a registered plugin if there is one, run through its pinned
     /// file; otherwise it is looked up on PATH, as a shell would.
-    private func registeredPlugin(_ runtime: Runtime) throws -> (record: PluginRecord, opened: PluginRegistry.OpenedPlugin)? {
+    private func registeredPlugin(_ runtime: Runtime) throws -> PluginLaunch? {
         guard !plugin.contains("/") else { return nil }
         return try runtimeCall {
-            guard let record = try PluginRegistry(runtime: runtime).find(plugin) else { return nil }
-            return (record, try PluginRegistry.openPinned(record, runtime: runtime))
+            guard let (record, tool) = try PluginRegistry(runtime: runtime).resolve(plugin) else { return nil }
+            return try PluginLaunch.open(record, tool: tool, runtime: runtime)
         }
     }
 

@@ -51,6 +51,31 @@ struct SpawnByFDTests {
         #expect(fcntl(fd, F_GETFD) == FD_CLOEXEC, "the child, not the caller, clears FD_CLOEXEC")
     }
 
+    @Test func passedFilesAreThreeAndUpAndTheExecutableFDMovesAboveThem() async throws {
+        let fd = try openReadOnly(Fixtures.product("hostile"))
+        defer { close(fd) }
+        let first = try openReadOnly("/etc/hostname")
+        let second = try openReadOnly("/etc/passwd")
+        defer { close(first); close(second) }
+        for untrusted in [false, true] {
+            var request = Fixtures.hostile("fds")
+            request.executableFD = fd
+            request.keepExecutableFD = true
+            request.passedFDs = [second, first]
+            if untrusted { request.sandbox = .untrusted } else { request.sandbox = .trusted }
+            request.allowDegraded = true
+            let report = try await run(request)
+            #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
+            let fds = report.output?.arrayValue?.compactMap { $0.numberValue?.int64 } ?? []
+            #expect(Array(fds.prefix(5)) == [0, 1, 2, 3, 4] && fds.count == 6 && fds[5] >= 5, "\(report.output ?? .null)")
+        }
+        var binary = Fixtures.hostile("fds")
+        binary.executableFD = fd
+        binary.passedFDs = [first]
+        let report = try await run(binary)
+        #expect(report.output == [0, 1, 2, 3], "the binary's own fd is not kept: \(report.output ?? .null)")
+    }
+
     @Test func aScriptRunByFDWithTheFDKept() async throws {
         let script = Fixtures.file("Plugins/shout/shout.py")
         let fd = try openReadOnly(script)

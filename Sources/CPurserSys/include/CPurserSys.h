@@ -86,7 +86,8 @@ typedef struct {
     int seccomp;                   // install the deny-list filter (purser_seccomp_denied)
     int seccomp_socket;            // >= 0: the filter reports to a listener sent here (SCM_RIGHTS);
                                    // -1: denied calls fail with EPERM unreported
-    const int *inherit_fds;        // with exec_fd -1: fds the worker keeps, as 3, 4, ... in order
+    const int *inherit_fds;        // fds the worker keeps, as 3, 4, ... in order (with exec_fd too:
+                                   // that one is moved above them)
     int inherit_count;
 } purser_spawn_args;
 
