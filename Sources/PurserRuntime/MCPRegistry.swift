@@ -56,7 +56,7 @@ extension PluginRegistry {
         request.sandbox = manifest?.sandbox ?? .untrusted
         request.sandboxOptOut = manifest?.optOut
         request.allowDegraded = allowDegraded
-        request.timing.startupMs = 15_000
+        request.timing.startupMs = manifest?.mcp?.startupMs ?? MCPManifest().startupMs
         for variable in manifest?.environment ?? [] {
             if let value = getenv(variable) { request.environment[variable] = String(cString: value) }
         }

@@ -72,6 +72,9 @@ public struct PluginLaunch: Sendable {
         let argv0 = server.command.first ?? record.path
         request.arguments = ["--server-fd", "3", "--", argv0] + server.command.dropFirst()
         request.input = MCPServer.callInput(tool: tool.name, arguments: request.input)
+        let manifest = PluginManifest(record).mcp ?? MCPManifest()
+        request.price = manifest.price(tool.name)
+        request.timing.startupMs = manifest.startupMs
     }
 
     public func close() {

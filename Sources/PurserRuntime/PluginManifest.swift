@@ -24,6 +24,8 @@ public struct PluginManifest: Sendable, Hashable {
     /// A trusted plugin's worker that declares `sequentialRuns` is kept for the swarm's next
     /// run of the plugin; false starts a new worker for every run.
     public var reuse = true
+    /// For an MCP server (`purser mcp add`): its start-up time and its tools' prices.
+    public var mcp: MCPManifest?
 
     public init() {}
 
@@ -45,6 +47,7 @@ public struct PluginManifest: Sendable, Hashable {
         trusted = manifest["trusted"]?.boolValue == true
         reuse = manifest["reuse"]?.boolValue ?? true
         optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
+        mcp = manifest["mcp"].map(MCPManifest.init(stored:))
     }
 
     /// Untrusted unless the manifest says `trusted: true`.
@@ -61,7 +64,7 @@ public struct PluginManifest: Sendable, Hashable {
     public static func load(path: String) throws(ConfigError) -> PluginManifest {
         let root = try ConfigValue.load(path: path)
         let fields = try root.mapping(allowed: [
-            "name", "reservation", "tools", "approval", "environment", "trusted", "optOut", "deterministic", "reuse",
+            "name", "reservation", "tools", "approval", "environment", "trusted", "optOut", "deterministic", "reuse", "mcp",
         ])
         var manifest = PluginManifest()
         manifest.name = try fields["name"]?.nonEmptyString()
@@ -77,6 +80,7 @@ public struct PluginManifest: Sendable, Hashable {
         if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
         manifest.deterministic = try fields["deterministic"]?.bool() ?? false
         manifest.reuse = try fields["reuse"]?.bool() ?? true
+        manifest.mcp = try fields["mcp"].map { (value) throws(ConfigError) in try MCPManifest.load(value) }
         return manifest
     }
 
@@ -117,6 +121,7 @@ public struct PluginManifest: Sendable, Hashable {
         if let maxReservation { object["maxReservation"] = maxReservation.json }
         if let optOut { object["optOut"] = .array(optOut.sorted().map { .string($0.rawValue) }) }
         if !approval.isEmpty { object["approval"] = .array(approval.map(JSONValue.string)) }
+        if let mcp { object["mcp"] = mcp.json }
         return .object(object)
     }
 }

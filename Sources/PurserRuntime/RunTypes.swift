@@ -46,6 +46,9 @@ public struct RunRequest: Sendable {
     /// Open files the worker gets as fds 3, 4, … (`SandboxProfile.passedFDs`); the caller closes them.
     public var passedFDs: [Int32] = []
 
+    /// An MCP tool's price, charged by the supervisor for a call the server answered.
+    public var price: ToolPrice?
+
     /// Closes the files the request runs (`executableFD`, `passedFDs`), as its owner does after the run.
     public func closeFiles() {
         for fd in passedFDs + (executableFD.map { [$0] } ?? []) { close(fd) }
@@ -121,6 +124,8 @@ public struct RunUsage: Sendable, Hashable {
     public var gatewayCredits = Credits.zero
     /// What its child steps (`routine/call`) used (included in `credits`).
     public var stepCredits = Credits.zero
+    /// An MCP tool's price for the call, from its manifest (included in `credits`).
+    public var toolCredits = Credits.zero
     public var wallMs: Int64
     public var cpuMs: Int64
     public var memoryPeakBytes: Int64
@@ -128,6 +133,7 @@ public struct RunUsage: Sendable, Hashable {
     public var json: JSONValue {
         [
             "credits": credits.json, "reportedCredits": reportedCredits.json, "gatewayCredits": gatewayCredits.json, "stepCredits": stepCredits.json,
+            "toolCredits": toolCredits.json,
             "wallMs": .number(JSONNumber(wallMs)), "cpuMs": .number(JSONNumber(cpuMs)),
             "memoryPeakBytes": .number(JSONNumber(memoryPeakBytes)),
         ]

@@ -148,7 +148,8 @@ public struct Runtime: Sendable {
         await account.drain()
         report.usage.gatewayCredits = account.charged
         report.usage.stepCredits = account.stepCredits
-        report.usage.credits = report.charge(declared: report.usage.reportedCredits + account.charged + account.stepCredits)
+        report.usage.credits = report.charge(
+            declared: report.usage.reportedCredits + account.charged + account.stepCredits + report.usage.toolCredits)
         if let ledger, let node = held?.node {
             report.ledgerNode = node.id
             do {
@@ -304,6 +305,9 @@ public struct Runtime: Sendable {
             }
         } catch {
             throw invalid("read-only directory \(error.message)")
+        }
+        if let price = request.price, price.perCall > request.credits {
+            throw invalid("the tool costs \(price.perCall) credits a call; the run holds \(request.credits)")
         }
         guard request.passedFDs.count <= 4, request.passedFDs.allSatisfy({ $0 >= 0 }) else {
             throw invalid("bad passed fds \(request.passedFDs)")

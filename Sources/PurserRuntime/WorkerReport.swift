@@ -11,6 +11,7 @@ extension WorkerSession {
             stop: current.stop, answer: current.answer, initialized: conversation.plugin != nil, exit: exitInfo, limits: limits)
         let reported = current.reported
         let gatewayCredits = current.account?.charged ?? .zero
+        let toolCredits = current.request.price?.charge(answered: verdict == .ok || verdict == .error, result: current.output ?? current.runError?.json) ?? .zero
         return RunReport(
             runID: current.runID,
             pid: process?.pid,
@@ -20,9 +21,9 @@ extension WorkerSession {
             error: verdict == .error ? current.runError : nil,
             usage: RunUsage(
                 // What it declares; `Runtime.exec` has the ledger's rule charge it.
-                credits: reported + gatewayCredits, reportedCredits: reported,
+                credits: reported + gatewayCredits + toolCredits, reportedCredits: reported,
                 // The worker's CPU since this run began: a kept worker's earlier runs are not this one's.
-                gatewayCredits: gatewayCredits, wallMs: wallMs, cpuMs: max(0, exitInfo.cpuMs - current.cpuAtStart / 1_000_000),
+                gatewayCredits: gatewayCredits, toolCredits: toolCredits, wallMs: wallMs, cpuMs: max(0, exitInfo.cpuMs - current.cpuAtStart / 1_000_000),
                 memoryPeakBytes: exitInfo.peakMemoryBytes),
             reserved: Amounts(credits: current.budget.credits, timeMs: current.request.wallTimeMs, memoryBytes: current.request.memoryBytes),
             stderrTail: WorkerText.lines(current.stderrTail.text),
