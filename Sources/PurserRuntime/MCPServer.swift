@@ -89,7 +89,7 @@ public struct MCPServer: Sendable, Hashable {
     static let maxDescription = 2_000
 
     /// MCP's rule for tool names (2025-11-25): 1 to 128 of ASCII letters, digits, `_`, `-` and `.`.
-    static func isToolName(_ name: String) -> Bool {
+    public static func isToolName(_ name: String) -> Bool {
         (1...128).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in
                 (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)

@@ -7,7 +7,7 @@ import PurserRuntime
 struct MCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp", abstract: "MCP stdio servers as plugins: each of their tools a budgeted, sandboxed routine (NAME.TOOL).",
-        subcommands: [Add.self, Tools.self])
+        subcommands: [Add.self, Tools.self, Serve.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Glibc
+import PurserLedger
+import PurserMCP
+import PurserProtocol
+import PurserRuntime
+import Synchronization
+
+extension MCPCommand {
+    /// `purser mcp serve`: Purser as an MCP stdio server. Every `tools/call` runs as a
+    /// budgeted, sandboxed routine under the team; a verdict other than ok comes back as a
+    /// tool error with its reason, never as the end of the session.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Speak MCP on stdin/stdout: registered plugins and MCP tools as tools, each call a budgeted routine.")
+
+        @Option(help: "The team whose budget every call is drawn from.") var team: String?
+        @Option(parsing: .upToNextOption, help: "The tools to offer: plugin names, MCP servers' names (all their tools) or NAME.TOOL (default: every registered one).")
+        var tools: [String] = []
+        @Option(help: "Credits a call reserves unless its plugin's manifest says (default 1).")
+        var credits: CreditsArgument = CreditsArgument(Credits(whole: 1))
+        @Option(help: "Wall time a call may take unless its manifest says (default 60s).")
+        var time: DurationArgument = DurationArgument(milliseconds: 60_000)
+        @Option(help: "Memory a call may use unless its manifest says (default 512MiB).")
+        var memory: SizeArgument = SizeArgument(bytes: 512 << 20)
+        @OptionGroup var ledgerOptions: LedgerOptions
+        @OptionGroup var sandboxOptions: SandboxOptions
+
+        func run() async throws {
+            let runtime = try ledgerOptions.runtime()
+            let offered = try runtimeCall { try MCPOffer.load(PluginRegistry(runtime: runtime), only: tools) }
+            let defaults = Amounts(credits: credits.value, timeMs: time.milliseconds, memoryBytes: memory.bytes)
+            let server = MCPServeLoop(
+                runtime: runtime, offer: offered, team: team, defaults: defaults, allowDegraded: sandboxOptions.allowDegraded)
+            await server.run()
+            Runtime.finishCleanup()
+        }
+    }
+}
+
+/// What `purser mcp serve` offers: each tool's descriptor, and the plugin (and MCP tool) it runs.
+struct MCPOffer: Sendable {
+    struct Entry: Sendable {
+        var record: PluginRecord
+        var tool: String?
+        var descriptor: JSONValue
+    }
+
+    var entries: [String: Entry] = [:]
+    var descriptors: [JSONValue] = []
+
+    static func load(_ registry: PluginRegistry, only: [String]) throws(RuntimeError) -> MCPOffer {
+        var offer = MCPOffer()
+        for record in try registry.list() {
+            for entry in offered(record) {
+                let name = entry.descriptor["name"]?.stringValue ?? ""
+                guard only.isEmpty || only.contains(name) || only.contains(record.name) else { continue }
+                offer.entries[name] = entry
+                offer.descriptors.append(entry.descriptor)
+            }
+        }
+        let unknown = only.filter { name in offer.entries[name] == nil && !offer.entries.values.contains { $0.record.name == name } }
+        guard unknown.isEmpty else {
+            throw RuntimeError(code: .invalidRequest, message: "--tools: no registered tool or plugin named \(unknown.joined(separator: ", "))")
+        }
+        return offer
+    }
+
+    private static func offered(_ record: PluginRecord) -> [Entry] {
+        guard let server = MCPServer(record) else {
+            guard MCPServer.isToolName(record.name) else { return [] }
+            let descriptor: JSONValue = [
+                "name": .string(record.name), "description": .string("Purser plugin \(record.name), run as a budgeted, sandboxed routine."),
+                "inputSchema": ["type": "object"],
+            ]
+            return [Entry(record: record, tool: nil, descriptor: descriptor)]
+        }
+        return server.tools.map { tool in
+            let name = "\(record.name).\(tool.name)"
+            return Entry(record: record, tool: tool.name, descriptor: [
+                "name": .string(name), "description": .string(tool.description), "inputSchema": tool.inputSchema,
+            ])
+        }
+    }
+}

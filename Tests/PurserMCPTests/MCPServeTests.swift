@@ -1,0 +1,58 @@
+import Foundation
+import PurserProtocol
+import PurserTestSupport
+import Testing
+
+/// `purser mcp serve` driven by the MCP client of the `mcp` package (PyPI, installed by
+/// .ci/setup): Tests/Fixtures/mcp-client/client.py.
+@Suite("Purser as an MCP server, for a real MCP client", .timeLimit(.minutes(3)))
+struct MCPServeTests {
+    let home = Fixtures.temporaryHome()
+    static let python = "/opt/purser-mcp/bin/python3"
+
+    func purser(_ arguments: [String]) async throws -> CommandResult {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
+    }
+
+    @Test("lists the tools, calls them under the team's budget, refuses a bad input, cancels a slow call, and says when credits run out")
+    func aClientUsesPurser() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.python), "run .ci/setup")
+        try "mcp:\n  tools: { get_current_time: { credits: 0.5 } }\n".write(toFile: home + "/time.yaml", atomically: true, encoding: .utf8)
+        for setup in [
+            ["mcp", "add", "time", "--manifest", home + "/time.yaml", "--", MCPBridgeLiveTests.server],
+            ["plugin", "add", Fixtures.product("scripted"), "--name", "scripted"], ["team", "create", "t", "--credits", "2.5"],
+        ] {
+            let done = try await purser(setup)
+            try #require(done.status == 0, "\(setup): \(done.stderr)")
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        let client = try await runCommand(
+            Self.python, [Fixtures.file("Tests/Fixtures/mcp-client/client.py"), Fixtures.product("purser"), "mcp", "serve", "--team", "t"],
+            environment: environment)
+        try #require(client.status == 0, "\(client.stderr)")
+        var steps: [String: JSONValue] = [:]
+        for line in client.stdout.split(separator: "\n") {
+            let step = try JSONParser.parse(Array(line.utf8))
+            steps[step["step"]?.stringValue ?? ""] = step
+        }
+        #expect(steps["list"]?["tools"] == ["scripted", "time.convert_time", "time.get_current_time"], "\(steps["list"] ?? .null)")
+        #expect(steps["list"]?["schemas"]?["time.get_current_time"]?["required"] == ["timezone"])
+        #expect(steps["call"]?["isError"] == false && steps["call"]?["structured"]?["timezone"] == "Europe/Paris", "\(steps["call"] ?? .null)")
+        #expect(steps["bad-input"]?["isError"] == true, "\(steps["bad-input"] ?? .null)")
+        #expect(steps["bad-input"]?["text"]?.stringValue?.contains("$.timezone: expected string") == true)
+        #expect(steps["plugin"]?["structured"] == ["done": true], "\(steps["plugin"] ?? .null)")
+        #expect(steps["cancelled"]?["cancelled"] == true)
+        // 2.5 credits: Paris took 0.5; three more calls take 0.5 each (each reserving 1); the last finds 0.5.
+        let answers = steps["exhausted"]?["answers"]?.arrayValue ?? []
+        #expect(answers.map { $0["isError"] } == [false, false, false, true], "\(answers)")
+        #expect(answers.last?["text"]?.stringValue?.hasPrefix("denied: ") == true, "\(answers.last ?? .null)")
+
+        let team = try JSONParser.parse(Array(try await purser(["team", "show", "t", "--json"]).stdout.utf8))
+        let nodes = team.arrayValue ?? []
+        #expect(nodes.first?["consumed"]?["credits"] == 2 && nodes.first?["reserved"]?["credits"] == 0, "\(nodes.first ?? .null)")
+        #expect(nodes.contains { $0["name"] == "scripted" && $0["outcome"] == "cancelled" && $0["returned"]?["credits"] == 1 }, "the slow call was cancelled")
+    }
+}
