@@ -3,7 +3,7 @@ import Glibc
 /// The bearer tokens a TCP listener accepts, from `--token-file`: one a line, `read TOKEN`
 /// (the GET routes) or `operate TOKEN` (everything, submit and cancel too); `#` starts a
 /// comment; a third word names the token's holder in the audit trail (`operate TOKEN alice`).
-/// The file must be the caller's and not readable by others, as ssh asks of a key.
+/// The file must be private (`PrivateFile`).
 public struct Tokens: Sendable {
     public enum Access: Sendable, Equatable { case read, operate }
 
@@ -19,11 +19,11 @@ public struct Tokens: Sendable {
 
     /// Reads a token file; its errors name the file and the line, never a token.
     public static func load(path: String) throws(APIStartError) -> Tokens {
-        var status = stat()
-        guard stat(path, &status) == 0 else { throw APIStartError("--token-file: cannot read \(path): \(String(cString: strerror(errno)))") }
-        guard status.st_uid == geteuid() else { throw APIStartError("--token-file: \(path) is not this user's own file") }
-        guard status.st_mode & 0o077 == 0 else {
-            throw APIStartError("--token-file: \(path) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+        switch PrivateFile.problem(path) {
+        case .unreadable(let code): throw APIStartError("--token-file: cannot read \(path): \(String(cString: strerror(code)))")
+        case .notOwn: throw APIStartError("--token-file: \(path) is not this user's own file")
+        case .open(let mode): throw APIStartError("--token-file: \(path) may be read by others (mode \(String(mode, radix: 8))); chmod 600 it")
+        case nil: break
         }
         guard let text = readText(path) else { throw APIStartError("--token-file: cannot read \(path)") }
         return try parse(text, file: path)
