@@ -57,22 +57,26 @@ public struct Tokens: Sendable {
         return Tokens(entries: entries, holders: holders)
     }
 
-    /// The access a presented token gives, nil for none. Every entry is compared, each in
+    /// A presented token's access, and who holds it (for the audit trail: its name, else "token N").
+    public struct Caller: Sendable, Equatable {
+        public let access: Access
+        public let holder: String
+    }
+
+    /// The caller a presented token names, nil for none. Every entry is compared, each in
     /// time that depends on lengths only, so timing tells nothing of which bytes matched.
-    public func access(for presented: some Sequence<UInt8>) -> Access? {
+    public func caller(for presented: some Sequence<UInt8>) -> Caller? {
         let given = Array(presented)
-        var found: Access?
-        for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.access }
+        var found: Caller?
+        for entry in entries where Self.equal(entry.token, given) { found = found ?? Caller(access: entry.access, holder: entry.holder) }
         return found
     }
 
-    /// Who holds a presented token, for the audit trail: its name, else "token N".
-    public func holder(of presented: some Sequence<UInt8>) -> String? {
-        let given = Array(presented)
-        var found: String?
-        for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.holder }
-        return found
-    }
+    /// The access a presented token gives, nil for none.
+    public func access(for presented: some Sequence<UInt8>) -> Access? { caller(for: presented)?.access }
+
+    /// Who holds a presented token.
+    public func holder(of presented: some Sequence<UInt8>) -> String? { caller(for: presented)?.holder }
 
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var difference = UInt8(a.count == b.count ? 0 : 1)
