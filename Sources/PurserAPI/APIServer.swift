@@ -125,8 +125,8 @@ public final class APIServer: Sendable {
     }
 
     /// Every `APIRoute`, behind the error shape and, on TCP, the bearer check.
-    static func router(stores: APIStores, streams: OpenStreams, tokens: Tokens?) -> Router<BasicRequestContext> {
-        let router = Router()
+    static func router(stores: APIStores, streams: OpenStreams, tokens: Tokens?) -> Router<APIContext> {
+        let router = Router(context: APIContext.self)
         router.add(middleware: ErrorMiddleware())
         if let tokens { router.add(middleware: DashboardGate(tokens: tokens, sessions: DashboardSessions())) }
         if let tokens { router.add(middleware: BearerAuth(tokens: tokens)) }
@@ -168,7 +168,7 @@ private struct Handlers: Sendable {
     /// nil on the Unix socket.
     let tokens: Tokens?
 
-    func respond(_ route: APIRoute, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func respond(_ route: APIRoute, _ request: Request, _ context: APIContext) async throws -> Response {
         switch route {
         case .submitSwarm: try await swarms.submit(request)
         case .listSwarms: try await swarms.list(request)
@@ -178,23 +178,22 @@ private struct Handlers: Sendable {
         case .listHosts: try await reads.hosts()
         case .getTeam: try await reads.team(context.parameters.require("name"))
         case .listPlugins: try await reads.plugins()
-        case .freezeTeam: try await teams.freeze(context.parameters.require("name"), request, by: actor(request))
-        case .thawTeam: try await teams.thaw(context.parameters.require("name"), by: actor(request))
+        case .freezeTeam: try await teams.freeze(context.parameters.require("name"), request, by: actor(context))
+        case .thawTeam: try await teams.thaw(context.parameters.require("name"), by: actor(context))
         case .listIntegrations: try await reads.integrations()
         case .verifyLedger: try await reads.verify()
         case .listApprovals: try await approvals.list(request)
-        case .approve: try await approvals.decide(request, id: context.parameters.require("id"), approve: true, by: actor(request))
-        case .deny: try await approvals.decide(request, id: context.parameters.require("id"), approve: false, by: actor(request))
+        case .approve: try await approvals.decide(request, id: context.parameters.require("id"), approve: true, by: actor(context))
+        case .deny: try await approvals.decide(request, id: context.parameters.require("id"), approve: false, by: actor(context))
         case .metrics: try await MetricsRoute(stores: reads.stores).scrape()
         }
     }
 
     /// Who asked, for the audit trail: the token's holder on TCP (BearerAuth let it in),
     /// the socket's user otherwise (only they, or root, may connect to it).
-    func actor(_ request: Request) -> String {
-        guard let tokens else { return "api:socket (uid \(getuid()))" }
-        let presented = request.headers[.authorization].map { Array($0.utf8.dropFirst(7)) } ?? []
-        return "api:" + (tokens.holder(of: presented) ?? "unknown token")
+    func actor(_ context: APIContext) -> String {
+        guard tokens != nil else { return "api:socket (uid \(getuid()))" }
+        return "api:" + (context.caller?.holder ?? "unknown token")
     }
 }
 

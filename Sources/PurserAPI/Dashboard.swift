@@ -14,9 +14,9 @@ struct Dashboard: Sendable {
     /// The paths a person opens in a browser (sent to `/login` when not logged in).
     static func isPage(_ path: String) -> Bool { path == "/" || path.hasPrefix("/swarms/") }
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.get("/") { request, _ in try await overview(request) }
-        router.get("/swarms/:id") { request, context in try await swarm(context.parameters.require("id"), request) }
+    func register(on router: Router<APIContext>) {
+        router.get("/") { request, context in try await overview(request, context) }
+        router.get("/swarms/:id") { request, context in try await swarm(context.parameters.require("id"), request, context) }
         for path in ["/dashboard.css", "/dashboard.js"] {
             router.get(RouterPath(path)) { _, _ in Self.asset(path)! }
         }
@@ -32,20 +32,20 @@ struct Dashboard: Sendable {
         }
     }
 
-    func overview(_ request: Request) async throws -> Response {
+    func overview(_ request: Request, _ context: APIContext) async throws -> Response {
         let (fleet, ledger, stores) = (stores.fleet, stores.ledger, stores)
-        let operate = access(request) == .operate
+        let operate = access(context) == .operate
         let render: @Sendable () async throws -> String = {
             let data = try await stores.call { () throws(LedgerError) in try DashboardOverview.read(fleet: fleet, ledger: ledger) }
             return OverviewPage(data: data, operate: operate).html
         }
         if request.uri.queryParameters["part"] == "stream" { return try DashboardStream(open: streams).respond(render) }
-        return respond(request, title: "Dashboard", live: try await render())
+        return respond(request, context, title: "Dashboard", live: try await render())
     }
 
-    func swarm(_ id: String, _ request: Request) async throws -> Response {
+    func swarm(_ id: String, _ request: Request, _ context: APIContext) async throws -> Response {
         let (fleet, ledger, stores) = (stores.fleet, stores.ledger, stores)
-        let operate = access(request) == .operate
+        let operate = access(context) == .operate
         let read: @Sendable () async throws -> DashboardSwarm? = {
             try await stores.call { () throws(LedgerError) in try DashboardSwarm.read(id: id, fleet: fleet, ledger: ledger) }
         }
@@ -55,23 +55,23 @@ struct Dashboard: Sendable {
         if request.uri.queryParameters["part"] == "stream" {
             return try DashboardStream(open: streams).respond { try await read().map { SwarmPage(data: $0, operate: operate).html } ?? "" }
         }
-        return respond(request, title: data.swarm.name, live: SwarmPage(data: data, operate: operate).html)
+        return respond(request, context, title: data.swarm.name, live: SwarmPage(data: data, operate: operate).html)
     }
 
     /// The whole page, or its live part alone for the script.
-    private func respond(_ request: Request, title: String, live: String) -> Response {
+    private func respond(_ request: Request, _ context: APIContext, title: String, live: String) -> Response {
         if request.uri.queryParameters["part"] == "live" { return HTML.response(live) }
         var user: String?
         if tokens != nil, DashboardSessions.id(inCookies: request.headers[.cookie]) != nil {
-            user = access(request) == .operate ? "operator" : "reader"
+            user = access(context) == .operate ? "operator" : "reader"
         }
         return HTML.response(HTML.page(title: title, live: live, user: user))
     }
 
-    /// On TCP, the bearer token's (`DashboardGate` put a session's there); on the socket, everything.
-    private func access(_ request: Request) -> Tokens.Access? {
-        guard let tokens else { return .operate }
-        guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else { return nil }
-        return tokens.access(for: header.utf8.dropFirst(7))
+    /// On TCP, the bearer token's, as `BearerAuth` found it (`DashboardGate` put a session's
+    /// token in the header); on the socket, everything.
+    private func access(_ context: APIContext) -> Tokens.Access? {
+        guard tokens != nil else { return .operate }
+        return context.caller?.access
     }
 }

@@ -11,9 +11,11 @@ struct DashboardStream: Sendable {
     static let keepAlive = 15
 
     func respond(_ render: @escaping @Sendable () async throws -> String) throws -> Response {
-        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
-        guard let key = open.add(continuation) else { throw APIError(.serviceUnavailable, "stopping", "the server is stopping") }
-        let pushing = Task {
+        try ServerSentEvents.respond(open: open) { continuation in [push(render, into: continuation)] }
+    }
+
+    private func push(_ render: @escaping @Sendable () async throws -> String, into continuation: AsyncStream<ByteBuffer>.Continuation) -> Task<Void, Never> {
+        Task {
             var last = ""
             var quiet = 0
             while !Task.isCancelled {
@@ -23,17 +25,11 @@ struct DashboardStream: Sendable {
                     continuation.yield(Self.frame(html))
                 } else {
                     quiet += 1
-                    if quiet % Self.keepAlive == 0 { continuation.yield(ByteBuffer(string: ": still here\n\n")) }
+                    if quiet % Self.keepAlive == 0 { continuation.yield(ServerSentEvents.stillHere) }
                 }
                 try? await Task.sleep(for: Self.every)
             }
         }
-        continuation.onTermination = { [open] _ in
-            open.remove(key)
-            pushing.cancel()
-        }
-        return Response(
-            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody(asyncSequence: stream))
     }
 
     /// One `live` event: each line of the HTML a `data:` line (the client joins them with newlines).

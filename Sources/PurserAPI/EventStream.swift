@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import Synchronization
 import PurserFleet
 import PurserLedger
 import PurserProtocol
@@ -28,9 +27,17 @@ struct EventStream: Sendable {
         guard try await stores.call({ () throws(LedgerError) in try fleet.swarmState(id: id) }) != nil else {
             throw APIError.notFound("no swarm \(id)")
         }
-        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
-        guard let key = open.add(continuation) else { throw APIError(.serviceUnavailable, "stopping", "the server is stopping") }
-        let watch = Task {
+        return try ServerSentEvents.respond(open: open) { continuation in
+            [watch(id, after: after, into: continuation), ServerSentEvents.keepAlive(continuation, every: Self.keepAlive)]
+        }
+    }
+
+    /// Writes the swarm's events, then its `end` (or an `error`), and closes the stream.
+    private func watch(
+        _ id: String, after: Int64, into continuation: AsyncStream<ByteBuffer>.Continuation
+    ) -> Task<Void, Never> {
+        let fleet = stores.fleet
+        return Task {
             do throws(RuntimeError) {
                 let report = try await FleetWatcher(store: fleet, swarm: id).follow(after: after) { eventID, event in
                     continuation.yield(Self.frame(event.json.serialized(), id: eventID))
@@ -43,58 +50,10 @@ struct EventStream: Sendable {
             }
             continuation.finish()
         }
-        // A comment line now and then: a client (and a proxy) can tell a quiet swarm from a dead server.
-        let keepAlive = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: Self.keepAlive)
-                continuation.yield(ByteBuffer(string: ": still here\n\n"))
-            }
-        }
-        continuation.onTermination = { [open] _ in
-            open.remove(key)
-            watch.cancel()
-            keepAlive.cancel()
-        }
-        return Response(
-            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
-            body: ResponseBody(asyncSequence: stream))
     }
 
     /// One event; serialized JSON holds no newline, so one `data:` line carries it.
     static func frame(_ data: String, event: String? = nil, id: Int64? = nil) -> ByteBuffer {
         ByteBuffer(string: (id.map { "id: \($0)\n" } ?? "") + (event.map { "event: \($0)\n" } ?? "") + "data: \(data)\n\n")
-    }
-}
-
-/// The event streams open now: a stopping server ends them, and opens no more.
-final class OpenStreams: Sendable {
-    private struct State {
-        var closed = false
-        var next = 0
-        var streams: [Int: AsyncStream<ByteBuffer>.Continuation] = [:]
-    }
-
-    private let state = Mutex(State())
-
-    /// Its key, or nil when the server is stopping.
-    func add(_ stream: AsyncStream<ByteBuffer>.Continuation) -> Int? {
-        state.withLock { state in
-            guard !state.closed else { return nil }
-            state.next += 1
-            state.streams[state.next] = stream
-            return state.next
-        }
-    }
-
-    func remove(_ key: Int) {
-        _ = state.withLock { $0.streams.removeValue(forKey: key) }
-    }
-
-    func closeAll() {
-        let streams = state.withLock { state in
-            state.closed = true
-            return Array(state.streams.values)
-        }
-        for stream in streams { stream.finish() }
     }
 }

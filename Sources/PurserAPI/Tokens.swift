@@ -3,7 +3,7 @@ import Glibc
 /// The bearer tokens a TCP listener accepts, from `--token-file`: one a line, `read TOKEN`
 /// (the GET routes) or `operate TOKEN` (everything, submit and cancel too); `#` starts a
 /// comment; a third word names the token's holder in the audit trail (`operate TOKEN alice`).
-/// The file must be the caller's and not readable by others, as ssh asks of a key.
+/// The file must be private (`PrivateFile`).
 public struct Tokens: Sendable {
     public enum Access: Sendable, Equatable { case read, operate }
 
@@ -19,11 +19,11 @@ public struct Tokens: Sendable {
 
     /// Reads a token file; its errors name the file and the line, never a token.
     public static func load(path: String) throws(APIStartError) -> Tokens {
-        var status = stat()
-        guard stat(path, &status) == 0 else { throw APIStartError("--token-file: cannot read \(path): \(String(cString: strerror(errno)))") }
-        guard status.st_uid == geteuid() else { throw APIStartError("--token-file: \(path) is not this user's own file") }
-        guard status.st_mode & 0o077 == 0 else {
-            throw APIStartError("--token-file: \(path) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+        switch PrivateFile.problem(path) {
+        case .unreadable(let code): throw APIStartError("--token-file: cannot read \(path): \(String(cString: strerror(code)))")
+        case .notOwn: throw APIStartError("--token-file: \(path) is not this user's own file")
+        case .open(let mode): throw APIStartError("--token-file: \(path) may be read by others (mode \(String(mode, radix: 8))); chmod 600 it")
+        case nil: break
         }
         guard let text = readText(path) else { throw APIStartError("--token-file: cannot read \(path)") }
         return try parse(text, file: path)
@@ -57,22 +57,26 @@ public struct Tokens: Sendable {
         return Tokens(entries: entries, holders: holders)
     }
 
-    /// The access a presented token gives, nil for none. Every entry is compared, each in
+    /// A presented token's access, and who holds it (for the audit trail: its name, else "token N").
+    public struct Caller: Sendable, Equatable {
+        public let access: Access
+        public let holder: String
+    }
+
+    /// The caller a presented token names, nil for none. Every entry is compared, each in
     /// time that depends on lengths only, so timing tells nothing of which bytes matched.
-    public func access(for presented: some Sequence<UInt8>) -> Access? {
+    public func caller(for presented: some Sequence<UInt8>) -> Caller? {
         let given = Array(presented)
-        var found: Access?
-        for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.access }
+        var found: Caller?
+        for entry in entries where Self.equal(entry.token, given) { found = found ?? Caller(access: entry.access, holder: entry.holder) }
         return found
     }
 
-    /// Who holds a presented token, for the audit trail: its name, else "token N".
-    public func holder(of presented: some Sequence<UInt8>) -> String? {
-        let given = Array(presented)
-        var found: String?
-        for entry in entries where Self.equal(entry.token, given) { found = found ?? entry.holder }
-        return found
-    }
+    /// The access a presented token gives, nil for none.
+    public func access(for presented: some Sequence<UInt8>) -> Access? { caller(for: presented)?.access }
+
+    /// Who holds a presented token.
+    public func holder(of presented: some Sequence<UInt8>) -> String? { caller(for: presented)?.holder }
 
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var difference = UInt8(a.count == b.count ? 0 : 1)

@@ -6,7 +6,6 @@ import PurserFleet
 import PurserLedger
 import PurserProtocol
 import PurserRuntime
-import Synchronization
 
 /// `purser serve`: this host joins the fleet and runs what it claims.
 struct Serve: AsyncParsableCommand {
@@ -193,9 +192,7 @@ struct Watch: AsyncParsableCommand {
         try await Self.follow(id, client: client, ledger: ledgerOptions, server: serverOptions, json: json, events: events)
     }
 
-    /// Follows the swarm through `client`, else the store. A stream the server cuts (it
-    /// drained, or died) is asked again, of the server found anew (the store's when none
-    /// answers), from the event after the last one shown.
+    /// Follows the swarm through `client`, else the store (`SwarmFollower`), showing its events.
     static func follow(
         _ id: String, client: APIClient?, ledger: LedgerOptions, server: ServerOptions, json: Bool, events: String?
     ) async throws {
@@ -206,29 +203,11 @@ struct Watch: AsyncParsableCommand {
         } else {
             await TerminalView.watching(id, ledger: ledger)
         }
-        let shown = LastEvent()
-        let show: @Sendable (Int64, SwarmEvent) -> Void = { eventID, event in
-            shown.set(eventID)
-            sink?.write(event)
-            if let live { live.take(event) } else if !json { FleetLines.show(event) }
-        }
-        var client = client
-        var cuts = 0
-        var report: JSONValue?
+        let report: JSONValue
         do {
-            while report == nil {
-                if let asking = client {
-                    switch try await RemoteWatch(client: asking).follow(id, after: shown.value, show) {
-                    case .ended(let end): report = end
-                    case .cut:
-                        cuts += 1
-                        guard cuts <= 5 else { throw SupervisorFailure(message: "the server at \(asking.describe) cut the swarm's event stream \(cuts) times") }
-                        try await Task.sleep(for: .milliseconds(200 * cuts))
-                        client = try await server.client(ledger)
-                    }
-                } else {
-                    report = try await followStore(id, ledger: ledger, after: shown.value, show)
-                }
+            report = try await SwarmFollower(id: id, ledger: ledger, server: server).report(from: client) { _, event in
+                sink?.write(event)
+                if let live { live.take(event) } else if !json { FleetLines.show(event) }
             }
         } catch {
             live?.finish()
@@ -236,19 +215,7 @@ struct Watch: AsyncParsableCommand {
         }
         live?.finish()
         sink?.close()
-        try finish(report!, json: json)
-    }
-
-    private static func followStore(
-        _ id: String, ledger: LedgerOptions, after: Int64, _ show: @escaping @Sendable (Int64, SwarmEvent) -> Void
-    ) async throws -> JSONValue {
-        let watcher = FleetWatcher(store: try fleetStore(try ledger.runtime()), swarm: id)
-        do {
-            let view = try await watcher.follow(after: after, show)
-            return try JSONParser.parse(view.json)
-        } catch let error as RuntimeError {
-            throw commandFailure(error)
-        }
+        try finish(report, json: json)
     }
 
     private static func finish(_ report: JSONValue, json: Bool) throws {
@@ -260,13 +227,6 @@ struct Watch: AsyncParsableCommand {
         default: throw ExitCode(ExitCodes.swarmFailed)
         }
     }
-}
-
-/// The id of the last event shown, set from a watcher's callback.
-final class LastEvent: Sendable {
-    private let id = Mutex<Int64>(0)
-    func set(_ value: Int64) { id.withLock { $0 = value } }
-    var value: Int64 { id.withLock { $0 } }
 }
 
 /// `purser cancel`: stops a fleet swarm.

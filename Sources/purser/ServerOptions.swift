@@ -38,13 +38,15 @@ struct ServerOptions: ParsableArguments {
 
     private func token(_ environment: [String: String]) throws -> String? {
         guard let tokenFile else { return environment["PURSER_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } }
-        var status = stat()
-        guard stat(tokenFile, &status) == 0, let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+        let problem = PrivateFile.problem(tokenFile)
+        let unreadable = if case .unreadable = problem { true } else { false }
+        guard !unreadable, let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
             throw CommandLineError(message: "--server-token-file: cannot read \(tokenFile)")
         }
-        guard status.st_uid == geteuid() else { throw CommandLineError(message: "--server-token-file: \(tokenFile) is not this user's own file") }
-        guard status.st_mode & 0o077 == 0 else {
-            throw CommandLineError(message: "--server-token-file: \(tokenFile) may be read by others; chmod 600 it")
+        switch problem {
+        case .notOwn: throw CommandLineError(message: "--server-token-file: \(tokenFile) is not this user's own file")
+        case .open: throw CommandLineError(message: "--server-token-file: \(tokenFile) may be read by others; chmod 600 it")
+        case .unreadable, nil: break
         }
         let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty, !token.contains(where: { $0.isWhitespace }) else {

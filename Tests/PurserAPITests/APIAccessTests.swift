@@ -8,21 +8,9 @@ extension APISuites {
         static let readToken = "read-0123456789abcdef"
         static let operateToken = "operate-0123456789abcdef"
 
-        /// A token file of one read and one operator token, mode 0600.
-        static func tokenFile(in home: String) throws -> String {
-            let path = home + "/tokens"
-            try "# tokens\nread \(readToken)\noperate \(operateToken)  # the CI's\n".write(toFile: path, atomically: true, encoding: .utf8)
-            chmod(path, 0o600)
-            return path
-        }
-
         @Test("on TCP: no token or a wrong one is 401, a read token may read but not submit (403), an operator token submits")
         func bearerTokens() async throws {
-            let home = Fixtures.temporaryHome()
-            let tokens = try Self.tokenFile(in: home)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens])
-            try await serve.waitFor("purser: API on http://")
-            let url = try #require(serve.tcpURL, "\(serve.output)")
+            let (serve, url) = try await APIServe.onTCP()
             let job = serve.job("tcp", count: 1, input: "{ sleepMs: 60000 }")
             let bare = try await HTTPAnswer.request("POST", "/v1/swarms", on: url, body: job)
             #expect(bare.status == 401 && bare.errorCode == "unauthorized", "\(bare.body)")

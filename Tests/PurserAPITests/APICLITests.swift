@@ -8,12 +8,8 @@ extension APISuites {
     struct CLITests {
         /// A TCP serve, and a client token file holding its operator token.
         static func serve() async throws -> (serve: APIServe, server: [String]) {
-            let home = Fixtures.temporaryHome()
-            let tokens = try AccessTests.tokenFile(in: home)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens], home: home)
-            try await serve.waitFor("purser: API on http://")
-            let url = try #require(serve.tcpURL, "\(serve.output)")
-            let mine = home + "/my-token"
+            let (serve, url) = try await APIServe.onTCP()
+            let mine = serve.home + "/my-token"
             try AccessTests.operateToken.write(toFile: mine, atomically: true, encoding: .utf8)
             chmod(mine, 0o600)
             return (serve, ["--server", url, "--server-token-file", mine])

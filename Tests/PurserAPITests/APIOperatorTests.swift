@@ -11,13 +11,7 @@ extension APISuites {
 
         /// A serve on TCP whose operator token is named `alice` in the token file.
         static func serve() async throws -> (APIServe, String) {
-            let home = Fixtures.temporaryHome()
-            let path = home + "/tokens"
-            try "read \(readToken)\noperate \(operateToken) alice\n".write(toFile: path, atomically: true, encoding: .utf8)
-            chmod(path, 0o600)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", path], home: home)
-            try await serve.waitFor("purser: API on http://")
-            return (serve, try #require(serve.tcpURL, "\(serve.output)"))
+            try await APIServe.onTCP(tokens: "read \(readToken)\noperate \(operateToken) alice\n")
         }
 
         /// Waits until the ledger knows the team (a host admitted its first swarm).

@@ -85,6 +85,23 @@ final class APIServe: @unchecked Sendable {
     }
 }
 
+extension APIServe {
+    /// A token file of one read and one operator token (`AccessTests`'), with comments.
+    static let tokenLines = "# tokens\nread \(APISuites.AccessTests.readToken)\noperate \(APISuites.AccessTests.operateToken)  # the CI's\n"
+
+    /// A serve on a new home whose API also listens on TCP (a free port on 127.0.0.1) behind
+    /// `tokens`, the token file's text (written to the home, mode 0600); and its base URL.
+    static func onTCP(tokens: String = tokenLines) async throws -> (serve: APIServe, url: String) {
+        let home = Fixtures.temporaryHome()
+        let path = home + "/tokens"
+        try tokens.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
+        let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", path], home: home)
+        try await serve.waitFor("purser: API on http://")
+        return (serve, try #require(serve.tcpURL, "\(serve.output)"))
+    }
+}
+
 /// One HTTP exchange through curl: over the serve's socket, or to a TCP URL.
 struct HTTPAnswer: Sendable {
     let status: Int

@@ -31,11 +31,7 @@ extension APISuites {
 
         @Test("on TCP: pages send to /login, the form sets an HttpOnly SameSite=Strict cookie, cross-site POSTs are refused")
         func loginAndCookies() async throws {
-            let home = Fixtures.temporaryHome()
-            let tokens = try AccessTests.tokenFile(in: home)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens], home: home)
-            try await serve.waitFor("purser: API on http://")
-            let url = try #require(serve.tcpURL, "\(serve.output)")
+            let (serve, url) = try await APIServe.onTCP()
             let origin = "Origin: " + url
 
             let bare = try await Exchange.run("GET", url + "/")
@@ -81,11 +77,7 @@ extension APISuites {
 
         @Test("a read token's cookie reads but cannot cancel; on the socket the dashboard needs no login")
         func readerAndSocket() async throws {
-            let home = Fixtures.temporaryHome()
-            let tokens = try AccessTests.tokenFile(in: home)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens], home: home)
-            try await serve.waitFor("purser: API on http://")
-            let url = try #require(serve.tcpURL, "\(serve.output)")
+            let (serve, url) = try await APIServe.onTCP()
             let origin = "Origin: " + url
             let submitted = try await HTTPAnswer.request(
                 "POST", "/v1/swarms", on: url, token: AccessTests.operateToken, body: serve.job("<b>bold</b>", count: 1, input: "{ sleepMs: 600000 }"))

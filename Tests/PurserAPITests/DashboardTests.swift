@@ -26,11 +26,8 @@ extension APISuites {
 
         @Test("in Chromium: login, the store's routines and budget figures, escaped names, a live update, no buttons for a reader")
         func browser() async throws {
-            let home = Fixtures.temporaryHome()
-            let tokens = try AccessTests.tokenFile(in: home)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens], home: home)
-            try await serve.waitFor("purser: API on http://")
-            let url = try #require(serve.tcpURL, "\(serve.output)")
+            let (serve, url) = try await APIServe.onTCP()
+            let home = serve.home
             let first = try await submit(Self.hostileJob, to: url)
             try await waitForState(first, on: url) { $0 == "done" }
             let second = try await submit(serve.job("long", count: 1, input: "{ sleepMs: 600000 }"), to: url)

@@ -25,11 +25,8 @@ extension APISuites {
 
         @Test("/metrics parses with Prometheus' own parser; budgets match team show, run counters the report; no id as a label")
         func scrape() async throws {
-            let home = Fixtures.temporaryHome()
-            let tokens = try AccessTests.tokenFile(in: home)
-            let serve = try await APIServe(extra: ["--listen", "127.0.0.1:0", "--token-file", tokens], home: home)
-            try await serve.waitFor("purser: API on http://")
-            let url = try #require(serve.tcpURL, "\(serve.output)")
+            let (serve, url) = try await APIServe.onTCP()
+            let home = serve.home
             let socket = "unix:" + serve.socket
 
             let quick = try await HTTPAnswer.request("POST", "/v1/swarms?file=quick.yaml", on: socket, body: Self.job("quick", sleeper: false))
