@@ -69,7 +69,9 @@ public enum VerdictClassifier {
         if let stop { return stop.verdict }
         switch answer {
         case .result: return .ok
-        case .error: return .error
+        // A process of the run was killed for its memory and the worker then gave up (an MCP
+        // server under the bridge, a tool under a script): the limit is why.
+        case .error: return exit.outOfMemory ? .memoryLimit : .error
         case .none: break
         }
         if !initialized { return .startupFailed }
