@@ -10,11 +10,7 @@ struct HostileMCPTests {
     let home = Fixtures.temporaryHome()
     let server = Fixtures.file("Tests/Fixtures/mcp-hostile/server.py")
 
-    func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
-    }
+    func purser(_ arguments: [String]) async throws -> CommandResult { try await runPurser(arguments, home: home) }
 
     /// Registers the server in `mode`, runs its tool, and returns the report.
     func call(_ mode: String, tool: String = "go", limits: [String] = []) async throws -> JSONValue {

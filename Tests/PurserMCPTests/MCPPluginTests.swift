@@ -8,11 +8,7 @@ import Testing
 struct MCPPluginTests {
     let home = Fixtures.temporaryHome()
 
-    func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
-    }
+    func purser(_ arguments: [String]) async throws -> CommandResult { try await runPurser(arguments, home: home) }
 
     /// Registers mcp-server-time with prices: 0.5 a call of get_current_time; the others
     /// 0.25 a call and 0.01 a KiB of result.

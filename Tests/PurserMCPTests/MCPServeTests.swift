@@ -10,11 +10,7 @@ struct MCPServeTests {
     let home = Fixtures.temporaryHome()
     static let python = "/opt/purser-mcp/bin/python3"
 
-    func purser(_ arguments: [String]) async throws -> CommandResult {
-        var environment = ProcessInfo.processInfo.environment
-        environment["PURSER_HOME"] = home
-        return try await runCommand(Fixtures.product("purser"), arguments, environment: environment)
-    }
+    func purser(_ arguments: [String]) async throws -> CommandResult { try await runPurser(arguments, home: home) }
 
     @Test("lists the tools, calls them under the team's budget, refuses a bad input, cancels a slow call, and says when credits run out")
     func aClientUsesPurser() async throws {
