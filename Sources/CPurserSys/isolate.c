@@ -19,6 +19,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 
 // MARK: mounts
 
@@ -175,6 +179,59 @@ static void *netns_thread(void *out) {
     result[0] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (result[0] < 0) result[1] = errno;
     return NULL; // the thread, and its namespace membership, end here; the fd holds the namespace
+}
+
+typedef struct {
+    int netns;
+    unsigned short port;
+    int fd;
+    int error;
+} listen_request;
+
+// On a thread of its own, which alone joins the namespace: loopback up (the supervisor is
+// root there; the worker holds no capability to do it), then a TCP listener on
+// 127.0.0.1:port. The socket stays in the namespace it was made in after the thread ends.
+static void *listen_thread(void *raw) {
+    listen_request *request = raw;
+    if (setns(request->netns, CLONE_NEWNET) < 0) { request->error = errno; return NULL; }
+    int control = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (control < 0) { request->error = errno; return NULL; }
+    struct ifreq lo;
+    memset(&lo, 0, sizeof lo);
+    strncpy(lo.ifr_name, "lo", IFNAMSIZ - 1);
+    int failed = ioctl(control, SIOCGIFFLAGS, &lo) < 0;
+    if (!failed && !(lo.ifr_flags & IFF_UP)) {
+        lo.ifr_flags |= IFF_UP;
+        failed = ioctl(control, SIOCSIFFLAGS, &lo) < 0;
+    }
+    if (failed) { request->error = errno; close(control); return NULL; }
+    close(control);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) { request->error = errno; return NULL; }
+    int on = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons(request->port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || listen(fd, 64) < 0) {
+        request->error = errno;
+        close(fd);
+        return NULL;
+    }
+    request->fd = fd;
+    return NULL;
+}
+
+int purser_netns_listen(int netns_fd, unsigned short port) {
+    listen_request request = {.netns = netns_fd, .port = port, .fd = -1, .error = 0};
+    pthread_t thread;
+    int error = pthread_create(&thread, NULL, listen_thread, &request);
+    if (error != 0) { errno = error; return -1; }
+    pthread_join(thread, NULL);
+    if (request.fd < 0) errno = request.error;
+    return request.fd;
 }
 
 int purser_netns_create(void) {

@@ -24,6 +24,11 @@ public struct SandboxProfile: Sendable {
     /// runs a file it cannot reach by path (the MCP bridge runs its server's pinned file so).
     /// The caller keeps ownership, as with `executableFD`.
     public var passedFDs: [Int32] = []
+    /// A TCP port on the worker's loopback where the supervisor listens (the run's egress
+    /// proxy): the listener is made in the run's network namespace before the worker starts,
+    /// and handed over as `WorkerProcess.egressListener`. Needs the network layer, by a root
+    /// supervisor.
+    public var egressPort: UInt16?
     /// A supervisor running as root clears every capability of the worker before exec:
     /// the worker keeps uid 0 in name only.
     public var dropCapabilities = true

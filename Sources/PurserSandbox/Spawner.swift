@@ -14,6 +14,14 @@ public enum Spawner {
             pipes.closeAll()
             throw error
         }
+        let egress: Int32
+        do {
+            egress = try egressListener(profile, netns: held.isolation.netnsFD)
+        } catch {
+            pipes.closeAll()
+            held.undo()
+            throw error
+        }
         var result = purser_spawn_result()
         let status = withSpawnArguments(
             profile, path: path, fds: pipes.childEnds, procsFDs: held.groups.procsFDs,
@@ -22,11 +30,28 @@ public enum Spawner {
             purser_spawn($0, &result)
         }
         guard status == 0 else {
+            if egress >= 0 { close(egress) }
             pipes.closeAll()
             held.undo()
             throw spawnError(result, path: path, isolation: profile.isolation)
         }
-        return try start(profile, path: path, pipes: pipes, held: held, result: result)
+        return try start(profile, path: path, pipes: pipes, held: held, result: result, egress: egress)
+    }
+
+    /// The egress proxy's listener in the run's network namespace, made before the worker
+    /// can connect to it; -1 when the run has none.
+    private static func egressListener(_ profile: SandboxProfile, netns: Int32) throws(SandboxError) -> Int32 {
+        guard let port = profile.egressPort else { return -1 }
+        guard netns >= 0 else {
+            throw SandboxError(
+                code: .spawnFailed,
+                message: "egress needs the run's own network namespace, made by the supervisor (untrusted, with a root supervisor)")
+        }
+        let fd = purser_netns_listen(netns, port)
+        guard fd >= 0 else {
+            throw SandboxError(code: .spawnFailed, errno: errno, message: "cannot listen on 127.0.0.1:\(port) in the run's network namespace")
+        }
+        return fd
     }
 
     /// By fd, the name is not looked up: it may no longer name the opened file, or anything.
@@ -41,7 +66,7 @@ public enum Spawner {
     /// The spawned worker, once its seccomp listener is watched; a filter nobody answers
     /// would not hold, so a worker whose listener cannot be watched is ended at once.
     private static func start(
-        _ profile: SandboxProfile, path: String, pipes: Pipes, held: Held, result: purser_spawn_result
+        _ profile: SandboxProfile, path: String, pipes: Pipes, held: Held, result: purser_spawn_result, egress: Int32
     ) throws(SandboxError) -> WorkerProcess {
         var isolation = held.isolation
         let tag = nextTag.add(1, ordering: .relaxed).newValue
@@ -55,14 +80,15 @@ public enum Spawner {
             stderr: pipes.stderr.read, stdoutHold: pipes.stdout.write, stderrHold: pipes.stderr.write, groups: held.groups,
             isolation: WorkerIsolation(
                 netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp ? tag : nil,
-                pidNamespace: profile.isolation.processes && !isolation.viaHelper))
+                pidNamespace: profile.isolation.processes && !isolation.viaHelper),
+            egressListener: egress)
         guard watched else {
             process.killAll()
             kill(result.pid, SIGKILL)
             _ = process.reap()
             process.cleanUp()
             isolation.closeUnwatched()
-            closeAll(pipes.supervisorEnds + [pipes.stdout.write, pipes.stderr.write, result.pidfd])
+            closeAll(pipes.supervisorEnds + [pipes.stdout.write, pipes.stderr.write, result.pidfd] + (egress >= 0 ? [egress] : []))
             throw SandboxError(code: .spawnFailed, message: "cannot watch the seccomp filter of \(path); the worker was ended")
         }
         return process

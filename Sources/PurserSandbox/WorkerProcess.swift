@@ -53,12 +53,16 @@ public final class WorkerProcess: Sendable {
     public var containment: String { cgroups.description }
 
     let isolation: WorkerIsolation
+    /// The listener made for `SandboxProfile.egressPort` in the run's network namespace, or
+    /// -1. The caller serves it and closes it before the run's end is reported.
+    public let egressListener: Int32
 
     init(
         pid: pid_t, pidFD: Int32, stdin: Int32, stdout: Int32, stderr: Int32, stdoutHold: Int32,
-        stderrHold: Int32, groups: RunCgroups, isolation: WorkerIsolation = WorkerIsolation()
+        stderrHold: Int32, groups: RunCgroups, isolation: WorkerIsolation = WorkerIsolation(), egressListener: Int32 = -1
     ) {
         self.isolation = isolation
+        self.egressListener = egressListener
         self.stdoutHoldFD = stdoutHold
         self.stderrHoldFD = stderrHold
         self.pid = pid

@@ -154,6 +154,9 @@ void purser_seccomp_prepare(void);
 /// A new network namespace (only loopback, down), held by the returned fd; -1 with errno.
 /// Made on a short-lived thread, so no thread of the supervisor ever leaves its own.
 int purser_netns_create(void);
+/// A TCP listener on 127.0.0.1:port inside the network namespace `netns_fd` (loopback
+/// brought up there first); -1 with errno on failure. Needs CAP_NET_ADMIN over the namespace.
+int purser_netns_listen(int netns_fd, unsigned short port);
 
 /// What the host allows, tried for real in a throwaway child: each field 0 or an errno.
 typedef struct {
