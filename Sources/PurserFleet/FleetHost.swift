@@ -114,6 +114,7 @@ public final class FleetHost: Sendable {
         if due {
             await stopCancelled(lease)
             await forgetEnded()
+            await FleetApprovals(host: self).tend(lease)
             if !draining { await SwarmGate(host: self).admitWaiting(lease) }
         }
         let more = draining ? false : await claim(lease)

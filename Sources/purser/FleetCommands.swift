@@ -211,6 +211,8 @@ struct Watch: AsyncParsableCommand {
             shown.set(eventID)
             sink?.write(event)
             if let live { live.take(event) } else if !json { FleetLines.show(event) }
+            // A routine's wait for a person reaches stderr whatever the mode, as in purser run.
+            if event.kind == "await_approval", live == nil, json { FleetLines.show(event) }
         }
         var client = client
         var cuts = 0
