@@ -53,13 +53,10 @@ extension SQLFleetStore {
         try skip(session, swarm: swarm, after: name)
     }
 
-    /// The requests of a cancelled swarm's waiting routines are withdrawn: nobody is asked
-    /// to decide what will not run.
-    func withdrawApprovals(_ session: any SQLSession, swarm: String) throws(LedgerError) {
-        let waiting = try session.run(
-            "SELECT approval FROM fleet_routines WHERE swarm = $1 AND state = 'awaiting_approval' AND approval IS NOT NULL", swarm.sql)
-        for row in waiting {
-            guard let id = row[0].string else { continue }
+    /// The requests of a cancelled swarm's routines that still wait are withdrawn: nobody
+    /// is asked to decide what will not run (those decided already stay as they are).
+    func withdrawApprovals(_ session: any SQLSession, _ ids: [String]) throws(LedgerError) {
+        for id in ids {
             _ = try Schema.endApproval(session, id, as: .withdrawn, by: "purser", reason: "the swarm was cancelled", atMs: now(), due: false)
         }
     }

@@ -254,12 +254,13 @@ extension SQLFleetStore: QueueStore {
             case "running", "admitting", "completing":
                 // What runs is stopped by its host; what waits is withdrawn now.
                 if state == "running" { try session.run("UPDATE fleet_swarms SET state = 'cancelling' WHERE id = $1", id.sql) }
-                try withdrawApprovals(session, swarm: id)
-                try session.run(
+                // The rows as they are once locked: a request a host filed meanwhile is withdrawn too.
+                let withdrawn = try session.run(
                     """
                     UPDATE fleet_routines SET state = 'done', verdict = 'cancelled', message = 'withdrawn: the swarm was cancelled'
-                    WHERE swarm = $1 AND state IN ('waiting', 'awaiting_approval', 'ready')
+                    WHERE swarm = $1 AND state IN ('waiting', 'awaiting_approval', 'ready') RETURNING approval
                     """, id.sql)
+                try withdrawApprovals(session, withdrawn.compactMap { $0[0].string })
             default:
                 return false
             }
