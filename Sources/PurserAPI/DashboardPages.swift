@@ -66,11 +66,12 @@ struct OverviewPage {
 
     private var queue: String {
         let rows = data.active.map { active in
-            let count = { (state: String) in Table.num(String(active.routines.filter { $0.state == state }.count)) }
+            let count = { (states: Set<String>) in Table.num(String(active.routines.filter { states.contains($0.state) }.count)) }
             return Table.row([
                 Table.link("/swarms/\(HTML.segment(active.swarm.id))", active.swarm.name), HTML.escape(active.swarm.team),
                 Table.state(active.swarm.state + (active.swarm.paused ? " (paused)" : "")), Table.num(String(active.swarm.priority)),
-                count("waiting"), count("ready"), count("running"), count("done"),
+                // A routine waiting for a person's approval waits too (the approvals above list it).
+                count(["waiting", "awaiting_approval"]), count(["ready"]), count(["running"]), count(["done"]),
             ])
         }
         return Table.section(

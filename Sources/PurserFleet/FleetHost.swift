@@ -104,9 +104,9 @@ public final class FleetHost: Sendable {
     private var drained: Bool { state.withLock { $0.draining && $0.runs.isEmpty } }
 
     /// One look at the queue: routines to claim, swarms to complete, and at most once a
-    /// poll interval runs to stop and swarms to admit. A run's end wakes the host to fill its
-    /// slot; what else changes with it is only whether a swarm has ended, and that only once
-    /// nothing is left to claim.
+    /// poll interval runs to stop, routines waiting for approval and swarms to admit. A
+    /// run's end wakes the host to fill its slot; what else changes with it is only whether
+    /// a swarm has ended, and that only once nothing is left to claim.
     func pass() async {
         let (fenced, draining, lease) = state.withLock { ($0.fenced, $0.draining, $0.lease) }
         guard !fenced else { return }
@@ -114,6 +114,7 @@ public final class FleetHost: Sendable {
         if due {
             await stopCancelled(lease)
             await forgetEnded()
+            await FleetApprovals(host: self).tend(lease)
             if !draining { await SwarmGate(host: self).admitWaiting(lease) }
         }
         let more = draining ? false : await claim(lease)

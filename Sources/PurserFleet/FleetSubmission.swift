@@ -29,7 +29,9 @@ public enum FleetSubmission {
             id: id, team: job.team.name, name: job.swarm.name, priority: priority ?? job.swarm.priority,
             concurrency: job.swarm.concurrency, file: path, source: source,
             routines: job.routines.map {
-                SubmittedRoutine(name: $0.name, priority: $0.priority, after: $0.after, memoryBytes: swarm.memoryBytes($0.name))
+                SubmittedRoutine(
+                    name: $0.name, priority: $0.priority, after: $0.after, memoryBytes: swarm.memoryBytes($0.name),
+                    approvalTools: swarm.approvalTools($0.name), approvalTimeoutMs: job.swarm.approvalTimeoutMs)
             })
         do throws(LedgerError) {
             try fleet.submit(submitted)

@@ -65,3 +65,23 @@ public struct Approval: Sendable, Hashable {
     /// Approved: the routine may reserve and run. Any other end denies it.
     public var isApproved: Bool { state == .approved }
 }
+
+extension Approval {
+    /// Why a routine that was not approved ends denied: its report's message, on one host
+    /// and in the fleet alike.
+    public var denial: String {
+        let reason = reason ?? ""
+        if state == .timedOut { return "\(reason) (\(id))" }
+        return "\(state == .withdrawn ? "withdrawn" : "denied") by \(decidedBy ?? "?")" + (reason.isEmpty ? "" : ": \(reason)") + " (\(id))"
+    }
+}
+
+/// What one look at the fleet's gated routines did (`QueueStore.tendApprovals`).
+public struct ApprovalTurn: Sendable, Hashable {
+    /// Requests filed for routines that began to wait.
+    public var filed: [Approval] = []
+    /// Approvals decided or timed out whose routines moved on: ready, or ended denied.
+    public var decided: [Approval] = []
+
+    public init() {}
+}

@@ -15,6 +15,8 @@ struct FleetSQL {
     static func tables(_ dialect: SQLDialect) -> [String] {
         [
             Schema.frozenTeams,
+            Schema.auditEvents(dialect),
+            Schema.approvals,
             """
             CREATE TABLE IF NOT EXISTS fleet_swarms (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL,
                 priority BIGINT NOT NULL, concurrency BIGINT NOT NULL, file TEXT NOT NULL, source TEXT NOT NULL,
@@ -27,7 +29,11 @@ struct FleetSQL {
             CREATE TABLE IF NOT EXISTS fleet_routines (id \(dialect.serialKey), swarm TEXT NOT NULL, name TEXT NOT NULL,
                 position BIGINT NOT NULL, priority BIGINT NOT NULL, swarm_priority BIGINT NOT NULL, state TEXT NOT NULL,
                 pending BIGINT NOT NULL, attempt BIGINT NOT NULL, memory BIGINT NOT NULL, host TEXT, host_epoch BIGINT, ready_ms BIGINT,
-                verdict TEXT, message TEXT, output TEXT, node BIGINT, report TEXT, stop_for TEXT, UNIQUE (swarm, name))
+                verdict TEXT, message TEXT, output TEXT, node BIGINT, report TEXT, stop_for TEXT, gate TEXT, gate_ms BIGINT,
+                approval TEXT, UNIQUE (swarm, name))
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS fleet_routines_gated ON fleet_routines (id) WHERE state = 'awaiting_approval'
             """,
             """
             CREATE INDEX IF NOT EXISTS fleet_routines_ready ON fleet_routines (swarm_priority DESC, priority DESC, ready_ms, id)
@@ -103,7 +109,8 @@ struct FleetSQL {
         """
         WITH next AS MATERIALIZED (
             SELECT id FROM fleet_swarms s WHERE state IN ('running', 'cancelling') AND taker IS NULL
-            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id AND r.state IN ('waiting', 'ready', 'running'))
+            AND NOT EXISTS (SELECT 1 FROM fleet_routines r WHERE r.swarm = s.id
+                AND r.state IN ('waiting', 'awaiting_approval', 'ready', 'running'))
             AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
             ORDER BY submitted_ms, seq LIMIT 1 \(dialect.lockSkippingLocked))
         UPDATE fleet_swarms SET state = 'completing', taker = $1, taker_epoch = $2
@@ -212,9 +219,33 @@ struct FleetSQL {
     /// the right-hand `pending` is the row's value before the update.
     var releaseSet: String {
         """
-        pending = pending - 1, state = CASE WHEN pending = 1 THEN 'ready' ELSE state END,
+        pending = pending - 1, state = CASE WHEN pending = 1 THEN \(Self.readyOrGated) ELSE state END,
             ready_ms = CASE WHEN pending = 1 THEN \(now) ELSE ready_ms END
         """
+    }
+
+    /// The state of a routine that has nothing more to wait for: `ready`, unless it holds a
+    /// tool marked `approval` (`gate`, its list): then it waits for a person first, holding
+    /// nothing. It leaves `waiting` once, so a retry or a preemption does not ask again.
+    static let readyOrGated = "CASE WHEN gate IS NULL THEN 'ready' ELSE 'awaiting_approval' END"
+
+    // MARK: Approvals
+
+    /// Gated routines of running swarms with something to do (`SQLFleetApprovals`): a
+    /// request to file, or one decided or past its time by the database's clock. `$1` host,
+    /// `$2` its epoch, `$3` how many. Columns: the routine's id, swarm, name, gate and its
+    /// timeout, the swarm's team, name and node, the clock, then the approval's (all NULL
+    /// before it is filed).
+    var gated: String {
+        let approval = Schema.approvalColumns.split(separator: ",").map { "a." + $0.filter { !$0.isWhitespace } }
+        return """
+            SELECT r.id, r.swarm, r.name, r.gate, r.gate_ms, s.team, s.name, s.node, \(now), \(approval.joined(separator: ", "))
+            FROM fleet_routines r JOIN fleet_swarms s ON s.id = r.swarm LEFT JOIN approvals a ON a.id = r.approval
+            WHERE r.state = 'awaiting_approval' AND s.state = 'running'
+            AND (r.approval IS NULL OR a.state <> 'pending' OR a.expires_ms <= \(now))
+            AND EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.name = $1 AND h.epoch = $2 AND h.state = 'live')
+            ORDER BY r.id LIMIT $3 \(dialect.serverFunctions ? "FOR UPDATE OF r SKIP LOCKED" : "")
+            """
     }
 
     /// Rows a statement for multi-row INSERTs: bounded, so that the drivers keep few shapes.

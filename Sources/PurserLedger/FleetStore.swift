@@ -75,6 +75,14 @@ public protocol QueueStore: Sendable {
     /// still paused with `message`.
     func released(swarm id: String, resumed: Bool, message: String) throws(LedgerError)
 
+    /// Routines that hold a tool marked `approval` wait in `awaiting_approval`, holding
+    /// nothing: files the requests (in the ledger's `approvals`, audited) of those that began
+    /// to wait, and takes in decisions and timeouts (`timeoutReason` of the approval's
+    /// timeout says why it timed out): approved, a routine is ready for any host; otherwise
+    /// it ends `denied` and its dependents are skipped. At most `limit` routines; each is
+    /// taken by one host, and nothing changes unless `host` is live at its epoch.
+    func tendApprovals(host: HostLease, limit: Int, timeoutReason: (Int64) -> String) throws(LedgerError) -> ApprovalTurn
+
     /// Appends events, in their order, in one transaction.
     func appendEvents(_ events: [FleetEvent]) throws(LedgerError)
     /// A swarm's events after `after` (an event's `id`), oldest first.
@@ -152,12 +160,20 @@ public struct SubmittedRoutine: Sendable, Hashable {
     public var priority: Int64
     public var after: [String]
     public var memoryBytes: Int64
+    /// Its tools that need a person's approval before it runs, and how long it waits for one.
+    public var approvalTools: [String]
+    public var approvalTimeoutMs: Int64
 
-    public init(name: String, priority: Int64 = 0, after: [String] = [], memoryBytes: Int64 = 0) {
+    public init(
+        name: String, priority: Int64 = 0, after: [String] = [], memoryBytes: Int64 = 0, approvalTools: [String] = [],
+        approvalTimeoutMs: Int64 = 0
+    ) {
         self.name = name
         self.priority = priority
         self.after = after
         self.memoryBytes = memoryBytes
+        self.approvalTools = approvalTools
+        self.approvalTimeoutMs = approvalTimeoutMs
     }
 }
 
@@ -187,13 +203,15 @@ public struct QueuedSwarm: Sendable, Hashable {
 public struct QueuedRoutine: Sendable, Hashable {
     public var swarm: String
     public var name: String
-    /// waiting, ready, running, done.
+    /// waiting, awaiting_approval, ready, running, done.
     public var state: String
     public var attempt: Int
     public var host: String?
     public var verdict: String?
     public var message: String?
     public var node: NodeID?
+    /// The id of its request for approval, once filed.
+    public var approval: String? = nil
 }
 
 /// A routine claimed by a host for one attempt.

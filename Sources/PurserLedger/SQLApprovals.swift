@@ -33,6 +33,55 @@ extension Schema {
             requestedMs: row[7].int, expiresMs: row[8].int, state: Approval.State(rawValue: row[9].string ?? "") ?? .pending,
             decidedBy: row[10].string, decidedMs: row[11].optionalInt, reason: row[12].string)
     }
+
+    /// A pending request and its `approval_requested` event, in the caller's transaction
+    /// (the budget store's, or the fleet queue's when a host files one). `tools`: the list
+    /// as `toolList` writes it.
+    static func fileApproval(
+        _ session: any SQLSession, team: String, swarmNode: NodeID, swarm: String, run: String, routine: String, tools: String,
+        atMs: Int64, timeoutMs: Int64
+    ) throws(LedgerError) -> Approval {
+        // A short id a person types; a clash (1 in 4 billion) takes another.
+        for _ in 0..<8 {
+            let id = "ap-" + shortID()
+            let added = try session.query(
+                """
+                INSERT INTO approvals (\(approvalColumns))
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', NULL, NULL, NULL)
+                ON CONFLICT (id) DO NOTHING RETURNING \(approvalColumns)
+                """,
+                [id.sql, team.sql, swarmNode.sql, swarm.sql, run.sql, routine.sql, tools.sql, atMs.sql, (atMs + timeoutMs).sql])
+            guard let row = added.first else { continue }
+            session.rows.event(
+                swarmNode, team: team, kind: "approval_requested", .zero, "\(id) \(routine): tools \(tools), within \(timeoutMs) ms")
+            return approval(row)
+        }
+        throw LedgerError(.constraint, "no free approval id")
+    }
+
+    /// Moves a pending approval to `state` at `atMs` (`due`: only once past its time; else
+    /// only before it, except a withdrawal), with its audit event; nil when it was not
+    /// pending so.
+    static func endApproval(
+        _ session: any SQLSession, _ id: String, as state: Approval.State, by: String, reason: String, atMs: Int64, due: Bool
+    ) throws(LedgerError) -> Approval? {
+        let time = due ? "expires_ms <= $5" : state == .withdrawn ? "1 = 1" : "expires_ms > $5"
+        let rows = try session.query(
+            """
+            UPDATE approvals SET state = $2, decided_by = $3, decided_ms = $5, reason = $4
+            WHERE id = $1 AND state = 'pending' AND \(time) RETURNING \(approvalColumns)
+            """, [id.sql, state.rawValue.sql, by.sql, reason.sql, atMs.sql])
+        guard let row = rows.first else { return nil }
+        let ended = approval(row)
+        let kind = state == .approved ? "approval_granted" : state == .denied ? "approval_denied" : "approval_\(state.rawValue)"
+        session.rows.event(ended.swarmNode, team: ended.team, kind: kind, .zero, "\(id) \(ended.routine): by \(by): \(reason)")
+        return ended
+    }
+
+    private static func shortID() -> String {
+        let text = String(UInt32.random(in: .min ... .max), radix: 16)
+        return String(repeating: "0", count: 8 - text.count) + text
+    }
 }
 
 extension SQLBudgetStore: ApprovalStore {
@@ -41,25 +90,9 @@ extension SQLBudgetStore: ApprovalStore {
         guard request.timeoutMs > 0 else { throw LedgerError(.invalid, "an approval's timeout must be positive") }
         return try driver.transaction { (session) throws(LedgerError) -> Approval in
             let swarm = try session.rows.node(request.swarm, session)
-            let at = now()
-            // A short id a person types; a clash (1 in 4 billion) takes another.
-            for _ in 0..<8 {
-                let id = "ap-" + Self.shortID()
-                let added = try session.query(
-                    """
-                    INSERT INTO approvals (\(Schema.approvalColumns))
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', NULL, NULL, NULL)
-                    ON CONFLICT (id) DO NOTHING RETURNING \(Schema.approvalColumns)
-                    """,
-                    [id.sql, swarm.team.sql, swarm.id.sql, swarm.name.sql, request.run.sql, request.routine.sql, tools.sql,
-                     at.sql, (at + request.timeoutMs).sql])
-                guard let row = added.first else { continue }
-                session.rows.event(
-                    swarm.id, team: swarm.team, kind: "approval_requested", .zero,
-                    "\(id) \(request.routine): tools \(tools), within \(request.timeoutMs) ms")
-                return Schema.approval(row)
-            }
-            throw LedgerError(.constraint, "no free approval id")
+            return try Schema.fileApproval(
+                session, team: swarm.team, swarmNode: swarm.id, swarm: swarm.name, run: request.run, routine: request.routine,
+                tools: tools, atMs: now(), timeoutMs: request.timeoutMs)
         }
     }
 
@@ -107,28 +140,15 @@ extension SQLBudgetStore: ApprovalStore {
         try end(id, as: .withdrawn, by: "purser", reason: reason, due: false)
     }
 
-    /// Moves a pending approval to `state` (`due`: only once past its time; else only
-    /// before it, except a withdrawal); nil when it was not pending so.
     private func end(_ id: String, as state: Approval.State, by: String, reason: String, due: Bool) throws(LedgerError) -> Approval? {
         try driver.transaction { (session) throws(LedgerError) -> Approval? in
-            let at = now()
-            let time = due ? "expires_ms <= $5" : state == .withdrawn ? "1 = 1" : "expires_ms > $5"
-            let rows = try session.query(
-                """
-                UPDATE approvals SET state = $2, decided_by = $3, decided_ms = $5, reason = $4
-                WHERE id = $1 AND state = 'pending' AND \(time) RETURNING \(Schema.approvalColumns)
-                """, [id.sql, state.rawValue.sql, by.sql, reason.sql, at.sql])
-            guard let row = rows.first else { return nil }
-            let approval = Schema.approval(row)
-            let kind = state == .approved ? "approval_granted" : state == .denied ? "approval_denied" : "approval_\(state.rawValue)"
-            session.rows.event(approval.swarmNode, team: approval.team, kind: kind, .zero, "\(id) \(approval.routine): by \(by): \(reason)")
-            return approval
+            let ended = try Schema.endApproval(session, id, as: state, by: by, reason: reason, atMs: now(), due: due)
+            // A person decided: the fleet's hosts take it in at once, not at their next poll.
+            if ended != nil, state == .approved || state == .denied, let notify = FleetSQL(dialect: driver.dialect).notify(.look) {
+                try session.run(notify)
+            }
+            return ended
         }
-    }
-
-    private static func shortID() -> String {
-        let text = String(UInt32.random(in: .min ... .max), radix: 16)
-        return String(repeating: "0", count: 8 - text.count) + text
     }
 }
 

@@ -6,6 +6,11 @@ extension SQLFleetStore: QueueStore {
         for routine in swarm.routines where !routine.after.allSatisfy(names.contains) {
             throw LedgerError(.invalid, "routine \(routine.name) runs after a routine the swarm does not have")
         }
+        let gates = try swarm.routines.map { (routine) throws(LedgerError) -> String? in
+            guard !routine.approvalTools.isEmpty else { return nil }
+            guard routine.approvalTimeoutMs > 0 else { throw LedgerError(.invalid, "an approval's timeout must be positive") }
+            return try SQLBudgetStore<Driver>.toolList(routine.approvalTools)
+        }
         try transaction { (session) throws(LedgerError) in
             try session.run(
                 """
@@ -14,10 +19,11 @@ extension SQLFleetStore: QueueStore {
                 """, swarm.id.sql, swarm.team.sql, swarm.name.sql, swarm.priority.sql, Int64(max(swarm.concurrency, 1)).sql,
                 swarm.file.sql, swarm.source.sql)
             try insert(
-                session, "fleet_routines (swarm, name, position, priority, swarm_priority, pending, memory, state, attempt)",
+                session, "fleet_routines (swarm, name, position, priority, swarm_priority, pending, memory, gate, gate_ms, state, attempt)",
                 swarm.routines.enumerated().map { position, routine in
                     [swarm.id.sql, routine.name.sql, Int64(position).sql, routine.priority.sql, swarm.priority.sql,
-                        Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql]
+                        Int64(Set(routine.after).count).sql, max(routine.memoryBytes, 0).sql, gates[position].sql,
+                        routine.approvalTimeoutMs.sql]
                 }, constants: ", 'waiting', 0")
             try insert(
                 session, "fleet_edges (swarm, earlier, later)",
@@ -41,12 +47,14 @@ extension SQLFleetStore: QueueStore {
     public func routines(swarm id: String) throws(LedgerError) -> [QueuedRoutine] {
         try transaction { (session) throws(LedgerError) in
             try session.run(
-                "SELECT swarm, name, state, attempt, host, verdict, message, node FROM fleet_routines WHERE swarm = $1 ORDER BY position",
-                id.sql
+                """
+                SELECT swarm, name, state, attempt, host, verdict, message, node, approval FROM fleet_routines
+                WHERE swarm = $1 ORDER BY position
+                """, id.sql
             ).map {
                 QueuedRoutine(
                     swarm: $0[0].string ?? "", name: $0[1].string ?? "", state: $0[2].string ?? "", attempt: Int($0[3].int),
-                    host: $0[4].string, verdict: $0[5].string, message: $0[6].string, node: $0[7].optionalInt)
+                    host: $0[4].string, verdict: $0[5].string, message: $0[6].string, node: $0[7].optionalInt, approval: $0[8].string)
             }
         }
     }
@@ -83,8 +91,10 @@ extension SQLFleetStore: QueueStore {
                 WHERE id = $1 AND state = 'admitting'
                 """, id.sql, node.sql, holder.id.sql, holder.epoch.sql)
             try session.run(
-                "UPDATE fleet_routines SET state = 'ready', ready_ms = \(sql.now) WHERE swarm = $1 AND state = 'waiting' AND pending = 0",
-                id.sql)
+                """
+                UPDATE fleet_routines SET state = \(FleetSQL.readyOrGated), ready_ms = \(sql.now)
+                WHERE swarm = $1 AND state = 'waiting' AND pending = 0
+                """, id.sql)
             try wake(session, .ready)
         }
     }
@@ -153,7 +163,7 @@ extension SQLFleetStore: QueueStore {
     }
 
     /// Everything that runs after `name`, directly or not, is skipped.
-    private func skip(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
+    func skip(_ session: any SQLSession, swarm: String, after name: String) throws(LedgerError) {
         var failed = [name]
         while let earlier = failed.popLast() {
             let skipped = try session.run(
@@ -244,11 +254,13 @@ extension SQLFleetStore: QueueStore {
             case "running", "admitting", "completing":
                 // What runs is stopped by its host; what waits is withdrawn now.
                 if state == "running" { try session.run("UPDATE fleet_swarms SET state = 'cancelling' WHERE id = $1", id.sql) }
-                try session.run(
+                // The rows as they are once locked: a request a host filed meanwhile is withdrawn too.
+                let withdrawn = try session.run(
                     """
                     UPDATE fleet_routines SET state = 'done', verdict = 'cancelled', message = 'withdrawn: the swarm was cancelled'
-                    WHERE swarm = $1 AND state IN ('waiting', 'ready')
+                    WHERE swarm = $1 AND state IN ('waiting', 'awaiting_approval', 'ready') RETURNING approval
                     """, id.sql)
+                try withdrawApprovals(session, withdrawn.compactMap { $0[0].string })
             default:
                 return false
             }

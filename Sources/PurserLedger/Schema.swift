@@ -64,19 +64,7 @@ enum Schema {
             // plugin out of its plan, which reads the newest closed nodes backwards by id; the
             // index only cost every settle a B-tree insert. Dropped, existing databases too.
             "DROP INDEX IF EXISTS nodes_plugin",
-            """
-            CREATE TABLE IF NOT EXISTS events (
-                id \(dialect.serialKey),
-                node_id BIGINT NOT NULL,
-                team TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                credits BIGINT NOT NULL,
-                time_ms BIGINT NOT NULL,
-                memory BIGINT NOT NULL,
-                detail TEXT NOT NULL,
-                at_ms BIGINT NOT NULL
-            )
-            """,
+            auditEvents(dialect),
             // No query reads events by node through an index (the audit filters in one
             // scan), and keeping one cost every event written a second B-tree insert.
             "DROP INDEX IF EXISTS events_node",
@@ -91,6 +79,24 @@ enum Schema {
             )
             """,
         ]
+    }
+
+    /// The audit trail. The fleet's queue writes to it too (approvals it files and times
+    /// out), so its tables make it as well.
+    static func auditEvents(_ dialect: SQLDialect) -> String {
+        """
+        CREATE TABLE IF NOT EXISTS events (
+            id \(dialect.serialKey),
+            node_id BIGINT NOT NULL,
+            team TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            credits BIGINT NOT NULL,
+            time_ms BIGINT NOT NULL,
+            memory BIGINT NOT NULL,
+            detail TEXT NOT NULL,
+            at_ms BIGINT NOT NULL
+        )
+        """
     }
 
     /// A frozen team's holds grant nothing new (`purser team freeze`): one row a team. The

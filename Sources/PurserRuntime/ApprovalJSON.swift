@@ -1,3 +1,4 @@
+import PurserConfig
 public import PurserLedger
 public import PurserProtocol
 
@@ -14,5 +15,18 @@ extension Approval {
         if let decidedMs { object["decidedMs"] = .number(JSONNumber(decidedMs)) }
         if let reason { object["reason"] = .string(reason) }
         return .object(object)
+    }
+
+    /// The `await_approval` event's fields: what a person is asked, and by when.
+    public var awaitFields: [String: JSONValue] {
+        [
+            "approval": .string(id), "tools": .array(tools.map(JSONValue.string)),
+            "timeout": .string(Units.formatDuration(expiresMs - requestedMs)),
+        ]
+    }
+
+    /// The `approval` event's fields: the decision (or the timeout), by whom, and why.
+    public var decisionFields: [String: JSONValue] {
+        ["approval": .string(id), "decision": .string(state.rawValue), "by": .string(decidedBy ?? ""), "reason": .string(reason ?? "")]
     }
 }

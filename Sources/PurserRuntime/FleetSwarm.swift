@@ -29,7 +29,6 @@ public final class FleetSwarm: Sendable {
         self.id = id
         self.job = job
         plan = try SwarmPlan(job: job, runtime: runtime)
-        try plan.refuseApprovalsInFleet()
         self.runtime = runtime
         cache = RoutineCache(store: runtime.ledger!.store, logger: runtime.logger)
         workers = WorkerPool(capacity: 2 * job.swarm.concurrency)
@@ -66,6 +65,11 @@ public final class FleetSwarm: Sendable {
     public func inputsFrom(_ routine: String) -> [String] {
         guard let routine = plan.routines[routine] else { return [] }
         return Template.references(in: routine.input).map(\.routine)
+    }
+
+    /// The routine's tools that need a person's approval (the job's or its plugin's `approval`).
+    public func approvalTools(_ routine: String) -> [String] {
+        plan.routines[routine].map(plan.approvalTools) ?? []
     }
 
     /// How many more tries a routine gets after a failed attempt.

@@ -52,16 +52,6 @@ extension SwarmPlan {
         return Set(routine.tools).intersection(gated).sorted()
     }
 
-    /// The fleet does not gate routines yet: a job that needs approval is refused rather than
-    /// run without it.
-    func refuseApprovalsInFleet() throws(RuntimeError) {
-        for routine in job.routines where !approvalTools(routine).isEmpty {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).tools: "
-                    + "\(approvalTools(routine).joined(separator: ", ")) need approval, which the fleet does not support yet (use purser run)")
-        }
-    }
 }
 
 extension SwarmRunner {
@@ -88,27 +78,17 @@ extension SwarmRunner {
                 }) ?? nil else { continue }
                 approval = ended
             }
-            emit("approval", approval.routine, [
-                "approval": .string(approval.id), "decision": .string(approval.state.rawValue),
-                "by": .string(approval.decidedBy ?? ""), "reason": .string(approval.reason ?? ""),
-            ])
+            emit("approval", approval.routine, approval.decisionFields)
             if approval.isApproved {
                 schedule.approved(approval.routine)
                 joined = true
             } else {
                 schedule.conclude(approval.routine, RoutineOutcome(
                     name: approval.routine, verdict: .denied, attempts: schedule.attempt(approval.routine),
-                    message: Self.denial(approval)))
+                    message: approval.denial))
             }
         }
         return joined
-    }
-
-    static func denial(_ approval: Approval) -> String {
-        let reason = approval.reason ?? ""
-        if approval.state == .timedOut { return "\(reason) (\(approval.id))" }
-        return "\(approval.state == .withdrawn ? "withdrawn" : "denied") by \(approval.decidedBy ?? "?")"
-            + (reason.isEmpty ? "" : ": \(reason)") + " (\(approval.id))"
     }
 
     private func file(_ schedule: Schedule, store: any LedgerStore) {
@@ -120,10 +100,7 @@ extension SwarmRunner {
             do throws(LedgerError) {
                 let approval = try store.requestApproval(request)
                 schedule.approvals.pending[name] = approval
-                emit("await_approval", name, [
-                    "approval": .string(approval.id), "tools": .array(tools.map(JSONValue.string)),
-                    "timeout": .string(Units.formatDuration(job.swarm.approvalTimeoutMs)),
-                ])
+                emit("await_approval", name, approval.awaitFields)
             } catch where error.code == .storeFailed {
                 if schedule.storeFailure == nil { schedule.storeFailure = error.message }
                 schedule.conclude(name, Self.named(notStarted(), name))

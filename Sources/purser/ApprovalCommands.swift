@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PurserAPI
 import PurserLedger
 import PurserProtocol
 import PurserRuntime
@@ -39,33 +40,55 @@ struct Approvals: ParsableCommand {
     }
 }
 
-struct Approve: ParsableCommand {
+struct Approve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Let a routine waiting for approval reserve and run.")
     @Argument(help: "The approval's id (purser approvals).") var id: String
     @Option(help: "Why, for the audit trail.") var reason = ""
     @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var serverOptions: ServerOptions
 
-    func run() throws {
-        let store = try ledgerOptions.store()
-        let approval = try ledgerCall { () throws(LedgerError) in
-            try store.decideApproval(id: id, approve: true, by: operatorName(), reason: reason)
-        }
+    func run() async throws {
+        let approval = try await decide(id, approve: true, reason: reason, ledger: ledgerOptions, server: serverOptions)
         print(WorkerText.line("approval \(approval.id) approved: \(approval.routine) of swarm \(approval.swarm) may run"))
     }
 }
 
-struct Deny: ParsableCommand {
+struct Deny: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Deny a routine waiting for approval: it ends denied, and what runs after it is skipped.")
     @Argument(help: "The approval's id (purser approvals).") var id: String
     @Option(help: "Why, for the audit trail and the swarm's report.") var reason: String
     @OptionGroup var ledgerOptions: LedgerOptions
+    @OptionGroup var serverOptions: ServerOptions
 
-    func run() throws {
-        let store = try ledgerOptions.store()
-        let approval = try ledgerCall { () throws(LedgerError) in
-            try store.decideApproval(id: id, approve: false, by: operatorName(), reason: reason)
-        }
+    func run() async throws {
+        let approval = try await decide(id, approve: false, reason: reason, ledger: ledgerOptions, server: serverOptions)
         print(WorkerText.line("approval \(approval.id) denied: \(approval.routine) of swarm \(approval.swarm) will not run"))
     }
+}
+
+/// A decision on the store (by the OS user), or through the server --server names (by the
+/// token's holder, or the socket): the same rows and audit either way. The home's socket is
+/// not tried unasked, so that a decision on the store keeps the person's name.
+private func decide(
+    _ id: String, approve: Bool, reason: String, ledger: LedgerOptions, server: ServerOptions
+) async throws -> (id: String, routine: String, swarm: String) {
+    guard let client = try server.named(ledger) else {
+        let store = try ledger.store()
+        let approval = try ledgerCall { () throws(LedgerError) in
+            try store.decideApproval(id: id, approve: approve, by: operatorName(), reason: reason)
+        }
+        return (approval.id, approval.routine, approval.swarm)
+    }
+    let answer: APIAnswer
+    do {
+        let body = JSONValue.object(["reason": .string(reason)]).serialized()
+        answer = try await client.send(
+            "POST", "/v1/approvals/\(APIClient.segment(id))/\(approve ? "approve" : "deny")", body: Array(body.utf8))
+    } catch {
+        throw commandFailure(error)
+    }
+    guard answer.status == 200, let approval = answer.json else { throw commandFailure(answer) }
+    func text(_ key: String) -> String { approval[key]?.stringValue ?? "" }
+    return (text("id"), text("routine"), text("swarm"))
 }

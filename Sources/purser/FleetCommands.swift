@@ -208,6 +208,8 @@ struct Watch: AsyncParsableCommand {
             report = try await SwarmFollower(id: id, ledger: ledger, server: server).report(from: client) { _, event in
                 sink?.write(event)
                 if let live { live.take(event) } else if !json { FleetLines.show(event) }
+                // A routine's wait for a person reaches stderr whatever the mode, as in purser run.
+                if event.kind == "await_approval", live == nil, json { FleetLines.show(event) }
             }
         } catch {
             live?.finish()

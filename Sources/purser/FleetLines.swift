@@ -16,6 +16,7 @@ enum FleetLines {
         case "claim": "\(name): claimed by \(field("host")) (attempt \(field("attempt")))"
         case "grant": "\(name): granted \(field("credits")) credits"
         case "queue": "\(name): waiting for budget"
+        case "await_approval", "approval": approval(event)
         case "cache_hit": "\(name): ok from the cache (no spawn, no credits)"
         case "deny": "\(name): denied (\(field("message")))"
         case "retry": "\(name): retrying"
@@ -27,6 +28,16 @@ enum FleetLines {
         }
         // Names and messages come from job files and workers: made inert on the terminal.
         if let text { printError("[watch] " + WorkerText.line(text)) }
+    }
+
+    /// A routine's wait for a person, and the decision: the same lines as `purser run`'s.
+    static func approval(_ event: SwarmEvent) -> String {
+        let name = event.routine ?? "swarm"
+        func field(_ key: String) -> String { event.fields[key]?.stringValue ?? "" }
+        guard event.kind == "await_approval" else { return "\(name): approval \(field("decision")) by \(field("by"))" }
+        return "\(name): awaiting approval \(field("approval")) for "
+            + "\(event.fields["tools"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "") "
+            + "(purser approve ID, or purser deny ID --reason …; denied after \(field("timeout")))"
     }
 
     /// The end of a swarm: its report as `watch --json` prints it (from the store, or from

@@ -97,11 +97,7 @@ struct Run: AsyncParsableCommand {
         let text: String? = switch event.kind {
         case "grant": "\(name): granted \(event.fields["credits"]?.serialized() ?? "") credits"
         case "queue": "\(name): waiting for budget"
-        case "await_approval":
-            "\(name): awaiting approval \(event.fields["approval"]?.stringValue ?? "") for "
-                + "\(event.fields["tools"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "") "
-                + "(purser approve ID, or purser deny ID --reason …; denied after \(event.fields["timeout"]?.stringValue ?? ""))"
-        case "approval": "\(name): approval \(event.fields["decision"]?.stringValue ?? "") by \(event.fields["by"]?.stringValue ?? "")"
+        case "await_approval", "approval": FleetLines.approval(event)
         case "cache_hit": "\(name): ok from the cache (no spawn, no credits)"
         case "deny": "\(name): denied (\(event.fields["message"]?.stringValue ?? ""))"
         case "skip": "\(name): skipped (\(event.fields["because"]?.stringValue ?? "") did not succeed)"

@@ -17,16 +17,7 @@ struct ServerOptions: ParsableArguments {
     /// store may be another than the home's serve uses), and only if something answers on it.
     func client(_ ledger: LedgerOptions) async throws -> APIClient? {
         let environment = ProcessInfo.processInfo.environment
-        if let named = server ?? environment["PURSER_SERVER"].flatMap({ $0.isEmpty ? nil : $0 }) {
-            guard ledger.location == nil else { throw CommandLineError(message: "--ledger and --server: choose one place to ask") }
-            let target: APIClient.Target
-            do {
-                target = try APIClient.target(named)
-            } catch {
-                throw CommandLineError(message: error.message)
-            }
-            return APIClient(target: target, token: try token(environment))
-        }
+        if let named = try named(ledger) { return named }
         guard ledger.location == nil, (environment["PURSER_LEDGER"] ?? "").isEmpty else { return nil }
         let socket = Runtime.defaultHome() + "/purser.sock"
         guard FileManager.default.fileExists(atPath: socket) else { return nil }
@@ -34,6 +25,20 @@ struct ServerOptions: ParsableArguments {
         // A socket left by a serve that died answers nothing: then the store, as without one.
         guard (try? await client.send("GET", "/v1/hosts", quiet: .seconds(3))) != nil else { return nil }
         return client
+    }
+
+    /// The server --server or $PURSER_SERVER names, if any; the home's socket is not tried.
+    func named(_ ledger: LedgerOptions) throws -> APIClient? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let named = server ?? environment["PURSER_SERVER"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+        guard ledger.location == nil else { throw CommandLineError(message: "--ledger and --server: choose one place to ask") }
+        let target: APIClient.Target
+        do {
+            target = try APIClient.target(named)
+        } catch {
+            throw CommandLineError(message: error.message)
+        }
+        return APIClient(target: target, token: try token(environment))
     }
 
     private func token(_ environment: [String: String]) throws -> String? {

@@ -202,14 +202,16 @@ extension ApprovalTests {
 }
 
 extension ApprovalTests {
-    @Test("the fleet does not gate routines yet: purser submit refuses a job that needs approval")
-    func fleetRefuses() async throws {
+    /// The fleet gates routines as `purser run` does (PurserFleetTests' FleetApprovalTests):
+    /// it no longer refuses the job.
+    @Test("purser submit takes a job that needs approval")
+    func fleetTakes() async throws {
         let added = try await purser(["plugin", "add", scripted, "--name", "scripted"])
         try #require(added.status == 0, "\(added.stderr)")
         try job().replacingOccurrences(of: "plugin: \(scripted)", with: "plugin: scripted")
             .write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
         let submitted = try await purser(["submit", home + "/job.yaml"])
-        #expect(submitted.status == 2)
-        #expect(submitted.stderr.contains("routines.gated.tools: net need approval, which the fleet does not support yet"), "\(submitted.stderr)")
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.stdout.hasPrefix("s-"), "\(submitted.stdout)")
     }
 }
