@@ -24,6 +24,8 @@ public struct PluginManifest: Sendable, Hashable {
     /// A trusted plugin's worker that declares `sequentialRuns` is kept for the swarm's next
     /// run of the plugin; false starts a new worker for every run.
     public var reuse = true
+    /// Gateway integrations its runs reach through the egress proxy (`RunRequest.egress`).
+    public var egress: [String] = []
     /// For an MCP server (`purser mcp add`): its start-up time and its tools' prices.
     public var mcp: MCPManifest?
 
@@ -48,6 +50,7 @@ public struct PluginManifest: Sendable, Hashable {
         reuse = manifest["reuse"]?.boolValue ?? true
         optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
         mcp = manifest["mcp"].map(MCPManifest.init(stored:))
+        egress = manifest["egress"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     /// Untrusted unless the manifest says `trusted: true`.
@@ -58,6 +61,7 @@ public struct PluginManifest: Sendable, Hashable {
     func apply(to request: inout RunRequest, workers: WorkerPool?) {
         request.sandbox = sandbox
         request.sandboxOptOut = optOut
+        request.egress = egress
         if reuse { request.workerPool = workers }
     }
 
@@ -65,6 +69,7 @@ public struct PluginManifest: Sendable, Hashable {
         let root = try ConfigValue.load(path: path)
         let fields = try root.mapping(allowed: [
             "name", "reservation", "tools", "approval", "environment", "trusted", "optOut", "deterministic", "reuse", "mcp",
+            "egress",
         ])
         var manifest = PluginManifest()
         manifest.name = try fields["name"]?.nonEmptyString()
@@ -80,6 +85,7 @@ public struct PluginManifest: Sendable, Hashable {
         if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
         manifest.deterministic = try fields["deterministic"]?.bool() ?? false
         manifest.reuse = try fields["reuse"]?.bool() ?? true
+        manifest.egress = try fields["egress"]?.strings() ?? []
         manifest.mcp = try fields["mcp"].map { (value) throws(ConfigError) in try MCPManifest.load(value) }
         return manifest
     }
@@ -122,6 +128,7 @@ public struct PluginManifest: Sendable, Hashable {
         if let optOut { object["optOut"] = .array(optOut.sorted().map { .string($0.rawValue) }) }
         if !approval.isEmpty { object["approval"] = .array(approval.map(JSONValue.string)) }
         if let mcp { object["mcp"] = mcp.json }
+        if !egress.isEmpty { object["egress"] = .array(egress.map(JSONValue.string)) }
         return .object(object)
     }
 }

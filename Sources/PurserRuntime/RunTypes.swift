@@ -48,6 +48,9 @@ public struct RunRequest: Sendable {
 
     /// An MCP tool's price, charged by the supervisor for a call the server answered.
     public var price: ToolPrice?
+    /// Gateway integrations the worker may reach through an HTTP proxy on its own loopback
+    /// (`HTTP_PROXY`), for tools that fetch URLs themselves (see `EgressProxy`).
+    public var egress: [String] = []
 
     /// Closes the files the request runs (`executableFD`, `passedFDs`), as its owner does after the run.
     public func closeFiles() {

@@ -276,6 +276,11 @@ public struct Runtime: Sendable {
             workingDirectory: directory, limits: limits, containment: request.containment,
             executableFD: request.executableFD, keepExecutableFD: request.keepExecutableFD)
         profile.passedFDs = request.passedFDs
+        if !request.egress.isEmpty {
+            profile.egressPort = EgressProxy.port
+            let proxy = "http://127.0.0.1:\(EgressProxy.port)"
+            for name in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"] { profile.environment[name] = proxy }
+        }
         profile.isolation = plan.isolation
         profile.isolation.sharedPaths = request.readOnlyPaths
         profile.parentGroups = request.parentGroups
@@ -308,6 +313,13 @@ public struct Runtime: Sendable {
         }
         if let price = request.price, price.perCall > request.credits {
             throw invalid("the tool costs \(price.perCall) credits a call; the run holds \(request.credits)")
+        }
+        if !request.egress.isEmpty {
+            let known = Set(gateway?.config.integrations.map(\.name) ?? [])
+            if let unknown = request.egress.first(where: { !known.contains($0) }) {
+                throw invalid("egress: no gateway integration named \(unknown)\(gateway == nil ? " (no gateway is configured)" : "")")
+            }
+            guard request.sandbox == .untrusted else { throw invalid("egress is for untrusted runs, in a network namespace of their own") }
         }
         guard request.passedFDs.count <= 4, request.passedFDs.allSatisfy({ $0 >= 0 }) else {
             throw invalid("bad passed fds \(request.passedFDs)")

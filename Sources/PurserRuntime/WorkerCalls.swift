@@ -29,6 +29,9 @@ final class WorkerCalls: Sendable {
         self.caller.withLock { $0 = caller }
     }
 
+    /// Who pays for a call now: set while the run runs (see `take`).
+    var currentCaller: GatewayCaller? { caller.withLock { $0 } }
+
     var noneInFlight: Bool { inFlight.withLock { $0.isEmpty } }
 
     /// Handles a request from the worker; on the session's queue. Returns the line to

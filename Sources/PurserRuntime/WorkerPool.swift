@@ -34,6 +34,7 @@ final class WorkerPool: Sendable {
         var sandboxOptOut: Set<SandboxLayer>?
         var readOnlyPaths: [String]
         var allowDegraded: Bool
+        var egress: [String]
 
         init(_ request: RunRequest) {
             executable = request.executable
@@ -47,6 +48,7 @@ final class WorkerPool: Sendable {
             sandboxOptOut = request.sandboxOptOut
             readOnlyPaths = request.readOnlyPaths
             allowDegraded = request.allowDegraded
+            egress = request.egress
         }
     }
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import PurserGateway
+import Logging
 import PurserProtocol
 import PurserSandbox
 import Synchronization
@@ -45,6 +46,8 @@ final class WorkerSession: @unchecked Sendable {
     private(set) var process: WorkerProcess?
     private(set) var transport: WorkerTransport?
     private(set) var calls: WorkerCalls?
+    /// The run's egress proxy (`RunRequest.egress`), on the worker's loopback.
+    var egress: EgressProxy?
     /// Deny-listed syscalls the worker tried, once it is gone.
     var deniedCalls = DeniedCalls()
     private(set) var exitSource: (any DispatchSourceRead)?
@@ -123,6 +126,13 @@ final class WorkerSession: @unchecked Sendable {
         self.transport = transport
         self.calls = calls
         transport.start(onEngine: calls.takeOnEngine)
+        if process.egressListener >= 0, let gateway {
+            let proxy = EgressProxy(
+                listener: process.egressListener, gateway: gateway, egress: current.request.egress,
+                logger: Logger(label: "purser.egress")) { [weak calls] in calls?.currentCaller }
+            proxy.start()
+            egress = proxy
+        }
         watchExit(process)
         watchCPU()
 

@@ -88,6 +88,8 @@ extension WorkerSession {
     func reap(_ process: WorkerProcess) {
         guard phase != .finished else { return }
         var exit = process.reap()
+        // Before the run's network namespace can go back to the pool.
+        egress?.stop()
         if let tree = process.cleanUp() {
             exit.cpuMs = tree / 1_000_000
             // However the worker ended, a tree that used more than its limit gets `cpu_limit`.

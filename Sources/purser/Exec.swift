@@ -42,6 +42,9 @@ struct Exec: AsyncParsableCommand {
     @Option(help: "Tools the run may use, comma-separated (a gateway integration's name is a tool).")
     var tools: String?
 
+    @Option(help: "Integrations the worker reaches through an HTTP proxy on its own loopback (HTTP_PROXY), comma-separated: for tools that fetch URLs themselves.")
+    var egress: String?
+
     @Option(help: "A gateway config (YAML or JSON): the integrations the worker may call.")
     var gateway: String?
 
@@ -84,6 +87,8 @@ struct Exec: AsyncParsableCommand {
         registered?.configure(&request)
         request.sandbox = registered.map { PluginRegistry.sandboxLevel($0.record) } ?? (trusted ? .trusted : .untrusted)
         request.sandboxOptOut = registered.flatMap { PluginRegistry.sandboxOptOut($0.record) }
+        request.egress = egress.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            ?? registered.map { PluginManifest($0.record).egress } ?? []
         request.allowDegraded = sandboxOptions.allowDegraded
         request.readOnlyPaths = readOnly.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
         request.environment = try allowedEnvironment()
