@@ -47,10 +47,31 @@ struct HostHeartbeat {
             host.state.withLock { state in
                 if state.lease == lease { state.lastBeatMs = max(state.lastBeatMs, sent) }
             }
+            await recordWorkers()
         } catch where error.code == .fenced {
             host.stopAllRuns(because: "found lost: \(error.message)")
         } catch {
             host.logger.warning("heartbeat failed", metadata: ["error": "\(error)", "silentMs": "\(monotonicMs() - sent)"])
+        }
+    }
+
+    /// Each running worker's pid and memory peak onto its routine's row, for the dashboard
+    /// and the API. Apart from the renewal: its failure is logged, and fences nothing.
+    private func recordWorkers() async {
+        let runs = host.state.withLock { state in
+            state.runs.values.compactMap { run in state.probes[run.claim.id].map { (run.claim, $0) } }
+        }
+        guard !runs.isEmpty else { return }
+        do throws(LedgerError) {
+            try await host.heartbeatThread.run { () throws(LedgerError) in
+                // Sampled here, off the cooperative pool: a sample waits on its run's queue.
+                let workers = runs.compactMap { claim, probe in
+                    probe.sample().map { RunningWorker(claim: claim, pid: $0.pid, memoryPeakBytes: $0.memoryPeakBytes) }
+                }
+                try host.fleet.recordWorkers(workers)
+            }
+        } catch {
+            host.logger.warning("recording the running workers failed", metadata: ["error": "\(error)"])
         }
     }
 
