@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// A look at a run's worker from outside the run, while it runs: its pid on this host and
@@ -14,8 +15,8 @@ public final class WorkerProbe: Sendable {
 
     public init() {}
 
-    /// The worker's pid and its run's memory peak so far, or nil. Blocks briefly on the
-    /// run's queue: call it off Swift's cooperative pool.
+    /// The worker's pid and its run's memory peak so far, or nil (also when its run's queue
+    /// is busy past `waitMs`). Blocks that long at most: call it off Swift's cooperative pool.
     public func sample() -> (pid: Int32, memoryPeakBytes: Int64)? {
         // The closure is taken out first: the run's queue may be detaching under the lock.
         guard let current = attached.withLock({ $0 }), let peak = current.peak() else { return nil }
@@ -28,5 +29,31 @@ public final class WorkerProbe: Sendable {
 
     func detach() {
         attached.withLock { $0 = nil }
+    }
+
+    /// How long a sample waits for its run's queue.
+    static let waitMs = 50
+
+    /// `read` run on `queue`, waited for `waitMs` at most: a busy run is skipped this time
+    /// rather than holding up the host's pass over its runs.
+    static func read(on queue: DispatchQueue, _ read: @escaping @Sendable () -> Int64?) -> Int64? {
+        let answer = Answer()
+        queue.async { answer.give(read()) }
+        return answer.wait(ms: waitMs)
+    }
+
+    private final class Answer: Sendable {
+        private let value = Mutex<Int64?>(nil)
+        private let done = DispatchSemaphore(value: 0)
+
+        func give(_ bytes: Int64?) {
+            value.withLock { $0 = bytes }
+            done.signal()
+        }
+
+        func wait(ms: Int) -> Int64? {
+            guard done.wait(timeout: .now() + .milliseconds(ms)) == .success else { return nil }
+            return value.withLock { $0 }
+        }
     }
 }

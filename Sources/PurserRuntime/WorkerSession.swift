@@ -142,7 +142,7 @@ final class WorkerSession: @unchecked Sendable {
     func attachProbe(_ process: WorkerProcess) {
         current.request.probe?.attach(pid: process.pid) { [weak self] in
             guard let self else { return nil }
-            return self.queue.sync { [.running, .initializing, .stopping].contains(self.phase) ? process.memoryPeakBytes() : nil }
+            return WorkerProbe.read(on: self.queue) { [.running, .initializing, .stopping].contains(self.phase) ? process.memoryPeakBytes() : nil }
         }
     }
 
