@@ -1,5 +1,6 @@
 import PurserLedger
 import PurserProtocol
+import PurserRuntime
 
 /// What the overview shows, read in one trip to the store's threads with the calls the API's
 /// handlers make (`swarms`, `routines`, `attempts`, `hosts`, the ledger's nodes).
@@ -123,6 +124,9 @@ struct DashboardSwarm: Sendable {
     var nodes: [Node]
     /// The stderr tails of its routines that failed, by name.
     var tails: [String: String]
+    /// Its hold by tier, as `purser run`'s report gives them: from all under its hold, not
+    /// from `nodes`, which is capped.
+    var tiers: [TierSummary]
     var nowMs: Int64
 
     /// Routines' closed holds are read one a query: a page shows this many at most.
@@ -132,7 +136,9 @@ struct DashboardSwarm: Sendable {
         guard let swarm = try fleet.swarm(id: id) else { return nil }
         let routines = try fleet.routines(swarm: id)
         var nodes: [Node] = []
+        var tiers: [TierSummary] = []
         if let root = swarm.node {
+            tiers = TierSummary.tiers(of: root, in: try ledger.subtree(of: root)).tiers
             nodes.append(try ledger.node(root))
             nodes += try DashboardOverview.openBelow(root, ledger)
             let shown = Set(nodes.map(\.id))
@@ -141,6 +147,6 @@ struct DashboardSwarm: Sendable {
         let failed = routines.filter { $0.verdict != nil && $0.verdict != "ok" }.prefix(mostNodes).map(\.name)
         return DashboardSwarm(
             swarm: swarm, routines: routines, attempts: try fleet.attempts(swarm: id), nodes: nodes,
-            tails: try DashboardOverview.stderrTails(fleet, swarm: id, of: Array(failed)), nowMs: unixMilliseconds())
+            tails: try DashboardOverview.stderrTails(fleet, swarm: id, of: Array(failed)), tiers: tiers, nowMs: unixMilliseconds())
     }
 }

@@ -1,5 +1,6 @@
 import PurserLedger
 import PurserProtocol
+import PurserRuntime
 
 /// The overview's live part: swarms, the budget tree, running workers, the queue, hosts,
 /// and recent verdicts. Every value is escaped (`HTML.escape`); buttons only for operators.
@@ -54,14 +55,17 @@ struct OverviewPage {
                 let credits = hold.map { "\(Credits(micros: $0.consumed.credits)) of \(Credits(micros: $0.cap.credits))" } ?? ""
                 rows.append(Table.row([
                     HTML.escape(routine.host ?? ""), Table.link("/swarms/\(HTML.segment(active.swarm.id))", active.swarm.name),
-                    HTML.escape(routine.name), Table.num(String(routine.attempt)),
-                    Table.num(started.map { Table.duration(data.nowMs - $0) } ?? ""), Table.num(credits),
+                    HTML.escape(routine.name), Table.num(String(routine.attempt)), Table.pid(routine.hostPid),
+                    Table.num(started.map { Table.duration(data.nowMs - $0) } ?? ""), Table.memory(routine.memoryPeakBytes),
+                    Table.num(credits),
                 ], attributes: "data-worker=\"\(HTML.escape(routine.name))\""))
             }
         }
         return Table.section(
-            "Running workers", id: "workers", head: ["Host", "Swarm", "Routine", "Attempt", "Elapsed", "Credits used of held"],
-            rows: rows, empty: "Nothing runs now.")
+            "Running workers", id: "workers",
+            head: ["Host", "Swarm", "Routine", "Attempt", "PID on its host", "Elapsed", "Memory peak", "Credits used of held"],
+            rows: rows, empty: "Nothing runs now.",
+            note: "<p class=\"legend\">PID and memory peak as each host said at its last heartbeat; a PID is that host's.</p>")
     }
 
     private var queue: String {
@@ -128,7 +132,18 @@ struct SwarmPage {
         }
         let list = facts.map { "<tr><th>\($0.0)</th><td class=\"fact-\(String($0.0.lowercased().map { $0 == " " ? "-" : $0 }))\">\($0.1)</td></tr>" }.joined()
         let header = "<h1 class=\"swarm-name\">\(HTML.escape(swarm.name))</h1>\(operate ? Buttons.cancel(swarm) : "")<table class=\"facts\">\(list)</table>"
-        return [header, budget, routines, attempts].joined(separator: "\n")
+        return [header, tiers, budget, routines, attempts].joined(separator: "\n")
+    }
+
+    /// The tier tables of `purser run`'s report, cell for cell.
+    private var tiers: String {
+        let empty = "Not admitted yet: it holds nothing."
+        return zip(TierSummary.tables(data.tiers), [("Tiers", "tiers"), ("Tiers: time and memory held", "tier-holds")]).map { table, title in
+            let rows = table.rows.map { cells in
+                Table.row(cells.enumerated().map { $0.offset == 0 ? HTML.escape($0.element) : Table.num($0.element) })
+            }
+            return Table.section(title.0, id: title.1, head: table.head, rows: rows, empty: empty)
+        }.joined(separator: "\n")
     }
 
     private var budget: String {

@@ -1,3 +1,4 @@
+import PurserConfig
 import PurserLedger
 import PurserProtocol
 
@@ -18,6 +19,15 @@ enum Table {
 
     static func num(_ text: String) -> String { "<td class=\"num\">\(HTML.escape(text))</td>" }
     static func link(_ path: String, _ text: String) -> String { "<a href=\"\(HTML.escape(path))\">\(HTML.escape(text))</a>" }
+    /// A worker's pid on its host: blank until the host's first heartbeat with it.
+    static func pid(_ pid: Int32?) -> String { "<td class=\"num pid\">\(pid.map { String($0) } ?? "")</td>" }
+
+    /// A memory figure, with its bytes in `data-bytes` for a script or a test.
+    static func memory(_ bytes: Int64?) -> String {
+        guard let bytes else { return "<td class=\"num memory\"></td>" }
+        return "<td class=\"num memory\" data-bytes=\"\(bytes)\">\(HTML.escape(Units.formatSize(bytes)))</td>"
+    }
+
     static func state(_ state: String) -> String { "<td class=\"state\">\(HTML.escape(state))</td>" }
 
     static func verdict(_ verdict: String?) -> String {

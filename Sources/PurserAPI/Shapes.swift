@@ -63,10 +63,16 @@ extension QueuedSwarm {
 
 extension QueuedRoutine {
     public var json: JSONValue {
-        .object([
+        var object: [String: JSONValue] = [
             "name": .string(name), "state": .string(state), "attempt": .number(JSONNumber(Int64(attempt))),
             "host": host.map(JSONValue.string) ?? .null, "verdict": verdict.map(JSONValue.string) ?? .null,
             "message": message.map(JSONValue.string) ?? .null,
-        ])
+        ]
+        // While it runs, once its host has said: its worker's pid on that host, and its peak.
+        if state == "running", let hostPid, let memoryPeakBytes {
+            object["hostPid"] = .number(JSONNumber(Int64(hostPid)))
+            object["memoryPeakBytes"] = .number(JSONNumber(memoryPeakBytes))
+        }
+        return .object(object)
     }
 }

@@ -23,7 +23,11 @@ struct ClaimRun {
         let (id, routine, events) = (claim.swarm, claim.routine, host.events)
         let metrics = RunMetrics(
             team: swarm.job.team.name, plugin: swarm.job.routines.first { $0.name == routine }?.plugin ?? "", readyMs: claim.readyMs)
-        let result = await swarm.run(routine, outputs: outputs, swarm: node, holder: holder, graceMs: host.settings.stopGraceMs) { kind, fields in
+        let probe = WorkerProbe()
+        host.state.withLock { $0.probes[claim.id] = probe }
+        let result = await swarm.run(
+            routine, outputs: outputs, swarm: node, holder: holder, graceMs: host.settings.stopGraceMs, probe: probe
+        ) { kind, fields in
             if kind == "start" { metrics.start() }
             events.add(id, kind, routine, fields)
         }

@@ -255,6 +255,7 @@ public final class FleetHost: Sendable {
     func ended(_ claim: Claim) {
         state.withLock { state in
             state.runs[claim.id] = nil
+            state.probes[claim.id] = nil
             state.requeue.remove(claim.id)
             state.stopped[claim.id] = nil
         }

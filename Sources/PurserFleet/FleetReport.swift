@@ -10,6 +10,8 @@ public struct FleetReport: Sendable {
     public var routines: [QueuedRoutine]
     public var attempts: [Attempt]
     public var settlement: Settlement?
+    /// The swarm's hold by tier once settled, as `purser run` reports them.
+    public var tiers: [TierSummary] = []
 
     /// Settles the swarm's hold (a second try returns the first settlement), ends its
     /// lease, and reads what the report shows.
@@ -19,11 +21,13 @@ public struct FleetReport: Sendable {
         }
         let verdict = Self.verdict(routines)
         var settlement: Settlement?
+        var tiers: [TierSummary] = []
         if let node = row.node, let holder = row.holder {
             settlement = try FleetSwarm.settle(node: node, holder: holder, allOK: verdict == "ok", store: host.ledger)
             _ = try RuntimeError.fromLedger { () throws(LedgerError) in try host.ledger.reclaim(leases: [holder.id]) }
+            tiers = TierSummary.tiers(of: node, in: try RuntimeError.fromLedger { () throws(LedgerError) in try host.ledger.subtree(of: node) }).tiers
         }
-        return FleetReport(swarm: row, verdict: verdict, routines: routines, attempts: attempts, settlement: settlement)
+        return FleetReport(swarm: row, verdict: verdict, routines: routines, attempts: attempts, settlement: settlement, tiers: tiers)
     }
 
     static func verdict(_ routines: [QueuedRoutine]) -> String {
@@ -57,6 +61,7 @@ public struct FleetReport: Sendable {
             object["returned"] = Credits(micros: settlement.returned.credits).json
         }
         if let node = swarm.node { object["swarmNode"] = .number(JSONNumber(node)) }
+        if !tiers.isEmpty { object["tiers"] = .array(tiers.map(\.json)) }
         return .object(object)
     }
 

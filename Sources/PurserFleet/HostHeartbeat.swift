@@ -47,10 +47,39 @@ struct HostHeartbeat {
             host.state.withLock { state in
                 if state.lease == lease { state.lastBeatMs = max(state.lastBeatMs, sent) }
             }
+            recordWorkers()
         } catch where error.code == .fenced {
             host.stopAllRuns(because: "found lost: \(error.message)")
         } catch {
             host.logger.warning("heartbeat failed", metadata: ["error": "\(error)", "silentMs": "\(monotonicMs() - sent)"])
+        }
+    }
+
+    /// Each running worker's pid and memory peak onto its routine's row, for the dashboard
+    /// and the API: in a task of its own, on the store's threads, one at a time, so that a
+    /// slow store or a busy run never holds up the next renewal. Its failure is logged.
+    private func recordWorkers() {
+        let runs = host.state.withLock { state -> [(Claim, WorkerProbe)]? in
+            guard !state.recordingWorkers else { return nil }
+            let runs = state.runs.values.compactMap { run in state.probes[run.claim.id].map { (run.claim, $0) } }
+            state.recordingWorkers = !runs.isEmpty
+            return runs.isEmpty ? nil : runs
+        }
+        guard let runs else { return }
+        let host = self.host
+        Task {
+            defer { host.state.withLock { $0.recordingWorkers = false } }
+            do throws(LedgerError) {
+                try await StoreThreads.shared.run { () throws(LedgerError) in
+                    // Sampled here, off the cooperative pool: a sample may wait on its run's queue.
+                    let workers = runs.compactMap { claim, probe in
+                        probe.sample().map { RunningWorker(claim: claim, pid: $0.pid, memoryPeakBytes: $0.memoryPeakBytes) }
+                    }
+                    try host.fleet.recordWorkers(workers)
+                }
+            } catch {
+                host.logger.warning("recording the running workers failed", metadata: ["error": "\(error)"])
+            }
         }
     }
 

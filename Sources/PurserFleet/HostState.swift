@@ -15,6 +15,10 @@ struct HostState: ~Copyable {
     /// When it last renewed its row (monotonic milliseconds).
     var lastBeatMs: Int64
     var runs: [Int64: (claim: Claim, task: Task<Void, Never>)] = [:]
+    /// Where the heartbeat sees each run's worker (its pid and memory peak), by claim.
+    var probes: [Int64: WorkerProbe] = [:]
+    /// The heartbeat's record of the running workers is under way (one at a time).
+    var recordingWorkers = false
     /// Claims whose runs a drain cancelled: they go back in line, not to a verdict.
     var requeue: Set<Int64> = []
     /// Claims whose runs were told to stop, and why: a preemption's end `preempted`, a

@@ -10,6 +10,8 @@ public protocol BudgetStore: Sendable {
     func tree(team: String) throws(LedgerError) -> [Node]
     /// A node's open children (the holds taken from it that are not settled yet).
     func openChildren(of node: NodeID) throws(LedgerError) -> [Node]
+    /// A node and every node under it, open or closed, parents before children.
+    func subtree(of node: NodeID) throws(LedgerError) -> [Node]
 
     /// Takes `amounts` from the parent's available balance, all resources or none.
     func reserve(_ request: ReserveRequest) throws(LedgerError) -> Node

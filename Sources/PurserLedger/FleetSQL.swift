@@ -66,6 +66,30 @@ struct FleetSQL {
         ]
     }
 
+    /// Columns added since the tables first shipped (`SQLStore.addedColumns`): a routine's
+    /// gate for approval and its request (`gated`), and a running routine's worker, as its
+    /// host sees it at its heartbeat (`recordWorker`).
+    static let addedColumns = [
+        AddedColumn(table: "fleet_routines", name: "gate", type: "TEXT"),
+        AddedColumn(table: "fleet_routines", name: "gate_ms", type: "BIGINT"),
+        AddedColumn(table: "fleet_routines", name: "approval", type: "TEXT"),
+        AddedColumn(table: "fleet_routines", name: "pid", type: "BIGINT"),
+        AddedColumn(table: "fleet_routines", name: "memory_peak", type: "BIGINT"),
+    ]
+
+    /// A swarm's routines in the job's order. `$1` swarm.
+    let routineRows = """
+        SELECT swarm, name, state, attempt, host, verdict, message, node, pid, memory_peak, approval FROM fleet_routines
+        WHERE swarm = $1 ORDER BY position
+        """
+
+    /// A running worker's pid and memory peak, if the claim is still the host's. `$1` id,
+    /// `$2` host, `$3` epoch, `$4` attempt, `$5` pid, `$6` memory peak.
+    let recordWorker = """
+        UPDATE fleet_routines SET pid = $5, memory_peak = $6
+        WHERE id = $1 AND state = 'running' AND host = $2 AND host_epoch = $3 AND attempt = $4
+        """
+
     // MARK: Admission and completion: a swarm row taken by one host at a time.
 
     /// The first swarm of a team waiting for its hold (queued, or running but paused by a
@@ -148,7 +172,8 @@ struct FleetSQL {
                 ORDER BY swarm_priority DESC, priority DESC, ready_ms, id LIMIT $3 \(dialect.lockSkippingLocked))
             """
         let update = """
-            UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2
+            UPDATE fleet_routines SET state = 'running', attempt = attempt + 1, host = $1, host_epoch = $2,
+                pid = NULL, memory_peak = NULL
             WHERE id IN (SELECT id FROM next) AND state = 'ready'
             RETURNING \(columns)
             """

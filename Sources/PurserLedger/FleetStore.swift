@@ -100,6 +100,9 @@ public protocol HostStore: Sendable {
     func join(host name: String, slots: Int, version: String) throws(LedgerError) -> HostLease
     /// Renews the host's row. Fenced when it was found lost (its work was rescued).
     func heartbeat(_ lease: HostLease, running: Int, note: String) throws(LedgerError)
+    /// Records its running workers' pids and memory peaks on their routines' rows; a
+    /// claim no longer this host's (rescued, or ended) is left as it is.
+    func recordWorkers(_ workers: [RunningWorker]) throws(LedgerError)
     /// Leaves the fleet cleanly (a drain ended).
     func leave(_ lease: HostLease) throws(LedgerError)
     func hosts() throws(LedgerError) -> [HostRow]
@@ -212,6 +215,25 @@ public struct QueuedRoutine: Sendable, Hashable {
     public var node: NodeID?
     /// The id of its request for approval, once filed.
     public var approval: String? = nil
+    /// While it runs: its worker's pid on its host (that host's view, not this machine's),
+    /// and the memory peak of its run so far, as the host last said at its heartbeat. Nil
+    /// until then, and again at each new attempt.
+    public var hostPid: Int32? = nil
+    public var memoryPeakBytes: Int64? = nil
+}
+
+/// What a host says of one of its running workers at its heartbeat.
+public struct RunningWorker: Sendable, Hashable {
+    public var claim: Claim
+    /// The worker's pid on that host.
+    public var pid: Int32
+    /// The run's memory peak so far (its memory cgroup's, else the worker's own high-water mark).
+    public var memoryPeakBytes: Int64
+    public init(claim: Claim, pid: Int32, memoryPeakBytes: Int64) {
+        self.claim = claim
+        self.pid = pid
+        self.memoryPeakBytes = memoryPeakBytes
+    }
 }
 
 /// A routine claimed by a host for one attempt.

@@ -77,6 +77,21 @@ public final class SQLBudgetStore<Driver: SQLDriver>: BudgetStore, LeaseStore, S
         }
     }
 
+    /// Walked down by `nodes_parent`: a swarm's hold and what is under it, not its team's
+    /// whole history. Ids grow, so ordered by id, parents come first.
+    public func subtree(of id: NodeID) throws(LedgerError) -> [Node] {
+        try driver.transaction { (session) throws(LedgerError) in
+            try session.run(
+                """
+                WITH RECURSIVE below (id) AS (
+                    SELECT id FROM nodes WHERE id = $1
+                    UNION ALL SELECT n.id FROM nodes n JOIN below b ON n.parent_id = b.id)
+                SELECT \(Schema.nodeColumns) FROM nodes WHERE id IN (SELECT id FROM below) ORDER BY id
+                """, id.sql
+            ).map(Schema.node)
+        }
+    }
+
     public func openChildren(of id: NodeID) throws(LedgerError) -> [Node] {
         try driver.transaction { (session) throws(LedgerError) in
             try session.run("SELECT \(Schema.nodeColumns) FROM nodes WHERE parent_id = $1 AND state = 'open' ORDER BY id", id.sql)

@@ -46,15 +46,11 @@ extension SQLFleetStore: QueueStore {
 
     public func routines(swarm id: String) throws(LedgerError) -> [QueuedRoutine] {
         try transaction { (session) throws(LedgerError) in
-            try session.run(
-                """
-                SELECT swarm, name, state, attempt, host, verdict, message, node, approval FROM fleet_routines
-                WHERE swarm = $1 ORDER BY position
-                """, id.sql
-            ).map {
+            try session.run(sql.routineRows, id.sql).map {
                 QueuedRoutine(
                     swarm: $0[0].string ?? "", name: $0[1].string ?? "", state: $0[2].string ?? "", attempt: Int($0[3].int),
-                    host: $0[4].string, verdict: $0[5].string, message: $0[6].string, node: $0[7].optionalInt, approval: $0[8].string)
+                    host: $0[4].string, verdict: $0[5].string, message: $0[6].string, node: $0[7].optionalInt, approval: $0[10].string,
+                    hostPid: $0[8].optionalInt.flatMap { Int32(exactly: $0) }, memoryPeakBytes: $0[9].optionalInt)
             }
         }
     }

@@ -9,6 +9,7 @@ public struct SQLFleetStore<Driver: SQLDriver>: SQLStore {
     }
 
     public static func tables(_ dialect: SQLDialect) -> [String] { FleetSQL.tables(dialect) }
+    public static var addedColumns: [AddedColumn] { FleetSQL.addedColumns }
 
     func transaction<T>(_ body: (any SQLSession) throws(LedgerError) -> T) throws(LedgerError) -> T {
         try driver.transaction(body)
@@ -61,6 +62,18 @@ extension SQLFleetStore: HostStore {
         let rows = try single(sql.heartbeat, lease.name.sql, lease.epoch.sql, Int64(running).sql, note.sql)
         guard !rows.isEmpty else {
             throw LedgerError(.fenced, "host \(lease.name) epoch \(lease.epoch) is no longer live: its work was rescued")
+        }
+    }
+
+    public func recordWorkers(_ workers: [RunningWorker]) throws(LedgerError) {
+        guard !workers.isEmpty else { return }
+        try transaction { (session) throws(LedgerError) in
+            for worker in workers {
+                let claim = worker.claim
+                try session.run(
+                    sql.recordWorker, claim.id.sql, claim.host.name.sql, claim.host.epoch.sql, Int64(claim.attempt).sql,
+                    Int64(worker.pid).sql, worker.memoryPeakBytes.sql)
+            }
         }
     }
 

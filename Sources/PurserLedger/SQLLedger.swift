@@ -62,6 +62,7 @@ extension SQLLedger: BudgetStore {
 
     @_specialize(where Driver == SQLiteDriver)
     public func openChildren(of node: NodeID) throws(LedgerError) -> [Node] { try budgets.openChildren(of: node) }
+    public func subtree(of node: NodeID) throws(LedgerError) -> [Node] { try budgets.subtree(of: node) }
     public func freeze(team: String, by: String, reason: String) throws(LedgerError) -> Bool {
         try budgets.freeze(team: team, by: by, reason: reason)
     }

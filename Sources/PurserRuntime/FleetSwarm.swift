@@ -148,9 +148,10 @@ public final class FleetSwarm: Sendable {
     /// Runs one claimed routine under a hold from the swarm's node, held by `holder` (the
     /// host's lease). `outputs`: the swarm's finished routines' outputs, as JSON text.
     /// `graceMs`: the longest each step of a stop sequence may wait (cancel, exit, TERM), so
-    /// that a host that fences itself has its workers gone in time.
+    /// that a host that fences itself has its workers gone in time. `probe`: where the host
+    /// sees the worker while it runs.
     public func run(
-        _ name: String, outputs: [String: String], swarm: NodeID, holder: Holder, graceMs: Int64,
+        _ name: String, outputs: [String: String], swarm: NodeID, holder: Holder, graceMs: Int64, probe: WorkerProbe? = nil,
         onEvent: @escaping @Sendable (String, [String: JSONValue]) -> Void
     ) async -> RoutineResult {
         guard let routine = plan.routines[name] else { return .ended(RoutineRun(verdict: .error, message: "no routine \(name)")) }
@@ -174,7 +175,7 @@ public final class FleetSwarm: Sendable {
         case .failure(let error): return .ended(RoutineRun(verdict: .denied, message: error.message))
         }
         onEvent("grant", ["node": .number(JSONNumber(node.id)), "credits": Credits(micros: node.cap.credits).json])
-        let ran = await exec(routine, input: input, node: node, holder: holder, graceMs: graceMs, onEvent: onEvent)
+        let ran = await exec(routine, input: input, node: node, holder: holder, graceMs: graceMs, probe: probe, onEvent: onEvent)
         if let parent = node.parent, parent != swarm, let done = chunks.release(parent) {
             await StoreThread.run { self.chunks.close(done, store: self.runtime.ledger!.store) }
         }
@@ -196,7 +197,7 @@ public final class FleetSwarm: Sendable {
     }
 
     private func exec(
-        _ routine: JobFile.Routine, input: JSONValue, node: Node, holder: Holder, graceMs: Int64,
+        _ routine: JobFile.Routine, input: JSONValue, node: Node, holder: Holder, graceMs: Int64, probe: WorkerProbe?,
         onEvent: @escaping @Sendable (String, [String: JSONValue]) -> Void
     ) async -> RoutineRun {
         var request: RunRequest
@@ -205,6 +206,7 @@ public final class FleetSwarm: Sendable {
             request.timing.cancelGraceMs = min(request.timing.cancelGraceMs, graceMs)
             request.timing.exitGraceMs = min(request.timing.exitGraceMs, graceMs)
             request.timing.termGraceMs = min(request.timing.termGraceMs, graceMs)
+            request.probe = probe
         } catch {
             // It never started: its hold goes back whole.
             _ = await StoreThread.run { try? self.runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder) }

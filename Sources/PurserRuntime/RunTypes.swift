@@ -66,6 +66,8 @@ public struct RunRequest: Sendable {
     /// Set before cancelling a run to make room for another: its verdict is then
     /// `preempted`, not `cancelled`.
     public var preemption: PreemptionFlag?
+    /// Where the host looks at the run's worker while it runs (a fleet host's heartbeat).
+    public var probe: WorkerProbe?
     /// Untrusted (the default) gets every sandbox layer; trusted opts out of namespaces,
     /// seccomp and the unprivileged uid (see `SandboxLevel`).
     public var sandbox = SandboxLevel.untrusted

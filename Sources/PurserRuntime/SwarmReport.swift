@@ -72,7 +72,7 @@ public struct TierSummary: Sendable {
     public var used: Resources
     public var returned: Resources
 
-    init(tier: String, nodes: [Node]) {
+    public init(tier: String, nodes: [Node]) {
         self.tier = tier
         self.nodes = nodes.count
         reserved = nodes.reduce(.zero) { $0 + $1.cap }
@@ -152,20 +152,10 @@ extension SwarmRunner {
     func report(_ schedule: Schedule, store: any LedgerStore, swarm: Node, team: Node, started: ContinuousClock.Instant) -> SwarmReport {
         let routines = job.routines.map { schedule.outcomes[$0.name] ?? RoutineOutcome(name: $0.name, verdict: .skipped, attempts: 0) }
         let tree = logged("reading the team's tree for the report") { () throws(LedgerError) in try store.tree(team: job.team.name) } ?? []
-        let swarmNodes = tree.filter { $0.id == swarm.id }
-        let routineNodes = tree.filter { $0.parent == swarm.id }
-        var below = Set(routineNodes.map(\.id))
-        var stepNodes: [Node] = []
-        // The tree comes parents first, so one pass collects steps of steps too.
-        for node in tree where node.parent.map(below.contains) == true && node.kind == .step {
-            stepNodes.append(node)
-            below.insert(node.id)
-        }
+        let (tiers, routineNodes) = TierSummary.tiers(of: swarm.id, in: tree)
         return SwarmReport(
             runID: "", startedMs: 0,
-            swarm: job.swarm.name, team: job.team.name, swarmNode: swarm.id, denied: nil, routines: routines,
-            tiers: [TierSummary(tier: "swarm", nodes: swarmNodes), TierSummary(tier: "routine", nodes: routineNodes)]
-                + (stepNodes.isEmpty ? [] : [TierSummary(tier: "step", nodes: stepNodes)]),
+            swarm: job.swarm.name, team: job.team.name, swarmNode: swarm.id, denied: nil, routines: routines, tiers: tiers,
             analytics: routineNodes.isEmpty ? nil : Analytics(routineNodes), wallMs: milliseconds(since: started))
     }
 }

@@ -22,6 +22,7 @@ extension WorkerSession {
                     timers: RunTimers(queue: self.queue), cpuAtStart: process.cpuNanoseconds() ?? 0,
                     answerRun: { continuation.resume(returning: $0) })
                 self.phase = .running
+                self.attachProbe(process)
                 self.sendRun()
             }
         }
@@ -52,6 +53,7 @@ extension WorkerSession {
         // For what the idle worker may still need: the timers of its shutdown.
         current.timers = RunTimers(queue: queue)
         phase = .idle
+        current.request.probe?.detach()
         let cpu = (process?.cpuNanoseconds() ?? 0) / 1_000_000
         let usage = ExitInfo(exitCode: nil, signal: nil, cpuMs: cpu, peakMemoryBytes: process?.memoryPeakBytes() ?? 0)
         var report = report(exit: usage)

@@ -120,6 +120,7 @@ final class WorkerSession: @unchecked Sendable {
             return
         }
         self.process = process
+        attachProbe(process)
         let transport = WorkerTransport(
             process: process, queue: queue, gateway: gateway, maxLineBytes: current.request.maxLineBytes, handlers: handlers())
         let calls = WorkerCalls(gateway: gateway) { transport.write($0, onQueue: false) }
@@ -143,6 +144,15 @@ final class WorkerSession: @unchecked Sendable {
         after(current.request.timing.startupMs) {
             guard self.phase == .initializing else { return }
             self.kill(.startupFailed, "the worker did not answer initialize within \(self.current.request.timing.startupMs) ms")
+        }
+    }
+
+    /// Shows the worker to the run's probe: its pid, and its peak read on this queue, so
+    /// never once its groups were released (that happens with the run's end, here too).
+    func attachProbe(_ process: WorkerProcess) {
+        current.request.probe?.attach(pid: process.pid) { [weak self] in
+            guard let self else { return nil }
+            return WorkerProbe.read(on: self.queue) { [.running, .initializing, .stopping].contains(self.phase) ? process.memoryPeakBytes() : nil }
         }
     }
 

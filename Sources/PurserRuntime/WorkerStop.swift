@@ -103,6 +103,7 @@ extension WorkerSession {
 
     func finish(exit: ExitInfo?) {
         phase = .finished
+        current.request.probe?.detach()
         current.timers.end()
         current.steps?.endCalls()
         transport?.end()

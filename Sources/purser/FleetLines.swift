@@ -61,6 +61,11 @@ enum FleetLines {
         if let used = report["used"], let returned = report["returned"] {
             Swift.print("\nswarm used \(used.serialized()), returned \(returned.serialized())")
         }
+        let tiers = (report["tiers"]?.arrayValue ?? []).compactMap(TierSummary.init(json:))
+        if !tiers.isEmpty {
+            Swift.print("")
+            SwarmTables.printTiers(tiers)
+        }
     }
 
     /// The hosts as `GET /v1/hosts` and `hosts --json` give them.
@@ -79,7 +84,5 @@ enum FleetLines {
         }
     }
 
-    private static func row(_ cells: [String]) -> String {
-        cells.enumerated().map { $0.element.padding(toLength: $0.offset == 0 ? 14 : 12, withPad: " ", startingAt: 0) }.joined(separator: " ")
-    }
+    private static func row(_ cells: [String]) -> String { SwarmTables.row(cells) }
 }

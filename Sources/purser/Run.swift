@@ -165,22 +165,7 @@ enum SwarmTables {
             Swift.print(row([routine.name, verdict, "\(routine.attempts)", used, routine.settleError ?? routine.message ?? ""]))
         }
         Swift.print("")
-        Swift.print(row(["tier", "nodes", "reserved", "used", "returned", "time used", "peak memory"]))
-        for tier in report.tiers {
-            Swift.print(row([
-                tier.tier, "\(tier.nodes)", "\(Credits(micros: tier.reserved.credits))", "\(Credits(micros: tier.used.credits))",
-                "\(Credits(micros: tier.returned.credits))", Units.formatDuration(tier.used.timeMs), Units.formatSize(tier.used.memoryBytes),
-            ]))
-        }
-        Swift.print("")
-        Swift.print(row(["tier", "time held", "returned", "memory held", "returned"]))
-        for tier in report.tiers {
-            Swift.print(row([
-                tier.tier, Units.formatDuration(tier.reserved.timeMs), Units.formatDuration(tier.returned.timeMs),
-                Units.formatSize(tier.reserved.memoryBytes), Units.formatSize(tier.returned.memoryBytes),
-            ]))
-        }
-        Swift.print("")
+        printTiers(report.tiers)
         if let storeError = report.storeError {
             Swift.print("ledger: the store is away (\(storeError)); the tiers show what it holds, the routines what each used")
         }
@@ -198,7 +183,16 @@ enum SwarmTables {
         }
     }
 
-    private static func row(_ cells: [String]) -> String {
+    /// The two tier tables, each followed by a blank line (`purser run`'s and `watch`'s reports).
+    static func printTiers(_ tiers: [TierSummary]) {
+        for table in TierSummary.tables(tiers) {
+            Swift.print(row(table.head))
+            for cells in table.rows { Swift.print(row(cells)) }
+            Swift.print("")
+        }
+    }
+
+    static func row(_ cells: [String]) -> String {
         cells.enumerated().map { $0.element.padding(toLength: $0.offset == 0 ? 14 : 12, withPad: " ", startingAt: 0) }.joined(separator: " ")
     }
 }

@@ -38,6 +38,7 @@ final class APIServe: @unchecked Sendable {
     }
 
     var socket: String { home + "/purser.sock" }
+    var pid: Int32 { process.processIdentifier }
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
     /// The TCP listener's base URL, as serve logged it.

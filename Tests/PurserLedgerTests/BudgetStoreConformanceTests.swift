@@ -33,6 +33,23 @@ struct BudgetStoreConformanceTests {
         #expect(try store.audit(node: node.id, team: nil).map(\.kind) == ["reserve", "spend", "settle", "return"])
     }
 
+    @Test("a subtree is the node and all under it, open and closed, parents first, and nothing beside it", arguments: StoreKind.allCases)
+    func subtree(kind: StoreKind) throws {
+        let store = try Self.open(kind.driver())
+        let team = try store.createTeam(TeamSpec(name: "t", caps: Resources(credits: 10 * credit, timeMs: 60_000, memoryBytes: 64 * mb)))
+        let amounts = Resources(credits: 1 * credit, timeMs: 1_000, memoryBytes: 1 * mb)
+        let swarm = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "s", amounts: Resources(credits: 4 * credit, timeMs: 4_000, memoryBytes: 4 * mb)))
+        let other = try store.reserve(ReserveRequest(parent: team.id, kind: .swarm, name: "other", amounts: amounts))
+        let chunk = try store.reserve(ReserveRequest(parent: swarm.id, kind: .swarm, name: "chunk", amounts: Resources(credits: 2 * credit, timeMs: 2_000, memoryBytes: 2 * mb)))
+        let routine = try store.reserve(ReserveRequest(parent: chunk.id, kind: .routine, name: "r", amounts: amounts))
+        let step = try store.reserve(ReserveRequest(parent: routine.id, kind: .step, name: "st", amounts: Resources(credits: credit / 2, timeMs: 500, memoryBytes: mb / 2)))
+        _ = try store.reserve(ReserveRequest(parent: other.id, kind: .routine, name: "elsewhere", amounts: amounts))
+        _ = try store.settle(step.id, usage: .none, outcome: "ok", holder: nil)
+        #expect(try store.subtree(of: swarm.id).map(\.id) == [swarm.id, chunk.id, routine.id, step.id])
+        #expect(try store.subtree(of: step.id).map(\.id) == [step.id])
+        #expect(try store.subtree(of: 999_999).isEmpty)
+    }
+
     @Test("a lease's epochs fence its holds, and a reclaim closes them", arguments: StoreKind.allCases)
     func leases(kind: StoreKind) throws {
         let store = try Self.open(kind.driver())
