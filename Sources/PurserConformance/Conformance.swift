@@ -66,10 +66,13 @@ public enum Conformance {
     }
 
     private static func judge(_ check: any WorkerCheck, _ worker: WorkerConnection) -> CheckResult {
+        var result: CheckResult
         do {
-            return try check.run(worker)
+            result = try check.run(worker)
         } catch {
-            return CheckResult(status: .fail, detail: error.message)
+            result = CheckResult(status: .fail, detail: error.message)
         }
+        if let problems = worker.transcript.checkerProblems { result.detail += " [checker: \(problems)]" }
+        return result
     }
 }

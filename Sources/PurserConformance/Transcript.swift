@@ -22,8 +22,23 @@ struct Transcript {
     var unmatched: [RPCID] = []
     /// The worker's own requests, by method, as they came.
     var requests: [String] = []
-    /// Problems of the checker's own side (answering the worker's requests).
+    /// Problems of the checker's own side (answering the worker's requests), and messages
+    /// it dropped because more than `keptNotifications` were waiting.
     var notes: [String] = []
+    var droppedMessages = 0
+
+    /// What the checker could not do, for the check's detail; nil when nothing.
+    var checkerProblems: String? {
+        var problems = Array(notes.prefix(Self.keptSamples))
+        if notes.count > Self.keptSamples { problems.append("\(notes.count - Self.keptSamples) more") }
+        if droppedMessages > 0 { problems.append("\(droppedMessages) messages dropped unread (a flood)") }
+        if droppedNotifications > 0 { problems.append("\(droppedNotifications) notifications past the first \(Self.keptNotifications) not judged") }
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+
+    mutating func note(_ problem: String) {
+        if notes.count < 1000, !notes.contains(problem) { notes.append(problem) }
+    }
 
     mutating func stray(_ line: ArraySlice<UInt8>, _ reason: String) {
         strayCount += 1

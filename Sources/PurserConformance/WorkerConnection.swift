@@ -31,6 +31,8 @@ final class WorkerConnection {
     private var awaiting: Set<RPCID> = []
     private var nextID: Int64 = 1
     private var stdinOpen = true
+    /// A line could not be written in time: the stream is cut mid-line, nothing more goes.
+    private var stdinStuck = false
     private(set) var transcript = Transcript()
     private(set) var exitInfo: ExitInfo?
 
@@ -61,11 +63,15 @@ final class WorkerConnection {
         try send(.notification(method: method, params: params))
     }
 
-    func send(_ message: RPCMessage) throws(CheckFailure) {
+    /// Writes one line, waiting for room in the pipe until the check's deadline, or
+    /// `milliseconds` if given. Once a line could not be written, nothing more is.
+    func send(_ message: RPCMessage, within milliseconds: Int64? = nil) throws(CheckFailure) {
         let line = message.line()
+        let end = milliseconds.map { within($0) } ?? deadline
         var offset = 0
         while offset < line.count {
             guard stdinOpen else { throw CheckFailure("stdin is closed") }
+            guard !stdinStuck else { throw CheckFailure("the worker does not read its stdin") }
             let written = line.withUnsafeBytes { write(process.stdinFD, $0.baseAddress! + offset, $0.count - offset) }
             if written > 0 {
                 offset += written
@@ -75,9 +81,15 @@ final class WorkerConnection {
             case EINTR: continue
             case EAGAIN:
                 // The pipe is full: read meanwhile, or a worker blocked on its stdout never drains it.
-                guard ContinuousClock.now < deadline else { throw CheckFailure("the worker does not read its stdin") }
-                pump(until: within(10))
-            case EPIPE: throw CheckFailure("the worker closed its stdin\(exitNote)")
+                guard ContinuousClock.now < end else {
+                    stdinStuck = true
+                    throw CheckFailure("the worker does not read its stdin")
+                }
+                pump(until: min(within(10), end))
+            case EPIPE:
+                // Usually it is gone: say how it ended.
+                _ = awaitExit(within: options.exitGraceMs)
+                throw CheckFailure("the worker closed its stdin\(exitNote)")
             default: throw CheckFailure("writing to the worker: \(String(cString: strerror(errno)))")
             }
         }
@@ -171,9 +183,9 @@ final class WorkerConnection {
         default: result = .failure(RPCError(code: ErrorCode.methodNotFound, message: "method not found"))
         }
         do {
-            try send(.response(id: id, result: result))
+            try send(.response(id: id, result: result), within: options.answerMs)
         } catch {
-            transcript.notes.append("could not answer the worker's \(method): \(error.message)")
+            transcript.note("could not answer the worker's \(method): \(error.message)")
         }
     }
 
@@ -228,9 +240,7 @@ final class WorkerConnection {
             } catch {
                 return transcript.stray(line, "\(error)")
             }
-            guard inbox.count - inboxStart < Transcript.keptNotifications else {
-                return transcript.notes.append("more than \(Transcript.keptNotifications) messages waiting; one dropped")
-            }
+            guard inbox.count - inboxStart < Transcript.keptNotifications else { return transcript.droppedMessages += 1 }
             inbox.append((message, raw))
         }
     }

@@ -121,6 +121,8 @@ struct ConformanceCommand: AsyncParsableCommand {
     }
 
     private static var checkList: String {
-        "Checks:\n" + Conformance.checks.map { "  \($0.name) (\($0.section)): \($0.summary)" }.joined(separator: "\n")
+        "Checks (docs/cli.md says what each passes on):\n"
+            + Conformance.checks.map { "  \($0.name.padding(toLength: 16, withPad: " ", startingAt: 0))\($0.section)" }
+            .joined(separator: "\n")
     }
 }
