@@ -1,4 +1,3 @@
-import Dispatch
 public import PurserProtocol
 public import PurserRuntime
 
@@ -32,20 +31,18 @@ public enum Conformance {
         workerChecks.map { ($0.name, $0.section, $0.summary) }
     }
 
-    /// Runs the checks named in `only` (all when nil), in order, off Swift's cooperative pool
+    /// Runs the checks named in `only` (all when nil), in order, on a thread of their own
     /// (they wait on pipes); `onOutcome` hears each as it ends.
     public static func check(
         _ launch: WorkerLaunch, options: ConformanceOptions, only: Set<String>? = nil,
         onOutcome: @escaping @Sendable (CheckOutcome) -> Void = { _ in }
     ) async -> [CheckOutcome] {
         let chosen = workerChecks.filter { only?.contains($0.name) ?? true }
-        return await withCheckedContinuation { continuation in
-            DispatchQueue(label: "purser.conformance").async {
-                continuation.resume(returning: chosen.map { check in
-                    let outcome = run(check, launch, options)
-                    onOutcome(outcome)
-                    return outcome
-                })
+        return await onThreadOfItsOwn {
+            chosen.map { check in
+                let outcome = run(check, launch, options)
+                onOutcome(outcome)
+                return outcome
             }
         }
     }
