@@ -255,6 +255,9 @@ final class WorkerConnection {
             kill(process.pid, SIGKILL)
             exitInfo = process.reap()
         }
+        // Its seccomp listener's record goes once taken (the denied calls themselves are
+        // the sandbox's business, not the protocol's).
+        _ = process.deniedCalls()
         worker.end()
         for fd in [process.stdoutFD, process.stderrFD, process.stdoutHoldFD, process.stderrHoldFD, process.pidFD] {
             close(fd)

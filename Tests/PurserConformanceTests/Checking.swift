@@ -20,15 +20,18 @@ func conformance(
     let tag = UUID().uuidString
     request.environment = environment.merging(["HOSTILE_TAG": tag]) { $1 }
     let home = Fixtures.temporaryHome()
-    let launch = try Runtime(home: home).launch(request)
+    // A runtime's start clears what dead supervisors left and starts the watchdog: off the pool.
+    let launch = try await offPool { [request] in try Runtime(home: home).launch(request) }
     let outcomes = await Conformance.check(launch, options: options, only: only)
-    Janitor.finish()
-    #expect(Fixtures.processes(tagged: tag).isEmpty, "processes of a checked worker outlived their check")
-    let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: home + "/work")) ?? []
-    for leftover in leftovers {
-        let contents = (try? FileManager.default.contentsOfDirectory(atPath: home + "/work/" + leftover)) ?? []
-        #expect(contents.isEmpty, "run directory \(leftover) left with \(contents)")
+    // Off the pool: the janitor may have many groups to remove, and a blocked pool stalls every test.
+    let (survivors, leftovers) = await offPool { () -> ([Int32], [String: [String]]) in
+        Janitor.finish()
+        let directories = (try? FileManager.default.contentsOfDirectory(atPath: home + "/work")) ?? []
+        let contents = directories.map { ($0, (try? FileManager.default.contentsOfDirectory(atPath: home + "/work/" + $0)) ?? []) }
+        return (Fixtures.processes(tagged: tag), Dictionary(uniqueKeysWithValues: contents).filter { !$0.value.isEmpty })
     }
+    #expect(survivors.isEmpty, "processes of a checked worker outlived their check")
+    #expect(leftovers.isEmpty, "run directories left with files: \(leftovers)")
     return outcomes
 }
 
