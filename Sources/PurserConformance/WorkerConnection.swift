@@ -209,11 +209,12 @@ final class WorkerConnection {
     }
 
     /// Reads what is there: a few buffers, so that a flooding worker cannot hold the checker
-    /// here; all of it once the worker is gone.
+    /// here; once the worker is gone, what it left (up to 64 MiB: a process it left behind
+    /// may still be writing).
     private func drain(_ fd: Int32, stdout: Bool, all: Bool = false) {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var reads = 0
-        while all || reads < 16 {
+        while reads < (all ? 1024 : 16) {
             reads += 1
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
