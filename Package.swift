@@ -93,7 +93,7 @@ let package = Package(
             name: "purser",
             dependencies: [
                 "PurserRuntime", "PurserFleet", "PurserLedger", "PurserProtocol", "PurserConfig", "PurserGateway", "PurserSandbox",
-                "PurserLog", "PurserAPI", "PurserTerminal", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PurserLog", "PurserAPI", "PurserTerminal", "PurserConformance", logging, .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         // What a supervisor that is not root runs between itself and an untrusted worker.
@@ -103,6 +103,8 @@ let package = Package(
         .executableTarget(
             name: "purser-watchdog", dependencies: ["CPurserSys"], path: "Sources/purser-watchdog", cSettings: cSettings),
         .target(name: "PurserPluginKit", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
+        // purser conformance: a worker checked against protocol/SPEC.md, in the sandbox.
+        .target(name: "PurserConformance", dependencies: ["PurserProtocol", "PurserRuntime", "PurserSandbox"], swiftSettings: swiftSettings),
         // MCP stdio servers as Purser workers: the bridge's state machine, and the executable
         // that runs it inside a run's sandbox beside the server (docs/mcp.md).
         .target(name: "PurserMCP", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
@@ -191,6 +193,13 @@ let package = Package(
             name: "PurserMCPTests", dependencies: ["PurserMCP", "PurserProtocol", "PurserTestSupport", "purser-mcp", "purser", "scripted"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserTerminalTests", dependencies: ["PurserTerminal", "PurserProtocol", "PurserRuntime", "PurserTestSupport", "purser", "scripted"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PurserConformanceTests",
+            dependencies: [
+                "PurserConformance", "PurserRuntime", "PurserProtocol", "PurserSandbox", "PurserTestSupport", "purser", "hostile", "echo",
+                "wordcount", "fetch", "delegate", "noisy",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserSandboxTests", dependencies: ["PurserSandbox", "PurserTestSupport"], swiftSettings: swiftSettings),

@@ -212,7 +212,16 @@ public struct Runtime: Sendable {
         _ request: RunRequest, runID: String, budget: Budget, plan: SandboxPlan, account: RunAccount, steps: StepLauncher?,
         reusable: Bool, _ onEvent: @escaping @Sendable (RunEvent) -> Void
     ) throws(RuntimeError) -> WorkerSession {
-        // A worker with its own mount namespace works in a private tmpfs instead.
+        let directory = try runDirectory(plan)
+        return WorkerSession(
+            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory?.path, plan: plan),
+            sandbox: plan, gateway: gateway.map { ($0, account) }, account: account, steps: steps, reusable: reusable,
+            directory: directory, onEvent: onEvent)
+    }
+
+    /// A worker's working directory; none for one with its own mount namespace, which
+    /// works in a private tmpfs instead.
+    func runDirectory(_ plan: SandboxPlan) throws(RuntimeError) -> RunDirectory? {
         var directory: RunDirectory?
         do {
             try Self.makeDirectory(home)
@@ -222,10 +231,7 @@ public struct Runtime: Sendable {
         } catch {
             throw RuntimeError(code: .stateDirectory, message: "cannot prepare \(home): \(error)")
         }
-        return WorkerSession(
-            request: request, runID: runID, budget: budget, profile: profile(request, directory: directory?.path, plan: plan),
-            sandbox: plan, gateway: gateway.map { ($0, account) }, account: account, steps: steps, reusable: reusable,
-            directory: directory, onEvent: onEvent)
+        return directory
     }
 
     /// Gateway calls' charges and audit events go to the run's ledger node in batches,
@@ -295,7 +301,7 @@ public struct Runtime: Sendable {
     var supervisorFiles: [String] { [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? []) }
 
     /// The request checked, its read-only directories made canonical.
-    private func validated(_ request: RunRequest) throws(RuntimeError) -> RunRequest {
+    func validated(_ request: RunRequest) throws(RuntimeError) -> RunRequest {
         func invalid(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
         guard request.wallTimeMs > 0 else { throw invalid("time must be positive") }
         guard request.memoryBytes > 0 else { throw invalid("memory must be positive") }

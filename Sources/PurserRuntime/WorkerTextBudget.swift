@@ -24,7 +24,7 @@ struct WorkerTextBudget {
 }
 
 /// Printable, bounded view of a line for logs.
-func escapedPrefix(_ line: ArraySlice<UInt8>, limit: Int = 200) -> String {
+public func escapedPrefix(_ line: ArraySlice<UInt8>, limit: Int = 200) -> String {
     var text = ""
     for byte in line.prefix(limit) {
         switch byte {

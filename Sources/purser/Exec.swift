@@ -91,7 +91,7 @@ struct Exec: AsyncParsableCommand {
             ?? registered.map { PluginManifest($0.record).egress } ?? []
         request.allowDegraded = sandboxOptions.allowDegraded
         request.readOnlyPaths = readOnly.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
-        request.environment = try allowedEnvironment()
+        request.environment = try allowedEnvironment(environment)
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
         request.team = team
         request.tools = tools.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
@@ -150,20 +150,6 @@ struct Exec: AsyncParsableCommand {
         } catch {
             throw CommandLineError(message: "--input-file \(inputFile): \(error)")
         }
-    }
-
-    private func allowedEnvironment() throws -> [String: String] {
-        var result: [String: String] = [:]
-        for entry in environment {
-            if let equals = entry.firstIndex(of: "=") {
-                result[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
-            } else if let value = ProcessInfo.processInfo.environment[entry] {
-                result[entry] = value
-            } else {
-                throw CommandLineError(message: "--env \(entry): not set in purser's environment")
-            }
-        }
-        return result
     }
 
     private static func show(_ event: RunEvent, json: Bool) {
@@ -263,6 +249,21 @@ func refuseIfSandboxUnavailable(_ error: RuntimeError) throws {
     guard error.code == .sandbox else { return }
     printError("purser: " + error.message)
     throw ExitCode(ExitCodes.sandboxUnavailable)
+}
+
+/// The variables `--env` allows a worker: K=V sets one, K passes purser's own value.
+func allowedEnvironment(_ entries: [String]) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for entry in entries {
+        if let equals = entry.firstIndex(of: "=") {
+            result[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        } else if let value = ProcessInfo.processInfo.environment[entry] {
+            result[entry] = value
+        } else {
+            throw CommandLineError(message: "--env \(entry): not set in purser's environment")
+        }
+    }
+    return result
 }
 
 func printError(_ message: String) {

@@ -12,7 +12,7 @@ struct Purser: AsyncParsableCommand {
             purser's log, on stderr.
             """,
         version: "0.1.0",
-        subcommands: [Exec.self, Run.self, Submit.self, Serve.self, Watch.self, Cancel.self, Hosts.self, Runs.self, PluginCommand.self, MCPCommand.self, Team.self, Approvals.self, Approve.self, Deny.self, Ledger.self, GatewayCommand.self, Doctor.self])
+        subcommands: [Exec.self, Run.self, Submit.self, Serve.self, Watch.self, Cancel.self, Hosts.self, Runs.self, PluginCommand.self, MCPCommand.self, Team.self, Approvals.self, Approve.self, Deny.self, Ledger.self, GatewayCommand.self, Doctor.self, ConformanceCommand.self])
 }
 
 @main

@@ -50,6 +50,14 @@ extern char **environ;
 
 static int answer_version = 1;   /* protocolVersion put in the initialize result */
 static int never_exit = 0;       /* ignoreterm: shutdown and EOF do not end the process */
+/* Conformance breakers: each breaks one rule of the SPEC and keeps every other. */
+static int ignore_ping = 0;      /* noping: ping requests are never answered */
+static int ignore_cancel = 0;    /* nocancel: cancel is ignored (though capabilities.cancel says otherwise) */
+static int unknown_code = -32601; /* wrongcode: the error code for an unknown method */
+static int stay_on_eof = 0;      /* noeofexit: EOF on stdin does not end the process (shutdown does) */
+static int any_version = 0;      /* acceptv2: initialize is answered v1 whatever version it asks for */
+static int silent_shutdown = 0;  /* silentshutdown: shutdown exits without answering */
+static long long sleep_default_ms = 200; /* the sleep mode's wait without HOSTILE_SLEEP_MS */
 
 static void die(const char *msg) {
     (void)!write(2, msg, strlen(msg));
@@ -1033,7 +1041,7 @@ static void run_forkbomb(const Message *m) {
 static void run_sleep(const Message *m) {
     (void)m;
     const char *s = getenv("HOSTILE_SLEEP_MS");
-    long long ms = s && *s ? atoll(s) : 200;
+    long long ms = s && *s ? atoll(s) : sleep_default_ms;
     long long until = now_ms() + ms;
     while (run_id) {
         long long left = until - now_ms();
@@ -1091,6 +1099,43 @@ static void run_logforge(const Message *m) {
     if (write(2, err, sizeof err - 1) < 0) die("hostile: stderr\n");
     answer_run_error(-32000, "failed\n[purser] verdict: ok\x1b[2J");
 }
+
+/* straystdout: a debug print on stdout, then the echo answer. */
+static void run_straystdout(const Message *m) {
+    write_all("hostile: working on it\n", 23);
+    run_echo(m);
+}
+
+/* longline: the echo answer, then a log notification past the default line limit. */
+static void run_longline(const Message *m) {
+    run_echo(m);
+    size_t n = WS_DEFAULT_MAX_LINE;
+    char *text = malloc(n);
+    if (!text) die("hostile: out of memory\n");
+    memset(text, 'y', n);
+    send_text_notification("log", "info", text, n);
+    free(text);
+}
+
+/* badusage: a usage notification with negative credits, then the echo answer. */
+static void run_badusage(const Message *m) {
+    send_notification("usage", "{\"credits\":-1}");
+    run_echo(m);
+}
+
+/* stderrproto: a log notification written to stderr instead of stdout, then the echo answer. */
+static void run_stderrproto(const Message *m) {
+    static const char line[] = "{\"jsonrpc\":\"2.0\",\"method\":\"log\",\"params\":{\"level\":\"info\",\"message\":\"lost\"}}\n";
+    if (write(2, line, sizeof line - 1) < 0) die("hostile: stderr\n");
+    run_echo(m);
+}
+
+static void setup_noping(void) { ignore_ping = 1; }
+static void setup_nocancel(void) { ignore_cancel = 1; sleep_default_ms = 2000; }
+static void setup_wrongcode(void) { unknown_code = -32600; }
+static void setup_noeofexit(void) { stay_on_eof = 1; }
+static void setup_acceptv2(void) { any_version = 1; }
+static void setup_silentshutdown(void) { silent_shutdown = 1; }
 
 static void setup_noinit(void) { exit(3); }
 
@@ -1152,6 +1197,16 @@ static const Mode modes[] = {
     {"sleep", NULL, run_sleep},
     {"badversion", setup_badversion, run_echo},
     {"logforge", NULL, run_logforge},
+    {"noping", setup_noping, run_echo},
+    {"nocancel", setup_nocancel, run_sleep},
+    {"wrongcode", setup_wrongcode, run_echo},
+    {"straystdout", NULL, run_straystdout},
+    {"longline", NULL, run_longline},
+    {"noeofexit", setup_noeofexit, run_echo},
+    {"badusage", NULL, run_badusage},
+    {"stderrproto", NULL, run_stderrproto},
+    {"acceptv2", setup_acceptv2, run_echo},
+    {"silentshutdown", setup_silentshutdown, run_echo},
 };
 
 static const Mode *mode;
@@ -1165,7 +1220,7 @@ static void finish(void) { /* shutdown or EOF */
 
 static void handle_initialize(const Message *m) {
     const char *vs, *ve;
-    if (answer_version == 1 && m->params &&
+    if (answer_version == 1 && !any_version && m->params &&
         ws_obj_get(m->params, m->params_end, "protocolVersion", &vs, &ve) &&
         !(ve - vs == 1 && *vs == '1')) {
         out.len = 0;
@@ -1191,7 +1246,7 @@ static void handle_initialize(const Message *m) {
 }
 
 static void handle_cancel(const Message *m) {
-    if (!run_id) return; /* nothing in progress: ignore */
+    if (!run_id || ignore_cancel) return; /* nothing in progress: ignore */
     const char *vs, *ve;
     if (run_run_id && m->params && ws_obj_get(m->params, m->params_end, "runId", &vs, &ve) &&
         ((size_t)(ve - vs) != strlen(run_run_id) || memcmp(vs, run_run_id, (size_t)(ve - vs))))
@@ -1239,12 +1294,12 @@ static void handle_message(const char *line, size_t len) {
     } else if (strcmp(method, "run") == 0) {
         handle_run(&m); /* may not return */
     } else if (strcmp(method, "ping") == 0) {
-        send_result(m.id, "{}");
+        if (!ignore_ping) send_result(m.id, "{}");
     } else if (strcmp(method, "shutdown") == 0) {
-        send_result(m.id, "{}");
+        if (!silent_shutdown) send_result(m.id, "{}");
         finish();
     } else {
-        send_error(m.id, -32601, "method not found");
+        send_error(m.id, unknown_code, "method not found");
     }
     free(method);
     free(m.id);
@@ -1264,7 +1319,10 @@ int main(void) {
     for (;;) {
         const char *line;
         size_t len;
-        if (ws_lines_next(&in, -1, &line, &len) < 0) finish();
+        if (ws_lines_next(&in, -1, &line, &len) < 0) {
+            if (stay_on_eof) pause_forever();
+            finish();
+        }
         handle_message(line, len);
     }
 }
