@@ -190,7 +190,7 @@ let package = Package(
             dependencies: ["PurserAPI", "PurserConfig", "PurserProtocol", "PurserTestSupport", "purser", "scripted"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "PurserMCPTests", dependencies: ["PurserMCP", "PurserProtocol", "PurserTestSupport", "purser-mcp", "purser", "scripted"], swiftSettings: swiftSettings),
+            name: "PurserMCPTests", dependencies: ["PurserMCP", "PurserProtocol", "PurserTestSupport", "purser-mcp", "purser", "scripted", "hostile"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PurserTerminalTests", dependencies: ["PurserTerminal", "PurserProtocol", "PurserRuntime", "PurserTestSupport", "purser", "scripted"],
             swiftSettings: swiftSettings),

@@ -99,8 +99,10 @@ final class EgressProxy: Sendable {
             return .refused(403, "no integration of this run's egress (\(names.isEmpty ? "none" : names)) holds http://\(request.host):\(request.port)\(request.path)")
         }
         guard let caller = caller() else { return .refused(503, "the run takes no gateway calls now") }
+        // An unmodified tool sends its client's usual headers: those the integration does not
+        // let a worker set are left out (a gateway/call naming them would be refused).
         var headers: [String: String] = [:]
-        for (name, value) in request.headers where !ProxyConnection.hopByHop.contains(name) {
+        for (name, value) in request.headers where integration.workerHeaders.contains(name) && !ProxyConnection.hopByHop.contains(name) {
             headers[name] = headers[name].map { $0 + ", " + value } ?? value
         }
         let params = GatewayCallParams(integration: integration.name, method: request.method, path: path, headers: headers, body: body)

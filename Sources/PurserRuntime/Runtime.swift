@@ -310,6 +310,14 @@ public struct Runtime: Sendable {
             throw invalid("bad environment variable name '\(key)'")
         }
         var request = request
+        // An integration reached through egress is a tool the run holds, granted (or not) by
+        // its parent like any other: asked for here, or already in a hold's tools.
+        let unheld = request.egress.filter { !request.tools.contains($0) }
+        if request.hold == nil {
+            request.tools += unheld
+        } else if !unheld.isEmpty {
+            throw invalid("egress \(unheld.joined(separator: ", ")): not among the routine's tools")
+        }
         do {
             request.readOnlyPaths = try request.readOnlyPaths.map { (path) throws(SharedDirectory.Problem) in
                 try SharedDirectory.resolve(path, hiding: supervisorFiles)
