@@ -26,7 +26,7 @@ struct NestedRoutineTests {
     @Test func aStepRunsFromItsCallersReservationAndReturnsWhatItDidNotUse() async throws {
         let runtime = try await runtime()
         let report = try await run(runtime, ["call": ["plugin": "wordcount", "input": ["text": "one two three"], "credits": 2]])
-        #expect(report.verdict == .ok)
+        #expect(report.verdict == .ok, "\(report.message ?? "") \(report.stderrTail)")
         #expect(report.output?["step"]?["words"] == 3)
         #expect(report.usage.stepCredits == Credits(micros: 3_000), "wordcount charges 0.001 a word")
         let store = runtime.ledger!.store
