@@ -55,6 +55,9 @@ public struct JobFile: Sendable {
         /// Whether the job file gave the estimate (else a registered plugin's default applies).
         public var estimateGiven: Bool
         public var tools: [String]
+        /// Gateway integrations it reaches through the egress proxy, each among `tools`; nil:
+        /// as its plugin's manifest says.
+        public var egress: [String]?
         public var priority: Int64
         public var after: [String]
         public var retries: Int
@@ -140,7 +143,7 @@ public struct JobFile: Sendable {
 
     private static func routine(_ value: ConfigValue, swarm: Swarm) throws(ConfigError) -> Routine {
         let fields = try value.mapping(allowed: [
-            "name", "plugin", "input", "estimate", "tools", "priority", "after", "retries", "minimum",
+            "name", "plugin", "input", "estimate", "tools", "egress", "priority", "after", "retries", "minimum",
         ])
         let name = try fields.required("name").nonEmptyString()
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
@@ -156,12 +159,24 @@ public struct JobFile: Sendable {
         }
         let input = fields["input"]?.json ?? .null
         try Template.check(input, at: fields["input"])
+        let tools = try fields["tools"]?.strings() ?? []
         return Routine(
             name: name, plugin: try fields.required("plugin").nonEmptyString(), input: input, estimate: estimate,
             estimateGiven: fields["estimate"] != nil,
-            tools: try fields["tools"]?.strings() ?? [], priority: try fields["priority"]?.int(in: -1000...1000) ?? 0,
+            tools: tools, egress: try egress(fields["egress"], tools: tools), priority: try fields["priority"]?.int(in: -1000...1000) ?? 0,
             after: try fields["after"]?.strings() ?? [], retries: Int(try fields["retries"]?.int(in: 0...10) ?? 0),
             minimum: try fields["minimum"]?.credits(), line: value.line)
+    }
+
+    /// An integration reached through egress is a tool the routine holds, granted by its
+    /// swarm like any other: so each must be among the routine's `tools`.
+    private static func egress(_ value: ConfigValue?, tools: [String]) throws(ConfigError) -> [String]? {
+        guard let value else { return nil }
+        let egress = try value.strings()
+        if let unheld = egress.first(where: { !tools.contains($0) }) {
+            throw value.error("\(unheld) is not among the routine's tools (an integration reached through egress is a tool it holds)")
+        }
+        return egress
     }
 
     // MARK: - The graph

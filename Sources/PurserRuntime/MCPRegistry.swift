@@ -5,12 +5,12 @@ import PurserSandbox
 
 extension PluginRegistry {
     /// A routine's plugin as written: a registered plugin's name, or `NAME.TOOL`, a tool of the
-    /// MCP server registered as `NAME` (whose name has no dot). Nil when neither is registered.
-    public func resolve(_ written: String) throws(RuntimeError) -> (record: PluginRecord, tool: String?)? {
-        if let record = try find(written) { return (record, nil) }
-        guard let dot = written.firstIndex(of: ".") else { return nil }
-        guard let record = try find(String(written[..<dot])), MCPServer(record) != nil else { return nil }
-        return (record, String(written[written.index(after: dot)...]))
+    /// MCP server registered as `NAME` (whose name has no dot). Nil when neither is registered;
+    /// throws when the tool is not the server's (see `PluginCall`).
+    public func resolve(_ written: String) throws(RuntimeError) -> PluginCall? {
+        if let record = try find(written) { return try PluginCall(record, tool: nil) }
+        guard let dot = written.firstIndex(of: "."), let record = try find(String(written[..<dot])) else { return nil }
+        return try PluginCall(record, tool: String(written[written.index(after: dot)...]))
     }
 
     /// Registers an MCP stdio server: pins `command[0]`'s file (run by fd, as any plugin's),
@@ -32,13 +32,7 @@ extension PluginRegistry {
             "manifest": (manifest ?? PluginManifest()).json, "mcp": listed.server.json,
         ]
         let record = PluginRecord(name: name, path: path, sha256: opened.digest, info: details.serialized(), addedMs: unixMilliseconds())
-        if Self.notStored(opened) == nil { try storeFile(opened, label: path) }
-        let previous = try ledger { () throws(LedgerError) in try store.plugin(named: name) }
-        if let previous, previous.sha256 == record.sha256, previous.path == record.path, previous.info == record.info {
-            return (previous, .unchanged)
-        }
-        try ledger { () throws(LedgerError) in try store.savePlugin(record) }
-        return (record, previous == nil ? .added : .repinned)
+        return try save(record, opened: opened)
     }
 
     /// A `{"list": true}` run of the bridge, with no reservation.
@@ -53,13 +47,11 @@ extension PluginRegistry {
         request.executableFD = bridge.fd
         request.passedFDs = [opened.fd]
         request.arguments = ["--server-fd", "3", "--", command[0]] + command.dropFirst()
-        request.sandbox = manifest?.sandbox ?? .untrusted
-        request.sandboxOptOut = manifest?.optOut
+        (manifest ?? PluginManifest()).apply(to: &request, workers: nil)
+        // Listing tools needs no network, and this bare runtime has no gateway to give it.
+        request.egress = []
         request.allowDegraded = allowDegraded
         request.timing.startupMs = manifest?.mcp?.startupMs ?? MCPManifest().startupMs
-        for variable in manifest?.environment ?? [] {
-            if let value = getenv(variable) { request.environment[variable] = String(cString: value) }
-        }
         let report = try await Runtime(home: runtime.home).exec(request)
         guard report.verdict == .ok else {
             let why = report.error?.message ?? report.message ?? report.verdict.rawValue

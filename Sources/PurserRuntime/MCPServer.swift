@@ -1,4 +1,3 @@
-public import PurserLedger
 public import PurserMCP
 public import PurserProtocol
 
@@ -26,12 +25,6 @@ public struct MCPServer: Sendable, Hashable {
         }
     }
 
-    /// Nil for a plugin that is not an MCP server.
-    public init?(_ record: PluginRecord) {
-        guard let info = try? JSONParser.parse(Array(record.info.utf8)), let mcp = info["mcp"] else { return nil }
-        self.init(stored: mcp)
-    }
-
     init(stored mcp: JSONValue) {
         command = mcp["command"]?.arrayValue?.compactMap(\.stringValue) ?? []
         serverName = mcp["server"]?.stringValue ?? ""
@@ -57,6 +50,9 @@ public struct MCPServer: Sendable, Hashable {
     }
 
     public func tool(_ name: String) -> MCPTool? { tools.first { $0.name == name } }
+
+    /// The tools' names, for messages.
+    var toolNames: String { tools.map(\.name).joined(separator: ", ") }
 
     /// A routine's input for the bridge: the tool and its arguments (`purser-mcp`'s `run`).
     static func callInput(tool: String, arguments: JSONValue) -> JSONValue {
@@ -95,22 +91,5 @@ public struct MCPServer: Sendable, Hashable {
                 (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
                     || byte == 0x5f || byte == 0x2d || byte == 0x2e
             }
-    }
-}
-
-/// A call's input checked against the MCP tool it names, before anything is reserved.
-public enum MCPToolInput {
-    /// Nil when the input fits (or the plugin is no MCP server); else why not. Throws when
-    /// the tool is missing or the server is called without one.
-    public static func problem(_ record: PluginRecord, tool: String?, input: JSONValue) throws(RuntimeError) -> String? {
-        guard let server = MCPServer(record) else { return nil }
-        guard let tool, let found = server.tool(tool) else {
-            let named = tool.map { "has no tool '\($0)'" } ?? "is called by one of its tools, \(record.name).TOOL"
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "MCP server \(record.name) \(named) (it has \(server.tools.map(\.name).joined(separator: ", ")))")
-        }
-        let problems = found.problems(input)
-        return problems.isEmpty ? nil : "input for \(record.name).\(tool) does not fit its inputSchema: \(problems.joined(separator: "; "))"
     }
 }

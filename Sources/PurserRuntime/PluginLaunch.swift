@@ -8,57 +8,32 @@ import PurserSandbox
 /// as its fd 3, the tool's arguments wrapped as the bridge's input. Owns the open files
 /// until `close()`.
 public struct PluginLaunch: Sendable {
-    public let record: PluginRecord
-    /// The MCP tool called, for an MCP server's plugin.
-    public let tool: MCPServer.MCPTool?
-    let server: MCPServer?
+    public let call: PluginCall
     let opened: PluginRegistry.OpenedPlugin
     let bridge: PluginRegistry.OpenedPlugin?
 
     /// Opens the plugin's pinned file (fetched from the store if this host lacks it) and,
-    /// for a tool, the bridge. `tool`: the part after `NAME.`, nil for a plain plugin.
-    public static func open(_ record: PluginRecord, tool toolName: String?, runtime: Runtime) throws(RuntimeError) -> PluginLaunch {
-        let server = MCPServer(record)
-        var tool: MCPServer.MCPTool?
-        switch (server, toolName) {
-        case (nil, nil): break
-        case (nil, .some):
-            throw RuntimeError(code: .invalidRequest, message: "plugin \(record.name) is not an MCP server: it has no tools to call by name")
-        case (.some, nil):
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "plugin \(record.name) is an MCP server: call one of its tools, \(record.name).TOOL (\(server!.tools.map(\.name).joined(separator: ", ")))")
-        case (.some(let server), .some(let name)):
-            guard let found = server.tool(name) else {
-                throw RuntimeError(
-                    code: .invalidRequest,
-                    message: "MCP server \(record.name) has no tool '\(name)' (it has \(server.tools.map(\.name).joined(separator: ", ")))")
-            }
-            tool = found
-        }
-        let bridge = try server.map { _ throws(RuntimeError) in try MCPBridgeFile.open() }
+    /// for a tool, the bridge.
+    public static func open(_ call: PluginCall, runtime: Runtime) throws(RuntimeError) -> PluginLaunch {
+        let bridge = try call.tool.map { _ throws(RuntimeError) in try MCPBridgeFile.open() }
         do {
-            let opened = try PluginRegistry.openPinned(record, runtime: runtime)
-            return PluginLaunch(record: record, tool: tool, server: server, opened: opened, bridge: bridge)
+            let opened = try PluginRegistry.openPinned(call.record, runtime: runtime)
+            return PluginLaunch(call: call, opened: opened, bridge: bridge)
         } catch {
             if let bridge { Glibc.close(bridge.fd) }
             throw error
         }
     }
 
-    /// The routine's name as written: `NAME` or `NAME.TOOL`.
-    public var name: String { tool.map { "\(record.name).\($0.name)" } ?? record.name }
+    public var record: PluginRecord { call.record }
 
-    /// The input checked against the tool's schema, before anything is reserved: nil when
-    /// fine (or not a tool), else what is wrong.
-    public func inputProblem(_ input: JSONValue) -> String? {
-        guard let tool else { return nil }
-        return (try? MCPToolInput.problem(record, tool: tool.name, input: input)) ?? nil
-    }
+    /// Points `request` at the files to run, wraps a tool's input, and applies the plugin's
+    /// manifest (sandbox, environment, egress, and whether its worker may join `workers`).
+    public func configure(_ request: inout RunRequest) { configure(&request, workers: nil) }
 
-    /// Points `request` at the files to run and wraps a tool's input.
-    public func configure(_ request: inout RunRequest) {
-        guard let server, let tool, let bridge else {
+    func configure(_ request: inout RunRequest, workers: WorkerPool?) {
+        call.manifest.apply(to: &request, workers: workers)
+        guard let server = call.server, let tool = call.tool, let bridge else {
             request.executable = record.path
             request.executableFD = opened.fd
             request.keepExecutableFD = opened.isScript
@@ -72,7 +47,7 @@ public struct PluginLaunch: Sendable {
         let argv0 = server.command.first ?? record.path
         request.arguments = ["--server-fd", "3", "--", argv0] + server.command.dropFirst()
         request.input = MCPServer.callInput(tool: tool.name, arguments: request.input)
-        let manifest = PluginManifest(record).mcp ?? MCPManifest()
+        let manifest = call.manifest.mcp ?? MCPManifest()
         request.price = manifest.price(tool.name)
         request.timing.startupMs = manifest.startupMs
     }

@@ -1,3 +1,4 @@
+import Glibc
 public import PurserConfig
 public import PurserLedger
 public import PurserProtocol
@@ -5,7 +6,7 @@ public import PurserSandbox
 
 /// A plugin's manifest, in its one type: read from the operator's `plugin.yaml` (`load`),
 /// kept in the registry as JSON (`json`), and read back from a registered plugin's record
-/// (`init(_:)`) when a run or a job needs it.
+/// (`init(stored:)`, once per plugin a plan or a call resolves: `PluginCall`).
 public struct PluginManifest: Sendable, Hashable {
     public var name: String?
     public var defaultReservation: Amounts?
@@ -31,13 +32,6 @@ public struct PluginManifest: Sendable, Hashable {
 
     public init() {}
 
-    /// What `purser plugin add` recorded for the plugin; the defaults if it recorded none.
-    public init(_ record: PluginRecord) {
-        self.init()
-        guard let manifest = (try? JSONParser.parse(Array(record.info.utf8)))?["manifest"] else { return }
-        self.init(stored: manifest)
-    }
-
     /// The registry's form, as `json` writes it.
     public init(stored manifest: JSONValue) {
         deterministic = manifest["deterministic"]?.boolValue == true
@@ -56,12 +50,16 @@ public struct PluginManifest: Sendable, Hashable {
     /// Untrusted unless the manifest says `trusted: true`.
     public var sandbox: SandboxLevel { trusted ? .trusted : .untrusted }
 
-    /// What a run of the plugin takes from its manifest: the sandbox, and whether its worker
-    /// may join `workers` (see `WorkerPool`).
+    /// What a run of the plugin takes from its manifest: the sandbox, the variables it names
+    /// (with the supervisor's values; nothing else of its environment), egress, and whether
+    /// its worker may join `workers` (see `WorkerPool`).
     func apply(to request: inout RunRequest, workers: WorkerPool?) {
         request.sandbox = sandbox
         request.sandboxOptOut = optOut
         request.egress = egress
+        for name in environment {
+            if let value = getenv(name) { request.environment[name] = String(cString: value) }
+        }
         if reuse { request.workerPool = workers }
     }
 

@@ -42,9 +42,14 @@ public struct PluginRegistry: Sendable {
         ]
         let record = PluginRecord(
             name: pluginName, path: absolute, sha256: opened.digest, info: details.serialized(), addedMs: unixMilliseconds())
-        // Before the record, so that no host reads a record whose bytes are still on their way.
-        if Self.notStored(opened) == nil { try storeFile(opened, label: absolute) }
-        let previous = try ledger { () throws(LedgerError) in try store.plugin(named: pluginName) }
+        return try save(record, opened: opened)
+    }
+
+    /// Keeps the file's bytes (before the record, so that no host reads a record whose bytes
+    /// are still on their way), then the record, unless it is the one already saved.
+    func save(_ record: PluginRecord, opened: OpenedPlugin) throws(RuntimeError) -> (PluginRecord, Added) {
+        if Self.notStored(opened) == nil { try storeFile(opened, label: record.path) }
+        let previous = try ledger { () throws(LedgerError) in try store.plugin(named: record.name) }
         if let previous, previous.sha256 == record.sha256, previous.path == record.path, previous.info == record.info {
             return (previous, .unchanged)
         }
@@ -90,12 +95,6 @@ public struct PluginRegistry: Sendable {
         }
         return opened
     }
-
-    /// The level its manifest asks for: untrusted unless `trusted: true`.
-    public static func sandboxLevel(_ record: PluginRecord) -> SandboxLevel { PluginManifest(record).sandbox }
-
-    /// The layers its manifest opts out of (trusted plugins; nil: every optional one).
-    public static func sandboxOptOut(_ record: PluginRecord) -> Set<SandboxLayer>? { PluginManifest(record).optOut }
 
     public struct OpenedPlugin: Sendable {
         public var fd: Int32

@@ -300,6 +300,17 @@ public struct Runtime: Sendable {
     /// What no worker may see: the state directory, the store, the gateway's config and secrets.
     var supervisorFiles: [String] { [home] + hiddenPaths + (ledger?.files ?? []) + (gateway?.config.files ?? []) }
 
+    /// Nil when a run at `sandbox` may reach these integrations through egress, else why not.
+    func egressProblem(_ egress: [String], sandbox: SandboxLevel) -> String? {
+        guard !egress.isEmpty else { return nil }
+        let known = Set(gateway?.config.integrations.map(\.name) ?? [])
+        if let unknown = egress.first(where: { !known.contains($0) }) {
+            return "no gateway integration named \(unknown)\(gateway == nil ? " (no gateway is configured)" : "")"
+        }
+        guard sandbox == .untrusted else { return "egress is for untrusted runs, in a network namespace of their own" }
+        return nil
+    }
+
     /// The request checked, its read-only directories made canonical.
     func validated(_ request: RunRequest) throws(RuntimeError) -> RunRequest {
         func invalid(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
@@ -328,13 +339,7 @@ public struct Runtime: Sendable {
         if let price = request.price, price.perCall > request.credits {
             throw invalid("the tool costs \(price.perCall) credits a call; the run holds \(request.credits)")
         }
-        if !request.egress.isEmpty {
-            let known = Set(gateway?.config.integrations.map(\.name) ?? [])
-            if let unknown = request.egress.first(where: { !known.contains($0) }) {
-                throw invalid("egress: no gateway integration named \(unknown)\(gateway == nil ? " (no gateway is configured)" : "")")
-            }
-            guard request.sandbox == .untrusted else { throw invalid("egress is for untrusted runs, in a network namespace of their own") }
-        }
+        if let problem = egressProblem(request.egress, sandbox: request.sandbox) { throw invalid("egress: \(problem)") }
         guard request.passedFDs.count <= 4, request.passedFDs.allSatisfy({ $0 >= 0 }) else {
             throw invalid("bad passed fds \(request.passedFDs)")
         }

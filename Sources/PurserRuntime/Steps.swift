@@ -127,10 +127,10 @@ final class StepLauncher: Sendable {
     private func prepare(_ params: RoutineCallParams, callerGroups: RunCgroups?) throws(RuntimeError) -> Prepared {
         func refuse(_ message: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: message) }
         guard depth < Self.maxDepth else { throw refuse("steps nest at most \(Self.maxDepth) deep") }
-        guard let (record, tool) = try PluginRegistry(runtime: runtime).resolve(params.plugin) else {
+        guard let call = try PluginRegistry(runtime: runtime).resolve(params.plugin) else {
             throw refuse("no plugin named '\(params.plugin)' is registered")
         }
-        if let problem = try MCPToolInput.problem(record, tool: tool, input: params.input) { throw refuse(problem) }
+        if let problem = call.inputProblem(params.input) { throw refuse("input \(problem)") }
         let left = deadlineMs - unixMilliseconds()
         let time = min(params.timeMs ?? left, left)
         guard time > 0 else { throw refuse("the caller has no time left for a step") }
@@ -155,7 +155,7 @@ final class StepLauncher: Sendable {
         }
         let launch: PluginLaunch
         do {
-            launch = try PluginLaunch.open(record, tool: tool, runtime: runtime)
+            launch = try PluginLaunch.open(call, runtime: runtime)
         } catch {
             do {
                 _ = try runtime.ledger!.store.settle(node.id, usage: .none, verdict: .error, holder: holder)
@@ -166,14 +166,13 @@ final class StepLauncher: Sendable {
             throw error
         }
         var request = RunRequest(
-            executable: record.path, pluginName: record.name, input: params.input, credits: params.credits, wallTimeMs: time,
+            executable: call.record.path, pluginName: call.record.name, input: params.input, credits: params.credits, wallTimeMs: time,
             memoryBytes: memory)
         request.hold = LedgerHold(node: node, holder: holder)
-        launch.configure(&request)
+        launch.configure(&request, workers: workers)
         request.depth = depth + 1
         request.tools = tools
         request.parentGroups = callerGroups
-        PluginManifest(record).apply(to: &request, workers: workers)
         return Prepared(request: request, node: node, launch: launch)
     }
 }

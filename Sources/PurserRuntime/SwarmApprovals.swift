@@ -47,7 +47,7 @@ extension SwarmPlan {
     /// plugin's manifest names ("*" there: every tool).
     func approvalTools(_ routine: JobFile.Routine) -> [String] {
         var gated = Set(job.swarm.approval)
-        if case .registered(_, let manifest) = plugins[routine.name] { gated.formUnion(manifest.approval) }
+        if case .registered(let call) = plugins[routine.name] { gated.formUnion(call.manifest.approval) }
         if gated.contains("*") { return Set(routine.tools).sorted() }
         return Set(routine.tools).intersection(gated).sorted()
     }

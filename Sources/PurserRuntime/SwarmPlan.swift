@@ -1,6 +1,7 @@
 import Glibc
 import PurserLedger
 import PurserProtocol
+import PurserSandbox
 
 /// What a job file asks for, checked before anything is reserved: each routine's plugin
 /// (a path, or a registered plugin checked against its pin), that the host can sandbox it,
@@ -10,8 +11,6 @@ struct SwarmPlan: Sendable {
     let job: JobFile
     /// Each routine's executable: a path, or a registered plugin (run through its pinned file).
     let plugins: [String: PluginSource]
-    /// For routines whose plugin is `NAME.TOOL`, an MCP server's tool: the tool's name.
-    let tools: [String: String]
     /// Routines by name, their place in the file, and who runs after each.
     let routines: [String: JobFile.Routine]
     let positions: [String: Int]
@@ -21,7 +20,7 @@ struct SwarmPlan: Sendable {
 
     enum PluginSource: Sendable {
         case path(String)
-        case registered(PluginRecord, PluginManifest)
+        case registered(PluginCall)
     }
 
     init(job: JobFile, runtime: Runtime) throws(RuntimeError) {
@@ -29,26 +28,24 @@ struct SwarmPlan: Sendable {
         var plugins: [String: PluginSource] = [:]
         // Each registered plugin is read from the store and checked once a plan, not once a
         // routine: a swarm of 2,000 routines of one plugin made 2,000 store transactions.
-        var checked: [String: (record: PluginRecord, tool: String?)] = [:]
-        var tools: [String: String] = [:]
+        var checked: [String: PluginCall] = [:]
         for routine in job.routines {
-            let (source, tool) = try Self.resolve(routine, in: job, registry: registry, checked: &checked)
-            plugins[routine.name] = source
-            tools[routine.name] = tool
+            plugins[routine.name] = try Self.resolve(routine, in: job, registry: registry, checked: &checked)
         }
-        // A host that cannot sandbox a routine refuses the swarm before anything is reserved.
-        for source in plugins.values {
-            switch source {
-            case .registered(let record, let manifest):
-                _ = try runtime.sandboxPlan(manifest.sandbox, optOut: manifest.optOut, plugin: record.name)
+        // A host that cannot sandbox a routine, or give it its egress, refuses the swarm before
+        // anything is reserved.
+        for routine in job.routines {
+            switch plugins[routine.name]! {
+            case .registered(let call):
+                _ = try runtime.sandboxPlan(call.manifest.sandbox, optOut: call.manifest.optOut, plugin: call.record.name)
             case .path(let path):
                 _ = try runtime.sandboxPlan(.untrusted, optOut: nil, plugin: String(path.split(separator: "/").last ?? ""))
             }
+            try Self.checkEgress(routine, source: plugins[routine.name]!, in: job, runtime: runtime)
         }
         self.job = job
         self.runtime = runtime
         self.plugins = plugins
-        self.tools = tools
         routines = Dictionary(uniqueKeysWithValues: job.routines.map { ($0.name, $0) })
         positions = Dictionary(uniqueKeysWithValues: job.routines.enumerated().map { ($1.name, $0) })
         var dependents: [String: [String]] = [:]
@@ -59,96 +56,93 @@ struct SwarmPlan: Sendable {
     /// A name is a registered plugin, checked against its pin now (and again at each run);
     /// a path is relative to the job file.
     static func resolve(
-        _ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry,
-        checked: inout [String: (record: PluginRecord, tool: String?)]
-    ) throws(RuntimeError) -> (PluginSource, tool: String?) {
-        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin"
+        _ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry, checked: inout [String: PluginCall]
+    ) throws(RuntimeError) -> PluginSource {
+        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name)"
         guard routine.plugin.contains("/") else {
-            let resolved: (record: PluginRecord, tool: String?)
+            let call: PluginCall
             if let known = checked[routine.plugin] {
-                resolved = known
+                call = known
             } else {
-                guard let found = try registry.resolve(routine.plugin) else {
-                    throw RuntimeError(
-                        code: .invalidRequest,
-                        message: "\(field): no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
-                }
-                do {
-                    // A host without the file fetches it here, once, so that each run finds it in
-                    // the host's cache (a fleet host makes its plans on the store's threads).
-                    close(try PluginRegistry.openPinned(found.record, runtime: registry.runtime).fd)
-                } catch {
-                    throw RuntimeError(code: .invalidRequest, message: "\(field): \(error.message)")
-                }
-                checked[routine.plugin] = found
-                resolved = found
+                call = try registered(routine, field: field, registry: registry)
+                checked[routine.plugin] = call
             }
-            let record = resolved.record
-            try checkTool(routine, in: job, record: record, tool: resolved.tool)
-            let manifest = PluginManifest(record)
-            let missing = Set(manifest.tools).subtracting(routine.tools)
+            // An input with templates is checked when it is filled, still before its hold.
+            if Template.references(in: routine.input).isEmpty, let problem = call.inputProblem(routine.input) {
+                throw RuntimeError(code: .invalidRequest, message: "\(field).input \(problem)")
+            }
+            let missing = Set(call.manifest.tools).subtracting(routine.tools)
             guard missing.isEmpty else {
                 throw RuntimeError(
                     code: .invalidRequest,
-                    message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).tools: plugin \(record.name) needs \(missing.sorted().joined(separator: ", "))")
+                    message: "\(field).tools: plugin \(call.record.name) needs \(missing.sorted().joined(separator: ", "))")
             }
-            return (.registered(record, manifest), resolved.tool)
+            return .registered(call)
         }
         var path = routine.plugin
         if !path.hasPrefix("/"), let slash = job.file.lastIndex(of: "/") { path = String(job.file[...slash]) + path }
         guard access(path, X_OK) == 0 else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: no executable at \(path)")
+            throw RuntimeError(code: .invalidRequest, message: "\(field).plugin: no executable at \(path)")
         }
-        return (.path(path), nil)
+        return .path(path)
     }
 
-    /// A tool of an MCP server: it exists, and a routine's input without templates fits its
-    /// schema (one with templates is checked when it is filled, still before its hold).
-    private static func checkTool(_ routine: JobFile.Routine, in job: JobFile, record: PluginRecord, tool: String?) throws(RuntimeError) {
-        guard let server = MCPServer(record) else { return }
+    /// The registered plugin (or MCP tool) a routine names, read from the store and its file
+    /// checked once a plan, not once a routine: a swarm of 2,000 routines of one plugin made
+    /// 2,000 store transactions.
+    private static func registered(_ routine: JobFile.Routine, field: String, registry: PluginRegistry) throws(RuntimeError) -> PluginCall {
+        do throws(RuntimeError) {
+            guard let call = try registry.resolve(routine.plugin) else {
+                throw RuntimeError(
+                    code: .invalidRequest, message: "no plugin named '\(routine.plugin)' is registered (purser plugin add), and it is not a path")
+            }
+            // A host without the file fetches it here, once, so that each run finds it in
+            // the host's cache (a fleet host makes its plans on the store's threads).
+            close(try PluginRegistry.openPinned(call.record, runtime: registry.runtime).fd)
+            return call
+        } catch {
+            throw RuntimeError(code: .invalidRequest, message: "\(field).plugin: \(error.message)")
+        }
+    }
+
+    /// The integrations a routine reaches through egress: its own `egress:`, else its plugin's.
+    static func egress(_ routine: JobFile.Routine, source: PluginSource) -> [String] {
+        guard case .registered(let call) = source else { return routine.egress ?? [] }
+        return routine.egress ?? call.manifest.egress
+    }
+
+    private static func checkEgress(_ routine: JobFile.Routine, source: PluginSource, in job: JobFile, runtime: Runtime) throws(RuntimeError) {
+        let egress = egress(routine, source: source)
         let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name)"
-        guard let tool else {
+        if let unheld = egress.first(where: { !routine.tools.contains($0) }) {
             throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(field).plugin: \(record.name) is an MCP server: name one of its tools, \(record.name).TOOL (\(server.tools.map(\.name).joined(separator: ", ")))")
+                code: .invalidRequest, message: "\(field).tools: its plugin reaches \(unheld) through egress, so it must hold that tool")
         }
-        guard let found = server.tool(tool) else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(field).plugin: MCP server \(record.name) has no tool '\(tool)' (it has \(server.tools.map(\.name).joined(separator: ", ")))")
-        }
-        guard Template.references(in: routine.input).isEmpty else { return }
-        let problems = found.problems(routine.input)
-        guard problems.isEmpty else {
-            throw RuntimeError(
-                code: .invalidRequest,
-                message: "\(field).input does not fit \(routine.plugin)'s inputSchema: \(problems.joined(separator: "; "))")
+        let sandbox: SandboxLevel
+        if case .registered(let call) = source { sandbox = call.manifest.sandbox } else { sandbox = .untrusted }
+        if let problem = runtime.egressProblem(egress, sandbox: sandbox) {
+            throw RuntimeError(code: .invalidRequest, message: "\(field).egress: \(problem)")
         }
     }
 
     /// A routine's filled input against its tool's schema; nil when fine or not a tool.
     func inputProblem(_ routine: JobFile.Routine, _ input: JSONValue) -> String? {
-        guard let tool = tools[routine.name], case .registered(let record, _) = plugins[routine.name],
-            let found = MCPServer(record)?.tool(tool)
-        else { return nil }
-        let problems = found.problems(input)
-        return problems.isEmpty ? nil : "input does not fit \(routine.plugin)'s inputSchema: \(problems.joined(separator: "; "))"
+        guard case .registered(let call) = plugins[routine.name], let problem = call.inputProblem(input) else { return nil }
+        return "input \(problem)"
     }
 
     /// The cache key of a routine whose plugin is registered as deterministic.
     func cacheKey(_ routine: JobFile.Routine, _ input: JSONValue) -> String? {
-        guard case .registered(let record, let manifest) = plugins[routine.name], manifest.deterministic else { return nil }
-        return RoutineCache.key(digest: record.sha256, input: input)
+        guard case .registered(let call) = plugins[routine.name], call.manifest.deterministic else { return nil }
+        return RoutineCache.key(digest: call.record.sha256, input: input)
     }
 
     /// A registered plugin's manifest: its default estimate when the job gives none, and
     /// its maximum as a cap on what is reserved.
     func planned(_ routine: JobFile.Routine) -> (estimate: Amounts, max: Amounts?) {
-        guard case .registered(_, let manifest) = plugins[routine.name] else { return (routine.estimate, nil) }
-        let estimate = routine.estimateGiven ? routine.estimate : manifest.defaultReservation ?? routine.estimate
-        return (estimate, manifest.maxReservation)
+        guard case .registered(let call) = plugins[routine.name] else { return (routine.estimate, nil) }
+        let estimate = routine.estimateGiven ? routine.estimate : call.manifest.defaultReservation ?? routine.estimate
+        return (estimate, call.manifest.maxReservation)
     }
 
     /// A routine's hold from its swarm: `credits` as the strategy or a share made them,
@@ -176,21 +170,15 @@ struct SwarmPlan: Sendable {
         var launch: PluginLaunch?
         switch plugins[routine.name]! {
         case .path(let path): executable = path
-        case .registered(let record, _): launch = try PluginLaunch.open(record, tool: tools[routine.name], runtime: runtime)
+        case .registered(let call): launch = try PluginLaunch.open(call, runtime: runtime)
         }
         var request = RunRequest(
             executable: executable, pluginName: routine.name, input: input,
             credits: Credits(micros: hold.node.cap.credits), wallTimeMs: hold.node.cap.timeMs, memoryBytes: hold.node.cap.memoryBytes)
         request.tools = routine.tools
         request.hold = hold
-        launch?.configure(&request)
-        if case .registered(_, let manifest) = plugins[routine.name] {
-            manifest.apply(to: &request, workers: workers)
-            // Only the variables its manifest names, with the supervisor's values.
-            for name in manifest.environment {
-                if let value = getenv(name) { request.environment[name] = String(cString: value) }
-            }
-        }
+        launch?.configure(&request, workers: workers)
+        request.egress = Self.egress(routine, source: plugins[routine.name]!)
         return request
     }
 }

@@ -76,22 +76,23 @@ struct Exec: AsyncParsableCommand {
         defer { registered?.close() }
         let input = try readInput()
         // An MCP tool's input is checked against its schema before anything is reserved.
-        if let problem = registered?.inputProblem(input) { throw CommandLineError(message: "--input: \(problem)") }
+        if let problem = registered?.call.inputProblem(input) { throw CommandLineError(message: "--input \(problem)") }
         var request = RunRequest(
-            executable: plugin, pluginName: registered?.name, input: input,
+            executable: plugin, pluginName: registered?.call.name, input: input,
             credits: credits.value, wallTimeMs: time.milliseconds, memoryBytes: memory.bytes)
-        if registered?.tool != nil, !arguments.isEmpty {
+        if registered?.call.tool != nil, !arguments.isEmpty {
             throw CommandLineError(message: "an MCP tool takes its input, not arguments after --")
         }
         request.arguments = arguments
-        registered?.configure(&request)
-        request.sandbox = registered.map { PluginRegistry.sandboxLevel($0.record) } ?? (trusted ? .trusted : .untrusted)
-        request.sandboxOptOut = registered.flatMap { PluginRegistry.sandboxOptOut($0.record) }
-        request.egress = egress.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-            ?? registered.map { PluginManifest($0.record).egress } ?? []
+        if let registered {
+            registered.configure(&request)
+        } else {
+            request.sandbox = trusted ? .trusted : .untrusted
+        }
+        if let egress { request.egress = egress.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         request.allowDegraded = sandboxOptions.allowDegraded
         request.readOnlyPaths = readOnly.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
-        request.environment = try allowedEnvironment(environment)
+        request.environment.merge(try allowedEnvironment(environment)) { _, given in given }
         request.cpuSeconds = cpu.map { Int(($0.milliseconds + 999) / 1000) }
         request.team = team
         request.tools = tools.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
@@ -128,8 +129,8 @@ struct Exec: AsyncParsableCommand {
     private func registeredPlugin(_ runtime: Runtime) throws -> PluginLaunch? {
         guard !plugin.contains("/") else { return nil }
         return try runtimeCall {
-            guard let (record, tool) = try PluginRegistry(runtime: runtime).resolve(plugin) else { return nil }
-            return try PluginLaunch.open(record, tool: tool, runtime: runtime)
+            guard let call = try PluginRegistry(runtime: runtime).resolve(plugin) else { return nil }
+            return try PluginLaunch.open(call, runtime: runtime)
         }
     }
 

@@ -27,18 +27,13 @@ struct MCPCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let declared: PluginManifest?
-            do {
-                declared = try manifest.map { path throws(ConfigError) in try PluginManifest.load(path: path) }
-            } catch {
-                throw CommandLineError(message: "--manifest: \(error)")
-            }
+            let declared = try PluginCommand.manifest(manifest)
             let registry = try PluginCommand.registry(ledgerOptions)
             do {
                 let (record, added) = try await registry.addMCP(
                     name: name, command: command, manifest: declared, allowDegraded: sandboxOptions.allowDegraded)
                 Runtime.finishCleanup()
-                let server = MCPServer(record)
+                let server = PluginCall.offered(by: record).first?.server
                 if json {
                     var object = record.json.objectValue ?? [:]
                     object["result"] = .string(added.rawValue)
@@ -59,7 +54,9 @@ struct MCPCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            guard let record = try runtimeCall({ try PluginCommand.registry(ledgerOptions).find(name) }), let server = MCPServer(record) else {
+            guard let record = try runtimeCall({ try PluginCommand.registry(ledgerOptions).find(name) }),
+                let server = PluginCall.offered(by: record).first?.server
+            else {
                 throw CommandLineError(message: "no MCP server named \(name) is registered (purser mcp add)")
             }
             if json { return print(JSONValue.array(server.tools.map(\.json)).serialized()) }

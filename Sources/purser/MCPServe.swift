@@ -41,8 +41,7 @@ extension MCPCommand {
 /// What `purser mcp serve` offers: each tool's descriptor, and the plugin (and MCP tool) it runs.
 struct MCPOffer: Sendable {
     struct Entry: Sendable {
-        var record: PluginRecord
-        var tool: String?
+        var call: PluginCall
         var descriptor: JSONValue
     }
 
@@ -59,26 +58,26 @@ struct MCPOffer: Sendable {
                 offer.descriptors.append(entry.descriptor)
             }
         }
-        let unknown = only.filter { name in offer.entries[name] == nil && !offer.entries.values.contains { $0.record.name == name } }
+        let unknown = only.filter { name in offer.entries[name] == nil && !offer.entries.values.contains { $0.call.record.name == name } }
         guard unknown.isEmpty else {
             throw RuntimeError(code: .invalidRequest, message: "--tools: no registered tool or plugin named \(unknown.joined(separator: ", "))")
         }
         return offer
     }
 
+    /// A plain plugin is offered under its name when MCP allows the name; a server's tools as
+    /// NAME.TOOL, with their own descriptions and schemas.
     private static func offered(_ record: PluginRecord) -> [Entry] {
-        guard let server = MCPServer(record) else {
-            guard MCPServer.isToolName(record.name) else { return [] }
-            let descriptor: JSONValue = [
-                "name": .string(record.name), "description": .string("Purser plugin \(record.name), run as a budgeted, sandboxed routine."),
-                "inputSchema": ["type": "object"],
-            ]
-            return [Entry(record: record, tool: nil, descriptor: descriptor)]
-        }
-        return server.tools.map { tool in
-            let name = "\(record.name).\(tool.name)"
-            return Entry(record: record, tool: tool.name, descriptor: [
-                "name": .string(name), "description": .string(tool.description), "inputSchema": tool.inputSchema,
+        PluginCall.offered(by: record).compactMap { call in
+            guard let tool = call.tool else {
+                guard MCPServer.isToolName(record.name) else { return nil }
+                return Entry(call: call, descriptor: [
+                    "name": .string(record.name), "description": .string("Purser plugin \(record.name), run as a budgeted, sandboxed routine."),
+                    "inputSchema": ["type": "object"],
+                ])
+            }
+            return Entry(call: call, descriptor: [
+                "name": .string(call.name), "description": .string(tool.description), "inputSchema": tool.inputSchema,
             ])
         }
     }

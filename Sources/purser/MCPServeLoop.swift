@@ -70,12 +70,12 @@ final class MCPServeLoop: Sendable {
         guard let entry = offer.entries[name] else { return MCPServerSession.failure("no tool named \(name)") }
         let launch: PluginLaunch
         do throws(RuntimeError) {
-            launch = try PluginLaunch.open(entry.record, tool: entry.tool, runtime: runtime)
+            launch = try PluginLaunch.open(entry.call, runtime: runtime)
         } catch {
             return MCPServerSession.failure("refused: \(error.message)")
         }
         defer { launch.close() }
-        if let problem = launch.inputProblem(arguments) { return MCPServerSession.failure("refused: \(problem)") }
+        if let problem = entry.call.inputProblem(arguments) { return MCPServerSession.failure("refused: input \(problem)") }
         let request = runRequest(launch, arguments: arguments)
         do throws(RuntimeError) {
             let report = try await runtime.exec(request) { event in
@@ -83,7 +83,7 @@ final class MCPServeLoop: Sendable {
                 self.send(MCPServerSession.progress(
                     token: progressToken, done: progress.fraction ?? 0, total: progress.fraction == nil ? nil : 1, message: progress.message))
             }
-            return Self.answer(report, fromMCPTool: entry.tool != nil)
+            return Self.answer(report, fromMCPTool: entry.call.tool != nil)
         } catch {
             logger.error("a tool call failed", metadata: ["tool": "\(name)", "error": "\(error.message)"])
             return MCPServerSession.failure("error: \(error.message)")
@@ -91,19 +91,13 @@ final class MCPServeLoop: Sendable {
     }
 
     private func runRequest(_ launch: PluginLaunch, arguments: JSONValue) -> RunRequest {
-        let manifest = PluginManifest(launch.record)
-        let amounts = manifest.defaultReservation ?? defaults
+        let amounts = launch.call.manifest.defaultReservation ?? defaults
         var request = RunRequest(
-            executable: launch.record.path, pluginName: launch.name, input: arguments, credits: amounts.credits,
+            executable: launch.record.path, pluginName: launch.call.name, input: arguments, credits: amounts.credits,
             wallTimeMs: amounts.timeMs, memoryBytes: amounts.memoryBytes)
         launch.configure(&request)
         request.team = team
-        request.sandbox = manifest.sandbox
-        request.sandboxOptOut = manifest.optOut
         request.allowDegraded = allowDegraded
-        for variable in manifest.environment {
-            if let value = getenv(variable) { request.environment[variable] = String(cString: value) }
-        }
         return request
     }
 

@@ -19,6 +19,15 @@ struct PluginCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--manifest PATH`, loaded; its errors name the option and the file's line.
+    static func manifest(_ path: String?) throws -> PluginManifest? {
+        do {
+            return try path.map { path throws(ConfigError) in try PluginManifest.load(path: path) }
+        } catch {
+            throw CommandLineError(message: "--manifest: \(error)")
+        }
+    }
+
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pin an executable's SHA-256, check its initialize handshake, and record it.",
@@ -35,12 +44,7 @@ struct PluginCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let declared: PluginManifest?
-            do {
-                declared = try manifest.map { path throws(ConfigError) in try PluginManifest.load(path: path) }
-            } catch {
-                throw CommandLineError(message: "--manifest: \(error)")
-            }
+            let declared = try PluginCommand.manifest(manifest)
             let registry = try PluginCommand.registry(ledgerOptions)
             do {
                 let (record, added) = try await registry.add(

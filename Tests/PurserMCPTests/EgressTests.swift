@@ -70,6 +70,48 @@ struct EgressTests {
         #expect(server.requests().isEmpty)
     }
 
+    @Test("a job file gives a routine egress (the manifest gives none); a bad egress is refused at its line, nothing reserved")
+    func egressInAJobFile() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.fetch), "run .ci/setup")
+        let server = try await HTTPTestServer.start()
+        defer { server.stop() }
+        _ = try gateway(server)
+        try "mcp: { startupTimeout: 30s }\n".write(toFile: home + "/fetch.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["mcp", "add", "fetch", "--manifest", home + "/fetch.yaml", "--", Self.fetch, "--ignore-robots-txt", "--allow-private-ips"])
+        try #require(added.status == 0, "\(added.stderr)")
+        func job(_ name: String, _ routine: String) throws -> String {
+            let path = home + "/\(name).yaml"
+            try """
+            team: { name: t, budget: { credits: 10, workers: 2, tools: [site] } }
+            swarm: { name: \(name), gateway: gateway.yaml, reservation: { credits: 3, tools: [site] } }
+            routines:
+              - \(routine)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let page = "{ name: page, plugin: fetch.fetch, input: { url: \"\(server.baseURL)/ok\" }, estimate: { credits: 1, time: 60s }"
+        let ran = try await purser(["run", try job("given", page + ", tools: [site], egress: [site] }")])
+        #expect(ran.status == 0, "\(ran.stdout) \(ran.stderr)")
+        #expect(server.requests().contains { $0.path == "/ok" })
+        let team = try JSONParser.parse(Array(try await purser(["team", "show", "t", "--json"]).stdout.utf8))
+        #expect(team.arrayValue?.first?["consumed"]?["credits"] == 0.1, "\(team)")
+
+        // Without egress the tool has no way out: its fetch fails, and nothing reaches the server.
+        let before = server.requests().count
+        let none = try await purser(["run", try job("none", page + ", tools: [site] }")])
+        #expect(none.status != 0, "\(none.stdout)")
+        #expect(server.requests().count == before)
+
+        let unheld = try await purser(["run", try job("unheld", page + ", egress: [site] }")])
+        #expect(unheld.status == 2 && unheld.stderr.contains("unheld.yaml:4") && unheld.stderr.contains("site is not among the routine's tools"), "\(unheld.stderr)")
+        let unknown = try await purser(["run", try job("unknown", page + ", tools: [site, nowhere], egress: [nowhere] }")])
+        #expect(
+            unknown.status == 2 && unknown.stderr.contains("unknown.yaml:4: routines.page.egress: no gateway integration named nowhere"),
+            "\(unknown.stderr)")
+        let runs = try await purser(["runs"])
+        #expect(!runs.stdout.contains("unheld") && !runs.stdout.contains("unknown"), "nothing was reserved: \(runs.stdout)")
+    }
+
     @Test("egress names a known integration, for an untrusted run")
     func refusedUpFront() async throws {
         let server = try await HTTPTestServer.start()

@@ -28,15 +28,15 @@ struct PluginManifestTests {
             reuse: false
             """.write(toFile: file, atomically: true, encoding: .utf8)
         var declared = try PluginManifest.load(path: file)
-        let stored = PluginManifest(record(declared))
+        let stored = try PluginCall(record(declared), tool: nil).manifest
         #expect(stored.sandbox == .trusted && stored.optOut == [.seccomp])
         declared.name = nil  // the record keeps the name, not the manifest's JSON
         #expect(stored == declared)
     }
 
-    @Test func aRecordWithoutAManifestGetsTheDefaults() {
-        let bare = PluginRecord(name: "p", path: "/p", sha256: "00", info: "{}", addedMs: 0)
-        #expect(PluginManifest(bare) == PluginManifest())
-        #expect(PluginManifest(bare).sandbox == .untrusted && PluginManifest(bare).reuse)
+    @Test func aRecordWithoutAManifestGetsTheDefaults() throws {
+        let bare = try PluginCall(PluginRecord(name: "p", path: "/p", sha256: "00", info: "{}", addedMs: 0), tool: nil).manifest
+        #expect(bare == PluginManifest())
+        #expect(bare.sandbox == .untrusted && bare.reuse)
     }
 }

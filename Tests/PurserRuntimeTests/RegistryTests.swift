@@ -186,6 +186,23 @@ struct RegistryTests {
         #expect(refused.stderr.contains("routines.a.tools: plugin m needs search"), "\(refused.stderr)")
     }
 
+    /// A plugin gets the variables its manifest names, with purser's values, and nothing else
+    /// of purser's environment: through `exec` as in a swarm.
+    @Test func theManifestsVariablesReachItsRuns() async throws {
+        try "environment: [HOSTILE_MODE, PURSER_TEST_SECRET]\n".write(toFile: home + "/env.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["plugin", "add", Fixtures.product("hostile"), "--name", "h", "--manifest", home + "/env.yaml"])
+        try #require(added.status == 0, "\(added.stderr)")
+        let variables = ["HOSTILE_MODE": "env", "PURSER_TEST_SECRET": "s3cret", "PURSER_TEST_OTHER": "no"]
+        let exec = try await runPurser(["exec", "h", "--json", "--env", "GIVEN=yes"], home: home + "/state", extra: variables)
+        let output = try JSONParser.parse(exec.stdout)["output"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(output.contains("PURSER_TEST_SECRET=s3cret") && output.contains("GIVEN=yes"), "\(exec.stdout) \(exec.stderr)")
+        #expect(!output.contains { $0.hasPrefix("PURSER_TEST_OTHER") })
+        try "team: { name: t, budget: { credits: 10 } }\nswarm: { name: s, reservation: { credits: 2 } }\nroutines:\n  - { name: a, plugin: h }\n"
+            .write(toFile: home + "/job.yaml", atomically: true, encoding: .utf8)
+        let run = try await runPurser(["run", home + "/job.yaml", "--json"], home: home + "/state", extra: variables)
+        #expect(run.stdout.contains("PURSER_TEST_SECRET=s3cret") && !run.stdout.contains("PURSER_TEST_OTHER"), "\(run.stdout) \(run.stderr)")
+    }
+
     @Test func registeredPluginsRunByNameInJobs() async throws {
         let manifest = home + "/plugin.yaml"
         try "name: shouter\ntrusted: false\ndeterministic: true\n".write(toFile: manifest, atomically: true, encoding: .utf8)

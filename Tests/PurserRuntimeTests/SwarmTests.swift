@@ -346,7 +346,9 @@ struct ShareAndPreemptTests {
     }
 
     /// `low`'s first run would sleep a minute: only a preemption ends it in time; its second
-    /// run ends at once.
+    /// run ends at once. `high` comes after `starter`, which waits for `low`'s first run to
+    /// have begun: under load, a preemption before the worker took the run left no marker, and
+    /// the second run slept the minute.
     @Test func aHighPriorityRoutineTakesTheBudgetOfALowerOneWhichIsRequeued() async throws {
         let trusted = try await trustedScripted(home: home)
         let (report, events, ledger) = try await run("""
@@ -354,7 +356,7 @@ struct ShareAndPreemptTests {
             swarm: { name: s, reservation: { credits: 10 }, concurrency: 3, onConflict: preempt, strategy: exact }
             routines:
               - { name: low, plugin: \(trusted), priority: 0, input: { firstRunMarker: "\(home)/low-ran" }, estimate: { credits: 6 } }
-              - { name: starter, plugin: \(scripted), priority: 9, estimate: { credits: 1 } }
+              - { name: starter, plugin: \(trusted), priority: 9, input: { gate: "\(home)/low-ran" }, estimate: { credits: 1 } }
               - { name: high, plugin: \(scripted), priority: 5, input: { sleepMs: 10 }, estimate: { credits: 6 }, after: [starter] }
             """)
         #expect(report.allOK)
