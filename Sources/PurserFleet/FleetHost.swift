@@ -304,7 +304,10 @@ public final class FleetHost: Sendable {
             }.get()
             let policy = try? await StoreThreads.shared.run { () throws(LedgerError) in try self.fleet.teamPolicy(team: row.team) }
             // Unknown policy: no chunks (a preempting team's routines must be under its swarm).
-            if let policy { allowChunks(swarm, policy: policy) }
+            if let policy {
+                allowChunks(swarm, policy: policy)
+                swarm.follow(policy)
+            }
             state.withLock { $0.swarms[id] = (swarm, node) }
             return (swarm, node)
         } catch {

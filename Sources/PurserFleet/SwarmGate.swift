@@ -58,6 +58,7 @@ struct SwarmGate {
                 if let parsed { swarm = parsed } else {
                     swarm = try FleetSwarm(id: queued.id, file: queued.file, source: queued.source, runtime: host.runtime)
                 }
+                swarm.follow(policy)
                 var credits: Int64?
                 if policy.onConflict == .proportional {
                     switch try TeamShare.of(swarm, queued, host: host) {

@@ -75,6 +75,7 @@ struct FleetSQL {
         AddedColumn(table: "fleet_routines", name: "approval", type: "TEXT"),
         AddedColumn(table: "fleet_routines", name: "pid", type: "BIGINT"),
         AddedColumn(table: "fleet_routines", name: "memory_peak", type: "BIGINT"),
+        AddedColumn(table: "fleet_teams", name: "reuse_untrusted", type: "BIGINT"),
     ]
 
     /// A swarm's routines in the job's order. `$1` swarm.
@@ -122,8 +123,8 @@ struct FleetSQL {
 
     var setTeamPolicy: String {
         """
-        INSERT INTO fleet_teams (team, on_conflict, aging_ms) VALUES ($1, $2, $3)
-        ON CONFLICT (team) DO UPDATE SET on_conflict = $2, aging_ms = $3
+        INSERT INTO fleet_teams (team, on_conflict, aging_ms, reuse_untrusted) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (team) DO UPDATE SET on_conflict = $2, aging_ms = $3, reuse_untrusted = $4
         """
     }
 

@@ -343,10 +343,15 @@ public struct TeamPolicy: Sendable, Hashable {
     public var team: String
     public var onConflict: OnConflict
     public var agingMs: Int64
+    /// Whether an untrusted plugin's worker whose manifest asks for it (`reuseUntrusted`)
+    /// may be kept for later runs of the same swarm or `mcp serve` session: off unless the
+    /// team's creator says so, since a kept worker carries one run's state into the next.
+    public var reuseUntrusted: Bool
 
-    public init(team: String, onConflict: OnConflict = .queue, agingMs: Int64 = 60_000) {
+    public init(team: String, onConflict: OnConflict = .queue, agingMs: Int64 = 60_000, reuseUntrusted: Bool = false) {
         self.team = team
         self.onConflict = onConflict
         self.agingMs = agingMs
+        self.reuseUntrusted = reuseUntrusted
     }
 }

@@ -67,15 +67,18 @@ extension SQLFleetStore: QueueStore {
     public func setTeamPolicy(_ policy: TeamPolicy) throws(LedgerError) {
         guard policy.agingMs > 0 else { throw LedgerError(.invalid, "a team's aging must be positive") }
         try transaction { (session) throws(LedgerError) in
-            try session.run(sql.setTeamPolicy, policy.team.sql, policy.onConflict.rawValue.sql, policy.agingMs.sql)
+            try session.run(
+                sql.setTeamPolicy, policy.team.sql, policy.onConflict.rawValue.sql, policy.agingMs.sql, Int64(policy.reuseUntrusted ? 1 : 0).sql)
         }
     }
 
     public func teamPolicy(team: String) throws(LedgerError) -> TeamPolicy {
         try transaction { (session) throws(LedgerError) in
-            let row = try session.run("SELECT on_conflict, aging_ms FROM fleet_teams WHERE team = $1", team.sql).first
+            let row = try session.run("SELECT on_conflict, aging_ms, reuse_untrusted FROM fleet_teams WHERE team = $1", team.sql).first
             guard let row else { return TeamPolicy(team: team) }
-            return TeamPolicy(team: team, onConflict: TeamPolicy.OnConflict(rawValue: row[0].string ?? "") ?? .queue, agingMs: row[1].int)
+            return TeamPolicy(
+                team: team, onConflict: TeamPolicy.OnConflict(rawValue: row[0].string ?? "") ?? .queue, agingMs: row[1].int,
+                reuseUntrusted: row[2].int == 1)
         }
     }
 

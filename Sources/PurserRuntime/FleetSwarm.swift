@@ -248,6 +248,9 @@ public final class FleetSwarm: Sendable {
 
     /// Ends the kept workers of this swarm on this host.
     public func retireWorkers() async { await workers.retireAll() }
+
+    /// Takes the team's policy on keeping untrusted workers (`TeamPolicy.reuseUntrusted`).
+    public func follow(_ policy: TeamPolicy) { workers.allowUntrusted(policy.reuseUntrusted) }
 }
 
 /// How one routine's attempt ended on this host.

@@ -1,4 +1,4 @@
-public import PurserMCP
+import PurserMCP
 public import PurserProtocol
 
 /// What `purser mcp add` recorded of an MCP server, in its plugin record's `info.mcp`: the

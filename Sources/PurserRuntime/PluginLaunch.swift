@@ -31,7 +31,7 @@ public struct PluginLaunch: Sendable {
     /// manifest (sandbox, environment, egress, and whether its worker may join `workers`).
     public func configure(_ request: inout RunRequest) { configure(&request, workers: nil) }
 
-    func configure(_ request: inout RunRequest, workers: WorkerPool?) {
+    public func configure(_ request: inout RunRequest, workers: WorkerPool?) {
         call.manifest.apply(to: &request, workers: workers)
         guard let server = call.server, let tool = call.tool, let bridge else {
             request.executable = record.path

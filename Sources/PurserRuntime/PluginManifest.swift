@@ -25,6 +25,10 @@ public struct PluginManifest: Sendable, Hashable {
     /// A trusted plugin's worker that declares `sequentialRuns` is kept for the swarm's next
     /// run of the plugin; false starts a new worker for every run.
     public var reuse = true
+    /// An untrusted plugin's worker that declares `sequentialRuns` may be kept too, in its
+    /// sandbox, for the same swarm's or `mcp serve` session's next run: only where the team
+    /// allows it (`purser team create --reuse-untrusted`).
+    public var reuseUntrusted = false
     /// Gateway integrations its runs reach through the egress proxy (`RunRequest.egress`).
     public var egress: [String] = []
     /// For an MCP server (`purser mcp add`): its start-up time and its tools' prices.
@@ -42,6 +46,7 @@ public struct PluginManifest: Sendable, Hashable {
         maxReservation = Self.amounts(manifest["maxReservation"])
         trusted = manifest["trusted"]?.boolValue == true
         reuse = manifest["reuse"]?.boolValue ?? true
+        reuseUntrusted = manifest["reuseUntrusted"]?.boolValue == true
         optOut = manifest["optOut"]?.arrayValue.map { Set($0.compactMap { $0.stringValue.flatMap(SandboxLayer.init) }) }
         mcp = manifest["mcp"].map(MCPManifest.init(stored:))
         egress = manifest["egress"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -61,13 +66,14 @@ public struct PluginManifest: Sendable, Hashable {
             if let value = getenv(name) { request.environment[name] = String(cString: value) }
         }
         if reuse { request.workerPool = workers }
+        request.reuseUntrusted = reuse && reuseUntrusted
     }
 
     public static func load(path: String) throws(ConfigError) -> PluginManifest {
         let root = try ConfigValue.load(path: path)
         let fields = try root.mapping(allowed: [
-            "name", "reservation", "tools", "approval", "environment", "trusted", "optOut", "deterministic", "reuse", "mcp",
-            "egress",
+            "name", "reservation", "tools", "approval", "environment", "trusted", "optOut", "deterministic", "reuse",
+            "reuseUntrusted", "mcp", "egress",
         ])
         var manifest = PluginManifest()
         manifest.name = try fields["name"]?.nonEmptyString()
@@ -83,6 +89,10 @@ public struct PluginManifest: Sendable, Hashable {
         if let optOut = fields["optOut"] { manifest.optOut = try layers(optOut, trusted: manifest.trusted) }
         manifest.deterministic = try fields["deterministic"]?.bool() ?? false
         manifest.reuse = try fields["reuse"]?.bool() ?? true
+        manifest.reuseUntrusted = try fields["reuseUntrusted"]?.bool() ?? false
+        if manifest.reuseUntrusted && !manifest.reuse, let field = fields["reuseUntrusted"] {
+            throw field.error("reuseUntrusted keeps workers, and reuse: false says never to")
+        }
         manifest.egress = try fields["egress"]?.strings() ?? []
         manifest.mcp = try fields["mcp"].map { (value) throws(ConfigError) in try MCPManifest.load(value) }
         return manifest
@@ -127,6 +137,7 @@ public struct PluginManifest: Sendable, Hashable {
         if !approval.isEmpty { object["approval"] = .array(approval.map(JSONValue.string)) }
         if let mcp { object["mcp"] = mcp.json }
         if !egress.isEmpty { object["egress"] = .array(egress.map(JSONValue.string)) }
+        if reuseUntrusted { object["reuseUntrusted"] = true }
         return .object(object)
     }
 }

@@ -80,6 +80,9 @@ public struct RunRequest: Sendable {
     /// Where a trusted plugin's worker may be kept between runs and taken from: set by a
     /// swarm for plugins that allow it. Only a worker that declares `sequentialRuns` is kept.
     var workerPool: WorkerPool?
+    /// An untrusted plugin whose manifest lets its worker be kept (`reuseUntrusted`): kept
+    /// only where the pool's team allows it too (`WorkerPool.usable(by:)`).
+    var reuseUntrusted = false
     /// A step's caller's groups: the step's are made inside them, so its memory, processes
     /// and CPU time count against the caller's limits too (see `RunCgroups`).
     var parentGroups: RunCgroups?

@@ -54,6 +54,7 @@ extension SwarmRunner {
         }
         emit("reserve", nil, ["node": .number(JSONNumber(swarm.id)), "credits": job.swarm.credits.json, "tier": "swarm"])
         let schedule = Schedule(plan: plan, swarm: swarm, holder: holder) { [self] in emit($0, $1, $2) }
+        if plan.asksUntrustedReuse { schedule.workers.allowUntrusted(await StoreThread.run { self.teamReusesUntrusted() }) }
         schedule.approvals.run = runID
         await runRoutines(schedule, store: store)
         await schedule.workers.retireAll()
@@ -82,6 +83,18 @@ extension SwarmRunner {
             return .denied(error.message)
         } catch {
             throw RuntimeError(error)
+        }
+    }
+
+    /// The team's word on keeping untrusted workers (`TeamPolicy.reuseUntrusted`); no when
+    /// it cannot be read, and that logged.
+    private func teamReusesUntrusted() -> Bool {
+        do {
+            return try runtime.ledger!.fleetStore().teamPolicy(team: job.team.name).reuseUntrusted
+        } catch {
+            runtime.logger.warning(
+                "the team's policy could not be read: untrusted workers are not kept", metadata: ["team": "\(job.team.name)", "error": "\(error)"])
+            return false
         }
     }
 

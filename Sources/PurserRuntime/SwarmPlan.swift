@@ -105,6 +105,15 @@ struct SwarmPlan: Sendable {
         }
     }
 
+    /// Whether a routine's plugin asks that its untrusted worker be kept (`reuseUntrusted`):
+    /// only then is the team's policy on it read.
+    var asksUntrustedReuse: Bool {
+        plugins.values.contains { source in
+            guard case .registered(let call) = source else { return false }
+            return call.manifest.reuseUntrusted
+        }
+    }
+
     /// The integrations a routine reaches through egress: its own `egress:`, else its plugin's.
     static func egress(_ routine: JobFile.Routine, source: PluginSource) -> [String] {
         guard case .registered(let call) = source else { return routine.egress ?? [] }

@@ -58,6 +58,8 @@ struct Team: ParsableCommand {
         @Option(help: "How the team's swarms in the fleet compete when one does not fit: queue (first come, first served), fail, or priority (with aging).")
         var onConflict: String = "queue"
         @Option(help: "Under priority, a waiting swarm gains one priority step per this much waiting.") var aging = "1m"
+        @Flag(help: "Let untrusted plugins whose manifest asks for it (reuseUntrusted) keep their worker, in its sandbox, for the same swarm's or mcp serve session's next run.")
+        var reuseUntrusted = false
         @OptionGroup var ledgerOptions: LedgerOptions
 
         func validate() throws {
@@ -75,7 +77,8 @@ struct Team: ParsableCommand {
                 workers: workers, tools: tools.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
             let team = try ledgerCall { () throws(LedgerError) in try store.createTeam(spec) }
             let policy = TeamPolicy(
-                team: name, onConflict: TeamPolicy.OnConflict(rawValue: onConflict) ?? .queue, agingMs: Units.parseDuration(aging) ?? 60_000)
+                team: name, onConflict: TeamPolicy.OnConflict(rawValue: onConflict) ?? .queue, agingMs: Units.parseDuration(aging) ?? 60_000,
+                reuseUntrusted: reuseUntrusted)
             let fleet = try fleetStore(try ledgerOptions.runtime())
             try ledgerCall { () throws(LedgerError) in try fleet.setTeamPolicy(policy) }
             print("team \(team.name) created: \(Credits(micros: team.cap.credits)) credits, "

@@ -31,9 +31,18 @@ extension MCPCommand {
             let offered = try runtimeCall { try MCPOffer.load(PluginRegistry(runtime: runtime), only: tools) }
             let defaults = Amounts(credits: credits.value, timeMs: time.milliseconds, memoryBytes: memory.bytes)
             let server = MCPServeLoop(
-                runtime: runtime, offer: offered, team: team, defaults: defaults, allowDegraded: sandboxOptions.allowDegraded)
+                runtime: runtime, offer: offered, team: team, defaults: defaults, allowDegraded: sandboxOptions.allowDegraded,
+                reuseUntrusted: try reuseUntrusted(offered, runtime: runtime))
             await server.run()
             Runtime.finishCleanup()
+        }
+
+        /// The team's word on keeping untrusted workers, read only when an offered plugin
+        /// asks for it; no team, no keeping.
+        private func reuseUntrusted(_ offer: MCPOffer, runtime: Runtime) throws -> Bool {
+            guard let team, offer.entries.values.contains(where: { $0.call.manifest.reuseUntrusted }) else { return false }
+            let fleet = try fleetStore(runtime)
+            return try ledgerCall { () throws(LedgerError) in try fleet.teamPolicy(team: team).reuseUntrusted }
         }
     }
 }

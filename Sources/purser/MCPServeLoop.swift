@@ -14,17 +14,23 @@ final class MCPServeLoop: Sendable {
     let team: String?
     let defaults: Amounts
     let allowDegraded: Bool
+    /// Workers kept between the session's calls, as a swarm keeps them (`WorkerPool`): a
+    /// session serves one team, so none is shared between teams.
+    let workers: WorkerPool
     private let calls = Mutex<[RPCID: Task<Void, Never>]>([:])
     private let output = Mutex(())
     private let logger = Logger(label: "purser.mcp.serve")
 
-    init(runtime: Runtime, offer: MCPOffer, team: String?, defaults: Amounts, allowDegraded: Bool) {
+    init(runtime: Runtime, offer: MCPOffer, team: String?, defaults: Amounts, allowDegraded: Bool, reuseUntrusted: Bool) {
         self.runtime = runtime
         self.offer = offer
         self.team = team
         self.defaults = defaults
         self.allowDegraded = allowDegraded
+        workers = WorkerPool(capacity: Self.keptWorkers, reuseUntrusted: reuseUntrusted)
     }
+
+    static let keptWorkers = 8
 
     func run() async {
         var session = MCPServerSession(tools: offer.descriptors, serverVersion: "0.1.0")
@@ -47,6 +53,7 @@ final class MCPServeLoop: Sendable {
         let running = calls.withLock { Array($0.values) }
         for task in running { task.cancel() }
         for task in running { await task.value }
+        await workers.retireAll()
     }
 
     private func perform(_ action: MCPServerSession.Action) {
@@ -95,7 +102,7 @@ final class MCPServeLoop: Sendable {
         var request = RunRequest(
             executable: launch.record.path, pluginName: launch.call.name, input: arguments, credits: amounts.credits,
             wallTimeMs: amounts.timeMs, memoryBytes: amounts.memoryBytes)
-        launch.configure(&request)
+        launch.configure(&request, workers: workers)
         request.team = team
         request.allowDegraded = allowDegraded
         return request

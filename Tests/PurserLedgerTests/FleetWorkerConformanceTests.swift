@@ -27,8 +27,27 @@ struct FleetWorkerConformanceTests {
         let driver = try kind.driver()
         let key = kind == .sqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY"
         _ = try driver.single(String(format: Self.oldRoutines, key), [])
+        _ = try driver.single(Self.oldTeams, [])
+        _ = try driver.single("INSERT INTO fleet_teams (team, on_conflict, aging_ms) VALUES ('old', 'priority', 1000)", [])
         _ = try Fleet.open(driver)
-        try check(Fleet.open(driver))
+        let store = try Fleet.open(driver)
+        try check(store)
+        #expect(try store.teamPolicy(team: "old") == TeamPolicy(team: "old", onConflict: .priority, agingMs: 1000), "its row reads as before")
+        try store.setTeamPolicy(TeamPolicy(team: "old", reuseUntrusted: true))
+        #expect(try store.teamPolicy(team: "old").reuseUntrusted)
+    }
+
+    /// `fleet_teams` as it was before `reuse_untrusted`.
+    static let oldTeams = "CREATE TABLE fleet_teams (team TEXT PRIMARY KEY, on_conflict TEXT NOT NULL, aging_ms BIGINT NOT NULL)"
+
+    @Test("a team's word on keeping untrusted workers: no unless set, kept as set", arguments: StoreKind.allCases)
+    func reuseUntrusted(kind: StoreKind) throws {
+        let store = try Fleet.open(kind.driver())
+        #expect(try store.teamPolicy(team: "t").reuseUntrusted == false)
+        try store.setTeamPolicy(TeamPolicy(team: "t", reuseUntrusted: true))
+        #expect(try store.teamPolicy(team: "t").reuseUntrusted)
+        try store.setTeamPolicy(TeamPolicy(team: "t", onConflict: .priority))
+        #expect(try store.teamPolicy(team: "t") == TeamPolicy(team: "t", onConflict: .priority))
     }
 
     private func check(_ store: any FleetStore) throws {

@@ -98,6 +98,33 @@ struct MCPPluginTests {
         #expect(refused.stderr.contains("bad.yaml:4: routines.paris.input does not fit time.get_current_time's inputSchema"), "\(refused.stderr)")
     }
 
+    @Test("an untrusted server is kept warm for its swarm, in its sandbox, where its manifest and its team allow it")
+    func keptWarm() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: MCPBridgeLiveTests.server), "run .ci/setup")
+        try "reuseUntrusted: true\nmcp: { startupTimeout: 30s }\n".write(toFile: home + "/time.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["mcp", "add", "time", "--manifest", home + "/time.yaml", "--", MCPBridgeLiveTests.server])
+        try #require(added.status == 0, "\(added.stderr)")
+        func runs(_ team: String) async throws -> [JSONValue?] {
+            let call = "plugin: time.get_current_time, input: { timezone: UTC }, estimate: { credits: 1, time: 60s }"
+            try """
+            team: { name: \(team), budget: { credits: 10 } }
+            swarm: { name: warm, reservation: { credits: 3 } }
+            routines:
+              - { name: a, \(call) }
+              - { name: b, \(call), after: [a] }
+              - { name: c, \(call), after: [b] }
+            """.write(toFile: home + "/\(team).yaml", atomically: true, encoding: .utf8)
+            let ran = try await purser(["run", home + "/\(team).yaml", "--json"])
+            #expect(ran.status == 0, "\(ran.stderr)")
+            let routines = try JSONParser.parse(Array(ran.stdout.utf8))["routines"]?.arrayValue ?? []
+            return routines.map { $0["worker"]?["run"] }
+        }
+        #expect(try await purser(["team", "create", "open", "--credits", "10", "--reuse-untrusted"]).status == 0)
+        #expect(try await runs("open") == [1, 2, 3], "one server process, its calls in turn")
+        #expect(try await purser(["team", "create", "closed", "--credits", "10"]).status == 0)
+        #expect(try await runs("closed") == [1, 1, 1], "a team that does not allow it: a process a call")
+    }
+
     @Test("a command that is no MCP server is refused with the reason, and nothing is recorded")
     func notAServer() async throws {
         let refused = try await purser(["mcp", "add", "nothing", "--", "/bin/true"])

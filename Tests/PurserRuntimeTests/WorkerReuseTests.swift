@@ -13,10 +13,11 @@ struct WorkerReuseTests {
     let home = Fixtures.temporaryHome()
 
     /// The scripted fixture (PluginKit, so it declares `sequentialRuns`) under a name of its own.
-    func register(trusted: Bool, reuse: Bool = true) async throws -> String {
+    func register(trusted: Bool, reuse: Bool = true, reuseUntrusted: Bool = false) async throws -> String {
         var manifest = PluginManifest()
         manifest.trusted = trusted
         manifest.reuse = reuse
+        manifest.reuseUntrusted = reuseUntrusted
         let registry = try PluginRegistry(runtime: Runtime.withLedger(home: home))
         _ = try await registry.add(path: Fixtures.product("scripted"), name: "kept", manifest: manifest)
         return "kept"
@@ -73,6 +74,21 @@ struct WorkerReuseTests {
         // The swarm's end shuts the kept worker down before it returns.
         let pid = try #require(seen.first?.pid)
         #expect(kill(pid_t(pid), 0) != 0 && errno == ESRCH, "worker \(pid) outlived its swarm")
+        #expect(try ledger.store.verify().isEmpty)
+    }
+
+    /// An untrusted plugin's worker is kept, in its sandbox, only where both its manifest
+    /// (`reuseUntrusted`) and its team's policy (`purser team create --reuse-untrusted`) allow it.
+    @Test(arguments: [(manifest: true, team: true), (manifest: true, team: false), (manifest: false, team: true)])
+    func anUntrustedWorkerIsKeptOnlyWhereItsManifestAndItsTeamAllow(manifest: Bool, team: Bool) async throws {
+        let plugin = try await register(trusted: false, reuseUntrusted: manifest)
+        try Runtime.withLedger(home: home).ledger!.fleetStore().setTeamPolicy(TeamPolicy(team: "t", reuseUntrusted: team))
+        let (report, ledger) = try await run(Array(repeating: Self.whoami, count: 3), plugin: plugin)
+        #expect(report.allOK)
+        let kept = manifest && team
+        #expect(report.routines.map { seen($0).runs } == (kept ? [1, 2, 3] : [1, 1, 1]))
+        #expect(report.routines.map { $0.report?.workerRun } == (kept ? [1, 2, 3] : [1, 1, 1]))
+        #expect(report.routines.allSatisfy { $0.report?.sandbox?.level == .untrusted && $0.report?.sandbox?.notEnforced == [] })
         #expect(try ledger.store.verify().isEmpty)
     }
 
