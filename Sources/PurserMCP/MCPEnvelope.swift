@@ -45,4 +45,16 @@ public enum MCPEnvelope {
         fields["resultType"] = "complete"
         return .object(fields)
     }
+
+    /// A result for a handshake-era request: without `resultType` and the server's name,
+    /// which a passed-on result of a stateless server has and those revisions do not.
+    static func unstamped(_ result: JSONValue) -> JSONValue {
+        guard var fields = result.objectValue, fields["resultType"] != nil || fields["_meta"]?[serverInfo] != nil else { return result }
+        fields.removeValue(forKey: "resultType")
+        if var meta = fields["_meta"]?.objectValue {
+            meta.removeValue(forKey: serverInfo)
+            if meta.isEmpty { fields.removeValue(forKey: "_meta") } else { fields["_meta"] = .object(meta) }
+        }
+        return .object(fields)
+    }
 }

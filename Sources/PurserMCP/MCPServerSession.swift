@@ -14,14 +14,15 @@ public struct MCPServerSession: Sendable {
         case cancel(RPCID)
     }
 
-    /// How a request's answer goes out: as is for a handshake-era request, stamped
-    /// (`MCPEnvelope.result`) for a stateless one.
+    /// How a request's answer goes out: stamped (`MCPEnvelope.result`) for a stateless
+    /// request; for a handshake-era one without the stateless fields a passed-on result of a
+    /// stateless server carries.
     public struct Reply: Sendable {
         public let id: RPCID
         let server: JSONValue?
 
         public func message(_ result: JSONValue) -> RPCMessage {
-            .response(id: id, result: .success(server.map { MCPEnvelope.result(result, server: $0) } ?? result))
+            .response(id: id, result: .success(server.map { MCPEnvelope.result(result, server: $0) } ?? MCPEnvelope.unstamped(result)))
         }
     }
 
@@ -83,9 +84,8 @@ public struct MCPServerSession: Sendable {
         func fail(_ code: Int, _ message: String) -> [Action] {
             [.send(.response(id: id, result: .failure(RPCError(code: code, message: message))))]
         }
-        guard stateless || protocolVersion != nil || method == "ping" else {
-            return fail(ErrorCode.invalidRequest, "initialize first, or name a stateless revision in params._meta.\(MCPEnvelope.protocolVersion)")
-        }
+        let unready = !stateless && protocolVersion == nil
+        let initializeFirst = "initialize first, or name a stateless revision in params._meta.\(MCPEnvelope.protocolVersion)"
         switch method {
         case "server/discover":
             return [.send(reply.message([
@@ -94,6 +94,7 @@ public struct MCPServerSession: Sendable {
             ]))]
         case "ping": return [.send(reply.message([:]))]
         case "tools/list":
+            guard !unready else { return fail(ErrorCode.invalidRequest, initializeFirst) }
             var page = page(params?["cursor"]?.stringValue)
             // Stateless list results are cacheable: say "not for long, and not shared".
             if stateless {
@@ -102,6 +103,7 @@ public struct MCPServerSession: Sendable {
             }
             return [.send(reply.message(.object(page)))]
         case "tools/call":
+            guard !unready else { return fail(ErrorCode.invalidRequest, initializeFirst) }
             guard let name = params?["name"]?.stringValue else { return fail(ErrorCode.invalidParams, "tools/call needs a name") }
             let arguments = params?["arguments"] ?? [:]
             guard arguments.objectValue != nil else { return fail(ErrorCode.invalidParams, "tools/call: arguments must be an object") }

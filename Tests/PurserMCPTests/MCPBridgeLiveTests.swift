@@ -48,6 +48,24 @@ struct MCPBridgeLiveTests {
         #expect(shutdown["result"] == [:] && status == 0, "\(shutdown) \(status)")
     }
 
+    @Test("a server that never answers server/discover is asked initialize after the discover timeout, and spoken to at its revision")
+    func deafToDiscover() async throws {
+        let server = Fixtures.file("Tests/Fixtures/mcp-hostile/server.py")
+        let (answer, listed, status) = try await offPool { () throws -> (JSONValue, JSONValue, Int32) in
+            let channel = try LineChannel(executable: Fixtures.product("purser-mcp"), arguments: ["--", "/usr/bin/python3", server, "deaf"])
+            try channel.send(["jsonrpc": "2.0", "id": 1, "method": "initialize", "params": [
+                "protocolVersion": 1, "supervisor": ["name": "purser", "version": "0.1.0"], "worker": ["id": "w-1", "plugin": "deaf"],
+            ]])
+            let answer = try channel.receive() ?? .null
+            try channel.send(Self.run(2, "r-1", ["list": true]))
+            let listed = try channel.receive() ?? .null
+            return (answer, listed, channel.finish())
+        }
+        #expect(answer["result"]?["capabilities"]?["mcpProtocolVersion"] == "2025-11-25" && answer["result"]?["plugin"]?["name"] == "hostile-deaf", "\(answer)")
+        #expect(listed["result"]?["output"]?["tools"]?.arrayValue?.isEmpty == false, "\(listed)")
+        #expect(status == 0)
+    }
+
     @Test("a server speaking only an unknown revision is refused at the handshake, both sides' revisions named, and the bridge exits 1")
     func unknownRevision() async throws {
         let peer = Fixtures.file("Tests/Fixtures/mcp-unknown-revision/peer.py")

@@ -42,9 +42,14 @@ struct MCPServerSessionTests {
         let call = session.receive(.request(id: .number(3), method: "tools/call", params: Self.stateless("2026-07-28", ["name": "t"], meta: ["progressToken": "p"])))
         guard case .call(let reply, "t", _, let token) = call.first, token == "p" else { Issue.record("\(call)"); return }
         // A passed-on result of a stateless server names that server: Purser's name replaces it.
-        let passedOn: JSONValue = ["content": [], "_meta": [MCPEnvelope.serverInfo: ["name": "mcp-time"]]]
+        let passedOn: JSONValue = ["content": [], "resultType": "complete", "_meta": [MCPEnvelope.serverInfo: ["name": "mcp-time"]]]
         guard case .response(.number(3), .success(let stamped)) = reply.message(passedOn) else { Issue.record("\(reply)"); return }
         #expect(stamped["resultType"] == "complete" && stamped["_meta"]?[MCPEnvelope.serverInfo]?["name"] == "purser", "\(stamped)")
+        _ = session.receive(.request(id: .number(7), method: "initialize", params: ["protocolVersion": "2025-11-25"]))
+        let legacy = session.receive(.request(id: .number(8), method: "tools/call", params: ["name": "t"]))
+        guard case .call(let legacyReply, _, _, _) = legacy.first,
+              case .response(_, .success(let plain)) = legacyReply.message(passedOn) else { Issue.record("\(legacy)"); return }
+        #expect(plain == ["content": []], "a handshake-era answer has no stateless fields: \(plain)")
 
         for method in ["server/discover", "tools/list"] {
             let refused = answer(session.receive(.request(id: .number(4), method: method, params: Self.stateless("2099-01-01"))))
