@@ -19,9 +19,18 @@ public struct MCPBridge: Sendable {
 
     enum Phase: Sendable, Equatable {
         case waiting
-        case handshaking(supervisorID: RPCID)
+        case handshaking(Handshake)
         case ready
         case finished
+    }
+
+    /// The revision being agreed: `server/discover` first, as the `mcp` package's client does,
+    /// then `initialize` if the server speaks no stateless revision of Purser's (or is silent).
+    struct Handshake: Sendable, Equatable {
+        var supervisorID: RPCID
+        var discoverID: Int64?
+        var initializeID: Int64?
+        var probed: [String] = []
     }
 
     /// The run in flight: the supervisor's request, and the server's request made for it.
@@ -38,6 +47,12 @@ public struct MCPBridge: Sendable {
     var call: Call?
     var nextServerID: Int64 = 1
     var server: (name: String, version: String, protocolVersion: String)?
+    /// The stateless revision spoken, if one is: each request to the server then carries it.
+    var stateless: String?
+    /// How long a server may leave `server/discover` unanswered (from its start) before it
+    /// is asked `initialize`: servers older than the stateless revisions may drop what they
+    /// do not know. A late answer still counts.
+    public static let discoverTimeoutMs = 5_000
     /// A page cap: a server whose cursors never end is refused, not followed forever; and a
     /// cap on what the pages hold together, which must fit in one line to the supervisor.
     static let maxPages = 100
@@ -49,8 +64,8 @@ public struct MCPBridge: Sendable {
     public mutating func fromSupervisor(_ message: RPCMessage) -> [Action] {
         switch message {
         case .request(let id, "initialize", _) where phase == .waiting:
-            phase = .handshaking(supervisorID: id)
-            return [.startServer, .toServer(.request(id: .number(take()), method: "initialize", params: Self.initializeParams))]
+            var handshake = Handshake(supervisorID: id)
+            return [.startServer] + probe(&handshake, MCPVersions.latestStateless)
         case .request(let id, "run", let params) where phase == .ready && call == nil:
             return run(id, params)
         case .request(let id, "ping", _):
@@ -74,10 +89,12 @@ public struct MCPBridge: Sendable {
     }
 
     public mutating func fromServer(_ message: RPCMessage) -> [Action] {
+        if case .handshaking(let handshake) = phase, case .response(.number(let id), let result) = message {
+            if id == handshake.discoverID { return discovered(handshake, result) }
+            if id == handshake.initializeID { return initialized(handshake, result) }
+            return []
+        }
         switch message {
-        case .response(.number(1), let result):
-            guard case .handshaking(let supervisorID) = phase else { return [] }
-            return handshake(supervisorID, result)
         case .response(.number(let id), let result) where id == call?.serverID:
             return answered(result)
         case .response:
@@ -102,8 +119,8 @@ public struct MCPBridge: Sendable {
     public mutating func serverFailed(_ why: String) -> [Action] {
         var actions: [Action] = []
         switch phase {
-        case .handshaking(let supervisorID):
-            actions.append(.toSupervisor(.response(id: supervisorID, result: .failure(RPCError(code: ErrorCode.internalError, message: "the MCP server \(why) before its handshake")))))
+        case .handshaking(let handshake):
+            actions.append(.toSupervisor(.response(id: handshake.supervisorID, result: .failure(RPCError(code: ErrorCode.internalError, message: "the MCP server \(why) before its handshake")))))
         case .ready:
             if let call { actions.append(.toSupervisor(.response(id: call.supervisorID, result: .failure(MCPTranslation.failure("the MCP server \(why)"))))) }
         default: break
@@ -113,10 +130,24 @@ public struct MCPBridge: Sendable {
         return actions + [.finish(status: 1)]
     }
 
+    /// Whether the handshake waits on `server/discover` alone (the caller's clock then runs).
+    public var awaitingDiscover: Bool {
+        guard case .handshaking(let handshake) = phase else { return false }
+        return handshake.discoverID != nil && handshake.initializeID == nil
+    }
+
+    /// `server/discover` went unanswered for `discoverTimeoutMs`: `initialize` goes too.
+    public mutating func discoverTimedOut() -> [Action] {
+        guard awaitingDiscover, case .handshaking(var handshake) = phase else { return [] }
+        return fallBack(&handshake)
+    }
+
     // MARK: - Steps
 
+    static let clientInfo: JSONValue = ["name": "purser", "version": "0.1.0"]
+
     static var initializeParams: JSONValue {
-        ["protocolVersion": .string(MCPVersions.latest), "capabilities": [:], "clientInfo": ["name": "purser", "version": "0.1.0"]]
+        ["protocolVersion": .string(MCPVersions.latestHandshake), "capabilities": [:], "clientInfo": clientInfo]
     }
 
     private mutating func take() -> Int64 {
@@ -124,13 +155,73 @@ public struct MCPBridge: Sendable {
         return nextServerID
     }
 
-    private mutating func handshake(_ supervisorID: RPCID, _ result: Result<JSONValue, RPCError>) -> [Action] {
-        switch MCPTranslation.serverInfo(result) {
+    /// A request to the server, with the envelope when a stateless revision is spoken.
+    private func request(_ id: Int64, _ method: String, _ params: JSONValue?) -> Action {
+        let params = stateless.map { MCPEnvelope.stamped(params, version: $0, client: Self.clientInfo) } ?? params
+        return .toServer(.request(id: .number(id), method: method, params: params))
+    }
+
+    private mutating func probe(_ handshake: inout Handshake, _ version: String) -> [Action] {
+        let id = take()
+        handshake.discoverID = id
+        handshake.probed.append(version)
+        phase = .handshaking(handshake)
+        let params = MCPEnvelope.stamped(nil, version: version, client: Self.clientInfo)
+        return [.toServer(.request(id: .number(id), method: "server/discover", params: params))]
+    }
+
+    private mutating func fallBack(_ handshake: inout Handshake) -> [Action] {
+        defer { phase = .handshaking(handshake) }
+        guard handshake.initializeID == nil else { return [] }
+        let id = take()
+        handshake.initializeID = id
+        return [.toServer(.request(id: .number(id), method: "initialize", params: Self.initializeParams))]
+    }
+
+    /// The answer to `server/discover`: a stateless revision both speak is adopted; "not
+    /// found", any other error, or no common revision falls back to `initialize`, unless the
+    /// server says it speaks only revisions Purser does not.
+    private mutating func discovered(_ handshake: Handshake, _ result: Result<JSONValue, RPCError>) -> [Action] {
+        var handshake = handshake
+        handshake.discoverID = nil
+        switch result {
+        case .success(let answer):
+            let offered = answer["supportedVersions"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            guard let version = MCPVersions.stateless.last(where: offered.contains) else { return fallBack(&handshake) }
+            return ready(handshake.supervisorID, MCPTranslation.discovered(answer, version: version), stateless: version)
+        case .failure(let error):
+            guard error.code == MCPVersions.unsupportedCode, let supported = MCPTranslation.supported(error) else { return fallBack(&handshake) }
+            if let version = MCPVersions.stateless.last(where: { supported.contains($0) && !handshake.probed.contains($0) }) {
+                return probe(&handshake, version)
+            }
+            guard supported.contains(where: MCPVersions.handshake.contains) || handshake.initializeID != nil else {
+                return ready(handshake.supervisorID, .failure(MCPTranslation.unspoken(supported)), stateless: nil)
+            }
+            return fallBack(&handshake)
+        }
+    }
+
+    private mutating func initialized(_ handshake: Handshake, _ result: Result<JSONValue, RPCError>) -> [Action] {
+        var handshake = handshake
+        handshake.initializeID = nil
+        if case .failure(let error) = result, error.code == MCPVersions.unsupportedCode, handshake.discoverID != nil {
+            // A slow server that took the late discover as its revision: its answer decides.
+            phase = .handshaking(handshake)
+            return []
+        }
+        return ready(handshake.supervisorID, MCPTranslation.serverInfo(result), stateless: nil)
+    }
+
+    private mutating func ready(
+        _ supervisorID: RPCID, _ info: Result<(name: String, version: String, protocolVersion: String), RPCError>, stateless: String?
+    ) -> [Action] {
+        switch info {
         case .failure(let error):
             phase = .finished
             return [.toSupervisor(.response(id: supervisorID, result: .failure(error))), .finish(status: 1)]
         case .success(let info):
             server = info
+            self.stateless = stateless
             phase = .ready
             let answer: JSONValue = [
                 "protocolVersion": 1, "plugin": ["name": .string(info.name), "version": .string(info.version)],
@@ -140,7 +231,9 @@ public struct MCPBridge: Sendable {
                 ],
                 "mcp": ["protocolVersion": .string(info.protocolVersion)],
             ]
-            return [.toServer(.notification(method: "notifications/initialized", params: nil)), .toSupervisor(.response(id: supervisorID, result: .success(answer)))]
+            // The stateless revisions have no handshake to close.
+            let initialized: [Action] = stateless == nil ? [.toServer(.notification(method: "notifications/initialized", params: nil))] : []
+            return initialized + [.toSupervisor(.response(id: supervisorID, result: .success(answer)))]
         }
     }
 
@@ -150,7 +243,7 @@ public struct MCPBridge: Sendable {
         if input?["list"] == true {
             pages = 0
             call = Call(supervisorID: id, serverID: take(), runID: runID, listed: [])
-            return [.toServer(.request(id: .number(call!.serverID), method: "tools/list", params: nil))]
+            return [request(call!.serverID, "tools/list", nil)]
         }
         guard let tool = input?["tool"]?.stringValue, !tool.isEmpty else {
             return [.toSupervisor(.response(id: id, result: .failure(RPCError(code: ErrorCode.invalidParams, message: "input.tool: the MCP tool to call"))))]
@@ -161,7 +254,7 @@ public struct MCPBridge: Sendable {
         }
         call = Call(supervisorID: id, serverID: take(), runID: runID)
         let params: JSONValue = ["name": .string(tool), "arguments": arguments, "_meta": ["progressToken": .string(runID)]]
-        return [.toServer(.request(id: .number(call!.serverID), method: "tools/call", params: params))]
+        return [request(call!.serverID, "tools/call", params)]
     }
 
     private mutating func answered(_ result: Result<JSONValue, RPCError>) -> [Action] {
@@ -178,7 +271,7 @@ public struct MCPBridge: Sendable {
             if let cursor = page["nextCursor"]?.stringValue, pages < Self.maxPages {
                 current.serverID = take()
                 call = current
-                return [.toServer(.request(id: .number(current.serverID), method: "tools/list", params: ["cursor": .string(cursor)]))]
+                return [request(current.serverID, "tools/list", ["cursor": .string(cursor)])]
             }
             call = nil
             guard pages < Self.maxPages || page["nextCursor"] == nil else {

@@ -16,24 +16,44 @@ public enum MCPTranslation {
     static func serverInfo(_ result: Result<JSONValue, RPCError>) -> Result<(name: String, version: String, protocolVersion: String), RPCError> {
         switch result {
         case .failure(let error):
+            if error.code == MCPVersions.unsupportedCode, let supported = supported(error) { return .failure(unspoken(supported)) }
             return .failure(RPCError(code: ErrorCode.internalError, message: "the MCP server refused initialize: \(error.message.prefix(maxText))"))
         case .success(let answer):
             guard let version = answer["protocolVersion"]?.stringValue else {
                 return .failure(RPCError(code: ErrorCode.internalError, message: "the MCP server's initialize answer names no protocolVersion"))
             }
-            guard MCPVersions.supports(version) else {
-                let offered = MCPVersions.handshake.joined(separator: ", ")
-                return .failure(RPCError(
-                    code: ErrorCode.unsupportedProtocolVersion,
-                    message: "the MCP server speaks revision \(version.prefix(64)); purser speaks \(offered)"))
-            }
-            guard answer["capabilities"]?["tools"] != nil else {
-                return .failure(RPCError(code: ErrorCode.internalError, message: "the MCP server offers no tools (capabilities.tools)"))
-            }
-            let name = answer["serverInfo"]?["name"]?.stringValue ?? "mcp-server"
-            let serverVersion = answer["serverInfo"]?["version"]?.stringValue ?? "0"
-            return .success((String(name.prefix(200)), String(serverVersion.prefix(200)), version))
+            guard MCPVersions.handshake.contains(version) else { return .failure(unspoken([version])) }
+            return described(answer, serverInfo: answer["serverInfo"], version: version)
         }
+    }
+
+    /// The server's answer to `server/discover`, at the stateless revision `version` both
+    /// speak: its name is in `_meta` (optional there).
+    static func discovered(_ answer: JSONValue, version: String) -> Result<(name: String, version: String, protocolVersion: String), RPCError> {
+        described(answer, serverInfo: answer["_meta"]?[MCPEnvelope.serverInfo], version: version)
+    }
+
+    private static func described(
+        _ answer: JSONValue, serverInfo: JSONValue?, version: String
+    ) -> Result<(name: String, version: String, protocolVersion: String), RPCError> {
+        guard answer["capabilities"]?["tools"] != nil else {
+            return .failure(RPCError(code: ErrorCode.internalError, message: "the MCP server offers no tools (capabilities.tools)"))
+        }
+        let name = serverInfo?["name"]?.stringValue ?? "mcp-server"
+        let serverVersion = serverInfo?["version"]?.stringValue ?? "0"
+        return .success((String(name.prefix(200)), String(serverVersion.prefix(200)), version))
+    }
+
+    /// The revisions a -32022 error says the server speaks (`data.supported`), if it says.
+    static func supported(_ error: RPCError) -> [String]? {
+        guard let list = error.data?["supported"]?.arrayValue else { return nil }
+        return list.prefix(32).compactMap { $0.stringValue.map { String($0.prefix(64)) } }
+    }
+
+    /// The refusal of a server whose revisions Purser does not speak, naming both.
+    static func unspoken(_ theirs: [String]) -> RPCError {
+        let named = theirs.isEmpty ? "no revision" : "revision \(theirs.joined(separator: ", "))"
+        return RPCError(code: ErrorCode.unsupportedProtocolVersion, message: "the MCP server speaks \(named); purser speaks \(MCPVersions.named)")
     }
 
     /// A `tools/call` answer as the run's: its result is the output; `isError: true` and

@@ -11,6 +11,8 @@ struct BridgeLoop {
     var fromSupervisor = LineFramer()
     var fromServer = LineFramer()
     var finished: Int32?
+    /// When an unanswered `server/discover` gives way to `initialize` (monotonic ms).
+    var discoverDeadline: Int64?
 
     init(command: [String], serverFD: Int32?) {
         self.command = command
@@ -22,12 +24,32 @@ struct BridgeLoop {
         while finished == nil {
             var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
             if let server { fds.append(pollfd(fd: server.output, events: Int16(POLLIN), revents: 0)) }
-            guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { return 1 }
+            let ready = poll(&fds, nfds_t(fds.count), pollTimeout())
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return 1
+            }
+            if ready == 0 {
+                carry(bridge.discoverTimedOut())
+                continue
+            }
             if fds[0].revents != 0 { readSupervisor(&buffer) }
             if finished == nil, fds.count > 1, fds[1].revents != 0 { readServer(&buffer) }
         }
         server?.end()
         return finished ?? 0
+    }
+
+    /// No timeout, but while the handshake waits on `server/discover` alone.
+    private func pollTimeout() -> Int32 {
+        guard bridge.awaitingDiscover, let discoverDeadline else { return -1 }
+        return Int32(clamping: max(0, discoverDeadline - Self.nowMs()))
+    }
+
+    static func nowMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     private mutating func readSupervisor(_ buffer: inout [UInt8]) {
@@ -90,6 +112,7 @@ struct BridgeLoop {
             case .toSupervisor(let message): writeAll(1, message.line())
             case .toServer(let message): if let server { writeAll(server.input, message.line()) }
             case .startServer:
+                discoverDeadline = Self.nowMs() + Int64(MCPBridge.discoverTimeoutMs)
                 do {
                     server = try ServerChild(command, fd: serverFD)
                 } catch {

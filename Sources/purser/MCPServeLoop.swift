@@ -60,14 +60,14 @@ final class MCPServeLoop: Sendable {
         switch action {
         case .send(let message): send(message)
         case .cancel(let id): calls.withLock { $0.removeValue(forKey: id) }?.cancel()
-        case .call(let id, let name, let arguments, let token):
+        case .call(let reply, let name, let arguments, let token):
             // Entered under the lock, so that a call that ends at once still finds its entry.
             calls.withLock { calls in
-                calls[id] = Task {
+                calls[reply.id] = Task {
                     let result = await self.call(name, arguments: arguments, progressToken: token)
                     // A cancelled call is not answered; its entry is gone already.
-                    guard self.calls.withLock({ $0.removeValue(forKey: id) }) != nil else { return }
-                    self.send(.response(id: id, result: .success(result)))
+                    guard self.calls.withLock({ $0.removeValue(forKey: reply.id) }) != nil else { return }
+                    self.send(reply.message(result))
                 }
             }
         }

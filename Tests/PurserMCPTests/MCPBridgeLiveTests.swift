@@ -38,12 +38,48 @@ struct MCPBridgeLiveTests {
             return answers
         }
         let (initialized, listed, called, failed, shutdown, status) = (answers[0], answers[1], answers[2], answers[3], answers[4], answers[5])
-        #expect(initialized["result"]?["plugin"]?["name"] == "mcp-time" && initialized["result"]?["mcp"]?["protocolVersion"] == "2025-11-25", "\(initialized)")
+        #expect(initialized["result"]?["plugin"]?["name"] == "mcp-time" && initialized["result"]?["mcp"]?["protocolVersion"] == "2026-07-28", "\(initialized)")
+        #expect(initialized["result"]?["capabilities"]?["mcpProtocolVersion"] == "2026-07-28", "the revision the supervisor records")
         let tools = listed["result"]?["output"]?["tools"]?.arrayValue ?? []
         #expect(Set(tools.compactMap { $0["name"]?.stringValue }) == ["get_current_time", "convert_time"], "\(listed)")
         #expect(tools.allSatisfy { $0["inputSchema"]?["type"] == "object" })
         #expect(called["result"]?["output"]?["structuredContent"]?["timezone"] == "Europe/Paris", "\(called)")
         #expect(failed["error"]?["code"] == -32020 && failed["error"]?["message"]?.stringValue?.contains("Nowhere/Bad") == true, "\(failed)")
         #expect(shutdown["result"] == [:] && status == 0, "\(shutdown) \(status)")
+    }
+
+    @Test("a server that never answers server/discover is asked initialize after the discover timeout, and spoken to at its revision")
+    func deafToDiscover() async throws {
+        let server = Fixtures.file("Tests/Fixtures/mcp-hostile/server.py")
+        let (answer, listed, status) = try await offPool { () throws -> (JSONValue, JSONValue, Int32) in
+            let channel = try LineChannel(executable: Fixtures.product("purser-mcp"), arguments: ["--", "/usr/bin/python3", server, "deaf"])
+            try channel.send(["jsonrpc": "2.0", "id": 1, "method": "initialize", "params": [
+                "protocolVersion": 1, "supervisor": ["name": "purser", "version": "0.1.0"], "worker": ["id": "w-1", "plugin": "deaf"],
+            ]])
+            let answer = try channel.receive() ?? .null
+            try channel.send(Self.run(2, "r-1", ["list": true]))
+            let listed = try channel.receive() ?? .null
+            return (answer, listed, channel.finish())
+        }
+        #expect(answer["result"]?["capabilities"]?["mcpProtocolVersion"] == "2025-11-25" && answer["result"]?["plugin"]?["name"] == "hostile-deaf", "\(answer)")
+        #expect(listed["result"]?["output"]?["tools"]?.arrayValue?.isEmpty == false, "\(listed)")
+        #expect(status == 0)
+    }
+
+    @Test("a server speaking only an unknown revision is refused at the handshake, both sides' revisions named, and the bridge exits 1")
+    func unknownRevision() async throws {
+        let peer = Fixtures.file("Tests/Fixtures/mcp-unknown-revision/peer.py")
+        let (answer, status) = try await offPool { () throws -> (JSONValue, Int32) in
+            let channel = try LineChannel(executable: Fixtures.product("purser-mcp"), arguments: ["--", MCPServeTests.python, peer, "server"])
+            try channel.send(["jsonrpc": "2.0", "id": 1, "method": "initialize", "params": [
+                "protocolVersion": 1, "supervisor": ["name": "purser", "version": "0.1.0"], "worker": ["id": "w-1", "plugin": "odd"],
+            ]])
+            let answer = try channel.receive() ?? .null
+            return (answer, channel.finish())
+        }
+        let message = answer["error"]?["message"]?.stringValue ?? ""
+        #expect(answer["error"]?["code"] == -32001 && message.contains("speaks revision 2099-01-01"), "\(answer)")
+        #expect(message.contains("2025-11-25") && message.contains("2026-07-28"), "\(message)")
+        #expect(status == 1)
     }
 }

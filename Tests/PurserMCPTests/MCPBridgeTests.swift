@@ -12,11 +12,17 @@ struct MCPBridgeTests {
 
     static func serverAnswer(_ id: Int64, _ result: JSONValue) -> RPCMessage { .response(id: .number(id), result: .success(result)) }
 
-    /// A bridge past its handshake with a server of revision `version`.
+    static func serverError(_ id: Int64, _ code: Int, data: JSONValue? = nil) -> RPCMessage {
+        .response(id: .number(id), result: .failure(RPCError(code: code, message: "no", data: data)))
+    }
+
+    /// A bridge past its handshake with a server of handshake revision `version` (which
+    /// does not know `server/discover`).
     static func ready(version: String = "2025-11-25") -> (MCPBridge, [MCPBridge.Action]) {
         var bridge = MCPBridge()
         _ = bridge.fromSupervisor(initialize)
-        let actions = bridge.fromServer(serverAnswer(1, [
+        _ = bridge.fromServer(serverError(1, ErrorCode.methodNotFound))
+        let actions = bridge.fromServer(serverAnswer(2, [
             "protocolVersion": .string(version), "capabilities": ["tools": [:]], "serverInfo": ["name": "t", "version": "9"],
         ]))
         return (bridge, actions)
@@ -27,13 +33,17 @@ struct MCPBridgeTests {
         return nil
     }
 
-    @Test("the handshake: initialize offers the newest revision; the answer is Purser's initialize result, then notifications/initialized")
+    @Test("server/discover first, at the stateless revision; \"not found\" falls back to initialize at the newest handshake revision, then notifications/initialized")
     func handshake() {
         var bridge = MCPBridge()
         let first = bridge.fromSupervisor(Self.initialize)
         #expect(first.first == .startServer)
-        guard case .toServer(.request(_, "initialize", let params))? = first.last else { Issue.record("\(first)"); return }
-        #expect(params?["protocolVersion"] == "2025-11-25")
+        guard case .toServer(.request(.number(1), "server/discover", let probe))? = first.last else { Issue.record("\(first)"); return }
+        #expect(probe?["_meta"]?[MCPEnvelope.protocolVersion] == "2026-07-28" && probe?["_meta"]?[MCPEnvelope.clientInfo]?["name"] == "purser")
+        #expect(bridge.awaitingDiscover)
+        let fallBack = bridge.fromServer(Self.serverError(1, ErrorCode.methodNotFound))
+        guard case .toServer(.request(.number(2), "initialize", let params))? = fallBack.first else { Issue.record("\(fallBack)"); return }
+        #expect(params?["protocolVersion"] == "2025-11-25" && !bridge.awaitingDiscover)
         let (_, actions) = Self.ready()
         #expect(actions.first == .toServer(.notification(method: "notifications/initialized", params: nil)))
         guard case .toSupervisor(.response(.number(1), .success(let result)))? = actions.last else { Issue.record("\(actions)"); return }
@@ -46,6 +56,48 @@ struct MCPBridgeTests {
         let error = Self.supervisorError(actions)
         #expect(error?.code == ErrorCode.unsupportedProtocolVersion && error?.message.contains("2099-01-01") == true && error?.message.contains("2025-11-25") == true)
         #expect(actions.last == .finish(status: 1))
+
+        // It says so to discover: no initialize is tried.
+        var bridge = MCPBridge()
+        _ = bridge.fromSupervisor(Self.initialize)
+        let refused = bridge.fromServer(Self.serverError(1, -32022, data: ["supported": ["2099-01-01"], "requested": "2026-07-28"]))
+        let message = Self.supervisorError(refused)?.message ?? ""
+        #expect(message.contains("speaks revision 2099-01-01") && message.contains("2026-07-28") && message.contains("2025-11-25"), "\(refused)")
+        #expect(refused.last == .finish(status: 1))
+    }
+
+    @Test("a server that discovers at 2026-07-28 is spoken to statelessly: no notifications/initialized, every request carries the revision")
+    func stateless() {
+        var bridge = MCPBridge()
+        _ = bridge.fromSupervisor(Self.initialize)
+        let actions = bridge.fromServer(Self.serverAnswer(1, [
+            "supportedVersions": ["2026-07-28"], "capabilities": ["tools": [:]], "_meta": [MCPEnvelope.serverInfo: ["name": "t", "version": "9"]],
+        ]))
+        guard actions.count == 1, case .toSupervisor(.response(.number(1), .success(let result))) = actions[0] else { Issue.record("\(actions)"); return }
+        #expect(result["plugin"]?["name"] == "t" && result["capabilities"]?["mcpProtocolVersion"] == "2026-07-28" && result["mcp"]?["protocolVersion"] == "2026-07-28")
+        let call = bridge.fromSupervisor(Self.run(2, ["tool": "now", "arguments": [:]]))
+        guard case .toServer(.request(_, "tools/call", let params))? = call.first else { Issue.record("\(call)"); return }
+        #expect(params?["_meta"]?["progressToken"] == "r-1" && params?["_meta"]?[MCPEnvelope.protocolVersion] == "2026-07-28", "\(String(describing: params))")
+        #expect(params?["_meta"]?[MCPEnvelope.clientCapabilities] == [:])
+    }
+
+    @Test("discover naming no revision purser speaks statelessly falls back to initialize; a silent discover does after the timeout, and its late answer still counts")
+    func fallBacks() {
+        var bridge = MCPBridge()
+        _ = bridge.fromSupervisor(Self.initialize)
+        let handshakeOnly = bridge.fromServer(Self.serverAnswer(1, ["supportedVersions": ["2099-01-01"], "capabilities": ["tools": [:]]]))
+        guard case .toServer(.request(.number(2), "initialize", _))? = handshakeOnly.first else { Issue.record("\(handshakeOnly)"); return }
+
+        var silent = MCPBridge()
+        _ = silent.fromSupervisor(Self.initialize)
+        let timedOut = silent.discoverTimedOut()
+        guard case .toServer(.request(.number(2), "initialize", _))? = timedOut.first else { Issue.record("\(timedOut)"); return }
+        #expect(silent.discoverTimedOut().isEmpty, "initialize goes once")
+        // A slow server of the stateless revision: discover answered late, initialize refused.
+        let late = silent.fromServer(Self.serverAnswer(1, ["supportedVersions": ["2026-07-28"], "capabilities": ["tools": [:]]]))
+        guard case .toSupervisor(.response(_, .success(let result)))? = late.last else { Issue.record("\(late)"); return }
+        #expect(result["mcp"]?["protocolVersion"] == "2026-07-28" && result["plugin"]?["name"] == "mcp-server")
+        #expect(silent.fromServer(Self.serverError(2, -32022, data: ["supported": ["2026-07-28"], "requested": "2025-11-25"])).isEmpty)
     }
 
     @Test("a call's result is the output; isError and JSON-RPC errors are the run's error, never with the server's own code")

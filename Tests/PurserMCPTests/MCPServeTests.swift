@@ -34,6 +34,10 @@ struct MCPServeTests {
             let step = try JSONParser.parse(Array(line.utf8))
             steps[step["step"]?.stringValue ?? ""] = step
         }
+        // The package's default client speaks the stateless revision with Purser; an older one initialize.
+        #expect(steps["revision"] == ["step": "revision", "version": "2026-07-28", "server": "purser"], "\(steps["revision"] ?? .null)")
+        #expect(steps["legacy"]?["version"] == "2025-03-26" && steps["legacy"]?["tools"] == 3, "\(steps["legacy"] ?? .null)")
+        #expect(steps["legacy"]?["text"]?.stringValue?.contains("$.timezone: expected string") == true, "\(steps["legacy"] ?? .null)")
         #expect(steps["list"]?["tools"] == ["scripted", "time.convert_time", "time.get_current_time"], "\(steps["list"] ?? .null)")
         #expect(steps["list"]?["schemas"]?["time.get_current_time"]?["required"] == ["timezone"])
         #expect(steps["call"]?["isError"] == false && steps["call"]?["structured"]?["timezone"] == "Europe/Paris", "\(steps["call"] ?? .null)")
@@ -50,5 +54,27 @@ struct MCPServeTests {
         let nodes = team.arrayValue ?? []
         #expect(nodes.first?["consumed"]?["credits"] == 2 && nodes.first?["reserved"]?["credits"] == 0, "\(nodes.first ?? .null)")
         #expect(nodes.contains { $0["name"] == "scripted" && $0["outcome"] == "cancelled" && $0["returned"]?["credits"] == 1 }, "the slow call was cancelled")
+    }
+
+    @Test("a client speaking only an unknown revision gets -32022 naming the revisions Purser speaks; its initialize gets Purser's newest")
+    func unknownRevision() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["PURSER_HOME"] = home
+        let peer = try await runCommand(
+            Self.python, [Fixtures.file("Tests/Fixtures/mcp-unknown-revision/peer.py"), "client", Fixtures.product("purser"), "mcp", "serve"],
+            environment: environment)
+        try #require(peer.status == 0, "\(peer.stderr)")
+        var answers: [String: JSONValue] = [:]
+        for line in peer.stdout.split(separator: "\n") {
+            let step = try JSONParser.parse(Array(line.utf8))
+            answers[step["method"]?.stringValue ?? ""] = step["answer"]
+        }
+        let all: JSONValue = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
+        for method in ["server/discover", "tools/list"] {
+            let error = answers[method]?["error"]
+            #expect(error?["code"] == -32022 && error?["data"] == ["supported": all, "requested": "2099-01-01"], "\(method): \(error ?? .null)")
+            #expect(error?["message"]?.stringValue?.contains("2099-01-01") == true, "\(error ?? .null)")
+        }
+        #expect(answers["initialize"]?["result"]?["protocolVersion"] == "2025-11-25", "\(answers["initialize"] ?? .null)")
     }
 }

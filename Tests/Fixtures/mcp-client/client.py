@@ -1,13 +1,16 @@
 """An MCP client from the `mcp` package (PyPI) driving `purser mcp serve` over stdio.
 
 usage: client.py PURSER [serve arguments...]
-Prints one JSON object per step on stdout, for the test to check.
+Prints one JSON object per step on stdout, for the test to check. The first session is the
+package's default (`auto`: `server/discover`, else `initialize`); the second forces the
+`initialize` handshake at an older revision, 2025-03-26.
 """
 import json
 import os
 import sys
 
 import anyio
+import mcp.client.session
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -34,6 +37,7 @@ async def main():
         progress.append([done, total, message])
 
     async with Client(server, read_timeout_seconds=120) as client:
+        show("revision", version=client.protocol_version, server=client.server_info and client.server_info.name)
         tools = await client.list_tools()
         show("list", tools=sorted(tool.name for tool in tools.tools),
              schemas={tool.name: tool.input_schema for tool in tools.tools})
@@ -52,6 +56,14 @@ async def main():
         for _ in range(4):
             answers.append(result(await client.call_tool("time.get_current_time", {"timezone": "UTC"})))
         show("exhausted", answers=answers)
+
+    # The package offers its newest handshake revision, read when `initialize` is sent; an
+    # older client offers an older one. Calls that cost no credits: the team has none left.
+    mcp.client.session.LATEST_HANDSHAKE_VERSION = "2025-03-26"
+    async with Client(server, read_timeout_seconds=120, mode="legacy") as client:
+        tools = await client.list_tools()
+        answer = await client.call_tool("time.get_current_time", {"timezone": 7})
+        show("legacy", version=client.protocol_version, tools=len(tools.tools), **result(answer))
 
 
 anyio.run(main)

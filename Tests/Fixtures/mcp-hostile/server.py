@@ -2,6 +2,7 @@
 """A hostile MCP stdio server, by mode (argv[1]); the handshake is honest unless the mode says.
 
   silent    never answers initialize
+  deaf      never answers server/discover (as servers may that drop a method they do not know)
   bomb      tools/call allocates memory until something stops it
   flood     tools/call sends 200,000 log notifications, then answers
   longline  tools/call answers with a line of 9 MiB
@@ -68,5 +69,7 @@ for line in sys.stdin:
         send({"jsonrpc": "2.0", "id": request["id"], "result": {"tools": tools()}})
     elif method == "tools/call":
         call(request)
+    elif method == "server/discover" and MODE == "deaf":
+        continue
     elif "id" in request:
         send({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "Method not found"}})
