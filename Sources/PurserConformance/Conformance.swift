@@ -37,7 +37,14 @@ public enum Conformance {
         _ launch: WorkerLaunch, options: ConformanceOptions, only: Set<String>? = nil,
         onOutcome: @escaping @Sendable (CheckOutcome) -> Void = { _ in }
     ) async -> [CheckOutcome] {
-        let chosen = workerChecks.filter { only?.contains($0.name) ?? true }
+        await run(workerChecks, launch, options, only, onOutcome)
+    }
+
+    static func run(
+        _ checks: [any WorkerCheck], _ launch: WorkerLaunch, _ options: ConformanceOptions, _ only: Set<String>?,
+        _ onOutcome: @escaping @Sendable (CheckOutcome) -> Void
+    ) async -> [CheckOutcome] {
+        let chosen = checks.filter { only?.contains($0.name) ?? true }
         return await onThreadOfItsOwn {
             chosen.map { check in
                 let outcome = run(check, launch, options)
@@ -47,29 +54,25 @@ public enum Conformance {
         }
     }
 
+    /// One check's life: a fresh process, spoken to within the check's time limit, judged;
+    /// one that cannot start fails the check.
     private static func run(_ check: any WorkerCheck, _ launch: WorkerLaunch, _ options: ConformanceOptions) -> CheckOutcome {
         let started = ContinuousClock.now
-        let result: CheckResult
+        var result: CheckResult
         do {
             let worker = WorkerConnection(worker: try launch.spawn(), options: options, timeLimitMs: check.timeLimitMs(options))
             defer { worker.finish() }
-            result = judge(check, worker)
+            do {
+                result = try check.run(worker)
+            } catch {
+                result = CheckResult(status: .fail, detail: error.message)
+            }
+            if let problems = worker.transcript.checkerProblems { result.detail += " [checker: \(problems)]" }
         } catch {
             result = CheckResult(status: .fail, detail: "cannot start the worker: \(error.message)")
         }
         return CheckOutcome(
             name: check.name, section: check.section, summary: check.summary, result: result,
             elapsedMs: Int64((ContinuousClock.now - started) / .milliseconds(1)))
-    }
-
-    private static func judge(_ check: any WorkerCheck, _ worker: WorkerConnection) -> CheckResult {
-        var result: CheckResult
-        do {
-            result = try check.run(worker)
-        } catch {
-            result = CheckResult(status: .fail, detail: error.message)
-        }
-        if let problems = worker.transcript.checkerProblems { result.detail += " [checker: \(problems)]" }
-        return result
     }
 }

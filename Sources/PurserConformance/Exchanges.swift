@@ -11,8 +11,7 @@ extension WorkerConnection {
     /// `initialize`, answered with a version 1 result within the startup timeout.
     @discardableResult
     func initialize() throws(CheckFailure) -> InitializeResult {
-        let id = try request(Method.initialize, initializeParams().json)
-        return try initialized(answer(to: id, within: options.startupMs, "initialize"))
+        try initialized(ask(Method.initialize, initializeParams().json, within: options.startupMs))
     }
 
     func initialized(_ answer: Answer) throws(CheckFailure) -> InitializeResult {
