@@ -26,9 +26,19 @@ public enum Conformance {
         ShutdownCheck(), EndOfInputCheck(), UnknownMethodCheck(), LineLimitCheck(), StrayStdoutCheck(), StderrCheck(),
     ]
 
+    static let serverChecks: [any WorkerCheck] = [
+        MCPInitializeCheck(), MCPVersionCheck(), MCPBeforeInitializeCheck(), MCPPingCheck(), MCPToolListCheck(),
+        MCPUnknownToolCheck(), MCPUnknownMethodCheck(), MCPCancelCheck(), MCPStrayStdoutCheck(), MCPEndOfInputCheck(),
+    ]
+
     /// Every check: its name, section and what it checks.
     public static var checks: [(name: String, section: SpecSection, summary: String)] {
         workerChecks.map { ($0.name, $0.section, $0.summary) }
+    }
+
+    /// Every check of `--mcp`, likewise.
+    public static var mcpChecks: [(name: String, section: SpecSection, summary: String)] {
+        serverChecks.map { ($0.name, $0.section, $0.summary) }
     }
 
     /// Runs the checks named in `only` (all when nil), in order, on a thread of their own
@@ -38,6 +48,14 @@ public enum Conformance {
         onOutcome: @escaping @Sendable (CheckOutcome) -> Void = { _ in }
     ) async -> [CheckOutcome] {
         await run(workerChecks, launch, options, only, onOutcome)
+    }
+
+    /// The same for an MCP stdio server started from `launch` (`purser conformance --mcp`).
+    public static func checkMCP(
+        _ launch: WorkerLaunch, options: ConformanceOptions = .mcp, only: Set<String>? = nil,
+        onOutcome: @escaping @Sendable (CheckOutcome) -> Void = { _ in }
+    ) async -> [CheckOutcome] {
+        await run(serverChecks, launch, options, only, onOutcome)
     }
 
     static func run(
@@ -60,7 +78,7 @@ public enum Conformance {
         let started = ContinuousClock.now
         var result: CheckResult
         do {
-            let worker = WorkerConnection(worker: try launch.spawn(), options: options, timeLimitMs: check.timeLimitMs(options))
+            let worker = WorkerConnection(worker: try launch.spawn(), options: options, timeLimitMs: check.timeLimitMs(options), peer: check.peer)
             defer { worker.finish() }
             do {
                 result = try check.run(worker)
@@ -69,7 +87,7 @@ public enum Conformance {
             }
             if let problems = worker.transcript.checkerProblems { result.detail += " [checker: \(problems)]" }
         } catch {
-            result = CheckResult(status: .fail, detail: "cannot start the worker: \(error.message)")
+            result = CheckResult(status: .fail, detail: "cannot start \(check.peer == .worker ? "the worker" : "the server"): \(error.message)")
         }
         return CheckOutcome(
             name: check.name, section: check.section, summary: check.summary, result: result,

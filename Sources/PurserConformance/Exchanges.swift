@@ -50,16 +50,24 @@ extension WorkerConnection {
     /// A whole life: initialize, a run answered, shutdown, the exit; for the checks that
     /// judge everything the worker wrote. Says why, if it was cut short.
     func wholeSession() -> String? {
-        var cut: String?
-        do {
+        wholeLife { () throws(CheckFailure) in
             try initialize()
             _ = try runAnswer(startRun())
             let stop = try shutdown()
             _ = try? answer(to: stop, within: options.exitGraceMs, "shutdown")
+        }
+    }
+
+    /// `exchanges`, then stdin closed, the exit awaited and all that was written taken.
+    /// Says why the exchanges were cut short, if they were.
+    func wholeLife(_ exchanges: () throws(CheckFailure) -> Void) -> String? {
+        var cut: String?
+        do {
+            try exchanges()
         } catch {
             cut = error.message
-            closeStdin()
         }
+        closeStdin()
         _ = awaitExit(within: options.exitGraceMs)
         takeWritten()
         return cut

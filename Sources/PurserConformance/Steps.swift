@@ -27,7 +27,7 @@ extension WorkerConnection {
     /// As `exits`, with status 0.
     func exitsZero(within grace: Int64, since: ContinuousClock.Instant = .now, after what: String) throws(CheckFailure) {
         let exit = try exits(within: grace, since: since, after: what)
-        guard exit.exitCode == 0 else { throw CheckFailure("the worker \(Self.describe(exit)), not 0") }
+        guard exit.exitCode == 0 else { throw CheckFailure("\(party) \(Self.describe(exit)), not 0") }
     }
 }
 
