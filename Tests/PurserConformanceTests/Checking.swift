@@ -44,7 +44,8 @@ func failures(_ outcomes: [CheckOutcome]) -> (names: [String], details: String) 
 /// Runs the MCP checks on `executable ARGUMENTS` as `purser conformance --mcp` does
 /// (unsandboxed), and sees that no process of the server outlived them.
 func mcpConformance(
-    _ executable: String, _ arguments: [String] = [], only: Set<String>? = nil, options: ConformanceOptions = .mcp
+    _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:], only: Set<String>? = nil,
+    options: ConformanceOptions = .mcp
 ) async throws -> [CheckOutcome] {
     var request = RunRequest(
         executable: executable, input: options.input, credits: options.credits, wallTimeMs: options.runTimeMs,
@@ -52,7 +53,7 @@ func mcpConformance(
     request.arguments = arguments
     request.sandbox = .trusted
     let tag = UUID().uuidString
-    request.environment = ["HOSTILE_TAG": tag]
+    request.environment = environment.merging(["HOSTILE_TAG": tag]) { $1 }
     let home = Fixtures.temporaryHome()
     let launch = try await offPool { [request] in try Runtime(home: home).launch(request) }
     let outcomes = await Conformance.checkMCP(launch, options: options, only: only)

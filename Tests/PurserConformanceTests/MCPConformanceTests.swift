@@ -76,4 +76,11 @@ struct MCPConformanceTests {
         let failed = failures(try await mcpConformance(server, ["--repository", repository], options: Self.patient))
         #expect(failed.names.isEmpty, "\(failed.details)")
     }
+
+    /// Purser's own MCP server, with a home of its own and no plugins (so no tools).
+    @Test func purserMCPServePassesEveryCheck() async throws {
+        let failed = failures(try await mcpConformance(
+            Fixtures.product("purser"), ["mcp", "serve"], environment: ["PURSER_HOME": Fixtures.temporaryHome()]))
+        #expect(failed.names.isEmpty, "\(failed.details)")
+    }
 }
