@@ -10,7 +10,7 @@ struct ConformanceCommand: AsyncParsableCommand {
         abstract: "Check a worker executable against the protocol (protocol/SPEC.md), each rule with a fresh sandboxed worker; or, with --mcp, an MCP stdio server against MCP.",
         discussion: checkList + "\n\n" + ExitCodes.help(ExitCodes.conformance))
 
-    @Argument(help: "The worker executable.")
+    @Argument(help: "The worker executable, or with --mcp the MCP server.")
     var executable: String
 
     @Flag(help: "Check an MCP stdio server instead (EXE, its arguments after --), unsandboxed, each check on a fresh process.")
@@ -39,7 +39,7 @@ struct ConformanceCommand: AsyncParsableCommand {
 
     @OptionGroup var sandboxOptions: SandboxOptions
 
-    @Argument(parsing: .postTerminator, help: "Arguments for the worker, after --.")
+    @Argument(parsing: .postTerminator, help: "Arguments for the worker (or MCP server), after --.")
     var arguments: [String] = []
 
     func run() async throws {
