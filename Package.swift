@@ -103,8 +103,8 @@ let package = Package(
         .executableTarget(
             name: "purser-watchdog", dependencies: ["CPurserSys"], path: "Sources/purser-watchdog", cSettings: cSettings),
         .target(name: "PurserPluginKit", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),
-        // purser conformance: a worker checked against protocol/SPEC.md, in the sandbox.
-        .target(name: "PurserConformance", dependencies: ["PurserProtocol", "PurserRuntime", "PurserSandbox"], swiftSettings: swiftSettings),
+        // purser conformance: a worker checked against protocol/SPEC.md, in the sandbox; or an MCP stdio server against MCP.
+        .target(name: "PurserConformance", dependencies: ["PurserProtocol", "PurserRuntime", "PurserSandbox", "PurserMCP"], swiftSettings: swiftSettings),
         // MCP stdio servers as Purser workers: the bridge's state machine, and the executable
         // that runs it inside a run's sandbox beside the server (docs/mcp.md).
         .target(name: "PurserMCP", dependencies: ["PurserProtocol"], swiftSettings: swiftSettings),

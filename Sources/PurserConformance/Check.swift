@@ -1,9 +1,23 @@
-/// A section of protocol/SPEC.md, numbered and titled as there.
+/// A section of protocol/SPEC.md, numbered and titled as there; or of the MCP
+/// specification, where `number` is its path (`server/tools#listing`).
 public struct SpecSection: Sendable, Hashable, CustomStringConvertible {
     public let number: String
     public let title: String
+    public let isMCP: Bool
 
-    public var description: String { "§\(number) \(title)" }
+    init(number: String, title: String) {
+        self.number = number
+        self.title = title
+        isMCP = false
+    }
+
+    init(mcp path: String, title: String) {
+        number = path
+        self.title = title
+        isMCP = true
+    }
+
+    public var description: String { isMCP ? "MCP \(number)" : "§\(number) \(title)" }
 
     static let framing = SpecSection(number: "2", title: "Transport and framing")
     static let lifecycle = SpecSection(number: "4", title: "Lifecycle")
@@ -45,6 +59,8 @@ struct CheckFailure: Error {
 /// it ends by the check's time limit, so a worker that hangs fails the check, not the command.
 protocol WorkerCheck: Sendable {
     var name: String { get }
+    /// Whose requests the checker answers: a worker's, or an MCP server's.
+    var peer: Peer { get }
     var section: SpecSection { get }
     /// What it checks, in one line (`purser conformance --list`).
     var summary: String { get }
@@ -53,6 +69,8 @@ protocol WorkerCheck: Sendable {
 }
 
 extension WorkerCheck {
+    var peer: Peer { .worker }
+
     /// Start-up, then a few exchanges each bounded by its own wait.
     func timeLimitMs(_ options: ConformanceOptions) -> Int64 { options.startupMs + 4 * options.answerMs }
 }

@@ -11,8 +11,7 @@ extension WorkerConnection {
     /// `initialize`, answered with a version 1 result within the startup timeout.
     @discardableResult
     func initialize() throws(CheckFailure) -> InitializeResult {
-        let id = try request(Method.initialize, initializeParams().json)
-        return try initialized(answer(to: id, within: options.startupMs, "initialize"))
+        try initialized(ask(Method.initialize, initializeParams().json, within: options.startupMs))
     }
 
     func initialized(_ answer: Answer) throws(CheckFailure) -> InitializeResult {
@@ -51,16 +50,24 @@ extension WorkerConnection {
     /// A whole life: initialize, a run answered, shutdown, the exit; for the checks that
     /// judge everything the worker wrote. Says why, if it was cut short.
     func wholeSession() -> String? {
-        var cut: String?
-        do {
+        wholeLife { () throws(CheckFailure) in
             try initialize()
             _ = try runAnswer(startRun())
             let stop = try shutdown()
             _ = try? answer(to: stop, within: options.exitGraceMs, "shutdown")
+        }
+    }
+
+    /// `exchanges`, then stdin closed, the exit awaited and all that was written taken.
+    /// Says why the exchanges were cut short, if they were.
+    func wholeLife(_ exchanges: () throws(CheckFailure) -> Void) -> String? {
+        var cut: String?
+        do {
+            try exchanges()
         } catch {
             cut = error.message
-            closeStdin()
         }
+        closeStdin()
         _ = awaitExit(within: options.exitGraceMs)
         takeWritten()
         return cut

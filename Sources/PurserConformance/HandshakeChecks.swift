@@ -7,8 +7,7 @@ struct HandshakeCheck: WorkerCheck {
     let summary = "initialize answered within the startup timeout: protocolVersion 1, plugin name and version, capabilities"
 
     func run(_ worker: WorkerConnection) throws(CheckFailure) -> CheckResult {
-        let id = try worker.request(Method.initialize, worker.initializeParams().json)
-        let answer = try worker.answer(to: id, within: worker.options.startupMs, "initialize")
+        let answer = try worker.ask(Method.initialize, worker.initializeParams().json, within: worker.options.startupMs)
         let info = try worker.initialized(answer)
         guard answer.raw["result"]?["capabilities"]?.objectValue != nil else {
             throw CheckFailure("result.capabilities is required, an object (it may be {})")
@@ -28,14 +27,10 @@ struct VersionCheck: WorkerCheck {
     let summary = "initialize asking for protocol version 2 answered -32001 with data.supported"
 
     func run(_ worker: WorkerConnection) throws(CheckFailure) -> CheckResult {
-        let id = try worker.request(Method.initialize, worker.initializeParams(version: Self.unspoken).json)
-        let answer = try worker.answer(to: id, within: worker.options.startupMs, "initialize for version \(Self.unspoken)")
-        guard case .failure(let error) = answer.result else {
-            throw CheckFailure("answered a result to protocolVersion \(Self.unspoken); a worker that does not speak it answers -32001")
-        }
-        guard error.code == ErrorCode.unsupportedProtocolVersion else {
-            throw CheckFailure("answered error \(WorkerConnection.text(error)); the SPEC wants -32001")
-        }
+        let what = "initialize for version \(Self.unspoken)"
+        let answer = try worker.ask(Method.initialize, worker.initializeParams(version: Self.unspoken).json, within: worker.options.startupMs, what)
+        let error = try answer.error(
+            ErrorCode.unsupportedProtocolVersion, what, wants: "a worker that does not speak it answers -32001")
         let supported = error.data?["supported"]?.arrayValue ?? []
         let versions = supported.compactMap { $0.numberValue?.int64 }.filter { $0 >= 1 }
         guard !versions.isEmpty, versions.count == supported.count else {

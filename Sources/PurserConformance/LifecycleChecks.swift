@@ -10,15 +10,8 @@ struct ShutdownCheck: WorkerCheck {
         try worker.initialize()
         let grace = worker.options.exitGraceMs
         let sent = ContinuousClock.now
-        let answer = try worker.answer(to: worker.shutdown(), within: grace, "shutdown")
-        guard case .success(let value) = answer.result, value.objectValue != nil else {
-            throw CheckFailure("shutdown is answered with the result {}")
-        }
-        let left = grace - Int64((ContinuousClock.now - sent) / .milliseconds(1))
-        guard let exit = worker.awaitExit(within: max(0, left)) else {
-            throw CheckFailure("still running \(grace) ms (exitGrace) after shutdown")
-        }
-        guard exit.exitCode == 0 else { throw CheckFailure("the worker \(WorkerConnection.describe(exit)), not 0") }
+        try worker.answer(to: worker.shutdown(), within: grace, "shutdown").object("shutdown is answered with the result {}")
+        try worker.exitsZero(within: grace, since: sent, after: "shutdown")
         return .pass("answered {} and exited 0")
     }
 }
@@ -32,11 +25,7 @@ struct EndOfInputCheck: WorkerCheck {
     func run(_ worker: WorkerConnection) throws(CheckFailure) -> CheckResult {
         try worker.initialize()
         worker.closeStdin()
-        let grace = worker.options.exitGraceMs
-        guard let exit = worker.awaitExit(within: grace) else {
-            throw CheckFailure("still running \(grace) ms (exitGrace) after its stdin closed")
-        }
-        guard exit.exitCode == 0 else { throw CheckFailure("the worker \(WorkerConnection.describe(exit)), not 0") }
+        try worker.exitsZero(within: worker.options.exitGraceMs, after: "its stdin closed")
         return .pass("exited 0 at end of file")
     }
 }

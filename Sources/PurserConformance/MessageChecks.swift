@@ -15,10 +15,7 @@ struct PingCheck: WorkerCheck {
     }
 
     private func ping(_ worker: WorkerConnection, _ what: String) throws(CheckFailure) {
-        let answer = try worker.answer(to: worker.request(Method.ping, nil), within: worker.options.answerMs, what)
-        guard case .success(let value) = answer.result, value.objectValue != nil else {
-            throw CheckFailure("\(what) is answered with the result {}")
-        }
+        try worker.ask(Method.ping, nil, what).object("\(what) is answered with the result {}")
     }
 }
 
@@ -34,14 +31,7 @@ struct UnknownMethodCheck: WorkerCheck {
     func run(_ worker: WorkerConnection) throws(CheckFailure) -> CheckResult {
         try worker.initialize()
         try worker.notify(Self.notification, [:])
-        let id = try worker.request(Self.method, [:])
-        let answer = try worker.answer(to: id, within: worker.options.answerMs, Self.method)
-        guard case .failure(let error) = answer.result else {
-            throw CheckFailure("answered \(Self.method) with a result; the SPEC wants error -32601")
-        }
-        guard error.code == ErrorCode.methodNotFound else {
-            throw CheckFailure("answered \(Self.method) with error \(WorkerConnection.text(error)); the SPEC wants -32601")
-        }
+        try worker.ask(Self.method, [:]).error(ErrorCode.methodNotFound, Self.method, wants: "the SPEC wants error -32601")
         worker.takeWritten()
         guard worker.transcript.unmatched.isEmpty, worker.transcript.strayCount == 0 else {
             throw CheckFailure("answered the notification \(Self.notification), which nobody may answer")

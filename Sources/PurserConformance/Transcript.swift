@@ -15,6 +15,8 @@ struct Transcript {
     /// Lines on stderr that are protocol messages, which nobody reads there.
     var stderrMessageCount = 0
     var stderrMessages: [String] = []
+    /// The last line on stderr, printable and bounded.
+    var lastStderrLine: String?
     /// Notifications, in the order they came.
     var notifications: [(method: String, params: JSONValue?)] = []
     var droppedNotifications = 0
@@ -46,6 +48,7 @@ struct Transcript {
     }
 
     mutating func stderrLine(_ line: ArraySlice<UInt8>) {
+        lastStderrLine = escapedPrefix(line, limit: 200)
         guard (try? RPCMessage(line: line)) != nil else { return }
         stderrMessageCount += 1
         if stderrMessages.count < Self.keptSamples { stderrMessages.append(escapedPreview(line)) }

@@ -9,13 +9,22 @@ struct Answer {
     let raw: JSONValue
 }
 
-/// One worker in the sandbox, spoken to as the supervisor speaks to it, one exchange at a
+/// Who the checker speaks to, and so how it answers the other side's requests.
+enum Peer {
+    /// As a supervisor without gateway or ledger.
+    case worker
+    /// As an MCP client that offers nothing but `ping` (no sampling, roots or elicitation).
+    case mcpServer
+}
+
+/// One worker in the sandbox (or an MCP server), spoken to as the supervisor speaks to it, one exchange at a
 /// time: poll(2) on its pipes and its pidfd, on the check's own thread, no Dispatch source.
 /// Every wait ends by the check's deadline. The worker's own requests are answered as a
 /// supervisor without gateway or ledger answers them; everything else it writes goes to
 /// `transcript` for the checks that judge it.
 final class WorkerConnection {
     let options: ConformanceOptions
+    let peer: Peer
     let runID = Runtime.makeRunID()
     private let worker: LaunchedWorker
     private var process: WorkerProcess { worker.process }
@@ -36,9 +45,10 @@ final class WorkerConnection {
     private(set) var transcript = Transcript()
     private(set) var exitInfo: ExitInfo?
 
-    init(worker: LaunchedWorker, options: ConformanceOptions, timeLimitMs: Int64) {
+    init(worker: LaunchedWorker, options: ConformanceOptions, timeLimitMs: Int64, peer: Peer = .worker) {
         self.worker = worker
         self.options = options
+        self.peer = peer
         self.deadline = .now + .milliseconds(timeLimitMs)
         stdoutLines = LineSplitter(limit: options.maxLineBytes)
     }
@@ -71,7 +81,7 @@ final class WorkerConnection {
         var offset = 0
         while offset < line.count {
             guard stdinOpen else { throw CheckFailure("stdin is closed") }
-            guard !stdinStuck else { throw CheckFailure("the worker does not read its stdin") }
+            guard !stdinStuck else { throw CheckFailure("\(party) does not read its stdin") }
             let written = line.withUnsafeBytes { write(process.stdinFD, $0.baseAddress! + offset, $0.count - offset) }
             if written > 0 {
                 offset += written
@@ -83,14 +93,14 @@ final class WorkerConnection {
                 // The pipe is full: read meanwhile, or a worker blocked on its stdout never drains it.
                 guard ContinuousClock.now < end else {
                     stdinStuck = true
-                    throw CheckFailure("the worker does not read its stdin")
+                    throw CheckFailure("\(party) does not read its stdin")
                 }
                 pump(until: min(within(10), end))
             case EPIPE:
                 // Usually it is gone: say how it ended.
                 _ = awaitExit(within: options.exitGraceMs)
-                throw CheckFailure("the worker closed its stdin\(exitNote)")
-            default: throw CheckFailure("writing to the worker: \(String(cString: strerror(errno)))")
+                throw CheckFailure("\(party) closed its stdin\(exitNote)")
+            default: throw CheckFailure("writing to \(party): \(String(cString: strerror(errno)))")
             }
         }
     }
@@ -111,7 +121,7 @@ final class WorkerConnection {
             if let answer = stash.removeValue(forKey: id) { return answer }
             guard step(until: end) else {
                 throw CheckFailure(exitInfo != nil
-                    ? "the worker ended without answering \(what)\(exitNote)"
+                    ? "\(party) ended without answering \(what)\(exitNote)\(stderrNote)"
                     : "no answer to \(what) within \(milliseconds) ms")
             }
         }
@@ -133,6 +143,16 @@ final class WorkerConnection {
     var exitNote: String {
         guard let exitInfo else { return "" }
         return ", which " + Self.describe(exitInfo)
+    }
+
+    /// "the worker", or "the server" for an MCP server, in what a check says.
+    var party: String { peer == .worker ? "the worker" : "the server" }
+
+    /// An MCP server that ended says why on stderr, its only channel for it (a worker's
+    /// stderr is its own business): the last line, for the failure's detail.
+    private var stderrNote: String {
+        guard peer == .mcpServer, let last = transcript.lastStderrLine else { return "" }
+        return "; its stderr ended: \(last)"
     }
 
     static func describe(_ exit: ExitInfo) -> String {
@@ -173,19 +193,20 @@ final class WorkerConnection {
     }
 
     /// A supervisor with no gateway and no ledger: `ping` {}, `gateway/call` and
-    /// `routine/call` -32002, anything else -32601 (§9).
+    /// `routine/call` -32002, anything else -32601 (§9). An MCP client: `ping` {}, anything
+    /// else -32601.
     private func answerWorker(_ id: RPCID, _ method: String) {
         let result: Result<JSONValue, RPCError>
-        switch method {
-        case Method.ping: result = .success([:])
-        case Method.gatewayCall, Method.routineCall:
+        switch (method, peer) {
+        case (Method.ping, _): result = .success([:])
+        case (Method.gatewayCall, .worker), (Method.routineCall, .worker):
             result = .failure(RPCError(code: ErrorCode.notAvailable, message: "not available"))
         default: result = .failure(RPCError(code: ErrorCode.methodNotFound, message: "method not found"))
         }
         do {
             try send(.response(id: id, result: result), within: options.answerMs)
         } catch {
-            transcript.note("could not answer the worker's \(method): \(error.message)")
+            transcript.note("could not answer \(party)'s \(method): \(error.message)")
         }
     }
 

@@ -75,14 +75,14 @@ public enum ExitCodes {
             meaning: "supervisor failure: the ledger's store failed, or was away past PURSER_STORE_RETRY (the report of what is known comes first)"),
     ]
 
-    /// `purser conformance`: the worker failed at least one check.
+    /// `purser conformance`: the worker (or MCP server) failed at least one check.
     public static let conformanceFailed: Int32 = 23
 
     /// `purser conformance`.
     public static let conformance: [ExitStatus] = [
         ExitStatus(code: 0, meaning: "every check passed (or was skipped: a capability the worker does not declare)"),
-        ExitStatus(code: conformanceFailed, meaning: "the worker failed at least one check"),
-        ExitStatus(code: badInput, meaning: "bad command-line input (and --mcp, not yet)"),
+        ExitStatus(code: conformanceFailed, meaning: "the worker (or MCP server) failed at least one check"),
+        ExitStatus(code: badInput, meaning: "bad command-line input"),
         ExitStatus(
             code: sandboxUnavailable,
             meaning: "the host lacks a sandbox layer an untrusted worker needs (see `purser doctor`; --allow-degraded)"),

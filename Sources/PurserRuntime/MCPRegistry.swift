@@ -60,7 +60,7 @@ extension PluginRegistry {
         }
         let tools: [MCPServer.MCPTool]
         do {
-            tools = try MCPServer.tools(listed: report.output)
+            tools = try MCPServer.checkedTools(listed: report.output)
         } catch {
             throw RuntimeError(code: .invalidRequest, message: "\(command[0]): \(error.message)")
         }

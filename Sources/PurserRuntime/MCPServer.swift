@@ -60,8 +60,9 @@ public struct MCPServer: Sendable, Hashable {
     }
 
     /// The tools a server listed, checked: each named as MCP allows, with an object schema
-    /// of bounded size. A server is believed no more than a worker.
-    static func tools(listed output: JSONValue?) throws(RuntimeError) -> [MCPTool] {
+    /// of bounded size. A server is believed no more than a worker. (`purser conformance
+    /// --mcp` checks a server's tools with it too.)
+    public static func checkedTools(listed output: JSONValue?) throws(RuntimeError) -> [MCPTool] {
         func refuse(_ why: String) -> RuntimeError { RuntimeError(code: .invalidRequest, message: "tools/list: \(why)") }
         guard let listed = output?["tools"]?.arrayValue else { throw refuse("no tools array in the answer") }
         guard !listed.isEmpty else { throw refuse("the server has no tools") }

@@ -40,3 +40,27 @@ func failures(_ outcomes: [CheckOutcome]) -> (names: [String], details: String) 
     let failed = outcomes.filter { $0.result.status == .fail }
     return (failed.map(\.name), failed.map { "\($0.name): \($0.result.detail)" }.joined(separator: "\n"))
 }
+
+/// Runs the MCP checks on `executable ARGUMENTS` as `purser conformance --mcp` does
+/// (unsandboxed), and sees that no process of the server outlived them.
+func mcpConformance(
+    _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:], only: Set<String>? = nil,
+    options: ConformanceOptions = .mcp
+) async throws -> [CheckOutcome] {
+    var request = RunRequest(
+        executable: executable, input: options.input, credits: options.credits, wallTimeMs: options.runTimeMs,
+        memoryBytes: options.memoryBytes)
+    request.arguments = arguments
+    request.sandbox = .trusted
+    let tag = UUID().uuidString
+    request.environment = environment.merging(["HOSTILE_TAG": tag]) { $1 }
+    let home = Fixtures.temporaryHome()
+    let launch = try await offPool { [request] in try Runtime(home: home).launch(request) }
+    let outcomes = await Conformance.checkMCP(launch, options: options, only: only)
+    let survivors = await offPool { () -> [Int32] in
+        Janitor.finish()
+        return Fixtures.processes(tagged: tag)
+    }
+    #expect(survivors.isEmpty, "processes of a checked MCP server outlived their check")
+    return outcomes
+}
