@@ -5,7 +5,7 @@ import PurserProtocol
 extension WorkerConnection {
     static let mcpClientInfo: JSONValue = ["name": "purser-conformance", "version": "0.1.0"]
 
-    func mcpInitializeParams(version: String = MCPVersions.latest) -> JSONValue {
+    func mcpInitializeParams(version: String = MCPVersions.latestHandshake) -> JSONValue {
         ["protocolVersion": .string(version), "capabilities": [:], "clientInfo": Self.mcpClientInfo]
     }
 

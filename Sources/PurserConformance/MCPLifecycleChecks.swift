@@ -13,7 +13,7 @@ struct MCPInitializeCheck: MCPCheck {
         guard let version = result["protocolVersion"]?.stringValue else {
             throw CheckFailure("result.protocolVersion is required, a string")
         }
-        guard MCPVersions.supports(version) else {
+        guard MCPVersions.handshake.contains(version) else {
             throw CheckFailure(
                 "answered protocolVersion \(WorkerText.line(version, limit: 64)); purser speaks \(MCPVersions.handshake.joined(separator: ", "))")
         }
@@ -46,7 +46,7 @@ struct MCPVersionCheck: MCPCheck {
         guard version != Self.unknown else {
             throw CheckFailure("answered protocolVersion \(Self.unknown), the unknown revision it was offered; it answers one it speaks")
         }
-        let spoken = MCPVersions.supports(version) ? "" : " (which purser does not speak)"
+        let spoken = MCPVersions.handshake.contains(version) ? "" : " (which purser does not speak)"
         return .pass("answered protocolVersion \(WorkerText.line(version, limit: 64))\(spoken)")
     }
 }
