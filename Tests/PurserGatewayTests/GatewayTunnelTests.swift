@@ -105,4 +105,23 @@ struct GatewayTunnelTests {
         paid.finish(.credits)
         #expect(short.charged == Credits(micros: 750_000) && short.held == Credits(micros: 250_000))
     }
+
+    @Test("an upstream that cannot be reached costs nothing, is recorded, and opens the breaker")
+    func unreachable() throws {
+        // Port 1 on the loopback: nothing listens, the connect is refused at once.
+        let gateway = try Gateway(config: gatewayConfig("""
+            integrations:
+              down:
+                baseURL: https://127.0.0.1:1/
+                tunnel: { perConnection: 1 }
+                breaker: { failures: 1, coolDown: 1h }
+            """))
+        let account = TestAccount()
+        let tunnel = try admit(gateway, "127.0.0.1", 1, account: account).get()
+        guard case .failure(let failure) = tunnel.dial() else { Issue.record("a connect to port 1 succeeded"); return }
+        #expect(failure.reason == .upstreamUnavailable && failure.message.contains("cannot connect to 127.0.0.1:1"), "\(failure)")
+        #expect(account.charged == .zero && account.held == .zero)
+        #expect(account.records.last?.tunnel?.ended == .unreachable && account.records.last?.reason == .upstreamUnavailable)
+        #expect(message(admit(gateway, "127.0.0.1", 1, account: account)).hasPrefix("upstream_unavailable: down is failing; its circuit breaker is open"))
+    }
 }
