@@ -147,4 +147,26 @@ struct EgressTunnelTests {
         #expect(slow.result.stdout.contains("verdict: timeout"), "\(slow.result)")
         #expect(slow.field("ended") == "deadline" || slow.field("ended") == "run_ended", "\(slow.gateway)")
     }
+
+    @Test("mcp-server-fetch, unmodified, fetches an https page through a tunnel, trusting the certificate SSL_CERT_FILE names")
+    func fetchServerOverHTTPS() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: EgressTests.fetch), "run .ci/setup")
+        let certificate = try await TestCertificate.make(under: "/var/tmp")
+        let server = try await HTTPTestServer.start(tls: certificate)
+        defer { server.stop() }
+        let gateway = home + "/gateway.yaml"
+        try "integrations:\n  site:\n    baseURL: \(server.baseURL)/\n    tunnel: { perConnection: 0.25 }\n"
+            .write(toFile: gateway, atomically: true, encoding: .utf8)
+        try "egress: [site]\nmcp: { startupTimeout: 30s }\n".write(toFile: home + "/fetch.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["mcp", "add", "fetch", "--manifest", home + "/fetch.yaml", "--", EgressTests.fetch, "--ignore-robots-txt", "--allow-private-ips"])
+        try #require(added.status == 0, "\(added.stderr)")
+        let page = try await purser([
+            "exec", "fetch.fetch", "--input", #"{"url":"\#(server.baseURL)/ok"}"#, "--gateway", gateway, "--credits", "1",
+            "--env", "SSL_CERT_FILE=" + certificate.certificatePath, "--read-only", certificate.directory,
+        ])
+        #expect(page.stdout.contains("verdict: ok") && page.stdout.contains(#"{\"ok\":true"#), "\(page)")
+        #expect(page.stdout.contains("usage: credits 0.25,"), "\(page.stdout)")
+        #expect(page.stderr.contains("[gateway] integration=site CONNECT 127.0.0.1:\(server.port) status=200"), "\(page.stderr)")
+        #expect(server.requests().contains { $0.path == "/ok" })
+    }
 }
