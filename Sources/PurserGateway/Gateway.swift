@@ -30,6 +30,9 @@ public struct GatewayFailure: Error, Sendable, CustomStringConvertible {
 public protocol GatewayAccount: Sendable {
     /// Sets `credits` aside for a call; false when the reservation cannot cover them.
     func hold(_ credits: Credits) -> Bool
+    /// Adds `credits` to a hold already made (a tunnel pays as its bytes pass); false when
+    /// the reservation cannot cover them. The call's `settle` then releases the sum.
+    func extend(_ credits: Credits) -> Bool
     /// Releases the hold and charges `charged` (at most what was held), with the call's
     /// audit record. Called once for every call; `held` is nil for a call refused before
     /// anything was held.
@@ -67,6 +70,8 @@ public struct GatewayCallRecord: Sendable, Hashable {
     public var credits: Credits
     public var cached: Bool
     public var attempts: Int
+    /// What an HTTPS tunnel carried and how it ended; nil for a request.
+    public var tunnel: TunnelTraffic? = nil
 
     public var detail: String {
         var parts = ["integration=\(integration)", "\(method) \(path)"]
@@ -76,6 +81,7 @@ public struct GatewayCallRecord: Sendable, Hashable {
         parts.append("credits=\(credits)")
         parts.append("cached=\(cached)")
         if attempts > 1 { parts.append("attempts=\(attempts)") }
+        if let tunnel { parts.append("up=\(tunnel.bytesUp)B down=\(tunnel.bytesDown)B ended=\(tunnel.ended.rawValue)") }
         return parts.joined(separator: " ")
     }
 }
@@ -84,8 +90,8 @@ public struct GatewayCallRecord: Sendable, Hashable {
 /// pre-authorisation, the call through libcurl, settlement, and the answer, in that order.
 public final class Gateway: Sendable {
     public let config: GatewayConfig
-    private let states: [String: IntegrationState]
-    private let store: any GatewayStore
+    let states: [String: IntegrationState]
+    let store: any GatewayStore
     private let engine: HTTPEngine
     /// Where large answers are scrubbed and retries wait, off the workers' queues and the
     /// engine's thread. (Work that touches the store runs where the store says: `GatewayStore.perform`.)
@@ -169,7 +175,7 @@ public final class Gateway: Sendable {
         }
         let admission: Admission
         do {
-            admission = try state.admit(store: store, runID: call.caller.runID)
+            admission = try state.admit(store: store, runID: call.caller.runID, maxCredits: integration.cost.max)
         } catch {
             return refuse(call, state, error)
         }

@@ -74,10 +74,12 @@ public struct Integration: Sendable {
     public var retries: RetryPolicy
     public var breaker: BreakerPolicy
     public var cache: CachePolicy?
+    /// HTTPS tunnels to the base's host and port, for a run's egress; nil: none.
+    public var tunnel: TunnelPolicy?
 
     static let fields: Set<String> = [
         "baseURL", "methods", "auth", "headers", "rateLimit", "maxConcurrent", "quotas", "cost", "timeouts",
-        "maxResponseSize", "retries", "breaker", "cache",
+        "maxResponseSize", "retries", "breaker", "cache", "tunnel",
     ]
     static let allMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -106,6 +108,7 @@ public struct Integration: Sendable {
         retries = try fields["retries"].map { (retries) throws(ConfigError) in try RetryPolicy(retries) } ?? RetryPolicy()
         breaker = try fields["breaker"].map { (breaker) throws(ConfigError) in try BreakerPolicy(breaker) } ?? BreakerPolicy()
         cache = try fields["cache"].map { (cache) throws(ConfigError) in try CachePolicy(cache) }
+        tunnel = try fields["tunnel"].map { [base] (tunnel) throws(ConfigError) in try TunnelPolicy(tunnel, base: base) }
     }
 
     private static func methods(_ value: ConfigValue?) throws(ConfigError) -> Set<String> {
@@ -158,6 +161,9 @@ public struct BaseURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { origin + path }
+
+    /// `host:port`, an IPv6 literal in brackets: what a `CONNECT` to it names.
+    public var authority: String { (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
 }
 
 /// `count/unit` with a burst: GCRA admits `burst` calls at once, then one per `count/unit`.

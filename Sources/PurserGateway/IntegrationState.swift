@@ -55,14 +55,15 @@ final class IntegrationState: Sendable {
     var needsStore: Bool { touchesStore || shared?.needsStore(now: monotonicNanoseconds()) == true }
 
     /// Breaker, rate limit and concurrency in one step, then the quotas in the store. A
-    /// refusal anywhere undoes what was taken before it.
-    func admit(store: any GatewayStore, runID: String) throws(GatewayFailure) -> Admission {
-        guard let shared else { return try admitHere(store: store, runID: runID) }
+    /// refusal anywhere undoes what was taken before it. The quotas take `maxCredits`
+    /// (the call's or the tunnel's most), corrected when it ends.
+    func admit(store: any GatewayStore, runID: String, maxCredits: Credits) throws(GatewayFailure) -> Admission {
+        guard let shared else { return try admitHere(store: store, runID: runID, maxCredits: maxCredits) }
         try takeSlot()
         var admission = Admission(nowMs: unixMilliseconds())
         do {
             admission.trial = try shared.admit(now: monotonicNanoseconds())
-            try admission.takeQuotas(integration, store: store)
+            try admission.takeQuotas(integration, store: store, maxCredits: maxCredits)
         } catch {
             admission.cancel(self, store: store, runID: runID)
             throw error
@@ -101,7 +102,7 @@ final class IntegrationState: Sendable {
     }
 
     /// This process's own breaker, limiter and concurrency, then the quotas.
-    private func admitHere(store: any GatewayStore, runID: String) throws(GatewayFailure) -> Admission {
+    private func admitHere(store: any GatewayStore, runID: String, maxCredits: Credits) throws(GatewayFailure) -> Admission {
         let nowMs = unixMilliseconds()
         try state.withLock { (state) throws(GatewayFailure) in
             guard state.breaker.state != .open || state.breaker.allowsTrial(nowMs: nowMs) else {
@@ -120,7 +121,7 @@ final class IntegrationState: Sendable {
         }
         var admission = Admission(nowMs: nowMs)
         do {
-            try admission.takeQuotas(integration, store: store)
+            try admission.takeQuotas(integration, store: store, maxCredits: maxCredits)
         } catch {
             admission.cancel(self, store: store, runID: runID)
             throw error
@@ -260,11 +261,11 @@ struct Admission: Sendable {
 
     /// One request, and the call's maximum cost, from every quota window; corrected to
     /// the actual cost when the call ends.
-    mutating func takeQuotas(_ integration: Integration, store: any GatewayStore) throws(GatewayFailure) {
+    mutating func takeQuotas(_ integration: Integration, store: any GatewayStore, maxCredits: Credits) throws(GatewayFailure) {
         for quota in integration.quotas {
             let key = Self.quotaKey(integration.name, quota, nowMs: nowMs)
             let requests: Int64 = quota.requests == nil ? 0 : 1
-            let credits = quota.credits == nil ? 0 : integration.cost.max.micros
+            let credits = quota.credits == nil ? 0 : maxCredits.micros
             let granted: Bool
             do {
                 granted = try store.consumeQuota(

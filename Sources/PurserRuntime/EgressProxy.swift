@@ -9,8 +9,10 @@ import Synchronization
 /// serves on the worker's own loopback (`egress:`; `HTTP_PROXY` points at it). A plain
 /// `http://` request goes through the gateway's whole pipeline as one of the run's gateway
 /// calls, to an integration of the run's `egress` only: allow-list by base URL, the
-/// credential, rate limits, quotas, cost, cache, scrubbing. Anything else is answered 403 or
-/// 400 with the reason. One request per connection; at most `maxConnections` at once.
+/// credential, rate limits, quotas, cost, cache, scrubbing. A `CONNECT` to the host and port
+/// of an `https://` integration with `tunnel:` is a tunnel the gateway admits and meters
+/// (`ProxyTunnel`); its content is TLS, never seen. Anything else is answered 403 or 400 with
+/// the reason. One request or tunnel per connection; at most `maxConnections` at once.
 final class EgressProxy: Sendable {
     static let port: UInt16 = 3128
     static let maxConnections = 16
@@ -91,9 +93,7 @@ final class EgressProxy: Sendable {
 
     /// One request: the gateway's answer, or why not.
     private func handle(_ request: ProxyRequest, body: [UInt8]) -> ProxyConnection.Answer {
-        if request.isConnect {
-            return .refused(403, "HTTPS tunnels (CONNECT) are not offered yet; use http:// through an integration")
-        }
+        if request.isConnect { return tunnel(request, early: body) }
         guard let (integration, path) = request.integration(among: integrations) else {
             let names = integrations.map(\.name).joined(separator: ", ")
             return .refused(403, "no integration of this run's egress (\(names.isEmpty ? "none" : names)) holds http://\(request.host):\(request.port)\(request.path)")
@@ -115,10 +115,25 @@ final class EgressProxy: Sendable {
         answered.wait()
         switch result.withLock({ $0 })! {
         case .success(let answer): return .answered(answer)
-        case .failure(let failure):
-            logger.info("an egress request was refused", metadata: ["integration": "\(integration.name)", "reason": "\(failure.reason.rawValue)"])
-            return .refused(ProxyConnection.status(for: failure.reason), "\(failure.reason.rawValue): \(failure.message)")
+        case .failure(let failure): return refused(failure, "an egress request", target: integration.name)
         }
+    }
+
+    /// A CONNECT: the gateway admits the tunnel and dials the integration's host, or says why not.
+    private func tunnel(_ request: ProxyRequest, early: [UInt8]) -> ProxyConnection.Answer {
+        guard let caller = caller() else { return .refused(503, "the run takes no gateway calls now") }
+        let admitted = gateway.admitTunnel(host: request.host, port: request.port, egress: integrations, caller: caller)
+        switch admitted.flatMap({ tunnel in tunnel.dial().map { (tunnel, $0) } }) {
+        case .success(let (meter, upstream)):
+            return .tunnel(ProxyTunnel(meter: meter, upstream: upstream, early: early) { self.stopped.load(ordering: .acquiring) })
+        case .failure(let failure):
+            return refused(failure, "an egress tunnel", target: "\(request.host):\(request.port)")
+        }
+    }
+
+    private func refused(_ failure: GatewayFailure, _ what: String, target: String) -> ProxyConnection.Answer {
+        logger.info("\(what) was refused", metadata: ["target": "\(target)", "reason": "\(failure.reason.rawValue)"])
+        return .refused(ProxyConnection.status(for: failure.reason), "\(failure.reason.rawValue): \(failure.message)")
     }
 }
 

@@ -3,13 +3,15 @@ import PurserGateway
 import PurserProtocol
 
 /// One connection to the egress proxy: a request head and body read within bounds and a
-/// time limit, the answer written, the connection closed.
+/// time limit, the answer written, the connection closed; or, for an admitted CONNECT,
+/// `200 Connection established` and the tunnel spliced until it ends.
 struct ProxyConnection {
     let fd: Int32
 
     enum Answer {
         case answered(GatewayCallResult)
         case refused(Int, String)
+        case tunnel(ProxyTunnel)
     }
 
     /// Headers that describe this hop, not the request: never forwarded, never answered.
@@ -25,10 +27,14 @@ struct ProxyConnection {
         do throws(ProxyRequest.Refusal) {
             let (head, rest) = try readHead()
             let request = try ProxyRequest.parse(head: head)
-            let body = try readBody(request, already: rest)
+            // Bytes right after a CONNECT's head are the tunnel's first, not a body.
+            let body = request.isConnect ? rest : try readBody(request, already: rest)
             switch handle(request, body) {
             case .answered(let result): write(Self.response(result))
             case .refused(let status, let message): Self.answer(fd, status: status, message: message)
+            case .tunnel(var tunnel):
+                write(Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8))
+                _ = tunnel.run(client: fd)
             }
         } catch {
             Self.answer(fd, status: error.status, message: error.message)

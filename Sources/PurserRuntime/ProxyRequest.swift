@@ -62,7 +62,7 @@ struct ProxyRequest: Sendable {
         let colon = authority.lastIndex(of: ":")
         let hostPart = colon.map { authority[..<$0] } ?? authority
         let portPart = colon.map { authority[authority.index(after: $0)...] }
-        guard !hostPart.isEmpty, let port = portPart.map({ Int($0) }) ?? (isConnect ? nil : 80), (1...65535).contains(port) else {
+        guard !hostPart.isEmpty, let port = portPart.map({ Int($0) }) ?? (isConnect ? 443 : 80), (1...65535).contains(port) else {
             throw Refusal(status: 400, message: "a bad host or port in \(String(target.prefix(200)))")
         }
         host = hostPart.lowercased()

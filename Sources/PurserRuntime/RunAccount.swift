@@ -67,14 +67,20 @@ final class RunAccount: GatewayAccount {
     }
 
     func hold(_ credits: Credits) -> Bool {
-        let granted = state.withLock { state -> Bool in
-            guard state.reported + state.charged + state.steps + state.held + credits <= budget else { return false }
-            state.held = state.held + credits
-            state.holds += 1
-            return true
-        }
+        let granted = take(credits, newHold: true)
         if granted { holding.enter() }
         return granted
+    }
+
+    func extend(_ credits: Credits) -> Bool { take(credits, newHold: false) }
+
+    private func take(_ credits: Credits, newHold: Bool) -> Bool {
+        state.withLock { state -> Bool in
+            guard state.reported + state.charged + state.steps + state.held + credits <= budget else { return false }
+            state.held = state.held + credits
+            if newHold { state.holds += 1 }
+            return true
+        }
     }
 
     func settle(held: Credits?, charged: Credits, record: GatewayCallRecord) {

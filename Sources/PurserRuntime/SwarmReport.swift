@@ -172,6 +172,11 @@ extension RunEvent {
             ]
             if let status = record.status { fields["status"] = .number(JSONNumber(status)) }
             if let reason = record.reason { fields["reason"] = .string(reason.rawValue) }
+            if let tunnel = record.tunnel {
+                fields["bytesUp"] = .number(JSONNumber(tunnel.bytesUp))
+                fields["bytesDown"] = .number(JSONNumber(tunnel.bytesDown))
+                fields["ended"] = .string(tunnel.ended.rawValue)
+            }
             return ("gateway_call", fields)
         case .progress(let progress):
             return ("progress", ["fraction": progress.fraction.flatMap { JSONNumber($0) }.map(JSONValue.number) ?? .null,

@@ -35,6 +35,9 @@ struct GatewayCommand: ParsableCommand {
                 }
                 notes.append("max cost \(integration.cost.max)")
                 if let cache = integration.cache { notes.append("cache \(Units.formatDuration(cache.ttlMs))") }
+                if let tunnel = integration.tunnel {
+                    notes.append("HTTPS tunnels: at most \(Units.formatSize(tunnel.maxBytes)), max cost \(tunnel.max)")
+                }
                 print("  \(integration.name): " + notes.joined(separator: "; "))
             }
         }

@@ -37,9 +37,10 @@ struct GatewayConfigSchemaTests {
         let json = try ConfigValue.load(path: path).json
         let problems = try SchemaValidator(path: Self.schemaPath).validate(json)
         #expect(problems.isEmpty, "\(problems)")
-        // The example uses every field of an integration.
+        // The example's integrations use every field of an integration between them.
         let fields = try #require(try Self.integrationFields())
-        #expect(Set(json["integrations"]?["example"]?.objectValue?.keys.map { $0 } ?? []) == fields)
+        let used = (json["integrations"]?.objectValue?.values.map { $0 } ?? []).flatMap { $0.objectValue?.keys.map { $0 } ?? [] }
+        #expect(Set(used) == fields)
         let config = try GatewayConfig.load(path: path, environment: Self.environment)
         #expect(config.integration(named: "example")?.rateLimit?.burst == 5)
     }
@@ -85,6 +86,8 @@ struct GatewayConfigSchemaTests {
         api("cache: { ttl: 1m, scope: team }"),
         api("headers: [Accept, x-trace, If-None-Match, X-Forwarded, X-Originals]"),
         api("headers: []"),
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: {}\n",
+        "integrations:\n  api:\n    baseURL: HTTPS://example.com:8443\n    tunnel: { perConnection: 0.5, perMiB: \"1099511\", maxBytes: 1TiB, idleTimeout: 1h }\n",
         "integrations:\n  a.b_c-9:\n    baseURL: https://[::1]:8443\n  Z:\n    baseURL: HTTP://example.com\n",
     ])
     func goodConfigs(yaml: String) throws {
@@ -137,6 +140,13 @@ struct GatewayConfigSchemaTests {
         api("headers: [ACCEPT-ENCODING]"),
         api("headers: [Cookie]"),
         api("headers: [Host]"),
+        api("tunnel: { perConnection: 1 }"),
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { maxBytes: 0 }\n",
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { maxBytes: 2199023255552 }\n",
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { idleTimeout: 7200 }\n",
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { idleTimeout: 0s }\n",
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { perMiB: 1099512 }\n",
+        "integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { perByte: 1 }\n",
         "integrations: {}\n",
         "integrations:\n",
         "secretsFile: \"\"\nintegrations:\n  api:\n    baseURL: http://example.com/\n",
@@ -157,7 +167,7 @@ struct GatewayConfigSchemaTests {
     @Test("protocol/GATEWAY.md documents every field the schema has")
     func documented() throws {
         let fields = try #require(try Self.integrationFields())
-        #expect(fields.count == 13)
+        #expect(fields.count == 14)
         let text = try String(contentsOfFile: Fixtures.file("protocol/GATEWAY.md"), encoding: .utf8)
         for field in fields { #expect(text.contains("| `\(field)` |"), "protocol/GATEWAY.md lacks \(field)") }
     }

@@ -26,6 +26,8 @@ final class TestAccount: GatewayAccount {
         }
     }
 
+    func extend(_ credits: Credits) -> Bool { hold(credits) }
+
     func settle(held: Credits?, charged: Credits, record: GatewayCallRecord) {
         state.withLock { state in
             if let held {

@@ -40,6 +40,12 @@ struct GatewayConfigTests {
          "test.yaml:4: integrations.api.headers: expected a list"),
         ("integrations:\n  api:\n    baseURL: http://example.com/\n    cache: { ttl: 1m, scope: everyone }\n",
          "test.yaml:4: integrations.api.cache.scope: 'everyone' is not one of"),
+        ("integrations:\n  api:\n    baseURL: http://example.com/\n    tunnel: {}\n",
+         "test.yaml:4: integrations.api.tunnel: a tunnel needs an https:// baseURL"),
+        ("integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel: { perByte: 1 }\n",
+         "test.yaml:4: integrations.api.tunnel.perByte: unknown field"),
+        ("integrations:\n  api:\n    baseURL: https://example.com/\n    tunnel:\n      maxBytes: 0\n",
+         "test.yaml:5: integrations.api.tunnel.maxBytes: must be between 1 byte and 1TiB"),
         ("integrations: [\n", "test.yaml:"),
     ])
     func badConfigsNameTheirField(yaml: String, expected: String) {

@@ -14,7 +14,9 @@ public final class HTTPTestServer: Sendable {
     public let port: Int
     /// Where it listens: 127.0.0.1, or the address it was started on (`start(listening:)`).
     public let address: String
-    public var baseURL: String { "http://\(address):\(port)" }
+    /// Whether it speaks HTTPS (`start(tls:)`).
+    public let tls: Bool
+    public var baseURL: String { "\(tls ? "https" : "http")://\(address):\(port)" }
 
     /// The server script, found from this file's place in the repository.
     public static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -33,6 +35,11 @@ public final class HTTPTestServer: Sendable {
         try await offPool { try HTTPTestServer() }
     }
 
+    /// Starts the server speaking HTTPS with `certificate` (a PEM file with its key, from `TestCertificate`).
+    public static func start(tls certificate: TestCertificate) async throws -> HTTPTestServer {
+        try await offPool { try HTTPTestServer(tls: certificate) }
+    }
+
     /// Starts the server on `address` inside the network namespace at `networkNamespace` (a
     /// path for `nsenter --net=`, e.g. `NetworkHosts.serverNamespacePath`, whose bridge the
     /// fleet tests' hosts reach).
@@ -41,11 +48,15 @@ public final class HTTPTestServer: Sendable {
     }
 
     /// Starts the server and returns once it listens (at most 30 s). Async tests use `start()`.
-    public init(address: String = "127.0.0.1", networkNamespace: String? = nil) throws(HTTPTestServerError) {
+    public init(
+        address: String = "127.0.0.1", networkNamespace: String? = nil, tls: TestCertificate? = nil
+    ) throws(HTTPTestServerError) {
         let directory = try HTTPTestServer.makeDirectory()
         do {
-            let (process, port) = try HTTPTestServer.launch(in: directory, address: address, networkNamespace: networkNamespace)
+            let (process, port) = try HTTPTestServer.launch(
+                in: directory, address: address, networkNamespace: networkNamespace, tls: tls)
             self.address = address
+            self.tls = tls != nil
             self.directory = directory
             self.port = port
             self.process = Mutex(process)
@@ -102,7 +113,7 @@ public final class HTTPTestServer: Sendable {
     /// from a deinit on the cooperative pool it once spun both of the pool's threads for 25
     /// minutes while the servers lived on. A pid, `kill` and `waitpid` cannot do that.
     private static func launch(
-        in directory: String, address: String, networkNamespace: String?
+        in directory: String, address: String, networkNamespace: String?, tls: TestCertificate?
     ) throws(HTTPTestServerError) -> (pid_t, Int) {
         guard FileManager.default.fileExists(atPath: script) else {
             throw HTTPTestServerError("the test HTTP server script is missing: \(script)")
@@ -115,6 +126,7 @@ public final class HTTPTestServer: Sendable {
             "/usr/bin/env", "python3", script, "--port", "0", "--bind", address, "--log", directory + "/requests.jsonl",
             "--ready-file", ready, "--parent-pid", String(getpid()),
         ]
+        if let tls { command += ["--tls-cert", tls.certificatePath, "--tls-key", tls.keyPath] }
         if let networkNamespace { command = [NetworkHosts.nsenter, "--net=" + networkNamespace, "--"] + command }
         let process: pid_t
         do {

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """A small, real HTTP/1.1 upstream for the gateway's tests and benchmark.
 
-    python3 httpd.py --port 0 --log FILE [--ready-file FILE]
+    python3 httpd.py --port 0 --log FILE [--ready-file FILE] [--tls-cert PEM --tls-key PEM]
 
 Listens on 127.0.0.1 (or --bind ADDRESS, e.g. a test network's bridge; port 0: an ephemeral one). Once listening it writes the port
 and a newline to the ready file (FILE.tmp, then renamed, so a reader never sees half a
 number) and prints "listening on ADDRESS:PORT". SIGTERM or SIGINT stops it, status 0;
 with --parent-pid PID, so does PID ceasing to be its parent (HTTPTestServer passes it).
+With --tls-cert and --tls-key it speaks HTTPS (TLS with that certificate), the same routes.
 
 Every request, once its body is read and before it is answered, adds one JSON line to the
 log: {"method", "path" (the raw request target, query included), "headers" (names as the
@@ -62,6 +63,7 @@ import re
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -356,7 +358,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk[: min(CHUNK, total)])
                 total -= CHUNK
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.drop_connection()
 
     def redirect(self, path, headers, body):
@@ -424,7 +426,7 @@ class Server(ThreadingHTTPServer):
         # A client going away mid-answer is normal here (timeouts, /big); anything else
         # is a bug in this file and goes to stderr.
         error = sys.exc_info()[1]
-        if isinstance(error, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+        if isinstance(error, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLError)):
             return
         super().handle_error(request, client_address)
 
@@ -444,12 +446,20 @@ def main():
     parser.add_argument("--log", help="append one JSON line per request here")
     parser.add_argument("--ready-file", help="write the port here once listening")
     parser.add_argument("--parent-pid", type=int, help="exit once this process is no longer the parent")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     arguments = parser.parse_args()
     if arguments.parent_pid:
         threading.Thread(target=exit_with_parent, args=(arguments.parent_pid,), daemon=True).start()
 
     server = Server((arguments.bind, arguments.port), Handler)
     server.state = State(arguments.log)
+    if arguments.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(arguments.tls_cert, arguments.tls_key)
+        # The handshake in the handler's thread, not in accept: a client that never
+        # finishes one holds up nobody else.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     port = server.server_address[1]
 
     def stop(signum, frame):

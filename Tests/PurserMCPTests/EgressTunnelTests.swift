@@ -1,0 +1,172 @@
+import Foundation
+import PurserProtocol
+import PurserTestSupport
+import Testing
+
+/// HTTPS through the egress proxy: a tool in the sandbox (Tests/Fixtures/mcp-https/client.py,
+/// Python's urllib) reaches a real TLS server on 127.0.0.1 through a CONNECT tunnel the
+/// gateway admits and meters, trusting only the server's self-signed certificate.
+@Suite("HTTPS tunnels through the egress proxy", .timeLimit(.minutes(3)))
+struct EgressTunnelTests {
+    let home = Fixtures.temporaryHome()
+    let client = Fixtures.file("Tests/Fixtures/mcp-https/client.py")
+
+    /// One run of a tool: its answer (the tool's JSON text), its credits, its gateway lines.
+    struct Ran {
+        var answer: JSONValue
+        var credits: String
+        var gateway: [String]
+        var result: CommandResult
+
+        /// `key=value` of the only gateway line.
+        func field(_ key: String) -> String? {
+            guard gateway.count == 1 else { return nil }
+            let part = gateway[0].split(separator: " ").first { $0.hasPrefix(key + "=") }
+            return part.map { String($0.dropFirst(key.count + 1)) }
+        }
+
+        /// Bytes up and down the tunnel, from its gateway line.
+        var tunnelBytes: Int64? {
+            guard let up = field("up").flatMap({ Int64($0.dropLast()) }), let down = field("down").flatMap({ Int64($0.dropLast()) }) else {
+                return nil
+            }
+            return up + down
+        }
+    }
+
+    func purser(_ arguments: [String]) async throws -> CommandResult { try await runPurser(arguments, home: home) }
+
+    /// Writes the gateway config (`integrations`, YAML lines) and registers the client with `egress`.
+    func setUp(_ integrations: String, egress: String) async throws -> String {
+        let gateway = home + "/gateway.yaml"
+        try "integrations:\n\(integrations)\n".write(toFile: gateway, atomically: true, encoding: .utf8)
+        try "egress: [\(egress)]\nmcp: { startupTimeout: 30s }\n".write(toFile: home + "/https.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["mcp", "add", "https", "--manifest", home + "/https.yaml", "--", client])
+        try #require(added.status == 0, "\(added.stderr)")
+        return gateway
+    }
+
+    func run(_ tool: String, _ arguments: JSONValue, gateway: String, credits: String = "5", time: String = "60s") async throws -> Ran {
+        let result = try await purser([
+            "exec", "https.\(tool)", "--input", arguments.serialized(), "--gateway", gateway, "--credits", credits, "--time", time,
+        ])
+        let lines = result.stdout.split(separator: "\n")
+        let output = lines.first { $0.hasPrefix("output: ") }.map { String($0.dropFirst(8)) } ?? "null"
+        let text = try JSONParser.parse(Array(output.utf8))["content"]?.arrayValue?.first?["text"]?.stringValue ?? "null"
+        let usage = lines.first { $0.hasPrefix("usage: credits ") }?.dropFirst(15).prefix { $0 != "," } ?? ""
+        let gateway = result.stderr.split(separator: "\n").filter { $0.hasPrefix("[gateway] ") }.map(String.init)
+        return Ran(answer: try JSONParser.parse(Array(text.utf8)), credits: String(usage), gateway: gateway, result: result)
+    }
+
+    /// `perConnection` + `perMiB` per MiB (micro-credits), rounded up to the micro-credit.
+    static func charge(perConnection: Int64, perMiB: Int64, bytes: Int64) -> String {
+        "\(Credits(micros: perConnection + (perMiB * bytes + (1 << 20) - 1) / (1 << 20)))"
+    }
+
+    @Test("the page comes back through a tunnel, charged per connection and per byte; other targets get the proxy's 403 with the reason")
+    func pageThroughATunnel() async throws {
+        let certificate = try await TestCertificate.make()
+        let server = try await HTTPTestServer.start(tls: certificate)
+        defer { server.stop() }
+        let other = try await HTTPTestServer.start(tls: certificate)
+        defer { other.stop() }
+        let gateway = try await setUp("""
+              site:
+                baseURL: \(server.baseURL)/
+                tunnel: { perConnection: 0.5, perMiB: 2 }
+              plain:
+                baseURL: https://localhost:\(other.port)/
+            """, egress: "site, plain")
+
+        let page = try await run("get", ["url": .string(server.baseURL + "/ok"), "ca": .string(certificate.pem)], gateway: gateway)
+        #expect(page.answer["status"] == 200 && page.answer["head"]?.stringValue?.contains(#""ok":true"#) == true, "\(page.result)")
+        #expect(server.requests().contains { $0.path == "/ok" })
+        #expect(page.gateway.count == 1 && page.gateway.first?.contains("CONNECT 127.0.0.1:\(server.port) status=200") == true, "\(page.gateway)")
+        #expect(page.field("ended") == "closed", "\(page.gateway)")
+        let bytes = try #require(page.tunnelBytes, "\(page.gateway)")
+        #expect(bytes > 1000, "a TLS handshake and a page went through")
+        #expect(page.field("credits") == Self.charge(perConnection: 500_000, perMiB: 2_000_000, bytes: bytes), "\(page.gateway)")
+        #expect(page.credits == page.field("credits"), "the run is charged what the tunnel cost: \(page.result.stdout)")
+
+        let refusals = [
+            ("127.0.0.1:\(other.port)", "no integration of this run's egress (site, plain) has the base https://127.0.0.1:\(other.port)"),
+            ("localhost:\(other.port)", "plain offers no HTTPS tunnels (its gateway config has no tunnel:)"),
+            ("127.1:\(server.port)", "no integration of this run's egress (site, plain) has the base https://127.1:\(server.port)"),
+        ]
+        for (target, reason) in refusals {
+            let refused = try await run("connect", ["target": .string(target)], gateway: gateway)
+            let answer = refused.answer["answer"]?.stringValue ?? ""
+            #expect(answer.hasPrefix("HTTP/1.1 403 ") && answer.contains("permission_denied: " + reason), "\(target): \(refused.result)")
+            #expect(refused.credits == "0", "\(target): \(refused.result.stdout)")
+        }
+        #expect(other.requests().isEmpty, "nothing reached the server outside the tunnels")
+    }
+
+    @Test("the byte cap cuts a large download, and so does the run's reservation")
+    func capsEndTheTunnel() async throws {
+        let certificate = try await TestCertificate.make()
+        let server = try await HTTPTestServer.start(tls: certificate)
+        defer { server.stop() }
+        let big: JSONValue = ["url": .string(server.baseURL + "/big?mb=4"), "ca": .string(certificate.pem)]
+        let capped = try await setUp("""
+              site:
+                baseURL: \(server.baseURL)
+                tunnel: { maxBytes: 256KiB }
+            """, egress: "site")
+        let cut = try await run("get", big, gateway: capped)
+        #expect(cut.answer["error"] != nil && (cut.answer["bytes"]?.numberValue?.int64 ?? .max) < 256 << 10, "\(cut.result)")
+        #expect(cut.field("ended") == "byte_cap" && cut.tunnelBytes == 256 << 10, "\(cut.gateway)")
+        #expect(cut.credits == "0")
+
+        // 8 credits a MiB: the run's 1 credit pays for 128 KiB, held 64 KiB at a time.
+        try """
+        integrations:
+          site:
+            baseURL: \(server.baseURL)
+            tunnel: { perMiB: 8 }
+        """.write(toFile: capped, atomically: true, encoding: .utf8)
+        let poor = try await run("get", big, gateway: capped, credits: "1")
+        #expect(poor.answer["error"] != nil, "\(poor.result)")
+        #expect(poor.field("ended") == "credits" && poor.tunnelBytes == 128 << 10, "\(poor.gateway)")
+        #expect(poor.credits == "1" && poor.field("credits") == "1", "\(poor.result.stdout)")
+    }
+
+    @Test("a tunnel waiting on a slow answer ends with its run, not at its idle timeout")
+    func endsWithTheRun() async throws {
+        let certificate = try await TestCertificate.make()
+        let server = try await HTTPTestServer.start(tls: certificate)
+        defer { server.stop() }
+        let gateway = try await setUp("""
+              site:
+                baseURL: \(server.baseURL)
+                tunnel: { idleTimeout: 1h }
+            """, egress: "site")
+        // Were it not ended, the run would wait 150 s for the answer, and the tunnel end `closed`.
+        let slow = try await run(
+            "get", ["url": .string(server.baseURL + "/slow?ms=150000"), "ca": .string(certificate.pem)], gateway: gateway, time: "3s")
+        #expect(slow.result.stdout.contains("verdict: timeout"), "\(slow.result)")
+        #expect(slow.field("ended") == "deadline" || slow.field("ended") == "run_ended", "\(slow.gateway)")
+    }
+
+    @Test("mcp-server-fetch, unmodified, fetches an https page through a tunnel, trusting the certificate SSL_CERT_FILE names")
+    func fetchServerOverHTTPS() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: EgressTests.fetch), "run .ci/setup")
+        let certificate = try await TestCertificate.make(under: "/var/tmp")
+        let server = try await HTTPTestServer.start(tls: certificate)
+        defer { server.stop() }
+        let gateway = home + "/gateway.yaml"
+        try "integrations:\n  site:\n    baseURL: \(server.baseURL)/\n    tunnel: { perConnection: 0.25 }\n"
+            .write(toFile: gateway, atomically: true, encoding: .utf8)
+        try "egress: [site]\nmcp: { startupTimeout: 30s }\n".write(toFile: home + "/fetch.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["mcp", "add", "fetch", "--manifest", home + "/fetch.yaml", "--", EgressTests.fetch, "--ignore-robots-txt", "--allow-private-ips"])
+        try #require(added.status == 0, "\(added.stderr)")
+        let page = try await purser([
+            "exec", "fetch.fetch", "--input", #"{"url":"\#(server.baseURL)/ok"}"#, "--gateway", gateway, "--credits", "1",
+            "--env", "SSL_CERT_FILE=" + certificate.certificatePath, "--read-only", certificate.directory,
+        ])
+        #expect(page.stdout.contains("verdict: ok") && page.stdout.contains(#"{\"ok\":true"#), "\(page)")
+        #expect(page.stdout.contains("usage: credits 0.25,"), "\(page.stdout)")
+        #expect(page.stderr.contains("[gateway] integration=site CONNECT 127.0.0.1:\(server.port) status=200"), "\(page.stderr)")
+        #expect(server.requests().contains { $0.path == "/ok" })
+    }
+}
