@@ -188,14 +188,9 @@ typedef struct {
     int error;
 } listen_request;
 
-// On a thread of its own, which alone joins the namespace: loopback up (the supervisor is
-// root there; the worker holds no capability to do it), then a TCP listener on
-// 127.0.0.1:port. The socket stays in the namespace it was made in after the thread ends.
-static void *listen_thread(void *raw) {
-    listen_request *request = raw;
-    if (setns(request->netns, CLONE_NEWNET) < 0) { request->error = errno; return NULL; }
+int purser_loopback_listen(unsigned short port) {
     int control = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (control < 0) { request->error = errno; return NULL; }
+    if (control < 0) return -1;
     struct ifreq lo;
     memset(&lo, 0, sizeof lo);
     strncpy(lo.ifr_name, "lo", IFNAMSIZ - 1);
@@ -204,23 +199,35 @@ static void *listen_thread(void *raw) {
         lo.ifr_flags |= IFF_UP;
         failed = ioctl(control, SIOCSIFFLAGS, &lo) < 0;
     }
-    if (failed) { request->error = errno; close(control); return NULL; }
+    int saved = errno;
     close(control);
+    if (failed) { errno = saved; return -1; }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) { request->error = errno; return NULL; }
+    if (fd < 0) return -1;
     int on = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     struct sockaddr_in address;
     memset(&address, 0, sizeof address);
     address.sin_family = AF_INET;
-    address.sin_port = htons(request->port);
+    address.sin_port = htons(port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || listen(fd, 64) < 0) {
-        request->error = errno;
+        saved = errno;
         close(fd);
-        return NULL;
+        errno = saved;
+        return -1;
     }
-    request->fd = fd;
+    return fd;
+}
+
+// On a thread of its own, which alone joins the namespace: loopback up (the supervisor is
+// root there; the worker holds no capability to do it), then the listener. The socket stays
+// in the namespace it was made in after the thread ends.
+static void *listen_thread(void *raw) {
+    listen_request *request = raw;
+    if (setns(request->netns, CLONE_NEWNET) < 0) { request->error = errno; return NULL; }
+    request->fd = purser_loopback_listen(request->port);
+    if (request->fd < 0) request->error = errno;
     return NULL;
 }
 

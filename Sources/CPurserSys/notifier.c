@@ -222,6 +222,23 @@ int purser_seccomp_take(uint64_t tag, int *numbers, int max, int *calls, int *ca
     return found;
 }
 
+int purser_send_fd(int socket, int fd) {
+    char data = 'L';
+    struct iovec iov = {.iov_base = &data, .iov_len = 1};
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                             .msg_controllen = sizeof control.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t sent;
+    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    return sent == 1 ? 0 : -1;
+}
+
 int purser_receive_fd(int socket) {
     char data;
     struct iovec iov = {.iov_base = &data, .iov_len = 1};

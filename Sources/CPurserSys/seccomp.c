@@ -205,23 +205,6 @@ static void build_filters(void) {
 
 void purser_seccomp_prepare(void) { pthread_once(&filters_once, build_filters); }
 
-static int send_fd(int socket, int fd) {
-    char data = 'L';
-    struct iovec iov = {.iov_base = &data, .iov_len = 1};
-    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
-                             .msg_controllen = sizeof control.space};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t sent;
-    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
-    return sent == 1 ? 0 : -1;
-}
-
 int purser_seccomp_install_listener(void) {
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &programs[1]);
 }
@@ -231,7 +214,7 @@ int purser_isolate_seccomp(int socket) {
     int listener = purser_seccomp_install_listener();
     if (listener < 0) return -1;
     // The worker must never hold its own listener: it could answer its own denied calls.
-    int sent = send_fd(socket, listener);
+    int sent = purser_send_fd(socket, listener);
     int saved = errno;
     close(listener);
     close(socket);

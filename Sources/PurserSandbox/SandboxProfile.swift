@@ -26,8 +26,8 @@ public struct SandboxProfile: Sendable {
     public var passedFDs: [Int32] = []
     /// A TCP port on the worker's loopback where the supervisor listens (the run's egress
     /// proxy): the listener is made in the run's network namespace before the worker starts,
-    /// and handed over as `WorkerProcess.egressListener`. Needs the network layer, by a root
-    /// supervisor.
+    /// and handed over as `WorkerProcess.egressListener`. Needs the network layer: made by a
+    /// root supervisor, or by `purser-sandbox` in the namespaces it makes for one that is not.
     public var egressPort: UInt16?
     /// A supervisor running as root clears every capability of the worker before exec:
     /// the worker keeps uid 0 in name only.

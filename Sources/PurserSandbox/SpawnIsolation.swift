@@ -8,14 +8,24 @@ struct SpawnIsolation {
     var netnsFD: Int32 = -1
     /// The supervisor's and the child's ends of the socket the seccomp listener comes over.
     var seccompSockets: (parent: Int32, child: Int32) = (-1, -1)
+    /// Through the helper: the ends of the socket the egress listener comes over, made by
+    /// the helper in the namespace it made (`SandboxProfile.egressPort`).
+    var egressSockets: (parent: Int32, child: Int32) = (-1, -1)
+    let egressPort: UInt16?
     /// The executable, opened here when the worker could not reach it by path: the way may
     /// be closed to its uid, or hidden by its mount namespace (a path under /tmp).
     var openedExecutable: (fd: Int32, isScript: Bool)?
 
     init(_ profile: SandboxProfile, path: String) throws(SandboxError) {
         isolation = profile.isolation
+        egressPort = profile.egressPort
         do {
             if isolation.network && !viaHelper { netnsFD = try NetworkNamespaces.shared.take() }
+            if isolation.network && viaHelper && egressPort != nil {
+                var fds: [Int32] = [-1, -1]
+                try syscall("socketpair") { purser_socketpair_cloexec(&fds) }
+                egressSockets = (fds[0], fds[1])
+            }
             if isolation.seccomp {
                 var fds: [Int32] = [-1, -1]
                 try syscall("socketpair") { purser_socketpair_cloexec(&fds) }
@@ -54,6 +64,30 @@ struct SpawnIsolation {
         return flags
     }
 
+    /// Through the helper, after the spawn: the egress listener it made in the run's network
+    /// namespace, which it sends before it starts the worker; or why none came (it failed,
+    /// and said why on the worker's stderr, or was too slow).
+    mutating func receiveEgressListener() throws(SandboxError) -> Int32 {
+        guard egressSockets.parent >= 0 else { return -1 }
+        close(egressSockets.child)
+        defer {
+            close(egressSockets.parent)
+            egressSockets = (-1, -1)
+        }
+        var ready = pollfd(fd: egressSockets.parent, events: Int16(POLLIN), revents: 0)
+        var waited: Int32 = 0
+        repeat { waited = poll(&ready, 1, Self.helperWaitMs) } while waited < 0 && errno == EINTR
+        let fd = waited > 0 ? purser_receive_fd(egressSockets.parent) : -1
+        guard fd >= 0 else {
+            throw SandboxError(
+                code: .spawnFailed,
+                message: "the sandbox helper did not hand over the egress listener within \(Self.helperWaitMs) ms (see the run's stderr)")
+        }
+        return fd
+    }
+
+    static let helperWaitMs: Int32 = 10_000
+
     /// An fd that could not be handed to the notifier: closed only after the worker is ended
     /// (closing a listener while its filter's processes live would let them install their own).
     private(set) var unwatched: Int32 = -1
@@ -88,7 +122,7 @@ struct SpawnIsolation {
     /// After a failed spawn (its child is gone, so the namespace is clean).
     func undo() {
         if netnsFD >= 0 { NetworkNamespaces.shared.give(netnsFD) }
-        for fd in [seccompSockets.parent, seccompSockets.child] where fd >= 0 { close(fd) }
+        for fd in [seccompSockets.parent, seccompSockets.child, egressSockets.parent, egressSockets.child] where fd >= 0 { close(fd) }
         if let opened = openedExecutable { close(opened.fd) }
     }
 
@@ -166,6 +200,10 @@ struct SpawnIsolation {
         if seccompSockets.child >= 0 {
             inherit.append(seccompSockets.child)
             flags += ["--seccomp-fd", "\(2 + inherit.count)"]
+        }
+        if egressSockets.child >= 0, let egressPort {
+            inherit.append(egressSockets.child)
+            flags += ["--egress-fd", "\(2 + inherit.count)", "--egress-port", "\(egressPort)"]
         }
         return (helper, [helper] + flags + ["--", path, path] + profile.arguments, nil, inherit)
     }

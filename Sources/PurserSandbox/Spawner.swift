@@ -41,7 +41,7 @@ public enum Spawner {
     /// The egress proxy's listener in the run's network namespace, made before the worker
     /// can connect to it; -1 when the run has none.
     private static func egressListener(_ profile: SandboxProfile, netns: Int32) throws(SandboxError) -> Int32 {
-        guard let port = profile.egressPort else { return -1 }
+        guard let port = profile.egressPort, !(profile.isolation.network && profile.isolation.userNamespace) else { return -1 }
         guard netns >= 0 else {
             throw SandboxError(
                 code: .spawnFailed,
@@ -63,14 +63,20 @@ public enum Spawner {
         return profile.executable
     }
 
-    /// The spawned worker, once its seccomp listener is watched; a filter nobody answers
-    /// would not hold, so a worker whose listener cannot be watched is ended at once.
+    /// The spawned worker, once its seccomp listener is watched (and, through the helper,
+    /// its egress listener received); a filter nobody answers would not hold, so a worker
+    /// whose listener cannot be watched is ended at once, as is one whose egress never came.
     private static func start(
         _ profile: SandboxProfile, path: String, pipes: Pipes, held: Held, result: purser_spawn_result, egress: Int32
     ) throws(SandboxError) -> WorkerProcess {
         var isolation = held.isolation
         let tag = nextTag.add(1, ordering: .relaxed).newValue
         let watched = isolation.adopt(tag: tag)
+        var egress = egress
+        var failure: SandboxError?
+        if watched, egress < 0 {
+            do { egress = try isolation.receiveEgressListener() } catch { failure = error }
+        }
         // The write ends of stdout and stderr stay open here too (close-on-exec, never
         // written): see `WorkerProcess.stdoutHoldFD`.
         close(pipes.stdin.read)
@@ -82,16 +88,29 @@ public enum Spawner {
                 netnsFD: isolation.netnsFD, seccompTag: profile.isolation.seccomp ? tag : nil,
                 pidNamespace: profile.isolation.processes && !isolation.viaHelper),
             egressListener: egress)
-        guard watched else {
+        guard watched, failure == nil else {
             process.killAll()
             kill(result.pid, SIGKILL)
             _ = process.reap()
             process.cleanUp()
             isolation.closeUnwatched()
+            let said = failure == nil ? "" : stderrTail(pipes.stderr.read)
             closeAll(pipes.supervisorEnds + [pipes.stdout.write, pipes.stderr.write, result.pidfd] + (egress >= 0 ? [egress] : []))
-            throw SandboxError(code: .spawnFailed, message: "cannot watch the seccomp filter of \(path); the worker was ended")
+            guard let failure else {
+                throw SandboxError(code: .spawnFailed, message: "cannot watch the seccomp filter of \(path); the worker was ended")
+            }
+            throw said.isEmpty ? failure : SandboxError(code: failure.code, errno: failure.errno, message: failure.message + ": " + said)
         }
         return process
+    }
+
+    /// What a helper that failed said on the worker's stderr, its last line, bounded.
+    private static func stderrTail(_ fd: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return "" }
+        let lines = String(decoding: buffer[..<count], as: UTF8.self).split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
+        return String(lines.last ?? "")
     }
 
     /// The worker's three pipes; the child's ends become its 0, 1 and 2.

@@ -6,7 +6,9 @@
  * so it can: the supervisor starts it where it would start the worker, and it
  *
  *   1. makes a user namespace where the supervisor's ids are 65534 (nobody), then network,
- *      IPC, mount and PID namespaces inside it;
+ *      IPC, mount and PID namespaces inside it; with --egress-fd, brings up loopback there,
+ *      listens on 127.0.0.1:--egress-port and sends that listener to the supervisor over
+ *      the fd (the egress proxy's socket: only a process of the namespace can make it);
  *   2. forks the worker as the PID namespace's init, which sets up the mounts (read-only
  *      host, hidden paths, a private /tmp, its own /proc), the seccomp filter (its listener
  *      goes to the supervisor over fd --seccomp-fd), and execs the worker (fd --exec-fd, or
@@ -16,6 +18,7 @@
  *
  * usage: purser-sandbox --uid-map M --gid-map M --tmp OPTIONS [--proc] [--hide-dir P]...
  *                       [--hide-file P]... [--share-dir P]... [--seccomp-fd N] [--exec-fd N [--keep-exec-fd]]
+ *                       [--egress-fd N --egress-port P]
  *                       [--cwd DIR]
  *                       -- PATH ARGV0 [ARG]...
  *        purser-sandbox --probe    (exit status: a bit for each layer that failed)
@@ -44,7 +47,7 @@ enum { MAX_HIDDEN = 64 };
 
 typedef struct {
     const char *uid_map, *gid_map, *tmp, *cwd;
-    int proc, seccomp_fd, exec_fd, keep_exec_fd;
+    int proc, seccomp_fd, exec_fd, keep_exec_fd, egress_fd, egress_port;
     const char *dirs[MAX_HIDDEN], *files[MAX_HIDDEN], *shared[MAX_HIDDEN];
     int dir_count, file_count, shared_count;
     char **command; /* PATH ARGV0 ARG... */
@@ -61,7 +64,7 @@ static void usage(const char *message) {
 }
 
 static options parse(int argc, char **argv) {
-    options o = {.cwd = "/tmp", .seccomp_fd = -1, .exec_fd = -1};
+    options o = {.cwd = "/tmp", .seccomp_fd = -1, .exec_fd = -1, .egress_fd = -1};
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         const char *flag = argv[i];
@@ -75,12 +78,15 @@ static options parse(int argc, char **argv) {
         else if (strcmp(flag, "--cwd") == 0) o.cwd = value;
         else if (strcmp(flag, "--seccomp-fd") == 0) o.seccomp_fd = atoi(value);
         else if (strcmp(flag, "--exec-fd") == 0) o.exec_fd = atoi(value);
+        else if (strcmp(flag, "--egress-fd") == 0) o.egress_fd = atoi(value);
+        else if (strcmp(flag, "--egress-port") == 0) o.egress_port = atoi(value);
         else if (strcmp(flag, "--hide-dir") == 0 && o.dir_count < MAX_HIDDEN) o.dirs[o.dir_count++] = value;
         else if (strcmp(flag, "--hide-file") == 0 && o.file_count < MAX_HIDDEN) o.files[o.file_count++] = value;
         else if (strcmp(flag, "--share-dir") == 0 && o.shared_count < MAX_HIDDEN) o.shared[o.shared_count++] = value;
         else usage("unknown flag");
     }
     if (!o.uid_map || !o.gid_map || i + 2 >= argc) usage("needs --uid-map, --gid-map and -- PATH ARGV0");
+    if ((o.egress_fd >= 0) != (o.egress_port > 0 && o.egress_port < 65536)) usage("--egress-fd goes with --egress-port 1-65535");
     o.command = argv + i + 1;
     return o;
 }
@@ -90,6 +96,17 @@ static void enter_namespaces(const options *o) {
     if (unshare(CLONE_NEWUSER) < 0) fail("unshare(CLONE_NEWUSER)");
     if (purser_isolate_map_ids(o->uid_map, o->gid_map) < 0) fail("writing the id maps");
     if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID) < 0) fail("unshare");
+}
+
+/* The egress proxy's listener, made in the new network namespace before the worker exists,
+ * sent to the supervisor; the worker never holds it. */
+static void send_egress_listener(const options *o) {
+    if (o->egress_fd < 0) return;
+    int listener = purser_loopback_listen((unsigned short)o->egress_port);
+    if (listener < 0) fail("listening for egress on the namespace's loopback");
+    if (purser_send_fd(o->egress_fd, listener) < 0) fail("sending the egress listener");
+    close(listener);
+    close(o->egress_fd);
 }
 
 /* The worker: pid 1 of its namespace, dies with the helper. */
@@ -196,6 +213,7 @@ int main(int argc, char **argv) {
     options o = parse(argc, argv);
     pid_t parent = getppid();
     enter_namespaces(&o);
+    send_egress_listener(&o);
     /* Entering the user namespace changed our credentials, which clears the parent-death signal. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail("PR_SET_PDEATHSIG");
     if (getppid() != parent) _exit(125);

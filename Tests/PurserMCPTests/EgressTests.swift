@@ -56,6 +56,37 @@ struct EgressTests {
         #expect(other.requests().isEmpty, "nothing reached the server outside the integrations")
     }
 
+    /// A supervisor that is not root makes the run's namespaces through purser-sandbox,
+    /// which makes the proxy's listener there too and hands it over.
+    @Test(
+        "egress under a supervisor that is not root",
+        .enabled(if: geteuid() == 0 && Fixtures.reachableByOthers(Fixtures.product("purser")) && Fixtures.reachableByOthers(Self.fetch)))
+    func egressWithoutRoot() async throws {
+        let server = try await HTTPTestServer.start()
+        defer { server.stop() }
+        let gateway = try gateway(server)
+        try "egress: [site]\nmcp: { startupTimeout: 30s }\n".write(toFile: home + "/fetch.yaml", atomically: true, encoding: .utf8)
+        chown(home, 65534, 65534)
+        func nobody(_ arguments: [String]) async throws -> CommandResult {
+            try await runCommand("/usr/bin/setpriv", [
+                "--reuid=65534", "--regid=65534", "--clear-groups", "env", "PURSER_HOME=\(home)/h", Fixtures.product("purser"),
+            ] + arguments)
+        }
+        let added = try await nobody([
+            "mcp", "add", "fetch", "--manifest", home + "/fetch.yaml", "--allow-degraded", "--", Self.fetch, "--ignore-robots-txt",
+            "--allow-private-ips",
+        ])
+        try #require(added.status == 0, "\(added.stderr)")
+        let page = try report(try await nobody([
+            "exec", "fetch.fetch", "--input", #"{"url":"\#(server.baseURL)/ok"}"#, "--gateway", gateway, "--credits", "1", "--json",
+            "--allow-degraded",
+        ]))
+        #expect(page["verdict"] == "ok", "\(page)")
+        #expect(page["sandbox"]?["applied"]?.arrayValue?.contains("user-namespace") == true, "\(page["sandbox"] ?? .null)")
+        #expect(page["usage"]?["gatewayCredits"] == 0.1, "\(page["usage"] ?? .null)")
+        #expect(server.requests().contains { $0.path == "/ok" })
+    }
+
     @Test("a tool that ignores the proxy variables reaches nothing: the host's loopback is not the run's")
     func directConnectionsFail() async throws {
         let server = try await HTTPTestServer.start()

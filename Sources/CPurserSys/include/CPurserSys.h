@@ -157,6 +157,9 @@ int purser_netns_create(void);
 /// A TCP listener on 127.0.0.1:port inside the network namespace `netns_fd` (loopback
 /// brought up there first); -1 with errno on failure. Needs CAP_NET_ADMIN over the namespace.
 int purser_netns_listen(int netns_fd, unsigned short port);
+/// The same in the caller's own network namespace (purser-sandbox, inside its user
+/// namespace, where it holds CAP_NET_ADMIN over the namespace it made).
+int purser_loopback_listen(unsigned short port);
 
 /// What the host allows, tried for real in a throwaway child: each field 0 or an errno.
 typedef struct {
@@ -196,6 +199,8 @@ int purser_seccomp_watch_socket(int socket, uint64_t tag);
 int purser_seccomp_take(uint64_t tag, int *numbers, int max, int *calls, int *capped);
 /// Receives a listener fd sent by a spawned child over `socket`; -1 if none came.
 int purser_receive_fd(int socket);
+/// Sends `fd` over the unix socket `socket` (SCM_RIGHTS); 0, or -1 with errno.
+int purser_send_fd(int socket, int fd);
 int purser_socketpair_cloexec(int fds[2]);
 
 #endif
