@@ -65,7 +65,9 @@ public enum MCPTranslation {
         case .success(let answer):
             guard answer.objectValue != nil else { return .failure(failure("the MCP server's tools/call result is not an object")) }
             if answer["isError"] == true { return .failure(failure(text(of: answer).isEmpty ? "the tool failed" : text(of: answer))) }
-            return .success(["output": answer])
+            // The same output whatever revision was spoken: a stateless result's envelope
+            // (`resultType`, the server's name) is the protocol's, not the tool's.
+            return .success(["output": MCPEnvelope.unstamped(answer)])
         }
     }
 

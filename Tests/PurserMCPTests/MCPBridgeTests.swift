@@ -79,6 +79,12 @@ struct MCPBridgeTests {
         guard case .toServer(.request(_, "tools/call", let params))? = call.first else { Issue.record("\(call)"); return }
         #expect(params?["_meta"]?["progressToken"] == "r-1" && params?["_meta"]?[MCPEnvelope.protocolVersion] == "2026-07-28", "\(String(describing: params))")
         #expect(params?["_meta"]?[MCPEnvelope.clientCapabilities] == [:])
+        // The output is the tool's result, the same as an initialize-era server's: without the envelope.
+        guard case .toServer(.request(.number(let callID), _, _))? = call.first else { return }
+        let answered = bridge.fromServer(Self.serverAnswer(callID, [
+            "content": [], "resultType": "complete", "_meta": [MCPEnvelope.serverInfo: ["name": "t"], "other": 1],
+        ]))
+        #expect(answered == [.toSupervisor(.response(id: .number(2), result: .success(["output": ["content": [], "_meta": ["other": 1]]])))])
     }
 
     @Test("discover naming no revision purser speaks statelessly falls back to initialize; a silent discover does after the timeout, and its late answer still counts")
