@@ -149,6 +149,20 @@ public struct MCPServerSession: Sendable {
         ["content": [["type": "text", "text": .string(text)]], "isError": true]
     }
 
+    /// The `_meta` key of a tools/call result that says how its run went (`purser mcp serve`).
+    public static let runMeta = "purser/run"
+
+    /// `result` with `run` at `_meta["purser/run"]`: the result's other `_meta` keys stay,
+    /// and whatever a passed-on server put under that key is replaced (a worker may not
+    /// speak for its run).
+    public static func withRun(_ result: JSONValue, _ run: JSONValue) -> JSONValue {
+        var fields = result.objectValue ?? [:]
+        var meta = fields["_meta"]?.objectValue ?? [:]
+        meta[runMeta] = run
+        fields["_meta"] = .object(meta)
+        return .object(fields)
+    }
+
     /// `notifications/progress` for a call's progress token.
     public static func progress(token: JSONValue, done: Double, total: Double?, message: String?) -> RPCMessage {
         var params: [String: JSONValue] = ["progressToken": token, "progress": JSONNumber(done).map(JSONValue.number) ?? 0]

@@ -205,6 +205,14 @@ public struct RunReport: Sendable {
         self.settlement = Amounts(settlement.returned)
     }
 
+    /// Which process ran it, and its how-manieth run that was (more than 1: a kept worker):
+    /// `{"pid", "run"}`, as `purser run --json` and `purser mcp serve` show it; nil if no
+    /// worker was started.
+    public var worker: JSONValue? {
+        guard let pid, workerRun > 0 else { return nil }
+        return ["pid": .number(JSONNumber(Int64(pid))), "run": .number(JSONNumber(Int64(workerRun)))]
+    }
+
     public var json: JSONValue {
         var object: [String: JSONValue] = [
             "runId": .string(runID),

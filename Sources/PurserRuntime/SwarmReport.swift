@@ -56,10 +56,7 @@ public struct RoutineOutcome: Sendable {
             object["settleError"] = .string(settleError)
         }
         if let report { object["usage"] = report.usage.json }
-        // Which process ran it, and its how-manieth run that was (more than 1: a kept worker).
-        if let report, let pid = report.pid, report.workerRun > 0 {
-            object["worker"] = ["pid": .number(JSONNumber(Int64(pid))), "run": .number(JSONNumber(Int64(report.workerRun)))]
-        }
+        if let worker = report?.worker { object["worker"] = worker }
         return .object(object)
     }
 }

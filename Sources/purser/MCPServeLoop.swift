@@ -109,12 +109,27 @@ final class MCPServeLoop: Sendable {
     }
 
     /// A run's end as MCP sees it: ok is the tool's result; anything else a tool error naming
-    /// the verdict and why, with what it used.
+    /// the verdict and why, with what it used. Either way with the run's facts in `_meta`.
     static func answer(_ report: RunReport, fromMCPTool: Bool) -> JSONValue {
+        MCPServerSession.withRun(outcome(report, fromMCPTool: fromMCPTool), run(report))
+    }
+
+    private static func outcome(_ report: RunReport, fromMCPTool: Bool) -> JSONValue {
         if report.verdict == .ok { return MCPServerSession.result(output: report.output, fromMCPTool: fromMCPTool) }
         let why = report.error?.message ?? report.message ?? ""
         let text = "\(report.verdict.rawValue): \(WorkerText.line(why)) (used \(report.usage.credits) of \(report.reserved.credits) credits)"
         return MCPServerSession.failure(text)
+    }
+
+    /// `_meta["purser/run"]`: the verdict, the credits, and which worker ran it (absent when
+    /// none was started), as `purser run --json` names them.
+    static func run(_ report: RunReport) -> JSONValue {
+        var run: [String: JSONValue] = [
+            "verdict": .string(report.verdict.rawValue),
+            "credits": ["used": report.usage.credits.json, "reserved": report.reserved.credits.json],
+        ]
+        if let worker = report.worker { run["worker"] = worker }
+        return .object(run)
     }
 
     /// An error about a line with no id to answer (JSON-RPC's `"id": null`).

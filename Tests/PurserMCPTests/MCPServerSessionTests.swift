@@ -63,6 +63,31 @@ struct MCPServerSessionTests {
         #expect(answer(session.receive(.request(id: .number(6), method: "tools/list", params: noCapabilities)))?.failureCode == ErrorCode.invalidParams)
     }
 
+    @Test("a call's result carries its run in _meta[\"purser/run\"], beside the other _meta keys, for every revision; a server's own purser/run is replaced")
+    func runInMeta() throws {
+        var session = MCPServerSession(tools: [["name": "t", "inputSchema": ["type": "object"]]], serverVersion: "0.1.0")
+        let passedOn: JSONValue = ["content": [], "_meta": ["server/key": 1, "purser/run": "spoofed"]]
+        let run: JSONValue = ["verdict": "ok", "credits": ["used": 0, "reserved": 1], "worker": ["pid": 7, "run": 2]]
+        let result = MCPServerSession.withRun(passedOn, run)
+        #expect(result["_meta"] == ["server/key": 1, "purser/run": run], "\(result)")
+        #expect(MCPServerSession.withRun(MCPServerSession.failure("x"), run)["_meta"] == ["purser/run": run])
+
+        let call = session.receive(.request(id: .number(1), method: "tools/call", params: Self.stateless("2026-07-28", ["name": "t"])))
+        guard case .call(let reply, _, _, _) = call.first, case .response(_, .success(let stamped)) = reply.message(result) else {
+            Issue.record("\(call)")
+            return
+        }
+        #expect(stamped["_meta"]?["purser/run"] == run && stamped["_meta"]?["server/key"] == 1, "\(stamped)")
+        #expect(stamped["_meta"]?[MCPEnvelope.serverInfo]?["name"] == "purser", "\(stamped)")
+        _ = session.receive(.request(id: .number(2), method: "initialize", params: ["protocolVersion": "2025-11-25"]))
+        let legacy = session.receive(.request(id: .number(3), method: "tools/call", params: ["name": "t"]))
+        guard case .call(let legacyReply, _, _, _) = legacy.first, case .response(_, .success(let plain)) = legacyReply.message(result) else {
+            Issue.record("\(legacy)")
+            return
+        }
+        #expect(plain["_meta"] == ["server/key": 1, "purser/run": run], "\(plain)")
+    }
+
     @Test("tools/list pages by 100; a call names a known tool with object arguments; a cancel names its request")
     func toolsAndCalls() throws {
         let tools: [JSONValue] = (0..<150).map { ["name": .string("t\($0)"), "inputSchema": ["type": "object"]] }
