@@ -125,7 +125,12 @@ final class EgressProxy: Sendable {
         let admitted = gateway.admitTunnel(host: request.host, port: request.port, egress: integrations, caller: caller)
         switch admitted.flatMap({ tunnel in tunnel.dial().map { (tunnel, $0) } }) {
         case .success(let (meter, upstream)):
-            return .tunnel(ProxyTunnel(meter: meter, upstream: upstream, early: early) { self.stopped.load(ordering: .acquiring) })
+            // A kept worker's run ends without its proxy stopping: the tunnel ends with the run
+            // that opened it, or the worker, idle or in its next run, would pass bytes on that
+            // run's account (and keep it from being settled).
+            return .tunnel(ProxyTunnel(meter: meter, upstream: upstream, early: early) {
+                self.stopped.load(ordering: .acquiring) || self.caller()?.runID != caller.runID
+            })
         case .failure(let failure):
             return refused(failure, "an egress tunnel", target: "\(request.host):\(request.port)")
         }
