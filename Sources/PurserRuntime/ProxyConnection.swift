@@ -89,13 +89,41 @@ struct ProxyConnection {
         return Array(head.utf8) + result.body
     }
 
-    /// A refusal, in plain text, with the reason.
+    /// A refusal, in plain text, with the reason; then `linger`, as the request may not have
+    /// been read to its end.
     static func answer(_ fd: Int32, status: Int, message: String) {
         let text = WorkerText.line(message)
         let body = Array(("purser egress: " + text + "\n").utf8)
         let head = "HTTP/1.1 \(status) \(reason(status))\r\ncontent-type: text/plain; charset=utf-8\r\n"
             + "content-length: \(body.count)\r\nconnection: close\r\n\r\n"
         ProxyConnection(fd: fd).write(Array(head.utf8) + body)
+        linger(fd)
+    }
+
+    /// Closing a socket with unread bytes resets the connection, and the reset can discard
+    /// the answer before the client reads it: so the answer is followed by the end of the
+    /// stream, and what the client still sends is read and dropped, within bounds (a client
+    /// that keeps sending gets its reset after all).
+    static func linger(_ fd: Int32, ms: Int64 = 250, bytes: Int = 1 << 20) {
+        shutdown(fd, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var left = bytes
+        let deadline = monotonicMs() + ms
+        while left > 0 {
+            let wait = deadline - monotonicMs()
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard wait > 0, poll(&ready, 1, Int32(wait)) >= 0 || errno == EINTR else { return }
+            let count = recv(fd, &buffer, min(buffer.count, left), Int32(MSG_DONTWAIT))
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard count > 0 else { return }
+            left -= count
+        }
+    }
+
+    static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     private func write(_ bytes: [UInt8]) {

@@ -180,6 +180,11 @@ struct EgressTunnelTests {
             ("GET http://127.1:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
             ("GET http://[::ffff:127.0.0.1]:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
             ("get http://127.0.0.1:\(p)/api/ok HTTP/1.1\r\n\r\n", "400"),
+            ("GET http://127.0.0.1:\(u)/ok HTTP/1.1\r\n\r\n", "403"),  // the https integration, not as plain http
+            ("POST http://127.0.0.1:\(p)/api/big HTTP/1.1\r\nContent-Length: \((8 << 20) + 1)\r\n\r\n", "413"),
+            ("POST http://127.0.0.1:\(p)/api/neg HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400"),
+            // Refused with its body still coming: the refusal must reach the client, not a reset.
+            ("POST http://127.0.0.1:\(p)/api/big HTTP/1.1\r\nContent-Length: \((8 << 20) + 1)\r\n\r\n" + String(repeating: "x", count: 32 << 10), "413"),
             ("POST http://127.0.0.1:\(p)/api/te HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", "411"),
             (get + "X-A: a\r\n b\r\n\r\n", "400"),
             (get + "X-A: a\nHost: evil\r\n\r\n", "400"),
@@ -207,6 +212,11 @@ struct EgressTunnelTests {
         #expect(upstream.requests().map(\.path) == ["/piped"])
         #expect(server.requests().map(\.path).sorted() == ["/api/ok", "/api/one"], "\(server.requests().map(\.path))")
         #expect(other.requests().isEmpty)
+
+        // Sixteen connections saying nothing fill the proxy: the seventeenth is turned away at once.
+        let full = try await run("raw", ["requests": [.string(get + "\r\n")], "idle": 16], gateway: gateway)
+        let turnedAway = full.answer["answers"]?.arrayValue?.first?.stringValue ?? ""
+        #expect(turnedAway.hasPrefix("HTTP/1.1 503 ") && turnedAway.contains("more than 16 connections at once"), "\(full.result)")
     }
 
     /// A kept untrusted worker answers a run with a tunnel still open: the tunnel ends with

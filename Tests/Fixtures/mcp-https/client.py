@@ -12,8 +12,9 @@ as any tool that fetches URLs itself would: standard library only.
            after the call is answered (a hostile kept worker's); answers {"answer"}
   probe    {path}: sends a plain `GET path` through the tunnel `hold` kept (to a plain HTTP
            upstream); answers {"answer"}: what came back, or {"error"}
-  raw      {requests}: each string's bytes (code points below 256) sent to the proxy as they
-           are, on a connection of its own; answers {"answers"}: what the proxy said to each
+  raw      {requests, idle}: each string's bytes (code points below 256) sent to the proxy as
+           they are, on a connection of its own, while `idle` (0) other connections to it are
+           held open, saying nothing; answers {"answers"}: what the proxy said to each
 """
 import json
 import os
@@ -34,7 +35,8 @@ TOOLS = [
     {"name": "probe", "description": "sends a GET through the kept tunnel",
      "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}},
     {"name": "raw", "description": "sends requests to the proxy byte for byte",
-     "inputSchema": {"type": "object", "properties": {"requests": {"type": "array", "items": {"type": "string"}}},
+     "inputSchema": {"type": "object", "properties": {"requests": {"type": "array", "items": {"type": "string"}},
+                                                    "idle": {"type": "integer"}},
                      "required": ["requests"]}},
 ]
 HELD = []
@@ -96,11 +98,17 @@ def hold(arguments):
 
 def raw(arguments):
     proxy = urllib.parse.urlsplit(os.environ["HTTP_PROXY"])
+    idle = [socket.create_connection((proxy.hostname, proxy.port), timeout=30) for _ in range(arguments.get("idle", 0))]
     answers = []
     for request in arguments["requests"]:
         with socket.create_connection((proxy.hostname, proxy.port), timeout=30) as connection:
-            connection.sendall(request.encode("latin-1"))
-            answers.append(read_all(connection))
+            try:
+                connection.sendall(request.encode("latin-1"))
+                answers.append(read_all(connection))
+            except OSError as error:
+                answers.append("%s: %s" % (type(error).__name__, error))
+    for connection in idle:
+        connection.close()
     return {"answers": answers}
 
 
