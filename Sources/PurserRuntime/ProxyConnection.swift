@@ -44,8 +44,9 @@ struct ProxyConnection {
     private func readHead() throws(ProxyRequest.Refusal) -> (head: [UInt8], rest: [UInt8]) {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
+        var headEnd = HeadEnd()
         while true {
-            if let end = Self.headEnd(bytes) { return (Array(bytes[..<end]), Array(bytes[(end + 4)...])) }
+            if let end = headEnd.find(bytes) { return (Array(bytes[..<end]), Array(bytes[(end + 4)...])) }
             guard bytes.count < ProxyRequest.maxHead else { throw .init(status: 431, message: "the request head is over 64 KiB") }
             let count = read(fd, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
@@ -54,12 +55,25 @@ struct ProxyConnection {
         }
     }
 
-    private static func headEnd(_ bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
-            return index
+    /// Where a request head ends (CRLF CRLF), found as its bytes arrive: each position is
+    /// looked at once, so a head a worker sends a byte at a time costs the supervisor no
+    /// scan of all it read so far after each byte (for 64 KiB, 2^31 comparisons).
+    struct HeadEnd {
+        /// Where the next look starts: an end cannot begin before the last 3 bytes looked at.
+        private var from = 0
+        /// Positions looked at so far.
+        private(set) var examined = 0
+
+        /// The index of the CRLF CRLF in `bytes` (what has arrived so far, growing), if it is there.
+        mutating func find(_ bytes: [UInt8]) -> Int? {
+            guard bytes.count - 4 >= from else { return nil }
+            defer { from = bytes.count - 3 }
+            for index in from...(bytes.count - 4) {
+                examined += 1
+                if bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 { return index }
+            }
+            return nil
         }
-        return nil
     }
 
     private func readBody(_ request: ProxyRequest, already: [UInt8]) throws(ProxyRequest.Refusal) -> [UInt8] {
