@@ -136,8 +136,11 @@ final class EgressProxy: Sendable {
         }
     }
 
+    /// The worker is answered with the reason (and a known integration's refusal is a
+    /// gateway_call event): the supervisor's log gets it at debug only, its target cut short,
+    /// as a worker may repeat refused requests as fast as it likes, each with a 64 KiB target.
     private func refused(_ failure: GatewayFailure, _ what: String, target: String) -> ProxyConnection.Answer {
-        logger.info("\(what) was refused", metadata: ["target": "\(target)", "reason": "\(failure.reason.rawValue)"])
+        logger.debug("\(what) was refused", metadata: ["target": "\(target.prefix(200))", "reason": "\(failure.reason.rawValue)"])
         return .refused(ProxyConnection.status(for: failure.reason), "\(failure.reason.rawValue): \(failure.message)")
     }
 }

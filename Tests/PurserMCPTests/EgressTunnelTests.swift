@@ -212,6 +212,8 @@ struct EgressTunnelTests {
         #expect(upstream.requests().map(\.path) == ["/piped"])
         #expect(server.requests().map(\.path).sorted() == ["/api/ok", "/api/one"], "\(server.requests().map(\.path))")
         #expect(other.requests().isEmpty)
+        // The worker is told why; the supervisor's log gets no line per refusal a worker can repeat at will.
+        #expect(!ran.result.stderr.contains("was refused"), "\(ran.result.stderr)")
 
         // Sixteen connections saying nothing fill the proxy: the seventeenth is turned away at once.
         let full = try await run("raw", ["requests": [.string(get + "\r\n")], "idle": 16], gateway: gateway)
