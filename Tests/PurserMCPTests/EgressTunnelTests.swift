@@ -166,7 +166,9 @@ struct EgressTunnelTests {
               secure:
                 baseURL: https://127.0.0.1:\(u)/
                 tunnel: {}
-            """, egress: "site, secure")
+              v6:
+                baseURL: http://[::1]:9/
+            """, egress: "site, secure, v6")
         let get = "GET http://127.0.0.1:\(p)/api/ok HTTP/1.1\r\n"
         let attacks: [(String, String)] = [
             (get + "Host: 127.0.0.1:\(o)\r\n\r\n", "404"),  // the URL decides, not Host: upstream's 404 for /api/ok
@@ -179,6 +181,9 @@ struct EgressTunnelTests {
             ("GET http://127.0.0.1.:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
             ("GET http://127.1:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
             ("GET http://[::ffff:127.0.0.1]:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
+            // An IPv6 literal base is reached (nothing listens on its port 9: the gateway's 502).
+            ("GET http://[::1]:9/x HTTP/1.1\r\n\r\n", "502"),
+            ("GET http://[::1]:80/x HTTP/1.1\r\n\r\n", "403"),
             ("get http://127.0.0.1:\(p)/api/ok HTTP/1.1\r\n\r\n", "400"),
             ("GET http://127.0.0.1:\(u)/ok HTTP/1.1\r\n\r\n", "403"),  // the https integration, not as plain http
             ("POST http://127.0.0.1:\(p)/api/big HTTP/1.1\r\nContent-Length: \((8 << 20) + 1)\r\n\r\n", "413"),
