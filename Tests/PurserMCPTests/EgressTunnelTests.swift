@@ -226,6 +226,22 @@ struct EgressTunnelTests {
         #expect(turnedAway.hasPrefix("HTTP/1.1 503 ") && turnedAway.contains("more than 16 connections at once"), "\(full.result)")
     }
 
+    @Test("a tunnel left idle ends at its idle timeout, charged its connection: bytes after that go nowhere")
+    func anIdleTunnelEnds() async throws {
+        let server = try await HTTPTestServer.start()
+        defer { server.stop() }
+        let gateway = try await setUp("""
+              site:
+                baseURL: https://127.0.0.1:\(server.port)/
+                tunnel: { perConnection: 0.25, idleTimeout: 1s }
+            """, egress: "site")
+        let idle = try await run("hold", ["target": .string("127.0.0.1:\(server.port)"), "waitMs": 3000, "path": "/late"], gateway: gateway)
+        #expect(idle.answer["answer"]?.stringValue?.hasPrefix("HTTP/1.1 200 Connection established") == true, "\(idle.result)")
+        #expect(idle.field("ended") == "idle" && idle.tunnelBytes == 0, "\(idle.gateway)")
+        #expect(idle.credits == "0.25", "\(idle.result.stdout)")
+        #expect(!server.requests().contains { $0.path == "/late" })
+    }
+
     /// A kept untrusted worker answers a run with a tunnel still open: the tunnel ends with
     /// that run, so the next run on the same worker (or the worker idle between runs) cannot
     /// pass bytes through it on the first run's account.

@@ -8,8 +8,10 @@ as any tool that fetches URLs itself would: standard library only.
            bytes read before it did)
   connect  {target}: a CONNECT for `target` (host:port) sent to the proxy by hand; answers
            {"answer"}: what the proxy said, its first 4 KiB
-  hold     {target}: a CONNECT as `connect`, but the tunnel is kept open, in this process,
-           after the call is answered (a hostile kept worker's); answers {"answer"}
+  hold     {target, waitMs, path}: a CONNECT as `connect`, but the tunnel is kept open, in
+           this process, after the call is answered (a hostile kept worker's); answers
+           {"answer"}; with `waitMs`, it first waits that long, saying nothing, then probes
+           `path` through it and answers {"answer", "probe"}: the probe's answer
   probe    {path}: sends a plain `GET path` through the tunnel `hold` kept (to a plain HTTP
            upstream); answers {"answer"}: what came back, or {"error"}
   raw      {requests, idle}: each string's bytes (code points below 256) sent to the proxy as
@@ -21,6 +23,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -31,7 +34,8 @@ TOOLS = [
     {"name": "connect", "description": "sends a CONNECT to the proxy",
      "inputSchema": {"type": "object", "properties": {"target": {"type": "string"}}, "required": ["target"]}},
     {"name": "hold", "description": "opens a tunnel and keeps it past the call",
-     "inputSchema": {"type": "object", "properties": {"target": {"type": "string"}}, "required": ["target"]}},
+     "inputSchema": {"type": "object", "properties": {"target": {"type": "string"}, "waitMs": {"type": "integer"},
+                                                      "path": {"type": "string"}}, "required": ["target"]}},
     {"name": "probe", "description": "sends a GET through the kept tunnel",
      "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}},
     {"name": "raw", "description": "sends requests to the proxy byte for byte",
@@ -93,7 +97,11 @@ def connect(arguments):
 def hold(arguments):
     connection = open_tunnel(arguments["target"])
     HELD.append(connection)
-    return {"answer": read_all(connection, until=b"\r\n\r\n")}
+    answer = read_all(connection, until=b"\r\n\r\n")
+    if "waitMs" not in arguments:
+        return {"answer": answer}
+    time.sleep(arguments["waitMs"] / 1000)
+    return {"answer": answer, "probe": probe(arguments)}
 
 
 def raw(arguments):
