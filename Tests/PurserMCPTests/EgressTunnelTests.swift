@@ -258,13 +258,13 @@ struct EgressTunnelTests {
         try #require(added.status == 0, "\(added.stderr)")
         #expect(try await purser(["team", "create", "open", "--credits", "10", "--tools", "site", "--reuse-untrusted"]).status == 0)
         // `a` opens a tunnel and answers; `b`, started once `pause` ends, runs on a's kept worker.
-        let tool = "estimate: { credits: 1, time: 30s }, tools: [site]"
+        let tool = "estimate: { credits: 1, time: 40s }, tools: [site]"
         try """
         team: { name: open, budget: { credits: 10, tools: [site] } }
         swarm: { name: kept, reservation: { credits: 5, tools: [site] }, concurrency: 2, gateway: \(gateway) }
         routines:
           - { name: a, plugin: https.hold, input: { target: "127.0.0.1:\(server.port)" }, \(tool) }
-          - { name: pause, plugin: \(Fixtures.product("scripted")), input: { sleepMs: 8000 }, estimate: { credits: 1, time: 30s, memory: 256MiB } }
+          - { name: pause, plugin: \(Fixtures.product("scripted")), input: { sleepMs: 12000 }, estimate: { credits: 1, time: 40s, memory: 256MiB } }
           - { name: b, plugin: https.probe, input: { path: /from-b }, \(tool), after: [pause] }
         """.write(toFile: home + "/kept.yaml", atomically: true, encoding: .utf8)
         let ran = try await purser(["run", home + "/kept.yaml", "--json", "--events", home + "/events.ndjson"])
