@@ -244,7 +244,8 @@ struct EgressTunnelTests {
 
     /// A kept untrusted worker answers a run with a tunnel still open: the tunnel ends with
     /// that run, so the next run on the same worker (or the worker idle between runs) cannot
-    /// pass bytes through it on the first run's account.
+    /// pass bytes through it on the first run's account. A run with other egress gets a
+    /// worker of its own: a kept worker's proxy serves the egress it was started with.
     @Test("a kept worker's tunnel ends with the run that opened it, not in the next run on that worker")
     func aKeptWorkersTunnelEndsWithItsRun() async throws {
         // A plain HTTP upstream behind an https:// base: what passes through the tunnel shows in its log.
@@ -266,6 +267,7 @@ struct EgressTunnelTests {
           - { name: a, plugin: https.hold, input: { target: "127.0.0.1:\(server.port)" }, \(tool) }
           - { name: pause, plugin: \(Fixtures.product("scripted")), input: { sleepMs: 12000 }, estimate: { credits: 1, time: 40s, memory: 256MiB } }
           - { name: b, plugin: https.probe, input: { path: /from-b }, \(tool), after: [pause] }
+          - { name: c, plugin: https.probe, input: { path: /from-c }, \(tool), egress: [], after: [b] }
         """.write(toFile: home + "/kept.yaml", atomically: true, encoding: .utf8)
         let ran = try await purser(["run", home + "/kept.yaml", "--json", "--events", home + "/events.ndjson"])
         #expect(ran.status == 0, "\(ran.stderr)")
@@ -273,6 +275,7 @@ struct EgressTunnelTests {
         let named = Dictionary(routines.compactMap { routine in routine["name"]?.stringValue.map { ($0, routine) } }) { first, _ in first }
         #expect(named["a"]?["output"]?.serialized().contains("200 Connection established") == true, "\(ran.stdout)")
         try #require(named["b"]?["worker"]?["run"] == 2, "b ran on a's kept worker: \(ran.stdout)")
+        #expect(named["c"]?["worker"]?["run"] == 1, "c, without egress, is not sent to a worker whose proxy has it: \(ran.stdout)")
         #expect(!server.requests().contains { $0.path == "/from-b" }, "run b passed bytes through run a's tunnel")
         let events = try String(contentsOfFile: home + "/events.ndjson", encoding: .utf8)
         let tunnel = events.split(separator: "\n").first { $0.contains(#""ended""#) } ?? ""
