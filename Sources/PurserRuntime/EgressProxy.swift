@@ -125,14 +125,22 @@ final class EgressProxy: Sendable {
         let admitted = gateway.admitTunnel(host: request.host, port: request.port, egress: integrations, caller: caller)
         switch admitted.flatMap({ tunnel in tunnel.dial().map { (tunnel, $0) } }) {
         case .success(let (meter, upstream)):
-            return .tunnel(ProxyTunnel(meter: meter, upstream: upstream, early: early) { self.stopped.load(ordering: .acquiring) })
+            // A kept worker's run ends without its proxy stopping: the tunnel ends with the run
+            // that opened it, or the worker, idle or in its next run, would pass bytes on that
+            // run's account (and keep it from being settled).
+            return .tunnel(ProxyTunnel(meter: meter, upstream: upstream, early: early) {
+                self.stopped.load(ordering: .acquiring) || self.caller()?.runID != caller.runID
+            })
         case .failure(let failure):
             return refused(failure, "an egress tunnel", target: "\(request.host):\(request.port)")
         }
     }
 
+    /// The worker is answered with the reason (and a known integration's refusal is a
+    /// gateway_call event): the supervisor's log gets it at debug only, its target cut short,
+    /// as a worker may repeat refused requests as fast as it likes, each with a 64 KiB target.
     private func refused(_ failure: GatewayFailure, _ what: String, target: String) -> ProxyConnection.Answer {
-        logger.info("\(what) was refused", metadata: ["target": "\(target)", "reason": "\(failure.reason.rawValue)"])
+        logger.debug("\(what) was refused", metadata: ["target": "\(target.prefix(200))", "reason": "\(failure.reason.rawValue)"])
         return .refused(ProxyConnection.status(for: failure.reason), "\(failure.reason.rawValue): \(failure.message)")
     }
 }

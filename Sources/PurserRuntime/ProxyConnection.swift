@@ -44,8 +44,9 @@ struct ProxyConnection {
     private func readHead() throws(ProxyRequest.Refusal) -> (head: [UInt8], rest: [UInt8]) {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
+        var headEnd = HeadEnd()
         while true {
-            if let end = Self.headEnd(bytes) { return (Array(bytes[..<end]), Array(bytes[(end + 4)...])) }
+            if let end = headEnd.find(bytes) { return (Array(bytes[..<end]), Array(bytes[(end + 4)...])) }
             guard bytes.count < ProxyRequest.maxHead else { throw .init(status: 431, message: "the request head is over 64 KiB") }
             let count = read(fd, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
@@ -54,12 +55,25 @@ struct ProxyConnection {
         }
     }
 
-    private static func headEnd(_ bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
-            return index
+    /// Where a request head ends (CRLF CRLF), found as its bytes arrive: each position is
+    /// looked at once, so a head a worker sends a byte at a time costs the supervisor no
+    /// scan of all it read so far after each byte (for 64 KiB, 2^31 comparisons).
+    struct HeadEnd {
+        /// Where the next look starts: an end cannot begin before the last 3 bytes looked at.
+        private var from = 0
+        /// Positions looked at so far.
+        private(set) var examined = 0
+
+        /// The index of the CRLF CRLF in `bytes` (what has arrived so far, growing), if it is there.
+        mutating func find(_ bytes: [UInt8]) -> Int? {
+            guard bytes.count - 4 >= from else { return nil }
+            defer { from = bytes.count - 3 }
+            for index in from...(bytes.count - 4) {
+                examined += 1
+                if bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 { return index }
+            }
+            return nil
         }
-        return nil
     }
 
     private func readBody(_ request: ProxyRequest, already: [UInt8]) throws(ProxyRequest.Refusal) -> [UInt8] {
@@ -89,13 +103,41 @@ struct ProxyConnection {
         return Array(head.utf8) + result.body
     }
 
-    /// A refusal, in plain text, with the reason.
+    /// A refusal, in plain text, with the reason; then `linger`, as the request may not have
+    /// been read to its end.
     static func answer(_ fd: Int32, status: Int, message: String) {
         let text = WorkerText.line(message)
         let body = Array(("purser egress: " + text + "\n").utf8)
         let head = "HTTP/1.1 \(status) \(reason(status))\r\ncontent-type: text/plain; charset=utf-8\r\n"
             + "content-length: \(body.count)\r\nconnection: close\r\n\r\n"
         ProxyConnection(fd: fd).write(Array(head.utf8) + body)
+        linger(fd)
+    }
+
+    /// Closing a socket with unread bytes resets the connection, and the reset can discard
+    /// the answer before the client reads it: so the answer is followed by the end of the
+    /// stream, and what the client still sends is read and dropped, within bounds (a client
+    /// that keeps sending gets its reset after all).
+    static func linger(_ fd: Int32, ms: Int64 = 250, bytes: Int = 1 << 20) {
+        shutdown(fd, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var left = bytes
+        let deadline = monotonicMs() + ms
+        while left > 0 {
+            let wait = deadline - monotonicMs()
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard wait > 0, poll(&ready, 1, Int32(wait)) >= 0 || errno == EINTR else { return }
+            let count = recv(fd, &buffer, min(buffer.count, left), Int32(MSG_DONTWAIT))
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard count > 0 else { return }
+            left -= count
+        }
+    }
+
+    static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     private func write(_ bytes: [UInt8]) {

@@ -59,7 +59,8 @@ struct ProxyRequest: Sendable {
             path = rest[end...].isEmpty ? "/" : (rest[end] == "?" ? "/" : "") + String(rest[end...])
         }
         guard !authority.contains("@") else { throw Refusal(status: 400, message: "credentials in a URL are refused") }
-        let colon = authority.lastIndex(of: ":")
+        // An IPv6 literal's colons ("[::1]", "[::1]:80") are not the port's.
+        let colon = authority.hasSuffix("]") ? nil : authority.lastIndex(of: ":")
         let hostPart = colon.map { authority[..<$0] } ?? authority
         let portPart = colon.map { authority[authority.index(after: $0)...] }
         guard !hostPart.isEmpty, let port = portPart.map({ Int($0) }) ?? (isConnect ? 443 : 80), (1...65535).contains(port) else {
@@ -67,6 +68,11 @@ struct ProxyRequest: Sendable {
         }
         host = hostPart.lowercased()
         self.port = port
+    }
+
+    /// The host as a base URL holds it: an IPv6 literal without its brackets.
+    var bareHost: String {
+        host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
 
     /// The value of a header, the first if repeated.
@@ -84,7 +90,7 @@ struct ProxyRequest: Sendable {
     func integration(among allowed: [Integration]) -> (Integration, String)? {
         for integration in allowed {
             let base = integration.base
-            guard base.scheme == "http", base.host.lowercased() == host, base.port == port else { continue }
+            guard base.scheme == "http", base.host.lowercased() == bareHost, base.port == port else { continue }
             if base.path.isEmpty { return (integration, path) }
             guard path.hasPrefix(base.path) else { continue }
             let rest = path.dropFirst(base.path.count)

@@ -67,12 +67,12 @@ struct ProxyTunnel: Sendable {
     }
 
     private mutating func splice(_ flows: inout [Flow], client: Int32) -> TunnelEnd {
-        var active = monotonicMs()
+        var active = ProxyConnection.monotonicMs()
         while true {
             if stopped() { return .runEnded }
             if flows.allSatisfy(\.done) { return .closed }
             if let exhausted = meter.exhausted, !flows.contains(where: \.pending) { return exhausted }
-            let now = monotonicMs()
+            let now = ProxyConnection.monotonicMs()
             let idleLeft = meter.idleTimeoutMs - (now - active)
             guard idleLeft > 0 else { return .idle }
             let deadlineLeft = meter.deadlineMs.map { $0 - unixMilliseconds() } ?? Int64.max
@@ -133,7 +133,7 @@ struct ProxyTunnel: Sendable {
             flow.start = 0
             flow.end = count
             meter.count(count, up: flow.up)
-            active = monotonicMs()
+            active = ProxyConnection.monotonicMs()
         } else if count == 0 {
             flow.eof = true
         } else if errno != EAGAIN && errno != EINTR {
@@ -148,7 +148,7 @@ struct ProxyTunnel: Sendable {
         }
         if count > 0 {
             flow.start += count
-            active = monotonicMs()
+            active = ProxyConnection.monotonicMs()
         } else if count < 0 && errno != EAGAIN && errno != EINTR {
             return .ended(Self.ending(errno))
         }
@@ -157,10 +157,4 @@ struct ProxyTunnel: Sendable {
 
     /// A reset or a broken pipe is a side closing; anything else a failure.
     private static func ending(_ code: Int32) -> TunnelEnd { code == ECONNRESET || code == EPIPE ? .closed : .failed }
-
-    private func monotonicMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
 }

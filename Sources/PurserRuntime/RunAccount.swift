@@ -31,6 +31,8 @@ final class RunAccount: GatewayAccount {
         var holds = 0
         /// `drain`s waiting for every record to be written.
         var drained: [CheckedContinuation<Void, Never>] = []
+        /// The run is being settled: no new hold (see `drain`).
+        var closed = false
     }
 
     let budget: Credits
@@ -76,7 +78,9 @@ final class RunAccount: GatewayAccount {
 
     private func take(_ credits: Credits, newHold: Bool) -> Bool {
         state.withLock { state -> Bool in
-            guard state.reported + state.charged + state.steps + state.held + credits <= budget else { return false }
+            guard !(newHold && state.closed), state.reported + state.charged + state.steps + state.held + credits <= budget else {
+                return false
+            }
             state.held = state.held + credits
             if newHold { state.holds += 1 }
             return true
@@ -159,10 +163,16 @@ final class RunAccount: GatewayAccount {
     var charged: Credits { state.withLock { $0.charged } }
     var stepCredits: Credits { state.withLock { $0.steps } }
 
-    /// Waits until no call holds credits, then until every record is written.
+    /// Waits until no call holds credits, then until every record is written. From here on
+    /// nothing new holds credits: a call or tunnel that raced the run's end (a kept worker's
+    /// egress proxy serves on between runs) would be charged after the run was settled.
     func drain() async {
+        let busy = state.withLock { state -> Bool in
+            state.closed = true
+            return state.holds > 0 || state.writing || !state.unwritten.isEmpty
+        }
         // Nothing held and nothing to write (a run without calls): no hop to `records` and back.
-        guard state.withLock({ $0.holds > 0 || $0.writing || !$0.unwritten.isEmpty }) else { return }
+        guard busy else { return }
         await withCheckedContinuation { continuation in
             holding.notify(queue: records) {
                 let idle = self.state.withLock { state -> Bool in

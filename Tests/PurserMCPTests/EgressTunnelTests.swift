@@ -148,6 +148,140 @@ struct EgressTunnelTests {
         #expect(slow.field("ended") == "deadline" || slow.field("ended") == "run_ended", "\(slow.gateway)")
     }
 
+    /// Requests a hostile tool crafts byte by byte: each is answered as the proxy's allow-lists
+    /// say, and nothing but the allowed requests reaches a server.
+    @Test("smuggling, header tricks and target tricks get the proxy's refusal; only allowed requests go out")
+    func hostileRequests() async throws {
+        let server = try await HTTPTestServer.start()
+        defer { server.stop() }
+        let upstream = try await HTTPTestServer.start()
+        defer { upstream.stop() }
+        let other = try await HTTPTestServer.start()
+        defer { other.stop() }
+        let (p, u, o) = (server.port, upstream.port, other.port)
+        let gateway = try await setUp("""
+              site:
+                baseURL: http://127.0.0.1:\(p)/api
+                methods: [GET, POST]
+              secure:
+                baseURL: https://127.0.0.1:\(u)/
+                tunnel: {}
+              v6:
+                baseURL: http://[::1]:9/
+            """, egress: "site, secure, v6")
+        let get = "GET http://127.0.0.1:\(p)/api/ok HTTP/1.1\r\n"
+        let attacks: [(String, String)] = [
+            (get + "Host: 127.0.0.1:\(o)\r\n\r\n", "404"),  // the URL decides, not Host: upstream's 404 for /api/ok
+            ("GET http://127.0.0.1:\(o)/ok HTTP/1.1\r\n\r\n", "403"),
+            ("GET http://127.0.0.1:\(p)@127.0.0.1:\(o)/ok HTTP/1.1\r\n\r\n", "400"),
+            ("GET http://127.0.0.1:\(p)/api/../secret HTTP/1.1\r\n\r\n", "400"),
+            ("GET http://127.0.0.1:\(p)/api/%2e%2e/secret HTTP/1.1\r\n\r\n", "400"),
+            ("GET http://127.0.0.1:\(p)/apisecret HTTP/1.1\r\n\r\n", "403"),
+            ("GET /api/ok HTTP/1.1\r\nHost: 127.0.0.1:\(p)\r\n\r\n", "400"),
+            ("GET http://127.0.0.1.:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
+            ("GET http://127.1:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
+            ("GET http://[::ffff:127.0.0.1]:\(p)/api/ok HTTP/1.1\r\n\r\n", "403"),
+            // An IPv6 literal base is reached (nothing listens on its port 9: the gateway's 502).
+            ("GET http://[::1]:9/x HTTP/1.1\r\n\r\n", "502"),
+            ("GET http://[::1]:80/x HTTP/1.1\r\n\r\n", "403"),
+            ("get http://127.0.0.1:\(p)/api/ok HTTP/1.1\r\n\r\n", "400"),
+            ("GET http://127.0.0.1:\(u)/ok HTTP/1.1\r\n\r\n", "403"),  // the https integration, not as plain http
+            ("POST http://127.0.0.1:\(p)/api/big HTTP/1.1\r\nContent-Length: \((8 << 20) + 1)\r\n\r\n", "413"),
+            ("POST http://127.0.0.1:\(p)/api/neg HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400"),
+            // Refused with its body still coming: the refusal must reach the client, not a reset.
+            ("POST http://127.0.0.1:\(p)/api/big HTTP/1.1\r\nContent-Length: \((8 << 20) + 1)\r\n\r\n" + String(repeating: "x", count: 32 << 10), "413"),
+            ("POST http://127.0.0.1:\(p)/api/te HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", "411"),
+            (get + "X-A: a\r\n b\r\n\r\n", "400"),
+            (get + "X-A: a\nHost: evil\r\n\r\n", "400"),
+            (get + "X-A: a\rb\r\n\r\n", "400"),
+            (get + "X-A: a\u{0}b\r\n\r\n", "400"),
+            // Exactly the head limit, all read, never ended.
+            (get + "X-A: " + String(repeating: "a", count: (64 << 10) - get.utf8.count - 5), "431"),
+            ("GET http://127.0.0.1:\(p)/api/one HTTP/1.1\r\n\r\nGET http://127.0.0.1:\(p)/api/two HTTP/1.1\r\n\r\n", "404"),
+            ("CONNECT 127.0.0.1:\(u)  HTTP/1.1\r\n\r\n", "400"),
+            ("CONNECT 127.0.0.1:\(u)/x HTTP/1.1\r\n\r\n", "400"),
+            ("CONNECT 127.0.0.1.:\(u) HTTP/1.1\r\n\r\n", "403"),
+            ("CONNECT 0x7f.1:\(u) HTTP/1.1\r\n\r\n", "403"),
+            ("CONNECT [::ffff:127.0.0.1]:\(u) HTTP/1.1\r\n\r\n", "403"),
+            ("CONNECT 127.0.0.1:\(p) HTTP/1.1\r\n\r\n", "403"),
+            // Bytes pipelined with the CONNECT head are the tunnel's first, sent to the integration's host.
+            ("CONNECT 127.0.0.1:\(u) HTTP/1.1\r\n\r\nGET /piped HTTP/1.1\r\nHost: u\r\nConnection: close\r\n\r\n", "200"),
+        ]
+        let ran = try await run("raw", ["requests": .array(attacks.map { .string($0.0) })], gateway: gateway)
+        let answers = ran.answer["answers"]?.arrayValue?.map { $0.stringValue ?? "" } ?? []
+        try #require(answers.count == attacks.count, "\(ran.result)")
+        for ((request, status), answer) in zip(attacks, answers) {
+            #expect(answer.hasPrefix("HTTP/1.1 \(status) "), "\(request.prefix(120).debugDescription): \(answer.prefix(300))")
+        }
+        #expect(answers.last?.contains("404 Not Found") == true, "the upstream's own answer came back: \(answers.last ?? "")")
+        #expect(upstream.requests().map(\.path) == ["/piped"])
+        #expect(server.requests().map(\.path).sorted() == ["/api/ok", "/api/one"], "\(server.requests().map(\.path))")
+        #expect(other.requests().isEmpty)
+        // The worker is told why; the supervisor's log gets no line per refusal a worker can repeat at will.
+        #expect(!ran.result.stderr.contains("was refused"), "\(ran.result.stderr)")
+
+        // Sixteen connections saying nothing fill the proxy: the seventeenth is turned away at once.
+        let full = try await run("raw", ["requests": [.string(get + "\r\n")], "idle": 16], gateway: gateway)
+        let turnedAway = full.answer["answers"]?.arrayValue?.first?.stringValue ?? ""
+        #expect(turnedAway.hasPrefix("HTTP/1.1 503 ") && turnedAway.contains("more than 16 connections at once"), "\(full.result)")
+    }
+
+    @Test("a tunnel left idle ends at its idle timeout, charged its connection: bytes after that go nowhere")
+    func anIdleTunnelEnds() async throws {
+        let server = try await HTTPTestServer.start()
+        defer { server.stop() }
+        let gateway = try await setUp("""
+              site:
+                baseURL: https://127.0.0.1:\(server.port)/
+                tunnel: { perConnection: 0.25, idleTimeout: 1s }
+            """, egress: "site")
+        let idle = try await run("hold", ["target": .string("127.0.0.1:\(server.port)"), "waitMs": 3000, "path": "/late"], gateway: gateway)
+        #expect(idle.answer["answer"]?.stringValue?.hasPrefix("HTTP/1.1 200 Connection established") == true, "\(idle.result)")
+        #expect(idle.field("ended") == "idle" && idle.tunnelBytes == 0, "\(idle.gateway)")
+        #expect(idle.credits == "0.25", "\(idle.result.stdout)")
+        #expect(!server.requests().contains { $0.path == "/late" })
+    }
+
+    /// A kept untrusted worker answers a run with a tunnel still open: the tunnel ends with
+    /// that run, so the next run on the same worker (or the worker idle between runs) cannot
+    /// pass bytes through it on the first run's account. A run with other egress gets a
+    /// worker of its own: a kept worker's proxy serves the egress it was started with.
+    @Test("a kept worker's tunnel ends with the run that opened it, not in the next run on that worker")
+    func aKeptWorkersTunnelEndsWithItsRun() async throws {
+        // A plain HTTP upstream behind an https:// base: what passes through the tunnel shows in its log.
+        let server = try await HTTPTestServer.start()
+        defer { server.stop() }
+        let gateway = home + "/gateway.yaml"
+        try "integrations:\n  site:\n    baseURL: https://127.0.0.1:\(server.port)/\n    tunnel: { idleTimeout: 1h }\n"
+            .write(toFile: gateway, atomically: true, encoding: .utf8)
+        try "egress: [site]\nreuseUntrusted: true\nmcp: { startupTimeout: 30s }\n".write(toFile: home + "/https.yaml", atomically: true, encoding: .utf8)
+        let added = try await purser(["mcp", "add", "https", "--manifest", home + "/https.yaml", "--", client])
+        try #require(added.status == 0, "\(added.stderr)")
+        #expect(try await purser(["team", "create", "open", "--credits", "10", "--tools", "site", "--reuse-untrusted"]).status == 0)
+        // `a` opens a tunnel and answers; `b`, started once `pause` ends, runs on a's kept worker.
+        let tool = "estimate: { credits: 1, time: 40s }, tools: [site]"
+        try """
+        team: { name: open, budget: { credits: 10, tools: [site] } }
+        swarm: { name: kept, reservation: { credits: 5, tools: [site] }, concurrency: 2, gateway: \(gateway) }
+        routines:
+          - { name: a, plugin: https.hold, input: { target: "127.0.0.1:\(server.port)" }, \(tool) }
+          - { name: pause, plugin: \(Fixtures.product("scripted")), input: { sleepMs: 12000 }, estimate: { credits: 1, time: 40s, memory: 256MiB } }
+          - { name: b, plugin: https.probe, input: { path: /from-b }, \(tool), after: [pause] }
+          - { name: c, plugin: https.probe, input: { path: /from-c }, \(tool), egress: [], after: [b] }
+        """.write(toFile: home + "/kept.yaml", atomically: true, encoding: .utf8)
+        let ran = try await purser(["run", home + "/kept.yaml", "--json", "--events", home + "/events.ndjson"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        let routines = try JSONParser.parse(Array(ran.stdout.utf8))["routines"]?.arrayValue ?? []
+        let named = Dictionary(routines.compactMap { routine in routine["name"]?.stringValue.map { ($0, routine) } }) { first, _ in first }
+        #expect(named["a"]?["output"]?.serialized().contains("200 Connection established") == true, "\(ran.stdout)")
+        try #require(named["b"]?["worker"]?["run"] == 2, "b ran on a's kept worker: \(ran.stdout)")
+        #expect(named["c"]?["worker"]?["run"] == 1, "c, without egress, is not sent to a worker whose proxy has it: \(ran.stdout)")
+        #expect(!server.requests().contains { $0.path == "/from-b" }, "run b passed bytes through run a's tunnel")
+        let events = try String(contentsOfFile: home + "/events.ndjson", encoding: .utf8)
+        let tunnel = events.split(separator: "\n").first { $0.contains(#""ended""#) } ?? ""
+        #expect(tunnel.contains(#""ended":"run_ended""#), "\(events)")
+    }
+
     @Test("mcp-server-fetch, unmodified, fetches an https page through a tunnel, trusting the certificate SSL_CERT_FILE names")
     func fetchServerOverHTTPS() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: EgressTests.fetch), "run .ci/setup")

@@ -52,6 +52,20 @@ struct RunAccountTests {
             cached: false, attempts: 1)
     }
 
+    /// Once the run is being settled (`drain`), nothing new may hold credits on its account:
+    /// a call or tunnel of a kept worker's proxy that raced its run's end would be charged
+    /// after the run's report was settled, and never billed.
+    @Test func nothingHoldsOnceTheRunIsDrained() async {
+        let steps = Steps()
+        let account = steps.account(inline: true)
+        #expect(account.hold(Credits(whole: 1)))
+        account.settle(held: Credits(whole: 1), charged: Credits(whole: 1), record: Self.record("/0"))
+        steps.fireTimers()
+        await account.drain()
+        #expect(!account.hold(Credits(whole: 1)), "a hold after the run was drained is charged after it is settled")
+        #expect(account.charged == Credits(whole: 1))
+    }
+
     /// Records of calls that end while a batch is written wait for their own timer, as the
     /// first did; written at once after each batch, a busy run wrote a transaction every
     /// few calls.
