@@ -24,6 +24,7 @@ final class EgressProxy: Sendable {
     private let logger: Logger
     private let open = Mutex<Set<Int32>>([])
     private let stopped = Atomic<Bool>(false)
+    private let acceptFailing = Atomic<Bool>(false)
     private let done = DispatchGroup()
 
     init(listener: Int32, gateway: Gateway, egress: [String], logger: Logger, caller: @escaping @Sendable () -> GatewayCaller?) {
@@ -46,9 +47,15 @@ final class EgressProxy: Sendable {
     /// Closes the listener and every connection, and waits for their threads: after this,
     /// nothing of the proxy is left in the run's network namespace.
     func stop() {
-        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Under the lock that `release` closes under: an fd shut down here is still the
+        // connection's, not a number the supervisor reused since.
+        let first = open.withLock { open -> Bool in
+            guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+            for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
+            return true
+        }
+        guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
-        for fd in open.withLock({ Array($0) }) { shutdown(fd, Int32(SHUT_RDWR)) }
         done.wait()
         close(listener)
     }
@@ -58,18 +65,24 @@ final class EgressProxy: Sendable {
         while !stopped.load(ordering: .acquiring) {
             // The spawner closes every fd but the worker's own in its child: no CLOEXEC race.
             let fd = Glibc.accept(listener, nil, nil)
-            if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            if fd >= 0 {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                acceptFailing.store(false, ordering: .relaxed)
+            }
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                return
+                guard acceptFailed(errno) else { return }
+                continue
             }
-            let admitted = open.withLock { open -> Bool in
+            let admitted = open.withLock { open -> Bool? in
+                // A connection accepted as the proxy stops would miss stop's shutdown.
+                guard !stopped.load(ordering: .acquiring) else { return nil }
                 guard open.count < Self.maxConnections else { return false }
                 open.insert(fd)
                 return true
             }
-            guard admitted else {
-                ProxyConnection.answer(fd, status: 503, message: "more than \(Self.maxConnections) connections at once")
+            guard admitted == true else {
+                if admitted == false { ProxyConnection.answer(fd, status: 503, message: "more than \(Self.maxConnections) connections at once") }
                 close(fd)
                 continue
             }
@@ -86,9 +99,30 @@ final class EgressProxy: Sendable {
     }
 
     private func release(_ fd: Int32) {
-        open.withLock { _ = $0.remove(fd) }
-        close(fd)
+        open.withLock { open in
+            open.remove(fd)
+            close(fd)
+        }
         done.leave()
+    }
+
+    /// An accept that failed other than by a signal or an aborted connection: out of fds or
+    /// memory waits a moment and tries again (the run keeps its way out once they free up);
+    /// anything else, or a stopped proxy, ends the loop. Either is logged: a proxy that stops
+    /// answering must say why. True to try again.
+    private func acceptFailed(_ code: Int32) -> Bool {
+        guard !stopped.load(ordering: .acquiring) else { return false }
+        let transient = [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code)
+        // Once a streak: a supervisor out of fds must not also flood its log.
+        guard !acceptFailing.exchange(true, ordering: .relaxed) else {
+            if transient { usleep(100_000) }
+            return transient
+        }
+        logger.warning(
+            transient ? "the egress proxy cannot accept a connection for now" : "the egress proxy stopped accepting connections",
+            metadata: ["error": "\(String(cString: strerror(code)))"])
+        if transient { usleep(100_000) }
+        return transient
     }
 
     /// One request: the gateway's answer, or why not.

@@ -17,6 +17,8 @@ struct ProxyTunnel: Sendable {
 
     /// How often a tunnel waiting on nothing looks whether the proxy stopped.
     static let tickMs: Int64 = 500
+    /// How long past the run's deadline a tunnel may last if the run's end never reached it.
+    static let deadlineGraceMs: Int64 = 2_000
 
     /// One direction: bytes read from `from`, waiting to be written to `to`.
     private struct Flow {
@@ -75,7 +77,10 @@ struct ProxyTunnel: Sendable {
             let now = ProxyConnection.monotonicMs()
             let idleLeft = meter.idleTimeoutMs - (now - active)
             guard idleLeft > 0 else { return .idle }
-            let deadlineLeft = meter.deadlineMs.map { $0 - unixMilliseconds() } ?? Int64.max
+            // The run's own deadline ends it first (`stopped`): this is the floor, a grace past
+            // it, so that a tunnel closing at the same instant never lets the worker answer
+            // before its run is ended as timed out.
+            let deadlineLeft = meter.deadlineMs.map { $0 + Self.deadlineGraceMs - unixMilliseconds() } ?? Int64.max
             guard deadlineLeft > 0 else { return .deadline }
             var fds = [pollfd(fd: client, events: 0, revents: 0), pollfd(fd: upstream, events: 0, revents: 0)]
             interest(flows, &fds)
