@@ -108,9 +108,17 @@ public struct APIClient: Sendable {
         }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
-                if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                try await outbound.write(.end(nil))
+                // A server may answer (a refusal, say) and close before the request's last write
+                // is done: its answer, already on its way, decides; the failed write only when none came.
+                var unwritten: (any Error)?
+                do {
+                    var parts: [HTTPClientRequestPart] = [.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers))]
+                    if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                    parts.append(.end(nil))
+                    try await outbound.write(contentsOf: parts)
+                } catch {
+                    unwritten = error
+                }
                 for try await part in inbound {
                     switch part {
                     case .head(let head): try onPart(.head(head))
@@ -118,6 +126,7 @@ public struct APIClient: Sendable {
                     case .end: return
                     }
                 }
+                if let unwritten { throw unwritten }
                 // A server that stopped, died, or said nothing for `quiet` (the connection was closed then).
                 throw APIClientError(code: .unreachable, message: "\(describe) closed the connection before its answer ended (it stopped, or said nothing for \(quiet))")
             }
