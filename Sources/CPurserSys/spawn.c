@@ -102,6 +102,32 @@ static int set_pdeathsig(child_context *ctx) {
     return 0;
 }
 
+// The open-file limit is applied once the worker's fds are closed (`limit_open_files`):
+// until then the child holds the supervisor's fds at their numbers, and a busy supervisor
+// holds more than a worker may, so a limit below its highest fd made the seccomp listener's
+// fd fail with EMFILE. Only raising the hard limit needs the supervisor's privilege: that
+// part is done here, before the ids change.
+static int raise_open_files(const purser_spawn_args *a) {
+    for (int i = 0; i < a->rlimit_count; i++) {
+        if (a->rlimits[i].resource != RLIMIT_NOFILE) continue;
+        struct rlimit now;
+        if (getrlimit(RLIMIT_NOFILE, &now) < 0) return -1;
+        if (a->rlimits[i].hard <= now.rlim_max) return 0;
+        struct rlimit raised = {.rlim_cur = now.rlim_cur, .rlim_max = a->rlimits[i].hard};
+        return setrlimit(RLIMIT_NOFILE, &raised);
+    }
+    return 0;
+}
+
+static int limit_open_files(const purser_spawn_args *a) {
+    for (int i = 0; i < a->rlimit_count; i++) {
+        if (a->rlimits[i].resource != RLIMIT_NOFILE) continue;
+        struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
+        return setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return 0;
+}
+
 // Everything that needs the supervisor's privileges: namespaces, cgroups, mounts, limits,
 // the working directory (which may belong to the sandbox user), then giving them up.
 static int enter_sandbox(child_context *ctx) {
@@ -114,9 +140,11 @@ static int enter_sandbox(child_context *ctx) {
     }
     if (a->mounts != NULL && purser_isolate_mounts(a->mounts) < 0) return child_fail(ctx, PURSER_STAGE_MOUNTS);
     for (int i = 0; i < a->rlimit_count; i++) {
+        if (a->rlimits[i].resource == RLIMIT_NOFILE) continue;
         struct rlimit rl = {.rlim_cur = a->rlimits[i].soft, .rlim_max = a->rlimits[i].hard};
         if (setrlimit(a->rlimits[i].resource, &rl) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
     }
+    if (raise_open_files(a) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
     if (a->cwd != NULL && chdir(a->cwd) < 0) return child_fail(ctx, PURSER_STAGE_CHDIR);
     if (a->drop_capabilities && drop_bounding_capabilities(a->cap_last) < 0)
         return child_fail(ctx, PURSER_STAGE_CAPABILITIES);
@@ -214,6 +242,7 @@ static int child_main(void *raw) {
     enter_sandbox(ctx);
     int exec_fd = -1;
     arrange_fds(ctx, &exec_fd);
+    if (limit_open_files(a) < 0) return child_fail(ctx, PURSER_STAGE_RLIMIT);
     umask((mode_t)a->umask);
     if (exec_fd >= 0) {
         syscall(SYS_execveat, exec_fd, "", a->argv, a->envp, AT_EMPTY_PATH);

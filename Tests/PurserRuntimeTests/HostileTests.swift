@@ -267,6 +267,19 @@ struct IsolationTests {
         #expect((limits["data"]?.numberValue?.int64 ?? 0) >= 128 << 20)
     }
 
+    /// A busy supervisor holds more files than a worker may open: the worker's limit is set
+    /// once its fds are closed. (Before, a supervisor holding 1,100 fds could not start an
+    /// untrusted worker: its seccomp listener's fd failed with EMFILE under the worker's
+    /// 1,024, as a clean-clone run of the whole suite once did.)
+    @Test func aSupervisorHoldingManyFilesStillStartsWorkers() async throws {
+        let held = (0..<1_100).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        defer { for fd in held where fd >= 0 { close(fd) } }
+        try #require(held.allSatisfy { $0 >= 0 })
+        let report = try await run(Fixtures.hostile("rlimits", memory: 128 << 20))
+        #expect(report.verdict == .ok, "\(report.message ?? "")")
+        #expect(report.output?["nofile"] == 1024, "the worker's own limit is as before")
+    }
+
     /// Untrusted workers work in their own tmpfs at /tmp (see the sandbox suite). A trusted
     /// run's directory is emptied after it and kept for the next run, which must find it
     /// empty and 0700 whatever the last one left (a file, a directory, a symlink, mode 0777);
