@@ -37,6 +37,10 @@ struct Doctor: ParsableCommand {
             : "missing \(missing.map(\.rawValue).joined(separator: ", ")): exec and run refuse it unless --allow-degraded."))
         print("trusted (manifest `trusted: true`, or exec --trusted): cgroups, rlimits, no capabilities, no_new_privs;")
         print("no namespaces, filter or sandbox user.")
+        if let files = OpenFileLimit.atStart {
+            let raised = files.before < files.now ? " (raised from \(files.before) at start)" : ""
+            print("this supervisor may hold \(files.now) open files\(raised); each worker \(ResourceLimits().openFiles).")
+        }
         print("always: a new session, the parent-death signal (see \"supervisor death\" above), rlimits (CPU, data,")
         print("files, core), a clean environment, only fds 0-2.")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import PurserLedger
 import PurserRuntime
+import PurserSandbox
 
 struct Purser: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,7 @@ struct Purser: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
+        OpenFileLimit.raise()
         do {
             var arguments = Array(CommandLine.arguments.dropFirst())
             try LogSetup.bootstrap(&arguments)

@@ -328,6 +328,14 @@ struct SupervisorDeathLedgerTests {
 
 @Suite("purser doctor")
 struct DoctorTests {
+    /// A supervisor holds several fds a worker, so it raises its own soft open-file limit to
+    /// the hard one at start: a service manager's soft 1,024 would be a few hundred workers.
+    @Test func theSupervisorRaisesItsOpenFileLimit() async throws {
+        let result = try await runCommand("/usr/bin/prlimit", ["--nofile=1024:4096", Fixtures.product("purser"), "doctor"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("this supervisor may hold 4096 open files (raised from 1024 at start); each worker 1024."), "\(result.stdout)")
+    }
+
     @Test func itNamesEveryLayerAndWhatRunsGet() async throws {
         let result = try await runCommand(Fixtures.product("purser"), ["doctor", "--json"])
         #expect(result.status == 0)
