@@ -50,7 +50,7 @@ public final class FleetSwarm: Sendable {
         for routine in job.routines where routine.plugin.contains("/") {
             throw RuntimeError(
                 code: .invalidRequest,
-                message: "\(job.file):\(routine.line ?? 0): routines.\(routine.name).plugin: '\(routine.plugin)' is a path; "
+                message: "\(job.field(routine)).plugin: '\(routine.plugin)' is a path; "
                     + "a fleet runs registered plugins (purser plugin add NAME \(routine.plugin), then plugin: NAME)")
         }
     }

@@ -71,6 +71,9 @@ public struct JobFile: Sendable {
     public var swarm: Swarm
     public var routines: [Routine]
 
+    /// Where a routine is written, for messages about its fields: `FILE:LINE: routines.NAME`.
+    func field(_ routine: Routine) -> String { "\(file):\(routine.line ?? 0): routines.\(routine.name)" }
+
     public static func load(path: String) throws(ConfigError) -> JobFile {
         try parse(ConfigValue.load(path: path))
     }

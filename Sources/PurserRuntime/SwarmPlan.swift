@@ -21,6 +21,31 @@ struct SwarmPlan: Sendable {
     enum PluginSource: Sendable {
         case path(String)
         case registered(PluginCall)
+
+        /// A path runs untrusted; a registered plugin as its manifest says.
+        var sandbox: SandboxLevel {
+            guard case .registered(let call) = self else { return .untrusted }
+            return call.manifest.sandbox
+        }
+
+        var optOut: Set<SandboxLayer>? {
+            guard case .registered(let call) = self else { return nil }
+            return call.manifest.optOut
+        }
+
+        /// The name a sandbox refusal gives: the registered name, or the file's.
+        var label: String {
+            switch self {
+            case .registered(let call): call.record.name
+            case .path(let path): String(path.split(separator: "/").last ?? "")
+            }
+        }
+
+        /// The integrations a routine reaches through egress: its own `egress:`, else its plugin's.
+        func egress(of routine: JobFile.Routine) -> [String] {
+            guard case .registered(let call) = self else { return routine.egress ?? [] }
+            return routine.egress ?? call.manifest.egress
+        }
     }
 
     init(job: JobFile, runtime: Runtime) throws(RuntimeError) {
@@ -35,13 +60,9 @@ struct SwarmPlan: Sendable {
         // A host that cannot sandbox a routine, or give it its egress, refuses the swarm before
         // anything is reserved.
         for routine in job.routines {
-            switch plugins[routine.name]! {
-            case .registered(let call):
-                _ = try runtime.sandboxPlan(call.manifest.sandbox, optOut: call.manifest.optOut, plugin: call.record.name)
-            case .path(let path):
-                _ = try runtime.sandboxPlan(.untrusted, optOut: nil, plugin: String(path.split(separator: "/").last ?? ""))
-            }
-            try Self.checkEgress(routine, source: plugins[routine.name]!, in: job, runtime: runtime)
+            let source = plugins[routine.name]!
+            _ = try runtime.sandboxPlan(source.sandbox, optOut: source.optOut, plugin: source.label)
+            try Self.checkEgress(routine, source: source, in: job, runtime: runtime)
         }
         self.job = job
         self.runtime = runtime
@@ -58,7 +79,7 @@ struct SwarmPlan: Sendable {
     static func resolve(
         _ routine: JobFile.Routine, in job: JobFile, registry: PluginRegistry, checked: inout [String: PluginCall]
     ) throws(RuntimeError) -> PluginSource {
-        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name)"
+        let field = job.field(routine)
         guard routine.plugin.contains("/") else {
             let call: PluginCall
             if let known = checked[routine.plugin] {
@@ -114,22 +135,14 @@ struct SwarmPlan: Sendable {
         }
     }
 
-    /// The integrations a routine reaches through egress: its own `egress:`, else its plugin's.
-    static func egress(_ routine: JobFile.Routine, source: PluginSource) -> [String] {
-        guard case .registered(let call) = source else { return routine.egress ?? [] }
-        return routine.egress ?? call.manifest.egress
-    }
-
     private static func checkEgress(_ routine: JobFile.Routine, source: PluginSource, in job: JobFile, runtime: Runtime) throws(RuntimeError) {
-        let egress = egress(routine, source: source)
-        let field = "\(job.file):\(routine.line ?? 0): routines.\(routine.name)"
+        let egress = source.egress(of: routine)
+        let field = job.field(routine)
         if let unheld = egress.first(where: { !routine.tools.contains($0) }) {
             throw RuntimeError(
                 code: .invalidRequest, message: "\(field).tools: its plugin reaches \(unheld) through egress, so it must hold that tool")
         }
-        let sandbox: SandboxLevel
-        if case .registered(let call) = source { sandbox = call.manifest.sandbox } else { sandbox = .untrusted }
-        if let problem = runtime.egressProblem(egress, sandbox: sandbox) {
+        if let problem = runtime.egressProblem(egress, sandbox: source.sandbox) {
             throw RuntimeError(code: .invalidRequest, message: "\(field).egress: \(problem)")
         }
     }
@@ -187,7 +200,7 @@ struct SwarmPlan: Sendable {
         request.tools = routine.tools
         request.hold = hold
         launch?.configure(&request, workers: workers)
-        request.egress = Self.egress(routine, source: plugins[routine.name]!)
+        request.egress = plugins[routine.name]!.egress(of: routine)
         return request
     }
 }
